@@ -1,0 +1,44 @@
+# One command per action: run, test, check, proto, bench.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTOS := $(shell find proto -name '*.proto')
+
+.PHONY: run test check proto bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --upgrade --quiet pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/veloera up
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+proto: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m grpc_tools.protoc -I proto \
+		--python_out=proto --grpc_python_out=proto --mypy_out=proto --mypy_grpc_out=proto \
+		$(PROTOS)
+
+check: $(STAMP)
+	rm -rf build/proto-check && mkdir -p build/proto-check
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m grpc_tools.protoc -I proto \
+		--python_out=build/proto-check --grpc_python_out=build/proto-check \
+		--mypy_out=build/proto-check --mypy_grpc_out=build/proto-check $(PROTOS)
+	diff -r -x '*.proto' -x '__init__.py' -x '__pycache__' build/proto-check/veloera proto/veloera \
+		|| (echo 'generated stubs drifted from proto/: run make proto and commit' && exit 1)
+	$(BIN)/ruff check services tests bench
+	$(BIN)/ruff format --check services tests bench
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Veloera accounts service."""

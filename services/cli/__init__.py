@@ -1,0 +1,1 @@
+"""Veloera cli service."""

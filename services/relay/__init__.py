@@ -1,0 +1,1 @@
+"""Veloera relay service."""

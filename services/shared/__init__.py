@@ -1,0 +1,1 @@
+"""Veloera shared service."""

@@ -1,0 +1,125 @@
+"""gRPC helpers: a server with the domain-error interceptor and health service, and channels."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import Counter, Histogram
+
+from services.shared.errors import ERROR_CODE_KEY, DomainError
+
+logger = logging.getLogger(__name__)
+
+RPC_SECONDS = Histogram(
+    "veloera_grpc_server_handling_seconds",
+    "Time spent handling a gRPC call",
+    ["service", "method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+RPC_TOTAL = Counter(
+    "veloera_grpc_server_handled_total", "gRPC calls handled", ["service", "method", "code"]
+)
+
+_CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
+
+
+class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Maps DomainError to its status code (code string in trailing metadata), counts calls,
+    and turns unexpected exceptions into INTERNAL without leaking their text."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method_path: str = handler_call_details.method
+        service_name, _, method = method_path.rpartition("/")
+        service_name = service_name.rsplit(".", 1)[-1]
+        inner = handler.unary_unary
+
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                return await inner(request, context)
+            except DomainError as exc:
+                code = exc.status.name
+                context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))
+                await context.abort(exc.status, exc.message)
+            except grpc.aio.AbortError:
+                code = "ABORTED_BY_HANDLER"
+                raise
+            except Exception:
+                code = "INTERNAL"
+                logger.exception("unhandled error in %s", method_path)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            finally:
+                RPC_TOTAL.labels(service_name, method, code).inc()
+                RPC_SECONDS.labels(service_name, method).observe(time.perf_counter() - started)
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapper,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def build_grpc_server(
+    port: int, *, host: str = "127.0.0.1", service_names: list[str]
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """A grpc.aio server bound to host:port with the interceptor and the standard health
+    service; `service_names` are marked SERVING once the caller starts the server."""
+    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()], options=_CHANNEL_OPTIONS)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise RuntimeError(f"cannot bind gRPC port {host}:{port}")
+    return server, health_servicer
+
+
+async def mark_serving(health_servicer: health.aio.HealthServicer, names: list[str]) -> None:
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+
+async def mark_not_serving(health_servicer: health.aio.HealthServicer, names: list[str]) -> None:
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+
+def open_channel(address: str) -> grpc.aio.Channel:
+    """One channel per peer per process; opened in the lifespan, closed on shutdown."""
+    return grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+
+
+async def wait_serving(address: str, timeout: float = 30.0) -> None:
+    """Block until the peer's health service answers SERVING (used by tests and `veloera up`)."""
+    deadline = time.monotonic() + timeout
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gRPC service at {address} not serving after {timeout}s")
+            await asyncio.sleep(0.1)

@@ -1,0 +1,62 @@
+"""NATS connection and JetStream stream setup."""
+
+from __future__ import annotations
+
+import logging
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from services.shared import subjects
+
+logger = logging.getLogger(__name__)
+
+# Work-queue streams hand each message to exactly one consumer and delete it on ack;
+# the events stream keeps a day of history for late subscribers.
+_WORK_QUEUES = {subjects.SETTLEMENTS_STREAM, subjects.TASKS_STREAM}
+_EVENTS_MAX_AGE_SECONDS = 24 * 3600.0
+
+
+async def connect(url: str, *, name: str) -> NATS:
+    """Connect with unbounded reconnects; a broken connection never stops the service."""
+
+    async def on_error(exc: Exception) -> None:
+        logger.warning("nats error: %s", exc)
+
+    async def on_disconnect() -> None:
+        logger.warning("nats disconnected")
+
+    async def on_reconnect() -> None:
+        logger.info("nats reconnected")
+
+    return await nats.connect(
+        servers=[url],
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        error_cb=on_error,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+    )
+
+
+async def ensure_streams(js: JetStreamContext) -> None:
+    """Create or update every stream in subjects.STREAMS (idempotent, safe from any service)."""
+    for name, stream_subjects in subjects.STREAMS.items():
+        work_queue = name in _WORK_QUEUES
+        config = StreamConfig(
+            name=name,
+            subjects=stream_subjects,
+            retention=RetentionPolicy.WORK_QUEUE if work_queue else RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=None if work_queue else _EVENTS_MAX_AGE_SECONDS,
+        )
+        try:
+            await js.stream_info(name)
+            await js.update_stream(config)
+        except NotFoundError:
+            await js.add_stream(config)

@@ -1,0 +1,31 @@
+"""NATS subjects and JetStream stream names: the only place these strings are spelled."""
+
+from __future__ import annotations
+
+# Core NATS (fire-and-forget cache invalidation; payload: accounts.v1.ChangeEvent).
+ACCOUNTS_CHANGED = "veloera.accounts.changed"
+
+# JetStream streams and their subjects.
+SETTLEMENTS_STREAM = "SETTLEMENTS"
+SETTLEMENTS_SUBJECT = "veloera.billing.settlements"  # billing.v1.DeferredSettlement
+RELEASES_SUBJECT = "veloera.billing.releases"  # billing.v1.DeferredRelease
+SETTLEMENTS_DURABLE = "billing-settlements"
+
+EVENTS_STREAM = "EVENTS"
+USAGE_SUBJECT = "veloera.events.usage"  # billing.v1.UsageEvent
+QUOTA_WARNING_SUBJECT = "veloera.events.quota_warning"  # billing.v1.QuotaWarningEvent
+CHANNEL_STATE_SUBJECT = "veloera.events.channel_state"  # accounts.v1.ChannelStateEvent
+
+TASKS_STREAM = "TASKS"
+TASK_SUBMITTED_SUBJECT = "veloera.tasks.submitted"  # tasks.v1.TaskSubmitted
+TASKS_DURABLE = "tasks-worker"
+
+# Request/reply served by the tasks service (tasks.v1.FetchTasksRequest -> FetchTasksResponse).
+TASKS_FETCH = "veloera.tasks.fetch"
+
+# Every stream with its subjects; ensured (created or updated) at start by each service.
+STREAMS: dict[str, list[str]] = {
+    SETTLEMENTS_STREAM: [SETTLEMENTS_SUBJECT, RELEASES_SUBJECT],
+    EVENTS_STREAM: [USAGE_SUBJECT, QUOTA_WARNING_SUBJECT, CHANNEL_STATE_SUBJECT],
+    TASKS_STREAM: [TASK_SUBMITTED_SUBJECT],
+}

@@ -1,0 +1,1 @@
+"""Veloera tasks service."""

@@ -1,0 +1,1 @@
+"""Veloera web service."""
