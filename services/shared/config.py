@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,9 +30,9 @@ class Env:
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._environ = os.environ if environ is None else environ
-        self._errors: list[str] = []
+        self._errors: list[builtins.str] = []
 
-    def str(self, name: str, default: str | None = None) -> str:
+    def str(self, name: builtins.str, default: builtins.str | None = None) -> builtins.str:
         value = self._environ.get(name)
         if value is None or value == "":
             if default is None:
@@ -40,30 +41,30 @@ class Env:
             return default
         return value
 
-    def secret(self, name: str, default: str | None = None) -> Secret:
+    def secret(self, name: builtins.str, default: builtins.str | None = None) -> Secret:
         return Secret(self.str(name, default))
 
-    def int(self, name: str, default: int) -> int:
+    def int(self, name: builtins.str, default: builtins.int) -> builtins.int:
         raw = self._environ.get(name)
         if raw is None or raw.strip() == "":
             return default
         try:
-            return int(raw.strip())
+            return builtins.int(raw.strip())
         except ValueError:
             self._errors.append(f"{name} must be an integer, got {raw!r}")
             return default
 
-    def float(self, name: str, default: float) -> float:
+    def float(self, name: builtins.str, default: builtins.float) -> builtins.float:
         raw = self._environ.get(name)
         if raw is None or raw.strip() == "":
             return default
         try:
-            return float(raw.strip())
+            return builtins.float(raw.strip())
         except ValueError:
             self._errors.append(f"{name} must be a number, got {raw!r}")
             return default
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
         raw = self._environ.get(name)
         if raw is None or raw.strip() == "":
             return default
@@ -75,7 +76,7 @@ class Env:
         self._errors.append(f"{name} must be true or false, got {raw!r}")
         return default
 
-    def check(self, *, service: str) -> None:
+    def check(self, *, service: builtins.str) -> None:
         """Raise one ConfigError naming every problem found so far."""
         if self._errors:
             problems = "; ".join(self._errors)

@@ -35,15 +35,17 @@ _CHANNEL_OPTIONS = [
 ]
 
 
-class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
     """Maps DomainError to its status code (code string in trailing metadata), counts calls,
     and turns unexpected exceptions into INTERNAL without leaking their text."""
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
@@ -52,11 +54,11 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         service_name = service_name.rsplit(".", 1)[-1]
         inner = handler.unary_unary
 
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             code = "OK"
             try:
-                return await inner(request, context)
+                return await inner(request, context)  # type: ignore[arg-type]
             except DomainError as exc:
                 code = exc.status.name
                 context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))

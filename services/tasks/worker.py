@@ -1,0 +1,92 @@
+"""The tasks worker: a durable JetStream pull loop over the TASKS stream."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import asyncpg
+import nats.errors
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+from veloera.tasks.v1 import tasks_pb2
+
+from services.shared import subjects
+from services.shared.db import create_pool
+from services.shared.metrics import serve_metrics
+from services.shared.natsutil import connect, ensure_streams
+from services.tasks import handlers
+from services.tasks.metrics import MESSAGES, UP
+from services.tasks.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_ACK_WAIT_SECONDS = 60.0
+_RETRY_DELAY_SECONDS = 5.0
+
+
+async def handle(msg: Msg, pool: asyncpg.Pool) -> None:
+    """Ack after the work is committed; nak with a delay on a transient failure; term poison."""
+    try:
+        event = tasks_pb2.TaskSubmitted.FromString(msg.data)
+    except DecodeError:
+        logger.error("undecodable task message on %s; terminating it", msg.subject)
+        await msg.term()
+        MESSAGES.labels("poison").inc()
+        return
+    try:
+        async with pool.acquire() as conn:
+            await handlers.record_submitted(conn, event=event)
+    except (OSError, asyncpg.PostgresError):
+        logger.warning("task %s not stored; will retry", event.request_id, exc_info=True)
+        await msg.nak(delay=_RETRY_DELAY_SECONDS)
+        MESSAGES.labels("retry").inc()
+        return
+    await msg.ack()
+    MESSAGES.labels("ok").inc()
+
+
+async def pull_loop(js: JetStreamContext, pool: asyncpg.Pool, settings: Settings) -> None:
+    subscription = await js.pull_subscribe(
+        subjects.TASK_SUBMITTED_SUBJECT,
+        durable=subjects.TASKS_DURABLE,
+        stream=subjects.TASKS_STREAM,
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=_ACK_WAIT_SECONDS),
+    )
+    UP.set(1)
+    try:
+        while True:
+            try:
+                batch = await subscription.fetch(
+                    settings.fetch_batch, timeout=settings.fetch_timeout
+                )
+            except nats.errors.TimeoutError:
+                continue  # an empty fetch means idle
+            for msg in batch:
+                await handle(msg, pool)
+    finally:
+        UP.set(0)
+
+
+async def run(settings: Settings) -> None:
+    serve_metrics(settings.metrics_port, settings.bind_host)
+    pool = await create_pool(settings.database_url, schema="tasks", min_size=1, max_size=5)
+    nc = await connect(settings.nats_url, name="veloera-tasks")
+    js = nc.jetstream()
+    await ensure_streams(js)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    worker = asyncio.create_task(pull_loop(js, pool, settings)) if settings.update_task else None
+    logger.info("tasks worker started", extra={"polling": settings.update_task})
+    await stop.wait()
+    if worker is not None:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    await nc.drain()
+    await pool.close()
+    logger.info("tasks worker stopped")
