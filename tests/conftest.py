@@ -1,0 +1,134 @@
+"""Session fixtures: the real system (embedded PostgreSQL + NATS, five services) started once."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from services.cli.infra import EmbeddedNats, EmbeddedPostgres, free_port
+from services.cli.migrate import run_migrations
+from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
+from tests.fakes.openai_upstream import FakeOpenAI
+
+
+@dataclass(frozen=True)
+class Infra:
+    database_url: str
+    nats_url: str
+    work_dir: Path
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    work_dir = tmp_path_factory.mktemp("veloera")
+    pg = EmbeddedPostgres(work_dir / "postgres", free_port())
+    nats = EmbeddedNats(work_dir / "nats", free_port())
+    pg.start()
+    try:
+        nats.start()
+        asyncio.run(run_migrations(pg.dsn))
+        yield Infra(database_url=pg.dsn, nats_url=nats.url, work_dir=work_dir)
+    finally:
+        nats.stop()
+        pg.stop()
+
+
+@pytest.fixture(scope="session")
+def service_env(infra: Infra) -> dict[str, str]:
+    accounts_port, billing_port = free_port(), free_port()
+    return {
+        "DATABASE_URL": infra.database_url,
+        "NATS_URL": infra.nats_url,
+        "CRYPTO_SECRET": secrets.token_urlsafe(32),
+        "SESSION_SECRET": secrets.token_urlsafe(32),
+        "LOG_LEVEL": "INFO",
+        "BIND_HOST": "127.0.0.1",
+        "ACCOUNTS_PORT": str(accounts_port),
+        "BILLING_PORT": str(billing_port),
+        "ACCOUNTS_ADDR": f"127.0.0.1:{accounts_port}",
+        "BILLING_ADDR": f"127.0.0.1:{billing_port}",
+        "RELAY_PORT": str(free_port()),
+        "WEB_PORT": str(free_port()),
+        "ACCOUNTS_METRICS_PORT": str(free_port()),
+        "BILLING_METRICS_PORT": str(free_port()),
+        "TASKS_METRICS_PORT": str(free_port()),
+        "STREAMING_TIMEOUT": "3",
+        "HOLD_REAPER_INTERVAL": "1",
+    }
+
+
+def _run_service(spec: ServiceSpec, env: dict[str, str], work_dir: Path) -> Iterator[Child]:
+    child = Child(spec, env, log_path=work_dir / f"{spec.name}.log")
+    try:
+        asyncio.run(start_all([child]))
+        yield child
+    finally:
+        stop_all([child])
+
+
+@pytest.fixture(scope="session")
+def accounts_service(service_env: dict[str, str], infra: Infra) -> Iterator[Child]:
+    spec = ServiceSpec("accounts", grpc_addr=service_env["ACCOUNTS_ADDR"])
+    yield from _run_service(spec, service_env, infra.work_dir)
+
+
+@pytest.fixture(scope="session")
+def accounts_addr(accounts_service: Child) -> str:
+    return accounts_service.spec.grpc_addr
+
+
+@pytest.fixture(scope="session")
+def billing_service(service_env: dict[str, str], infra: Infra) -> Iterator[Child]:
+    spec = ServiceSpec("billing", grpc_addr=service_env["BILLING_ADDR"])
+    yield from _run_service(spec, service_env, infra.work_dir)
+
+
+@pytest.fixture(scope="session")
+def billing_addr(billing_service: Child) -> str:
+    return billing_service.spec.grpc_addr
+
+
+@pytest.fixture(scope="session")
+def tasks_service(service_env: dict[str, str], infra: Infra) -> Iterator[Child]:
+    yield from _run_service(ServiceSpec("tasks"), service_env, infra.work_dir)
+
+
+@pytest.fixture(scope="session")
+def relay_service(
+    service_env: dict[str, str], infra: Infra, accounts_addr: str, billing_addr: str
+) -> Iterator[Child]:
+    spec = ServiceSpec("relay", http_url=f"http://127.0.0.1:{service_env['RELAY_PORT']}")
+    yield from _run_service(spec, service_env, infra.work_dir)
+
+
+@pytest.fixture(scope="session")
+def relay_url(relay_service: Child) -> str:
+    return relay_service.spec.http_url
+
+
+@pytest.fixture(scope="session")
+def web_service(
+    service_env: dict[str, str], infra: Infra, accounts_addr: str, billing_addr: str
+) -> Iterator[Child]:
+    spec = ServiceSpec("web", http_url=f"http://127.0.0.1:{service_env['WEB_PORT']}")
+    yield from _run_service(spec, service_env, infra.work_dir)
+
+
+@pytest.fixture(scope="session")
+def web_url(web_service: Child) -> str:
+    return web_service.spec.http_url
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
