@@ -1,0 +1,75 @@
+"""The web console: management API (`/api/*`), the page, attribution and health endpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+from veloera.accounts.v1 import accounts_pb2_grpc
+from veloera.billing.v1 import billing_pb2_grpc
+
+from services.shared.grpcutil import open_channel
+from services.web.deps import Deps
+from services.web.metrics import MetricsMiddleware
+from services.web.routes import channels, logs, options, pages, system, tokens, users
+from services.web.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def _routes() -> list[BaseRoute]:
+    return [
+        *system.ROUTES,
+        *users.ROUTES,
+        *tokens.ROUTES,
+        *channels.ROUTES,
+        *options.ROUTES,
+        *logs.ROUTES,
+        *pages.ROUTES,
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+        pages.FALLBACK,
+    ]
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the ASGI app; gRPC channels to accounts and billing open in the lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        accounts_channel = open_channel(settings.accounts_addr)
+        billing_channel = open_channel(settings.billing_addr)
+        app.state.deps = Deps(
+            settings=settings,
+            accounts=accounts_pb2_grpc.AccountsServiceStub(accounts_channel),
+            billing=billing_pb2_grpc.BillingServiceStub(billing_channel),
+            channels=[accounts_channel, billing_channel],
+        )
+        logger.info(
+            "web console on %s:%d (accounts %s, billing %s)",
+            settings.bind_host,
+            settings.port,
+            settings.accounts_addr,
+            settings.billing_addr,
+        )
+        try:
+            yield
+        finally:
+            await accounts_channel.close(grace=2.0)
+            await billing_channel.close(grace=2.0)
+
+    app = Starlette(
+        routes=_routes(),
+        middleware=[Middleware(MetricsMiddleware), Middleware(GZipMiddleware, minimum_size=1024)],
+        lifespan=lifespan,
+    )
+    app.state.index_html = pages.load_index()
+    return app

@@ -1,0 +1,30 @@
+"""Per-process dependencies of the web service: gRPC stubs opened in the lifespan."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import grpc
+
+from services.web.settings import Settings
+
+if TYPE_CHECKING:
+    from veloera.accounts.v1.accounts_pb2_grpc import AccountsServiceAsyncStub
+    from veloera.billing.v1.billing_pb2_grpc import BillingServiceAsyncStub
+
+
+@dataclass(slots=True)
+class Deps:
+    """Everything a handler needs; lives on `app.state.deps` while the app runs."""
+
+    settings: Settings
+    accounts: AccountsServiceAsyncStub
+    billing: BillingServiceAsyncStub
+    channels: list[grpc.aio.Channel]
+    started_at: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def timeout(self) -> float:
+        return self.settings.rpc_timeout

@@ -1,0 +1,1 @@
+"""Route tables of the web service, one module per API area."""

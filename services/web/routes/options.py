@@ -1,0 +1,59 @@
+"""Runtime options for root: pricing keys live in billing, every other key in accounts."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.routing import Route
+from veloera.accounts.v1 import accounts_pb2
+from veloera.billing.v1 import billing_pb2
+
+from services.shared.options import PRICING_OPTION_KEYS, SHARED_OPTION_KEYS
+from services.web.api import ROLE_ROOT, ApiError, Call, endpoint
+from services.web.convert import option_text
+
+_HIDDEN_SUFFIXES = ("Token", "Secret", "Key", "_secret", "_token", "_key")
+
+
+@endpoint(ROLE_ROOT)
+async def list_options(call: Call) -> list[dict[str, str]]:
+    deps = call.deps
+    accounts, pricing = await asyncio.gather(
+        deps.accounts.ListOptions(accounts_pb2.ListOptionsRequest(), timeout=deps.timeout),
+        deps.billing.GetPricingOptions(
+            billing_pb2.GetPricingOptionsRequest(), timeout=deps.timeout
+        ),
+    )
+    merged = {o.key: o.value for o in accounts.options if o.key not in PRICING_OPTION_KEYS}
+    merged.update({o.key: o.value for o in pricing.options})
+    return [
+        {"key": key, "value": value}
+        for key, value in sorted(merged.items())
+        if not key.endswith(_HIDDEN_SUFFIXES)
+    ]
+
+
+@endpoint(ROLE_ROOT)
+async def update_option(call: Call) -> None:
+    body = await call.json()
+    key = str(body.get("key") or "").strip()
+    if not key:
+        raise ApiError("key is required")
+    value = option_text(body.get("value"))
+    deps = call.deps
+    if key in PRICING_OPTION_KEYS:
+        await deps.billing.UpdatePricingOption(
+            billing_pb2.UpdatePricingOptionRequest(actor_id=call.user_id, key=key, value=value),
+            timeout=deps.timeout,
+        )
+    if key not in PRICING_OPTION_KEYS or key in SHARED_OPTION_KEYS:
+        await deps.accounts.UpdateOption(
+            accounts_pb2.UpdateOptionRequest(actor_id=call.user_id, key=key, value=value),
+            timeout=deps.timeout,
+        )
+
+
+ROUTES = [
+    Route("/api/option/", list_options, methods=["GET"]),
+    Route("/api/option/", update_option, methods=["PUT"]),
+]

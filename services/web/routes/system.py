@@ -1,0 +1,217 @@
+"""Public system endpoints: status, first-run setup, attribution, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from veloera.accounts.v1 import accounts_pb2
+from veloera.billing.v1 import billing_pb2
+
+import services
+from services.web.api import ApiError, Call, endpoint
+from services.web.deps import Deps
+
+VELOERA_PROJ = Path(services.__file__).resolve().parent.parent / "VELOERA_PROJ"
+ROOT_INITIAL_QUOTA = 100_000_000
+MAX_USERNAME_LENGTH = 12
+MIN_PASSWORD_LENGTH = 8
+
+
+def _version() -> str:
+    try:
+        return "v" + version("veloera-py")
+    except PackageNotFoundError:
+        return "v0.0.0"
+
+
+def _flag(options: dict[str, str], key: str, default: bool) -> bool:
+    raw = options.get(key)
+    return default if raw is None or raw == "" else raw.strip().lower() == "true"
+
+
+def _int(options: dict[str, str], key: str, default: int) -> int:
+    try:
+        return int(float(options.get(key, "") or default))
+    except ValueError:
+        return default
+
+
+def _float(options: dict[str, str], key: str, default: float) -> float:
+    try:
+        return float(options.get(key, "") or default)
+    except ValueError:
+        return default
+
+
+async def _all_options(deps: Deps) -> dict[str, str]:
+    accounts, pricing = await asyncio.gather(
+        deps.accounts.ListOptions(accounts_pb2.ListOptionsRequest(), timeout=deps.timeout),
+        deps.billing.GetPricingOptions(
+            billing_pb2.GetPricingOptionsRequest(), timeout=deps.timeout
+        ),
+    )
+    merged = {o.key: o.value for o in accounts.options}
+    merged.update({o.key: o.value for o in pricing.options})
+    return merged
+
+
+@endpoint()
+async def get_status(call: Call) -> dict[str, Any]:
+    deps = call.deps
+    setup, options = await asyncio.gather(
+        deps.accounts.GetSetupStatus(accounts_pb2.GetSetupStatusRequest(), timeout=deps.timeout),
+        _all_options(deps),
+    )
+    opt = options.get
+    return {
+        "version": _version(),
+        "start_time": deps.started_at,
+        "system_name": opt("SystemName") or "Veloera",
+        "logo": opt("Logo", ""),
+        "footer_html": opt("Footer", ""),
+        "server_address": opt("ServerAddress") or deps.settings.relay_public_url,
+        "price": _float(options, "Price", 7.3),
+        "min_topup": _int(options, "MinTopUp", 1),
+        "top_up_link": opt("TopUpLink", ""),
+        "docs_link": opt("general_setting.docs_link", ""),
+        "quota_per_unit": _int(options, "QuotaPerUnit", 500_000),
+        "display_in_currency": _flag(options, "DisplayInCurrencyEnabled", True),
+        "display_token_stat": _flag(options, "DisplayTokenStatEnabled", True),
+        "enable_batch_update": False,
+        "enable_drawing": _flag(options, "DrawingEnabled", True),
+        "enable_task": _flag(options, "TaskEnabled", True),
+        "enable_data_export": _flag(options, "DataExportEnabled", True),
+        "data_export_default_time": opt("DataExportDefaultTime") or "hour",
+        "default_collapse_sidebar": _flag(options, "DefaultCollapseSidebar", False),
+        "enable_online_topup": False,
+        "mj_notify_enabled": _flag(options, "MjNotifyEnabled", False),
+        "chats": opt("Chats", "[]"),
+        "demo_site_enabled": _flag(options, "DemoSiteEnabled", False),
+        "self_use_mode_enabled": _flag(options, "SelfUseModeEnabled", False),
+        "setup": setup.initialized,
+        "check_in_enabled": _flag(options, "CheckInEnabled", False),
+        "aff_enabled": _flag(options, "AffEnabled", True),
+        "log_chat_content_enabled": _flag(options, "LogChatContentEnabled", False),
+        "email_verification": _flag(options, "EmailVerificationEnabled", False),
+        "github_oauth": False,
+        "linuxdo_oauth": False,
+        "idcflare_oauth": False,
+        "telegram_oauth": False,
+        "wechat_login": False,
+        "oidc_enabled": False,
+        "turnstile_check": False,
+        "turnstile_site_key": "",
+        "password_login_enabled": _flag(options, "PasswordLoginEnabled", True),
+        "password_register_enabled": _flag(options, "PasswordRegisterEnabled", True),
+        "register_enabled": _flag(options, "RegisterEnabled", True),
+    }
+
+
+@endpoint()
+async def get_setup(call: Call) -> dict[str, Any]:
+    deps = call.deps
+    status = await deps.accounts.GetSetupStatus(
+        accounts_pb2.GetSetupStatusRequest(), timeout=deps.timeout
+    )
+    return {
+        "status": status.initialized,
+        "root_init": status.root_exists,
+        "database_type": "postgres",
+    }
+
+
+def _validate_setup(body: dict[str, Any]) -> tuple[str, str]:
+    username = str(body.get("username") or "").strip()
+    password = str(body.get("password") or "")
+    if not username:
+        raise ApiError("username is required")
+    if len(username) > MAX_USERNAME_LENGTH:
+        raise ApiError(f"username must be at most {MAX_USERNAME_LENGTH} characters")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ApiError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if password != str(body.get("confirmPassword") or ""):
+        raise ApiError("the two passwords do not match")
+    return username, password
+
+
+@endpoint()
+async def post_setup(call: Call) -> None:
+    body = await call.json()
+    username, password = _validate_setup(body)
+    deps = call.deps
+    status = await deps.accounts.GetSetupStatus(
+        accounts_pb2.GetSetupStatusRequest(), timeout=deps.timeout
+    )
+    if status.initialized:
+        raise ApiError("the system is already initialized")
+    root = await deps.accounts.Setup(
+        accounts_pb2.SetupRequest(
+            username=username,
+            password=password,
+            self_use_mode=bool(body.get("SelfUseModeEnabled")),
+            demo_site_mode=bool(body.get("DemoSiteEnabled")),
+        ),
+        timeout=deps.timeout,
+    )
+    await deps.billing.AdjustQuota(
+        billing_pb2.AdjustQuotaRequest(
+            idempotency_key=f"initial-grant:{root.id}",
+            user_id=root.id,
+            delta=ROOT_INITIAL_QUOTA,
+            kind="grant",
+            reason="root user initial quota",
+        ),
+        timeout=deps.timeout,
+    )
+
+
+async def veloera(request: Request) -> Response:
+    """The attribution notice required by Veloera's license, byte for byte."""
+    return PlainTextResponse(VELOERA_PROJ.read_text(encoding="utf-8"))
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def _serving(channel: grpc.aio.Channel) -> bool:
+    stub = health_pb2_grpc.HealthStub(channel)
+    try:
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+    except grpc.aio.AioRpcError:
+        return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+async def readyz(request: Request) -> Response:
+    deps: Deps | None = getattr(request.app.state, "deps", None)
+    if deps is None:
+        return PlainTextResponse("starting", status_code=503)
+    states = await asyncio.gather(*(_serving(channel) for channel in deps.channels))
+    if all(states):
+        return PlainTextResponse("ready")
+    return PlainTextResponse("backends not serving", status_code=503)
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+ROUTES = [
+    Route("/api/status", get_status, methods=["GET"]),
+    Route("/api/setup", get_setup, methods=["GET"]),
+    Route("/api/setup", post_setup, methods=["POST"]),
+    Route("/veloera", veloera, methods=["GET"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]

@@ -1,0 +1,260 @@
+"""Login, the caller's own profile, and user management for admins."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from starlette.responses import Response
+from starlette.routing import Route
+from veloera.accounts.v1 import accounts_pb2
+from veloera.billing.v1 import billing_pb2
+
+from services.web.api import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, ApiError, Call, endpoint, ok
+from services.web.convert import paged, user_item
+from services.web.session import COOKIE_NAME, sign, unsign
+
+
+def _client_ip(call: Call) -> str:
+    client = call.request.client
+    return client.host if client else ""
+
+
+@endpoint()
+async def login(call: Call) -> Response:
+    body = await call.json()
+    username = str(body.get("username") or "").strip()
+    password = str(body.get("password") or "")
+    if not username or not password:
+        raise ApiError("username and password are required")
+    deps = call.deps
+    reply = await deps.accounts.Login(
+        accounts_pb2.LoginRequest(
+            username=username,
+            password=password,
+            client_ip=_client_ip(call),
+            user_agent=call.request.headers.get("user-agent", ""),
+        ),
+        timeout=deps.timeout,
+    )
+    user = reply.user
+    response = ok(
+        {
+            "id": user.id,
+            "username": user.username,
+            "display_name": user.display_name,
+            "role": int(user.role),
+            "status": int(user.status),
+            "group": user.group or "default",
+        }
+    )
+    max_age = max(int(reply.expires_at - time.time()), 60) if reply.expires_at else None
+    response.set_cookie(
+        COOKIE_NAME,
+        sign(deps.settings.session_secret.value, reply.session_id),
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=deps.settings.session_cookie_secure,
+    )
+    return response
+
+
+@endpoint()
+async def logout(call: Call) -> Response:
+    deps = call.deps
+    cookie = call.request.cookies.get(COOKIE_NAME, "")
+    session_id = unsign(deps.settings.session_secret.value, cookie) if cookie else None
+    if session_id:
+        await deps.accounts.Logout(
+            accounts_pb2.LogoutRequest(session_id=session_id), timeout=deps.timeout
+        )
+    response = ok()
+    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax")
+    return response
+
+
+async def _with_wallet(call: Call, user: accounts_pb2.User) -> dict[str, Any]:
+    wallet = await call.deps.billing.GetWallet(
+        billing_pb2.GetWalletRequest(user_id=user.id), timeout=call.deps.timeout
+    )
+    return user_item(user, wallet)
+
+
+@endpoint(ROLE_COMMON)
+async def get_self(call: Call) -> dict[str, Any]:
+    return await _with_wallet(call, call.user)
+
+
+@endpoint(ROLE_COMMON)
+async def issue_access_token(call: Call) -> str:
+    reply = await call.deps.accounts.IssueAccessToken(
+        accounts_pb2.IssueAccessTokenRequest(user_id=call.user_id), timeout=call.deps.timeout
+    )
+    return reply.access_token
+
+
+async def _list(call: Call, keyword: str, group: str) -> dict[str, Any]:
+    deps = call.deps
+    page, size = call.page()
+    reply = await deps.accounts.ListUsers(
+        accounts_pb2.ListUsersRequest(page=page, page_size=size, keyword=keyword, group=group),
+        timeout=deps.timeout,
+    )
+    wallets = await deps.billing.GetWallets(
+        billing_pb2.GetWalletsRequest(user_ids=[u.id for u in reply.users]),
+        timeout=deps.timeout,
+    )
+    by_user = {w.user_id: w for w in wallets.wallets}
+    items = [user_item(u, by_user.get(u.id, billing_pb2.Wallet())) for u in reply.users]
+    return paged(items, reply.total, page, size)
+
+
+@endpoint(ROLE_ADMIN)
+async def list_users(call: Call) -> dict[str, Any]:
+    return await _list(call, "", call.request.query_params.get("group", ""))
+
+
+@endpoint(ROLE_ADMIN)
+async def search_users(call: Call) -> dict[str, Any]:
+    params = call.request.query_params
+    return await _list(call, params.get("keyword", ""), params.get("group", ""))
+
+
+async def _target(call: Call, user_id: int, *, write: bool = True) -> accounts_pb2.User:
+    """The user an admin acts on; only root may act on users of equal or higher role
+    (an admin may read, but not edit, their own record here)."""
+    user = await call.deps.accounts.GetUser(
+        accounts_pb2.GetUserRequest(id=user_id), timeout=call.deps.timeout
+    )
+    own_read = not write and user.id == call.user_id
+    if call.role != ROLE_ROOT and user.role >= call.role and not own_read:
+        raise ApiError("Permission denied: cannot manage a user of equal or higher role")
+    return user
+
+
+@endpoint(ROLE_ADMIN)
+async def get_user(call: Call) -> dict[str, Any]:
+    return await _with_wallet(call, await _target(call, call.path_int("id"), write=False))
+
+
+def _role(value: Any) -> int:
+    try:
+        role = int(value or ROLE_COMMON)
+    except (TypeError, ValueError) as exc:
+        raise ApiError("role must be an integer") from exc
+    if role not in {ROLE_COMMON, ROLE_ADMIN, ROLE_ROOT}:
+        raise ApiError("role must be 1, 10 or 100")
+    return role
+
+
+@endpoint(ROLE_ADMIN)
+async def create_user(call: Call) -> dict[str, Any]:
+    body = await call.json()
+    role = _role(body.get("role"))
+    if role >= call.role and call.role != ROLE_ROOT:
+        raise ApiError("Permission denied: cannot create a user of equal or higher role")
+    username = str(body.get("username") or "").strip()
+    user = await call.deps.accounts.CreateUser(
+        accounts_pb2.CreateUserRequest(
+            actor_id=call.user_id,
+            username=username,
+            password=str(body.get("password") or ""),
+            display_name=str(body.get("display_name") or username),
+            role=role,  # type: ignore[arg-type]
+            group=str(body.get("group") or ""),
+            email=str(body.get("email") or ""),
+        ),
+        timeout=call.deps.timeout,
+    )
+    return await _with_wallet(call, user)
+
+
+def _update_request(
+    call: Call, body: dict[str, Any], user_id: int
+) -> accounts_pb2.UpdateUserRequest:
+    request = accounts_pb2.UpdateUserRequest(actor_id=call.user_id, id=user_id)
+    for name in ("username", "display_name", "group", "email"):
+        if body.get(name) is not None:
+            setattr(request, name, str(body[name]))
+    if body.get("password"):
+        request.password = str(body["password"])
+    return request
+
+
+_UPDATABLE = ("username", "display_name", "group", "email", "password")
+
+
+@endpoint(ROLE_ADMIN)
+async def update_user(call: Call) -> dict[str, Any]:
+    body = await call.json()
+    user_id = call.body_int(body, "id")
+    if user_id <= 0:
+        raise ApiError("id is required")
+    deps = call.deps
+    user = await _target(call, user_id)
+    if any(body.get(name) for name in _UPDATABLE):
+        user = await deps.accounts.UpdateUser(
+            _update_request(call, body, user_id), timeout=deps.timeout
+        )
+    if body.get("quota") is not None:
+        quota = call.body_int(body, "quota")
+        await deps.billing.AdjustQuota(
+            billing_pb2.AdjustQuotaRequest(
+                idempotency_key=f"admin-set:{uuid.uuid4()}",
+                user_id=user_id,
+                set_to=quota,
+                actor_id=call.user_id,
+                kind="admin",
+                reason="admin edit",
+            ),
+            timeout=deps.timeout,
+        )
+    return await _with_wallet(call, user)
+
+
+_ACTIONS = frozenset({"disable", "enable", "delete", "promote", "demote"})
+
+
+@endpoint(ROLE_ADMIN)
+async def manage_user(call: Call) -> dict[str, Any]:
+    body = await call.json()
+    action = str(body.get("action") or "")
+    if action not in _ACTIONS:
+        raise ApiError("unknown action")
+    user_id = call.body_int(body, "id")
+    await _target(call, user_id)
+    if action == "promote" and call.role != ROLE_ROOT:
+        raise ApiError("Permission denied: only root can promote users")
+    user = await call.deps.accounts.ManageUser(
+        accounts_pb2.ManageUserRequest(actor_id=call.user_id, id=user_id, action=action),
+        timeout=call.deps.timeout,
+    )
+    return {"role": int(user.role), "status": int(user.status)}
+
+
+@endpoint(ROLE_ADMIN)
+async def delete_user(call: Call) -> None:
+    user_id = call.path_int("id")
+    await _target(call, user_id)
+    await call.deps.accounts.DeleteUser(
+        accounts_pb2.DeleteUserRequest(actor_id=call.user_id, id=user_id, hard=True),
+        timeout=call.deps.timeout,
+    )
+
+
+ROUTES = [
+    Route("/api/user/login", login, methods=["POST"]),
+    Route("/api/user/logout", logout, methods=["GET"]),
+    Route("/api/user/self", get_self, methods=["GET"]),
+    Route("/api/user/token", issue_access_token, methods=["GET"]),
+    Route("/api/user/search", search_users, methods=["GET"]),
+    Route("/api/user/manage", manage_user, methods=["POST"]),
+    Route("/api/user/", list_users, methods=["GET"]),
+    Route("/api/user/", create_user, methods=["POST"]),
+    Route("/api/user/", update_user, methods=["PUT"]),
+    Route("/api/user/{id:int}", get_user, methods=["GET"]),
+    Route("/api/user/{id:int}", delete_user, methods=["DELETE"]),
+]
