@@ -1,0 +1,106 @@
+"""Wallet adjustments outside the request path (grants, admin edits, top-ups), idempotent by key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.billing import ledger, logs, wallets
+from services.billing.wallets import Balances
+from services.shared.db import Connection
+from services.shared.errors import FailedPrecondition, InvalidArgument
+
+KINDS = frozenset({"grant", "admin", "topup", "redeem", "checkin", "invite", "refund"})
+_LOG_TYPES = {
+    "admin": logs.TYPE_MANAGE,
+    "grant": logs.TYPE_MANAGE,
+    "topup": logs.TYPE_TOPUP,
+    "redeem": logs.TYPE_TOPUP,
+    "checkin": logs.TYPE_CHECK_IN,
+    "invite": logs.TYPE_SYSTEM,
+    "refund": logs.TYPE_SYSTEM,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    idempotency_key: str
+    user_id: int
+    delta: int | None
+    set_to: int | None
+    reason: str
+    actor_id: int
+    kind: str
+    subscription: bool
+
+
+def validate(change: Adjustment) -> None:
+    if not change.idempotency_key:
+        raise InvalidArgument("idempotency_key is required")
+    if change.user_id <= 0:
+        raise InvalidArgument("user_id must be positive")
+    if (change.delta is None) == (change.set_to is None):
+        raise InvalidArgument("exactly one of delta and set_to is required")
+    if change.set_to is not None and change.set_to < 0:
+        raise InvalidArgument("set_to must not be negative")
+    if change.kind not in KINDS:
+        raise InvalidArgument(f"kind must be one of {', '.join(sorted(KINDS))}")
+
+
+def _target(change: Adjustment, before: Balances) -> Balances:
+    current = before.subscription if change.subscription else before.quota
+    new = change.set_to if change.set_to is not None else current + (change.delta or 0)
+    if new < 0:
+        raise FailedPrecondition(
+            f"the balance would become negative ({new})", code="insufficient_user_quota"
+        )
+    if change.subscription:
+        return Balances(quota=before.quota, subscription=new)
+    return Balances(quota=new, subscription=before.subscription)
+
+
+async def adjust(conn: Connection, *, change: Adjustment) -> bool:
+    """Apply the change once; False when this idempotency key was already applied."""
+    validate(change)
+    await wallets.ensure_wallet(conn, user_id=change.user_id)
+    before = await wallets.lock_wallet(conn, user_id=change.user_id)
+    assert before is not None
+    if await ledger.key_exists(conn, idempotency_key=change.idempotency_key):
+        return False
+    after = _target(change, before)
+    await wallets.set_wallet(conn, user_id=change.user_id, balances=after)
+    await ledger.append(
+        conn,
+        user_id=change.user_id,
+        idempotency_key=change.idempotency_key,
+        kind=change.kind,
+        delta_quota=after.quota - before.quota,
+        delta_subscription=after.subscription - before.subscription,
+        balance_after=after.quota,
+        subscription_after=after.subscription,
+        actor_id=change.actor_id,
+        reason=change.reason,
+    )
+    await logs.insert(conn, row=_log_row(change, before, after))
+    return True
+
+
+def _log_row(change: Adjustment, before: Balances, after: Balances) -> logs.LogRow:
+    which = "订阅额度" if change.subscription else "额度"
+    old, new = (
+        (before.subscription, after.subscription)
+        if change.subscription
+        else (before.quota, after.quota)
+    )
+    if change.kind == "admin":
+        content = f"管理员将用户{which}从 {old} 修改为 {new}"
+    else:
+        content = f"{change.kind}: {which} {old} -> {new}"
+    if change.reason:
+        content = f"{content}（{change.reason}）"
+    return logs.LogRow(
+        user_id=change.user_id,
+        type=_LOG_TYPES[change.kind],
+        content=content,
+        quota=new - old,
+        other={"kind": change.kind, "actor_id": change.actor_id},
+    )

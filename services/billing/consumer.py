@@ -1,0 +1,113 @@
+"""Durable JetStream pull consumer of deferred settlements and releases.
+
+Ack policy: ack after the settlement is committed (or was already applied: Settle and Release
+are idempotent by request id, so a redelivered or twice-published message charges once); nak
+with a delay on a transient failure (database or network); term on an undecodable message or
+one that can never apply (unknown hold, invalid payload).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+import nats.errors
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+from veloera.billing.v1 import events_pb2
+
+from services.billing import convert
+from services.billing.core import BillingCore
+from services.billing.metrics import CONSUMER_UP, DEFERRED
+from services.shared import subjects
+from services.shared.errors import DomainError, FailedPrecondition
+
+logger = logging.getLogger(__name__)
+
+ACK_WAIT_SECONDS = 60.0
+RETRY_DELAY_SECONDS = 5.0
+FETCH_TIMEOUT_SECONDS = 5.0
+_TRANSIENT = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+async def _apply(core: BillingCore, msg: Msg) -> str:
+    """Apply one message; returns its kind. Raises DecodeError for poison."""
+    if msg.subject == subjects.RELEASES_SUBJECT:
+        release = events_pb2.DeferredRelease.FromString(msg.data).release
+        if not release.request_id:
+            raise DecodeError("deferred release without a request id")
+        await core.release(request_id=release.request_id, reason=release.reason or "deferred")
+        return "release"
+    settle = events_pb2.DeferredSettlement.FromString(msg.data).settle
+    if not settle.request_id:
+        raise DecodeError("deferred settlement without a request id")
+    await core.settle(convert.settle_input(settle))
+    return "settle"
+
+
+async def handle(core: BillingCore, msg: Msg) -> None:
+    kind = "release" if msg.subject == subjects.RELEASES_SUBJECT else "settle"
+    try:
+        await _apply(core, msg)
+    except DecodeError:
+        logger.error("undecodable message on %s; terminating it", msg.subject)
+        DEFERRED.labels(kind, "poison").inc()
+        await msg.term()
+        return
+    except FailedPrecondition as exc:
+        # The hold was released or expired before this arrived: nothing left to apply.
+        logger.warning("deferred %s not applicable: %s", kind, exc.message)
+        DEFERRED.labels(kind, "stale").inc()
+        await msg.ack()
+        return
+    except DomainError as exc:
+        logger.error("deferred %s rejected (%s): %s; terminating it", kind, exc.code, exc.message)
+        DEFERRED.labels(kind, "rejected").inc()
+        await msg.term()
+        return
+    except _TRANSIENT:
+        logger.warning("deferred %s failed; will retry", kind, exc_info=True)
+        DEFERRED.labels(kind, "retry").inc()
+        await msg.nak(delay=RETRY_DELAY_SECONDS)
+        return
+    except Exception:  # a bug must not stop the loop; the message stays for a later attempt
+        logger.exception("deferred %s failed unexpectedly; will retry", kind)
+        DEFERRED.labels(kind, "error").inc()
+        await msg.nak(delay=RETRY_DELAY_SECONDS * 6)
+        return
+    await msg.ack()
+    DEFERRED.labels(kind, "applied").inc()
+
+
+async def run_consumer(core: BillingCore, js: JetStreamContext, *, batch: int) -> None:
+    """Pull loop on the durable consumer shared by every billing replica; cancel to stop."""
+    await js.add_consumer(
+        subjects.SETTLEMENTS_STREAM,
+        config=ConsumerConfig(
+            durable_name=subjects.SETTLEMENTS_DURABLE,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=ACK_WAIT_SECONDS,
+        ),
+    )
+    subscription = await js.pull_subscribe_bind(
+        durable=subjects.SETTLEMENTS_DURABLE, stream=subjects.SETTLEMENTS_STREAM
+    )
+    CONSUMER_UP.set(1)
+    try:
+        while True:
+            try:
+                messages = await subscription.fetch(batch, timeout=FETCH_TIMEOUT_SECONDS)
+            except nats.errors.TimeoutError:
+                continue  # an empty fetch means idle
+            except nats.errors.Error:
+                logger.warning("settlement fetch failed", exc_info=True)
+                await asyncio.sleep(RETRY_DELAY_SECONDS)
+                continue
+            for msg in messages:
+                await handle(core, msg)
+    finally:
+        CONSUMER_UP.set(0)
+        await subscription.unsubscribe()

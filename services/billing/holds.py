@@ -1,0 +1,131 @@
+"""Hold rows: the reservation placed before an upstream call, settled or released after it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import orjson
+
+from services.billing.pricing import PriceSnapshot
+from services.shared.db import Connection
+
+# ON CONFLICT DO NOTHING: a concurrent Reserve with the same request id waits for ours, then
+# sees the row exists and returns it instead of charging again.
+CLAIM_HOLD = """
+INSERT INTO holds (request_id, user_id, token_id, model, "group", price, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, now() + make_interval(secs => $7))
+ON CONFLICT (request_id) DO NOTHING
+RETURNING request_id
+"""
+FILL_HOLD = """
+UPDATE holds SET reserved_quota = $2, reserved_subscription = $3, reserved_token = $4
+WHERE request_id = $1
+"""
+_COLUMNS = """request_id, user_id, token_id, model, "group", price::text AS price, reserved_quota,
+    reserved_subscription, reserved_token, status, created_at, expires_at, charged"""
+SELECT_HOLD = f"SELECT {_COLUMNS} FROM holds WHERE request_id = $1"
+LOCK_HOLD = f"SELECT {_COLUMNS} FROM holds WHERE request_id = $1 FOR UPDATE"
+LOCK_EXPIRED = f"""
+SELECT {_COLUMNS} FROM holds WHERE status = 'open' AND expires_at < now()
+ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED
+"""
+FINISH_HOLD = """
+UPDATE holds SET status = $2, charged = $3, settled_at = now() WHERE request_id = $1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    request_id: str
+    user_id: int
+    token_id: int
+    model: str
+    group: str
+    price: PriceSnapshot
+    reserved_quota: int
+    reserved_subscription: int
+    reserved_token: int
+    status: str
+    created_at: datetime
+    expires_at: datetime
+    charged: int
+
+    @property
+    def reserved(self) -> int:
+        return self.reserved_quota + self.reserved_subscription
+
+
+def _hold(row: asyncpg.Record) -> Hold:
+    return Hold(
+        request_id=row["request_id"],
+        user_id=row["user_id"],
+        token_id=row["token_id"],
+        model=row["model"],
+        group=row["group"],
+        price=PriceSnapshot.from_json(orjson.loads(row["price"])),
+        reserved_quota=row["reserved_quota"],
+        reserved_subscription=row["reserved_subscription"],
+        reserved_token=row["reserved_token"],
+        status=row["status"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        charged=row["charged"],
+    )
+
+
+async def claim(
+    conn: Connection,
+    *,
+    request_id: str,
+    user_id: int,
+    token_id: int,
+    model: str,
+    group: str,
+    price: PriceSnapshot,
+    ttl_seconds: int,
+) -> bool:
+    """Insert an empty open hold; False when the request id already has one."""
+    row = await conn.fetchrow(
+        CLAIM_HOLD,
+        request_id,
+        user_id,
+        token_id,
+        model,
+        group,
+        orjson.dumps(price.to_json()).decode(),
+        float(ttl_seconds),
+    )
+    return row is not None
+
+
+async def fill(
+    conn: Connection,
+    *,
+    request_id: str,
+    reserved_quota: int,
+    reserved_subscription: int,
+    reserved_token: int,
+) -> None:
+    await conn.execute(FILL_HOLD, request_id, reserved_quota, reserved_subscription, reserved_token)
+
+
+async def get(conn: Connection, *, request_id: str) -> Hold | None:
+    row = await conn.fetchrow(SELECT_HOLD, request_id)
+    return None if row is None else _hold(row)
+
+
+async def lock(conn: Connection, *, request_id: str) -> Hold | None:
+    row = await conn.fetchrow(LOCK_HOLD, request_id)
+    return None if row is None else _hold(row)
+
+
+async def lock_one_expired(conn: Connection) -> Hold | None:
+    """One expired open hold no other replica is working on, locked."""
+    row = await conn.fetchrow(LOCK_EXPIRED)
+    return None if row is None else _hold(row)
+
+
+async def finish(conn: Connection, *, request_id: str, status: str, charged: int) -> None:
+    await conn.execute(FINISH_HOLD, request_id, status, charged)

@@ -1,0 +1,46 @@
+"""Settings of the billing service, read once from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.shared.config import Env
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str
+    nats_url: str
+    bind_host: str
+    port: int
+    metrics_port: int
+    log_level: str
+    # Seconds between two sweeps of expired holds.
+    hold_reaper_interval: float
+    # Seconds between two reloads of pricing options written by other replicas.
+    pricing_refresh_seconds: float
+    default_hold_ttl: int
+    settlement_fetch_batch: int
+    shutdown_grace: float
+    db_pool_size: int
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = Env(environ)
+    settings = Settings(
+        database_url=env.str("DATABASE_URL"),
+        nats_url=env.str("NATS_URL"),
+        bind_host=env.str("BIND_HOST", "127.0.0.1"),
+        port=env.int("BILLING_PORT", 50052),
+        metrics_port=env.int("BILLING_METRICS_PORT", 9102),
+        log_level=env.str("LOG_LEVEL", "INFO"),
+        hold_reaper_interval=env.float("HOLD_REAPER_INTERVAL", 30.0),
+        pricing_refresh_seconds=env.float("PRICING_REFRESH_SECONDS", 5.0),
+        default_hold_ttl=env.int("HOLD_TTL_SECONDS", 600),
+        settlement_fetch_batch=env.int("SETTLEMENT_FETCH_BATCH", 16),
+        shutdown_grace=env.float("SHUTDOWN_GRACE", 10.0),
+        db_pool_size=env.int("BILLING_DB_POOL_SIZE", 20),
+    )
+    env.check(service="billing")
+    return settings
