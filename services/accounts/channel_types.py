@@ -1,0 +1,63 @@
+"""Known channel types (reference §5.1): id -> UI name."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+CHANNEL_TYPES = MappingProxyType(
+    {
+        1: "OpenAI",
+        2: "Midjourney Proxy",
+        3: "Azure OpenAI",
+        4: "Ollama",
+        5: "Midjourney Proxy Plus",
+        6: "OpenAIMax",
+        7: "OhMyGPT",
+        8: "Custom",
+        9: "AILS",
+        10: "AIProxy",
+        11: "Google PaLM2",
+        12: "API2GPT",
+        13: "AIGC2D",
+        14: "Anthropic Claude",
+        15: "Baidu Wenxin Qianfan",
+        16: "Zhipu BigModel",
+        17: "Alibaba Tongyi Qianwen",
+        18: "iFlytek Spark",
+        19: "360 Zhinao",
+        20: "OpenRouter",
+        21: "AI Proxy Library",
+        22: "FastGPT",
+        23: "Tencent Hunyuan",
+        24: "Google Gemini",
+        25: "Moonshot",
+        27: "Perplexity",
+        31: "01.AI",
+        33: "AWS Claude",
+        34: "Cohere",
+        35: "MiniMax",
+        36: "Suno API",
+        37: "Dify",
+        38: "Jina",
+        39: "Cloudflare Workers AI",
+        40: "SiliconFlow",
+        41: "Google Vertex AI",
+        42: "Mistral AI",
+        43: "DeepSeek",
+        44: "MokaAI M3E",
+        45: "VolcEngine Ark",
+        46: "Baidu Qianfan V2",
+        47: "Xinference",
+        48: "xAI",
+        49: "GitHub Models",
+    }
+)
+
+GEMINI = 24
+VERTEX_AI = 41
+# Types whose single key is a JSON document (never split on commas).
+JSON_KEY_TYPES = frozenset({VERTEX_AI})
+
+
+def is_known(type_id: int) -> bool:
+    return type_id in CHANNEL_TYPES

@@ -1,0 +1,45 @@
+"""What every RPC handler needs: the pool, the secret box, the event publisher, the clock."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import asyncpg
+
+from services.accounts import users_repo
+from services.accounts.events import EventPublisher
+from services.accounts.roles import ENABLED
+from services.accounts.types import Conn
+from services.shared.crypto import SecretBox
+from services.shared.errors import PermissionDenied
+
+DEFAULT_PAGE_SIZE = 10
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    pool: asyncpg.Pool
+    box: SecretBox
+    events: EventPublisher
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def paging(page: int, page_size: int) -> tuple[int, int]:
+    """(limit, offset) from a 1-based page and a size (default 10, at most 100)."""
+    size = DEFAULT_PAGE_SIZE if page_size <= 0 else min(page_size, MAX_PAGE_SIZE)
+    return size, (max(page, 1) - 1) * size
+
+
+async def load_actor(conn: Conn, actor_id: int) -> asyncpg.Record:
+    """The acting user; a missing, deleted or disabled actor may do nothing."""
+    row = await users_repo.get_user(conn, user_id=actor_id) if actor_id > 0 else None
+    if row is None:
+        raise PermissionDenied("unknown acting user", code="unknown_actor")
+    if row["status"] != ENABLED:
+        raise PermissionDenied("user is disabled", code="user_disabled")
+    return row

@@ -1,0 +1,78 @@
+"""RPCs for runtime options and the routing snapshot the relays route from."""
+
+from __future__ import annotations
+
+import asyncpg
+from veloera.accounts.v1 import accounts_pb2 as pb
+
+from services.accounts import channels_repo, convert, events, option_rules, roles
+from services.accounts.deps import Deps, load_actor
+from services.accounts.metrics import SNAPSHOTS
+from services.accounts.rpc_identity import Context
+from services.accounts.types import Conn
+
+
+class OptionRpcs:
+    _deps: Deps
+
+    async def ListOptions(
+        self, request: pb.ListOptionsRequest, context: Context
+    ) -> pb.ListOptionsResponse:
+        async with self._deps.pool.acquire() as conn:
+            stored = await channels_repo.all_options(conn)
+        shown = option_rules.visible(
+            option_rules.merged(stored), include_secrets=request.include_secrets
+        )
+        return pb.ListOptionsResponse(options=_options(shown))
+
+    async def UpdateOption(self, request: pb.UpdateOptionRequest, context: Context) -> pb.Option:
+        key = request.key.strip()
+        option_rules.validate(key, request.value)
+        async with self._deps.pool.acquire() as conn, conn.transaction():
+            actor = await load_actor(conn, request.actor_id)
+            roles.require_root(actor["role"])
+            await channels_repo.upsert_option(conn, key=key, value=request.value)
+            version = await channels_repo.bump_version(conn)
+        await self._deps.events.changed(events.OPTION, routing_version=version, option_keys=[key])
+        return pb.Option(key=key, value=request.value)
+
+    async def GetRoutingSnapshot(
+        self, request: pb.GetRoutingSnapshotRequest, context: Context
+    ) -> pb.RoutingSnapshot:
+        async with self._deps.pool.acquire() as conn:
+            version = await channels_repo.get_version(conn)
+            if request.known_version and request.known_version == version:
+                SNAPSHOTS.labels("unchanged").inc()
+                return pb.RoutingSnapshot(version=version, unchanged=True)
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                snapshot = await self._snapshot(conn)
+        SNAPSHOTS.labels("full").inc()
+        return snapshot
+
+    async def _snapshot(self, conn: Conn) -> pb.RoutingSnapshot:
+        version = await channels_repo.get_version(conn)
+        rows = await channels_repo.routable_channels(conn)
+        key_rows = await channels_repo.keys_of_channels(
+            conn, channel_ids=[row["id"] for row in rows]
+        )
+        abilities = await channels_repo.all_abilities(conn)
+        stored = await channels_repo.all_options(conn)
+        by_channel: dict[int, list[asyncpg.Record]] = {}
+        for key_row in key_rows:
+            by_channel.setdefault(key_row["channel_id"], []).append(key_row)
+        box = self._deps.box
+        channels = [
+            convert.channel(row, by_channel.get(row["id"], []), box=box, reveal="plain")
+            for row in rows
+        ]
+        options = option_rules.visible(option_rules.merged(stored), include_secrets=False)
+        return pb.RoutingSnapshot(
+            version=version,
+            channels=channels,
+            abilities=[convert.ability(row) for row in abilities],
+            options=_options(options),
+        )
+
+
+def _options(values: dict[str, str]) -> list[pb.Option]:
+    return [pb.Option(key=key, value=value) for key, value in sorted(values.items())]

@@ -1,0 +1,143 @@
+"""RPCs for API keys (owned by one user each) and key authentication on the relay path."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from veloera.accounts.v1 import accounts_pb2 as pb
+
+from services.accounts import channels_repo, convert, events, option_rules, tokens_repo, users_repo
+from services.accounts.deps import Deps, now, paging
+from services.accounts.metrics import AUTHENTICATIONS
+from services.accounts.rpc_identity import Context
+from services.accounts.token_rules import ENABLED, check_enable, check_status, fields_from_proto
+from services.shared.crypto import random_key
+from services.shared.errors import InvalidArgument, NotFound, Unauthenticated
+
+logger = logging.getLogger(__name__)
+
+KEY_LENGTH = 48
+TOUCH_INTERVAL = 60.0
+_TOUCH_MEMORY = 100_000
+
+
+class TokenRpcs:
+    _deps: Deps
+    _touched: dict[int, float]
+    _background: set[asyncio.Task[None]]
+
+    async def CreateToken(self, request: pb.CreateTokenRequest, context: Context) -> pb.Token:
+        stamp = now()
+        fields = fields_from_proto(request.token, status=ENABLED, now=stamp, creating=True)
+        key = random_key(KEY_LENGTH)
+        async with self._deps.pool.acquire() as conn, conn.transaction():
+            if await users_repo.get_user(conn, user_id=request.user_id) is None:
+                raise NotFound("user not found")
+            row = await tokens_repo.insert_token(
+                conn, user_id=request.user_id, key_enc=self._deps.box.encrypt(key),
+                key_hash=self._deps.box.lookup_hash(key), now=stamp, fields=fields,
+            )  # fmt: skip
+        await self._deps.events.changed(events.TOKEN, ids=[row["id"]])
+        return convert.token(row, key=key)
+
+    async def UpdateToken(self, request: pb.UpdateTokenRequest, context: Context) -> pb.Token:
+        stamp = now()
+        async with self._deps.pool.acquire() as conn, conn.transaction():
+            current = await tokens_repo.get_token(
+                conn, token_id=request.token.id, user_id=request.user_id
+            )
+            if current is None or not request.user_id:
+                raise NotFound("token not found")
+            if request.status_only:
+                status = check_status(request.token.status)
+                check_enable(status, current["expired_time"], now=stamp)
+                row = await tokens_repo.update_status(
+                    conn, token_id=current["id"], user_id=request.user_id, status=status
+                )
+            else:
+                status = request.token.status or current["status"]
+                fields = fields_from_proto(request.token, status=status, now=stamp, creating=False)
+                row = await tokens_repo.update_token(
+                    conn, token_id=current["id"], user_id=request.user_id, fields=fields
+                )
+        assert row is not None
+        await self._deps.events.changed(events.TOKEN, ids=[row["id"]])
+        return convert.token(row, key=self._deps.box.decrypt(row["key_enc"]))
+
+    async def GetToken(self, request: pb.GetTokenRequest, context: Context) -> pb.Token:
+        async with self._deps.pool.acquire() as conn:
+            row = await tokens_repo.get_token(conn, token_id=request.id, user_id=request.user_id)
+        if row is None:
+            raise NotFound("token not found")
+        key = self._deps.box.decrypt(row["key_enc"]) if request.user_id else ""
+        return convert.token(row, key=key)
+
+    async def ListTokens(
+        self, request: pb.ListTokensRequest, context: Context
+    ) -> pb.ListTokensResponse:
+        limit, offset = paging(request.page, request.page_size)
+        async with self._deps.pool.acquire() as conn:
+            rows, total = await tokens_repo.list_tokens(
+                conn, user_id=request.user_id, keyword=request.keyword.strip(),
+                limit=limit, offset=offset,
+            )  # fmt: skip
+        box = self._deps.box
+        tokens = [convert.token(row, key=box.decrypt(row["key_enc"])) for row in rows]
+        return pb.ListTokensResponse(tokens=tokens, total=total)
+
+    async def DeleteTokens(
+        self, request: pb.DeleteTokenRequest, context: Context
+    ) -> pb.DeleteTokenResponse:
+        if not request.ids:
+            raise InvalidArgument("no token ids given")
+        async with self._deps.pool.acquire() as conn:
+            deleted = await tokens_repo.soft_delete(
+                conn, user_id=request.user_id, ids=list(request.ids), now=now()
+            )
+        if deleted:
+            await self._deps.events.changed(events.TOKEN, ids=deleted)
+        return pb.DeleteTokenResponse(deleted=len(deleted))
+
+    async def Authenticate(
+        self, request: pb.AuthenticateRequest, context: Context
+    ) -> pb.AuthenticateResponse:
+        key = request.key.strip().removeprefix("sk-")
+        if not key:
+            AUTHENTICATIONS.labels("invalid").inc()
+            raise Unauthenticated("invalid token", code="invalid_token")
+        async with self._deps.pool.acquire() as conn:
+            token = await tokens_repo.token_by_hash(conn, key_hash=self._deps.box.lookup_hash(key))
+            user = await users_repo.get_user(conn, user_id=token["user_id"]) if token else None
+            groups_option = await channels_repo.get_option(conn, key="UserUsableGroups")
+        if token is None or user is None:
+            AUTHENTICATIONS.labels("invalid").inc()
+            raise Unauthenticated("invalid token", code="invalid_token")
+        AUTHENTICATIONS.labels("ok").inc()
+        self._touch_later(token["id"])
+        groups = option_rules.usable_groups(
+            groups_option or option_rules.DEFAULT_USABLE_GROUPS, user["group"]
+        )
+        return pb.AuthenticateResponse(
+            token=convert.token(token), user=convert.user(user), usable_groups=groups
+        )
+
+    def _touch_later(self, token_id: int) -> None:
+        """Record the access time at most once a minute per token, off the request path."""
+        moment = time.monotonic()
+        if moment - self._touched.get(token_id, -TOUCH_INTERVAL) < TOUCH_INTERVAL:
+            return
+        if len(self._touched) > _TOUCH_MEMORY:
+            self._touched.clear()
+        self._touched[token_id] = moment
+        task = asyncio.create_task(self._touch(token_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _touch(self, token_id: int) -> None:
+        try:
+            async with self._deps.pool.acquire() as conn:
+                await tokens_repo.touch(conn, token_id=token_id, now=now())
+        except Exception as exc:  # best effort: a lost access time is harmless
+            logger.warning("cannot record token access time: %s", exc)

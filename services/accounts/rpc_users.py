@@ -1,0 +1,164 @@
+"""RPCs for reading and administering users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from veloera.accounts.v1 import accounts_pb2 as pb
+
+from services.accounts import convert, events, roles, user_rules, users_repo
+from services.accounts.deps import Deps, load_actor, now, paging
+from services.accounts.passwords import hash_password
+from services.accounts.rpc_identity import Context
+from services.accounts.types import Conn
+from services.shared.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
+
+_AFF_CODE_ATTEMPTS = 10
+
+
+class UserRpcs:
+    _deps: Deps
+
+    async def GetUser(self, request: pb.GetUserRequest, context: Context) -> pb.User:
+        async with self._deps.pool.acquire() as conn:
+            row = await users_repo.get_user(conn, user_id=request.id)
+        if row is None:
+            raise NotFound("user not found")
+        return convert.user(row)
+
+    async def ListUsers(
+        self, request: pb.ListUsersRequest, context: Context
+    ) -> pb.ListUsersResponse:
+        limit, offset = paging(request.page, request.page_size)
+        async with self._deps.pool.acquire() as conn:
+            rows, total = await users_repo.list_users(
+                conn, keyword=request.keyword.strip(), group=request.group.strip(),
+                limit=limit, offset=offset,
+            )  # fmt: skip
+        return pb.ListUsersResponse(users=[convert.user(row) for row in rows], total=total)
+
+    async def CreateUser(self, request: pb.CreateUserRequest, context: Context) -> pb.User:
+        username = user_rules.check_username(request.username)
+        display_name = user_rules.check_display_name(request.display_name or username)
+        email = user_rules.check_email(request.email)
+        role = request.role or roles.COMMON
+        password_hash = await hash_password(user_rules.check_password(request.password))
+        async with self._deps.pool.acquire() as conn, conn.transaction():
+            group = "default"
+            if request.actor_id:
+                actor = await load_actor(conn, request.actor_id)
+                roles.require_admin(actor["role"])
+                roles.check_new_role(actor["role"], role)
+                group = user_rules.check_group(request.group) if request.group else group
+            elif role != roles.COMMON:
+                raise PermissionDenied("self-registration creates common users only")
+            await _check_unique(conn, username=username, email=email, user_id=0)
+            inviter_id = 0
+            if request.aff_code:
+                inviter_id = await users_repo.inviter_by_aff_code(conn, aff_code=request.aff_code)
+                if inviter_id:
+                    await users_repo.bump_aff_count(conn, user_id=inviter_id)
+            row = await users_repo.insert_user(
+                conn, username=username, password_hash=password_hash, display_name=display_name,
+                email=email, role=role, group=group, aff_code=await _free_aff_code(conn),
+                inviter_id=inviter_id, now=now(),
+            )  # fmt: skip
+        await self._deps.events.changed(events.USER, ids=[row["id"]])
+        return convert.user(row)
+
+    async def UpdateUser(self, request: pb.UpdateUserRequest, context: Context) -> pb.User:
+        changes = await _requested_changes(request)
+        async with self._deps.pool.acquire() as conn, conn.transaction():
+            actor = await load_actor(conn, request.actor_id)
+            target = await users_repo.get_user(conn, user_id=request.id, for_update=True)
+            if target is None:
+                raise NotFound("user not found")
+            if actor["id"] != target["id"] or "group" in changes:
+                roles.require_admin(actor["role"])
+                if actor["id"] != target["id"]:
+                    roles.require_outranks(actor["role"], target["role"])
+            await _check_unique(
+                conn, username=changes.get("username", ""), email=changes.get("email", ""),
+                user_id=target["id"],
+            )  # fmt: skip
+            row = await users_repo.update_user(conn, user_id=target["id"], changes=changes)
+        assert row is not None
+        await self._deps.events.changed(events.USER, ids=[row["id"]])
+        return convert.user(row)
+
+    async def ManageUser(self, request: pb.ManageUserRequest, context: Context) -> pb.User:
+        async with self._deps.pool.acquire() as conn, conn.transaction():
+            actor = await load_actor(conn, request.actor_id)
+            target = await users_repo.get_user(conn, user_id=request.id, for_update=True)
+            if target is None:
+                raise NotFound("user not found")
+            change = roles.plan_manage(
+                request.action, actor_role=actor["role"], target_role=target["role"]
+            )
+            if change.delete:
+                await users_repo.soft_delete_user(conn, user_id=target["id"], now=now())
+                result = convert.user(target)
+                result.deleted = True
+            else:
+                updates: dict[str, Any] = {}
+                if change.role is not None:
+                    updates["role"] = change.role
+                if change.status is not None:
+                    updates["status"] = change.status
+                row = await users_repo.update_user(conn, user_id=target["id"], changes=updates)
+                assert row is not None
+                result = convert.user(row)
+        await self._deps.events.changed(events.USER, ids=[result.id])
+        return result
+
+    async def DeleteUser(
+        self, request: pb.DeleteUserRequest, context: Context
+    ) -> pb.DeleteUserResponse:
+        async with self._deps.pool.acquire() as conn, conn.transaction():
+            actor = await load_actor(conn, request.actor_id)
+            target = await users_repo.get_user(conn, user_id=request.id, for_update=True)
+            if target is None:
+                raise NotFound("user not found")
+            roles.require_admin(actor["role"])
+            roles.require_outranks(actor["role"], target["role"])
+            if target["role"] == roles.ROOT:
+                raise FailedPrecondition("the root user cannot be deleted")
+            if request.hard:
+                await users_repo.hard_delete_user(conn, user_id=target["id"])
+            else:
+                await users_repo.soft_delete_user(conn, user_id=target["id"], now=now())
+        await self._deps.events.changed(events.USER, ids=[request.id])
+        return pb.DeleteUserResponse()
+
+
+async def _requested_changes(request: pb.UpdateUserRequest) -> dict[str, Any]:
+    """The columns an update asks to set, validated (proto3 optional presence)."""
+    changes: dict[str, Any] = {}
+    if request.HasField("username"):
+        changes["username"] = user_rules.check_username(request.username)
+    if request.HasField("display_name"):
+        changes["display_name"] = user_rules.check_display_name(request.display_name)
+    if request.HasField("group"):
+        changes["group"] = user_rules.check_group(request.group)
+    if request.HasField("email"):
+        changes["email"] = user_rules.check_email(request.email)
+    if request.HasField("setting"):
+        changes["setting"] = user_rules.check_setting(request.setting)
+    if request.HasField("password") and request.password:
+        changes["password_hash"] = await hash_password(user_rules.check_password(request.password))
+    return changes
+
+
+async def _check_unique(conn: Conn, *, username: str, email: str, user_id: int) -> None:
+    if username and await users_repo.username_taken(conn, username=username, except_id=user_id):
+        raise AlreadyExists("username already exists")
+    if email and await users_repo.email_taken(conn, email=email, except_id=user_id):
+        raise AlreadyExists("email already in use")
+
+
+async def _free_aff_code(conn: Conn) -> str:
+    for _ in range(_AFF_CODE_ATTEMPTS):
+        code = user_rules.new_aff_code()
+        if not await users_repo.aff_code_taken(conn, aff_code=code):
+            return code
+    raise FailedPrecondition("cannot allocate an invite code, try again")

@@ -1,0 +1,77 @@
+"""Builds and runs the accounts gRPC server (pool, NATS, health, graceful shutdown)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health
+from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+
+from services.accounts.deps import Deps
+from services.accounts.events import EventPublisher
+from services.accounts.servicer import AccountsServicer
+from services.accounts.settings import Settings
+from services.shared import natsutil
+from services.shared.crypto import SecretBox
+from services.shared.db import create_pool
+from services.shared.grpcutil import build_grpc_server, mark_not_serving, mark_serving
+from services.shared.metrics import serve_metrics
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = accounts_pb2.DESCRIPTOR.services_by_name["AccountsService"].full_name
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltServer:
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    servicer: AccountsServicer
+
+
+def build_server(settings: Settings, deps: Deps) -> BuiltServer:
+    """The gRPC server with the accounts servicer and health registered (not started)."""
+    server, health_servicer = build_grpc_server(
+        settings.port, host=settings.bind_host, service_names=[SERVICE_NAME]
+    )
+    servicer = AccountsServicer(deps)
+    accounts_pb2_grpc.add_AccountsServiceServicer_to_server(servicer, server)
+    return BuiltServer(server=server, health=health_servicer, servicer=servicer)
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT, then stop taking calls and drain within the grace period."""
+    pool = await create_pool(
+        settings.database_url.value, schema="accounts", max_size=settings.db_pool_size
+    )
+    nc = await natsutil.connect(settings.nats_url, name="veloera-accounts")
+    try:
+        await natsutil.ensure_streams(nc.jetstream())
+        deps = Deps(
+            pool=pool, box=SecretBox(settings.crypto_secret.value), events=EventPublisher(nc)
+        )
+        built = build_server(settings, deps)
+        serve_metrics(settings.metrics_port, settings.bind_host)
+        await built.server.start()
+        await mark_serving(built.health, [SERVICE_NAME])
+        logger.info("accounts serving on %s:%s", settings.bind_host, settings.port)
+        await _wait_for_signal()
+        logger.info("accounts shutting down")
+        await mark_not_serving(built.health, [SERVICE_NAME])
+        await built.server.stop(settings.shutdown_grace)
+        await built.servicer.drain()
+    finally:
+        await nc.drain()
+        await pool.close()
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()

@@ -1,0 +1,35 @@
+"""The AccountsService servicer: one class composed of the per-area RPC groups."""
+
+from __future__ import annotations
+
+import asyncio
+
+from veloera.accounts.v1 import accounts_pb2_grpc
+
+from services.accounts.deps import Deps
+from services.accounts.rpc_channels import ChannelRpcs
+from services.accounts.rpc_identity import IdentityRpcs
+from services.accounts.rpc_options import OptionRpcs
+from services.accounts.rpc_tokens import TokenRpcs
+from services.accounts.rpc_users import UserRpcs
+
+
+class AccountsServicer(
+    IdentityRpcs,
+    UserRpcs,
+    TokenRpcs,
+    ChannelRpcs,
+    OptionRpcs,
+    accounts_pb2_grpc.AccountsServiceServicer,
+):
+    """Thin handlers: proto -> validation (domain rules) -> repository -> proto."""
+
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+        self._touched: dict[int, float] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def drain(self) -> None:
+        """Wait for background writes (access times) before the pool closes."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

@@ -1,0 +1,38 @@
+"""Accounts service settings, read once from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.shared.config import Env, Secret
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: Secret
+    nats_url: str
+    crypto_secret: Secret
+    log_level: str
+    bind_host: str
+    port: int
+    metrics_port: int
+    shutdown_grace: float
+    db_pool_size: int
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = Env(environ)
+    settings = Settings(
+        database_url=env.secret("DATABASE_URL"),
+        nats_url=env.str("NATS_URL"),
+        crypto_secret=env.secret("CRYPTO_SECRET"),
+        log_level=env.str("LOG_LEVEL", "INFO"),
+        bind_host=env.str("BIND_HOST", "127.0.0.1"),
+        port=env.int("ACCOUNTS_PORT", 50051),
+        metrics_port=env.int("ACCOUNTS_METRICS_PORT", 9101),
+        shutdown_grace=env.float("ACCOUNTS_SHUTDOWN_GRACE", 10.0),
+        db_pool_size=env.int("ACCOUNTS_DB_POOL_SIZE", 20),
+    )
+    env.check(service="accounts")
+    return settings

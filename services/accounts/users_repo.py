@@ -1,0 +1,200 @@
+"""SQL for setups, users, sessions and access tokens (the caller owns the transaction)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.accounts.types import Conn
+
+USER_COLUMNS = (
+    'id, username, password_hash, display_name, email, role, status, "group", aff_code,'
+    " aff_count, inviter_id, setting, github_id, oidc_id, wechat_id, telegram_id,"
+    " linux_do_id, idc_flare_id, created_at, deleted_at"
+)
+
+GET_SETUP = "SELECT root_user_id, initialized_at FROM setups WHERE id = 1"
+INSERT_SETUP = (
+    "INSERT INTO setups (id, root_user_id, initialized_at) VALUES (1, $1, $2)"
+    " ON CONFLICT (id) DO NOTHING"
+)
+LOCK_SETUP = "SELECT pg_advisory_xact_lock(hashtext('veloera-accounts-setup'))"
+ROOT_EXISTS = "SELECT EXISTS (SELECT 1 FROM users WHERE role = 100 AND deleted_at IS NULL)"
+
+INSERT_USER = f"""
+INSERT INTO users (username, password_hash, display_name, email, role, "group", aff_code,
+                   inviter_id, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING {USER_COLUMNS}
+"""
+GET_USER = f"SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"
+GET_USER_FOR_UPDATE = GET_USER + " FOR UPDATE"
+GET_USER_BY_NAME = f"SELECT {USER_COLUMNS} FROM users WHERE username = $1 AND deleted_at IS NULL"
+USERNAME_TAKEN = "SELECT EXISTS (SELECT 1 FROM users WHERE username = $1 AND id <> $2)"
+EMAIL_TAKEN = "SELECT EXISTS (SELECT 1 FROM users WHERE email = $1 AND id <> $2)"
+AFF_CODE_TAKEN = "SELECT EXISTS (SELECT 1 FROM users WHERE aff_code = $1)"
+INVITER_BY_AFF = "SELECT id FROM users WHERE aff_code = $1 AND deleted_at IS NULL"
+BUMP_AFF_COUNT = "UPDATE users SET aff_count = aff_count + 1 WHERE id = $1"
+
+_LIST_FILTER = """
+FROM users
+WHERE deleted_at IS NULL
+  AND ($1 = '' OR username ILIKE '%' || $1 || '%' OR display_name ILIKE '%' || $1 || '%'
+       OR email ILIKE '%' || $1 || '%' OR id::text = $1)
+  AND ($2 = '' OR "group" = $2)
+"""
+LIST_USERS = f"SELECT {USER_COLUMNS} {_LIST_FILTER} ORDER BY id DESC LIMIT $3 OFFSET $4"
+COUNT_USERS = f"SELECT count(*) {_LIST_FILTER}"
+
+SOFT_DELETE_USER = "UPDATE users SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL"
+HARD_DELETE_USER = "DELETE FROM users WHERE id = $1"
+SET_ACCESS_TOKEN = "UPDATE users SET access_token_hash = $2 WHERE id = $1 AND deleted_at IS NULL"
+USER_BY_ACCESS_TOKEN = (
+    f"SELECT {USER_COLUMNS} FROM users WHERE access_token_hash = $1 AND deleted_at IS NULL"
+)
+
+INSERT_SESSION = """
+INSERT INTO sessions (id_hash, user_id, created_at, expires_at, client_ip, user_agent)
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
+REVOKE_SESSION = "UPDATE sessions SET revoked = true WHERE id_hash = $1"
+SESSION_USER = f"""
+SELECT {", ".join("u." + c.strip() for c in USER_COLUMNS.split(","))}
+FROM sessions s JOIN users u ON u.id = s.user_id
+WHERE s.id_hash = $1 AND NOT s.revoked AND s.expires_at > $2 AND u.deleted_at IS NULL
+"""
+
+# Only these columns may be set through update_user (names come from code, never input).
+UPDATABLE = frozenset(
+    {"username", "display_name", "password_hash", "group", "email", "setting", "role", "status"}
+)
+
+
+async def get_setup(conn: Conn) -> asyncpg.Record | None:
+    return await conn.fetchrow(GET_SETUP)
+
+
+async def lock_setup(conn: Conn) -> None:
+    await conn.execute(LOCK_SETUP)
+
+
+async def root_exists(conn: Conn) -> bool:
+    return bool(await conn.fetchval(ROOT_EXISTS))
+
+
+async def insert_setup(conn: Conn, *, root_user_id: int, now: int) -> None:
+    await conn.execute(INSERT_SETUP, root_user_id, now)
+
+
+async def insert_user(
+    conn: Conn,
+    *,
+    username: str,
+    password_hash: str,
+    display_name: str,
+    email: str,
+    role: int,
+    group: str,
+    aff_code: str,
+    inviter_id: int,
+    now: int,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        INSERT_USER, username, password_hash, display_name, email, role, group, aff_code,
+        inviter_id, now,
+    )  # fmt: skip
+    assert row is not None
+    return row
+
+
+async def get_user(conn: Conn, *, user_id: int, for_update: bool = False) -> asyncpg.Record | None:
+    return await conn.fetchrow(GET_USER_FOR_UPDATE if for_update else GET_USER, user_id)
+
+
+async def get_user_by_name(conn: Conn, *, username: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(GET_USER_BY_NAME, username)
+
+
+async def username_taken(conn: Conn, *, username: str, except_id: int = 0) -> bool:
+    return bool(await conn.fetchval(USERNAME_TAKEN, username, except_id))
+
+
+async def email_taken(conn: Conn, *, email: str, except_id: int = 0) -> bool:
+    return bool(await conn.fetchval(EMAIL_TAKEN, email, except_id))
+
+
+async def aff_code_taken(conn: Conn, *, aff_code: str) -> bool:
+    return bool(await conn.fetchval(AFF_CODE_TAKEN, aff_code))
+
+
+async def inviter_by_aff_code(conn: Conn, *, aff_code: str) -> int:
+    inviter: int | None = await conn.fetchval(INVITER_BY_AFF, aff_code)
+    return inviter or 0
+
+
+async def bump_aff_count(conn: Conn, *, user_id: int) -> None:
+    await conn.execute(BUMP_AFF_COUNT, user_id)
+
+
+async def list_users(
+    conn: Conn, *, keyword: str, group: str, limit: int, offset: int
+) -> tuple[list[asyncpg.Record], int]:
+    rows = await conn.fetch(LIST_USERS, keyword, group, limit, offset)
+    total: int = await conn.fetchval(COUNT_USERS, keyword, group)
+    return rows, total
+
+
+async def update_user(
+    conn: Conn, *, user_id: int, changes: dict[str, Any]
+) -> asyncpg.Record | None:
+    """Set the given columns (a subset of UPDATABLE) and return the updated row."""
+    unknown = set(changes) - UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    if not changes:
+        return await get_user(conn, user_id=user_id)
+    columns = list(changes)
+    assignments = ", ".join(f'"{name}" = ${i}' for i, name in enumerate(columns, start=2))
+    sql = (
+        f"UPDATE users SET {assignments} WHERE id = $1 AND deleted_at IS NULL"
+        f" RETURNING {USER_COLUMNS}"
+    )
+    return await conn.fetchrow(sql, user_id, *(changes[name] for name in columns))
+
+
+async def soft_delete_user(conn: Conn, *, user_id: int, now: int) -> bool:
+    return str(await conn.execute(SOFT_DELETE_USER, user_id, now)) != "UPDATE 0"
+
+
+async def hard_delete_user(conn: Conn, *, user_id: int) -> bool:
+    return str(await conn.execute(HARD_DELETE_USER, user_id)) != "DELETE 0"
+
+
+async def set_access_token(conn: Conn, *, user_id: int, token_hash: str) -> bool:
+    return str(await conn.execute(SET_ACCESS_TOKEN, user_id, token_hash)) != "UPDATE 0"
+
+
+async def user_by_access_token(conn: Conn, *, token_hash: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(USER_BY_ACCESS_TOKEN, token_hash)
+
+
+async def insert_session(
+    conn: Conn,
+    *,
+    id_hash: str,
+    user_id: int,
+    now: int,
+    expires_at: int,
+    client_ip: str,
+    user_agent: str,
+) -> None:
+    await conn.execute(INSERT_SESSION, id_hash, user_id, now, expires_at, client_ip, user_agent)
+
+
+async def revoke_session(conn: Conn, *, id_hash: str) -> None:
+    await conn.execute(REVOKE_SESSION, id_hash)
+
+
+async def session_user(conn: Conn, *, id_hash: str, now: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(SESSION_USER, id_hash, now)
