@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -63,8 +64,6 @@ async def world(
 async def price_model(root: Console, model: str) -> None:
     """Give `model` the test ratios (other tests' models stay as they are)."""
     options = {item["key"]: item["value"] for item in await root.call("GET", "/api/option/")}
-    import json
-
     ratios = json.loads(options.get("ModelRatio") or "{}")
     completions = json.loads(options.get("CompletionRatio") or "{}")
     ratios[model] = MODEL_RATIO
@@ -199,8 +198,8 @@ async def test_stream_chat_forwards_chunks_and_charges_from_upstream_usage(world
     assert log["is_stream"] is True
     assert log["quota"] == charge
     # The relay forced include_usage upstream even though the fake would not send it otherwise.
-    sent = world.fake.last_request_for(customer.model)
-    assert sent["body"]["stream_options"] == {"include_usage": True}
+    [sent] = world.fake.requests_for(customer.model)
+    assert sent.body["stream_options"] == {"include_usage": True}
 
 
 async def test_stream_without_usage_request_hides_the_usage_chunk(world: World) -> None:
@@ -261,7 +260,10 @@ async def test_disabled_key_is_refused_and_charges_nothing(world: World) -> None
     customer = await new_customer(world)
     before = await wallet(customer)
     await customer.console.call(
-        "PUT", "/api/token/", params={"status_only": 1}, json={"id": customer.token["id"], "status": 2}
+        "PUT",
+        "/api/token/",
+        params={"status_only": 1},
+        json={"id": customer.token["id"], "status": 2},
     )
 
     async def refused() -> bool | None:
@@ -323,14 +325,12 @@ async def test_unknown_model_is_503_no_channel(world: World) -> None:
 
 
 async def test_failing_channel_retries_on_another_and_charges_once(world: World) -> None:
-    broken = FakeOpenAI(fail_status=500)
+    broken = FakeOpenAI(force_status=500)
     broken.start()
     try:
         customer = await new_customer(world)
         # A higher-priority channel for the same model that always answers 500.
-        await create_channel(
-            world.root, base_url=broken.url, models=[customer.model], priority=10
-        )
+        await create_channel(world.root, base_url=broken.url, models=[customer.model], priority=10)
         await asyncio.sleep(0)  # the relay reloads its snapshot on the change event
         before = await wallet(customer)
 

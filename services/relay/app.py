@@ -1,0 +1,71 @@
+"""The relay's ASGI app: `create_app(settings)`; clients and channels open in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Route
+
+from services.relay.routes.chat import ChatRoute
+from services.relay.routes.misc import MiscRoutes, http_exception
+from services.relay.routes.models import ModelsRoute
+from services.relay.settings import Settings
+from services.relay.state import RelayContext
+
+logger = logging.getLogger(__name__)
+
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def _api_routes(prefix: str, chat: ChatRoute, models: ModelsRoute) -> list[BaseRoute]:
+    return [
+        Route(f"{prefix}/v1/chat/completions", chat.handle, methods=["POST"]),
+        Route(f"{prefix}/v1/models", models.list, methods=["GET"]),
+        Route(f"{prefix}/v1/models/{{model:path}}", models.retrieve, methods=["GET"]),
+    ]
+
+
+def build_routes(ctx: RelayContext) -> list[BaseRoute]:
+    chat, models, misc = ChatRoute(ctx), ModelsRoute(ctx), MiscRoutes(ctx)
+    return [
+        *_api_routes("", chat, models),
+        *_api_routes("/hf", chat, models),  # /hf/v1/* is an alias of /v1/*
+        Route("/veloera", misc.veloera, methods=["GET"]),
+        Route("/healthz", misc.healthz, methods=["GET"]),
+        Route("/readyz", misc.readyz, methods=["GET"]),
+        Route("/metrics", misc.metrics, methods=["GET"]),
+        Route("/v1/{rest:path}", misc.not_implemented, methods=ALL_METHODS),
+        Route("/hf/v1/{rest:path}", misc.not_implemented, methods=ALL_METHODS),
+        Route("/{rest:path}", misc.not_found, methods=ALL_METHODS),
+    ]
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The relay app. Opens the upstream HTTP client, the gRPC channels, NATS and the routing
+    snapshot on startup; drains pending settlements and closes them on shutdown."""
+    ctx = RelayContext(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            await ctx.open()
+        except BaseException:
+            await ctx.close()
+            raise
+        logger.info("relay ready", extra={"port": settings.port})
+        try:
+            yield
+        finally:
+            await ctx.close()
+
+    app = Starlette(
+        routes=build_routes(ctx),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_exception},
+    )
+    app.state.relay = ctx
+    return app

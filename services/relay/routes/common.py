@@ -1,0 +1,68 @@
+"""Helpers every relay route shares: key reading, body limits, response counters."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter
+from starlette.requests import Request
+
+from services.relay.auth import AuthEntry, ParsedKey, check_access, check_token, parse_key
+from services.relay.errors import RelayError
+from services.relay.metrics import REQUESTS
+from services.relay.state import RelayContext
+
+_counters: dict[tuple[str, int], Counter] = {}
+
+
+def count(route: str, status: int) -> None:
+    key = (route, status // 100)
+    child = _counters.get(key)
+    if child is None:
+        child = _counters[key] = REQUESTS.labels(route, f"{status // 100}xx")
+    child.inc()
+
+
+def read_key(request: Request) -> ParsedKey:
+    header = request.headers.get("authorization")
+    if not header:
+        raise RelayError(401, "no API key provided", code="invalid_token")
+    parsed = parse_key(header)
+    if parsed is None:
+        raise RelayError(401, "invalid token", code="invalid_token")
+    return parsed
+
+
+def client_ip(request: Request) -> str:
+    client = request.client
+    return client.host if client is not None else ""
+
+
+async def authorise(
+    ctx: RelayContext, request: Request, key: ParsedKey, model: str | None
+) -> AuthEntry:
+    entry = await ctx.auth.authenticate(key.key)
+    check_token(entry, time.time())
+    check_access(entry, model=model, client_ip=client_ip(request), pinned=key.channel_id)
+    return entry
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RelayError(
+            413, "request body too large", type_="invalid_request_error", code="request_too_large"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RelayError(
+                413,
+                "request body too large",
+                type_="invalid_request_error",
+                code="request_too_large",
+            )
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

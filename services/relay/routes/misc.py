@@ -1,0 +1,58 @@
+"""Probes, metrics, the attribution text and the OpenAI-shaped fallbacks."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.relay.errors import RelayError, error_response
+from services.relay.ids import new_request_id
+from services.relay.routes.common import count
+from services.relay.state import RelayContext
+
+
+class MiscRoutes:
+    def __init__(self, ctx: RelayContext) -> None:
+        self.ctx = ctx
+
+    async def veloera(self, request: Request) -> Response:
+        return Response(self.ctx.veloera_text, media_type="text/plain; charset=utf-8")
+
+    async def healthz(self, request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    async def readyz(self, request: Request) -> Response:
+        if self.ctx.ready():
+            return Response(b'{"status":"ready"}', media_type="application/json")
+        return Response(b'{"status":"not ready"}', 503, media_type="application/json")
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def not_implemented(self, request: Request) -> Response:
+        error = RelayError(
+            501, "API not implemented", type_="veloera_error", code="not_implemented"
+        )
+        count("other", 501)
+        return error_response(error, new_request_id())
+
+    async def not_found(self, request: Request) -> Response:
+        error = RelayError(
+            404,
+            f"Invalid URL ({request.method} {request.url.path})",
+            type_="invalid_request_error",
+            code="not_found",
+        )
+        count("other", 404)
+        return error_response(error, new_request_id())
+
+
+async def http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (e.g. 405) in OpenAI's shape."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    return error_response(
+        RelayError(status, str(detail), type_="invalid_request_error"), new_request_id()
+    )

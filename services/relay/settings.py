@@ -1,0 +1,54 @@
+"""Relay settings, read once from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.shared.config import Env
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    bind_host: str
+    port: int
+    accounts_addr: str
+    billing_addr: str
+    nats_url: str
+    log_level: str
+    streaming_timeout: float  # idle seconds between stream chunks
+    force_stream_option: bool
+    relay_timeout: float  # total seconds of a non-stream upstream call
+    settle_timeout: float
+    max_body_bytes: int
+    auth_cache_seconds: float
+    auth_cache_size: int
+    snapshot_refresh_seconds: float
+    startup_timeout: float
+    shutdown_grace_seconds: float
+    retry_count: int  # extra attempts on another channel after a retryable failure
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = Env(environ)
+    settings = Settings(
+        bind_host=env.str("BIND_HOST", "127.0.0.1"),
+        port=env.int("RELAY_PORT", 3000),
+        accounts_addr=env.str("ACCOUNTS_ADDR", "127.0.0.1:50051"),
+        billing_addr=env.str("BILLING_ADDR", "127.0.0.1:50052"),
+        nats_url=env.str("NATS_URL"),
+        log_level=env.str("LOG_LEVEL", "INFO"),
+        streaming_timeout=env.float("STREAMING_TIMEOUT", 60.0),
+        force_stream_option=env.bool("FORCE_STREAM_OPTION", True),
+        relay_timeout=env.float("RELAY_TIMEOUT", 600.0),
+        settle_timeout=env.float("SETTLE_TIMEOUT", 5.0),
+        max_body_bytes=env.int("RELAY_MAX_BODY_MB", 32) * 1024 * 1024,
+        auth_cache_seconds=env.float("RELAY_AUTH_CACHE_SECONDS", 5.0),
+        auth_cache_size=env.int("RELAY_AUTH_CACHE_SIZE", 100_000),
+        snapshot_refresh_seconds=env.float("RELAY_SNAPSHOT_REFRESH_SECONDS", 5.0),
+        startup_timeout=env.float("RELAY_STARTUP_TIMEOUT", 60.0),
+        shutdown_grace_seconds=env.float("RELAY_SHUTDOWN_GRACE_SECONDS", 30.0),
+        retry_count=env.int("RELAY_RETRY_COUNT", 1),
+    )
+    env.check(service="relay")
+    return settings

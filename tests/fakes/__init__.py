@@ -1,0 +1,1 @@
+"""Fake upstream providers speaking the real wire formats, on loopback."""

@@ -1,0 +1,172 @@
+"""SSE relaying: line handling, usage chunks, [DONE], disconnects and idle timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from services.relay.adaptors.openai import OpenAIAdaptor
+from services.relay.streaming import DONE_FRAME, SSEProcessor, SSEResponse
+
+
+def chunk(
+    content: str | None = None,
+    *,
+    usage: dict[str, int] | None = None,
+    finish: str | None = None,
+    empty: bool = False,
+) -> bytes:
+    body: dict[str, Any] = {"id": "c1", "object": "chat.completion.chunk", "model": "m"}
+    body["choices"] = (
+        []
+        if empty
+        else [
+            {
+                "index": 0,
+                "delta": {} if content is None else {"content": content},
+                "finish_reason": finish,
+            }
+        ]
+    )
+    if usage is not None:
+        body["usage"] = usage
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+USAGE = {"prompt_tokens": 10, "completion_tokens": 5}
+UPSTREAM = (
+    chunk("Hel")
+    + chunk("lo")
+    + chunk(finish="stop")
+    + chunk(empty=True, usage=USAGE)
+    + b"data: [DONE]\n\n"
+)
+
+
+def frames(data: bytes) -> list[bytes]:
+    return [f for f in data.split(b"\n\n") if f]
+
+
+def test_forwards_data_lines_and_swallows_done() -> None:
+    proc = SSEProcessor(OpenAIAdaptor(), include_usage=True)
+    out = proc.feed(UPSTREAM) + proc.finish()
+    assert frames(out) == frames(UPSTREAM)[:4]
+    assert proc.acc.usage is not None and proc.acc.usage.completion_tokens == 5
+    assert proc.acc.text_chars == 5 and proc.acc.has_text
+
+
+def test_usage_only_chunk_dropped_when_client_did_not_ask() -> None:
+    proc = SSEProcessor(OpenAIAdaptor(), include_usage=False)
+    out = proc.feed(UPSTREAM)
+    assert frames(out) == frames(UPSTREAM)[:3]
+    assert proc.acc.usage is not None  # still counted for billing
+
+
+def test_lines_split_across_reads_and_other_lines_ignored() -> None:
+    proc = SSEProcessor(OpenAIAdaptor(), include_usage=False)
+    data = b": comment\nevent: x\n" + chunk("abc").replace(b"\n\n", b"\r\n\r\n")
+    out = b"".join(proc.feed(data[i : i + 7]) for i in range(0, len(data), 7)) + proc.finish()
+    assert frames(out) == [chunk("abc").strip()]
+    assert proc.first_at is not None
+
+
+def test_trailing_line_without_newline_is_delivered() -> None:
+    proc = SSEProcessor(OpenAIAdaptor(), include_usage=False)
+    assert proc.feed(chunk("x").rstrip(b"\n")) == b""
+    assert frames(proc.finish()) == [chunk("x").strip()]
+
+
+def test_whitespace_only_reply_is_empty() -> None:
+    proc = SSEProcessor(OpenAIAdaptor(), include_usage=False)
+    proc.feed(chunk("  ") + chunk("\n"))
+    assert not proc.acc.has_text and proc.acc.text_chars == 3
+
+
+async def _pieces(parts: list[bytes], stall: float = 0.0) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+    if stall:
+        await asyncio.sleep(stall)
+
+
+async def _open(
+    parts: list[bytes], stall: float = 0.0, read_timeout: float = 5.0
+) -> tuple[httpx.AsyncClient, httpx.Response]:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=_pieces(parts, stall))
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    response = await client.send(client.build_request("POST", "http://up/v1"), stream=True)
+    return client, response
+
+
+async def _run(
+    response: SSEResponse, disconnect_after: float | None = None
+) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if disconnect_after is None:
+            await asyncio.Event().wait()
+        await asyncio.sleep(disconnect_after or 0)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await response({"type": "http"}, receive, send)  # type: ignore[arg-type]
+    return sent
+
+
+async def test_response_ends_with_one_done_and_reports_completion() -> None:
+    client, upstream = await _open([UPSTREAM[:50], UPSTREAM[50:]])
+    finished: list[bool] = []
+    proc = SSEProcessor(OpenAIAdaptor(), include_usage=False)
+    response = SSEResponse(
+        upstream,
+        proc,
+        headers={"X-Veloera-Request-Id": "r1"},
+        on_finish=lambda p, interrupted: finished.append(interrupted),
+    )
+    sent = await _run(response)
+    body = b"".join(m.get("body", b"") for m in sent)
+    assert sent[0]["status"] == 200
+    assert (b"x-veloera-request-id", b"r1") in sent[0]["headers"]
+    assert body.endswith(DONE_FRAME) and body.count(b"[DONE]") == 1
+    assert sent[-1]["more_body"] is False
+    assert finished == [False]
+    assert upstream.is_closed
+    await client.aclose()
+
+
+async def test_client_disconnect_closes_upstream_and_settles_interrupted() -> None:
+    client, upstream = await _open([chunk("Hi")], stall=30)
+    finished: list[bool] = []
+    proc = SSEProcessor(OpenAIAdaptor(), include_usage=False)
+    response = SSEResponse(
+        upstream, proc, headers={}, on_finish=lambda p, interrupted: finished.append(interrupted)
+    )
+    await asyncio.wait_for(_run(response, disconnect_after=0.05), 5)
+    assert finished == [True]
+    assert upstream.is_closed
+    assert proc.acc.text_chars == 2
+    await client.aclose()
+
+
+async def test_synthetic_usage_tail_is_sent_before_done() -> None:
+    client, upstream = await _open([chunk("Hi") + chunk(finish="stop")])
+    proc = SSEProcessor(OpenAIAdaptor(), include_usage=True)
+    response = SSEResponse(
+        upstream,
+        proc,
+        headers={},
+        on_finish=lambda p, i: None,
+        tail=lambda p: b'data: {"usage":1}\n\n',
+    )
+    sent = await _run(response)
+    assert sent[-1]["body"] == b'data: {"usage":1}\n\n' + DONE_FRAME
+    await client.aclose()
