@@ -65,7 +65,7 @@ async def serve(settings: Settings) -> None:
         await built.server.stop(settings.shutdown_grace)
         await built.servicer.drain()
     finally:
-        await nc.drain()
+        await natsutil.drain(nc)
         await pool.close()
 
 

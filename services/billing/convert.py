@@ -114,7 +114,7 @@ def log_pb(row: LogRow, *, admin_view: bool) -> billing_pb2.LogEntry:
         use_time=row.use_time,
         is_stream=row.is_stream,
         channel_id=row.channel_id,
-        channel_name=row.channel_name if admin_view else "",
+        channel_name=row.channel_name,
         token_id=row.token_id,
         group=row.group,
         other=orjson.dumps(other).decode(),

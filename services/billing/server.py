@@ -16,6 +16,7 @@ from services.billing.core import BillingCore
 from services.billing.prices import PricingStore
 from services.billing.servicer import BillingServicer
 from services.billing.settings import Settings
+from services.shared import natsutil
 from services.shared.db import create_pool
 from services.shared.grpcutil import build_grpc_server, mark_not_serving, mark_serving
 from services.shared.metrics import serve_metrics
@@ -72,7 +73,6 @@ async def serve(settings: Settings) -> None:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        with contextlib.suppress(Exception):
-            await nc.drain()
+        await natsutil.drain(nc)
         await pool.close()
         logger.info("billing stopped")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from pathlib import Path
@@ -93,8 +92,7 @@ class RelayContext:
         if hasattr(self, "biller"):
             await self.biller.drain(self.settings.shutdown_grace_seconds)
         if self.nats is not None:
-            with contextlib.suppress(Exception):
-                await self.nats.drain()
+            await natsutil.drain(self.nats)
         if hasattr(self, "http"):
             await self.http.aclose()
         for name in ("accounts_channel", "billing_channel"):

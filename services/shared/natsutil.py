@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import nats
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
@@ -60,3 +62,12 @@ async def ensure_streams(js: JetStreamContext) -> None:
             await js.update_stream(config)
         except NotFoundError:
             await js.add_stream(config)
+
+
+async def drain(nc: NATS, timeout: float = 5.0) -> None:
+    """Drain (flush pending publishes, finish subscriptions), but never hang a shutdown."""
+    try:
+        await asyncio.wait_for(nc.drain(), timeout=timeout)
+    except (TimeoutError, nats.errors.Error):
+        logger.warning("NATS drain did not finish within %.0fs; closing", timeout)
+        await nc.close()

@@ -17,7 +17,7 @@ from veloera.tasks.v1 import tasks_pb2
 from services.shared import subjects
 from services.shared.db import create_pool
 from services.shared.metrics import serve_metrics
-from services.shared.natsutil import connect, ensure_streams
+from services.shared.natsutil import connect, drain, ensure_streams
 from services.tasks import handlers
 from services.tasks.metrics import MESSAGES, UP
 from services.tasks.settings import Settings
@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 _ACK_WAIT_SECONDS = 60.0
 _RETRY_DELAY_SECONDS = 5.0
+_DRAIN_SECONDS = 5.0
 
 
 async def handle(msg: Msg, pool: asyncpg.Pool) -> None:
@@ -87,6 +88,6 @@ async def run(settings: Settings) -> None:
     if worker is not None:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
-    await nc.drain()
-    await pool.close()
+    await drain(nc)
+    await asyncio.wait_for(pool.close(), timeout=_DRAIN_SECONDS)
     logger.info("tasks worker stopped")

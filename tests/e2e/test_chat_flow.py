@@ -27,6 +27,7 @@ pytestmark = pytest.mark.e2e
 
 MODEL_RATIO = 2.0  # $4 per 1M prompt tokens
 COMPLETION_RATIO = 3.0
+CONSUME_LOG = 2
 T = TypeVar("T")
 
 
@@ -48,6 +49,8 @@ class World:
     web_url: str
     relay_url: str
     fake: FakeOpenAI
+    clients: list[openai.AsyncOpenAI]
+    consoles: list[Console]
 
 
 @pytest.fixture
@@ -55,10 +58,16 @@ async def world(
     web_url: str, relay_url: str, fake_openai: FakeOpenAI, tasks_service: object
 ) -> AsyncIterator[World]:
     root = await root_console(web_url)
+    world = World(
+        root=root, web_url=web_url, relay_url=relay_url, fake=fake_openai, clients=[], consoles=[]
+    )
     try:
-        yield World(root=root, web_url=web_url, relay_url=relay_url, fake=fake_openai)
+        yield world
     finally:
-        await root.aclose()
+        for client in world.clients:
+            await client.close()
+        for console in [root, *world.consoles]:
+            await console.aclose()
 
 
 async def price_model(root: Console, model: str) -> None:
@@ -113,6 +122,7 @@ async def new_customer(
     await price_model(world.root, model)
     await create_channel(world.root, base_url=base_url or world.fake.url, models=[model])
     console, user_id = await create_user(world.root, quota=quota)
+    world.consoles.append(console)
     token = await create_token(console, **token_fields)
     customer = Customer(console=console, user_id=user_id, token=token, model=model)
     await wait_for_model(world.relay_url, customer.key, model)
@@ -131,15 +141,22 @@ async def token_item(customer: Customer) -> dict[str, Any]:
 
 async def settled_logs(customer: Customer, count: int) -> list[dict[str, Any]]:
     async def probe() -> list[dict[str, Any]] | None:
-        page = await customer.console.call("GET", "/api/log/self", params={"p": 1})
+        page = await customer.console.call(
+            "GET", "/api/log/self", params={"p": 1, "type": CONSUME_LOG}
+        )
         items: list[dict[str, Any]] = page["items"]
         return items if len(items) >= count else None
 
     return await eventually(probe)
 
 
-def sdk(world: World, key: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(api_key=f"sk-{key}", base_url=f"{world.relay_url}/v1", max_retries=0)
+def sdk(world: World, key: str, *, prefix: str = "/v1") -> openai.AsyncOpenAI:
+    """An SDK client for the relay, closed when the test ends."""
+    client = openai.AsyncOpenAI(
+        api_key=f"sk-{key}", base_url=f"{world.relay_url}{prefix}", max_retries=0
+    )
+    world.clients.append(client)
+    return client
 
 
 async def test_non_stream_chat_is_charged_exactly_once_with_a_log_row(world: World) -> None:
@@ -227,9 +244,7 @@ async def test_models_lists_the_channel_models(world: World) -> None:
 
 async def test_hf_prefix_behaves_like_v1(world: World) -> None:
     customer = await new_customer(world)
-    client = openai.AsyncOpenAI(
-        api_key=customer.key, base_url=f"{world.relay_url}/hf/v1", max_retries=0
-    )
+    client = sdk(world, customer.key, prefix="/hf/v1")
     reply = await client.chat.completions.create(
         model=customer.model, messages=[{"role": "user", "content": "hi"}]
     )
@@ -240,7 +255,7 @@ async def assert_nothing_charged(customer: Customer, before: dict[str, Any]) -> 
     after = await wallet(customer)
     assert after["quota"] == before["quota"]
     assert after["used_quota"] == before["used_quota"]
-    page = await customer.console.call("GET", "/api/log/self", params={"p": 1})
+    page = await customer.console.call("GET", "/api/log/self", params={"p": 1, "type": CONSUME_LOG})
     assert page["items"] == []
 
 
@@ -280,11 +295,12 @@ async def test_disabled_key_is_refused_and_charges_nothing(world: World) -> None
 
 
 async def test_expired_key_is_refused(world: World) -> None:
-    customer = await new_customer(world, expired_time=int(time.time()) + 2)
+    customer = await new_customer(world)
+    expiring = await create_token(customer.console, expired_time=int(time.time()) + 2)
     await asyncio.sleep(2.5)
     before = await wallet(customer)
     with pytest.raises(openai.AuthenticationError) as caught:
-        await sdk(world, customer.key).chat.completions.create(
+        await sdk(world, expiring["key"]).chat.completions.create(
             model=customer.model, messages=[{"role": "user", "content": "hi"}]
         )
     assert "expired" in str(caught.value)
@@ -292,14 +308,19 @@ async def test_expired_key_is_refused(world: World) -> None:
 
 
 async def test_model_outside_allow_list_is_403(world: World) -> None:
-    customer = await new_customer(world, model_limits_enabled=True, model_limits="other-model")
+    customer = await new_customer(world)
+    limited = await create_token(
+        customer.console, model_limits_enabled=True, model_limits="other-model"
+    )
     before = await wallet(customer)
     with pytest.raises(openai.PermissionDeniedError) as caught:
-        await sdk(world, customer.key).chat.completions.create(
+        await sdk(world, limited["key"]).chat.completions.create(
             model=customer.model, messages=[{"role": "user", "content": "hi"}]
         )
     assert customer.model in str(caught.value)
     await assert_nothing_charged(customer, before)
+    listed = await sdk(world, limited["key"]).models.list()
+    assert [model.id for model in listed.data] == []
 
 
 async def test_exhausted_balance_is_403_insufficient_quota(world: World) -> None:

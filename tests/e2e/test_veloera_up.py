@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -99,12 +100,15 @@ def up(tmp_path: Path) -> Iterator[Up]:
             instance.proc.kill()
 
 
-def service_pid(up: Up, name: str) -> int:
+def service_pid(up: Up, name: str) -> int | None:
     for proc in up.descendants():
-        if proc.cmdline()[-1:] == [f"services.{name}"]:
-            pid: int = proc.pid
-            return pid
-    raise AssertionError(f"services.{name} is not running")
+        with contextlib.suppress(psutil.Error):
+            if proc.status() != psutil.STATUS_ZOMBIE and proc.cmdline()[-1:] == [
+                f"services.{name}"
+            ]:
+                pid: int = proc.pid
+                return pid
+    return None
 
 
 def test_up_runs_heals_stops_cleanly_and_keeps_data(up: Up) -> None:
@@ -119,9 +123,10 @@ def test_up_runs_heals_stops_cleanly_and_keeps_data(up: Up) -> None:
 
     # A crashed service comes back by itself.
     relay_pid = service_pid(up, "relay")
+    assert relay_pid is not None
     os.kill(relay_pid, signal.SIGKILL)
     wait_until(
-        lambda: service_pid(up, "relay") != relay_pid and up.ready(),
+        lambda: service_pid(up, "relay") not in (None, relay_pid) and up.ready(),
         within=READY_WITHIN,
         what="relay restarted",
     )

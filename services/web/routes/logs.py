@@ -31,10 +31,9 @@ async def _list(call: Call, *, user_id: int, admin_view: bool) -> dict[str, Any]
         ),
         timeout=call.deps.timeout,
     )
+    # Users see which channel served them (the foundation issue asks for it); the channels
+    # tried along the way stay admin-only inside `other.admin_info`.
     items = [log_item(entry) for entry in reply.items]
-    if not admin_view:
-        for item in items:
-            item.pop("channel_name", None)
     return paged(items, reply.total, page, size)
 
 
