@@ -39,7 +39,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pricing_refresh_seconds=env.float("PRICING_REFRESH_SECONDS", 5.0),
         default_hold_ttl=env.int("HOLD_TTL_SECONDS", 600),
         settlement_fetch_batch=env.int("SETTLEMENT_FETCH_BATCH", 16),
-        shutdown_grace=env.float("SHUTDOWN_GRACE", 10.0),
+        shutdown_grace=env.float("BILLING_SHUTDOWN_GRACE", 10.0),
         db_pool_size=env.int("BILLING_DB_POOL_SIZE", 20),
     )
     env.check(service="billing")
