@@ -48,11 +48,12 @@ class SettleResult:
 
 
 def describe_price(price: PriceSnapshot) -> str:
+    """The upstream log content, with ratios shown as stored (0.075 stays 0.075, not 0.07)."""
     if price.per_call:
-        return f"模型价格 {price.model_price:.2f}，分组倍率 {price.group_ratio:.2f}"
+        return f"模型价格 {price.model_price:g}，分组倍率 {price.group_ratio:g}"
     return (
-        f"模型倍率 {price.model_ratio:.2f}，补全倍率 {price.completion_ratio:.2f}，"
-        f"分组倍率 {price.group_ratio:.2f}"
+        f"模型倍率 {price.model_ratio:g}，补全倍率 {price.completion_ratio:g}，"
+        f"分组倍率 {price.group_ratio:g}"
     )
 
 

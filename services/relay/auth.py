@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 import grpc
+import orjson
 from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
 from services.relay.errors import RelayError
@@ -54,6 +55,7 @@ class AuthEntry:
     model_limits: frozenset[str] | None  # None: every model
     allow_ips: frozenset[str]
     allow_networks: tuple[_IPNetwork, ...]
+    log_ip: bool = False  # the user opted in to client IPs in their logs
 
     @classmethod
     def from_reply(cls, reply: accounts_pb2.AuthenticateResponse) -> AuthEntry:
@@ -73,6 +75,7 @@ class AuthEntry:
                 exact.add(_normalise_ip(item))
         limits = frozenset(token.model_limits) if token.model_limits_enabled else None
         return cls(
+            log_ip=_wants_ip_logged(reply.user.setting),
             token=token,
             user=reply.user,
             group=token.group or reply.user.group,
@@ -96,6 +99,17 @@ class AuthEntry:
         if str(address) in self.allow_ips:
             return True
         return any(address in network for network in self.allow_networks)
+
+
+def _wants_ip_logged(setting: str) -> bool:
+    """Client IPs reach the log only when the user turned `show_ip_in_logs` on (§2.5)."""
+    if not setting:
+        return False
+    try:
+        parsed = orjson.loads(setting)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(parsed, dict) and parsed.get("show_ip_in_logs") is True
 
 
 def _normalise_ip(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -70,6 +71,10 @@ async def pull_loop(js: JetStreamContext, pool: asyncpg.Pool, settings: Settings
                 await handle(msg, pool)
     finally:
         UP.set(0)
+        # Unsubscribe before the connection drains: a pull subscription cancelled mid-fetch
+        # otherwise keeps drain waiting for its pending request.
+        with contextlib.suppress(nats.errors.Error):
+            await subscription.unsubscribe()
 
 
 async def run(settings: Settings) -> None:

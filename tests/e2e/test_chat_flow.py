@@ -183,6 +183,7 @@ async def test_non_stream_chat_is_charged_exactly_once_with_a_log_row(world: Wor
     assert log["token_name"] == customer.token["name"]
     assert log["channel_name"].startswith("ch")
     assert log["is_stream"] is False
+    assert log["ip"] == ""  # the user did not opt in to IP logging
 
 
 async def test_stream_chat_forwards_chunks_and_charges_from_upstream_usage(world: World) -> None:

@@ -84,6 +84,7 @@ async def settle(
         token_name="key",
         model_name=MODEL,
         channel_id=7,
+        channel_name="primary",
         channels_tried=[7],
         elapsed_ms=1200,
     )
@@ -345,7 +346,8 @@ async def test_logs_hide_admin_info_from_users(billing: Stub) -> None:
     )
     assert "admin_info" not in orjson.loads(user_view.items[0].other)
     assert orjson.loads(admin_view.items[0].other)["admin_info"]["use_channel"] == [7]
-    assert user_view.items[0].content.startswith("模型倍率 15.00，补全倍率 2.00，分组倍率 1.00")
+    assert user_view.items[0].content.startswith("模型倍率 15，补全倍率 2，分组倍率 1")
+    assert user_view.items[0].channel_name == "primary"
 
 
 async def test_bad_pricing_option_changes_nothing(billing: Stub) -> None:

@@ -212,3 +212,16 @@ async def test_accounts_down_is_503_and_not_cached() -> None:
             await auth.authenticate(KEY)
         assert info.value.status == 503
     assert stub.calls == 2
+
+
+@pytest.mark.parametrize(
+    ("setting", "logged"),
+    [
+        ("", False),
+        ('{"show_ip_in_logs": false}', False),
+        ('{"show_ip_in_logs": true}', True),
+        ("not json", False),
+    ],
+)
+def test_client_ip_is_logged_only_when_the_user_opted_in(setting: str, logged: bool) -> None:
+    assert entry(user={"setting": setting}).log_ip is logged

@@ -373,7 +373,7 @@ class ChatRoute:
             elapsed_ms=job.elapsed_ms(),
             first_response_ms=first_response_ms,
             channels_tried=job.tried,
-            client_ip=job.client_ip,
+            client_ip=job.client_ip if entry.log_ip else "",
             interrupted=interrupted,
         )
         self.ctx.biller.settle_later(request)
