@@ -29,6 +29,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         command_timeout=30,
+        reset=_keep_session,
         server_settings={
             "application_name": f"veloera-{schema}",
             "statement_timeout": "30000",
@@ -37,6 +38,12 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Pool release without the default RESET ALL round trip: our services keep no session
+    state (no LISTEN, advisory locks or SET outside transactions), and asyncpg still rolls back
+    any open transaction before this runs."""
 
 
 def _lock_id(schema: str) -> int:
