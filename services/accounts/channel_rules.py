@@ -5,11 +5,22 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
-from services.accounts.channel_types import CHANNEL_TYPES, GEMINI, JSON_KEY_TYPES
+from services.accounts.channel_types import (
+    CHANNEL_TYPES,
+    GEMINI,
+    JSON_KEY_TYPES,
+    UNSUPPORTED_TYPES,
+    VERTEX_AI,
+)
 from services.shared.errors import InvalidArgument
 
 JSON_OBJECT_FIELDS = ("model_mapping", "status_code_mapping", "setting", "param_override")
+SETTING_FIELDS = frozenset({"force_format", "thinking_to_content", "proxy", "stream_support"})
+PROXY_SCHEMES = frozenset({"http", "https", "socks5", "socks5h"})
+STREAM_SUPPORT = frozenset({"default", "NON_STREAM_ONLY"})
 MAX_NAME_LENGTH = 255
 
 DEFAULT_DISABLE_KEYWORDS = (
@@ -49,8 +60,70 @@ def check_json_object(field: str, text: str) -> str:
 
 
 def check_type(type_id: int) -> None:
+    if type_id in UNSUPPORTED_TYPES:
+        raise InvalidArgument(
+            f"channel type {type_id} is not supported: {UNSUPPORTED_TYPES[type_id]}",
+            code="unsupported_channel_type",
+        )
     if type_id not in CHANNEL_TYPES:
         raise InvalidArgument(f"unknown channel type {type_id}", code="unknown_channel_type")
+
+
+def _parsed_object(field: str, text: str) -> dict[str, Any]:
+    check_json_object(field, text)
+    value: dict[str, Any] = json.loads(text) if text.strip() else {}
+    return value
+
+
+def check_model_mapping(text: str) -> str:
+    """`{"client model": "upstream model"}` with non-empty string values."""
+    for name, target in _parsed_object("model_mapping", text).items():
+        if not name.strip() or not isinstance(target, str) or not target.strip():
+            raise InvalidArgument("model_mapping must map model names to non-empty model names")
+    return text.strip()
+
+
+def check_status_code_mapping(text: str) -> str:
+    """`{"400": "500"}`: HTTP status codes to HTTP status codes."""
+    for source, target in _parsed_object("status_code_mapping", text).items():
+        if not _is_status(source) or not _is_status(target):
+            raise InvalidArgument("status_code_mapping must map status codes to status codes")
+    return text.strip()
+
+
+def _is_status(value: Any) -> bool:
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    return text.isdigit() and 100 <= int(text) <= 599
+
+
+def check_setting(text: str) -> str:
+    """force_format, thinking_to_content (bool), proxy (http/https/socks5 URL), stream_support."""
+    values = _parsed_object("setting", text)
+    unknown = set(values) - SETTING_FIELDS
+    if unknown:
+        raise InvalidArgument(f"setting has unknown fields: {', '.join(sorted(unknown))}")
+    for name in ("force_format", "thinking_to_content"):
+        if name in values and not isinstance(values[name], bool):
+            raise InvalidArgument(f"setting.{name} must be true or false")
+    proxy = values.get("proxy", "")
+    if proxy and (not isinstance(proxy, str) or urlsplit(proxy).scheme not in PROXY_SCHEMES
+                  or not urlsplit(proxy).hostname):  # fmt: skip
+        raise InvalidArgument("setting.proxy must be an http, https or socks5 URL")
+    if values.get("stream_support", "default") not in STREAM_SUPPORT:
+        raise InvalidArgument("setting.stream_support must be default or NON_STREAM_ONLY")
+    return text.strip()
+
+
+def check_other(type_id: int, other: str) -> str:
+    """Vertex AI keeps its region JSON in `other`; it must name a `default` region."""
+    if type_id == VERTEX_AI and other.strip():
+        try:
+            regions = json.loads(other)
+        except ValueError:
+            raise InvalidArgument("Vertex AI regions (other) must be JSON") from None
+        if not isinstance(regions, dict) or "default" not in regions:
+            raise InvalidArgument('Vertex AI regions (other) must be a JSON object with "default"')
+    return other
 
 
 def clean_list(field: str, values: list[str]) -> list[str]:

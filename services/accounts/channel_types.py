@@ -53,6 +53,14 @@ CHANNEL_TYPES = MappingProxyType(
     }
 )
 
+# Known ids that cannot work: refused at save time with the reason.
+UNSUPPORTED_TYPES = MappingProxyType(
+    {
+        21: "AI Proxy Library has no adaptor upstream (requests fail with invalid api type)",
+        26: "Zhipu v4 was folded into type 16 (Zhipu BigModel); use 16",
+    }
+)
+
 GEMINI = 24
 VERTEX_AI = 41
 # Types whose single key is a JSON document (never split on commas).

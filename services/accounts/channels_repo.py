@@ -50,6 +50,7 @@ _FIELD_NAMES = (
     "model_mapping", "status_code_mapping", "model_prefix", "system_prompt", "tag",
     "test_model", "openai_organization", "other", "setting", "param_override", "auto_ban",
 )  # fmt: skip
+FIELD_NAMES = _FIELD_NAMES
 _PLACEHOLDERS = ", ".join(f"${i}" for i in range(2, len(_FIELD_NAMES) + 2))
 
 INSERT_CHANNEL = f"""

@@ -19,10 +19,23 @@ MAX_PAGE_SIZE = 100
 
 
 @dataclass(frozen=True, slots=True)
+class LoginPolicy:
+    """Failed logins allowed per account and per client IP within the lock window."""
+
+    max_per_account: int = 5
+    max_per_ip: int = 20
+    lock_seconds: int = 15 * 60
+
+
+@dataclass(frozen=True, slots=True)
 class Deps:
     pool: asyncpg.Pool
     box: SecretBox
     events: EventPublisher
+    login_policy: LoginPolicy = LoginPolicy()
+    generate_default_token: bool = False
+    smtp_timeout: float = 10.0
+    email_resend_seconds: int = 60
 
 
 def now() -> int:

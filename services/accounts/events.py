@@ -18,6 +18,7 @@ USER = events_pb2.CHANGE_KIND_USER
 TOKEN = events_pb2.CHANGE_KIND_TOKEN
 CHANNEL = events_pb2.CHANGE_KIND_CHANNEL
 OPTION = events_pb2.CHANGE_KIND_OPTION
+JS_TIMEOUT = 2.0
 
 
 class EventPublisher:
@@ -64,7 +65,9 @@ class EventPublisher:
         )
         if self._nc is None:
             return
-        try:
-            await self._nc.publish(subjects.CHANNEL_STATE_SUBJECT, event.SerializeToString())
+        try:  # JetStream (stream EVENTS): stored until notifications consume it
+            await self._nc.jetstream().publish(
+                subjects.CHANNEL_STATE_SUBJECT, event.SerializeToString(), timeout=JS_TIMEOUT
+            )
         except Exception as exc:
             logger.warning("cannot publish channel state event: %s", exc)

@@ -3,50 +3,55 @@
 from __future__ import annotations
 
 import json
-from types import MappingProxyType
+import math
+from typing import Any
 
-from services.accounts.channel_rules import DEFAULT_DISABLE_KEYWORDS
-from services.shared.errors import InvalidArgument
+from services.accounts.option_registry import (
+    DEFAULT_USABLE_GROUPS,
+    DEFAULTS,
+    PREREQUISITES,
+    REGISTRY,
+    Kind,
+    OptionSpec,
+)
+from services.shared.errors import FailedPrecondition, InvalidArgument
 from services.shared.options import PRICING_OPTION_KEYS, SHARED_OPTION_KEYS
 
-DEFAULT_USABLE_GROUPS = '{"default":"默认分组","vip":"vip分组"}'
+__all__ = ["DEFAULTS", "DEFAULT_USABLE_GROUPS", "check_prerequisites", "validate"]
 
-DEFAULTS = MappingProxyType(
-    {
-        "UserUsableGroups": DEFAULT_USABLE_GROUPS,
-        "SelfUseModeEnabled": "false",
-        "DemoSiteEnabled": "false",
-        "AutomaticDisableChannelEnabled": "false",
-        "AutomaticEnableChannelEnabled": "false",
-        "AutomaticDisableKeywords": "\n".join(DEFAULT_DISABLE_KEYWORDS),
-        "ChannelDisableThreshold": "5",
-        "RetryTimes": "0",
-    }
-)
-
-# Options whose value must be a JSON object.
-JSON_OBJECT_OPTIONS = frozenset(
-    {
-        "UserUsableGroups",
-        "TopupGroupRatio",
-        "global_model_mapping",
-        "claude.model_headers_settings",
-        "claude.default_max_tokens",
-        "gemini.safety_settings",
-        "gemini.version_settings",
-    }
-)
 _SECRET_SUFFIXES = ("Token", "Secret", "Key", "_secret", "_token", "_key")
-MAX_KEY_LENGTH = 128
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off", ""})
+_FALLBACK_KEYS = frozenset(
+    {
+        "fallback_pricing_enabled",
+        "fallback_single_price",
+        "fallback_input_ratio",
+        "fallback_completion_ratio",
+    }
+)
+MAX_VALUE_LENGTH = 1_000_000
+
+
+# Ends like a secret but is published in every page (the Turnstile widget needs it).
+_PUBLIC_KEYS = frozenset({"TurnstileSiteKey"})
 
 
 def is_secret(key: str) -> bool:
-    return key.endswith(_SECRET_SUFFIXES)
+    return key.endswith(_SECRET_SUFFIXES) and key not in _PUBLIC_KEYS
+
+
+def masked(key: str, value: str) -> str:
+    """The value as the audit log keeps it: secrets are never written down."""
+    if not is_secret(key):
+        return value
+    return "" if not value else "***"
 
 
 def merged(stored: dict[str, str]) -> dict[str, str]:
-    """Defaults overlaid with the stored values."""
-    return {**DEFAULTS, **stored}
+    """Defaults overlaid with the stored values (keys no longer registered are dropped)."""
+    known = {key: value for key, value in stored.items() if key in REGISTRY}
+    return {**DEFAULTS, **known}
 
 
 def visible(options: dict[str, str], *, include_secrets: bool) -> dict[str, str]:
@@ -55,30 +60,144 @@ def visible(options: dict[str, str], *, include_secrets: bool) -> dict[str, str]
     return {key: value for key, value in options.items() if not is_secret(key)}
 
 
-def validate(key: str, value: str) -> None:
-    """Raise InvalidArgument when `key`=`value` cannot be stored by accounts."""
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise InvalidArgument(f"option key must be 1..{MAX_KEY_LENGTH} characters")
+def validate(key: str, value: str) -> str:
+    """The normalised value to store for `key`; InvalidArgument when it cannot be stored."""
     if key in PRICING_OPTION_KEYS and key not in SHARED_OPTION_KEYS:
         raise InvalidArgument(f"option {key} is a pricing option: it is stored by billing")
-    if key in JSON_OBJECT_OPTIONS:
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            raise InvalidArgument(f"option {key} must be a JSON object: invalid JSON") from None
-        if not isinstance(parsed, dict):
-            raise InvalidArgument(f"option {key} must be a JSON object")
-    if key == "ReverseProxyProvider" and value not in {"", "nginx", "cloudflare"}:
-        raise InvalidArgument("ReverseProxyProvider must be nginx or cloudflare")
+    spec = REGISTRY.get(key)
+    if spec is None:
+        raise InvalidArgument(f"unknown option {key!r}", code="unknown_option")
+    if len(value) > MAX_VALUE_LENGTH:
+        raise InvalidArgument(f"option {key} is too long")
+    normalised = _parse(spec, value)
+    if key == "global_model_mapping":
+        check_global_mapping(normalised)
+    return normalised
+
+
+def _parse(spec: OptionSpec, value: str) -> str:
+    text = value.strip()
+    if spec.kind is Kind.BOOL:
+        lowered = text.lower()
+        if lowered not in _TRUE | _FALSE:
+            raise InvalidArgument(f"option {spec.key} must be true or false")
+        return "true" if lowered in _TRUE else "false"
+    if spec.kind in (Kind.INT, Kind.FLOAT):
+        return _number(spec, text)
+    if spec.kind is Kind.JSON_OBJECT:
+        _json(spec.key, text or "{}", dict, "a JSON object")
+        return text
+    if spec.kind is Kind.JSON_LIST:
+        _json(spec.key, text or "[]", list, "a JSON list")
+        return text
+    if spec.kind is Kind.LINES:
+        return "\n".join(line.strip() for line in value.splitlines() if line.strip())
+    if spec.kind is Kind.CSV:
+        parts = [part.strip() for part in text.replace("\n", ",").split(",")]
+        return ",".join(part for part in parts if part)
+    if spec.choices is not None and text not in spec.choices:
+        allowed = ", ".join(sorted(spec.choices))
+        raise InvalidArgument(f"option {spec.key} must be one of: {allowed}")
+    return value
+
+
+def _number(spec: OptionSpec, text: str) -> str:
+    try:
+        number = int(text) if spec.kind is Kind.INT else float(text)
+    except ValueError:
+        kind = "an integer" if spec.kind is Kind.INT else "a number"
+        raise InvalidArgument(f"option {spec.key} must be {kind}") from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise InvalidArgument(f"option {spec.key} must be a finite number")
+    if spec.minimum is not None and number < spec.minimum:
+        raise InvalidArgument(f"option {spec.key} must be at least {spec.minimum:g}")
+    return str(number)
+
+
+def _json(key: str, text: str, shape: type, what: str) -> Any:
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        raise InvalidArgument(f"option {key} must be {what}: invalid JSON") from None
+    if not isinstance(parsed, shape):
+        raise InvalidArgument(f"option {key} must be {what}")
+    return parsed
+
+
+def check_global_mapping(text: str) -> None:
+    """Shape `{"mapping": {virtual: [{"model": str, "priorities": int}, ...]}}` (§3.4 step 5)."""
+    root = _json("global_model_mapping", text or "{}", dict, "a JSON object")
+    mapping = root.get("mapping", {})
+    if not isinstance(mapping, dict):
+        raise InvalidArgument("global_model_mapping.mapping must be an object")
+    for virtual, targets in mapping.items():
+        if not str(virtual).strip():
+            raise InvalidArgument("global_model_mapping: a virtual model name is empty")
+        if not isinstance(targets, list) or not targets:
+            raise InvalidArgument(f"global_model_mapping[{virtual}] must be a non-empty list")
+        for target in targets:
+            _check_target(str(virtual), target)
+
+
+def _check_target(virtual: str, target: Any) -> None:
+    if not isinstance(target, dict):
+        raise InvalidArgument(f"global_model_mapping[{virtual}] entries must be objects")
+    model = target.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidArgument(f"global_model_mapping[{virtual}]: model must be a non-empty string")
+    priorities = target.get("priorities", 0)
+    if isinstance(priorities, bool) or not isinstance(priorities, int):
+        raise InvalidArgument(f"global_model_mapping[{virtual}]: priorities must be an integer")
+
+
+def check_prerequisites(key: str, value: str, current: dict[str, str]) -> None:
+    """Cross-option rules: a toggle needs its credentials; fallback pricing must be coherent."""
+    after = {**current, key: value}
+    for toggle, needed in PREREQUISITES.items():
+        if after.get(toggle) != "true" or (key != toggle and key not in needed):
+            continue
+        missing = [name for name in needed if not after.get(name, "").strip()]
+        if missing:
+            raise FailedPrecondition(
+                f"{toggle} requires {', '.join(missing)} to be set first",
+                code="option_prerequisite",
+            )
+    if key in _FALLBACK_KEYS:
+        _check_fallback(after)
+
+
+def _check_fallback(after: dict[str, str]) -> None:
+    single = float(after.get("fallback_single_price") or 0)
+    ratios = [float(after.get(name) or 0) for name in ("fallback_input_ratio",
+                                                         "fallback_completion_ratio")]  # fmt: skip
+    if single > 0 and any(r > 0 for r in ratios):
+        raise FailedPrecondition(
+            "fallback pricing: single price and ratios are mutually exclusive",
+            code="option_prerequisite",
+        )
+    if (
+        after.get("fallback_pricing_enabled") == "true"
+        and single <= 0
+        and not all(r > 0 for r in ratios)
+    ):
+        raise FailedPrecondition(
+            "fallback pricing: set a single price, or both ratios above 0",
+            code="option_prerequisite",
+        )
 
 
 def usable_groups(option_value: str, user_group: str) -> list[str]:
     """Keys of UserUsableGroups plus the user's own group (a broken value yields defaults)."""
+    return list(usable_group_map(option_value, user_group))
+
+
+def usable_group_map(option_value: str, user_group: str) -> dict[str, str]:
+    """Group name -> description from UserUsableGroups, plus the user's own group."""
     try:
         parsed = json.loads(option_value)
     except ValueError:
         parsed = json.loads(DEFAULT_USABLE_GROUPS)
-    groups = [str(name) for name in parsed] if isinstance(parsed, dict) else []
+    groups = {str(k): str(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
     if user_group and user_group not in groups:
-        groups.append(user_group)
+        groups[user_group] = "用户分组"
     return groups

@@ -34,15 +34,18 @@ def channel_fields(channel: pb.Channel, *, status: int) -> ChannelFields:
     if status not in (1, 2, 3):
         raise InvalidArgument(f"unknown channel status {status}")
     json_fields = {
-        field: channel_rules.check_json_object(field, getattr(channel, field))
-        for field in channel_rules.JSON_OBJECT_FIELDS
+        "model_mapping": channel_rules.check_model_mapping(channel.model_mapping),
+        "status_code_mapping": channel_rules.check_status_code_mapping(channel.status_code_mapping),
+        "setting": channel_rules.check_setting(channel.setting),
+        "param_override": channel_rules.check_json_object("param_override", channel.param_override),
     }
     return ChannelFields(
         type=channel.type, name=name, base_url=channel.base_url.strip(), models=models,
         groups=groups, priority=channel.priority, weight=channel.weight, status=status,
         model_prefix=channel.model_prefix.strip(), system_prompt=channel.system_prompt,
         tag=channel.tag.strip(), test_model=channel.test_model.strip(),
-        openai_organization=channel.openai_organization.strip(), other=channel.other,
+        openai_organization=channel.openai_organization.strip(),
+        other=channel_rules.check_other(channel.type, channel.other),
         auto_ban=channel.auto_ban, **json_fields,
     )  # fmt: skip
 
@@ -59,7 +62,7 @@ class ChannelRpcs:
                 row = await self._update(conn, incoming)
             else:
                 row = await self._create(conn, incoming)
-            await _rebuild(conn, row)
+            await rebuild_abilities(conn, row)
             version = await channels_repo.bump_version(conn)
             keys = await channels_repo.channel_keys(conn, channel_id=row["id"])
         await self._deps.events.changed(events.CHANNEL, ids=[row["id"]], routing_version=version)
@@ -238,7 +241,8 @@ async def _apply_report(
     return outcome
 
 
-async def _rebuild(conn: Conn, row: asyncpg.Record) -> None:
+async def rebuild_abilities(conn: Conn, row: asyncpg.Record) -> None:
+    """Replace the channel's rows in the routing index (groups x models)."""
     await channels_repo.rebuild_abilities(
         conn, channel_id=row["id"], groups=list(row["groups"]), models=list(row["models"]),
         priority=row["priority"], weight=row["weight"], enabled=row["status"] == ENABLED,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncpg
 from veloera.accounts.v1 import accounts_pb2 as pb
 
-from services.accounts import channels_repo, convert, events, option_rules, roles
-from services.accounts.deps import Deps, load_actor
+from services.accounts import channels_repo, convert, events, option_rules, options_repo, roles
+from services.accounts.deps import Deps, load_actor, now, paging
 from services.accounts.metrics import SNAPSHOTS
 from services.accounts.rpc_identity import Context
 from services.accounts.types import Conn
@@ -27,14 +27,32 @@ class OptionRpcs:
 
     async def UpdateOption(self, request: pb.UpdateOptionRequest, context: Context) -> pb.Option:
         key = request.key.strip()
-        option_rules.validate(key, request.value)
+        value = option_rules.validate(key, request.value)
         async with self._deps.pool.acquire() as conn, conn.transaction():
             actor = await load_actor(conn, request.actor_id)
             roles.require_root(actor["role"])
-            await channels_repo.upsert_option(conn, key=key, value=request.value)
-            version = await channels_repo.bump_version(conn)
+            version = await channels_repo.bump_version(conn)  # serialises option writes
+            current = option_rules.merged(await channels_repo.all_options(conn))
+            option_rules.check_prerequisites(key, value, current)
+            await channels_repo.upsert_option(conn, key=key, value=value)
+            await options_repo.insert_audit(
+                conn, actor_id=actor["id"], key=key, now=now(),
+                old_value=option_rules.masked(key, current.get(key, "")),
+                new_value=option_rules.masked(key, value),
+            )  # fmt: skip
         await self._deps.events.changed(events.OPTION, routing_version=version, option_keys=[key])
-        return pb.Option(key=key, value=request.value)
+        return pb.Option(key=key, value=value)
+
+    async def ListOptionAudit(
+        self, request: pb.ListOptionAuditRequest, context: Context
+    ) -> pb.ListOptionAuditResponse:
+        limit, offset = paging(request.page, request.page_size)
+        async with self._deps.pool.acquire() as conn:
+            rows, total = await options_repo.list_audit(
+                conn, key=request.key.strip(), limit=limit, offset=offset
+            )
+        entries = [pb.OptionAuditEntry(**dict(row)) for row in rows]
+        return pb.ListOptionAuditResponse(entries=entries, total=total)
 
     async def GetRoutingSnapshot(
         self, request: pb.GetRoutingSnapshotRequest, context: Context

@@ -13,6 +13,7 @@ from services.accounts.deps import Deps, now, paging
 from services.accounts.metrics import AUTHENTICATIONS
 from services.accounts.rpc_identity import Context
 from services.accounts.token_rules import ENABLED, check_enable, check_status, fields_from_proto
+from services.accounts.types import Conn
 from services.shared.crypto import random_key
 from services.shared.errors import InvalidArgument, NotFound, Unauthenticated
 
@@ -33,8 +34,7 @@ class TokenRpcs:
         fields = fields_from_proto(request.token, status=ENABLED, now=stamp, creating=True)
         key = random_key(KEY_LENGTH)
         async with self._deps.pool.acquire() as conn, conn.transaction():
-            if await users_repo.get_user(conn, user_id=request.user_id) is None:
-                raise NotFound("user not found")
+            await _check_group(conn, user_id=request.user_id, group=fields.group)
             row = await tokens_repo.insert_token(
                 conn, user_id=request.user_id, key_enc=self._deps.box.encrypt(key),
                 key_hash=self._deps.box.lookup_hash(key), now=stamp, fields=fields,
@@ -59,6 +59,8 @@ class TokenRpcs:
             else:
                 status = request.token.status or current["status"]
                 fields = fields_from_proto(request.token, status=status, now=stamp, creating=False)
+                if fields.group != current["group"]:
+                    await _check_group(conn, user_id=request.user_id, group=fields.group)
                 row = await tokens_repo.update_token(
                     conn, token_id=current["id"], user_id=request.user_id, fields=fields
                 )
@@ -98,7 +100,7 @@ class TokenRpcs:
             )
         if deleted:
             await self._deps.events.changed(events.TOKEN, ids=deleted)
-        return pb.DeleteTokenResponse(deleted=len(deleted))
+        return pb.DeleteTokenResponse(deleted=len(deleted), ids=deleted)
 
     async def Authenticate(
         self, request: pb.AuthenticateRequest, context: Context
@@ -141,3 +143,19 @@ class TokenRpcs:
                 await tokens_repo.touch(conn, token_id=token_id, now=now())
         except Exception as exc:  # best effort: a lost access time is harmless
             logger.warning("cannot record token access time: %s", exc)
+
+
+async def _check_group(conn: Conn, *, user_id: int, group: str) -> None:
+    """A token's group override must be one of its owner's usable groups."""
+    user = await users_repo.get_user(conn, user_id=user_id)
+    if user is None:
+        raise NotFound("user not found")
+    if not group:
+        return
+    value = await channels_repo.get_option(conn, key="UserUsableGroups")
+    usable = option_rules.usable_groups(value or option_rules.DEFAULT_USABLE_GROUPS, user["group"])
+    if group not in usable:
+        raise InvalidArgument(
+            f"group {group!r} is not usable by this user (usable: {', '.join(usable)})",
+            code="group_not_usable",
+        )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from veloera.accounts.v1 import accounts_pb2 as pb
 
-from services.accounts import convert, events, roles, user_rules, users_repo
+from services.accounts import convert, events, roles, user_rules, user_settings, users_repo
 from services.accounts.deps import Deps, load_actor, now, paging
-from services.accounts.passwords import hash_password
+from services.accounts.passwords import hash_password, verify_password
+from services.accounts.registration import check_registration_open
 from services.accounts.rpc_identity import Context
 from services.accounts.types import Conn
 from services.shared.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
@@ -33,7 +35,7 @@ class UserRpcs:
         async with self._deps.pool.acquire() as conn:
             rows, total = await users_repo.list_users(
                 conn, keyword=request.keyword.strip(), group=request.group.strip(),
-                limit=limit, offset=offset,
+                role=int(request.role), status=int(request.status), limit=limit, offset=offset,
             )  # fmt: skip
         return pb.ListUsersResponse(users=[convert.user(row) for row in rows], total=total)
 
@@ -52,16 +54,11 @@ class UserRpcs:
                 group = user_rules.check_group(request.group) if request.group else group
             elif role != roles.COMMON:
                 raise PermissionDenied("self-registration creates common users only")
-            await _check_unique(conn, username=username, email=email, user_id=0)
-            inviter_id = 0
-            if request.aff_code:
-                inviter_id = await users_repo.inviter_by_aff_code(conn, aff_code=request.aff_code)
-                if inviter_id:
-                    await users_repo.bump_aff_count(conn, user_id=inviter_id)
-            row = await users_repo.insert_user(
+            else:
+                await check_registration_open(conn)
+            row = await insert_new_user(
                 conn, username=username, password_hash=password_hash, display_name=display_name,
-                email=email, role=role, group=group, aff_code=await _free_aff_code(conn),
-                inviter_id=inviter_id, now=now(),
+                email=email, role=role, group=group, aff_code=request.aff_code,
             )  # fmt: skip
         await self._deps.events.changed(events.USER, ids=[row["id"]])
         return convert.user(row)
@@ -73,6 +70,8 @@ class UserRpcs:
             target = await users_repo.get_user(conn, user_id=request.id, for_update=True)
             if target is None:
                 raise NotFound("user not found")
+            if "password_hash" in changes and actor["id"] == target["id"]:
+                await _check_old_password(target["password_hash"], request.old_password)
             if actor["id"] != target["id"] or "group" in changes:
                 roles.require_admin(actor["role"])
                 if actor["id"] != target["id"]:
@@ -119,11 +118,12 @@ class UserRpcs:
             target = await users_repo.get_user(conn, user_id=request.id, for_update=True)
             if target is None:
                 raise NotFound("user not found")
-            roles.require_admin(actor["role"])
-            roles.require_outranks(actor["role"], target["role"])
             if target["role"] == roles.ROOT:
                 raise FailedPrecondition("the root user cannot be deleted")
-            if request.hard:
+            if actor["id"] != target["id"]:
+                roles.require_admin(actor["role"])
+                roles.require_outranks(actor["role"], target["role"])
+            if request.hard and actor["id"] != target["id"]:
                 await users_repo.hard_delete_user(conn, user_id=target["id"])
             else:
                 await users_repo.soft_delete_user(conn, user_id=target["id"], now=now())
@@ -143,10 +143,41 @@ async def _requested_changes(request: pb.UpdateUserRequest) -> dict[str, Any]:
     if request.HasField("email"):
         changes["email"] = user_rules.check_email(request.email)
     if request.HasField("setting"):
-        changes["setting"] = user_rules.check_setting(request.setting)
+        changes["setting"] = user_settings.check_setting(request.setting)
     if request.HasField("password") and request.password:
         changes["password_hash"] = await hash_password(user_rules.check_password(request.password))
     return changes
+
+
+async def _check_old_password(password_hash: str, old_password: str) -> None:
+    if not old_password or not await verify_password(password_hash, old_password):
+        raise PermissionDenied("the current password is wrong", code="wrong_password")
+
+
+async def insert_new_user(
+    conn: Conn,
+    *,
+    username: str,
+    password_hash: str,
+    display_name: str,
+    email: str,
+    role: int,
+    group: str,
+    aff_code: str,
+) -> asyncpg.Record:
+    """Insert a user after the uniqueness checks, crediting the inviter named by `aff_code`
+    (an unknown code is ignored, as upstream does)."""
+    await _check_unique(conn, username=username, email=email, user_id=0)
+    inviter_id = 0
+    if aff_code.strip():
+        inviter_id = await users_repo.inviter_by_aff_code(conn, aff_code=aff_code.strip())
+        if inviter_id:
+            await users_repo.bump_aff_count(conn, user_id=inviter_id)
+    return await users_repo.insert_user(
+        conn, username=username, password_hash=password_hash, display_name=display_name,
+        email=email, role=role, group=group, aff_code=await _free_aff_code(conn),
+        inviter_id=inviter_id, now=now(),
+    )  # fmt: skip
 
 
 async def _check_unique(conn: Conn, *, username: str, email: str, user_id: int) -> None:

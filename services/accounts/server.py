@@ -11,7 +11,7 @@ import grpc
 from grpc_health.v1 import health
 from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
-from services.accounts.deps import Deps
+from services.accounts.deps import Deps, LoginPolicy
 from services.accounts.events import EventPublisher
 from services.accounts.servicer import AccountsServicer
 from services.accounts.settings import Settings
@@ -52,7 +52,17 @@ async def serve(settings: Settings) -> None:
     try:
         await natsutil.ensure_streams(nc.jetstream())
         deps = Deps(
-            pool=pool, box=SecretBox(settings.crypto_secret.value), events=EventPublisher(nc)
+            pool=pool,
+            box=SecretBox(settings.crypto_secret.value),
+            events=EventPublisher(nc),
+            login_policy=LoginPolicy(
+                max_per_account=settings.login_max_failures_per_account,
+                max_per_ip=settings.login_max_failures_per_ip,
+                lock_seconds=settings.login_lock_minutes * 60,
+            ),
+            generate_default_token=settings.generate_default_token,
+            smtp_timeout=settings.smtp_timeout,
+            email_resend_seconds=settings.email_resend_seconds,
         )
         built = build_server(settings, deps)
         serve_metrics(settings.metrics_port, settings.bind_host)

@@ -7,8 +7,12 @@ import asyncio
 from veloera.accounts.v1 import accounts_pb2_grpc
 
 from services.accounts.deps import Deps
+from services.accounts.rpc_auth import AuthRpcs
+from services.accounts.rpc_channel_bulk import ChannelBulkRpcs
 from services.accounts.rpc_channels import ChannelRpcs
+from services.accounts.rpc_email import EmailRpcs
 from services.accounts.rpc_identity import IdentityRpcs
+from services.accounts.rpc_inbox import InboxRpcs
 from services.accounts.rpc_options import OptionRpcs
 from services.accounts.rpc_tokens import TokenRpcs
 from services.accounts.rpc_users import UserRpcs
@@ -16,10 +20,14 @@ from services.accounts.rpc_users import UserRpcs
 
 class AccountsServicer(
     IdentityRpcs,
+    AuthRpcs,
     UserRpcs,
     TokenRpcs,
     ChannelRpcs,
+    ChannelBulkRpcs,
     OptionRpcs,
+    InboxRpcs,
+    EmailRpcs,
     accounts_pb2_grpc.AccountsServiceServicer,
 ):
     """Thin handlers: proto -> validation (domain rules) -> repository -> proto."""

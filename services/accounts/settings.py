@@ -19,6 +19,12 @@ class Settings:
     metrics_port: int
     shutdown_grace: float
     db_pool_size: int
+    generate_default_token: bool
+    login_max_failures_per_account: int
+    login_max_failures_per_ip: int
+    login_lock_minutes: int
+    smtp_timeout: float
+    email_resend_seconds: int
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -33,6 +39,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         metrics_port=env.int("ACCOUNTS_METRICS_PORT", 9101),
         shutdown_grace=env.float("ACCOUNTS_SHUTDOWN_GRACE", 10.0),
         db_pool_size=env.int("ACCOUNTS_DB_POOL_SIZE", 20),
+        generate_default_token=env.bool("GENERATE_DEFAULT_TOKEN", False),
+        login_max_failures_per_account=env.int("LOGIN_MAX_FAILURES_PER_ACCOUNT", 5),
+        login_max_failures_per_ip=env.int("LOGIN_MAX_FAILURES_PER_IP", 20),
+        login_lock_minutes=env.int("LOGIN_LOCK_MINUTES", 15),
+        smtp_timeout=env.float("ACCOUNTS_SMTP_TIMEOUT", 10.0),
+        email_resend_seconds=env.int("EMAIL_RESEND_SECONDS", 60),
     )
     env.check(service="accounts")
     return settings

@@ -43,8 +43,10 @@ WHERE deleted_at IS NULL
   AND ($1 = '' OR username ILIKE '%' || $1 || '%' OR display_name ILIKE '%' || $1 || '%'
        OR email ILIKE '%' || $1 || '%' OR id::text = $1)
   AND ($2 = '' OR "group" = $2)
+  AND ($3 = 0 OR role = $3)
+  AND ($4 = 0 OR status = $4)
 """
-LIST_USERS = f"SELECT {USER_COLUMNS} {_LIST_FILTER} ORDER BY id DESC LIMIT $3 OFFSET $4"
+LIST_USERS = f"SELECT {USER_COLUMNS} {_LIST_FILTER} ORDER BY id DESC LIMIT $5 OFFSET $6"
 COUNT_USERS = f"SELECT count(*) {_LIST_FILTER}"
 
 SOFT_DELETE_USER = "UPDATE users SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL"
@@ -59,6 +61,13 @@ INSERT INTO sessions (id_hash, user_id, created_at, expires_at, client_ip, user_
 VALUES ($1, $2, $3, $4, $5, $6)
 """
 REVOKE_SESSION = "UPDATE sessions SET revoked = true WHERE id_hash = $1"
+REVOKE_SESSION_BY_ID = (
+    "UPDATE sessions SET revoked = true WHERE id = $1 AND user_id = $2 AND NOT revoked"
+)
+LIVE_SESSIONS = """
+SELECT id, id_hash, created_at, expires_at, client_ip, user_agent FROM sessions
+WHERE user_id = $1 AND NOT revoked AND expires_at > $2 ORDER BY id DESC
+"""
 SESSION_USER = f"""
 SELECT {", ".join("u." + c.strip() for c in USER_COLUMNS.split(","))}
 FROM sessions s JOIN users u ON u.id = s.user_id
@@ -138,10 +147,17 @@ async def bump_aff_count(conn: Conn, *, user_id: int) -> None:
 
 
 async def list_users(
-    conn: Conn, *, keyword: str, group: str, limit: int, offset: int
+    conn: Conn,
+    *,
+    keyword: str,
+    group: str,
+    limit: int,
+    offset: int,
+    role: int = 0,
+    status: int = 0,
 ) -> tuple[list[asyncpg.Record], int]:
-    rows = await conn.fetch(LIST_USERS, keyword, group, limit, offset)
-    total: int = await conn.fetchval(COUNT_USERS, keyword, group)
+    rows = await conn.fetch(LIST_USERS, keyword, group, role, status, limit, offset)
+    total: int = await conn.fetchval(COUNT_USERS, keyword, group, role, status)
     return rows, total
 
 
@@ -198,3 +214,11 @@ async def revoke_session(conn: Conn, *, id_hash: str) -> None:
 
 async def session_user(conn: Conn, *, id_hash: str, now: int) -> asyncpg.Record | None:
     return await conn.fetchrow(SESSION_USER, id_hash, now)
+
+
+async def live_sessions(conn: Conn, *, user_id: int, now: int) -> list[asyncpg.Record]:
+    return await conn.fetch(LIVE_SESSIONS, user_id, now)
+
+
+async def revoke_session_by_id(conn: Conn, *, session_id: int, user_id: int) -> bool:
+    return str(await conn.execute(REVOKE_SESSION_BY_ID, session_id, user_id)) != "UPDATE 0"

@@ -31,6 +31,8 @@ class Adjustment:
     actor_id: int
     kind: str
     subscription: bool
+    log_content: str = ""  # replaces the generated log text when set
+    username: str = ""
 
 
 def validate(change: Adjustment) -> None:
@@ -99,8 +101,9 @@ def _log_row(change: Adjustment, before: Balances, after: Balances) -> logs.LogR
         content = f"{content}（{change.reason}）"
     return logs.LogRow(
         user_id=change.user_id,
+        username=change.username,
         type=_LOG_TYPES[change.kind],
-        content=content,
+        content=change.log_content or content,
         quota=new - old,
         other={"kind": change.kind, "actor_id": change.actor_id},
     )

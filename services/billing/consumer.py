@@ -100,8 +100,10 @@ async def run_consumer(core: BillingCore, js: JetStreamContext, *, batch: int) -
         while True:
             try:
                 messages = await subscription.fetch(batch, timeout=FETCH_TIMEOUT_SECONDS)
-            except nats.errors.TimeoutError:
-                continue  # an empty fetch means idle
+            except (TimeoutError, nats.errors.TimeoutError):
+                # An empty fetch means idle. nats-py raises a plain TimeoutError
+                # from a batch fetch that got nothing: not catching it killed this loop.
+                continue
             except nats.errors.Error:
                 logger.warning("settlement fetch failed", exc_info=True)
                 await asyncio.sleep(RETRY_DELAY_SECONDS)

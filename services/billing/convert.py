@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 from veloera.billing.v1 import billing_pb2
 
-from services.billing.logs import LogRow
-from services.billing.pricing import PriceSnapshot, TokenUsage
+from services.billing.logs import LogFilter, LogRow
+from services.billing.pricing import KINDS, PriceSnapshot, TokenUsage
 from services.billing.settlement import SettleInput
 from services.billing.wallets import BudgetRow, WalletRow
 from services.shared.errors import InvalidArgument
@@ -24,6 +24,14 @@ def price_pb(price: PriceSnapshot) -> billing_pb2.Price:
         cache_creation_ratio=price.cache_creation_ratio,
         group_ratio=price.group_ratio,
         quota_per_unit=price.quota_per_unit,
+        fallback=price.fallback,
+        priced_model=price.priced_model,
+        audio_ratio=price.audio_ratio,
+        audio_completion_ratio=(
+            price.completion_ratio
+            if price.audio_completion_ratio is None
+            else price.audio_completion_ratio
+        ),
     )
 
 
@@ -36,6 +44,33 @@ def usage_of(usage: billing_pb2.Usage) -> TokenUsage:
         image_count=usage.image_count,
         characters=usage.characters,
         audio_seconds=usage.audio_seconds,
+        audio_input_tokens=usage.audio_input_tokens,
+        audio_output_tokens=usage.audio_output_tokens,
+        image_size=usage.image_size,
+        image_quality=usage.image_quality,
+        kind=_kind(usage.kind),
+    )
+
+
+def _kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise InvalidArgument(f"usage kind must be one of {', '.join(sorted(KINDS - {''}))}")
+    return kind
+
+
+def log_filter(request: billing_pb2.ListLogsRequest) -> LogFilter:
+    if request.start_timestamp < 0 or request.end_timestamp < 0:
+        raise InvalidArgument("timestamps must not be negative")
+    return LogFilter(
+        user_id=request.user_id,
+        type=int(request.type),
+        start_timestamp=request.start_timestamp,
+        end_timestamp=request.end_timestamp,
+        username=request.username,
+        token_name=request.token_name,
+        model_name=request.model_name,
+        channel_id=request.channel_id,
+        group=request.group,
     )
 
 
@@ -71,6 +106,7 @@ def settle_input(request: billing_pb2.SettleRequest) -> SettleInput:
         other=_other_json(request.other_json),
         interrupted=request.interrupted,
         estimated=request.usage.estimated,
+        quota_warning_threshold=max(request.quota_warning_threshold, 0),
     )
 
 
@@ -82,6 +118,8 @@ def wallet_pb(row: WalletRow) -> billing_pb2.Wallet:
         used_quota=row.used_quota,
         request_count=row.request_count,
         held=row.held,
+        aff_quota=row.aff_quota,
+        aff_history=row.aff_history,
     )
 
 
@@ -121,4 +159,36 @@ def log_pb(row: LogRow, *, admin_view: bool) -> billing_pb2.LogEntry:
         client_ip=row.client_ip,
         request_id=row.request_id or "",
         elapsed_ms=row.elapsed_ms,
+    )
+
+
+_FREE_LOG_TYPES = {billing_pb2.LOG_TYPE_ERROR, billing_pb2.LOG_TYPE_SYSTEM}
+
+
+def free_log_row(entry: billing_pb2.LogEntry) -> LogRow:
+    """A WriteLog entry as a row; only types that never go with a balance change."""
+    if entry.type not in _FREE_LOG_TYPES:
+        raise InvalidArgument("WriteLog accepts only error (6) and system (4) rows")
+    if entry.user_id <= 0:
+        raise InvalidArgument("user_id must be positive")
+    return LogRow(
+        user_id=entry.user_id,
+        type=int(entry.type),
+        content=entry.content,
+        username=entry.username,
+        token_name=entry.token_name,
+        model_name=entry.model_name,
+        quota=0,
+        prompt_tokens=max(entry.prompt_tokens, 0),
+        completion_tokens=max(entry.completion_tokens, 0),
+        use_time=max(entry.use_time, 0),
+        is_stream=entry.is_stream,
+        channel_id=entry.channel_id,
+        channel_name=entry.channel_name,
+        token_id=entry.token_id,
+        group=entry.group,
+        other=_other_json(entry.other),
+        client_ip=entry.client_ip,
+        request_id=entry.request_id or None,
+        elapsed_ms=max(entry.elapsed_ms, 0),
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 import asyncpg
 from nats.js import JetStreamContext
 from veloera.billing.v1 import events_pb2
 
-from services.billing import accounting, adjust, holds, ledger, settlement, wallets
+from services.billing import accounting, adjust, holds, ledger, ratelimit, settlement, wallets
 from services.billing.accounting import ReleaseResult, ReserveInput
 from services.billing.holds import Hold
 from services.billing.metrics import (
@@ -22,7 +23,7 @@ from services.billing.metrics import (
     SETTLEMENTS,
 )
 from services.billing.prices import PricingStore
-from services.billing.pricing import PriceSnapshot, reserve_amount, settle_amount
+from services.billing.pricing import PriceSnapshot, TokenUsage, reserve_amount, settle_amount
 from services.billing.settlement import SettleInput, SettleResult
 from services.shared import subjects
 from services.shared.errors import QuotaExhausted
@@ -31,6 +32,27 @@ logger = logging.getLogger(__name__)
 
 _PUBLISH_TIMEOUT = 2.0
 _REAP_BATCH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveCall:
+    """One Reserve request, as the relay sent it."""
+
+    request_id: str
+    user_id: int
+    token_id: int
+    model: str
+    group: str
+    prompt_tokens: int
+    max_tokens: int
+    ttl_seconds: int = 0
+    requested_model: str = ""
+    upstream_model: str = ""
+    accept_unpriced: bool = False
+    estimate: TokenUsage | None = None
+    token_rate_limit_period: int = 0
+    token_rate_limit_count: int = 0
+    token_rate_limit_success: int = 0
 
 
 class BillingCore:
@@ -52,51 +74,75 @@ class BillingCore:
     def quote(self, *, model: str, group: str) -> PriceSnapshot:
         return self.prices.table.resolve(model, group or "default")
 
-    async def reserve(
-        self,
-        *,
-        request_id: str,
-        user_id: int,
-        token_id: int,
-        model: str,
-        group: str,
-        prompt_tokens: int,
-        max_tokens: int,
-        ttl_seconds: int,
-    ) -> tuple[Hold, int]:
+    async def reserve(self, call: ReserveCall) -> tuple[Hold, int]:
         """(hold, user balance after). Always places a hold: there is no trust shortcut."""
         table = self.prices.table
-        group = group or "default"
-        price = table.resolve(model, group)
+        group = call.group or "default"
+        name = table.priced_name(
+            model=call.model, requested=call.requested_model, upstream=call.upstream_model
+        )
+        price = table.resolve(name, group, accept_unpriced=call.accept_unpriced)
         amount = reserve_amount(
             price,
-            prompt_tokens=prompt_tokens,
-            max_tokens=max_tokens,
+            prompt_tokens=call.prompt_tokens,
+            max_tokens=call.max_tokens,
             pre_consumed_quota=table.pre_consumed_quota,
+            estimate=call.estimate,
         )
         spec = ReserveInput(
-            request_id=request_id,
-            user_id=user_id,
-            token_id=token_id,
-            model=model,
+            request_id=call.request_id,
+            user_id=call.user_id,
+            token_id=call.token_id,
+            model=name,
             group=group,
             price=price,
             amount=amount,
-            ttl_seconds=ttl_seconds if ttl_seconds > 0 else self._default_ttl,
+            ttl_seconds=call.ttl_seconds if call.ttl_seconds > 0 else self._default_ttl,
         )
         try:
             async with self.pool.acquire() as conn, conn.transaction():
+                for limit in self._limits(call):
+                    await ratelimit.check_and_record(conn, limit=limit, request_id=call.request_id)
                 hold, created = await accounting.reserve(conn, spec=spec)
-                balance = await wallets.lock_wallet(conn, user_id=user_id)
+                balance = await wallets.lock_wallet(conn, user_id=call.user_id)
         except QuotaExhausted as exc:
             RESERVES.labels(exc.code).inc()
             raise
         RESERVES.labels("placed" if created else "repeated").inc()
         return hold, 0 if balance is None else balance.total
 
+    def _limits(self, call: ReserveCall) -> list[ratelimit.Limit]:
+        table = self.prices.table
+        limits: list[ratelimit.Limit] = []
+        if table.flag("ModelRequestRateLimitEnabled"):
+            limits.append(
+                ratelimit.Limit(
+                    scope="user",
+                    subject=call.user_id,
+                    period_seconds=table.number("ModelRequestRateLimitDurationMinutes") * 60,
+                    max_requests=table.number("ModelRequestRateLimitCount"),
+                    max_success=table.number("ModelRequestRateLimitSuccessCount"),
+                )
+            )
+        if call.token_id > 0 and call.token_rate_limit_period > 0:
+            limits.append(
+                ratelimit.Limit(
+                    scope="token",
+                    subject=call.token_id,
+                    period_seconds=call.token_rate_limit_period,
+                    max_requests=call.token_rate_limit_count,
+                    max_success=call.token_rate_limit_success,
+                )
+            )
+        return limits
+
     async def settle(self, spec: SettleInput) -> SettleResult:
+        balance: wallets.Balances | None = None
         async with self.pool.acquire() as conn, conn.transaction():
             result = await settlement.settle(conn, spec=spec)
+            if not result.already_settled:
+                await ratelimit.mark_success(conn, request_id=spec.request_id)
+                balance = await wallets.lock_wallet(conn, user_id=result.hold.user_id)
         if result.already_settled:
             SETTLEMENTS.labels("repeated").inc()
             return result
@@ -106,6 +152,8 @@ class BillingCore:
         if uncollected > 0:
             QUOTA_UNCOLLECTED.inc(uncollected)
         await self._publish_usage(spec, result)
+        if balance is not None:
+            await self._warn_if_crossed(result, balance.total, spec.quota_warning_threshold)
         return result
 
     async def release(self, *, request_id: str, reason: str) -> ReleaseResult:
@@ -151,9 +199,32 @@ class BillingCore:
         while True:
             try:
                 await self.reap_expired()
+                async with self.pool.acquire() as conn:
+                    await ratelimit.prune(conn)
             except Exception:  # the loop must survive anything; the next sweep retries
                 logger.warning("hold reaper sweep failed", exc_info=True)
             await asyncio.sleep(interval)
+
+    async def _warn_if_crossed(self, result: SettleResult, balance: int, own: int) -> None:
+        """A QuotaWarningEvent when this request took the balance below the threshold (the
+        user's own, else the QuotaRemindThreshold option)."""
+        threshold = own or self.prices.table.number("QuotaRemindThreshold")
+        if self._js is None or threshold <= 0:
+            return
+        if not balance < threshold <= balance + result.charged:
+            return
+        event = events_pb2.QuotaWarningEvent(
+            user_id=result.hold.user_id,
+            balance=balance,
+            threshold=threshold,
+            occurred_at_ms=int(time.time() * 1000),
+        )
+        try:
+            await self._js.publish(
+                subjects.QUOTA_WARNING_SUBJECT, event.SerializeToString(), timeout=_PUBLISH_TIMEOUT
+            )
+        except Exception:  # best effort, like the usage event
+            logger.warning("quota warning for user %d not published", result.hold.user_id)
 
     async def _publish_usage(self, spec: SettleInput, result: SettleResult) -> None:
         """Best effort, after the commit: a lost event only delays a dashboard."""

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
 from services.shared.db import Connection
+from services.shared.errors import InvalidArgument
 
 TYPE_TOPUP = 1
 TYPE_CONSUME = 2
 TYPE_MANAGE = 3
 TYPE_SYSTEM = 4
 TYPE_CHECK_IN = 5
+TYPE_ERROR = 6
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 10
@@ -27,6 +30,12 @@ INSERT INTO logs (user_id, type, content, username, token_name, model_name, quot
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::jsonb, $17, $18,
         $19)
 RETURNING id
+"""
+# Above this many rows an unfiltered listing reports the estimated total.
+EXACT_COUNT_LIMIT = 1_000_000
+ESTIMATE_ROWS = """
+SELECT sum(c.reltuples)::bigint FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'logs'::regclass AND c.reltuples > 0
 """
 _COLUMNS = """id, user_id, created_at, type, content, username, token_name, model_name, quota,
     prompt_tokens, completion_tokens, use_time, is_stream, channel_id, channel_name, token_id,
@@ -152,19 +161,117 @@ def _row(record: asyncpg.Record) -> LogRow:
     )
 
 
+def encode_cursor(row: LogRow) -> str:
+    assert row.created_at is not None
+    micros = int(row.created_at.timestamp() * 1_000_000)
+    return f"{micros}.{row.id}"
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    match = _CURSOR.fullmatch(cursor.strip())
+    if match is None:
+        raise InvalidArgument("cursor is not valid", code="invalid_cursor")
+    micros, log_id = int(match.group(1)), int(match.group(2))
+    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC), log_id
+
+
+_CURSOR = re.compile(r"(\d{1,20})\.(\d{1,20})")
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: list[LogRow]
+    total: int  # -1 when not counted
+    next_cursor: str
+
+
 async def list_page(
-    conn: Connection, *, filters: LogFilter, page: int, page_size: int
-) -> tuple[list[LogRow], int]:
-    """One page (1-based), newest first, and the total count matching the filters."""
+    conn: Connection,
+    *,
+    filters: LogFilter,
+    page: int,
+    page_size: int,
+    cursor: str = "",
+    count_total: bool = True,
+) -> Page:
+    """Newest first by (created_at, id). With `cursor` (keyset pagination) the page follows
+    the cursor's row; otherwise `page` (1-based) is an offset kept for compatibility."""
     size = min(page_size if page_size > 0 else DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    offset = (max(page, 1) - 1) * size
     where, args = _where(filters)
-    total: int = await conn.fetchval(f"SELECT count(*) FROM logs{where}", *args)
-    n = len(args)
+    total = -1
+    if count_total:
+        total = await _count(conn, where, args)
+    query_args = list(args)
+    offset = 0
+    if cursor:
+        at, log_id = decode_cursor(cursor)
+        query_args += [at, log_id]
+        n = len(query_args)
+        keyset = f"(created_at, id) < (${n - 1}, ${n})"
+        where = f"{where} AND {keyset}" if where else f" WHERE {keyset}"
+    else:
+        offset = (max(page, 1) - 1) * size
+    query_args += [size + 1, offset]
+    n = len(query_args)
     records = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM logs{where} ORDER BY id DESC LIMIT ${n + 1} OFFSET ${n + 2}",
-        *args,
-        size,
-        offset,
+        f"SELECT {_COLUMNS} FROM logs{where} ORDER BY created_at DESC, id DESC "
+        f"LIMIT ${n - 1} OFFSET ${n}",
+        *query_args,
     )
-    return [_row(record) for record in records], total
+    rows = [_row(record) for record in records[:size]]
+    next_cursor = encode_cursor(rows[-1]) if len(records) > size and rows else ""
+    return Page(rows=rows, total=int(total), next_cursor=next_cursor)
+
+
+async def _count(conn: Connection, where: str, args: list[Any]) -> int:
+    """The exact count of the matching rows; without any filter, the planner's estimate once
+    the table is big (an exact count of every log row costs seconds and no console needs it)."""
+    if not where:
+        estimate = int(await conn.fetchval(ESTIMATE_ROWS) or 0)
+        if estimate >= EXACT_COUNT_LIMIT:
+            return estimate
+    return int(await conn.fetchval(f"SELECT count(*) FROM logs{where}", *args))
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    quota: int
+    count: int
+    tokens: int
+    window_seconds: int
+
+    @property
+    def rpm(self) -> float:
+        return self.count * 60 / self.window_seconds
+
+    @property
+    def tpm(self) -> float:
+        return self.tokens * 60 / self.window_seconds
+
+
+async def stat(conn: Connection, *, filters: LogFilter, now: float) -> Stat:
+    """Quota, requests and tokens of the consume rows matching the filters; RPM and TPM are
+    averaged over the window (start..end, or the first matching row..now)."""
+    if not filters.type:
+        filters = LogFilter(**{**_asdict(filters), "type": TYPE_CONSUME})
+    where, args = _where(filters)
+    row = await conn.fetchrow(
+        "SELECT count(*) AS n, COALESCE(sum(quota), 0) AS quota,"
+        " COALESCE(sum(prompt_tokens + completion_tokens), 0) AS tokens,"
+        f" extract(epoch FROM min(created_at)) AS first_at FROM logs{where}",
+        *args,
+    )
+    assert row is not None
+    end = float(filters.end_timestamp or now)
+    start = float(filters.start_timestamp or row["first_at"] or end)
+    window = max(int(end - start), 60)
+    return Stat(
+        quota=int(row["quota"]),
+        count=int(row["n"]),
+        tokens=int(row["tokens"]),
+        window_seconds=window,
+    )
+
+
+def _asdict(filters: LogFilter) -> dict[str, Any]:
+    return {name: getattr(filters, name) for name in LogFilter.__slots__}

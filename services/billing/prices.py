@@ -4,100 +4,45 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
 import orjson
 
-from services.billing import pricing
+from services.billing import pricing_rules as rules
+from services.billing.extra_options import (
+    EXTRA_DEFAULTS,
+    EXTRA_OPTION_KEYS,
+    parse_extra,
+    validate_fallback,
+)
+from services.billing.price_defaults import (
+    DEFAULT_CACHE_RATIO,
+    DEFAULT_COMPLETION_RATIO,
+    DEFAULT_MODEL_PRICE,
+    DEFAULT_MODEL_RATIO,
+)
 from services.billing.pricing import PriceSnapshot
 from services.shared.errors import FailedPrecondition, InvalidArgument
 from services.shared.options import PRICING_OPTION_KEYS
 
 logger = logging.getLogger(__name__)
 
-# Model ratio 1 = $2 per 1M prompt tokens (reference §4.1).
-DEFAULT_MODEL_RATIO: dict[str, float] = {
-    "gpt-3.5-turbo": 0.25,
-    "gpt-3.5-turbo-0125": 0.25,
-    "gpt-3.5-turbo-1106": 0.5,
-    "gpt-4": 15,
-    "gpt-4-32k": 30,
-    "gpt-4-turbo": 5,
-    "gpt-4-turbo-2024-04-09": 5,
-    "gpt-4o": 1.25,
-    "gpt-4o-2024-05-13": 2.5,
-    "gpt-4o-2024-08-06": 1.25,
-    "gpt-4o-2024-11-20": 1.25,
-    "gpt-4o-mini": 0.075,
-    "gpt-4o-mini-2024-07-18": 0.075,
-    "chatgpt-4o-latest": 2.5,
-    "gpt-4.1": 1,
-    "gpt-4.1-mini": 0.2,
-    "gpt-4.1-nano": 0.05,
-    "o1": 7.5,
-    "o1-mini": 0.55,
-    "o3": 1,
-    "o3-mini": 0.55,
-    "o4-mini": 0.55,
-    "text-embedding-3-small": 0.01,
-    "text-embedding-3-large": 0.065,
-    "text-embedding-ada-002": 0.05,
-    "claude-3-haiku-20240307": 0.125,
-    "claude-3-5-haiku-20241022": 0.4,
-    "claude-3-5-sonnet-20240620": 1.5,
-    "claude-3-5-sonnet-20241022": 1.5,
-    "claude-3-5-sonnet-latest": 1.5,
-    "claude-3-7-sonnet-20250219": 1.5,
-    "claude-3-opus-20240229": 7.5,
-    "claude-sonnet-4-20250514": 1.5,
-    "claude-opus-4-20250514": 7.5,
-    "gemini-1.5-pro": 1.25,
-    "gemini-1.5-flash": 0.0375,
-    "gemini-2.0-flash": 0.05,
-    "gemini-2.5-pro": 0.625,
-    "gemini-2.5-flash": 0.15,
-    "deepseek-chat": 0.135,
-    "deepseek-reasoner": 0.275,
-}
-
-DEFAULT_CACHE_RATIO: dict[str, float] = {
-    "gpt-4o": 0.5,
-    "gpt-4o-2024-08-06": 0.5,
-    "gpt-4o-2024-11-20": 0.5,
-    "gpt-4o-mini": 0.5,
-    "gpt-4o-mini-2024-07-18": 0.5,
-    "gpt-4.1": 0.25,
-    "gpt-4.1-mini": 0.25,
-    "gpt-4.1-nano": 0.25,
-    "o1": 0.5,
-    "o1-mini": 0.5,
-    "o3-mini": 0.5,
-    "deepseek-chat": 0.25,
-    "deepseek-reasoner": 0.25,
-    "claude-3-haiku-20240307": 0.1,
-    "claude-3-5-haiku-20241022": 0.1,
-    "claude-3-5-sonnet-20240620": 0.1,
-    "claude-3-5-sonnet-20241022": 0.1,
-    "claude-3-5-sonnet-latest": 0.1,
-    "claude-3-7-sonnet-20250219": 0.1,
-    "claude-3-opus-20240229": 0.1,
-    "claude-sonnet-4-20250514": 0.1,
-    "claude-opus-4-20250514": 0.1,
-}
-
 DEFAULTS: dict[str, Any] = {
     "ModelRatio": DEFAULT_MODEL_RATIO,
-    "ModelPrice": {},
-    "CompletionRatio": {},
+    "ModelPrice": DEFAULT_MODEL_PRICE,
+    "CompletionRatio": DEFAULT_COMPLETION_RATIO,
     "CacheRatio": DEFAULT_CACHE_RATIO,
     "GroupRatio": {"default": 1, "vip": 1, "svip": 1},
     "QuotaPerUnit": 500_000,
     "PreConsumedQuota": 500,
     "UserUsableGroups": {"default": "默认分组", "vip": "vip分组"},
+    **EXTRA_DEFAULTS,
 }
-assert set(DEFAULTS) == PRICING_OPTION_KEYS
+# Every key billing stores: the shared pricing keys plus billing's own extras.
+BILLING_OPTION_KEYS = PRICING_OPTION_KEYS | EXTRA_OPTION_KEYS
+assert set(DEFAULTS) == BILLING_OPTION_KEYS
 
 _NUMBER_MAPS = frozenset(
     {"ModelRatio", "ModelPrice", "CompletionRatio", "CacheRatio", "GroupRatio"}
@@ -118,12 +63,16 @@ def _is_number(value: Any) -> bool:
 
 def parse_option(key: str, raw: str) -> Any:
     """The parsed value of a pricing option, or InvalidArgument saying what is wrong."""
-    if key not in PRICING_OPTION_KEYS:
+    if key not in BILLING_OPTION_KEYS:
         raise InvalidArgument(f"{key} is not a pricing option", code="invalid_option")
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if key in EXTRA_OPTION_KEYS:
+            return parse_extra(key, raw.strip(), raw.strip())
         raise InvalidArgument(f"{key} must be valid JSON: {exc}", code="invalid_option") from exc
+    if key in EXTRA_OPTION_KEYS:
+        return parse_extra(key, value, raw.strip())
     if key in _INTEGERS:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise InvalidArgument(f"{key} must be a non-negative integer", code="invalid_option")
@@ -153,48 +102,113 @@ class PricingTable:
     values: dict[str, Any]
 
     def option_text(self, key: str) -> str:
-        return orjson.dumps(self.values[key], option=orjson.OPT_SORT_KEYS).decode()
+        value = self.values[key]
+        if isinstance(value, str):
+            return value
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
     @property
     def pre_consumed_quota(self) -> int:
         return int(self.values["PreConsumedQuota"])
 
-    def resolve(self, model: str, group: str) -> PriceSnapshot:
+    def flag(self, key: str) -> bool:
+        return bool(self.values[key])
+
+    def number(self, key: str) -> int:
+        return int(self.values[key])
+
+    def priced_name(self, *, model: str, requested: str, upstream: str) -> str:
+        """Redirect billing (reference §4.2.1): the requested name when the option is on,
+        else the upstream name; `model` when the relay sent neither."""
+        if self.flag("redirect_billing_enabled"):
+            return requested or model or upstream
+        return upstream or model or requested
+
+    def resolve(self, model: str, group: str, *, accept_unpriced: bool = False) -> PriceSnapshot:
         """The price of `model` for `group`, or FailedPrecondition when either is unpriced."""
         group_ratios: dict[str, float] = self.values["GroupRatio"]
         if group not in group_ratios:
             raise FailedPrecondition(
                 f"group {group} has no ratio configured", code="group_not_priced"
             )
+        base = self._base(model, float(group_ratios[group]))
+        fallback = self.flag("fallback_pricing_enabled")
+        if fallback and self.flag("SelfUseModeEnabled"):
+            return self._fallback(base)
         model_prices: dict[str, float] = self.values["ModelPrice"]
         model_ratios: dict[str, float] = self.values["ModelRatio"]
-        per_call = model in model_prices
-        if not per_call and model not in model_ratios:
-            raise FailedPrecondition(
-                f"model {model} has no price or ratio configured", code="model_price_error"
-            )
-        cache_ratios: dict[str, float] = self.values["CacheRatio"]
-        return PriceSnapshot(
-            per_call=per_call,
-            model_price=float(model_prices.get(model, 0.0)),
-            model_ratio=float(model_ratios.get(model, 0.0)),
-            completion_ratio=pricing.completion_ratio(model, self.values["CompletionRatio"]),
-            cache_ratio=float(cache_ratios.get(model, 1.0)),
-            cache_creation_ratio=pricing.cache_creation_ratio(model),
-            group_ratio=float(group_ratios[group]),
-            quota_per_unit=int(self.values["QuotaPerUnit"]),
+        price_key = _price_key(model)
+        if price_key in model_prices:
+            return replace(base, per_call=True, model_price=float(model_prices[price_key]))
+        if rules.is_task_model(model):
+            task_price = model_ratios.get(model, rules.DEFAULT_TASK_PRICE)
+            return replace(base, per_call=True, model_price=float(task_price))
+        if model in model_ratios:
+            return replace(base, model_ratio=float(model_ratios[model]))
+        if fallback:
+            return self._fallback(base)
+        if accept_unpriced or self.flag("SelfUseModeEnabled"):
+            return replace(base, model_ratio=rules.UNPRICED_MODEL_RATIO, fallback=True)
+        raise FailedPrecondition(
+            f"模型 {model} 倍率或价格未配置 (model {model} has no price or ratio configured)",
+            code="model_price_error",
         )
+
+    def _base(self, model: str, group_ratio: float) -> PriceSnapshot:
+        cache_ratios: dict[str, float] = self.values["CacheRatio"]
+        audio = rules.audio_ratios(model)
+        return PriceSnapshot(
+            per_call=False,
+            model_price=0.0,
+            model_ratio=0.0,
+            completion_ratio=rules.completion_ratio(model, self.values["CompletionRatio"]),
+            cache_ratio=float(cache_ratios.get(model, 1.0)),
+            cache_creation_ratio=rules.cache_creation_ratio(model),
+            group_ratio=group_ratio,
+            quota_per_unit=int(self.values["QuotaPerUnit"]),
+            priced_model=model,
+            audio_ratio=audio[0] if audio else 1.0,
+            audio_completion_ratio=audio[1] if audio else None,
+        )
+
+    def _fallback(self, base: PriceSnapshot) -> PriceSnapshot:
+        single = float(self.values["fallback_single_price"])
+        if single > 0:
+            return replace(base, per_call=True, model_price=single, fallback=True)
+        return replace(
+            base,
+            model_ratio=float(self.values["fallback_input_ratio"]),
+            completion_ratio=float(self.values["fallback_completion_ratio"]),
+            fallback=True,
+        )
+
+    def priced_models(self) -> list[str]:
+        """Every model with an explicit price or ratio, sorted."""
+        return sorted(set(self.values["ModelRatio"]) | set(self.values["ModelPrice"]))
+
+
+def _price_key(model: str) -> str:
+    """gpt-4-gizmo* and gpt-4o-gizmo* collapse to their wildcard entries (reference §4.2.2)."""
+    for prefix in ("gpt-4o-gizmo", "gpt-4-gizmo"):
+        if model.startswith(prefix):
+            return f"{prefix}-*"
+    return model
 
 
 def build_table(stored: dict[str, str]) -> PricingTable:
     values = dict(DEFAULTS)
     for key, raw in stored.items():
-        if key not in PRICING_OPTION_KEYS:
+        if key not in BILLING_OPTION_KEYS:
             continue
         try:
             values[key] = parse_option(key, raw)
         except InvalidArgument as exc:
             logger.error("ignoring invalid stored pricing option %s: %s", key, exc.message)
+    try:
+        validate_fallback(values)
+    except InvalidArgument as exc:
+        logger.error("fallback pricing disabled: %s", exc.message)
+        values["fallback_pricing_enabled"] = False
     return PricingTable(values)
 
 
@@ -219,7 +233,9 @@ class PricingStore:
 
     async def update(self, *, key: str, raw: str, actor_id: int) -> str:
         """Validate, store and apply one option; returns its effective JSON text."""
-        parse_option(key, raw)
+        value = parse_option(key, raw)
+        if key.startswith("fallback_"):
+            validate_fallback({**self._table.values, key: value})
         await self._pool.execute(UPSERT_OPTION, key, raw, actor_id)
         await self.refresh()
         return self._table.option_text(key)

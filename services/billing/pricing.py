@@ -6,8 +6,33 @@ from dataclasses import asdict, dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-# Create-cache ratio for Claude is built in upstream (no option key for it).
-CLAUDE_CACHE_CREATION_RATIO = 1.25
+from services.billing.pricing_rules import (
+    CLAUDE_CACHE_CREATION_RATIO,
+    IMAGE_USD_PER_RATIO,
+    cache_creation_ratio,
+    completion_ratio,
+    image_quality_ratio,
+    image_size_ratio,
+    locked_completion_ratio,
+)
+
+__all__ = [
+    "CLAUDE_CACHE_CREATION_RATIO",
+    "KINDS",
+    "PriceSnapshot",
+    "TokenUsage",
+    "cache_creation_ratio",
+    "completion_ratio",
+    "locked_completion_ratio",
+    "reserve_amount",
+    "settle_amount",
+]
+
+KINDS = frozenset({"", "text", "image", "tts", "stt", "rerank", "embedding", "audio", "task"})
+# Non-text kinds whose hold is the price of the expected usage, not prompt + max_tokens.
+ESTIMATED_KINDS = frozenset({"image", "tts", "stt", "task"})
+# Speech to text: 1000 prompt tokens per minute of audio (reference §4.4).
+STT_TOKENS_PER_MINUTE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,12 +47,18 @@ class PriceSnapshot:
     cache_creation_ratio: float
     group_ratio: float
     quota_per_unit: int
+    fallback: bool = False
+    priced_model: str = ""
+    audio_ratio: float = 1.0
+    # None: audio output costs what text output costs (completion ratio).
+    audio_completion_ratio: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PriceSnapshot:
+        audio_completion = data.get("audio_completion_ratio")
         return cls(
             per_call=bool(data["per_call"]),
             model_price=float(data["model_price"]),
@@ -37,13 +68,18 @@ class PriceSnapshot:
             cache_creation_ratio=float(data["cache_creation_ratio"]),
             group_ratio=float(data["group_ratio"]),
             quota_per_unit=int(data["quota_per_unit"]),
+            fallback=bool(data.get("fallback", False)),
+            priced_model=str(data.get("priced_model", "")),
+            audio_ratio=float(data.get("audio_ratio", 1.0)),
+            audio_completion_ratio=None if audio_completion is None else float(audio_completion),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class TokenUsage:
-    """Usage of one request. `cached_tokens` are part of `prompt_tokens`; cache-creation tokens
-    (Claude cache writes) are counted on top of `prompt_tokens`, as Anthropic reports them."""
+    """Usage of one request. `cached_tokens` and `audio_input_tokens` are part of
+    `prompt_tokens`, `audio_output_tokens` part of `completion_tokens` (OpenAI semantics);
+    cache-creation tokens (Claude cache writes) are counted on top of `prompt_tokens`."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -52,11 +88,18 @@ class TokenUsage:
     image_count: int = 0
     characters: int = 0
     audio_seconds: float = 0.0
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
+    image_size: str = ""
+    image_quality: str = ""
+    kind: str = ""
 
     @property
     def is_empty(self) -> bool:
         """Nothing was produced or consumed: not billed (reference §4.7)."""
         tokens = self.prompt_tokens + self.completion_tokens + self.cache_creation_tokens
+        if self.kind == "task":
+            return False  # a submitted task is billed per call
         return (
             tokens <= 0
             and self.image_count <= 0
@@ -79,9 +122,17 @@ def _finish(amount: Decimal, *, priced: bool, billable: bool) -> int:
 
 
 def reserve_amount(
-    price: PriceSnapshot, *, prompt_tokens: int, max_tokens: int, pre_consumed_quota: int
+    price: PriceSnapshot,
+    *,
+    prompt_tokens: int,
+    max_tokens: int,
+    pre_consumed_quota: int,
+    estimate: TokenUsage | None = None,
 ) -> int:
-    """The hold placed before the upstream call (reference §4.3)."""
+    """The hold placed before the upstream call (reference §4.3). Images, speech and tasks
+    hold the price of the `estimate` (what the request asks for)."""
+    if estimate is not None and estimate.kind in ESTIMATED_KINDS and not estimate.is_empty:
+        return settle_amount(price, estimate)
     group = _dec(price.group_ratio)
     if price.per_call:
         amount = _dec(price.model_price) * _dec(price.quota_per_unit) * group
@@ -91,77 +142,74 @@ def reserve_amount(
     return _finish(Decimal(tokens) * ratio, priced=ratio != 0, billable=tokens > 0)
 
 
+def _image_factor(price: PriceSnapshot, usage: TokenUsage) -> Decimal:
+    """size ratio x quality ratio x n."""
+    model = price.priced_model
+    return (
+        _dec(image_size_ratio(usage.image_size))
+        * _dec(image_quality_ratio(model, usage.image_quality, usage.image_size))
+        * Decimal(max(usage.image_count, 1))
+    )
+
+
+def _per_call(price: PriceSnapshot, usage: TokenUsage) -> int:
+    amount = _dec(price.model_price) * _dec(price.quota_per_unit) * _dec(price.group_ratio)
+    if usage.kind == "image" or usage.image_count > 0:
+        amount *= _image_factor(price, usage)
+    return _finish(amount, priced=amount != 0, billable=True)
+
+
+def _text_tokens(price: PriceSnapshot, usage: TokenUsage) -> Decimal:
+    """Prompt and completion tokens weighted by the cache, completion and audio ratios."""
+    prompt = max(usage.prompt_tokens, 0)
+    cached = min(max(usage.cached_tokens, 0), prompt)
+    audio_in = min(max(usage.audio_input_tokens, 0), prompt - cached)
+    completion = max(usage.completion_tokens, 0)
+    audio_out = min(max(usage.audio_output_tokens, 0), completion)
+    audio = _dec(price.audio_ratio)
+    completion_weight = _dec(price.completion_ratio)
+    audio_out_weight = (
+        completion_weight
+        if price.audio_completion_ratio is None
+        else audio * _dec(price.audio_completion_ratio)
+    )
+    return (
+        Decimal(prompt - cached - audio_in)
+        + Decimal(cached) * _dec(price.cache_ratio)
+        + Decimal(max(usage.cache_creation_tokens, 0)) * _dec(price.cache_creation_ratio)
+        + Decimal(audio_in) * audio
+        + Decimal(completion - audio_out) * completion_weight
+        + Decimal(audio_out) * audio_out_weight
+    )
+
+
+def _ratio_tokens(price: PriceSnapshot, usage: TokenUsage) -> Decimal:
+    if usage.kind == "tts":
+        return Decimal(max(usage.characters, 0))
+    if usage.kind == "stt":
+        seconds = _dec(max(usage.audio_seconds, 0.0))
+        minutes_tokens = seconds * STT_TOKENS_PER_MINUTE / 60
+        completion = Decimal(max(usage.completion_tokens, 0)) * _dec(price.completion_ratio)
+        return minutes_tokens + completion
+    return _text_tokens(price, usage)
+
+
 def settle_amount(price: PriceSnapshot, usage: TokenUsage) -> int:
     """The final charge of a served request (reference §4.4); empty usage costs nothing."""
     if usage.is_empty:
         return 0
-    group = _dec(price.group_ratio)
     if price.per_call:
-        calls = max(usage.image_count, 1)
-        amount = _dec(price.model_price) * _dec(price.quota_per_unit) * group * calls
-        return _finish(amount, priced=amount != 0, billable=True)
-    cached = min(max(usage.cached_tokens, 0), max(usage.prompt_tokens, 0))
-    tokens = (
-        Decimal(max(usage.prompt_tokens, 0) - cached)
-        + Decimal(cached) * _dec(price.cache_ratio)
-        + Decimal(max(usage.cache_creation_tokens, 0)) * _dec(price.cache_creation_ratio)
-        + Decimal(max(usage.completion_tokens, 0)) * _dec(price.completion_ratio)
-    )
-    ratio = _dec(price.model_ratio) * group
+        return _per_call(price, usage)
+    ratio = _dec(price.model_ratio) * _dec(price.group_ratio)
+    tokens_reported = usage.prompt_tokens > 0 or usage.completion_tokens > 0
+    if usage.image_count > 0 and not tokens_reported:
+        # Priced from the model ratio per image, never the ~0 token math of upstream.
+        amount = (
+            _dec(IMAGE_USD_PER_RATIO)
+            * ratio
+            * _dec(price.quota_per_unit)
+            * _image_factor(price, usage)
+        )
+        return _finish(amount, priced=ratio != 0, billable=True)
+    tokens = _ratio_tokens(price, usage)
     return _finish(tokens * ratio, priced=ratio != 0, billable=tokens > 0)
-
-
-def locked_completion_ratio(model: str) -> float | None:
-    """Hard-coded family rules that win over the CompletionRatio option (reference §4.2.4)."""
-    name = model.lower()
-    if name.startswith("gpt-4") and not name.endswith(("-all", "-gizmo-*")):
-        if name.startswith("gpt-4o"):
-            return 3.0 if name == "gpt-4o-2024-05-13" else 4.0
-        if name.startswith(("gpt-4.1", "gpt-4.5")):
-            return 4.0
-        if name.startswith("gpt-4-turbo") or name.endswith("-preview"):
-            return 3.0
-        return 2.0
-    if name.startswith(("o1", "o3", "o4")):
-        return 4.0
-    if name == "chatgpt-4o-latest":
-        return 3.0
-    return _locked_other_families(name)
-
-
-def _locked_other_families(name: str) -> float | None:
-    if "claude-instant-1" in name or "claude-2" in name:
-        return 3.0
-    if "claude-3" in name or "claude-4" in name or "claude-sonnet-4" in name:
-        return 5.0
-    if "claude-opus-4" in name:
-        return 5.0
-    if name.startswith("gpt-3.5"):
-        if name == "gpt-3.5-turbo" or name.endswith("0125"):
-            return 3.0
-        if name.endswith("1106"):
-            return 2.0
-        return 4.0 / 3.0
-    if name.startswith("gemini-"):
-        if name.startswith("gemini-2.5-pro-preview"):
-            return 8.0
-        if name.startswith("gemini-2.5-flash-preview"):
-            return 3.5 / 0.6
-        return 4.0
-    if name in {"deepseek-chat", "deepseek-reasoner"}:
-        return 4.0
-    if name.startswith(("ernie-speed-", "ernie-lite-")):
-        return 2.0
-    return None
-
-
-def completion_ratio(model: str, configured: dict[str, float]) -> float:
-    """Locked family rule, else the option value for the model, else 1."""
-    locked = locked_completion_ratio(model)
-    if locked is not None:
-        return locked
-    return float(configured.get(model, 1.0))
-
-
-def cache_creation_ratio(model: str) -> float:
-    return CLAUDE_CACHE_CREATION_RATIO if "claude" in model.lower() else 1.0

@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
+from services.billing import partitions
 from services.billing.consumer import run_consumer
 from services.billing.core import BillingCore
 from services.billing.prices import PricingStore
@@ -24,6 +25,8 @@ from services.shared.natsutil import connect, ensure_streams
 
 logger = logging.getLogger(__name__)
 
+_MAINTENANCE_INTERVAL = 6 * 3600.0
+_RESTART_DELAY = 5.0
 SERVICE_NAME = billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name
 
 
@@ -33,6 +36,20 @@ def _stop_event() -> asyncio.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+async def _supervise(name: str, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a background loop forever: a crash is logged and the loop restarted, never lost
+    silently (a dead settlement consumer would leave deferred settlements unapplied)."""
+    while True:
+        try:
+            await job()
+            logger.error("background job %s returned; restarting it", name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # restart whatever went wrong, after a pause
+            logger.exception("background job %s crashed; restarting it", name)
+        await asyncio.sleep(_RESTART_DELAY)
 
 
 async def serve(settings: Settings) -> None:
@@ -47,6 +64,8 @@ async def serve(settings: Settings) -> None:
     await ensure_streams(js)
     prices = PricingStore(pool, refresh_seconds=settings.pricing_refresh_seconds)
     await prices.refresh()
+    async with pool.acquire() as conn:
+        await partitions.ensure_ahead(conn, months=settings.log_partitions_ahead)
     core = BillingCore(pool, prices, js=js, default_ttl=settings.default_hold_ttl)
 
     server, health = build_grpc_server(
@@ -55,12 +74,17 @@ async def serve(settings: Settings) -> None:
     billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(core), server)
     stop = _stop_event()
     await server.start()
-    background: list[Coroutine[Any, Any, None]] = [
-        prices.run_refresher(),
-        core.run_reaper(settings.hold_reaper_interval),
-        run_consumer(core, js, batch=settings.settlement_fetch_batch),
-    ]
-    tasks = [asyncio.create_task(job) for job in background]
+    background: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+        "pricing refresher": prices.run_refresher,
+        "hold reaper": lambda: core.run_reaper(settings.hold_reaper_interval),
+        "settlement consumer": lambda: run_consumer(
+            core, js, batch=settings.settlement_fetch_batch
+        ),
+        "log partition maintainer": lambda: partitions.run_maintainer(
+            pool, months=settings.log_partitions_ahead, interval=_MAINTENANCE_INTERVAL
+        ),
+    }
+    tasks = [asyncio.create_task(_supervise(name, job)) for name, job in background.items()]
     await mark_serving(health, [SERVICE_NAME])
     logger.info("billing serving on %s:%d", settings.bind_host, settings.port)
     try:

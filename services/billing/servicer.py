@@ -8,14 +8,16 @@ from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.billing import convert, logs, wallets
 from services.billing.adjust import Adjustment
-from services.billing.core import BillingCore
-from services.shared.errors import InvalidArgument
-from services.shared.options import PRICING_OPTION_KEYS
+from services.billing.core import BillingCore, ReserveCall
+from services.billing.prices import BILLING_OPTION_KEYS
+from services.billing.ratelimit import RETRY_AFTER_KEY, RateLimited
+from services.billing.servicer_extra import ExtraRpcs, GrowthRpcs
+from services.shared.errors import ERROR_CODE_KEY, InvalidArgument
 
 Context = grpc.aio.ServicerContext[object, object]
 
 
-class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
+class BillingServicer(ExtraRpcs, GrowthRpcs, billing_pb2_grpc.BillingServiceServicer):
     def __init__(self, core: BillingCore) -> None:
         self._core = core
 
@@ -26,7 +28,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             raise InvalidArgument("request_id is required")
         if request.user_id <= 0:
             raise InvalidArgument("user_id must be positive")
-        hold, balance = await self._core.reserve(
+        call = ReserveCall(
             request_id=request.request_id,
             user_id=request.user_id,
             token_id=request.token_id,
@@ -35,7 +37,21 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             prompt_tokens=request.prompt_tokens,
             max_tokens=request.max_tokens,
             ttl_seconds=request.ttl_seconds,
+            requested_model=request.requested_model,
+            upstream_model=request.upstream_model,
+            accept_unpriced=request.accept_unpriced,
+            estimate=convert.usage_of(request.estimate) if request.HasField("estimate") else None,
+            token_rate_limit_period=request.token_rate_limit_period,
+            token_rate_limit_count=request.token_rate_limit_count,
+            token_rate_limit_success=request.token_rate_limit_success,
         )
+        try:
+            hold, balance = await self._core.reserve(call)
+        except RateLimited as exc:
+            context.set_trailing_metadata(
+                ((ERROR_CODE_KEY, exc.code), (RETRY_AFTER_KEY, str(exc.retry_after)))
+            )
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, exc.message)
         return billing_pb2.ReserveResponse(
             request_id=hold.request_id,
             reserved=hold.reserved,
@@ -130,7 +146,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         table = self._core.prices.table
         options = [
             billing_pb2.PricingOption(key=key, value=table.option_text(key))
-            for key in sorted(PRICING_OPTION_KEYS)
+            for key in sorted(BILLING_OPTION_KEYS)
         ]
         return billing_pb2.GetPricingOptionsResponse(options=options)
 
@@ -150,23 +166,19 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     async def ListLogs(
         self, request: billing_pb2.ListLogsRequest, context: Context
     ) -> billing_pb2.ListLogsResponse:
-        filters = logs.LogFilter(
-            user_id=request.user_id,
-            type=int(request.type),
-            start_timestamp=request.start_timestamp,
-            end_timestamp=request.end_timestamp,
-            username=request.username,
-            token_name=request.token_name,
-            model_name=request.model_name,
-            channel_id=request.channel_id,
-            group=request.group,
-        )
         async with self._core.pool.acquire() as conn:
-            rows, total = await logs.list_page(
-                conn, filters=filters, page=request.page, page_size=request.page_size
+            page = await logs.list_page(
+                conn,
+                filters=convert.log_filter(request),
+                page=request.page,
+                page_size=request.page_size,
+                cursor=request.cursor,
+                count_total=not request.skip_total,
             )
-        items = [convert.log_pb(row, admin_view=request.admin_view) for row in rows]
-        return billing_pb2.ListLogsResponse(items=items, total=total)
+        items = [convert.log_pb(row, admin_view=request.admin_view) for row in page.rows]
+        return billing_pb2.ListLogsResponse(
+            items=items, total=page.total, next_cursor=page.next_cursor
+        )
 
     async def CheckLedger(
         self, request: billing_pb2.CheckLedgerRequest, context: Context

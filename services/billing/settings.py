@@ -24,6 +24,8 @@ class Settings:
     settlement_fetch_batch: int
     shutdown_grace: float
     db_pool_size: int
+    # Monthly log partitions kept created ahead of the current month.
+    log_partitions_ahead: int
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -41,6 +43,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         settlement_fetch_batch=env.int("SETTLEMENT_FETCH_BATCH", 16),
         shutdown_grace=env.float("BILLING_SHUTDOWN_GRACE", 10.0),
         db_pool_size=env.int("BILLING_DB_POOL_SIZE", 20),
+        log_partitions_ahead=env.int("LOG_PARTITIONS_AHEAD", 3),
     )
     env.check(service="billing")
     return settings

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.billing import holds, ledger, logs, wallets
+from services.billing import holds, ledger, logs, usage_data, wallets
 from services.billing.accounting import lock_hold, refund, settle_key
 from services.billing.holds import Hold
 from services.billing.pricing import PriceSnapshot, TokenUsage, settle_amount
@@ -15,7 +15,8 @@ from services.shared.errors import FailedPrecondition
 
 EMPTY_REPLY_NOTE = "空回复不计费（可能是上游超时）"
 REAPER_NOTE = "请求未结算，已由预扣回收器按预扣额度结算 (settled by the hold reaper)"
-SELECT_CONSUME_LOG = "SELECT id FROM logs WHERE request_id = $1 AND type = 2"
+SELECT_CONSUME_LOG = "SELECT log_id FROM holds WHERE request_id = $1"
+SET_HOLD_LOG = "UPDATE holds SET log_id = $2 WHERE request_id = $1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class SettleInput:
     other: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
     estimated: bool = False
+    quota_warning_threshold: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,16 @@ async def settle(conn: Connection, *, spec: SettleInput) -> SettleResult:
         row.other["uncollected"] = uncollected
         row.other["uncollected_token"] = token_uncollected
     log_id = await logs.insert(conn, row=row)
+    await conn.execute(SET_HOLD_LOG, hold.request_id, log_id)
+    if not spec.usage.is_empty:
+        await usage_data.record(
+            conn,
+            user_id=hold.user_id,
+            username=spec.username,
+            model_name=row.model_name,
+            tokens=spec.usage.prompt_tokens + spec.usage.completion_tokens,
+            quota=charged,
+        )
     return SettleResult(hold, charged, max(hold.reserved - charged, 0), False, log_id)
 
 
@@ -220,7 +232,7 @@ async def reap_one(conn: Connection) -> Hold | None:
         await wallets.record_use(conn, user_id=hold.user_id, quota=hold.reserved)
     await holds.finish(conn, request_id=hold.request_id, status="expired", charged=hold.reserved)
     other = {**price_details(hold.price), "reaped": True, "admin_info": {"use_channel": []}}
-    await logs.insert(
+    log_id = await logs.insert(
         conn,
         row=logs.LogRow(
             user_id=hold.user_id,
@@ -234,4 +246,5 @@ async def reap_one(conn: Connection) -> Hold | None:
             request_id=hold.request_id,
         ),
     )
+    await conn.execute(SET_HOLD_LOG, hold.request_id, log_id)
     return hold

@@ -33,7 +33,8 @@ UPDATE wallets SET used_quota = used_quota + $2, request_count = request_count +
 WHERE user_id = $1
 """
 SELECT_WALLETS = """
-SELECT w.user_id, w.quota, w.subscription_quota, w.used_quota, w.request_count,
+SELECT w.user_id, w.quota, w.subscription_quota, w.used_quota, w.request_count, w.aff_quota,
+       w.aff_history,
        COALESCE((SELECT SUM(h.reserved_quota + h.reserved_subscription) FROM holds h
                  WHERE h.user_id = w.user_id AND h.status = 'open'), 0) AS held
 FROM wallets w WHERE w.user_id = ANY($1::bigint[])
@@ -83,6 +84,8 @@ class WalletRow:
     used_quota: int
     request_count: int
     held: int
+    aff_quota: int = 0
+    aff_history: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,8 @@ async def get_wallets(conn: Connection, *, user_ids: list[int]) -> dict[int, Wal
             used_quota=row["used_quota"],
             request_count=row["request_count"],
             held=int(row["held"]),
+            aff_quota=row["aff_quota"],
+            aff_history=row["aff_history"],
         )
         for row in rows
     }

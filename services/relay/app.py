@@ -10,9 +10,11 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Route
 
-from services.relay.routes.chat import ChatRoute
+from services.relay.endpoints import BY_PATH
+from services.relay.routes.dashboard import dashboard_routes
 from services.relay.routes.misc import MiscRoutes, http_exception
 from services.relay.routes.models import ModelsRoute
+from services.relay.routes.relay import RelayRoute
 from services.relay.settings import Settings
 from services.relay.state import RelayContext
 
@@ -21,19 +23,27 @@ logger = logging.getLogger(__name__)
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
-def _api_routes(prefix: str, chat: ChatRoute, models: ModelsRoute) -> list[BaseRoute]:
+def _api_routes(prefix: str, relay: RelayRoute, models: ModelsRoute) -> list[BaseRoute]:
+    routes: list[BaseRoute] = [
+        Route(f"{prefix}/v1{path}", relay.handler(endpoint), methods=["POST"])
+        for path, endpoint in BY_PATH.items()
+    ]
     return [
-        Route(f"{prefix}/v1/chat/completions", chat.handle, methods=["POST"]),
+        *routes,
+        Route(
+            f"{prefix}/v1/engines/{{model}}/embeddings", relay.engine_embeddings, methods=["POST"]
+        ),
         Route(f"{prefix}/v1/models", models.list, methods=["GET"]),
         Route(f"{prefix}/v1/models/{{model:path}}", models.retrieve, methods=["GET"]),
     ]
 
 
 def build_routes(ctx: RelayContext) -> list[BaseRoute]:
-    chat, models, misc = ChatRoute(ctx), ModelsRoute(ctx), MiscRoutes(ctx)
+    relay, models, misc = RelayRoute(ctx), ModelsRoute(ctx), MiscRoutes(ctx)
     return [
-        *_api_routes("", chat, models),
-        *_api_routes("/hf", chat, models),  # /hf/v1/* is an alias of /v1/*
+        *_api_routes("", relay, models),
+        *_api_routes("/hf", relay, models),  # /hf/v1/* is an alias of /v1/*
+        *dashboard_routes(ctx),
         Route("/veloera", misc.veloera, methods=["GET"]),
         Route("/healthz", misc.healthz, methods=["GET"]),
         Route("/readyz", misc.readyz, methods=["GET"]),

@@ -56,6 +56,7 @@ class AuthEntry:
     allow_ips: frozenset[str]
     allow_networks: tuple[_IPNetwork, ...]
     log_ip: bool = False  # the user opted in to client IPs in their logs
+    accept_unpriced: bool = False  # the user accepts unpriced models (default ratio)
 
     @classmethod
     def from_reply(cls, reply: accounts_pb2.AuthenticateResponse) -> AuthEntry:
@@ -74,8 +75,10 @@ class AuthEntry:
             else:
                 exact.add(_normalise_ip(item))
         limits = frozenset(token.model_limits) if token.model_limits_enabled else None
+        setting = _user_setting(reply.user.setting)
         return cls(
-            log_ip=_wants_ip_logged(reply.user.setting),
+            log_ip=setting.get("show_ip_in_logs") is True,
+            accept_unpriced=setting.get("accept_unset_model_ratio_model") is True,
             token=token,
             user=reply.user,
             group=token.group or reply.user.group,
@@ -101,15 +104,16 @@ class AuthEntry:
         return any(address in network for network in self.allow_networks)
 
 
-def _wants_ip_logged(setting: str) -> bool:
-    """Client IPs reach the log only when the user turned `show_ip_in_logs` on (§2.5)."""
+def _user_setting(setting: str) -> dict[str, object]:
+    """The user's setting JSON. Client IPs reach the log only when the user turned
+    `show_ip_in_logs` on (§2.5)."""
     if not setting:
-        return False
+        return {}
     try:
         parsed = orjson.loads(setting)
     except orjson.JSONDecodeError:
-        return False
-    return isinstance(parsed, dict) and parsed.get("show_ip_in_logs") is True
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def _normalise_ip(text: str) -> str:

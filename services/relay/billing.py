@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc, events_pb2
 
 from services.relay.errors import RelayError
-from services.relay.metrics import SETTLEMENTS_DEFERRED
+from services.relay.metrics import QUOTA_CHARGED, SETTLEMENTS_DEFERRED
 from services.shared import subjects
 from services.shared.errors import error_code_of
 
@@ -31,6 +31,8 @@ def reserve_error(exc: grpc.aio.AioRpcError) -> RelayError:
     status = exc.code()
     code = error_code_of(exc)
     message = exc.details() or "billing error"
+    if status == grpc.StatusCode.RESOURCE_EXHAUSTED and code == "rate_limited":
+        return RelayError(429, message, type_="veloera_error", code=code)
     if status == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return RelayError(
             403, message, type_="veloera_error", code=code or "insufficient_user_quota"
@@ -75,7 +77,12 @@ class Biller:
         group: str,
         prompt_tokens: int,
         max_tokens: int,
+        requested_model: str = "",
+        accept_unpriced: bool = False,
+        estimate: billing_pb2.Usage | None = None,
+        rate_limit: tuple[int, int, int] = (0, 0, 0),
     ) -> None:
+        period, limit, success = rate_limit
         request = billing_pb2.ReserveRequest(
             request_id=request_id,
             user_id=user_id,
@@ -85,6 +92,13 @@ class Biller:
             prompt_tokens=prompt_tokens,
             max_tokens=max_tokens,
             ttl_seconds=self._hold_ttl,
+            requested_model=requested_model,
+            upstream_model=model,
+            accept_unpriced=accept_unpriced,
+            estimate=estimate,
+            token_rate_limit_period=period,
+            token_rate_limit_count=limit,
+            token_rate_limit_success=success,
         )
         try:
             await self._stub.Reserve(request, timeout=RESERVE_TIMEOUT)
@@ -109,7 +123,8 @@ class Biller:
 
     async def _settle(self, request: billing_pb2.SettleRequest) -> None:
         try:
-            await self._stub.Settle(request, timeout=self._settle_timeout)
+            reply = await self._stub.Settle(request, timeout=self._settle_timeout)
+            QUOTA_CHARGED.inc(max(reply.charged, 0))
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _DEFER_CODES:
                 message = events_pb2.DeferredSettlement(

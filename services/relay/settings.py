@@ -27,6 +27,11 @@ class Settings:
     startup_timeout: float
     shutdown_grace_seconds: float
     retry_count: int  # extra attempts on another channel after a retryable failure
+    azure_api_version: str
+    get_media_token: bool
+    get_media_token_not_stream: bool
+    max_file_download_bytes: int
+    pseudo_stream_wait_seconds: float
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -49,6 +54,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         startup_timeout=env.float("RELAY_STARTUP_TIMEOUT", 60.0),
         shutdown_grace_seconds=env.float("RELAY_SHUTDOWN_GRACE_SECONDS", 30.0),
         retry_count=env.int("RELAY_RETRY_COUNT", 1),
+        azure_api_version=env.str("AZURE_DEFAULT_API_VERSION", "2024-12-01-preview"),
+        get_media_token=env.bool("GET_MEDIA_TOKEN", True),
+        get_media_token_not_stream=env.bool("GET_MEDIA_TOKEN_NOT_STREAM", True),
+        max_file_download_bytes=env.int("MAX_FILE_DOWNLOAD_MB", 20) * 1024 * 1024,
+        pseudo_stream_wait_seconds=env.float("RELAY_PSEUDO_STREAM_WAIT_SECONDS", 5.0),
     )
     env.check(service="relay")
     return settings

@@ -9,6 +9,7 @@ import time
 import grpc
 from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
+from services.relay.metrics import CHANNELS, KEYS
 from services.relay.routing import RoutingTable
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class SnapshotStore:
             if reply.unchanged and self.table is not None:
                 return
             self.table = RoutingTable.from_snapshot(reply)
+            _observe(self.table)
             logger.info(
                 "routing snapshot loaded",
                 extra={"version": reply.version, "channels": len(reply.channels)},
@@ -71,3 +73,10 @@ class SnapshotStore:
             logger.warning("routing snapshot refresh failed: %s", exc.code().name)
         except Exception:
             logger.exception("routing snapshot refresh failed")
+
+
+def _observe(table: RoutingTable) -> None:
+    enabled = sum(1 for c in table.channels.values() if c.enabled)
+    CHANNELS.labels("enabled").set(enabled)
+    CHANNELS.labels("unavailable").set(len(table.channels) - enabled)
+    KEYS.set(sum(len(c.keys) for c in table.channels.values()))

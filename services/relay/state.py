@@ -12,12 +12,16 @@ import grpc
 import httpx
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from veloera.accounts.v1 import accounts_pb2_grpc, events_pb2
+from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc, events_pb2
 from veloera.billing.v1 import billing_pb2_grpc
 
 import services
+from services.relay import tokens
+from services.relay.adaptors import Adaptors
 from services.relay.auth import Authenticator
 from services.relay.billing import Biller
+from services.relay.media import MediaPolicy
+from services.relay.metrics import CHANNEL_REPORTS
 from services.relay.routing import KeyRotator
 from services.relay.settings import Settings
 from services.relay.snapshot import SnapshotStore
@@ -25,6 +29,8 @@ from services.shared import grpcutil, natsutil, subjects
 
 logger = logging.getLogger(__name__)
 
+REPORT_TIMEOUT = 5.0
+MAX_PENDING_REPORTS = 1000
 VELOERA_PROJ = Path(services.__file__).resolve().parent.parent / "VELOERA_PROJ"
 
 
@@ -35,10 +41,27 @@ def http_timeouts(settings: Settings) -> tuple[httpx.Timeout, httpx.Timeout]:
     return plain, stream
 
 
+class RoundRobin:
+    """Per-name counters for the global virtual-model mapping (ties rotate)."""
+
+    __slots__ = ("_next",)
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+
+    def pick(self, name: str, choices: tuple[str, ...]) -> str:
+        if len(choices) == 1:
+            return choices[0]
+        index = self._next.get(name, 0)
+        self._next[name] = index + 1
+        return choices[index % len(choices)]
+
+
 class RelayContext:
     """Everything a request handler needs; attributes are usable after `open()`."""
 
     http: httpx.AsyncClient
+    accounts: accounts_pb2_grpc.AccountsServiceAsyncStub
     accounts_channel: grpc.aio.Channel
     billing_channel: grpc.aio.Channel
     auth: Authenticator
@@ -49,10 +72,21 @@ class RelayContext:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.keys = KeyRotator()
+        self.virtual = RoundRobin()
+        self.adaptors = Adaptors(settings.azure_api_version)
+        self.media = MediaPolicy(
+            enabled=settings.get_media_token,
+            enabled_non_stream=settings.get_media_token_not_stream,
+            max_bytes=settings.max_file_download_bytes,
+        )
         self.plain_timeout, self.stream_timeout = http_timeouts(settings)
+        self.long_stream_timeout = self.stream_timeout.__class__(
+            connect=10.0, read=settings.streaming_timeout * 2, write=60.0, pool=10.0
+        )
         self.veloera_text = VELOERA_PROJ.read_bytes()
         self.nats = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._proxied: dict[str, httpx.AsyncClient | None] = {}
 
     async def open(self) -> None:
         s = self.settings
@@ -66,6 +100,7 @@ class RelayContext:
         self.accounts_channel = grpcutil.open_channel(s.accounts_addr)
         self.billing_channel = grpcutil.open_channel(s.billing_addr)
         accounts = accounts_pb2_grpc.AccountsServiceStub(self.accounts_channel)
+        self.accounts = accounts
         self.auth = Authenticator(accounts, ttl=s.auth_cache_seconds, max_size=s.auth_cache_size)
         self.snapshot = SnapshotStore(accounts)
         self.nats = await natsutil.connect(s.nats_url, name="relay")
@@ -81,6 +116,7 @@ class RelayContext:
             hold_ttl_seconds=int(s.relay_timeout) + 120,
         )
         await self.nats.subscribe(subjects.ACCOUNTS_CHANGED, cb=self._on_change)
+        await asyncio.to_thread(tokens.warm_up)
         await self.snapshot.load_initial(s.startup_timeout)
         self._spawn(self.snapshot.poll_forever(s.snapshot_refresh_seconds))
         # Connect to billing now, so the first request does not pay for it.
@@ -95,6 +131,9 @@ class RelayContext:
             await natsutil.drain(self.nats)
         if hasattr(self, "http"):
             await self.http.aclose()
+        for client in self._proxied.values():
+            if client is not None:
+                await client.aclose()
         for name in ("accounts_channel", "billing_channel"):
             channel = getattr(self, name, None)
             if channel is not None:
@@ -108,6 +147,45 @@ class RelayContext:
             self.accounts_channel.get_state(try_to_connect=True) == ready
             and self.billing_channel.get_state(try_to_connect=True) == ready
         )
+
+    def client_for(self, proxy: str) -> httpx.AsyncClient | None:
+        """The HTTP client of a channel's `setting.proxy` (one per proxy URL; None when the
+        proxy cannot be used, e.g. socks5 without the socks extra)."""
+        if not proxy:
+            return self.http
+        if proxy not in self._proxied:
+            try:
+                client: httpx.AsyncClient | None = httpx.AsyncClient(
+                    proxy=proxy,
+                    timeout=self.plain_timeout,
+                    limits=httpx.Limits(max_connections=512, keepalive_expiry=60.0),
+                    follow_redirects=False,
+                )
+            except (ImportError, ValueError) as exc:
+                logger.error("channel proxy unusable: %s", type(exc).__name__)
+                client = None
+            self._proxied[proxy] = client
+        return self._proxied[proxy]
+
+    def report_failure(self, request: accounts_pb2.ReportChannelResultRequest) -> None:
+        """Tell accounts about a failed attempt (auto-disable), off the request path."""
+        if len(self._tasks) >= MAX_PENDING_REPORTS:
+            CHANNEL_REPORTS.labels("dropped").inc()
+            return
+        self._spawn(self._report(request))
+
+    async def _report(self, request: accounts_pb2.ReportChannelResultRequest) -> None:
+        try:
+            reply = await self.accounts.ReportChannelResult(request, timeout=REPORT_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            CHANNEL_REPORTS.labels("error").inc()
+            logger.warning("ReportChannelResult failed: %s", exc.code().name)
+            return
+        if reply.key_disabled or reply.channel_disabled:
+            CHANNEL_REPORTS.labels("disabled").inc()
+            await self.snapshot.refresh_quietly()
+        else:
+            CHANNEL_REPORTS.labels("reported").inc()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -1,7 +1,8 @@
 """SSE relaying: upstream lines are forwarded as they arrive, usage is tracked on the way.
 
 `SSEProcessor` is the pure line logic; `SSEResponse` is the ASGI response that pumps an open
-upstream response through it and always closes the upstream (client disconnect included).
+upstream response through it and always closes the upstream (client disconnect included),
+with optional keep-alive pings (reference §3.7).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -18,11 +19,70 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from services.relay.adaptors.base import Adaptor, StreamAccumulator
+from services.relay.metrics import STREAM_ENDS
 
 logger = logging.getLogger(__name__)
 
 DONE_FRAME = b"data: [DONE]\n\n"
+PING_FRAME = b": PING\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_CHUNK_KEYS = ("id", "object", "created", "model", "system_fingerprint", "choices", "usage")
+_CHOICE_KEYS = ("index", "delta", "finish_reason", "logprobs")
+_DELTA_KEYS = ("role", "content", "reasoning_content", "tool_calls", "refusal")
+THINK_OPEN = "<think>\n"
+THINK_CLOSE = "\n</think>\n"
+
+
+def strict_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
+    """`force_format`: only OpenAI's chunk fields, in OpenAI's layout."""
+    out = {k: chunk[k] for k in _CHUNK_KEYS if k in chunk}
+    out.setdefault("object", "chat.completion.chunk")
+    choices = chunk.get("choices")
+    if isinstance(choices, list):
+        clean = []
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            item = {k: choice[k] for k in _CHOICE_KEYS if k in choice}
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                item["delta"] = {k: delta[k] for k in _DELTA_KEYS if k in delta}
+            clean.append(item)
+        out["choices"] = clean
+    return out
+
+
+class ThinkingToContent:
+    """`thinking_to_content`: reasoning deltas become content wrapped in <think>…</think>."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open = False
+
+    def apply(self, chunk: dict[str, Any]) -> bool:
+        """Rewrite the chunk in place; True when it changed."""
+        changed = False
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(delta, dict):
+                continue
+            reasoning = delta.pop("reasoning_content", None) or delta.pop("reasoning", None)
+            content = delta.get("content")
+            text = ""
+            if isinstance(reasoning, str) and reasoning:
+                text = reasoning if self.open else THINK_OPEN + reasoning
+                self.open = True
+                changed = True
+            if isinstance(content, str) and content and self.open and not text:
+                content = THINK_CLOSE + content
+                self.open = False
+                changed = True
+            if text:
+                delta["content"] = text + (content or "")
+            elif changed:
+                delta["content"] = content
+        return changed
 
 
 class SSEProcessor:
@@ -32,11 +92,28 @@ class SSEProcessor:
     usage-only chunk is dropped unless the client asked for usage.
     """
 
-    __slots__ = ("_adaptor", "_include_usage", "_pending", "acc", "first_at")
+    __slots__ = (
+        "_adaptor",
+        "_force_format",
+        "_include_usage",
+        "_pending",
+        "_thinking",
+        "acc",
+        "first_at",
+    )
 
-    def __init__(self, adaptor: Adaptor, *, include_usage: bool) -> None:
+    def __init__(
+        self,
+        adaptor: Adaptor,
+        *,
+        include_usage: bool,
+        force_format: bool = False,
+        thinking_to_content: bool = False,
+    ) -> None:
         self._adaptor = adaptor
         self._include_usage = include_usage
+        self._force_format = force_format
+        self._thinking = ThinkingToContent() if thinking_to_content else None
         self._pending = b""
         self.acc = StreamAccumulator()
         self.first_at: float | None = None  # perf_counter of the first data line
@@ -74,37 +151,54 @@ class SSEProcessor:
             usage_only = self._adaptor.accumulate_chunk(chunk, self.acc)
             if usage_only and not self._include_usage:
                 return b""
+            rewrite = False
+            if self._thinking is not None:
+                rewrite = self._thinking.apply(chunk)
+            if self._force_format:
+                chunk, rewrite = strict_chunk(chunk), True
+            if rewrite:
+                payload = orjson.dumps(chunk)
         return b"data: " + payload + b"\n\n"
 
 
 Finisher = Callable[[SSEProcessor, bool], None]
 
 
-class SSEResponse(Response):
-    """Streams an open upstream response to the client.
+class _Channel:
+    """The client side of a stream: one `send` at a time, and the disconnect watch."""
 
-    `on_finish(processor, interrupted)` runs exactly once after the stream ends, whatever the
-    reason (end of stream, client disconnect, upstream idle timeout or error).
-    """
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self.last_sent = time.monotonic()
+
+    async def body(self, data: bytes, more: bool = True) -> None:
+        async with self._lock:
+            if self._closed:
+                return
+            self._closed = not more
+            await self._send({"type": "http.response.body", "body": data, "more_body": more})
+            self.last_sent = time.monotonic()
+
+
+async def _pinger(channel: _Channel, interval: float, frame: bytes) -> None:
+    while True:
+        await asyncio.sleep(max(interval - (time.monotonic() - channel.last_sent), 0.05))
+        if time.monotonic() - channel.last_sent >= interval:
+            await channel.body(frame)
+
+
+class StreamBase(Response):
+    """An SSE response that cancels its work when the client goes away."""
 
     media_type = "text/event-stream"
 
-    def __init__(
-        self,
-        upstream: httpx.Response,
-        processor: SSEProcessor,
-        *,
-        headers: Mapping[str, str],
-        on_finish: Finisher,
-        tail: Callable[[SSEProcessor], bytes] | None = None,
-    ) -> None:
+    def __init__(self, headers: Mapping[str, str], ping_seconds: float | None) -> None:
         self.status_code = 200
         self.background = None
         self.init_headers({**SSE_HEADERS, **headers})
-        self._upstream = upstream
-        self._processor = processor
-        self._on_finish = on_finish
-        self._tail = tail
+        self._ping_seconds = ping_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
@@ -118,13 +212,17 @@ class SSEResponse(Response):
             if not state["done"]:
                 task.cancel()
 
-        watcher = asyncio.get_running_loop().create_task(watch_disconnect())
+        loop = asyncio.get_running_loop()
+        watcher = loop.create_task(watch_disconnect())
+        channel = _Channel(send)
+        pinger: asyncio.Task[None] | None = None
         interrupted = True
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            interrupted = not await self._pump(send)
+            if self._ping_seconds:
+                pinger = loop.create_task(_pinger(channel, self._ping_seconds, self.ping_frame))
+            interrupted = not await self.run(channel)
             state["done"] = True
-            await self._end(send)
         except asyncio.CancelledError:
             state["done"] = True
             if not state["disconnected"]:
@@ -133,20 +231,73 @@ class SSEResponse(Response):
         finally:
             state["done"] = True
             watcher.cancel()
-            await self._upstream.aclose()
-            try:
-                self._on_finish(self._processor, interrupted)
-            except Exception:
-                logger.exception("stream finisher failed")
+            if pinger is not None:
+                pinger.cancel()
+            await self.cleanup(interrupted, state["disconnected"])
 
-    async def _pump(self, send: Send) -> bool:
+    ping_frame = PING_FRAME
+
+    async def run(self, channel: _Channel) -> bool:
+        """Send the body; True when it was complete."""
+        raise NotImplementedError
+
+    async def cleanup(self, interrupted: bool, disconnected: bool) -> None:
+        """Runs exactly once, whatever happened."""
+
+
+class SSEResponse(StreamBase):
+    """Streams an open upstream response to the client.
+
+    `on_finish(processor, interrupted)` runs exactly once after the stream ends, whatever the
+    reason (end of stream, client disconnect, upstream idle timeout or error).
+    """
+
+    def __init__(
+        self,
+        upstream: httpx.Response,
+        processor: SSEProcessor,
+        *,
+        headers: Mapping[str, str],
+        on_finish: Finisher,
+        tail: Callable[[SSEProcessor], bytes] | None = None,
+        ping_seconds: float | None = None,
+        initial: bytes = b"",
+        chunks: AsyncIterator[bytes] | None = None,
+    ) -> None:
+        super().__init__(headers, ping_seconds)
+        self._upstream = upstream
+        self._processor = processor
+        self._on_finish = on_finish
+        self._tail = tail
+        self._initial = initial  # frames already read (to make sure the stream is not empty)
+        self._chunks = chunks if chunks is not None else upstream.aiter_bytes()
+
+    async def run(self, channel: _Channel) -> bool:
+        complete = await self._pump(channel)
+        tail = self._tail(self._processor) if self._tail is not None else b""
+        await channel.body(tail + DONE_FRAME, more=False)
+        return complete
+
+    async def cleanup(self, interrupted: bool, disconnected: bool) -> None:
+        await self._upstream.aclose()
+        STREAM_ENDS.labels(
+            "disconnect" if disconnected else ("broken" if interrupted else "complete")
+        ).inc()
+        try:
+            self._on_finish(self._processor, interrupted)
+        except Exception:
+            logger.exception("stream finisher failed")
+
+    async def _pump(self, channel: _Channel) -> bool:
         """Relay until the upstream ends; False when it broke off (idle timeout, error)."""
         processor = self._processor
+        if self._initial:
+            await channel.body(self._initial)
         try:
-            async for data in self._upstream.aiter_bytes():
+            async for data in self._chunks:
                 frames = processor.feed(data)
                 if frames:
-                    await send({"type": "http.response.body", "body": frames, "more_body": True})
+                    await channel.body(frames)
         except httpx.TimeoutException:
             logger.warning("upstream stream idle timeout")
             return False
@@ -155,12 +306,47 @@ class SSEResponse(Response):
             return False
         rest = processor.finish()
         if rest:
-            await send({"type": "http.response.body", "body": rest, "more_body": True})
+            await channel.body(rest)
         return True
 
-    async def _end(self, send: Send) -> None:
-        tail = self._tail(self._processor) if self._tail is not None else b""
-        await send({"type": "http.response.body", "body": tail + DONE_FRAME, "more_body": False})
+
+class PseudoStreamResponse(StreamBase):
+    """`NON_STREAM_ONLY` channels: SSE headers at once, `: WAITING FOR UPSTREAM` comments
+    while the non-stream call runs, then the whole answer as SSE frames.
+
+    `produce()` makes the call(s) and returns the frames to send (answer or error);
+    `on_cancel()` runs when the client left before the frames were sent.
+    """
+
+    ping_frame = b": WAITING FOR UPSTREAM\n\n"
+
+    def __init__(
+        self,
+        produce: Callable[[], AsyncIterator[bytes]],
+        *,
+        headers: Mapping[str, str],
+        wait_seconds: float,
+        on_cancel: Callable[[], None],
+    ) -> None:
+        super().__init__(headers, wait_seconds)
+        self._produce = produce
+        self._on_cancel = on_cancel
+        self._complete = False
+
+    async def run(self, channel: _Channel) -> bool:
+        async for frames in self._produce():
+            await channel.body(frames)
+        await channel.body(DONE_FRAME, more=False)
+        self._complete = True
+        return True
+
+    async def cleanup(self, interrupted: bool, disconnected: bool) -> None:
+        STREAM_ENDS.labels("disconnect" if disconnected else "pseudo").inc()
+        if not self._complete:
+            try:
+                self._on_cancel()
+            except Exception:
+                logger.exception("pseudo-stream cancel hook failed")
 
 
 def usage_chunk(meta: dict[str, Any], usage: dict[str, Any]) -> bytes:
@@ -174,3 +360,39 @@ def usage_chunk(meta: dict[str, Any], usage: dict[str, Any]) -> bytes:
         "usage": usage,
     }
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+def completion_to_chunks(reply: dict[str, Any], *, include_usage: bool) -> bytes:
+    """A non-stream chat completion re-emitted as stream chunks (pseudo-stream)."""
+    base = {
+        "id": reply.get("id", ""),
+        "object": "chat.completion.chunk",
+        "created": reply.get("created", int(time.time())),
+        "model": reply.get("model", ""),
+    }
+    frames: list[bytes] = []
+    finishes: list[dict[str, Any]] = []
+    for choice in reply.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        raw_message = choice.get("message")
+        message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
+        delta: dict[str, Any] = {"role": message.get("role", "assistant")}
+        for key in ("content", "reasoning_content", "refusal"):
+            if message.get(key) is not None:
+                delta[key] = message[key]
+        calls = message.get("tool_calls")
+        if isinstance(calls, list) and calls:
+            delta["tool_calls"] = [
+                {"index": i, **call} for i, call in enumerate(calls) if isinstance(call, dict)
+            ]
+        index = choice.get("index", 0)
+        item = {"index": index, "delta": delta, "finish_reason": None}
+        frames.append(b"data: " + orjson.dumps({**base, "choices": [item]}) + b"\n\n")
+        finishes.append({"index": index, "delta": {}, "finish_reason": choice.get("finish_reason")})
+    if finishes:
+        frames.append(b"data: " + orjson.dumps({**base, "choices": finishes}) + b"\n\n")
+    usage = reply.get("usage")
+    if include_usage and isinstance(usage, dict):
+        frames.append(usage_chunk(base, usage))
+    return b"".join(frames)

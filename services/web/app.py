@@ -18,7 +18,24 @@ from veloera.billing.v1 import billing_pb2_grpc
 from services.shared.grpcutil import open_channel
 from services.web.deps import Deps
 from services.web.metrics import MetricsMiddleware
-from services.web.routes import channels, logs, options, pages, system, tokens, users
+from services.web.routes import (
+    channels,
+    checkin,
+    data,
+    email,
+    logs,
+    messages,
+    model_mapping,
+    options,
+    pages,
+    pricing,
+    redemptions,
+    system,
+    tokens,
+    topup,
+    user_self,
+    users,
+)
 from services.web.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -30,10 +47,19 @@ def _routes() -> list[BaseRoute]:
     return [
         *system.ROUTES,
         *users.ROUTES,
+        *email.ROUTES,
+        *user_self.ROUTES,
+        *messages.ROUTES,
+        *model_mapping.ROUTES,
         *tokens.ROUTES,
         *channels.ROUTES,
         *options.ROUTES,
         *logs.ROUTES,
+        *data.ROUTES,
+        *pricing.ROUTES,
+        *redemptions.ROUTES,
+        *checkin.ROUTES,
+        *topup.ROUTES,
         *pages.ROUTES,
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
         pages.FALLBACK,

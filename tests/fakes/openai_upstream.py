@@ -1,13 +1,24 @@
-"""A fake OpenAI upstream: a real loopback HTTP server speaking the chat-completions wire format.
+"""A fake OpenAI upstream: a real loopback HTTP server speaking OpenAI's wire formats.
+
+Endpoints: chat/completions, completions, embeddings, moderations, images/generations,
+images/edits and images/variations (multipart), audio/speech (binary), audio/transcriptions and
+audio/translations (multipart), rerank, responses, models; any other POST path is recorded and
+answered like chat/completions (adaptor URL tests).
 
 Behaviour per request, by model name (or the `X-Fake-Behavior` header):
 - `fail-500` / `fail-502` / `fail-400` / `fail-401` / `fail-429`: that status with an OpenAI
   error body;
 - `fake-slow`: waits `slow_seconds` before answering (streams: before the first chunk);
 - `fake-stall`: streams the role chunk, then stalls `stall_seconds` (idle-timeout tests);
-- `fake-empty`: an empty reply;
+- `fake-empty`: an empty reply (no text); `fake-blank`: a 200 with an empty body, or a stream
+  with nothing but `[DONE]`;
+- `fake-tools`: a tool call instead of text; `fake-reasoning`: reasoning_content then text;
+- `fake-nousage`: no usage at all (local counting);
+- `fake-break`: a stream that stops in the middle of a line;
+- `fake-drip`: a stream of `drip_chunks` pieces, `drip_seconds` apart (disconnect tests);
 - anything else: `reply_text`, with usage `prompt_tokens` / `completion_tokens`.
-Per instance: `force_status` makes every chat call fail with that status (a broken channel),
+Per instance: `behavior` applies one of these to every request, `force_status` makes every
+call fail with that status (a broken channel),
 `stream_usage` turns the final usage chunk off (usage fallback tests).
 """
 
@@ -17,7 +28,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +40,17 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 DEFAULT_REPLY = "Hello from the fake upstream!"
+REASONING = "Let me think."
+TOOL_CALL = {
+    "id": "call_fake",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+}
+Handler = Callable[[dict[str, Any], str], Awaitable[Response]]
+
+
+SPEECH_BYTES = b"ID3fake-mp3-audio" + bytes(64)
+TRANSCRIPT = "the quick brown fox"
 
 
 @dataclass(frozen=True)
@@ -36,7 +58,8 @@ class RecordedRequest:
     method: str
     path: str
     headers: dict[str, str]
-    body: dict[str, Any]
+    body: dict[str, Any]  # JSON body, or the form's fields (files as {"filename", "size"})
+    query: str = ""
 
 
 @dataclass
@@ -51,6 +74,10 @@ class FakeOpenAI:
     force_status: int | None = None
     slow_seconds: float = 1.0
     stall_seconds: float = 10.0
+    drip_chunks: int = 50
+    drip_seconds: float = 0.1
+    behavior: str = ""  # applied to every request when set (e.g. "fake-slow")
+    drip_sent: int = field(default=0, init=False)  # drip pieces written (disconnect tests)
     models: list[str] = field(default_factory=lambda: ["gpt-4o-mini", "gpt-4o"])
     host: str = "127.0.0.1"
     max_recorded: int = 200
@@ -75,6 +102,10 @@ class FakeOpenAI:
     def requests_for(self, model: str) -> list[RecordedRequest]:
         with self._lock:
             return [r for r in self.requests if r.body.get("model") == model]
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
 
     def clear(self) -> None:
         with self._lock:
@@ -111,12 +142,70 @@ class FakeOpenAI:
     # ------------------------------------------------------------------ the app
 
     def app(self) -> Starlette:
-        return Starlette(
-            routes=[
-                Route("/v1/chat/completions", self._chat, methods=["POST"]),
-                Route("/v1/models", self._models, methods=["GET"]),
-            ]
+        json_routes = {
+            "/v1/chat/completions": self._chat,
+            "/v1/completions": self._completions,
+            "/v1/embeddings": self._embeddings,
+            "/v1/moderations": self._moderations,
+            "/v1/images/generations": self._images,
+            "/v1/audio/speech": self._speech,
+            "/v1/rerank": self._rerank,
+            "/v1/responses": self._responses,
+        }
+        form_routes = {
+            "/v1/images/edits": self._images,
+            "/v1/images/variations": self._images,
+            "/v1/audio/transcriptions": self._transcription,
+            "/v1/audio/translations": self._transcription,
+        }
+        routes = [
+            Route(path, self._json_endpoint(handler), methods=["POST"])
+            for path, handler in json_routes.items()
+        ]
+        routes += [
+            Route(path, self._form_endpoint(handler), methods=["POST"])
+            for path, handler in form_routes.items()
+        ]
+        routes.append(Route("/v1/models", self._models, methods=["GET"]))
+        routes.append(Route("/{rest:path}", self._json_endpoint(self._chat), methods=["POST"]))
+        return Starlette(routes=routes)
+
+    def _json_endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            raw = await request.body()
+            body = orjson.loads(raw) if raw.strip() else {}
+            return await self._dispatch(request, body, handler)
+
+        return endpoint
+
+    def _form_endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            body: dict[str, Any] = {}
+            async with request.form() as form:
+                for name, value in form.multi_items():
+                    if isinstance(value, str):
+                        body[name] = value
+                    else:
+                        data = await value.read()
+                        body[name] = {"filename": value.filename, "size": len(data)}
+            return await self._dispatch(request, body, handler)
+
+        return endpoint
+
+    async def _dispatch(self, request: Request, body: dict[str, Any], handler: Handler) -> Response:
+        self._record(request, body)
+        behavior = (
+            request.headers.get("x-fake-behavior") or self.behavior or str(body.get("model", ""))
         )
+        if self.force_status is not None:
+            return _error(self.force_status)
+        if behavior.startswith("fail-") and behavior[5:].isdigit():
+            return _error(int(behavior[5:]))
+        if behavior == "fake-slow":
+            await asyncio.sleep(self.slow_seconds)
+        if behavior == "fake-blank" and body.get("stream") is not True:
+            return Response(b"", 200, media_type="application/json")
+        return await handler(body, behavior)
 
     def _record(self, request: Request, body: dict[str, Any]) -> None:
         entry = RecordedRequest(
@@ -124,6 +213,7 @@ class FakeOpenAI:
             request.url.path,
             {k.lower(): v for k, v in request.headers.items()},
             body,
+            request.url.query,
         )
         with self._lock:
             self.requests.append(entry)
@@ -133,28 +223,115 @@ class FakeOpenAI:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
         return _json({"object": "list", "data": data})
 
-    async def _chat(self, request: Request) -> Response:
-        body = orjson.loads(await request.body())
-        self._record(request, body)
+    async def _chat(self, body: dict[str, Any], behavior: str) -> Response:
         model = str(body.get("model", ""))
-        behavior = request.headers.get("x-fake-behavior") or model
-        if self.force_status is not None:
-            return _error(self.force_status)
-        if behavior.startswith("fail-") and behavior[5:].isdigit():
-            return _error(int(behavior[5:]))
-        if behavior == "fake-slow":
-            await asyncio.sleep(self.slow_seconds)
-        text = "" if behavior == "fake-empty" else self.reply_text
+        text = "" if behavior in ("fake-empty", "fake-tools") else self.reply_text
         if body.get("stream") is True:
             options = body.get("stream_options") or {}
-            include_usage = self.stream_usage and options.get("include_usage") is True
-            stall = self.stall_seconds if behavior == "fake-stall" else 0.0
-            return StreamingResponse(
-                self._chunks(model, text, include_usage, stall),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache"},
+            include_usage = (
+                self.stream_usage
+                and options.get("include_usage") is True
+                and behavior != "fake-nousage"
             )
-        return _json(self._completion(model, text))
+            return _sse(self._chunks(model, text, include_usage, behavior))
+        reply = self._completion(model, text, behavior)
+        if behavior == "fake-nousage":
+            reply.pop("usage")
+        return _json(reply)
+
+    async def _completions(self, body: dict[str, Any], behavior: str) -> Response:
+        model = str(body.get("model", ""))
+        base = {"id": "cmpl-fake", "object": "text_completion", "created": 0, "model": model}
+        if body.get("stream") is True:
+
+            async def frames() -> AsyncIterator[bytes]:
+                for piece in split_reply(self.reply_text):
+                    choice = {"index": 0, "text": piece, "finish_reason": None}
+                    yield b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n"
+                yield b"data: [DONE]\n\n"
+
+            return _sse(frames())
+        choice = {"index": 0, "text": self.reply_text, "finish_reason": "stop", "logprobs": None}
+        return _json({**base, "choices": [choice], "usage": self.usage()})
+
+    async def _embeddings(self, body: dict[str, Any], behavior: str) -> Response:
+        inputs = body.get("input")
+        count = len(inputs) if isinstance(inputs, list) else 1
+        data = [
+            {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(count)
+        ]
+        usage = {"prompt_tokens": self.prompt_tokens, "total_tokens": self.prompt_tokens}
+        reply: dict[str, Any] = {"object": "list", "data": data, "model": body.get("model")}
+        if behavior != "fake-nousage":
+            reply["usage"] = usage
+        return _json(reply)
+
+    async def _moderations(self, body: dict[str, Any], behavior: str) -> Response:
+        result = {"flagged": False, "categories": {}, "category_scores": {}}
+        return _json({"id": "modr-fake", "model": body.get("model"), "results": [result]})
+
+    async def _images(self, body: dict[str, Any], behavior: str) -> Response:
+        n = int(body.get("n") or 1)
+        data = [{"url": f"https://images.example/{i}.png"} for i in range(n)]
+        return _json({"created": int(time.time()), "data": data})
+
+    async def _speech(self, body: dict[str, Any], behavior: str) -> Response:
+        return Response(SPEECH_BYTES, 200, media_type="audio/mpeg")
+
+    async def _transcription(self, body: dict[str, Any], behavior: str) -> Response:
+        return _json({"text": TRANSCRIPT})
+
+    async def _rerank(self, body: dict[str, Any], behavior: str) -> Response:
+        documents = body.get("documents") or []
+        results = [{"index": i, "relevance_score": 1.0 / (i + 1)} for i in range(len(documents))]
+        return _json({"results": results, "usage": {"total_tokens": self.prompt_tokens}})
+
+    async def _responses(self, body: dict[str, Any], behavior: str) -> Response:
+        model = str(body.get("model", ""))
+        usage = {
+            "input_tokens": self.prompt_tokens,
+            "output_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        }
+        message = {
+            "id": "msg-fake",
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": self.reply_text, "annotations": []}],
+        }
+        response: dict[str, Any] = {
+            "id": "resp-fake",
+            "object": "response",
+            "created_at": int(time.time()),
+            "model": model,
+            "status": "completed",
+            "output": [message],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": usage,
+        }
+        if body.get("stream") is not True:
+            return _json(response)
+
+        async def events() -> AsyncIterator[bytes]:
+            created = {**response, "status": "in_progress", "output": [], "usage": None}
+            yield _event("response.created", {"response": created, "sequence_number": 0})
+            for index, piece in enumerate(split_reply(self.reply_text)):
+                delta = {
+                    "item_id": "msg-fake",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": piece,
+                    "sequence_number": index + 1,
+                }
+                yield _event("response.output_text.delta", delta)
+            yield _event("response.completed", {"response": response, "sequence_number": 99})
+
+        return _sse(events())
 
     def usage(self) -> dict[str, Any]:
         return {
@@ -164,24 +341,25 @@ class FakeOpenAI:
             "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
         }
 
-    def _completion(self, model: str, text: str) -> dict[str, Any]:
+    def _completion(self, model: str, text: str, behavior: str = "") -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        finish = "stop"
+        if behavior == "fake-tools":
+            message = {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]}
+            finish = "tool_calls"
+        elif behavior == "fake-reasoning":
+            message["reasoning_content"] = REASONING
         return {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                }
-            ],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": self.usage(),
         }
 
     async def _chunks(
-        self, model: str, text: str, include_usage: bool, stall: float
+        self, model: str, text: str, include_usage: bool, behavior: str
     ) -> AsyncIterator[bytes]:
         base = {
             "id": "chatcmpl-fake",
@@ -194,10 +372,30 @@ class FakeOpenAI:
         def frame(choices: list[dict[str, Any]], **extra: Any) -> bytes:
             return b"data: " + orjson.dumps({**base, "choices": choices, **extra}) + b"\n\n"
 
+        if behavior == "fake-blank":
+            yield b"data: [DONE]\n\n"
+            return
         role = {"role": "assistant", "content": ""}
         yield frame([{"index": 0, "delta": role, "finish_reason": None}], **usage_field)
-        if stall:
-            await asyncio.sleep(stall)
+        if behavior == "fake-stall":
+            await asyncio.sleep(self.stall_seconds)
+        if behavior == "fake-tools":
+            call = {"index": 0, **TOOL_CALL}
+            yield frame([{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}])
+            yield frame([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}])
+        if behavior == "fake-reasoning":
+            delta = {"reasoning_content": REASONING}
+            yield frame([{"index": 0, "delta": delta, "finish_reason": None}], **usage_field)
+        if behavior == "fake-drip":
+            for index in range(self.drip_chunks):
+                await asyncio.sleep(self.drip_seconds)
+                delta = {"content": f"w{index} "}
+                yield frame([{"index": 0, "delta": delta, "finish_reason": None}])
+                self.drip_sent += 1
+        if behavior == "fake-break":
+            whole = frame([{"index": 0, "delta": {"content": text}, "finish_reason": None}])
+            yield whole[: len(whole) // 2]
+            return
         for piece in split_reply(text):
             delta = {"content": piece}
             yield frame([{"index": 0, "delta": delta, "finish_reason": None}], **usage_field)
@@ -213,6 +411,17 @@ def split_reply(text: str) -> list[str]:
     for index, word in enumerate(text.split(" ")):
         pieces.append(word if index == 0 else " " + word)
     return [p for p in pieces if p]
+
+
+def _sse(frames: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(
+        frames, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
+
+
+def _event(kind: str, data: dict[str, Any]) -> bytes:
+    payload = orjson.dumps({"type": kind, **data})
+    return b"event: " + kind.encode() + b"\ndata: " + payload + b"\n\n"
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:

@@ -235,7 +235,15 @@ async def test_update_user_applies_only_present_fields(stub: Stub, root: pb.User
         "vip",
         user.username,
     )
-    await stub.UpdateUser(pb.UpdateUserRequest(actor_id=user.id, id=user.id, password="newpass99"))
+    without_old = pb.UpdateUserRequest(actor_id=user.id, id=user.id, password="newpass99")
+    assert (await rpc_error(stub.UpdateUser(without_old))).code() == (
+        grpc.StatusCode.PERMISSION_DENIED
+    )
+    await stub.UpdateUser(
+        pb.UpdateUserRequest(
+            actor_id=user.id, id=user.id, password="newpass99", old_password=PASSWORD
+        )
+    )
     login = await stub.Login(pb.LoginRequest(username=user.username, password="newpass99"))
     assert login.user.display_name == "Shown"
 

@@ -286,17 +286,27 @@ async def test_deferred_settlement_applies_exactly_once(billing: Stub, infra: An
         ),
         enqueued_at_ms=int(time.time() * 1000),
     ).SerializeToString()
+    # A release of another hold published after both copies: the single consumer applies the
+    # stream in order, so once the marker is applied both copies have been handled (other
+    # tests' messages still waiting for redelivery cannot make this wait or pass early).
+    marker_user, marker_request = new_user(), new_request()
+    await fund(billing, marker_user, 10_000)
+    await reserve(billing, marker_user, marker_request)
+    marker = events_pb2.DeferredRelease(
+        release=billing_pb2.ReleaseRequest(request_id=marker_request, reason="marker"),
+        enqueued_at_ms=int(time.time() * 1000),
+    ).SerializeToString()
     nc = await nats.connect(infra.nats_url)
     try:
         js = nc.jetstream()
         await js.publish(subjects.SETTLEMENTS_SUBJECT, message, timeout=5)
         await js.publish(subjects.SETTLEMENTS_SUBJECT, message, timeout=5)
+        await js.publish(subjects.RELEASES_SUBJECT, marker, timeout=5)
 
-        async def drained() -> bool:
-            info = await js.consumer_info(subjects.SETTLEMENTS_STREAM, subjects.SETTLEMENTS_DURABLE)
-            return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+        async def marker_applied() -> bool:
+            return (await wallet(billing, marker_user)).quota == 10_000
 
-        await eventually(drained)
+        await eventually(marker_applied, timeout=90)
     finally:
         await nc.close()
     expected = (40 + 30 * 2) * 15

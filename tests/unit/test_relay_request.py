@@ -1,16 +1,18 @@
-"""Chat request parsing, token estimates, the OpenAI adaptor and the error shape."""
+"""Request parsing, token counts, the OpenAI adaptor and the error shape."""
 
 from __future__ import annotations
 
 import orjson
 import pytest
 
+from services.relay.adaptors.base import Outgoing, Target
 from services.relay.adaptors.openai import OpenAIAdaptor
+from services.relay.endpoints import CHAT, EMBEDDINGS, SPEECH
 from services.relay.errors import RelayError, error_body
 from services.relay.ids import new_request_id
-from services.relay.routes.chat import parse_chat_body, requested_max_tokens
+from services.relay.incoming import parse_json_request, requested_max_tokens
 from services.relay.routing import ChannelInfo
-from services.relay.tokens import estimate_completion_tokens, estimate_prompt_tokens
+from services.relay.tokens import count_messages, count_text, estimate_completion_tokens
 
 
 def test_error_shape_carries_the_request_id() -> None:
@@ -40,12 +42,32 @@ def test_request_ids_are_time_plus_random() -> None:
         (b'{"messages": [{"role": "user", "content": "x"}]}', "model is required"),
         (b'{"model": "m"}', "messages is required"),
         (b'{"model": "m", "messages": []}', "messages is required"),
+        (b'{"model": "m", "messages": "hi"}', "messages must be an array"),
+        (b'{"model": 5, "messages": [{}]}', "model must be a string"),
+        (b'{"model": "m", "messages": [{}], "n": 0}', "n must be an integer between 1 and 128"),
+        (b'{"model": "m", "messages": [{}], "max_tokens": "9"}', "max_tokens must be an integer"),
+        (b'{"model": "m", "messages": [{}], "max_tokens": -1}', "max_tokens is invalid"),
     ],
 )
 def test_bad_chat_bodies(raw: bytes, message: str) -> None:
     with pytest.raises(RelayError) as info:
-        parse_chat_body(raw)
+        parse_json_request(CHAT, raw)
     assert info.value.status == 400 and info.value.message == message
+
+
+def test_default_model_and_stream_flags() -> None:
+    speech = parse_json_request(SPEECH, b'{"input": "hello"}')
+    assert speech.model == "tts-1" and not speech.stream
+    chat = parse_json_request(
+        CHAT,
+        b'{"model": "m", "messages": [{}], "stream": true,'
+        b' "stream_options": {"include_usage": true}}',
+    )
+    assert chat.stream and chat.include_usage
+    engine = parse_json_request(EMBEDDINGS, b'{"input": "x"}', path_model="text-embedding-3-small")
+    assert engine.model == "text-embedding-3-small"
+    with pytest.raises(RelayError):
+        parse_json_request(EMBEDDINGS, b'{"model": "e"}')
 
 
 def test_max_tokens_takes_the_larger_field() -> None:
@@ -55,12 +77,19 @@ def test_max_tokens_takes_the_larger_field() -> None:
         requested_max_tokens({"max_tokens": 1 << 30})
 
 
-def test_prompt_estimate_counts_text_parts() -> None:
+def test_token_counts_match_tiktoken_offline() -> None:
+    # Reference values from tiktoken itself: cl100k "hello world" = 2, o200k the same text = 2.
+    assert count_text("hello world", "gpt-4") == 2
+    assert count_text("hello world", "gpt-4o") == 2
+    assert count_text("Hello, world! This is a test.", "gpt-3.5-turbo") == 9
     messages = [
-        {"role": "system", "content": "a" * 40},
-        {"role": "user", "content": [{"type": "text", "text": "b" * 8}, {"type": "image_url"}]},
+        {"role": "system", "content": "hello world"},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "hello world"}, {"type": "image_url"}],
+        },
     ]
-    assert estimate_prompt_tokens(messages) == 48 // 4 + 2 * 3
+    assert count_messages(messages, "gpt-4") == 3 + 2 * (3 + 2)
     assert estimate_completion_tokens(9, tool_calls=1) == 3 + 7
 
 
@@ -69,9 +98,8 @@ def _channel(base_url: str) -> ChannelInfo:
 
 
 def test_openai_request_building() -> None:
-    request = OpenAIAdaptor().build_request(
-        _channel("https://up.example/"), "sk-up", {"model": "m"}, stream=True
-    )
+    target = Target(_channel("https://up.example/"), "sk-up", "m", CHAT, True)
+    request = OpenAIAdaptor().build_request(target, Outgoing(json={"model": "m"}))
     assert request.url == "https://up.example/v1/chat/completions"
     assert request.headers["Authorization"] == "Bearer sk-up"
     assert request.headers["Accept"] == "text/event-stream"

@@ -111,11 +111,63 @@ def test_channel_without_usable_key_is_skipped() -> None:
     assert t.select("default", "gpt-4o") is None
 
 
-def test_model_mapping_and_default_base_url() -> None:
-    info = channel_from_proto(channel(1, model_mapping='{"gpt-4o": "gpt-4o-2024-08-06"}'))
+def test_model_mapping_and_channel_fields() -> None:
+    info = channel_from_proto(
+        channel(
+            1,
+            model_mapping='{"gpt-4o": "gpt-4o-2024-08-06"}',
+            status_code_mapping='{"400": "500", "x": "y"}',
+            param_override='{"temperature": 0.1}',
+            setting='{"force_format": true, "stream_support": "NON_STREAM_ONLY"}',
+            system_prompt="Be brief.",
+            model_prefix=" google/ ",
+        )
+    )
     assert info.upstream_model("gpt-4o") == "gpt-4o-2024-08-06"
     assert info.upstream_model("gpt-4o-mini") == "gpt-4o-mini"
-    assert info.base_url == "https://api.openai.com"
+    assert info.base_url == ""  # the adaptor supplies the type's default
+    assert info.status_code_mapping == {400: 500}
+    assert info.param_override == {"temperature": 0.1}
+    assert info.setting.force_format and info.setting.non_stream_only
+    assert not info.setting.thinking_to_content
+    assert info.system_prompt == "Be brief." and info.model_prefix == "google/"
+
+
+def test_model_prefix_routing_and_listing() -> None:
+    t = table(
+        [channel(1, model_prefix="g/"), channel(2)],
+        [ability(1, "gemini-pro"), ability(2, "gemini-pro")],
+    )
+    found = t.prefixed("default", "g/gemini-pro")
+    assert found is not None
+    stripped, pool = found
+    assert stripped == "gemini-pro" and [c.channel.id for c in pool] == [1]
+    assert t.prefixed("default", "gemini-pro") is None
+    assert t.prefixed("default", "g/unknown") is None
+    assert t.models_for("default") == ("g/gemini-pro", "gemini-pro")
+    assert t.is_known_model("g/gemini-pro") and not t.is_known_model("nope")
+
+
+def test_retry_start_tier_is_clamped_to_the_lowest() -> None:
+    t = table(
+        [channel(1), channel(2), channel(3)],
+        [ability(1, priority=10), ability(2, priority=5), ability(3, priority=0)],
+    )
+    assert t.select("default", "gpt-4o", start_tier=1).id == 2  # type: ignore[union-attr]
+    assert t.select("default", "gpt-4o", start_tier=7).id == 3  # type: ignore[union-attr]
+    assert t.select("default", "gpt-4o", exclude={3}, start_tier=7) is None
+
+
+def test_options_come_from_the_snapshot() -> None:
+    snapshot = accounts_pb2.RoutingSnapshot(
+        version=1,
+        options=[
+            accounts_pb2.Option(key="global.auto_retry_enabled", value="true"),
+            accounts_pb2.Option(key="global.auto_retry_count", value="2"),
+        ],
+    )
+    t = RoutingTable.from_snapshot(snapshot)
+    assert t.options.auto_retry_enabled and t.options.auto_retry_count == 2
 
 
 def test_invalid_model_mapping_is_ignored() -> None:

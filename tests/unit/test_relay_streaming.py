@@ -10,7 +10,13 @@ import httpx
 import orjson
 
 from services.relay.adaptors.openai import OpenAIAdaptor
-from services.relay.streaming import DONE_FRAME, SSEProcessor, SSEResponse
+from services.relay.streaming import (
+    DONE_FRAME,
+    PING_FRAME,
+    SSEProcessor,
+    SSEResponse,
+    completion_to_chunks,
+)
 
 
 def chunk(
@@ -169,4 +175,79 @@ async def test_synthetic_usage_tail_is_sent_before_done() -> None:
     )
     sent = await _run(response)
     assert sent[-1]["body"] == b'data: {"usage":1}\n\n' + DONE_FRAME
+    await client.aclose()
+
+
+def test_thinking_to_content_wraps_reasoning_in_think_tags() -> None:
+    def delta_chunk(**delta: str) -> bytes:
+        body = {"id": "c", "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+
+    proc = SSEProcessor(OpenAIAdaptor(), include_usage=False, thinking_to_content=True)
+    out = proc.feed(
+        delta_chunk(reasoning_content="a")
+        + delta_chunk(reasoning_content="b")
+        + delta_chunk(content="c")
+    )
+    texts = [orjson.loads(f[6:])["choices"][0]["delta"] for f in frames(out)]
+    assert texts == [{"content": "<think>\na"}, {"content": "b"}, {"content": "\n</think>\nc"}]
+    assert proc.acc.text == "abc"  # billing counts what the upstream produced
+
+
+def test_force_format_keeps_only_openai_fields() -> None:
+    raw = {
+        "id": "c",
+        "model": "m",
+        "vendor_extra": 1,
+        "choices": [{"index": 0, "delta": {"content": "x", "weird": 2}, "junk": 3}],
+    }
+    proc = SSEProcessor(OpenAIAdaptor(), include_usage=False, force_format=True)
+    [frame] = frames(proc.feed(b"data: " + orjson.dumps(raw) + b"\n\n"))
+    assert orjson.loads(frame[6:]) == {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "model": "m",
+        "choices": [{"index": 0, "delta": {"content": "x"}}],
+    }
+
+
+def test_completion_re_emitted_as_chunks() -> None:
+    reply = {
+        "id": "x",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "tool_calls": [{"id": "t"}]},
+                "finish_reason": "tool_calls",
+            }
+        ],
+        "usage": USAGE,
+    }
+    out = frames(completion_to_chunks(reply, include_usage=True))
+    first, finish, usage = (orjson.loads(f[6:]) for f in out)
+    assert first["choices"][0]["delta"]["tool_calls"] == [{"index": 0, "id": "t"}]
+    assert finish["choices"][0]["finish_reason"] == "tool_calls"
+    assert usage["usage"] == USAGE and usage["choices"] == []
+    assert len(frames(completion_to_chunks(reply, include_usage=False))) == 2
+
+
+async def test_pings_fill_quiet_gaps_and_initial_frames_go_first() -> None:
+    client, upstream = await _open([chunk("b")], stall=0.35)
+    proc = SSEProcessor(OpenAIAdaptor(), include_usage=False)
+    response = SSEResponse(
+        upstream,
+        proc,
+        headers={},
+        on_finish=lambda p, i: None,
+        ping_seconds=0.1,
+        initial=chunk("a"),
+    )
+    sent = await _run(response)
+    body = b"".join(m.get("body", b"") for m in sent)
+    assert body.startswith(chunk("a") + chunk("b"))
+    assert PING_FRAME in body
+    assert body.endswith(DONE_FRAME) and sent[-1]["more_body"] is False
+    assert all(m.get("more_body", True) for m in sent[1:-1])
     await client.aclose()

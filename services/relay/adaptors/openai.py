@@ -1,89 +1,160 @@
-"""OpenAI and OpenAI-compatible channels: chat completions as-is, Bearer auth."""
+"""OpenAI and the OpenAI-compatible base: base URL + OpenAI path, Bearer auth, OpenAI usage.
+
+Compatible channel types subclass `OpenAIAdaptor` and override `default_base_url`,
+`url()`, `headers()` or `shape()`; the response side stays OpenAI's.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import orjson
 
 from services.relay.adaptors.base import (
     Json,
+    Outgoing,
     StreamAccumulator,
+    Target,
     UpstreamRequest,
     UsageCounts,
 )
-from services.relay.routing import ChannelInfo
 
-CHAT_PATH = "/v1/chat/completions"
-
-
-def usage_from(raw: Any) -> UsageCounts | None:
-    if not isinstance(raw, dict):
-        return None
-    usage = UsageCounts(
-        prompt_tokens=_int(raw.get("prompt_tokens")),
-        completion_tokens=_int(raw.get("completion_tokens")),
-    )
-    details = raw.get("prompt_tokens_details")
-    if isinstance(details, dict):
-        usage.cached_tokens = _int(details.get("cached_tokens"))
-    elif "prompt_cache_hit_tokens" in raw:  # DeepSeek
-        usage.cached_tokens = _int(raw.get("prompt_cache_hit_tokens"))
-    completion_details = raw.get("completion_tokens_details")
-    if isinstance(completion_details, dict):
-        usage.reasoning_tokens = _int(completion_details.get("reasoning_tokens"))
-    return usage
+_TEXT_FIELDS = ("content", "reasoning_content", "text")
 
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def usage_from(raw: Any) -> UsageCounts | None:
+    """OpenAI chat / completions / embeddings usage, Responses usage, rerank usage."""
+    if not isinstance(raw, dict):
+        return None
+    prompt = _int(raw.get("prompt_tokens")) or _int(raw.get("input_tokens"))
+    completion = _int(raw.get("completion_tokens")) or _int(raw.get("output_tokens"))
+    if not prompt and not completion:
+        prompt = _int(raw.get("total_tokens"))
+    usage = UsageCounts(prompt_tokens=prompt, completion_tokens=completion)
+    details = raw.get("prompt_tokens_details") or raw.get("input_tokens_details")
+    if isinstance(details, dict):
+        usage.cached_tokens = _int(details.get("cached_tokens"))
+    if not usage.cached_tokens and "prompt_cache_hit_tokens" in raw:  # DeepSeek
+        usage.cached_tokens = _int(raw.get("prompt_cache_hit_tokens"))
+    completion_details = raw.get("completion_tokens_details") or raw.get("output_tokens_details")
+    if isinstance(completion_details, dict):
+        usage.reasoning_tokens = _int(completion_details.get("reasoning_tokens"))
+    return usage
+
+
 def _has_text(value: Any) -> bool:
-    return isinstance(value, str) and not value.isspace() and value != ""
+    return isinstance(value, str) and value != "" and not value.isspace()
+
+
+def encode_form(url: str, body: Outgoing) -> tuple[bytes, str]:
+    """Multipart bytes and content type for a form (fields and files)."""
+    files = [(f.field, (f.filename, f.data, f.content_type)) for f in body.files]
+    request = httpx.Request("POST", url, data=dict(body.fields) or None, files=files or None)
+    return request.read(), request.headers["content-type"]
 
 
 class OpenAIAdaptor:
     supports_stream_options = True
+    default_base_url = "https://api.openai.com"
 
-    def build_request(
-        self, channel: ChannelInfo, key: str, body: Json, *, stream: bool
-    ) -> UpstreamRequest:
-        headers = {
-            "Authorization": f"Bearer {key}",
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream" if stream else "application/json",
-        }
-        return UpstreamRequest(
-            channel.base_url.rstrip("/") + CHAT_PATH, headers, orjson.dumps(body)
-        )
+    # ------------------------------------------------------------ request side
+
+    def base_url(self, target: Target) -> str:
+        return (target.channel.base_url or self.default_base_url).rstrip("/")
+
+    def url(self, target: Target) -> str:
+        return self.base_url(target) + target.endpoint.path
+
+    def headers(self, target: Target) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {target.key}"}
+        if target.channel.organization:
+            headers["OpenAI-Organization"] = target.channel.organization
+        return headers
+
+    def shape(self, target: Target, body: Json) -> Json:
+        """Type-specific body changes (the body is already a private copy)."""
+        return body
+
+    def build_request(self, target: Target, body: Outgoing) -> UpstreamRequest:
+        url = self.url(target)
+        headers = self.headers(target)
+        headers["Accept"] = "text/event-stream" if target.stream else "application/json"
+        if body.multipart:
+            content, content_type = encode_form(url, body)
+            headers["Content-Type"] = content_type
+        else:
+            headers["Content-Type"] = "application/json"
+            if body.raw is not None:
+                content = body.raw
+            else:
+                assert body.json is not None
+                content = orjson.dumps(self.shape(target, body.json))
+        if target.endpoint.binary:
+            headers["Accept"] = "*/*"
+        return UpstreamRequest(url, headers, content)
+
+    # ------------------------------------------------------------ response side
+
+    def convert_response(self, target: Target, data: bytes) -> bytes:
+        return data
 
     def parse_usage(self, payload: Json) -> UsageCounts | None:
-        return usage_from(payload.get("usage"))
+        usage = payload.get("usage")
+        if usage is None:
+            response = payload.get("response")  # Responses API final event
+            if isinstance(response, dict):
+                usage = response.get("usage")
+        if usage is None:
+            meta = payload.get("meta")  # Cohere-style rerank
+            billed = meta.get("billed_units") if isinstance(meta, dict) else None
+            if isinstance(billed, dict):
+                return UsageCounts(
+                    prompt_tokens=_int(billed.get("input_tokens"))
+                    or _int(billed.get("search_units"))
+                )
+        return usage_from(usage)
 
-    def reply_chars(self, payload: Json) -> int:
-        total = 0
+    def reply_text(self, payload: Json) -> tuple[str, int]:
+        parts: list[str] = []
+        calls = 0
         choices = payload.get("choices")
         for choice in choices if isinstance(choices, list) else ():
-            message = choice.get("message") if isinstance(choice, dict) else None
-            if isinstance(message, dict):
-                for field in ("content", "reasoning_content"):
-                    text = message.get(field)
-                    if isinstance(text, str):
-                        total += len(text)
-        return total
+            if not isinstance(choice, dict):
+                continue
+            message = choice.get("message")
+            source = message if isinstance(message, dict) else choice
+            for name in _TEXT_FIELDS:
+                text = source.get(name)
+                if isinstance(text, str):
+                    parts.append(text)
+            tool_calls = source.get("tool_calls")
+            if isinstance(tool_calls, list):
+                calls += len(tool_calls)
+        output = payload.get("output")  # Responses API
+        for item in output if isinstance(output, list) else ():
+            content = item.get("content") if isinstance(item, dict) else None
+            for part in content if isinstance(content, list) else ():
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    parts.append(part["text"])
+        return "".join(parts), calls
 
     def reply_is_empty(self, payload: Json) -> bool:
         choices = payload.get("choices")
         if not isinstance(choices, list):
             return False  # not a chat reply (e.g. embeddings): never treated as empty
         for choice in choices:
-            message = choice.get("message") if isinstance(choice, dict) else None
-            if not isinstance(message, dict):
+            if not isinstance(choice, dict):
                 continue
-            if message.get("tool_calls") or message.get("function_call"):
+            message = choice.get("message")
+            source = message if isinstance(message, dict) else choice
+            if source.get("tool_calls") or source.get("function_call"):
                 return False
-            if _has_text(message.get("content")) or _has_text(message.get("reasoning_content")):
+            if any(_has_text(source.get(name)) for name in _TEXT_FIELDS):
                 return False
         return True
 
@@ -93,26 +164,47 @@ class OpenAIAdaptor:
         if usage:
             acc.usage = usage_from(usage)
         choices = chunk.get("choices")
+        if choices is None and "type" in chunk:
+            return self._responses_event(chunk, acc)
         if not choices:
             return isinstance(usage, dict)
         for choice in choices:
-            delta = choice.get("delta") if isinstance(choice, dict) else None
-            if not isinstance(delta, dict):
+            if not isinstance(choice, dict):
                 continue
-            for field in ("content", "reasoning_content"):
-                text = delta.get(field)
+            delta = choice.get("delta")
+            source = delta if isinstance(delta, dict) else choice
+            for name in _TEXT_FIELDS:
+                text = source.get(name)
                 if isinstance(text, str) and text:
-                    acc.text_chars += len(text)
-                    if not acc.has_text and not text.isspace():
-                        acc.has_text = True
-            tool_calls = delta.get("tool_calls")
+                    acc.add_text(text)
+            tool_calls = source.get("tool_calls")
             if isinstance(tool_calls, list):
                 for call in tool_calls:
-                    if isinstance(call, dict) and call.get("id"):
+                    if not isinstance(call, dict):
+                        continue
+                    if call.get("id"):
                         acc.tool_calls += 1
-                    function = call.get("function") if isinstance(call, dict) else None
+                    function = call.get("function")
                     if isinstance(function, dict):
                         arguments = function.get("arguments")
-                        if isinstance(arguments, str):
+                        if isinstance(arguments, str) and arguments:
                             acc.text_chars += len(arguments)
+                            acc.parts.append(arguments)
+        return False
+
+    @staticmethod
+    def _responses_event(chunk: Json, acc: StreamAccumulator) -> bool:
+        kind = chunk.get("type")
+        if kind == "response.output_text.delta":
+            delta = chunk.get("delta")
+            if isinstance(delta, str) and delta:
+                acc.add_text(delta)
+        elif kind == "response.completed":
+            response = chunk.get("response")
+            if isinstance(response, dict) and response.get("usage"):
+                acc.usage = usage_from(response.get("usage"))
+        elif kind == "response.output_item.added":
+            item = chunk.get("item")
+            if isinstance(item, dict) and item.get("type") == "function_call":
+                acc.tool_calls += 1
         return False

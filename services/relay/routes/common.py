@@ -12,19 +12,23 @@ from services.relay.errors import RelayError
 from services.relay.metrics import REQUESTS
 from services.relay.state import RelayContext
 
-_counters: dict[tuple[str, int], Counter] = {}
+_counters: dict[tuple[str, str, str, int], Counter] = {}
 
 
-def count(route: str, status: int) -> None:
-    key = (route, status // 100)
+def count(route: str, status: int, model: str = "", channel: int = 0) -> None:
+    key = (route, model, str(channel) if channel else "", status // 100)
     child = _counters.get(key)
     if child is None:
-        child = _counters[key] = REQUESTS.labels(route, f"{status // 100}xx")
+        child = _counters[key] = REQUESTS.labels(route, model, key[2], f"{status // 100}xx")
     child.inc()
 
 
 def read_key(request: Request) -> ParsedKey:
-    header = request.headers.get("authorization")
+    """Bearer (with or without `sk-`), then `x-api-key`, then `mj-api-secret` (§3.2)."""
+    headers = request.headers
+    header = headers.get("authorization", "")
+    if not header or header == "midjourney-proxy":
+        header = headers.get("x-api-key") or headers.get("mj-api-secret") or ""
     if not header:
         raise RelayError(401, "no API key provided", code="invalid_token")
     parsed = parse_key(header)
@@ -33,17 +37,36 @@ def read_key(request: Request) -> ParsedKey:
     return parsed
 
 
-def client_ip(request: Request) -> str:
+def client_ip(request: Request, proxy: str = "") -> str:
+    """The client address; behind a reverse proxy (ReverseProxyEnabled) the proxy's header:
+    nginx → X-Real-IP, else the first X-Forwarded-For hop; cloudflare → CF-Connecting-IP."""
+    if proxy:
+        headers = request.headers
+        if proxy == "cloudflare":
+            forwarded = headers.get("cf-connecting-ip", "").strip()
+        else:
+            forwarded = headers.get("x-real-ip", "").strip() or (
+                headers.get("x-forwarded-for", "").split(",", 1)[0].strip()
+            )
+        if forwarded:
+            return forwarded
     client = request.client
     return client.host if client is not None else ""
 
 
 async def authorise(
-    ctx: RelayContext, request: Request, key: ParsedKey, model: str | None
+    ctx: RelayContext,
+    request: Request,
+    key: ParsedKey,
+    model: str | None,
+    ip: str | None = None,
 ) -> AuthEntry:
     entry = await ctx.auth.authenticate(key.key)
     check_token(entry, time.time())
-    check_access(entry, model=model, client_ip=client_ip(request), pinned=key.channel_id)
+    if ip is None:
+        table = ctx.snapshot.table
+        ip = client_ip(request, table.options.reverse_proxy if table is not None else "")
+    check_access(entry, model=model, client_ip=ip, pinned=key.channel_id)
     return entry
 
 

@@ -27,9 +27,18 @@ class ModelsRoute:
 
     def visible_models(self, entry: AuthEntry) -> list[str]:
         table = self.ctx.snapshot.table
-        names = table.models_for(entry.group) if table is not None else ()
+        if table is None:
+            return []
+        names = list(table.models_for(entry.group))
+        served = set(names)
+        # Virtual names of the global mapping whose models this group can use.
+        names += sorted(
+            virtual
+            for virtual, targets in table.options.global_mapping.items()
+            if virtual not in served and any(t in served for t in targets)
+        )
         if entry.model_limits is None:
-            return list(names)
+            return names
         return [name for name in names if name in entry.model_limits]
 
     async def list(self, request: Request) -> Response:

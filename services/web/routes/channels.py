@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from starlette.routing import Route
 from veloera.accounts.v1 import accounts_pb2
 
-from services.web.api import ROLE_ADMIN, ApiError, Call, endpoint
+from services.web.api import ROLE_ADMIN, ROLE_ROOT, ApiError, Call, endpoint
 from services.web.convert import apply_channel_body, channel_item, paged, split_list
 
 
@@ -111,7 +112,134 @@ async def delete_disabled_channels(call: Call) -> int:
     return reply.deleted
 
 
+@endpoint(ROLE_ROOT)
+async def reveal_key(call: Call) -> dict[str, Any]:
+    """Root only; every reveal is written to the audit log (who, when, which channel/key)."""
+    reply = await call.deps.accounts.RevealChannelKey(
+        accounts_pb2.RevealChannelKeyRequest(
+            actor_id=call.user_id,
+            channel_id=call.path_int("id"),
+            key_id=call.query_int("key_id"),
+        ),
+        timeout=call.deps.timeout,
+    )
+    return {"key": reply.key}
+
+
+def json_object_text(name: str, value: Any) -> str:
+    """A JSON object given as an object or as text, as text ('' stays '')."""
+    if isinstance(value, dict):
+        return orjson.dumps(value).decode()
+    text = str(value or "")
+    if text.strip():
+        try:
+            parsed = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(f"{name} must be a JSON object") from exc
+        if not isinstance(parsed, dict):
+            raise ApiError(f"{name} must be a JSON object")
+    return text
+
+
+def _ids(call: Call, body: dict[str, Any]) -> list[int]:
+    raw = body.get("ids")
+    if not isinstance(raw, list) or not raw:
+        raise ApiError("ids must be a non-empty list of channel ids")
+    return [call.body_int({"id": value}, "id") for value in raw]
+
+
+@endpoint(ROLE_ADMIN)
+async def batch_delete(call: Call) -> int:
+    ids = _ids(call, await call.json())
+    reply = await call.deps.accounts.DeleteChannels(
+        accounts_pb2.DeleteChannelsRequest(actor_id=call.user_id, ids=ids),
+        timeout=call.deps.timeout,
+    )
+    return reply.deleted
+
+
+@endpoint(ROLE_ADMIN)
+async def batch_tag(call: Call) -> int:
+    body = await call.json()
+    reply = await call.deps.accounts.SetChannelsTag(
+        accounts_pb2.SetChannelsTagRequest(
+            actor_id=call.user_id, ids=_ids(call, body), tag=str(body.get("tag") or "")
+        ),
+        timeout=call.deps.timeout,
+    )
+    return reply.changed
+
+
+def _tag_of(body: dict[str, Any]) -> str:
+    tag = str(body.get("tag") or "").strip()
+    if not tag:
+        raise ApiError("tag is required")
+    return tag
+
+
+@endpoint(ROLE_ADMIN)
+async def edit_tag(call: Call) -> int:
+    body = await call.json()
+    request = accounts_pb2.UpdateChannelsByTagRequest(actor_id=call.user_id, tag=_tag_of(body))
+    if body.get("new_tag") is not None:
+        request.new_tag = str(body["new_tag"])
+    for name in ("priority", "weight"):
+        if body.get(name) is not None and body.get(name) != "":
+            setattr(request, name, call.body_int(body, name))
+    if body.get("model_mapping") is not None:
+        request.model_mapping = json_object_text("model_mapping", body["model_mapping"])
+    request.models.extend(split_list(body.get("models")))
+    request.groups.extend(split_list(body.get("groups", body.get("group"))))
+    reply = await call.deps.accounts.UpdateChannelsByTag(request, timeout=call.deps.timeout)
+    return reply.changed
+
+
+async def _tag_status(call: Call, enabled: bool) -> int:
+    body = await call.json()
+    reply = await call.deps.accounts.SetChannelsStatusByTag(
+        accounts_pb2.SetChannelsStatusByTagRequest(
+            actor_id=call.user_id, tag=_tag_of(body), enabled=enabled
+        ),
+        timeout=call.deps.timeout,
+    )
+    return reply.changed
+
+
+@endpoint(ROLE_ADMIN)
+async def disable_tag(call: Call) -> int:
+    return await _tag_status(call, False)
+
+
+@endpoint(ROLE_ADMIN)
+async def enable_tag(call: Call) -> int:
+    return await _tag_status(call, True)
+
+
+@endpoint(ROLE_ADMIN)
+async def fix_abilities(call: Call) -> int:
+    reply = await call.deps.accounts.FixAbilities(
+        accounts_pb2.FixAbilitiesRequest(actor_id=call.user_id), timeout=call.deps.timeout
+    )
+    return reply.changed
+
+
+@endpoint(ROLE_ADMIN)
+async def list_tags(call: Call) -> list[str]:
+    reply = await call.deps.accounts.ListChannelTags(
+        accounts_pb2.ListChannelTagsRequest(), timeout=call.deps.timeout
+    )
+    return list(reply.tags)
+
+
 ROUTES = [
+    Route("/api/channel/tags", list_tags, methods=["GET"]),
+    Route("/api/channel/tag", edit_tag, methods=["PUT"]),
+    Route("/api/channel/tag/disabled", disable_tag, methods=["POST"]),
+    Route("/api/channel/tag/enabled", enable_tag, methods=["POST"]),
+    Route("/api/channel/batch", batch_delete, methods=["POST"]),
+    Route("/api/channel/batch/tag", batch_tag, methods=["POST"]),
+    Route("/api/channel/fix", fix_abilities, methods=["POST"]),
+    Route("/api/channel/{id:int}/key", reveal_key, methods=["GET"]),
     Route("/api/channel/", list_channels, methods=["GET"]),
     Route("/api/channel/search", search_channels, methods=["GET"]),
     Route("/api/channel/", create_channel, methods=["POST"]),

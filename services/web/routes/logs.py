@@ -1,4 +1,5 @@
-"""Consumption logs from billing: every user's for admins, one's own for users."""
+"""Consumption logs from billing: every user's for admins, one's own for users; stats over a
+filter, keyset pagination (`cursor`) next to `p`, and admin deletion of old history."""
 
 from __future__ import annotations
 
@@ -7,34 +8,55 @@ from typing import Any
 from starlette.routing import Route
 from veloera.billing.v1 import billing_pb2
 
-from services.web.api import ROLE_ADMIN, ROLE_COMMON, Call, endpoint
+from services.web.api import ROLE_ADMIN, ROLE_COMMON, ApiError, Call, endpoint
 from services.web.convert import log_item, paged
 
 
-async def _list(call: Call, *, user_id: int, admin_view: bool) -> dict[str, Any]:
+def _request(call: Call, *, user_id: int, admin_view: bool) -> billing_pb2.ListLogsRequest:
     params = call.request.query_params
     page, size = call.page()
-    reply = await call.deps.billing.ListLogs(
-        billing_pb2.ListLogsRequest(
-            user_id=user_id,
-            page=page,
-            page_size=size,
-            type=call.query_int("type"),  # type: ignore[arg-type]
-            start_timestamp=call.query_int("start_timestamp"),
-            end_timestamp=call.query_int("end_timestamp"),
-            username=params.get("username", "") if admin_view else "",
-            token_name=params.get("token_name", ""),
-            model_name=params.get("model_name", ""),
-            channel_id=call.query_int("channel") if admin_view else 0,
-            group=params.get("group", ""),
-            admin_view=admin_view,
-        ),
-        timeout=call.deps.timeout,
+    log_type = call.query_int("type")
+    if not 0 <= log_type <= 6:
+        raise ApiError("type must be between 0 and 6")
+    return billing_pb2.ListLogsRequest(
+        user_id=user_id,
+        page=page,
+        page_size=size,
+        type=log_type,  # type: ignore[arg-type]
+        start_timestamp=call.query_int("start_timestamp"),
+        end_timestamp=call.query_int("end_timestamp"),
+        username=params.get("username", "") if admin_view else "",
+        token_name=params.get("token_name", ""),
+        model_name=params.get("model_name", ""),
+        channel_id=call.query_int("channel") if admin_view else 0,
+        group=params.get("group", ""),
+        admin_view=admin_view,
+        cursor=params.get("cursor", ""),
+        skip_total=params.get("skip_total", "") in {"1", "true"},
     )
+
+
+async def _list(call: Call, *, user_id: int, admin_view: bool) -> dict[str, Any]:
+    request = _request(call, user_id=user_id, admin_view=admin_view)
+    reply = await call.deps.billing.ListLogs(request, timeout=call.deps.timeout)
     # Users see which channel served them (the foundation issue asks for it); the channels
     # tried along the way stay admin-only inside `other.admin_info`.
     items = [log_item(entry) for entry in reply.items]
-    return paged(items, reply.total, page, size)
+    result = paged(items, reply.total, request.page, request.page_size)
+    result["next_cursor"] = reply.next_cursor
+    return result
+
+
+async def _stat(call: Call, *, user_id: int, admin_view: bool) -> dict[str, Any]:
+    request = _request(call, user_id=user_id, admin_view=admin_view)
+    reply = await call.deps.billing.GetLogStat(request, timeout=call.deps.timeout)
+    return {
+        "quota": reply.quota,
+        "rpm": round(reply.rpm, 3),
+        "tpm": round(reply.tpm, 3),
+        "count": reply.count,
+        "window_seconds": reply.window_seconds,
+    }
 
 
 @endpoint(ROLE_ADMIN)
@@ -47,7 +69,32 @@ async def own_logs(call: Call) -> dict[str, Any]:
     return await _list(call, user_id=call.user_id, admin_view=False)
 
 
+@endpoint(ROLE_ADMIN)
+async def all_stat(call: Call) -> dict[str, Any]:
+    return await _stat(call, user_id=0, admin_view=True)
+
+
+@endpoint(ROLE_COMMON)
+async def own_stat(call: Call) -> dict[str, Any]:
+    return await _stat(call, user_id=call.user_id, admin_view=False)
+
+
+@endpoint(ROLE_ADMIN)
+async def delete_history(call: Call) -> int:
+    """`DELETE /api/log/?target_timestamp=`: every row created before it; returns the count."""
+    before = call.query_int("target_timestamp")
+    if before <= 0:
+        raise ApiError("target timestamp is required")
+    reply = await call.deps.billing.DeleteLogs(
+        billing_pb2.DeleteLogsRequest(before_timestamp=before), timeout=call.deps.timeout * 6
+    )
+    return int(reply.deleted)
+
+
 ROUTES = [
     Route("/api/log/", all_logs, methods=["GET"]),
+    Route("/api/log/", delete_history, methods=["DELETE"]),
     Route("/api/log/self", own_logs, methods=["GET"]),
+    Route("/api/log/stat", all_stat, methods=["GET"]),
+    Route("/api/log/self/stat", own_stat, methods=["GET"]),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from starlette.routing import Route
 from veloera.accounts.v1 import accounts_pb2
@@ -10,7 +11,7 @@ from veloera.billing.v1 import billing_pb2
 
 from services.shared.options import PRICING_OPTION_KEYS, SHARED_OPTION_KEYS
 from services.web.api import ROLE_ROOT, ApiError, Call, endpoint
-from services.web.convert import option_text
+from services.web.convert import option_text, paged
 
 _HIDDEN_SUFFIXES = ("Token", "Secret", "Key", "_secret", "_token", "_key")
 
@@ -53,7 +54,31 @@ async def update_option(call: Call) -> None:
         )
 
 
+@endpoint(ROLE_ROOT)
+async def option_audit(call: Call) -> dict[str, Any]:
+    page, size = call.page()
+    reply = await call.deps.accounts.ListOptionAudit(
+        accounts_pb2.ListOptionAuditRequest(
+            page=page, page_size=size, key=call.request.query_params.get("key", "")
+        ),
+        timeout=call.deps.timeout,
+    )
+    items = [
+        {
+            "id": e.id,
+            "actor_id": e.actor_id,
+            "key": e.key,
+            "old_value": e.old_value,
+            "new_value": e.new_value,
+            "created_at": e.created_at,
+        }
+        for e in reply.entries
+    ]
+    return paged(items, reply.total, page, size)
+
+
 ROUTES = [
+    Route("/api/option/audit", option_audit, methods=["GET"]),
     Route("/api/option/", list_options, methods=["GET"]),
     Route("/api/option/", update_option, methods=["PUT"]),
 ]

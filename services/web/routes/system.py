@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from veloera.billing.v1 import billing_pb2
 import services
 from services.web.api import ApiError, Call, endpoint
 from services.web.deps import Deps
+from services.web.options_cache import options_cache
 
 VELOERA_PROJ = Path(services.__file__).resolve().parent.parent / "VELOERA_PROJ"
 ROOT_INITIAL_QUOTA = 100_000_000
@@ -52,16 +54,54 @@ def _float(options: dict[str, str], key: str, default: float) -> float:
         return default
 
 
-async def _all_options(deps: Deps) -> dict[str, str]:
+async def _all_options(call: Call) -> dict[str, str]:
+    """Accounts' public options (cached a few seconds) overlaid with billing's pricing ones."""
+    deps = call.deps
     accounts, pricing = await asyncio.gather(
-        deps.accounts.ListOptions(accounts_pb2.ListOptionsRequest(), timeout=deps.timeout),
+        options_cache(call.request).get(deps),
         deps.billing.GetPricingOptions(
             billing_pb2.GetPricingOptionsRequest(), timeout=deps.timeout
         ),
     )
-    merged = {o.key: o.value for o in accounts.options}
+    merged = dict(accounts)
     merged.update({o.key: o.value for o in pricing.options})
     return merged
+
+
+def _chats(raw: str) -> list[Any]:
+    try:
+        parsed = json.loads(raw or "[]")
+    except ValueError:
+        return []
+    return parsed if isinstance(parsed, list) else []
+
+
+def _auth_status(options: dict[str, str]) -> dict[str, Any]:
+    """Sign-in methods with the public parts of their configuration (reference §8.3)."""
+    opt = options.get
+    return {
+        "email_verification": _flag(options, "EmailVerificationEnabled", False),
+        "github_oauth": _flag(options, "GitHubOAuthEnabled", False),
+        "github_client_id": opt("GitHubClientId", ""),
+        "linuxdo_oauth": _flag(options, "LinuxDOOAuthEnabled", False),
+        "linuxdo_client_id": opt("LinuxDOClientId", ""),
+        "linuxdo_minimum_trust_level": _int(options, "LinuxDOMinimumTrustLevel", 0),
+        "idcflare_oauth": _flag(options, "IDCFlareOAuthEnabled", False),
+        "idcflare_client_id": opt("IDCFlareClientId", ""),
+        "idcflare_minimum_trust_level": _int(options, "IDCFlareMinimumTrustLevel", 0),
+        "telegram_oauth": _flag(options, "TelegramOAuthEnabled", False),
+        "telegram_bot_name": opt("TelegramBotName", ""),
+        "wechat_login": _flag(options, "WeChatAuthEnabled", False),
+        "wechat_qrcode": opt("WeChatAccountQRCodeImageURL", ""),
+        "oidc_enabled": _flag(options, "oidc.enabled", False),
+        "oidc_client_id": opt("oidc.client_id", ""),
+        "oidc_authorization_endpoint": opt("oidc.authorization_endpoint", ""),
+        "turnstile_check": _flag(options, "TurnstileCheckEnabled", False),
+        "turnstile_site_key": opt("TurnstileSiteKey", ""),
+        "password_login_enabled": _flag(options, "PasswordLoginEnabled", True),
+        "password_register_enabled": _flag(options, "PasswordRegisterEnabled", True),
+        "register_enabled": _flag(options, "RegisterEnabled", True),
+    }
 
 
 @endpoint()
@@ -69,7 +109,7 @@ async def get_status(call: Call) -> dict[str, Any]:
     deps = call.deps
     setup, options = await asyncio.gather(
         deps.accounts.GetSetupStatus(accounts_pb2.GetSetupStatusRequest(), timeout=deps.timeout),
-        _all_options(deps),
+        _all_options(call),
     )
     opt = options.get
     return {
@@ -94,25 +134,14 @@ async def get_status(call: Call) -> dict[str, Any]:
         "default_collapse_sidebar": _flag(options, "DefaultCollapseSidebar", False),
         "enable_online_topup": False,
         "mj_notify_enabled": _flag(options, "MjNotifyEnabled", False),
-        "chats": opt("Chats", "[]"),
+        "chats": _chats(opt("Chats", "[]")),
         "demo_site_enabled": _flag(options, "DemoSiteEnabled", False),
         "self_use_mode_enabled": _flag(options, "SelfUseModeEnabled", False),
         "setup": setup.initialized,
         "check_in_enabled": _flag(options, "CheckInEnabled", False),
         "aff_enabled": _flag(options, "AffEnabled", True),
         "log_chat_content_enabled": _flag(options, "LogChatContentEnabled", False),
-        "email_verification": _flag(options, "EmailVerificationEnabled", False),
-        "github_oauth": False,
-        "linuxdo_oauth": False,
-        "idcflare_oauth": False,
-        "telegram_oauth": False,
-        "wechat_login": False,
-        "oidc_enabled": False,
-        "turnstile_check": False,
-        "turnstile_site_key": "",
-        "password_login_enabled": _flag(options, "PasswordLoginEnabled", True),
-        "password_register_enabled": _flag(options, "PasswordRegisterEnabled", True),
-        "register_enabled": _flag(options, "RegisterEnabled", True),
+        **_auth_status(options),
     }
 
 

@@ -13,6 +13,7 @@ from veloera.billing.v1 import billing_pb2
 
 from services.web.api import ROLE_COMMON, ApiError, Call, endpoint
 from services.web.convert import paged, split_list, token_item
+from services.web.routes.user_self import group_ratios
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ async def create_token(call: Call) -> dict[str, Any]:
     token = accounts_pb2.Token(expired_time=-1, status=accounts_pb2.TOKEN_STATUS_ENABLED)
     _apply_body(call, token, body)
     token.status = accounts_pb2.TOKEN_STATUS_ENABLED
+    await _check_group_priced(call, token.group)
     remain_quota = call.body_int(body, "remain_quota")
     if remain_quota < 0:
         raise ApiError("remain_quota must not be negative")
@@ -158,6 +160,8 @@ async def update_token(call: Call) -> dict[str, Any]:
         new.status = call.body_int(body, "status")  # type: ignore[assignment]
     else:
         _apply_body(call, new, body)
+        if new.group != old.group:
+            await _check_group_priced(call, new.group)
     budget = (await _budgets(call, [old.id])).get(old.id)
     wants_budget = not status_only and ("remain_quota" in body or "unlimited_quota" in body)
     if wants_budget:
@@ -177,6 +181,31 @@ async def update_token(call: Call) -> dict[str, Any]:
     return token_item(updated, budget)
 
 
+async def _check_group_priced(call: Call, group: str) -> None:
+    """A token's group override must have a GroupRatio (usability is checked by accounts)."""
+    if group and group not in await group_ratios(call):
+        raise ApiError(f"group {group} has no price ratio (GroupRatio) and cannot be used")
+
+
+@endpoint(ROLE_COMMON)
+async def batch_delete_tokens(call: Call) -> int:
+    body = await call.json()
+    raw = body.get("ids")
+    if not isinstance(raw, list) or not raw:
+        raise ApiError("ids must be a non-empty list of token ids")
+    ids = [call.body_int({"id": value}, "id") for value in raw]
+    reply = await call.deps.accounts.DeleteTokens(
+        accounts_pb2.DeleteTokenRequest(user_id=call.user_id, ids=ids),
+        timeout=call.deps.timeout,
+    )
+    if reply.ids:
+        await call.deps.billing.DeleteTokenBudgets(
+            billing_pb2.DeleteTokenBudgetsRequest(token_ids=list(reply.ids)),
+            timeout=call.deps.timeout,
+        )
+    return reply.deleted
+
+
 @endpoint(ROLE_COMMON)
 async def delete_token(call: Call) -> None:
     token_id = call.path_int("id")
@@ -194,6 +223,7 @@ async def delete_token(call: Call) -> None:
 ROUTES = [
     Route("/api/token/", list_tokens, methods=["GET"]),
     Route("/api/token/search", search_tokens, methods=["GET"]),
+    Route("/api/token/batch", batch_delete_tokens, methods=["POST"]),
     Route("/api/token/", create_token, methods=["POST"]),
     Route("/api/token/", update_token, methods=["PUT"]),
     Route("/api/token/{id:int}", get_token, methods=["GET"]),

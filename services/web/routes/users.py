@@ -12,13 +12,9 @@ from veloera.accounts.v1 import accounts_pb2
 from veloera.billing.v1 import billing_pb2
 
 from services.web.api import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, ApiError, Call, endpoint, ok
+from services.web.client_ip import client_ip
 from services.web.convert import paged, user_item
 from services.web.session import COOKIE_NAME, sign, unsign
-
-
-def _client_ip(call: Call) -> str:
-    client = call.request.client
-    return client.host if client else ""
 
 
 @endpoint()
@@ -33,7 +29,7 @@ async def login(call: Call) -> Response:
         accounts_pb2.LoginRequest(
             username=username,
             password=password,
-            client_ip=_client_ip(call),
+            client_ip=await client_ip(call.request, deps),
             user_agent=call.request.headers.get("user-agent", ""),
         ),
         timeout=deps.timeout,
@@ -100,7 +96,14 @@ async def _list(call: Call, keyword: str, group: str) -> dict[str, Any]:
     deps = call.deps
     page, size = call.page()
     reply = await deps.accounts.ListUsers(
-        accounts_pb2.ListUsersRequest(page=page, page_size=size, keyword=keyword, group=group),
+        accounts_pb2.ListUsersRequest(
+            page=page,
+            page_size=size,
+            keyword=keyword,
+            group=group,
+            role=call.query_int("role"),  # type: ignore[arg-type]
+            status=call.query_int("status"),  # type: ignore[arg-type]
+        ),
         timeout=deps.timeout,
     )
     wallets = await deps.billing.GetWallets(

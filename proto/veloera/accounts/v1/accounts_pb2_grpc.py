@@ -154,6 +154,111 @@ class AccountsServiceStub:
                 request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.UpdateOptionRequest.SerializeToString,
                 response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.Option.FromString,
                 _registered_method=True)
+        self.ListOptionAudit = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/ListOptionAudit',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListOptionAuditRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListOptionAuditResponse.FromString,
+                _registered_method=True)
+        self.Register = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/Register',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RegisterRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RegisterResponse.FromString,
+                _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/ListSessions',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListSessionsRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListSessionsResponse.FromString,
+                _registered_method=True)
+        self.RevokeSession = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/RevokeSession',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RevokeSessionRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RevokeSessionResponse.FromString,
+                _registered_method=True)
+        self.GetUsableGroups = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/GetUsableGroups',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetUsableGroupsRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.UsableGroups.FromString,
+                _registered_method=True)
+        self.RevealChannelKey = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/RevealChannelKey',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RevealChannelKeyRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RevealChannelKeyResponse.FromString,
+                _registered_method=True)
+        self.UpdateChannelsByTag = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/UpdateChannelsByTag',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.UpdateChannelsByTagRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ChannelsChanged.FromString,
+                _registered_method=True)
+        self.SetChannelsStatusByTag = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/SetChannelsStatusByTag',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SetChannelsStatusByTagRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ChannelsChanged.FromString,
+                _registered_method=True)
+        self.SetChannelsTag = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/SetChannelsTag',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SetChannelsTagRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ChannelsChanged.FromString,
+                _registered_method=True)
+        self.FixAbilities = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/FixAbilities',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.FixAbilitiesRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ChannelsChanged.FromString,
+                _registered_method=True)
+        self.ListChannelTags = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/ListChannelTags',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListChannelTagsRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListChannelTagsResponse.FromString,
+                _registered_method=True)
+        self.SaveMessage = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/SaveMessage',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SaveMessageRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.InboxMessage.FromString,
+                _registered_method=True)
+        self.DeleteMessage = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/DeleteMessage',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteMessageRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteMessageResponse.FromString,
+                _registered_method=True)
+        self.ListMessages = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/ListMessages',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListMessagesRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListMessagesResponse.FromString,
+                _registered_method=True)
+        self.GetMessage = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/GetMessage',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetMessageRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.InboxMessage.FromString,
+                _registered_method=True)
+        self.ListUserMessages = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/ListUserMessages',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.UserMessagesRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListMessagesResponse.FromString,
+                _registered_method=True)
+        self.MarkMessageRead = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/MarkMessageRead',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.MarkMessageReadRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.MarkMessageReadResponse.FromString,
+                _registered_method=True)
+        self.SendEmailCode = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/SendEmailCode',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SendEmailCodeRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SendEmailCodeResponse.FromString,
+                _registered_method=True)
+        self.BindEmail = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/BindEmail',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.BindEmailRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.User.FromString,
+                _registered_method=True)
+        self.SendPasswordReset = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/SendPasswordReset',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SendPasswordResetRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SendPasswordResetResponse.FromString,
+                _registered_method=True)
+        self.ResetPassword = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/ResetPassword',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ResetPasswordRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ResetPasswordResponse.FromString,
+                _registered_method=True)
         self.Authenticate = channel.unary_unary(
                 '/veloera.accounts.v1.AccountsService/Authenticate',
                 request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.AuthenticateRequest.SerializeToString,
@@ -313,6 +418,132 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListOptionAudit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Register(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSessions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsableGroups(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevealChannelKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateChannelsByTag(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetChannelsStatusByTag(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetChannelsTag(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FixAbilities(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChannelTags(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SaveMessage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteMessage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMessages(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMessage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUserMessages(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkMessageRead(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendEmailCode(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BindEmail(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendPasswordReset(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetPassword(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Authenticate(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -447,6 +678,111 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.UpdateOption,
                     request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.UpdateOptionRequest.FromString,
                     response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.Option.SerializeToString,
+            ),
+            'ListOptionAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOptionAudit,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListOptionAuditRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListOptionAuditResponse.SerializeToString,
+            ),
+            'Register': grpc.unary_unary_rpc_method_handler(
+                    servicer.Register,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RegisterRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RegisterResponse.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListSessionsRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'RevokeSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeSession,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RevokeSessionRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RevokeSessionResponse.SerializeToString,
+            ),
+            'GetUsableGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsableGroups,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetUsableGroupsRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.UsableGroups.SerializeToString,
+            ),
+            'RevealChannelKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevealChannelKey,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RevealChannelKeyRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RevealChannelKeyResponse.SerializeToString,
+            ),
+            'UpdateChannelsByTag': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateChannelsByTag,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.UpdateChannelsByTagRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ChannelsChanged.SerializeToString,
+            ),
+            'SetChannelsStatusByTag': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetChannelsStatusByTag,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SetChannelsStatusByTagRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ChannelsChanged.SerializeToString,
+            ),
+            'SetChannelsTag': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetChannelsTag,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SetChannelsTagRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ChannelsChanged.SerializeToString,
+            ),
+            'FixAbilities': grpc.unary_unary_rpc_method_handler(
+                    servicer.FixAbilities,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.FixAbilitiesRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ChannelsChanged.SerializeToString,
+            ),
+            'ListChannelTags': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChannelTags,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListChannelTagsRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListChannelTagsResponse.SerializeToString,
+            ),
+            'SaveMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveMessage,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SaveMessageRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.InboxMessage.SerializeToString,
+            ),
+            'DeleteMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMessage,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteMessageRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteMessageResponse.SerializeToString,
+            ),
+            'ListMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMessages,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListMessagesRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListMessagesResponse.SerializeToString,
+            ),
+            'GetMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMessage,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetMessageRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.InboxMessage.SerializeToString,
+            ),
+            'ListUserMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUserMessages,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.UserMessagesRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListMessagesResponse.SerializeToString,
+            ),
+            'MarkMessageRead': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkMessageRead,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.MarkMessageReadRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.MarkMessageReadResponse.SerializeToString,
+            ),
+            'SendEmailCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendEmailCode,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SendEmailCodeRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SendEmailCodeResponse.SerializeToString,
+            ),
+            'BindEmail': grpc.unary_unary_rpc_method_handler(
+                    servicer.BindEmail,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.BindEmailRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.User.SerializeToString,
+            ),
+            'SendPasswordReset': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendPasswordReset,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SendPasswordResetRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SendPasswordResetResponse.SerializeToString,
+            ),
+            'ResetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetPassword,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ResetPasswordRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ResetPasswordResponse.SerializeToString,
             ),
             'Authenticate': grpc.unary_unary_rpc_method_handler(
                     servicer.Authenticate,
@@ -1107,6 +1443,573 @@ class AccountsService:
             '/veloera.accounts.v1.AccountsService/UpdateOption',
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.UpdateOptionRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.Option.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOptionAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/ListOptionAudit',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListOptionAuditRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListOptionAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Register(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/Register',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.RegisterRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.RegisterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/ListSessions',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListSessionsRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/RevokeSession',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.RevokeSessionRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.RevokeSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsableGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/GetUsableGroups',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetUsableGroupsRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.UsableGroups.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevealChannelKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/RevealChannelKey',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.RevealChannelKeyRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.RevealChannelKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateChannelsByTag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/UpdateChannelsByTag',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.UpdateChannelsByTagRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ChannelsChanged.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetChannelsStatusByTag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/SetChannelsStatusByTag',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.SetChannelsStatusByTagRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ChannelsChanged.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetChannelsTag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/SetChannelsTag',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.SetChannelsTagRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ChannelsChanged.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FixAbilities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/FixAbilities',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.FixAbilitiesRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ChannelsChanged.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChannelTags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/ListChannelTags',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListChannelTagsRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListChannelTagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/SaveMessage',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.SaveMessageRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.InboxMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/DeleteMessage',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteMessageRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/ListMessages',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListMessagesRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/GetMessage',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetMessageRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.InboxMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUserMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/ListUserMessages',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.UserMessagesRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkMessageRead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/MarkMessageRead',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.MarkMessageReadRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.MarkMessageReadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendEmailCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/SendEmailCode',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.SendEmailCodeRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.SendEmailCodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BindEmail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/BindEmail',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.BindEmailRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendPasswordReset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/SendPasswordReset',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.SendPasswordResetRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.SendPasswordResetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/ResetPassword',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ResetPasswordRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ResetPasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,27 @@ class AccountsServiceStub:
     ReportChannelResult: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ReportChannelResultRequest, _accounts_pb2.ReportChannelResultResponse]
     ListOptions: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListOptionsRequest, _accounts_pb2.ListOptionsResponse]
     UpdateOption: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.UpdateOptionRequest, _accounts_pb2.Option]
+    ListOptionAudit: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListOptionAuditRequest, _accounts_pb2.ListOptionAuditResponse]
+    Register: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.RegisterRequest, _accounts_pb2.RegisterResponse]
+    ListSessions: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListSessionsRequest, _accounts_pb2.ListSessionsResponse]
+    RevokeSession: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.RevokeSessionRequest, _accounts_pb2.RevokeSessionResponse]
+    GetUsableGroups: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetUsableGroupsRequest, _accounts_pb2.UsableGroups]
+    RevealChannelKey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.RevealChannelKeyRequest, _accounts_pb2.RevealChannelKeyResponse]
+    UpdateChannelsByTag: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.UpdateChannelsByTagRequest, _accounts_pb2.ChannelsChanged]
+    SetChannelsStatusByTag: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.SetChannelsStatusByTagRequest, _accounts_pb2.ChannelsChanged]
+    SetChannelsTag: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.SetChannelsTagRequest, _accounts_pb2.ChannelsChanged]
+    FixAbilities: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.FixAbilitiesRequest, _accounts_pb2.ChannelsChanged]
+    ListChannelTags: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListChannelTagsRequest, _accounts_pb2.ListChannelTagsResponse]
+    SaveMessage: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.SaveMessageRequest, _accounts_pb2.InboxMessage]
+    DeleteMessage: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.DeleteMessageRequest, _accounts_pb2.DeleteMessageResponse]
+    ListMessages: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListMessagesRequest, _accounts_pb2.ListMessagesResponse]
+    GetMessage: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetMessageRequest, _accounts_pb2.InboxMessage]
+    ListUserMessages: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.UserMessagesRequest, _accounts_pb2.ListMessagesResponse]
+    MarkMessageRead: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.MarkMessageReadRequest, _accounts_pb2.MarkMessageReadResponse]
+    SendEmailCode: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.SendEmailCodeRequest, _accounts_pb2.SendEmailCodeResponse]
+    BindEmail: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.BindEmailRequest, _accounts_pb2.User]
+    SendPasswordReset: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.SendPasswordResetRequest, _accounts_pb2.SendPasswordResetResponse]
+    ResetPassword: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ResetPasswordRequest, _accounts_pb2.ResetPasswordResponse]
     Authenticate: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateRequest, _accounts_pb2.AuthenticateResponse]
     GetRoutingSnapshot: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingSnapshotRequest, _accounts_pb2.RoutingSnapshot]
 
@@ -87,6 +108,27 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     ReportChannelResult: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ReportChannelResultRequest, _accounts_pb2.ReportChannelResultResponse]  # type: ignore[assignment]
     ListOptions: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListOptionsRequest, _accounts_pb2.ListOptionsResponse]  # type: ignore[assignment]
     UpdateOption: _aio.UnaryUnaryMultiCallable[_accounts_pb2.UpdateOptionRequest, _accounts_pb2.Option]  # type: ignore[assignment]
+    ListOptionAudit: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListOptionAuditRequest, _accounts_pb2.ListOptionAuditResponse]  # type: ignore[assignment]
+    Register: _aio.UnaryUnaryMultiCallable[_accounts_pb2.RegisterRequest, _accounts_pb2.RegisterResponse]  # type: ignore[assignment]
+    ListSessions: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListSessionsRequest, _accounts_pb2.ListSessionsResponse]  # type: ignore[assignment]
+    RevokeSession: _aio.UnaryUnaryMultiCallable[_accounts_pb2.RevokeSessionRequest, _accounts_pb2.RevokeSessionResponse]  # type: ignore[assignment]
+    GetUsableGroups: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetUsableGroupsRequest, _accounts_pb2.UsableGroups]  # type: ignore[assignment]
+    RevealChannelKey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.RevealChannelKeyRequest, _accounts_pb2.RevealChannelKeyResponse]  # type: ignore[assignment]
+    UpdateChannelsByTag: _aio.UnaryUnaryMultiCallable[_accounts_pb2.UpdateChannelsByTagRequest, _accounts_pb2.ChannelsChanged]  # type: ignore[assignment]
+    SetChannelsStatusByTag: _aio.UnaryUnaryMultiCallable[_accounts_pb2.SetChannelsStatusByTagRequest, _accounts_pb2.ChannelsChanged]  # type: ignore[assignment]
+    SetChannelsTag: _aio.UnaryUnaryMultiCallable[_accounts_pb2.SetChannelsTagRequest, _accounts_pb2.ChannelsChanged]  # type: ignore[assignment]
+    FixAbilities: _aio.UnaryUnaryMultiCallable[_accounts_pb2.FixAbilitiesRequest, _accounts_pb2.ChannelsChanged]  # type: ignore[assignment]
+    ListChannelTags: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListChannelTagsRequest, _accounts_pb2.ListChannelTagsResponse]  # type: ignore[assignment]
+    SaveMessage: _aio.UnaryUnaryMultiCallable[_accounts_pb2.SaveMessageRequest, _accounts_pb2.InboxMessage]  # type: ignore[assignment]
+    DeleteMessage: _aio.UnaryUnaryMultiCallable[_accounts_pb2.DeleteMessageRequest, _accounts_pb2.DeleteMessageResponse]  # type: ignore[assignment]
+    ListMessages: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListMessagesRequest, _accounts_pb2.ListMessagesResponse]  # type: ignore[assignment]
+    GetMessage: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetMessageRequest, _accounts_pb2.InboxMessage]  # type: ignore[assignment]
+    ListUserMessages: _aio.UnaryUnaryMultiCallable[_accounts_pb2.UserMessagesRequest, _accounts_pb2.ListMessagesResponse]  # type: ignore[assignment]
+    MarkMessageRead: _aio.UnaryUnaryMultiCallable[_accounts_pb2.MarkMessageReadRequest, _accounts_pb2.MarkMessageReadResponse]  # type: ignore[assignment]
+    SendEmailCode: _aio.UnaryUnaryMultiCallable[_accounts_pb2.SendEmailCodeRequest, _accounts_pb2.SendEmailCodeResponse]  # type: ignore[assignment]
+    BindEmail: _aio.UnaryUnaryMultiCallable[_accounts_pb2.BindEmailRequest, _accounts_pb2.User]  # type: ignore[assignment]
+    SendPasswordReset: _aio.UnaryUnaryMultiCallable[_accounts_pb2.SendPasswordResetRequest, _accounts_pb2.SendPasswordResetResponse]  # type: ignore[assignment]
+    ResetPassword: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ResetPasswordRequest, _accounts_pb2.ResetPasswordResponse]  # type: ignore[assignment]
     Authenticate: _aio.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateRequest, _accounts_pb2.AuthenticateResponse]  # type: ignore[assignment]
     GetRoutingSnapshot: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingSnapshotRequest, _accounts_pb2.RoutingSnapshot]  # type: ignore[assignment]
 
@@ -258,6 +300,153 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _accounts_pb2.UpdateOptionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.Option, _abc.Awaitable[_accounts_pb2.Option]]: ...
+
+    @_abc_1.abstractmethod
+    def ListOptionAudit(
+        self,
+        request: _accounts_pb2.ListOptionAuditRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ListOptionAuditResponse, _abc.Awaitable[_accounts_pb2.ListOptionAuditResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Register(
+        self,
+        request: _accounts_pb2.RegisterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.RegisterResponse, _abc.Awaitable[_accounts_pb2.RegisterResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListSessions(
+        self,
+        request: _accounts_pb2.ListSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ListSessionsResponse, _abc.Awaitable[_accounts_pb2.ListSessionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RevokeSession(
+        self,
+        request: _accounts_pb2.RevokeSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.RevokeSessionResponse, _abc.Awaitable[_accounts_pb2.RevokeSessionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetUsableGroups(
+        self,
+        request: _accounts_pb2.GetUsableGroupsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.UsableGroups, _abc.Awaitable[_accounts_pb2.UsableGroups]]: ...
+
+    @_abc_1.abstractmethod
+    def RevealChannelKey(
+        self,
+        request: _accounts_pb2.RevealChannelKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.RevealChannelKeyResponse, _abc.Awaitable[_accounts_pb2.RevealChannelKeyResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateChannelsByTag(
+        self,
+        request: _accounts_pb2.UpdateChannelsByTagRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ChannelsChanged, _abc.Awaitable[_accounts_pb2.ChannelsChanged]]: ...
+
+    @_abc_1.abstractmethod
+    def SetChannelsStatusByTag(
+        self,
+        request: _accounts_pb2.SetChannelsStatusByTagRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ChannelsChanged, _abc.Awaitable[_accounts_pb2.ChannelsChanged]]: ...
+
+    @_abc_1.abstractmethod
+    def SetChannelsTag(
+        self,
+        request: _accounts_pb2.SetChannelsTagRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ChannelsChanged, _abc.Awaitable[_accounts_pb2.ChannelsChanged]]: ...
+
+    @_abc_1.abstractmethod
+    def FixAbilities(
+        self,
+        request: _accounts_pb2.FixAbilitiesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ChannelsChanged, _abc.Awaitable[_accounts_pb2.ChannelsChanged]]: ...
+
+    @_abc_1.abstractmethod
+    def ListChannelTags(
+        self,
+        request: _accounts_pb2.ListChannelTagsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ListChannelTagsResponse, _abc.Awaitable[_accounts_pb2.ListChannelTagsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SaveMessage(
+        self,
+        request: _accounts_pb2.SaveMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.InboxMessage, _abc.Awaitable[_accounts_pb2.InboxMessage]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteMessage(
+        self,
+        request: _accounts_pb2.DeleteMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.DeleteMessageResponse, _abc.Awaitable[_accounts_pb2.DeleteMessageResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListMessages(
+        self,
+        request: _accounts_pb2.ListMessagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ListMessagesResponse, _abc.Awaitable[_accounts_pb2.ListMessagesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetMessage(
+        self,
+        request: _accounts_pb2.GetMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.InboxMessage, _abc.Awaitable[_accounts_pb2.InboxMessage]]: ...
+
+    @_abc_1.abstractmethod
+    def ListUserMessages(
+        self,
+        request: _accounts_pb2.UserMessagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ListMessagesResponse, _abc.Awaitable[_accounts_pb2.ListMessagesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def MarkMessageRead(
+        self,
+        request: _accounts_pb2.MarkMessageReadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.MarkMessageReadResponse, _abc.Awaitable[_accounts_pb2.MarkMessageReadResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SendEmailCode(
+        self,
+        request: _accounts_pb2.SendEmailCodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.SendEmailCodeResponse, _abc.Awaitable[_accounts_pb2.SendEmailCodeResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def BindEmail(
+        self,
+        request: _accounts_pb2.BindEmailRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.User, _abc.Awaitable[_accounts_pb2.User]]: ...
+
+    @_abc_1.abstractmethod
+    def SendPasswordReset(
+        self,
+        request: _accounts_pb2.SendPasswordResetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.SendPasswordResetResponse, _abc.Awaitable[_accounts_pb2.SendPasswordResetResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ResetPassword(
+        self,
+        request: _accounts_pb2.ResetPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ResetPasswordResponse, _abc.Awaitable[_accounts_pb2.ResetPasswordResponse]]: ...
 
     @_abc_1.abstractmethod
     def Authenticate(

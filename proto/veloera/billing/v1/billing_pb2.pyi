@@ -64,6 +64,9 @@ class Usage(_message.Message):
     IMAGE_COUNT_FIELD_NUMBER: _builtins.int
     CHARACTERS_FIELD_NUMBER: _builtins.int
     AUDIO_SECONDS_FIELD_NUMBER: _builtins.int
+    IMAGE_SIZE_FIELD_NUMBER: _builtins.int
+    IMAGE_QUALITY_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
     prompt_tokens: _builtins.int
     completion_tokens: _builtins.int
     cached_tokens: _builtins.int
@@ -80,6 +83,11 @@ class Usage(_message.Message):
     """Non-token units: images generated, TTS characters, STT seconds, calls."""
     characters: _builtins.int
     audio_seconds: _builtins.float
+    image_size: _builtins.str
+    """Images: requested size ("1024x1024") and quality ("standard" | "hd")."""
+    image_quality: _builtins.str
+    kind: _builtins.str
+    """"" or "text" | "image" | "tts" | "stt" | "rerank" | "embedding" | "audio" | "task"."""
     def __init__(
         self,
         *,
@@ -94,10 +102,13 @@ class Usage(_message.Message):
         image_count: _builtins.int = ...,
         characters: _builtins.int = ...,
         audio_seconds: _builtins.float = ...,
+        image_size: _builtins.str = ...,
+        image_quality: _builtins.str = ...,
+        kind: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_input_tokens", b"audio_input_tokens", "audio_output_tokens", b"audio_output_tokens", "audio_seconds", b"audio_seconds", "cache_creation_tokens", b"cache_creation_tokens", "cached_tokens", b"cached_tokens", "characters", b"characters", "completion_tokens", b"completion_tokens", "estimated", b"estimated", "image_count", b"image_count", "prompt_tokens", b"prompt_tokens", "reasoning_tokens", b"reasoning_tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_input_tokens", b"audio_input_tokens", "audio_output_tokens", b"audio_output_tokens", "audio_seconds", b"audio_seconds", "cache_creation_tokens", b"cache_creation_tokens", "cached_tokens", b"cached_tokens", "characters", b"characters", "completion_tokens", b"completion_tokens", "estimated", b"estimated", "image_count", b"image_count", "image_quality", b"image_quality", "image_size", b"image_size", "kind", b"kind", "prompt_tokens", b"prompt_tokens", "reasoning_tokens", b"reasoning_tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -115,6 +126,13 @@ class ReserveRequest(_message.Message):
     PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
     MAX_TOKENS_FIELD_NUMBER: _builtins.int
     TTL_SECONDS_FIELD_NUMBER: _builtins.int
+    REQUESTED_MODEL_FIELD_NUMBER: _builtins.int
+    UPSTREAM_MODEL_FIELD_NUMBER: _builtins.int
+    ACCEPT_UNPRICED_FIELD_NUMBER: _builtins.int
+    ESTIMATE_FIELD_NUMBER: _builtins.int
+    TOKEN_RATE_LIMIT_PERIOD_FIELD_NUMBER: _builtins.int
+    TOKEN_RATE_LIMIT_COUNT_FIELD_NUMBER: _builtins.int
+    TOKEN_RATE_LIMIT_SUCCESS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     user_id: _builtins.int
     token_id: _builtins.int
@@ -127,6 +145,25 @@ class ReserveRequest(_message.Message):
     """what the client asked for; 0 when unset"""
     ttl_seconds: _builtins.int
     """Seconds until an unsettled hold is settled by the reaper at its reserved amount."""
+    requested_model: _builtins.str
+    """Redirect billing: when set, billing picks the priced name itself (option
+    redirect_billing_enabled: requested name, else the upstream name); `model` stays the default.
+    """
+    upstream_model: _builtins.str
+    accept_unpriced: _builtins.bool
+    """The user's "accept unpriced models" setting (unpriced models get the default ratio 37.5)."""
+    token_rate_limit_period: _builtins.int
+    """Per-key rate limit (reference §7.8), from the token: 0 period = no key limit.
+    seconds
+    """
+    token_rate_limit_count: _builtins.int
+    """requests per period (0 = unlimited)"""
+    token_rate_limit_success: _builtins.int
+    """successful requests per period (0 = unlimited)"""
+    @_builtins.property
+    def estimate(self) -> Global___Usage:
+        """Non-text requests (image, tts, stt, task): the hold is the price of this expected usage."""
+
     def __init__(
         self,
         *,
@@ -138,10 +175,17 @@ class ReserveRequest(_message.Message):
         prompt_tokens: _builtins.int = ...,
         max_tokens: _builtins.int = ...,
         ttl_seconds: _builtins.int = ...,
+        requested_model: _builtins.str = ...,
+        upstream_model: _builtins.str = ...,
+        accept_unpriced: _builtins.bool = ...,
+        estimate: Global___Usage | None = ...,
+        token_rate_limit_period: _builtins.int = ...,
+        token_rate_limit_count: _builtins.int = ...,
+        token_rate_limit_success: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["estimate", b"estimate"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "max_tokens", b"max_tokens", "model", b"model", "prompt_tokens", b"prompt_tokens", "request_id", b"request_id", "token_id", b"token_id", "ttl_seconds", b"ttl_seconds", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_unpriced", b"accept_unpriced", "estimate", b"estimate", "group", b"group", "max_tokens", b"max_tokens", "model", b"model", "prompt_tokens", b"prompt_tokens", "request_id", b"request_id", "requested_model", b"requested_model", "token_id", b"token_id", "token_rate_limit_count", b"token_rate_limit_count", "token_rate_limit_period", b"token_rate_limit_period", "token_rate_limit_success", b"token_rate_limit_success", "ttl_seconds", b"ttl_seconds", "upstream_model", b"upstream_model", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -159,6 +203,10 @@ class Price(_message.Message):
     CACHE_CREATION_RATIO_FIELD_NUMBER: _builtins.int
     GROUP_RATIO_FIELD_NUMBER: _builtins.int
     QUOTA_PER_UNIT_FIELD_NUMBER: _builtins.int
+    FALLBACK_FIELD_NUMBER: _builtins.int
+    PRICED_MODEL_FIELD_NUMBER: _builtins.int
+    AUDIO_RATIO_FIELD_NUMBER: _builtins.int
+    AUDIO_COMPLETION_RATIO_FIELD_NUMBER: _builtins.int
     per_call: _builtins.bool
     """price mode: model_price USD per call"""
     model_price: _builtins.float
@@ -168,6 +216,12 @@ class Price(_message.Message):
     cache_creation_ratio: _builtins.float
     group_ratio: _builtins.float
     quota_per_unit: _builtins.int
+    fallback: _builtins.bool
+    """priced by fallback pricing or the default unpriced ratio"""
+    priced_model: _builtins.str
+    """the name the price was looked up by"""
+    audio_ratio: _builtins.float
+    audio_completion_ratio: _builtins.float
     def __init__(
         self,
         *,
@@ -179,10 +233,14 @@ class Price(_message.Message):
         cache_creation_ratio: _builtins.float = ...,
         group_ratio: _builtins.float = ...,
         quota_per_unit: _builtins.int = ...,
+        fallback: _builtins.bool = ...,
+        priced_model: _builtins.str = ...,
+        audio_ratio: _builtins.float = ...,
+        audio_completion_ratio: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_creation_ratio", b"cache_creation_ratio", "cache_ratio", b"cache_ratio", "completion_ratio", b"completion_ratio", "group_ratio", b"group_ratio", "model_price", b"model_price", "model_ratio", b"model_ratio", "per_call", b"per_call", "quota_per_unit", b"quota_per_unit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_completion_ratio", b"audio_completion_ratio", "audio_ratio", b"audio_ratio", "cache_creation_ratio", b"cache_creation_ratio", "cache_ratio", b"cache_ratio", "completion_ratio", b"completion_ratio", "fallback", b"fallback", "group_ratio", b"group_ratio", "model_price", b"model_price", "model_ratio", b"model_ratio", "per_call", b"per_call", "priced_model", b"priced_model", "quota_per_unit", b"quota_per_unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -239,6 +297,7 @@ class SettleRequest(_message.Message):
     CLIENT_IP_FIELD_NUMBER: _builtins.int
     OTHER_JSON_FIELD_NUMBER: _builtins.int
     INTERRUPTED_FIELD_NUMBER: _builtins.int
+    QUOTA_WARNING_THRESHOLD_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     username: _builtins.str
     """Log row fields (the relay knows them; billing never reads the accounts schema)."""
@@ -256,6 +315,8 @@ class SettleRequest(_message.Message):
     """Extra JSON merged into the log row's `other` (admin-only keys under admin_info)."""
     interrupted: _builtins.bool
     """The stream was cut before it ended (client disconnect or idle timeout)."""
+    quota_warning_threshold: _builtins.int
+    """The user's own quota_warning_threshold setting; 0: the QuotaRemindThreshold option."""
     @_builtins.property
     def usage(self) -> Global___Usage: ...
     @_builtins.property
@@ -278,10 +339,11 @@ class SettleRequest(_message.Message):
         client_ip: _builtins.str = ...,
         other_json: _builtins.str = ...,
         interrupted: _builtins.bool = ...,
+        quota_warning_threshold: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_id", b"channel_id", "channel_name", b"channel_name", "channels_tried", b"channels_tried", "client_ip", b"client_ip", "elapsed_ms", b"elapsed_ms", "first_response_ms", b"first_response_ms", "interrupted", b"interrupted", "is_stream", b"is_stream", "model_name", b"model_name", "other_json", b"other_json", "request_id", b"request_id", "token_name", b"token_name", "upstream_model", b"upstream_model", "usage", b"usage", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_id", b"channel_id", "channel_name", b"channel_name", "channels_tried", b"channels_tried", "client_ip", b"client_ip", "elapsed_ms", b"elapsed_ms", "first_response_ms", b"first_response_ms", "interrupted", b"interrupted", "is_stream", b"is_stream", "model_name", b"model_name", "other_json", b"other_json", "quota_warning_threshold", b"quota_warning_threshold", "request_id", b"request_id", "token_name", b"token_name", "upstream_model", b"upstream_model", "usage", b"usage", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -378,6 +440,8 @@ class Wallet(_message.Message):
     USED_QUOTA_FIELD_NUMBER: _builtins.int
     REQUEST_COUNT_FIELD_NUMBER: _builtins.int
     HELD_FIELD_NUMBER: _builtins.int
+    AFF_QUOTA_FIELD_NUMBER: _builtins.int
+    AFF_HISTORY_FIELD_NUMBER: _builtins.int
     user_id: _builtins.int
     quota: _builtins.int
     subscription_quota: _builtins.int
@@ -385,6 +449,10 @@ class Wallet(_message.Message):
     request_count: _builtins.int
     held: _builtins.int
     """sum of open holds"""
+    aff_quota: _builtins.int
+    """invite rewards not yet transferred into quota"""
+    aff_history: _builtins.int
+    """every invite reward ever earned"""
     def __init__(
         self,
         *,
@@ -394,10 +462,12 @@ class Wallet(_message.Message):
         used_quota: _builtins.int = ...,
         request_count: _builtins.int = ...,
         held: _builtins.int = ...,
+        aff_quota: _builtins.int = ...,
+        aff_history: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["held", b"held", "quota", b"quota", "request_count", b"request_count", "subscription_quota", b"subscription_quota", "used_quota", b"used_quota", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aff_history", b"aff_history", "aff_quota", b"aff_quota", "held", b"held", "quota", b"quota", "request_count", b"request_count", "subscription_quota", b"subscription_quota", "used_quota", b"used_quota", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -854,6 +924,8 @@ class ListLogsRequest(_message.Message):
     CHANNEL_ID_FIELD_NUMBER: _builtins.int
     GROUP_FIELD_NUMBER: _builtins.int
     ADMIN_VIEW_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    SKIP_TOTAL_FIELD_NUMBER: _builtins.int
     user_id: _builtins.int
     """0: all users (admin)"""
     page: _builtins.int
@@ -869,6 +941,10 @@ class ListLogsRequest(_message.Message):
     group: _builtins.str
     admin_view: _builtins.bool
     """keep admin-only fields of `other`"""
+    cursor: _builtins.str
+    """Keyset pagination: the `next_cursor` of the previous page (then `page` is ignored)."""
+    skip_total: _builtins.bool
+    """do not count the matching rows (total = -1)"""
     def __init__(
         self,
         *,
@@ -884,10 +960,12 @@ class ListLogsRequest(_message.Message):
         channel_id: _builtins.int = ...,
         group: _builtins.str = ...,
         admin_view: _builtins.bool = ...,
+        cursor: _builtins.str = ...,
+        skip_total: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin_view", b"admin_view", "channel_id", b"channel_id", "end_timestamp", b"end_timestamp", "group", b"group", "model_name", b"model_name", "page", b"page", "page_size", b"page_size", "start_timestamp", b"start_timestamp", "token_name", b"token_name", "type", b"type", "user_id", b"user_id", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin_view", b"admin_view", "channel_id", b"channel_id", "cursor", b"cursor", "end_timestamp", b"end_timestamp", "group", b"group", "model_name", b"model_name", "page", b"page", "page_size", b"page_size", "skip_total", b"skip_total", "start_timestamp", b"start_timestamp", "token_name", b"token_name", "type", b"type", "user_id", b"user_id", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -899,13 +977,528 @@ class ListLogsResponse(_message.Message):
 
     ITEMS_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
     total: _builtins.int
+    next_cursor: _builtins.str
+    """empty on the last page"""
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___LogEntry]: ...
     def __init__(
         self,
         *,
         items: _abc.Iterable[Global___LogEntry] | None = ...,
+        total: _builtins.int = ...,
+        next_cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "next_cursor", b"next_cursor", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLogsResponse: _TypeAlias = ListLogsResponse  # noqa: Y015
+
+@_typing.final
+class LogStat(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTA_FIELD_NUMBER: _builtins.int
+    RPM_FIELD_NUMBER: _builtins.int
+    TPM_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
+    quota: _builtins.int
+    rpm: _builtins.float
+    """requests per minute averaged over the window"""
+    tpm: _builtins.float
+    """tokens per minute averaged over the window"""
+    count: _builtins.int
+    window_seconds: _builtins.int
+    def __init__(
+        self,
+        *,
+        quota: _builtins.int = ...,
+        rpm: _builtins.float = ...,
+        tpm: _builtins.float = ...,
+        count: _builtins.int = ...,
+        window_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "quota", b"quota", "rpm", b"rpm", "tpm", b"tpm", "window_seconds", b"window_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogStat: _TypeAlias = LogStat  # noqa: Y015
+
+@_typing.final
+class WriteLogRequest(_message.Message):
+    """A log row that changes no balance: type ERROR (a failed relay request, when LogErrorEnabled)
+    or SYSTEM. `id` and `created_at` are assigned by billing.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entry(self) -> Global___LogEntry: ...
+    def __init__(
+        self,
+        *,
+        entry: Global___LogEntry | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WriteLogRequest: _TypeAlias = WriteLogRequest  # noqa: Y015
+
+@_typing.final
+class DeleteLogsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BEFORE_TIMESTAMP_FIELD_NUMBER: _builtins.int
+    before_timestamp: _builtins.int
+    """unix seconds; rows created before it are deleted"""
+    def __init__(
+        self,
+        *,
+        before_timestamp: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["before_timestamp", b"before_timestamp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteLogsRequest: _TypeAlias = DeleteLogsRequest  # noqa: Y015
+
+@_typing.final
+class DeleteLogsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_FIELD_NUMBER: _builtins.int
+    PARTITIONS_DROPPED_FIELD_NUMBER: _builtins.int
+    deleted: _builtins.int
+    partitions_dropped: _builtins.int
+    def __init__(
+        self,
+        *,
+        deleted: _builtins.int = ...,
+        partitions_dropped: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted", "partitions_dropped", b"partitions_dropped"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteLogsResponse: _TypeAlias = DeleteLogsResponse  # noqa: Y015
+
+@_typing.final
+class QuotaDataRequest(_message.Message):
+    """---------------------------------------------------------------- usage data (quota_data)"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    USERNAME_FIELD_NUMBER: _builtins.int
+    START_TIMESTAMP_FIELD_NUMBER: _builtins.int
+    END_TIMESTAMP_FIELD_NUMBER: _builtins.int
+    GRANULARITY_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    """0: every user (admin)"""
+    username: _builtins.str
+    start_timestamp: _builtins.int
+    end_timestamp: _builtins.int
+    granularity: _builtins.str
+    """"hour" (default) | "day" | "week" """
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        username: _builtins.str = ...,
+        start_timestamp: _builtins.int = ...,
+        end_timestamp: _builtins.int = ...,
+        granularity: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_timestamp", b"end_timestamp", "granularity", b"granularity", "start_timestamp", b"start_timestamp", "user_id", b"user_id", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuotaDataRequest: _TypeAlias = QuotaDataRequest  # noqa: Y015
+
+@_typing.final
+class QuotaDataPoint(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    USERNAME_FIELD_NUMBER: _builtins.int
+    MODEL_NAME_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    TOKEN_USED_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    QUOTA_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    username: _builtins.str
+    model_name: _builtins.str
+    created_at: _builtins.int
+    """unix seconds, start of the bucket"""
+    token_used: _builtins.int
+    count: _builtins.int
+    quota: _builtins.int
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        username: _builtins.str = ...,
+        model_name: _builtins.str = ...,
+        created_at: _builtins.int = ...,
+        token_used: _builtins.int = ...,
+        count: _builtins.int = ...,
+        quota: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "created_at", b"created_at", "model_name", b"model_name", "quota", b"quota", "token_used", b"token_used", "user_id", b"user_id", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuotaDataPoint: _TypeAlias = QuotaDataPoint  # noqa: Y015
+
+@_typing.final
+class QuotaDataResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuotaDataPoint]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___QuotaDataPoint] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuotaDataResponse: _TypeAlias = QuotaDataResponse  # noqa: Y015
+
+@_typing.final
+class ListModelPricesRequest(_message.Message):
+    """---------------------------------------------------------------- model prices (pricing page)"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODELS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Price exactly these models (unpriced ones come back with priced = false); empty: every
+        model with an explicit price or ratio.
+        """
+
+    def __init__(
+        self,
+        *,
+        models: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["models", b"models"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListModelPricesRequest: _TypeAlias = ListModelPricesRequest  # noqa: Y015
+
+@_typing.final
+class ModelPriceInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_NAME_FIELD_NUMBER: _builtins.int
+    PER_CALL_FIELD_NUMBER: _builtins.int
+    MODEL_PRICE_FIELD_NUMBER: _builtins.int
+    MODEL_RATIO_FIELD_NUMBER: _builtins.int
+    COMPLETION_RATIO_FIELD_NUMBER: _builtins.int
+    CACHE_RATIO_FIELD_NUMBER: _builtins.int
+    INPUT_PER_MILLION_FIELD_NUMBER: _builtins.int
+    OUTPUT_PER_MILLION_FIELD_NUMBER: _builtins.int
+    PRICED_FIELD_NUMBER: _builtins.int
+    model_name: _builtins.str
+    per_call: _builtins.bool
+    model_price: _builtins.float
+    """USD per call (price mode)"""
+    model_ratio: _builtins.float
+    completion_ratio: _builtins.float
+    cache_ratio: _builtins.float
+    input_per_million: _builtins.float
+    """USD per 1M prompt tokens at group ratio 1"""
+    output_per_million: _builtins.float
+    priced: _builtins.bool
+    """false: no price, ratio or fallback applies (requests would fail)"""
+    def __init__(
+        self,
+        *,
+        model_name: _builtins.str = ...,
+        per_call: _builtins.bool = ...,
+        model_price: _builtins.float = ...,
+        model_ratio: _builtins.float = ...,
+        completion_ratio: _builtins.float = ...,
+        cache_ratio: _builtins.float = ...,
+        input_per_million: _builtins.float = ...,
+        output_per_million: _builtins.float = ...,
+        priced: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_ratio", b"cache_ratio", "completion_ratio", b"completion_ratio", "input_per_million", b"input_per_million", "model_name", b"model_name", "model_price", b"model_price", "model_ratio", b"model_ratio", "output_per_million", b"output_per_million", "per_call", b"per_call", "priced", b"priced"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelPriceInfo: _TypeAlias = ModelPriceInfo  # noqa: Y015
+
+@_typing.final
+class ListModelPricesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class GroupRatioEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class UsableGroupsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    GROUP_RATIO_FIELD_NUMBER: _builtins.int
+    USABLE_GROUPS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelPriceInfo]: ...
+    @_builtins.property
+    def group_ratio(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]: ...
+    @_builtins.property
+    def usable_groups(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___ModelPriceInfo] | None = ...,
+        group_ratio: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        usable_groups: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_ratio", b"group_ratio", "items", b"items", "usable_groups", b"usable_groups"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListModelPricesResponse: _TypeAlias = ListModelPricesResponse  # noqa: Y015
+
+@_typing.final
+class Redemption(_message.Message):
+    """---------------------------------------------------------------- redemption codes"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    QUOTA_FIELD_NUMBER: _builtins.int
+    CREATED_TIME_FIELD_NUMBER: _builtins.int
+    REDEEMED_TIME_FIELD_NUMBER: _builtins.int
+    USED_USER_ID_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    IS_GIFT_FIELD_NUMBER: _builtins.int
+    MAX_USES_FIELD_NUMBER: _builtins.int
+    USED_COUNT_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    user_id: _builtins.int
+    """creator"""
+    key: _builtins.str
+    status: _builtins.int
+    """1 enabled, 2 disabled, 3 used"""
+    name: _builtins.str
+    quota: _builtins.int
+    created_time: _builtins.int
+    redeemed_time: _builtins.int
+    used_user_id: _builtins.int
+    valid_from: _builtins.int
+    """0 = unbounded"""
+    valid_until: _builtins.int
+    """0 = unbounded"""
+    is_gift: _builtins.bool
+    max_uses: _builtins.int
+    """gift codes: -1 = unlimited"""
+    used_count: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        user_id: _builtins.int = ...,
+        key: _builtins.str = ...,
+        status: _builtins.int = ...,
+        name: _builtins.str = ...,
+        quota: _builtins.int = ...,
+        created_time: _builtins.int = ...,
+        redeemed_time: _builtins.int = ...,
+        used_user_id: _builtins.int = ...,
+        valid_from: _builtins.int = ...,
+        valid_until: _builtins.int = ...,
+        is_gift: _builtins.bool = ...,
+        max_uses: _builtins.int = ...,
+        used_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_time", b"created_time", "id", b"id", "is_gift", b"is_gift", "key", b"key", "max_uses", b"max_uses", "name", b"name", "quota", b"quota", "redeemed_time", b"redeemed_time", "status", b"status", "used_count", b"used_count", "used_user_id", b"used_user_id", "user_id", b"user_id", "valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Redemption: _TypeAlias = Redemption  # noqa: Y015
+
+@_typing.final
+class CreateRedemptionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    QUOTA_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    IS_GIFT_FIELD_NUMBER: _builtins.int
+    MAX_USES_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    actor_id: _builtins.int
+    name: _builtins.str
+    quota: _builtins.int
+    count: _builtins.int
+    """1..100"""
+    key: _builtins.str
+    """custom key (count must be 1)"""
+    is_gift: _builtins.bool
+    max_uses: _builtins.int
+    valid_from: _builtins.int
+    valid_until: _builtins.int
+    def __init__(
+        self,
+        *,
+        actor_id: _builtins.int = ...,
+        name: _builtins.str = ...,
+        quota: _builtins.int = ...,
+        count: _builtins.int = ...,
+        key: _builtins.str = ...,
+        is_gift: _builtins.bool = ...,
+        max_uses: _builtins.int = ...,
+        valid_from: _builtins.int = ...,
+        valid_until: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "count", b"count", "is_gift", b"is_gift", "key", b"key", "max_uses", b"max_uses", "name", b"name", "quota", b"quota", "valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateRedemptionsRequest: _TypeAlias = CreateRedemptionsRequest  # noqa: Y015
+
+@_typing.final
+class CreateRedemptionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        keys: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keys", b"keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateRedemptionsResponse: _TypeAlias = CreateRedemptionsResponse  # noqa: Y015
+
+@_typing.final
+class ListRedemptionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    KEYWORD_FIELD_NUMBER: _builtins.int
+    page: _builtins.int
+    page_size: _builtins.int
+    keyword: _builtins.str
+    """id or name prefix"""
+    def __init__(
+        self,
+        *,
+        page: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        keyword: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keyword", b"keyword", "page", b"page", "page_size", b"page_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRedemptionsRequest: _TypeAlias = ListRedemptionsRequest  # noqa: Y015
+
+@_typing.final
+class ListRedemptionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___Redemption]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___Redemption] | None = ...,
         total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
@@ -914,7 +1507,498 @@ class ListLogsResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ListLogsResponse: _TypeAlias = ListLogsResponse  # noqa: Y015
+Global___ListRedemptionsResponse: _TypeAlias = ListRedemptionsResponse  # noqa: Y015
+
+@_typing.final
+class GetRedemptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRedemptionRequest: _TypeAlias = GetRedemptionRequest  # noqa: Y015
+
+@_typing.final
+class UpdateRedemptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REDEMPTION_FIELD_NUMBER: _builtins.int
+    STATUS_ONLY_FIELD_NUMBER: _builtins.int
+    status_only: _builtins.bool
+    @_builtins.property
+    def redemption(self) -> Global___Redemption: ...
+    def __init__(
+        self,
+        *,
+        redemption: Global___Redemption | None = ...,
+        status_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["redemption", b"redemption"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["redemption", b"redemption", "status_only", b"status_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateRedemptionRequest: _TypeAlias = UpdateRedemptionRequest  # noqa: Y015
+
+@_typing.final
+class DeleteRedemptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    INVALID_ONLY_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    """0 with invalid_only: every disabled, used or expired code"""
+    invalid_only: _builtins.bool
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        invalid_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "invalid_only", b"invalid_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteRedemptionRequest: _TypeAlias = DeleteRedemptionRequest  # noqa: Y015
+
+@_typing.final
+class DeleteRedemptionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_FIELD_NUMBER: _builtins.int
+    deleted: _builtins.int
+    def __init__(
+        self,
+        *,
+        deleted: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteRedemptionResponse: _TypeAlias = DeleteRedemptionResponse  # noqa: Y015
+
+@_typing.final
+class RedeemRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    user_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        user_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedeemRequest: _TypeAlias = RedeemRequest  # noqa: Y015
+
+@_typing.final
+class RedeemResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTA_FIELD_NUMBER: _builtins.int
+    REDEMPTION_ID_FIELD_NUMBER: _builtins.int
+    quota: _builtins.int
+    redemption_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        quota: _builtins.int = ...,
+        redemption_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quota", b"quota", "redemption_id", b"redemption_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedeemResponse: _TypeAlias = RedeemResponse  # noqa: Y015
+
+@_typing.final
+class SignupRewardsRequest(_message.Message):
+    """---------------------------------------------------------------- invites and top-ups
+
+    After a user registered (reference §7.3): QuotaForNewUser to the user; with an inviter,
+    QuotaForInvitee to the user and QuotaForInviter to the inviter's aff_quota. Idempotent.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    INVITER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    inviter_id: _builtins.int
+    """0: no inviter"""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        inviter_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inviter_id", b"inviter_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignupRewardsRequest: _TypeAlias = SignupRewardsRequest  # noqa: Y015
+
+@_typing.final
+class SignupRewardsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NEW_USER_QUOTA_FIELD_NUMBER: _builtins.int
+    INVITEE_QUOTA_FIELD_NUMBER: _builtins.int
+    INVITER_QUOTA_FIELD_NUMBER: _builtins.int
+    ALREADY_GRANTED_FIELD_NUMBER: _builtins.int
+    new_user_quota: _builtins.int
+    invitee_quota: _builtins.int
+    inviter_quota: _builtins.int
+    already_granted: _builtins.bool
+    def __init__(
+        self,
+        *,
+        new_user_quota: _builtins.int = ...,
+        invitee_quota: _builtins.int = ...,
+        inviter_quota: _builtins.int = ...,
+        already_granted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_granted", b"already_granted", "invitee_quota", b"invitee_quota", "inviter_quota", b"inviter_quota", "new_user_quota", b"new_user_quota"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignupRewardsResponse: _TypeAlias = SignupRewardsResponse  # noqa: Y015
+
+@_typing.final
+class TransferAffQuotaRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    QUOTA_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    quota: _builtins.int
+    """at least QuotaPerUnit"""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        quota: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quota", b"quota", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferAffQuotaRequest: _TypeAlias = TransferAffQuotaRequest  # noqa: Y015
+
+@_typing.final
+class TopUpQuoteRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    amount: _builtins.int
+    """USD of quota"""
+    group: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        amount: _builtins.int = ...,
+        group: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "group", b"group", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TopUpQuoteRequest: _TypeAlias = TopUpQuoteRequest  # noqa: Y015
+
+@_typing.final
+class TopUpQuote(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MONEY_FIELD_NUMBER: _builtins.int
+    QUOTA_FIELD_NUMBER: _builtins.int
+    money: _builtins.float
+    """amount x Price x TopupGroupRatio[group]"""
+    quota: _builtins.int
+    """amount x QuotaPerUnit"""
+    def __init__(
+        self,
+        *,
+        money: _builtins.float = ...,
+        quota: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["money", b"money", "quota", b"quota"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TopUpQuote: _TypeAlias = TopUpQuote  # noqa: Y015
+
+@_typing.final
+class CreateTopUpRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    NOTIFY_URL_FIELD_NUMBER: _builtins.int
+    RETURN_URL_FIELD_NUMBER: _builtins.int
+    INVITER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    amount: _builtins.int
+    group: _builtins.str
+    payment_method: _builtins.str
+    """"zfb" | "wx" | ..."""
+    notify_url: _builtins.str
+    return_url: _builtins.str
+    inviter_id: _builtins.int
+    """receives the rebate when RebateEnabled"""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        amount: _builtins.int = ...,
+        group: _builtins.str = ...,
+        payment_method: _builtins.str = ...,
+        notify_url: _builtins.str = ...,
+        return_url: _builtins.str = ...,
+        inviter_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "group", b"group", "inviter_id", b"inviter_id", "notify_url", b"notify_url", "payment_method", b"payment_method", "return_url", b"return_url", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateTopUpRequest: _TypeAlias = CreateTopUpRequest  # noqa: Y015
+
+@_typing.final
+class CreateTopUpResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ParamsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    TRADE_NO_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    PARAMS_FIELD_NUMBER: _builtins.int
+    MONEY_FIELD_NUMBER: _builtins.int
+    trade_no: _builtins.str
+    url: _builtins.str
+    """PayAddress + /submit.php"""
+    money: _builtins.float
+    @_builtins.property
+    def params(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """signed EPay form parameters"""
+
+    def __init__(
+        self,
+        *,
+        trade_no: _builtins.str = ...,
+        url: _builtins.str = ...,
+        params: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        money: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["money", b"money", "params", b"params", "trade_no", b"trade_no", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateTopUpResponse: _TypeAlias = CreateTopUpResponse  # noqa: Y015
+
+@_typing.final
+class CompleteTopUpRequest(_message.Message):
+    """The EPay notify callback's query parameters, verified and applied once."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ParamsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PARAMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def params(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        params: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["params", b"params"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteTopUpRequest: _TypeAlias = CompleteTopUpRequest  # noqa: Y015
+
+@_typing.final
+class CompleteTopUpResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRADE_NO_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    QUOTA_FIELD_NUMBER: _builtins.int
+    ALREADY_COMPLETED_FIELD_NUMBER: _builtins.int
+    REBATE_FIELD_NUMBER: _builtins.int
+    trade_no: _builtins.str
+    user_id: _builtins.int
+    quota: _builtins.int
+    already_completed: _builtins.bool
+    rebate: _builtins.int
+    def __init__(
+        self,
+        *,
+        trade_no: _builtins.str = ...,
+        user_id: _builtins.int = ...,
+        quota: _builtins.int = ...,
+        already_completed: _builtins.bool = ...,
+        rebate: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_completed", b"already_completed", "quota", b"quota", "rebate", b"rebate", "trade_no", b"trade_no", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteTopUpResponse: _TypeAlias = CompleteTopUpResponse  # noqa: Y015
+
+@_typing.final
+class CheckInRequest(_message.Message):
+    """---------------------------------------------------------------- daily check-in"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckInRequest: _TypeAlias = CheckInRequest  # noqa: Y015
+
+@_typing.final
+class CheckInResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTA_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
+    quota: _builtins.int
+    day: _builtins.str
+    """YYYY-MM-DD in the configured time zone"""
+    def __init__(
+        self,
+        *,
+        quota: _builtins.int = ...,
+        day: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "quota", b"quota"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckInResponse: _TypeAlias = CheckInResponse  # noqa: Y015
+
+@_typing.final
+class CheckInStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    CAN_CHECK_IN_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    can_check_in: _builtins.bool
+    day: _builtins.str
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool = ...,
+        can_check_in: _builtins.bool = ...,
+        day: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["can_check_in", b"can_check_in", "day", b"day", "enabled", b"enabled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckInStatus: _TypeAlias = CheckInStatus  # noqa: Y015
 
 @_typing.final
 class CheckLedgerRequest(_message.Message):

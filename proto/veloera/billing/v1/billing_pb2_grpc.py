@@ -104,6 +104,96 @@ class BillingServiceStub:
                 request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CheckLedgerRequest.SerializeToString,
                 response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CheckLedgerResponse.FromString,
                 _registered_method=True)
+        self.GetLogStat = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/GetLogStat',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ListLogsRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.LogStat.FromString,
+                _registered_method=True)
+        self.WriteLog = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/WriteLog',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.WriteLogRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.LogEntry.FromString,
+                _registered_method=True)
+        self.DeleteLogs = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/DeleteLogs',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteLogsRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteLogsResponse.FromString,
+                _registered_method=True)
+        self.GetQuotaData = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/GetQuotaData',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.QuotaDataRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.QuotaDataResponse.FromString,
+                _registered_method=True)
+        self.ListModelPrices = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/ListModelPrices',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ListModelPricesRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ListModelPricesResponse.FromString,
+                _registered_method=True)
+        self.CreateRedemptions = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/CreateRedemptions',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CreateRedemptionsRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CreateRedemptionsResponse.FromString,
+                _registered_method=True)
+        self.ListRedemptions = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/ListRedemptions',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ListRedemptionsRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ListRedemptionsResponse.FromString,
+                _registered_method=True)
+        self.GetRedemption = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/GetRedemption',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GetRedemptionRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.Redemption.FromString,
+                _registered_method=True)
+        self.UpdateRedemption = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/UpdateRedemption',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.UpdateRedemptionRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.Redemption.FromString,
+                _registered_method=True)
+        self.DeleteRedemption = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/DeleteRedemption',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteRedemptionRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteRedemptionResponse.FromString,
+                _registered_method=True)
+        self.Redeem = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/Redeem',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.RedeemRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.RedeemResponse.FromString,
+                _registered_method=True)
+        self.GrantSignupRewards = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/GrantSignupRewards',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SignupRewardsRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SignupRewardsResponse.FromString,
+                _registered_method=True)
+        self.TransferAffQuota = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/TransferAffQuota',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.TransferAffQuotaRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.Wallet.FromString,
+                _registered_method=True)
+        self.QuoteTopUp = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/QuoteTopUp',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.TopUpQuoteRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.TopUpQuote.FromString,
+                _registered_method=True)
+        self.CreateTopUp = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/CreateTopUp',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CreateTopUpRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CreateTopUpResponse.FromString,
+                _registered_method=True)
+        self.CompleteTopUp = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/CompleteTopUp',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CompleteTopUpRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CompleteTopUpResponse.FromString,
+                _registered_method=True)
+        self.CheckIn = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/CheckIn',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInResponse.FromString,
+                _registered_method=True)
+        self.GetCheckInStatus = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/GetCheckInStatus',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInStatus.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -193,6 +283,114 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLogStat(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WriteLog(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetQuotaData(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModelPrices(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateRedemptions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRedemptions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRedemption(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateRedemption(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRedemption(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Redeem(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GrantSignupRewards(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TransferAffQuota(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QuoteTopUp(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTopUp(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteTopUp(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckIn(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCheckInStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -265,6 +463,96 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.CheckLedger,
                     request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CheckLedgerRequest.FromString,
                     response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CheckLedgerResponse.SerializeToString,
+            ),
+            'GetLogStat': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLogStat,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ListLogsRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.LogStat.SerializeToString,
+            ),
+            'WriteLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.WriteLog,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.WriteLogRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.LogEntry.SerializeToString,
+            ),
+            'DeleteLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteLogs,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteLogsRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteLogsResponse.SerializeToString,
+            ),
+            'GetQuotaData': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQuotaData,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.QuotaDataRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.QuotaDataResponse.SerializeToString,
+            ),
+            'ListModelPrices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModelPrices,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ListModelPricesRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ListModelPricesResponse.SerializeToString,
+            ),
+            'CreateRedemptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRedemptions,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CreateRedemptionsRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CreateRedemptionsResponse.SerializeToString,
+            ),
+            'ListRedemptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRedemptions,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ListRedemptionsRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ListRedemptionsResponse.SerializeToString,
+            ),
+            'GetRedemption': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRedemption,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GetRedemptionRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.Redemption.SerializeToString,
+            ),
+            'UpdateRedemption': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateRedemption,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.UpdateRedemptionRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.Redemption.SerializeToString,
+            ),
+            'DeleteRedemption': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRedemption,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteRedemptionRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteRedemptionResponse.SerializeToString,
+            ),
+            'Redeem': grpc.unary_unary_rpc_method_handler(
+                    servicer.Redeem,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.RedeemRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.RedeemResponse.SerializeToString,
+            ),
+            'GrantSignupRewards': grpc.unary_unary_rpc_method_handler(
+                    servicer.GrantSignupRewards,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SignupRewardsRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SignupRewardsResponse.SerializeToString,
+            ),
+            'TransferAffQuota': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransferAffQuota,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.TransferAffQuotaRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.Wallet.SerializeToString,
+            ),
+            'QuoteTopUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.QuoteTopUp,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.TopUpQuoteRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.TopUpQuote.SerializeToString,
+            ),
+            'CreateTopUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTopUp,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CreateTopUpRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CreateTopUpResponse.SerializeToString,
+            ),
+            'CompleteTopUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteTopUp,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CompleteTopUpRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CompleteTopUpResponse.SerializeToString,
+            ),
+            'CheckIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckIn,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInResponse.SerializeToString,
+            ),
+            'GetCheckInStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckInStatus,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -645,6 +933,492 @@ class BillingService:
             '/veloera.billing.v1.BillingService/CheckLedger',
             veloera_dot_billing_dot_v1_dot_billing__pb2.CheckLedgerRequest.SerializeToString,
             veloera_dot_billing_dot_v1_dot_billing__pb2.CheckLedgerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLogStat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/GetLogStat',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.ListLogsRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.LogStat.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/WriteLog',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.WriteLogRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.LogEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/DeleteLogs',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteLogsRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQuotaData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/GetQuotaData',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.QuotaDataRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.QuotaDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModelPrices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/ListModelPrices',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.ListModelPricesRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.ListModelPricesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateRedemptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/CreateRedemptions',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.CreateRedemptionsRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.CreateRedemptionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRedemptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/ListRedemptions',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.ListRedemptionsRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.ListRedemptionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRedemption(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/GetRedemption',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.GetRedemptionRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.Redemption.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateRedemption(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/UpdateRedemption',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.UpdateRedemptionRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.Redemption.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRedemption(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/DeleteRedemption',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteRedemptionRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteRedemptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Redeem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/Redeem',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.RedeemRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.RedeemResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GrantSignupRewards(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/GrantSignupRewards',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.SignupRewardsRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.SignupRewardsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransferAffQuota(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/TransferAffQuota',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.TransferAffQuotaRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.Wallet.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QuoteTopUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/QuoteTopUp',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.TopUpQuoteRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.TopUpQuote.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTopUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/CreateTopUp',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.CreateTopUpRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.CreateTopUpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteTopUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/CompleteTopUp',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.CompleteTopUpRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.CompleteTopUpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/CheckIn',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckInStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/GetCheckInStatus',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInStatus.FromString,
             options,
             channel_credentials,
             insecure,

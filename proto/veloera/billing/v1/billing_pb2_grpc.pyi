@@ -47,6 +47,24 @@ class BillingServiceStub:
     QuotePrice: _grpc.UnaryUnaryMultiCallable[_billing_pb2.QuotePriceRequest, _billing_pb2.Price]
     ListLogs: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListLogsRequest, _billing_pb2.ListLogsResponse]
     CheckLedger: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CheckLedgerRequest, _billing_pb2.CheckLedgerResponse]
+    GetLogStat: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListLogsRequest, _billing_pb2.LogStat]
+    WriteLog: _grpc.UnaryUnaryMultiCallable[_billing_pb2.WriteLogRequest, _billing_pb2.LogEntry]
+    DeleteLogs: _grpc.UnaryUnaryMultiCallable[_billing_pb2.DeleteLogsRequest, _billing_pb2.DeleteLogsResponse]
+    GetQuotaData: _grpc.UnaryUnaryMultiCallable[_billing_pb2.QuotaDataRequest, _billing_pb2.QuotaDataResponse]
+    ListModelPrices: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListModelPricesRequest, _billing_pb2.ListModelPricesResponse]
+    CreateRedemptions: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CreateRedemptionsRequest, _billing_pb2.CreateRedemptionsResponse]
+    ListRedemptions: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListRedemptionsRequest, _billing_pb2.ListRedemptionsResponse]
+    GetRedemption: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetRedemptionRequest, _billing_pb2.Redemption]
+    UpdateRedemption: _grpc.UnaryUnaryMultiCallable[_billing_pb2.UpdateRedemptionRequest, _billing_pb2.Redemption]
+    DeleteRedemption: _grpc.UnaryUnaryMultiCallable[_billing_pb2.DeleteRedemptionRequest, _billing_pb2.DeleteRedemptionResponse]
+    Redeem: _grpc.UnaryUnaryMultiCallable[_billing_pb2.RedeemRequest, _billing_pb2.RedeemResponse]
+    GrantSignupRewards: _grpc.UnaryUnaryMultiCallable[_billing_pb2.SignupRewardsRequest, _billing_pb2.SignupRewardsResponse]
+    TransferAffQuota: _grpc.UnaryUnaryMultiCallable[_billing_pb2.TransferAffQuotaRequest, _billing_pb2.Wallet]
+    QuoteTopUp: _grpc.UnaryUnaryMultiCallable[_billing_pb2.TopUpQuoteRequest, _billing_pb2.TopUpQuote]
+    CreateTopUp: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CreateTopUpRequest, _billing_pb2.CreateTopUpResponse]
+    CompleteTopUp: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CompleteTopUpRequest, _billing_pb2.CompleteTopUpResponse]
+    CheckIn: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CheckInRequest, _billing_pb2.CheckInResponse]
+    GetCheckInStatus: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CheckInRequest, _billing_pb2.CheckInStatus]
 
 @_typing.type_check_only
 class BillingServiceAsyncStub(BillingServiceStub):
@@ -65,6 +83,24 @@ class BillingServiceAsyncStub(BillingServiceStub):
     QuotePrice: _aio.UnaryUnaryMultiCallable[_billing_pb2.QuotePriceRequest, _billing_pb2.Price]  # type: ignore[assignment]
     ListLogs: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListLogsRequest, _billing_pb2.ListLogsResponse]  # type: ignore[assignment]
     CheckLedger: _aio.UnaryUnaryMultiCallable[_billing_pb2.CheckLedgerRequest, _billing_pb2.CheckLedgerResponse]  # type: ignore[assignment]
+    GetLogStat: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListLogsRequest, _billing_pb2.LogStat]  # type: ignore[assignment]
+    WriteLog: _aio.UnaryUnaryMultiCallable[_billing_pb2.WriteLogRequest, _billing_pb2.LogEntry]  # type: ignore[assignment]
+    DeleteLogs: _aio.UnaryUnaryMultiCallable[_billing_pb2.DeleteLogsRequest, _billing_pb2.DeleteLogsResponse]  # type: ignore[assignment]
+    GetQuotaData: _aio.UnaryUnaryMultiCallable[_billing_pb2.QuotaDataRequest, _billing_pb2.QuotaDataResponse]  # type: ignore[assignment]
+    ListModelPrices: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListModelPricesRequest, _billing_pb2.ListModelPricesResponse]  # type: ignore[assignment]
+    CreateRedemptions: _aio.UnaryUnaryMultiCallable[_billing_pb2.CreateRedemptionsRequest, _billing_pb2.CreateRedemptionsResponse]  # type: ignore[assignment]
+    ListRedemptions: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListRedemptionsRequest, _billing_pb2.ListRedemptionsResponse]  # type: ignore[assignment]
+    GetRedemption: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetRedemptionRequest, _billing_pb2.Redemption]  # type: ignore[assignment]
+    UpdateRedemption: _aio.UnaryUnaryMultiCallable[_billing_pb2.UpdateRedemptionRequest, _billing_pb2.Redemption]  # type: ignore[assignment]
+    DeleteRedemption: _aio.UnaryUnaryMultiCallable[_billing_pb2.DeleteRedemptionRequest, _billing_pb2.DeleteRedemptionResponse]  # type: ignore[assignment]
+    Redeem: _aio.UnaryUnaryMultiCallable[_billing_pb2.RedeemRequest, _billing_pb2.RedeemResponse]  # type: ignore[assignment]
+    GrantSignupRewards: _aio.UnaryUnaryMultiCallable[_billing_pb2.SignupRewardsRequest, _billing_pb2.SignupRewardsResponse]  # type: ignore[assignment]
+    TransferAffQuota: _aio.UnaryUnaryMultiCallable[_billing_pb2.TransferAffQuotaRequest, _billing_pb2.Wallet]  # type: ignore[assignment]
+    QuoteTopUp: _aio.UnaryUnaryMultiCallable[_billing_pb2.TopUpQuoteRequest, _billing_pb2.TopUpQuote]  # type: ignore[assignment]
+    CreateTopUp: _aio.UnaryUnaryMultiCallable[_billing_pb2.CreateTopUpRequest, _billing_pb2.CreateTopUpResponse]  # type: ignore[assignment]
+    CompleteTopUp: _aio.UnaryUnaryMultiCallable[_billing_pb2.CompleteTopUpRequest, _billing_pb2.CompleteTopUpResponse]  # type: ignore[assignment]
+    CheckIn: _aio.UnaryUnaryMultiCallable[_billing_pb2.CheckInRequest, _billing_pb2.CheckInResponse]  # type: ignore[assignment]
+    GetCheckInStatus: _aio.UnaryUnaryMultiCallable[_billing_pb2.CheckInRequest, _billing_pb2.CheckInStatus]  # type: ignore[assignment]
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -164,5 +200,131 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_pb2.CheckLedgerRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.CheckLedgerResponse, _abc.Awaitable[_billing_pb2.CheckLedgerResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetLogStat(
+        self,
+        request: _billing_pb2.ListLogsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.LogStat, _abc.Awaitable[_billing_pb2.LogStat]]: ...
+
+    @_abc_1.abstractmethod
+    def WriteLog(
+        self,
+        request: _billing_pb2.WriteLogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.LogEntry, _abc.Awaitable[_billing_pb2.LogEntry]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteLogs(
+        self,
+        request: _billing_pb2.DeleteLogsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.DeleteLogsResponse, _abc.Awaitable[_billing_pb2.DeleteLogsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetQuotaData(
+        self,
+        request: _billing_pb2.QuotaDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.QuotaDataResponse, _abc.Awaitable[_billing_pb2.QuotaDataResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListModelPrices(
+        self,
+        request: _billing_pb2.ListModelPricesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ListModelPricesResponse, _abc.Awaitable[_billing_pb2.ListModelPricesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateRedemptions(
+        self,
+        request: _billing_pb2.CreateRedemptionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.CreateRedemptionsResponse, _abc.Awaitable[_billing_pb2.CreateRedemptionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListRedemptions(
+        self,
+        request: _billing_pb2.ListRedemptionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ListRedemptionsResponse, _abc.Awaitable[_billing_pb2.ListRedemptionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetRedemption(
+        self,
+        request: _billing_pb2.GetRedemptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.Redemption, _abc.Awaitable[_billing_pb2.Redemption]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateRedemption(
+        self,
+        request: _billing_pb2.UpdateRedemptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.Redemption, _abc.Awaitable[_billing_pb2.Redemption]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteRedemption(
+        self,
+        request: _billing_pb2.DeleteRedemptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.DeleteRedemptionResponse, _abc.Awaitable[_billing_pb2.DeleteRedemptionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Redeem(
+        self,
+        request: _billing_pb2.RedeemRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.RedeemResponse, _abc.Awaitable[_billing_pb2.RedeemResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GrantSignupRewards(
+        self,
+        request: _billing_pb2.SignupRewardsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.SignupRewardsResponse, _abc.Awaitable[_billing_pb2.SignupRewardsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def TransferAffQuota(
+        self,
+        request: _billing_pb2.TransferAffQuotaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.Wallet, _abc.Awaitable[_billing_pb2.Wallet]]: ...
+
+    @_abc_1.abstractmethod
+    def QuoteTopUp(
+        self,
+        request: _billing_pb2.TopUpQuoteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.TopUpQuote, _abc.Awaitable[_billing_pb2.TopUpQuote]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateTopUp(
+        self,
+        request: _billing_pb2.CreateTopUpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.CreateTopUpResponse, _abc.Awaitable[_billing_pb2.CreateTopUpResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CompleteTopUp(
+        self,
+        request: _billing_pb2.CompleteTopUpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.CompleteTopUpResponse, _abc.Awaitable[_billing_pb2.CompleteTopUpResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CheckIn(
+        self,
+        request: _billing_pb2.CheckInRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.CheckInResponse, _abc.Awaitable[_billing_pb2.CheckInResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetCheckInStatus(
+        self,
+        request: _billing_pb2.CheckInRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.CheckInStatus, _abc.Awaitable[_billing_pb2.CheckInStatus]]: ...
 
 def add_BillingServiceServicer_to_server(servicer: BillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,155 @@
+"""Log-query benchmark (issue 4), run separately: `python -m bench.logs_bench [--rows N]`.
+
+Starts its own embedded PostgreSQL (or uses `--dsn`), applies the migrations, generates N
+consume-log rows (default 10 million) spread over 90 days with `generate_series` in SQL, then
+times the console's queries through the billing service's own code (`services.billing.logs`):
+a filtered first page, the next page by cursor, the numbered page with its total, and the stats
+(quota sum, RPM, TPM) over the same filter. Prints the median of 5 runs of each, in ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from services.billing import logs
+from services.billing.logs import LogFilter
+from services.cli.infra import EmbeddedPostgres, free_port
+from services.cli.migrate import run_migrations
+
+DAYS = 90
+USERS = 1000
+MODELS = 50
+CHUNK = 1_000_000
+
+GENERATE = """
+INSERT INTO logs (user_id, created_at, type, content, username, token_name, model_name, quota,
+                  prompt_tokens, completion_tokens, use_time, is_stream, channel_id, token_id,
+                  "group", other, request_id)
+SELECT u, at, 2, '模型倍率 1，补全倍率 1，分组倍率 1', 'user' || u,
+       'key' || (u * 4 + abs(hashint8(g * 5)) % 4), 'model-' || (abs(hashint8(g * 3)) % $4),
+       (g % 5000) + 1, (g % 3000) + 1, (g % 800) + 1, g % 30, g % 2 = 0,
+       (g % 20) + 1, u * 4 + g % 4, (ARRAY['default', 'vip', 'svip'])[g % 3 + 1],
+       '{"model_ratio": 1, "group_ratio": 1}'::jsonb, 'req-' || g
+FROM (
+    SELECT g, (abs(hashint8(g)) % $3) + 1 AS u,
+           $5::timestamptz - make_interval(secs => (g::double precision * $6 / $2)) AS at
+    FROM generate_series($1::bigint, $1::bigint + $7 - 1) AS g
+) s
+"""
+
+
+async def generate(conn: asyncpg.Connection, rows: int) -> float:
+    started = time.perf_counter()
+    now = await conn.fetchval("SELECT now()")
+    done = 0
+    while done < rows:
+        size = min(CHUNK, rows - done)
+        await conn.execute(GENERATE, done, rows, USERS, MODELS, now, DAYS * 86400.0, size)
+        done += size
+        print(f"  generated {done:,} rows ({time.perf_counter() - started:.0f} s)", flush=True)
+    await conn.execute("ANALYZE logs")
+    return time.perf_counter() - started
+
+
+async def timed(run: Callable[[], Awaitable[Any]], repeats: int = 5) -> tuple[float, Any]:
+    samples: list[float] = []
+    result: Any = None
+    await run()  # warm the cache once: the console hits warm pages
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = await run()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples), result
+
+
+def scenarios(now: int) -> list[tuple[str, LogFilter]]:
+    day, week = now - 86400, now - 7 * 86400
+    return [
+        ("user, last 7 days", LogFilter(user_id=42, start_timestamp=week)),
+        (
+            "user + model, last 7 days",
+            LogFilter(user_id=42, model_name="model-7", start_timestamp=week),
+        ),
+        ("user, all 90 days", LogFilter(user_id=42)),
+        ("admin: everything, newest first", LogFilter()),
+        ("admin: type consume, last 24 h", LogFilter(type=2, start_timestamp=day)),
+        ("admin: username, last 7 days", LogFilter(username="user77", start_timestamp=week)),
+        ("admin: token name, last 7 days", LogFilter(token_name="key400", start_timestamp=week)),
+        ("admin: model, last 24 h", LogFilter(model_name="model-3", start_timestamp=day)),
+        ("admin: channel, last 24 h", LogFilter(channel_id=5, start_timestamp=day)),
+        ("admin: group vip, last 24 h", LogFilter(group="vip", start_timestamp=day)),
+    ]
+
+
+async def measure(conn: asyncpg.Connection) -> None:
+    now = int(time.time())
+    print(f"{'filter':34} {'page1':>8} {'cursor2':>8} {'p=2+total':>10} {'stat':>8}  rows")
+    for name, filters in scenarios(now):
+        first = partial(logs.list_page, conn, filters=filters, page=1, page_size=20)
+        page_ms, page = await timed(partial(first, count_total=False))
+        cursor_ms, _ = await timed(partial(first, cursor=page.next_cursor, count_total=False))
+        total_ms, numbered = await timed(
+            partial(logs.list_page, conn, filters=filters, page=2, page_size=20)
+        )
+        stat_ms, stat = await timed(partial(logs.stat, conn, filters=filters, now=time.time()))
+        print(
+            f"{name:34} {page_ms:8.1f} {cursor_ms:8.1f} {total_ms:10.1f} {stat_ms:8.1f}"
+            f"  {numbered.total:,} (quota {stat.quota:,}, rpm {stat.rpm:.3f})",
+            flush=True,
+        )
+
+
+async def run(dsn: str, rows: int, skip_generate: bool) -> None:
+    await run_migrations(dsn)
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": "billing"})
+    try:
+        await conn.execute(
+            "SELECT ensure_logs_partition(now() - make_interval(months => m))"
+            " FROM generate_series(0, 4) m"
+        )
+        existing = await conn.fetchval("SELECT count(*) FROM logs")
+        if not skip_generate and existing < rows:
+            print(f"generating {rows - existing:,} rows over {DAYS} days ...", flush=True)
+            seconds = await generate(conn, rows - existing)
+            print(f"generated in {seconds:.0f} s", flush=True)
+        total = await conn.fetchval("SELECT count(*) FROM logs")
+        size = await conn.fetchval(
+            "SELECT pg_size_pretty(sum(pg_total_relation_size(inhrelid))) FROM pg_inherits"
+            " WHERE inhparent = 'logs'::regclass"
+        )
+        print(f"logs: {total:,} rows, {size} with indexes; median of 5 warm runs, ms")
+        await measure(conn)
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--dsn", default="", help="use this database instead of a fresh one")
+    parser.add_argument("--skip-generate", action="store_true")
+    args = parser.parse_args()
+    if args.dsn:
+        asyncio.run(run(args.dsn, args.rows, args.skip_generate))
+        return
+    with tempfile.TemporaryDirectory(prefix="veloera-logs-bench-") as tmp:
+        pg = EmbeddedPostgres(Path(tmp) / "postgres", free_port())
+        pg.start()
+        try:
+            asyncio.run(run(pg.dsn, args.rows, args.skip_generate))
+        finally:
+            pg.stop()
+
+
+if __name__ == "__main__":
+    main()

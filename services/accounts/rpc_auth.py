@@ -1,0 +1,127 @@
+"""RPCs for self-registration, session listing and revocation, and usable groups."""
+
+from __future__ import annotations
+
+import asyncpg
+from veloera.accounts.v1 import accounts_pb2 as pb
+
+from services.accounts import (
+    channels_repo,
+    convert,
+    events,
+    option_rules,
+    tokens_repo,
+    user_rules,
+    users_repo,
+)
+from services.accounts.deps import Deps, now
+from services.accounts.passwords import hash_password
+from services.accounts.registration import check_registration_open
+from services.accounts.roles import COMMON
+from services.accounts.rpc_email import WRONG_CODE, registration_email
+from services.accounts.rpc_email import consume as consume_code
+from services.accounts.rpc_identity import Context
+from services.accounts.rpc_users import insert_new_user
+from services.accounts.token_rules import ENABLED, NEVER
+from services.accounts.tokens_repo import TokenFields
+from services.accounts.types import Conn
+from services.shared.crypto import random_key
+from services.shared.errors import NotFound
+
+DEFAULT_TOKEN_SUFFIX = "的初始令牌"
+KEY_LENGTH = 48
+
+
+def _default_token_fields(username: str) -> TokenFields:
+    return TokenFields(
+        name=f"{username}{DEFAULT_TOKEN_SUFFIX}", status=ENABLED, expired_time=NEVER,
+        unlimited_quota=True, model_limits_enabled=False, model_limits=[], allow_ips=[],
+        group="", rate_limit_enabled=False, rate_limit_period=60, rate_limit_count=1000,
+        rate_limit_success=10,
+    )  # fmt: skip
+
+
+class AuthRpcs:
+    _deps: Deps
+
+    async def Register(self, request: pb.RegisterRequest, context: Context) -> pb.RegisterResponse:
+        username = user_rules.check_username(request.username)
+        display_name = user_rules.check_display_name(request.display_name or username)
+        password_hash = await hash_password(user_rules.check_password(request.password))
+        async with self._deps.pool.acquire() as conn:
+            await check_registration_open(conn)
+        email, code_id = await registration_email(self._deps, request)
+        token = pb.Token()
+        async with self._deps.pool.acquire() as conn, conn.transaction():
+            await check_registration_open(conn)
+            if code_id:
+                await consume_code(conn, code_id=code_id, message=WRONG_CODE)
+            row = await insert_new_user(
+                conn, username=username, password_hash=password_hash, display_name=display_name,
+                email=email, role=COMMON, group="default", aff_code=request.aff_code,
+            )  # fmt: skip
+            if self._deps.generate_default_token:
+                token = await self._default_token(conn, row["id"], username)
+        await self._deps.events.changed(events.USER, ids=[row["id"]])
+        return pb.RegisterResponse(user=convert.user(row), default_token=token)
+
+    async def _default_token(self, conn: Conn, user_id: int, username: str) -> pb.Token:
+        key = random_key(KEY_LENGTH)
+        token_row = await tokens_repo.insert_token(
+            conn, user_id=user_id, key_enc=self._deps.box.encrypt(key),
+            key_hash=self._deps.box.lookup_hash(key), now=now(),
+            fields=_default_token_fields(username),
+        )  # fmt: skip
+        return convert.token(token_row, key=key)
+
+    async def ListSessions(
+        self, request: pb.ListSessionsRequest, context: Context
+    ) -> pb.ListSessionsResponse:
+        current = (
+            self._deps.box.lookup_hash(request.current_session_id)
+            if request.current_session_id
+            else ""
+        )
+        async with self._deps.pool.acquire() as conn:
+            rows = await users_repo.live_sessions(conn, user_id=request.user_id, now=now())
+        sessions = [_session(row, current) for row in rows]
+        return pb.ListSessionsResponse(sessions=sessions)
+
+    async def RevokeSession(
+        self, request: pb.RevokeSessionRequest, context: Context
+    ) -> pb.RevokeSessionResponse:
+        async with self._deps.pool.acquire() as conn:
+            revoked = await users_repo.revoke_session_by_id(
+                conn, session_id=request.id, user_id=request.user_id
+            )
+        if not revoked:
+            raise NotFound("session not found")
+        return pb.RevokeSessionResponse()
+
+    async def GetUsableGroups(
+        self, request: pb.GetUsableGroupsRequest, context: Context
+    ) -> pb.UsableGroups:
+        async with self._deps.pool.acquire() as conn:
+            value = await channels_repo.get_option(conn, key="UserUsableGroups")
+            user = (
+                await users_repo.get_user(conn, user_id=request.user_id)
+                if request.user_id
+                else None
+            )
+        if request.user_id and user is None:
+            raise NotFound("user not found")
+        groups = option_rules.usable_group_map(
+            value or option_rules.DEFAULT_USABLE_GROUPS, user["group"] if user else ""
+        )
+        return pb.UsableGroups(groups=groups)
+
+
+def _session(row: asyncpg.Record, current_hash: str) -> pb.Session:
+    return pb.Session(
+        id=row["id"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        client_ip=row["client_ip"],
+        user_agent=row["user_agent"],
+        current=bool(current_hash) and row["id_hash"] == current_hash,
+    )

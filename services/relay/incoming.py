@@ -1,0 +1,160 @@
+"""Parse and validate a client request body per endpoint (reference §3.6 step 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.types import Message
+
+from services.relay.adaptors.base import FormFile
+from services.relay.endpoints import Endpoint
+from services.relay.errors import RelayError
+
+MAX_TOKENS_LIMIT = 1 << 30
+MAX_N = 128
+MAX_FORM_FILES = 16
+MAX_FORM_FIELDS = 64
+
+
+def bad_request(
+    message: str, param: str | None = None, code: str = "invalid_request"
+) -> RelayError:
+    return RelayError(400, message, type_="invalid_request_error", code=code, param=param)
+
+
+@dataclass(slots=True)
+class ClientRequest:
+    endpoint: Endpoint
+    model: str
+    raw: bytes
+    payload: dict[str, Any] = field(default_factory=dict)  # JSON body, or the form's fields
+    files: list[FormFile] = field(default_factory=list)
+    fields: list[tuple[str, str]] = field(default_factory=list)  # form fields, in order
+    stream: bool = False
+    include_usage: bool = False  # the client asked for stream usage itself
+    max_tokens: int = 0
+
+
+def parse_json_body(raw: bytes) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise bad_request("request body is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise bad_request("request body must be a JSON object")
+    return payload
+
+
+def requested_max_tokens(payload: dict[str, Any]) -> int:
+    values = [payload.get("max_tokens"), payload.get("max_completion_tokens")]
+    for value in values:
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise bad_request("max_tokens must be an integer", "max_tokens")
+    numbers = [v for v in values if isinstance(v, int)]
+    best = max(numbers, default=0)
+    if best < 0 or best >= MAX_TOKENS_LIMIT:
+        raise bad_request("max_tokens is invalid", "max_tokens")
+    return best
+
+
+def _check_n(payload: dict[str, Any]) -> None:
+    n = payload.get("n")
+    if n is None:
+        return
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_N:
+        raise bad_request(f"n must be an integer between 1 and {MAX_N}", "n")
+
+
+def _model_of(payload: dict[str, Any], endpoint: Endpoint, path_model: str | None) -> str:
+    if path_model:
+        return path_model
+    model = payload.get("model")
+    if model is None or model == "":
+        if endpoint.default_model:
+            return endpoint.default_model
+        raise bad_request("model is required", "model")
+    if not isinstance(model, str):
+        raise bad_request("model must be a string", "model")
+    return model
+
+
+def parse_json_request(
+    endpoint: Endpoint, raw: bytes, path_model: str | None = None
+) -> ClientRequest:
+    payload = parse_json_body(raw)
+    model = _model_of(payload, endpoint, path_model)
+    if endpoint.required:
+        value = payload.get(endpoint.required)
+        if value is None or value == "" or value == []:
+            raise bad_request(f"{endpoint.required} is required", endpoint.required)
+        if endpoint.chat and not isinstance(value, list):
+            raise bad_request("messages must be an array", "messages")
+    _check_n(payload)
+    stream = endpoint.streamable and payload.get("stream") is True
+    options = payload.get("stream_options")
+    include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
+    return ClientRequest(
+        endpoint=endpoint,
+        model=model,
+        raw=raw,
+        payload=payload,
+        stream=stream,
+        include_usage=include_usage,
+        max_tokens=requested_max_tokens(payload),
+    )
+
+
+async def parse_form_request(endpoint: Endpoint, raw: bytes, content_type: str) -> ClientRequest:
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise bad_request(
+            "this endpoint takes multipart/form-data", code="unsupported_content_type"
+        )
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "headers": [(b"content-type", content_type.encode("latin-1"))],
+    }
+    request = Request(scope, receive)
+    try:
+        form = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS)
+    except Exception:
+        raise bad_request("malformed multipart body") from None
+    fields: dict[str, Any] = {}
+    pairs: list[tuple[str, str]] = []
+    files: list[FormFile] = []
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                data = await value.read()
+                files.append(
+                    FormFile(
+                        name,
+                        value.filename or "file",
+                        value.content_type or "application/octet-stream",
+                        data,
+                    )
+                )
+            else:
+                fields[name] = value
+                pairs.append((name, value))
+    finally:
+        await form.close()
+    if not files:
+        raise bad_request("a file is required", "file")
+    model = _model_of(fields, endpoint, None)
+    return ClientRequest(
+        endpoint=endpoint, model=model, raw=raw, payload=fields, files=files, fields=pairs
+    )

@@ -1,0 +1,93 @@
+"""The state of one relayed request across its attempts, and channel resolution (§3.4)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from services.relay.auth import AuthEntry
+from services.relay.errors import REQUEST_ID_HEADER, RelayError
+from services.relay.incoming import ClientRequest
+from services.relay.metering import Metering
+from services.relay.metrics import OVERHEAD_SECONDS
+from services.relay.options import RelayOptions
+from services.relay.routing import ChannelInfo, RoutingTable, pick_weighted
+
+OVERHEAD_HEADER = "X-Veloera-Overhead-Ms"
+
+
+def no_channel(model: str, group: str) -> RelayError:
+    return RelayError(
+        503,
+        f"no available channel for model {model} in group {group}",
+        code="no_available_channel",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where the request goes first, and the model name channels know it by."""
+
+    channel: ChannelInfo
+    routing_model: str  # after prefix stripping / virtual mapping; retries select on it
+
+
+def resolve(
+    table: RoutingTable,
+    group: str,
+    model: str,
+    pinned: int | None,
+    virtual_target: str | None = None,
+) -> Route:
+    """Pinned channel, else channel prefix, else the global virtual mapping's model (already
+    picked), else the tiers of the requested model."""
+    if pinned is not None:
+        channel = table.pinned(pinned)
+        if channel is None:
+            raise RelayError(
+                403, f"channel {pinned} does not exist or is disabled", code="channel_unavailable"
+            )
+        return Route(channel, model)
+    prefixed = table.prefixed(group, model)
+    if prefixed is not None:
+        stripped, pool = prefixed
+        return Route(pick_weighted(pool), stripped)
+    routing_model = virtual_target or model
+    channel = table.select(group, routing_model)
+    if channel is None:
+        raise no_channel(model, group)
+    return Route(channel, routing_model)
+
+
+@dataclass(slots=True)
+class Job:
+    request_id: str
+    started: float
+    entry: AuthEntry
+    req: ClientRequest
+    options: RelayOptions
+    meter: Metering
+    routing_model: str
+    client_ip: str
+    pinned: bool
+    effort: str = ""
+    tried: list[int] = field(default_factory=list)
+    upstream_wait: float = 0.0
+    settled: bool = False
+
+    @property
+    def model(self) -> str:
+        """The display name (what the client sent)."""
+        return self.req.model
+
+    @property
+    def stream(self) -> bool:
+        return self.req.stream
+
+    def elapsed_ms(self) -> int:
+        return int((time.perf_counter() - self.started) * 1000)
+
+    def overhead_headers(self) -> dict[str, str]:
+        overhead = max(time.perf_counter() - self.started - self.upstream_wait, 0.0)
+        OVERHEAD_SECONDS.observe(overhead)
+        return {REQUEST_ID_HEADER: self.request_id, OVERHEAD_HEADER: f"{overhead * 1000:.3f}"}

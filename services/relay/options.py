@@ -1,0 +1,190 @@
+"""Runtime options the relay acts on, parsed once per routing snapshot (never per request)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import orjson
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RETRY_STATUS_CODES = "5xx,4xx"
+NEVER_AUTO_RETRY = frozenset({408, 504, 524})
+DEFAULT_EXEMPT_GROUP = "nsfw-ok"
+
+
+def _bool(options: Mapping[str, str], key: str, default: bool = False) -> bool:
+    value = options.get(key)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in ("true", "1", "yes", "on")
+
+
+def _int(options: Mapping[str, str], key: str, default: int) -> int:
+    try:
+        return int(options.get(key, "").strip())
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCodes:
+    """`5xx,4xx,429` style: whole classes and exact codes."""
+
+    classes: frozenset[int] = frozenset()
+    exact: frozenset[int] = frozenset()
+
+    @classmethod
+    def parse(cls, text: str) -> StatusCodes:
+        classes: set[int] = set()
+        exact: set[int] = set()
+        for raw in text.split(","):
+            item = raw.strip().lower()
+            if len(item) == 3 and item.endswith("xx") and item[0].isdigit():
+                classes.add(int(item[0]))
+            elif item.isdigit():
+                exact.add(int(item))
+        return cls(frozenset(classes), frozenset(exact))
+
+    def matches(self, status: int) -> bool:
+        return status in self.exact or status // 100 in self.classes
+
+
+@dataclass(frozen=True, slots=True)
+class SensitiveMatcher:
+    """Plain words (lower-cased substring) and regexes (`regex:` or `/.../` lines)."""
+
+    words: tuple[str, ...] = ()
+    patterns: tuple[re.Pattern[str], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> SensitiveMatcher:
+        words: list[str] = []
+        patterns: list[re.Pattern[str]] = []
+        for raw in text.splitlines():
+            line = raw.strip()
+            if not line:
+                continue
+            source: str | None = None
+            if line.startswith("regex:"):
+                source = line[6:]
+            elif len(line) > 2 and line.startswith("/") and line.endswith("/"):
+                source = line[1:-1]
+            if source is None:
+                words.append(line.lower())
+                continue
+            try:
+                patterns.append(re.compile(source, re.IGNORECASE))
+            except re.error:
+                logger.warning("invalid sensitive-word regex dropped")
+        return cls(tuple(words), tuple(patterns))
+
+    def __bool__(self) -> bool:
+        return bool(self.words or self.patterns)
+
+    def find(self, text: str) -> str | None:
+        """The first hit (regexes first), or None."""
+        lowered = text.lower()
+        for pattern in self.patterns:
+            hit = pattern.search(lowered)
+            if hit is not None:
+                return hit.group(0)
+        for word in self.words:
+            if word in lowered:
+                return word
+        return None
+
+
+def parse_global_mapping(text: str) -> dict[str, tuple[str, ...]]:
+    """`{"mapping": {virtual: [{"model", "priorities"}]}}` → virtual → top-priority models."""
+    if not text.strip():
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        logger.warning("global_model_mapping is not valid JSON; ignored")
+        return {}
+    mapping = value.get("mapping") if isinstance(value, dict) else None
+    if not isinstance(mapping, dict):
+        return {}
+    result: dict[str, tuple[str, ...]] = {}
+    for virtual, items in mapping.items():
+        entries: list[tuple[int, str]] = []
+        for item in items if isinstance(items, list) else ():
+            if isinstance(item, str) and item:
+                entries.append((0, item))
+            elif isinstance(item, dict) and isinstance(item.get("model"), str) and item["model"]:
+                priority = item.get("priorities", item.get("priority", 0))
+                entries.append((priority if isinstance(priority, int) else 0, item["model"]))
+        if entries:
+            top = max(p for p, _ in entries)
+            result[str(virtual)] = tuple(m for p, m in entries if p == top)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class RelayOptions:
+    auto_retry_enabled: bool = False
+    auto_retry_count: int = 3
+    auto_retry_codes: StatusCodes = field(default_factory=lambda: StatusCodes.parse("5xx,4xx"))
+    force_channel_switch: bool = False
+    pass_through: bool = False
+    hide_upstream_error: bool = False
+    block_browser_extension: bool = False
+    check_sensitive: bool = True
+    sensitive: SensitiveMatcher = field(default_factory=SensitiveMatcher)
+    exempt_enabled: bool = False
+    exempt_group: str = DEFAULT_EXEMPT_GROUP
+    rate_limit_exempt_enabled: bool = False
+    rate_limit_exempt_group: str = "bulk-ok"
+    ping_enabled: bool = False
+    ping_seconds: float = 60.0
+    reverse_proxy: str = ""  # "", "nginx" or "cloudflare"
+    global_mapping: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, options: Mapping[str, str]) -> RelayOptions:
+        exempt_enabled = _bool(options, "global.safe_check_exempt_enabled") or _bool(
+            options, "SafeCheckExemptEnabled"
+        )
+        exempt_group = (
+            options.get("global.safe_check_exempt_group")
+            or options.get("SafeCheckExemptGroup")
+            or DEFAULT_EXEMPT_GROUP
+        )
+        proxy = ""
+        if _bool(options, "ReverseProxyEnabled"):
+            proxy = (options.get("ReverseProxyProvider") or "nginx").strip().lower()
+        return cls(
+            auto_retry_enabled=_bool(options, "global.auto_retry_enabled"),
+            auto_retry_count=max(_int(options, "global.auto_retry_count", 3), 0),
+            auto_retry_codes=StatusCodes.parse(
+                options.get("global.auto_retry_status_codes") or DEFAULT_RETRY_STATUS_CODES
+            ),
+            force_channel_switch=_bool(options, "global.auto_retry_force_channel_switch"),
+            pass_through=_bool(options, "global.pass_through_request_enabled"),
+            hide_upstream_error=_bool(options, "global.hide_upstream_error_enabled"),
+            block_browser_extension=_bool(options, "global.block_browser_extension_enabled"),
+            check_sensitive=_bool(options, "CheckSensitiveEnabled", True)
+            and _bool(options, "CheckSensitiveOnPromptEnabled", True),
+            sensitive=SensitiveMatcher.parse(options.get("SensitiveWords", "")),
+            exempt_enabled=exempt_enabled,
+            exempt_group=exempt_group,
+            rate_limit_exempt_enabled=_bool(options, "global.rate_limit_exempt_enabled"),
+            rate_limit_exempt_group=options.get("global.rate_limit_exempt_group") or "bulk-ok",
+            ping_enabled=_bool(options, "general_setting.ping_interval_enabled"),
+            ping_seconds=float(max(_int(options, "general_setting.ping_interval_seconds", 60), 1)),
+            reverse_proxy=proxy,
+            global_mapping=parse_global_mapping(options.get("global_model_mapping", "")),
+        )
+
+    def sensitive_applies(self, group: str) -> bool:
+        if not self.check_sensitive or not self.sensitive:
+            return False
+        return not (self.exempt_enabled and group == self.exempt_group)
+
+    def rate_limit_exempt(self, group: str) -> bool:
+        return self.rate_limit_exempt_enabled and group == self.rate_limit_exempt_group

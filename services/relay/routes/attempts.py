@@ -1,0 +1,261 @@
+"""One upstream attempt: shape the body for the channel, call, read or stream the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import orjson
+from starlette.responses import Response
+
+from services.relay import endpoints as ep
+from services.relay.adaptors.base import Adaptor, Outgoing, Target, UpstreamRequest, UsageCounts
+from services.relay.job import Job
+from services.relay.metering import usage_of_reply, usage_of_stream
+from services.relay.metrics import FIRST_TOKEN_SECONDS, UPSTREAM_SECONDS
+from services.relay.routing import ChannelInfo
+from services.relay.shaping import (
+    apply_o_series,
+    apply_param_override,
+    apply_stream_options,
+    apply_system_prompt,
+    split_effort,
+)
+from services.relay.state import RelayContext
+from services.relay.streaming import SSEProcessor, SSEResponse, usage_chunk
+from services.relay.upstream import UpstreamFailure, open_upstream
+
+
+class Attempts:
+    """Attempt logic shared by the relay route (mixin: needs `ctx`, `failed`, `settle`)."""
+
+    ctx: RelayContext
+
+    def failed(
+        self, job: Job, channel: ChannelInfo, key_id: int, exc: UpstreamFailure, sent: float
+    ) -> UpstreamFailure:
+        raise NotImplementedError
+
+    def settle(
+        self,
+        job: Job,
+        channel: ChannelInfo,
+        upstream_model: str,
+        usage: UsageCounts,
+        *,
+        first_response_ms: int,
+        interrupted: bool,
+    ) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ request shaping
+
+    @staticmethod
+    def upstream_model(job: Job, channel: ChannelInfo) -> tuple[str, str]:
+        """(upstream model, reasoning effort) after channel mapping and the effort suffix."""
+        return split_effort(channel.upstream_model(job.routing_model))
+
+    def outgoing(
+        self,
+        job: Job,
+        channel: ChannelInfo,
+        adaptor: Adaptor,
+        model: str,
+        effort: str,
+        stream: bool,
+    ) -> Outgoing:
+        req = job.req
+        if req.endpoint.multipart:
+            fields = [(k, model if k == "model" else v) for k, v in req.fields]
+            if not any(k == "model" for k, _ in fields):
+                fields.append(("model", model))
+            return Outgoing(fields=fields, files=req.files)
+        if job.options.pass_through and stream == req.stream:  # not for pseudo-streams
+            return Outgoing(raw=req.raw)
+        body = dict(req.payload)
+        body["model"] = model
+        endpoint = req.endpoint
+        if endpoint.chat:
+            apply_system_prompt(body, channel.system_prompt)
+            apply_o_series(body, model, effort)
+        elif endpoint is ep.RESPONSES:
+            if effort:
+                reasoning = body.get("reasoning")
+                body["reasoning"] = {**(reasoning if isinstance(reasoning, dict) else {})}
+                body["reasoning"]["effort"] = effort
+            body.pop("stream_options", None)
+        if endpoint.streamable:
+            body["stream"] = stream
+            if endpoint is not ep.RESPONSES:
+                apply_stream_options(
+                    body,
+                    stream=stream,
+                    channel_type=channel.type,
+                    supports=adaptor.supports_stream_options,
+                    force=self.ctx.settings.force_stream_option,
+                )
+            if not stream and "stream" not in req.payload:
+                body.pop("stream")
+        apply_param_override(body, channel)
+        return Outgoing(json=body)
+
+    def client(self, channel: ChannelInfo) -> httpx.AsyncClient:
+        client = self.ctx.client_for(channel.setting.proxy)
+        if client is None:
+            raise UpstreamFailure("connection", 502, "the channel's proxy cannot be used")
+        return client
+
+    def prepare(
+        self, job: Job, channel: ChannelInfo, *, stream: bool
+    ) -> tuple[Adaptor, Target, int, UpstreamRequest]:
+        adaptor = self.ctx.adaptors.for_type(channel.type)
+        model, effort = self.upstream_model(job, channel)
+        job.effort = effort
+        key_id, key = self.ctx.keys.pick(channel)
+        target = Target(channel, key, model, job.req.endpoint, stream)
+        body = self.outgoing(job, channel, adaptor, model, effort, stream)
+        return adaptor, target, key_id, adaptor.build_request(target, body)
+
+    # ------------------------------------------------------------------ non-stream
+
+    async def plain_attempt(self, job: Job, channel: ChannelInfo) -> Response:
+        data, content_type = await self.plain_data(job, channel)
+        return Response(data, 200, headers=job.overhead_headers(), media_type=content_type)
+
+    async def plain_data(self, job: Job, channel: ChannelInfo) -> tuple[bytes, str]:
+        """Call once without streaming, settle, return the body and its content type."""
+        ctx = self.ctx
+        adaptor, target, key_id, request = self.prepare(job, channel, stream=False)
+        sent = time.perf_counter()
+        try:
+            try:
+                async with asyncio.timeout(ctx.settings.relay_timeout):
+                    http = self.client(channel)
+                    response = await open_upstream(http, request, ctx.plain_timeout)
+                    try:
+                        data = await response.aread()
+                    finally:
+                        await response.aclose()
+            except TimeoutError:
+                raise UpstreamFailure("timeout", 504, "upstream timed out") from None
+            except httpx.TimeoutException:
+                raise UpstreamFailure("timeout", 504, "upstream timed out") from None
+            except httpx.HTTPError as exc:
+                raise UpstreamFailure(
+                    "connection", 502, f"upstream connection failed: {type(exc).__name__}"
+                ) from None
+            finally:
+                waited = time.perf_counter() - sent
+                job.upstream_wait += waited
+                UPSTREAM_SECONDS.observe(waited)
+            if not data.strip():
+                raise UpstreamFailure("empty", 500, "upstream returned an empty response")
+        except UpstreamFailure as exc:
+            raise self.failed(job, channel, key_id, exc, sent) from None
+        data = adaptor.convert_response(target, data)
+        reply = None
+        if not job.req.endpoint.binary:
+            try:
+                parsed = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                parsed = None
+            reply = parsed if isinstance(parsed, dict) else None
+        usage = usage_of_reply(job.req, job.meter, adaptor, reply, target.model)
+        self.settle(
+            job,
+            channel,
+            target.model,
+            usage,
+            first_response_ms=job.elapsed_ms(),
+            interrupted=False,
+        )
+        default_type = "application/octet-stream" if job.req.endpoint.binary else "application/json"
+        return data, response.headers.get("content-type", default_type)
+
+    # ------------------------------------------------------------------ stream
+
+    async def stream_attempt(self, job: Job, channel: ChannelInfo) -> Response:
+        ctx = self.ctx
+        adaptor, target, key_id, request = self.prepare(job, channel, stream=True)
+        long = target.model.startswith(("o1", "o3"))
+        timeout = ctx.long_stream_timeout if long else ctx.stream_timeout
+        setting = channel.setting
+        processor = SSEProcessor(
+            adaptor,
+            include_usage=job.req.include_usage,
+            force_format=setting.force_format,
+            thinking_to_content=setting.thinking_to_content,
+        )
+        sent = time.perf_counter()
+        response: httpx.Response | None = None
+        try:
+            try:
+                response = await open_upstream(self.client(channel), request, timeout)
+                chunks = response.aiter_bytes()
+                initial = b""
+                # Read until the first frame, so an empty stream can still go elsewhere.
+                while not initial:
+                    try:
+                        data = await anext(chunks)
+                    except StopAsyncIteration:
+                        initial = processor.finish()
+                        if not initial:
+                            raise UpstreamFailure(
+                                "empty", 500, "upstream returned an empty stream"
+                            ) from None
+                        break
+                    initial = processor.feed(data)
+            except httpx.TimeoutException:
+                raise UpstreamFailure("timeout", 504, "upstream timed out") from None
+            except httpx.HTTPError as exc:
+                raise UpstreamFailure(
+                    "connection", 502, f"upstream connection failed: {type(exc).__name__}"
+                ) from None
+            finally:
+                waited = time.perf_counter() - sent
+                job.upstream_wait += waited
+                UPSTREAM_SECONDS.observe(waited)
+        except UpstreamFailure as exc:
+            if response is not None:
+                await response.aclose()
+            raise self.failed(job, channel, key_id, exc, sent) from None
+        if processor.first_at is not None:
+            FIRST_TOKEN_SECONDS.observe(processor.first_at - job.started)
+        meter = job.meter
+
+        def tail(proc: SSEProcessor) -> bytes:
+            if not job.req.include_usage or proc.acc.usage is not None:
+                return b""
+            usage = usage_of_stream(proc.acc, meter, target.model)
+            return usage_chunk(
+                proc.acc.first_chunk_meta or {},
+                {
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+                },
+            )
+
+        def finish(proc: SSEProcessor, interrupted: bool) -> None:
+            first_ms = int((proc.first_at - job.started) * 1000) if proc.first_at else 0
+            self.settle(
+                job,
+                channel,
+                target.model,
+                usage_of_stream(proc.acc, meter, target.model),
+                first_response_ms=first_ms,
+                interrupted=interrupted,
+            )
+
+        options = job.options
+        return SSEResponse(
+            response,
+            processor,
+            headers=job.overhead_headers(),
+            on_finish=finish,
+            tail=tail,
+            ping_seconds=options.ping_seconds if options.ping_enabled else None,
+            initial=initial,
+            chunks=chunks,
+        )

@@ -1,0 +1,389 @@
+"""Every relayed OpenAI endpoint: authenticate, route, reserve, call upstream (retry), settle."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from veloera.accounts.v1 import accounts_pb2
+from veloera.billing.v1 import billing_pb2
+
+from services.relay import endpoints as ep
+from services.relay.adaptors.base import UsageCounts
+from services.relay.auth import AuthEntry
+from services.relay.errors import RelayError, error_body, error_response
+from services.relay.ids import new_request_id
+from services.relay.incoming import ClientRequest, parse_form_request, parse_json_request
+from services.relay.job import Job, resolve
+from services.relay.metering import meter_request
+from services.relay.metrics import ATTEMPT_FAILURES, RETRIES, TOKENS
+from services.relay.options import RelayOptions
+from services.relay.retry import map_status, retry_budget, should_retry, start_tier
+from services.relay.routes.attempts import Attempts
+from services.relay.routes.common import authorise, client_ip, count, read_body, read_key
+from services.relay.routing import ChannelInfo
+from services.relay.state import RelayContext
+from services.relay.streaming import PseudoStreamResponse, completion_to_chunks
+from services.relay.upstream import UpstreamFailure
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+SATURATED = "upstream capacity for this group is saturated; try again later"
+
+
+class Labels:
+    __slots__ = ("channel", "model")
+
+    def __init__(self) -> None:
+        self.model = ""
+        self.channel = 0
+
+
+def _check_origin(request: Request) -> None:
+    origin = request.headers.get("origin", "")
+    if "extension" in origin and "://" in origin:
+        raise RelayError(
+            403, "browser extensions are not allowed", code="browser_extension_blocked"
+        )
+
+
+def prompt_text(req: ClientRequest) -> str:
+    """The text the sensitive-word check reads (§7.10)."""
+    payload = req.payload
+    parts: list[str] = []
+    if req.endpoint is ep.CHAT:
+        for message in payload.get("messages") or ():
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, str):
+                parts.append(content)
+            elif isinstance(content, list):
+                parts.extend(
+                    p["text"]
+                    for p in content
+                    if isinstance(p, dict) and isinstance(p.get("text"), str)
+                )
+    else:
+        for name in ("prompt", "input", "query"):
+            value = payload.get(name)
+            if isinstance(value, str):
+                parts.append(value)
+            elif isinstance(value, list):
+                parts.extend(v for v in value if isinstance(v, str))
+    return "\n".join(parts)
+
+
+def _rate_limit(entry: AuthEntry, options: RelayOptions) -> tuple[int, int, int]:
+    token = entry.token
+    if not token.rate_limit_enabled or options.rate_limit_exempt(entry.group):
+        return (0, 0, 0)
+    return (token.rate_limit_period, token.rate_limit_count, token.rate_limit_success)
+
+
+class RelayRoute(Attempts):
+    def __init__(self, ctx: RelayContext) -> None:
+        self.ctx = ctx
+
+    def handler(self, endpoint: ep.Endpoint) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            return await self.handle(request, endpoint)
+
+        return handle
+
+    async def engine_embeddings(self, request: Request) -> Response:
+        return await self.handle(request, ep.EMBEDDINGS, request.path_params["model"])
+
+    async def handle(
+        self, request: Request, endpoint: ep.Endpoint, path_model: str | None = None
+    ) -> Response:
+        started = time.perf_counter()
+        request_id = new_request_id()
+        labels = Labels()
+        try:
+            response = await self._handle(
+                request, endpoint, path_model, request_id, started, labels
+            )
+        except RelayError as err:
+            response = error_response(err, request_id)
+        count(endpoint.name, response.status_code, labels.model, labels.channel)
+        return response
+
+    async def _read(
+        self, request: Request, endpoint: ep.Endpoint, path_model: str | None
+    ) -> ClientRequest:
+        raw = await read_body(request, self.ctx.settings.max_body_bytes)
+        content_type = request.headers.get("content-type", "")
+        if endpoint.multipart:
+            return await parse_form_request(endpoint, raw, content_type)
+        if content_type.lower().startswith(FORM_TYPES):
+            raise RelayError(
+                415,
+                "this endpoint takes application/json",
+                type_="invalid_request_error",
+                code="unsupported_content_type",
+            )
+        return parse_json_request(endpoint, raw, path_model)
+
+    async def _handle(
+        self,
+        request: Request,
+        endpoint: ep.Endpoint,
+        path_model: str | None,
+        request_id: str,
+        started: float,
+        labels: Labels,
+    ) -> Response:
+        ctx = self.ctx
+        table = ctx.snapshot.table
+        if table is None:
+            raise RelayError(503, "routing is not ready", code="not_ready")
+        options = table.options
+        key = read_key(request)
+        if options.block_browser_extension and endpoint is ep.CHAT:
+            _check_origin(request)
+        req = await self._read(request, endpoint, path_model)
+        ip = client_ip(request, options.reverse_proxy)
+        entry = await authorise(ctx, request, key, req.model, ip)
+        if options.sensitive_applies(entry.group):
+            hit = options.sensitive.find(prompt_text(req))
+            if hit is not None:
+                logger.info("sensitive words detected", extra={"request_id": request_id})
+                raise RelayError(
+                    400,
+                    "sensitive words detected",
+                    type_="invalid_request_error",
+                    code="sensitive_words_detected",
+                )
+        virtual = options.global_mapping.get(req.model)
+        target = ctx.virtual.pick(req.model, virtual) if virtual else None
+        route = resolve(table, entry.group, req.model, key.channel_id, target)
+        if table.is_known_model(req.model):
+            labels.model = req.model
+        meter = await meter_request(ctx.http, req, ctx.media)
+        job = Job(
+            request_id=request_id,
+            started=started,
+            entry=entry,
+            req=req,
+            options=options,
+            meter=meter,
+            routing_model=route.routing_model,
+            client_ip=ip,
+            pinned=key.channel_id is not None,
+        )
+        priced, _effort = self.upstream_model(job, route.channel)
+        await ctx.biller.reserve(
+            request_id=request_id,
+            user_id=entry.user.id,
+            token_id=entry.token.id,
+            model=priced,
+            group=entry.group,
+            prompt_tokens=meter.prompt_tokens,
+            max_tokens=req.max_tokens,
+            requested_model=req.model,
+            accept_unpriced=entry.accept_unpriced,
+            estimate=meter.estimate(endpoint.kind),
+            rate_limit=_rate_limit(entry, options),
+        )
+        try:
+            response = await self._serve(job, route.channel)
+        except BaseException:
+            if not job.settled:
+                ctx.biller.release_later(request_id, "relay error")
+            raise
+        labels.channel = job.tried[-1] if job.tried else 0
+        return response
+
+    # ------------------------------------------------------------------ attempts
+
+    async def _serve(self, job: Job, channel: ChannelInfo) -> Response:
+        if job.stream and channel.setting.non_stream_only:
+            return self._pseudo(job, channel)
+        run = self.stream_attempt if job.stream else self.plain_attempt
+        result = await self._attempts(job, channel, run)
+        if isinstance(result, UpstreamFailure):
+            self.ctx.biller.release_later(job.request_id, "upstream failed")
+            return self._failure_response(job, result)
+        return result
+
+    async def _attempts(
+        self,
+        job: Job,
+        channel: ChannelInfo,
+        run: Callable[[Job, ChannelInfo], Awaitable[T]],
+    ) -> T | UpstreamFailure:
+        ctx, options = self.ctx, job.options
+        budget = retry_budget(options, ctx.settings.retry_count, pinned=job.pinned)
+        failure: UpstreamFailure | None = None
+        for attempt in range(budget + 1):
+            if attempt:
+                table = ctx.snapshot.table
+                following = (
+                    table.select(
+                        job.entry.group,
+                        job.routing_model,
+                        job.tried,
+                        start_tier=start_tier(options, attempt),
+                    )
+                    if table is not None
+                    else None
+                )
+                if following is None:
+                    break
+                channel = following
+                RETRIES.inc()
+            job.tried.append(channel.id)
+            try:
+                return await run(job, channel)
+            except UpstreamFailure as exc:
+                failure = exc
+                if not should_retry(options, exc.status, empty=exc.kind == "empty"):
+                    break
+        assert failure is not None, "no attempt was made"
+        return failure
+
+    def failed(
+        self, job: Job, channel: ChannelInfo, key_id: int, exc: UpstreamFailure, sent: float
+    ) -> UpstreamFailure:
+        """Map the status, count, log and report one failed attempt; returns it to raise."""
+        if exc.kind == "status":
+            exc.status = map_status(channel.status_code_mapping, exc.status)
+        ATTEMPT_FAILURES.labels(exc.kind, f"{exc.status // 100}xx").inc()
+        logger.warning(
+            "upstream attempt failed",
+            extra={
+                "request_id": job.request_id,
+                "channel_id": channel.id,
+                "status": exc.status,
+                "kind": exc.kind,
+            },
+        )
+        if key_id > 0:
+            error = exc.error or {}
+            self.ctx.report_failure(
+                accounts_pb2.ReportChannelResultRequest(
+                    channel_id=channel.id,
+                    key_id=key_id,
+                    success=False,
+                    status_code=exc.status,
+                    error_type=str(error.get("type") or ""),
+                    error_code=str(error.get("code") or ""),
+                    error_message=exc.message[:500],
+                    latency_ms=int((time.perf_counter() - sent) * 1000),
+                )
+            )
+        return exc
+
+    def _failure_response(self, job: Job, failure: UpstreamFailure) -> Response:
+        error = failure.error or {}
+        status = failure.status
+        message = failure.message
+        if failure.kind == "timeout":
+            type_, code = "upstream_error", "upstream_timeout"
+        elif failure.kind == "connection":
+            type_, code = "upstream_error", "upstream_unreachable"
+        elif failure.kind == "empty":
+            type_, code = "upstream_error", "empty_response"
+        else:
+            type_ = str(error.get("type") or "upstream_error")
+            code = str(error.get("code") or "bad_response_status_code")
+        if status == 429:
+            message = SATURATED
+        elif job.options.hide_upstream_error and failure.kind == "status":
+            message = f"Upstream error with status code {status}"
+            type_, code = "upstream_error", "bad_response_status_code"
+        param = error.get("param")
+        body = error_body(
+            message,
+            type_=type_,
+            code=code,
+            request_id=job.request_id,
+            param=param if isinstance(param, str) else None,
+        )
+        return Response(body, status, headers=job.overhead_headers(), media_type="application/json")
+
+    # ------------------------------------------------------------------ pseudo-stream
+
+    def _pseudo(self, job: Job, channel: ChannelInfo) -> Response:
+        async def produce() -> AsyncIterator[bytes]:
+            result = await self._attempts(job, channel, self.plain_data)
+            if isinstance(result, UpstreamFailure):
+                self.ctx.biller.release_later(job.request_id, "upstream failed")
+                job.settled = True
+                error = {"message": result.message, "type": "upstream_error", "code": None}
+                yield b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+                return
+            data, _content_type = result
+            try:
+                reply = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                reply = None
+            if isinstance(reply, dict):
+                yield completion_to_chunks(reply, include_usage=job.req.include_usage)
+
+        def on_cancel() -> None:
+            if not job.settled:
+                job.settled = True
+                self.ctx.biller.release_later(job.request_id, "client left")
+
+        return PseudoStreamResponse(
+            produce,
+            headers=job.overhead_headers(),
+            wait_seconds=self.ctx.settings.pseudo_stream_wait_seconds,
+            on_cancel=on_cancel,
+        )
+
+    # ------------------------------------------------------------------ settlement
+
+    def settle(
+        self,
+        job: Job,
+        channel: ChannelInfo,
+        upstream_model: str,
+        usage: UsageCounts,
+        *,
+        first_response_ms: int,
+        interrupted: bool,
+    ) -> None:
+        job.settled = True
+        entry = job.entry
+        estimated = "true" if usage.estimated else "false"
+        TOKENS.labels("in", estimated).inc(usage.prompt_tokens)
+        TOKENS.labels("out", estimated).inc(usage.completion_tokens)
+        other = orjson.dumps({"reasoning_effort": job.effort}).decode() if job.effort else ""
+        request = billing_pb2.SettleRequest(
+            request_id=job.request_id,
+            usage=billing_pb2.Usage(
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cached_tokens=usage.cached_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                estimated=usage.estimated,
+                image_count=usage.image_count,
+                characters=usage.characters,
+                audio_seconds=usage.audio_seconds,
+                image_size=job.meter.image_size,
+                image_quality=job.meter.image_quality,
+                kind=job.req.endpoint.kind,
+            ),
+            username=entry.user.username,
+            token_name=entry.token.name,
+            model_name=job.model,
+            upstream_model=upstream_model,
+            channel_id=channel.id,
+            channel_name=channel.name,
+            is_stream=job.stream,
+            elapsed_ms=job.elapsed_ms(),
+            first_response_ms=first_response_ms,
+            channels_tried=job.tried,
+            client_ip=job.client_ip if entry.log_ip else "",
+            other_json=other,
+            interrupted=interrupted,
+        )
+        self.ctx.biller.settle_later(request)

@@ -1,0 +1,48 @@
+"""Accounts' public options, cached in the web process for a few seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+from veloera.accounts.v1 import accounts_pb2
+
+from services.web.deps import Deps
+
+TTL_SECONDS = 3.0
+
+
+@dataclass(slots=True)
+class OptionsCache:
+    """The non-secret accounts options; one refresh at a time, reused for `ttl` seconds."""
+
+    ttl: float = TTL_SECONDS
+    _values: dict[str, str] = field(default_factory=dict)
+    _loaded_at: float = -1.0
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def get(self, deps: Deps) -> dict[str, str]:
+        if self._fresh():
+            return self._values
+        async with self._lock:
+            if not self._fresh():
+                reply = await deps.accounts.ListOptions(
+                    accounts_pb2.ListOptionsRequest(), timeout=deps.timeout
+                )
+                self._values = {option.key: option.value for option in reply.options}
+                self._loaded_at = time.monotonic()
+        return self._values
+
+    def _fresh(self) -> bool:
+        return self._loaded_at >= 0 and time.monotonic() - self._loaded_at < self.ttl
+
+
+def options_cache(request: Request) -> OptionsCache:
+    """The process-wide cache, created on first use and kept on the app state."""
+    cache: OptionsCache | None = getattr(request.app.state, "options_cache", None)
+    if cache is None:
+        cache = OptionsCache()
+        request.app.state.options_cache = cache
+    return cache

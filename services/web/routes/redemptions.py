@@ -1,0 +1,146 @@
+"""Redemption and gift codes (reference §7.5): admin management and `POST /api/user/topup`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import Route
+from veloera.billing.v1 import billing_pb2
+
+from services.web.api import ROLE_ADMIN, ROLE_COMMON, ApiError, Call, endpoint
+from services.web.convert import paged
+
+
+def redemption_item(code: billing_pb2.Redemption) -> dict[str, Any]:
+    return {
+        "id": code.id,
+        "user_id": code.user_id,
+        "key": code.key,
+        "status": code.status,
+        "name": code.name,
+        "quota": code.quota,
+        "created_time": code.created_time,
+        "redeemed_time": code.redeemed_time,
+        "used_user_id": code.used_user_id,
+        "valid_from": code.valid_from,
+        "valid_until": code.valid_until,
+        "is_gift": code.is_gift,
+        "max_uses": code.max_uses,
+        "used_count": code.used_count,
+    }
+
+
+async def _list(call: Call, keyword: str) -> dict[str, Any]:
+    page, size = call.page()
+    reply = await call.deps.billing.ListRedemptions(
+        billing_pb2.ListRedemptionsRequest(page=page, page_size=size, keyword=keyword),
+        timeout=call.deps.timeout,
+    )
+    return paged([redemption_item(c) for c in reply.items], reply.total, page, size)
+
+
+@endpoint(ROLE_ADMIN)
+async def list_codes(call: Call) -> dict[str, Any]:
+    return await _list(call, "")
+
+
+@endpoint(ROLE_ADMIN)
+async def search_codes(call: Call) -> dict[str, Any]:
+    return await _list(call, call.request.query_params.get("keyword", ""))
+
+
+@endpoint(ROLE_ADMIN)
+async def get_code(call: Call) -> dict[str, Any]:
+    reply = await call.deps.billing.GetRedemption(
+        billing_pb2.GetRedemptionRequest(id=call.path_int("id")), timeout=call.deps.timeout
+    )
+    return redemption_item(reply)
+
+
+@endpoint(ROLE_ADMIN)
+async def create_codes(call: Call) -> list[str]:
+    body = await call.json()
+    is_gift = bool(body.get("is_gift", False))
+    reply = await call.deps.billing.CreateRedemptions(
+        billing_pb2.CreateRedemptionsRequest(
+            actor_id=call.user_id,
+            name=str(body.get("name") or ""),
+            quota=call.body_int(body, "quota"),
+            count=call.body_int(body, "count", 1),
+            key=str(body.get("key") or ""),
+            is_gift=is_gift,
+            max_uses=call.body_int(body, "max_uses", -1 if is_gift else 1),
+            valid_from=call.body_int(body, "valid_from"),
+            valid_until=call.body_int(body, "valid_until"),
+        ),
+        timeout=call.deps.timeout,
+    )
+    return list(reply.keys)
+
+
+@endpoint(ROLE_ADMIN)
+async def update_code(call: Call) -> dict[str, Any]:
+    body = await call.json()
+    code_id = call.body_int(body, "id")
+    if code_id <= 0:
+        raise ApiError("id is required")
+    status_only = call.request.query_params.get("status_only", "") in {"1", "true"}
+    current = await call.deps.billing.GetRedemption(
+        billing_pb2.GetRedemptionRequest(id=code_id), timeout=call.deps.timeout
+    )
+    code = billing_pb2.Redemption(
+        id=code_id,
+        name=str(body.get("name", current.name)),
+        quota=call.body_int(body, "quota", current.quota),
+        valid_from=call.body_int(body, "valid_from", current.valid_from),
+        valid_until=call.body_int(body, "valid_until", current.valid_until),
+        max_uses=call.body_int(body, "max_uses", current.max_uses),
+        status=call.body_int(body, "status", current.status),
+    )
+    reply = await call.deps.billing.UpdateRedemption(
+        billing_pb2.UpdateRedemptionRequest(redemption=code, status_only=status_only),
+        timeout=call.deps.timeout,
+    )
+    return redemption_item(reply)
+
+
+@endpoint(ROLE_ADMIN)
+async def delete_code(call: Call) -> None:
+    reply = await call.deps.billing.DeleteRedemption(
+        billing_pb2.DeleteRedemptionRequest(id=call.path_int("id")), timeout=call.deps.timeout
+    )
+    if reply.deleted == 0:
+        raise ApiError("redemption code not found")
+
+
+@endpoint(ROLE_ADMIN)
+async def delete_invalid(call: Call) -> int:
+    reply = await call.deps.billing.DeleteRedemption(
+        billing_pb2.DeleteRedemptionRequest(invalid_only=True), timeout=call.deps.timeout
+    )
+    return int(reply.deleted)
+
+
+@endpoint(ROLE_COMMON)
+async def top_up(call: Call) -> int:
+    """Redeem a code for the caller; returns the quota credited."""
+    body = await call.json()
+    key = str(body.get("key") or "").strip()
+    if not key:
+        raise ApiError("please enter a redemption code")
+    reply = await call.deps.billing.Redeem(
+        billing_pb2.RedeemRequest(key=key, user_id=call.user_id), timeout=call.deps.timeout
+    )
+    return int(reply.quota)
+
+
+ROUTES = [
+    Route("/api/redemption/", list_codes, methods=["GET"]),
+    Route("/api/redemption/search", search_codes, methods=["GET"]),
+    Route("/api/redemption/", create_codes, methods=["POST"]),
+    Route("/api/redemption/", update_code, methods=["PUT"]),
+    Route("/api/redemption/invalid", delete_invalid, methods=["DELETE"]),
+    Route("/api/redemption/{id:int}", get_code, methods=["GET"]),
+    Route("/api/redemption/{id:int}", delete_code, methods=["DELETE"]),
+    Route("/api/user/topup", top_up, methods=["POST"]),
+]

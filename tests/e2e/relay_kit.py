@@ -1,0 +1,50 @@
+"""Shared pieces of the relay e2e tests: the `world` fixture and small helpers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_chat_flow import Customer, World, settled_logs, wallet
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.helpers import Console, root_console
+
+
+@pytest.fixture
+async def world(
+    web_url: str, relay_url: str, fake_openai: FakeOpenAI, tasks_service: object
+) -> AsyncIterator[World]:
+    root = await root_console(web_url)
+    world = World(
+        root=root, web_url=web_url, relay_url=relay_url, fake=fake_openai, clients=[], consoles=[]
+    )
+    try:
+        yield world
+    finally:
+        for client in world.clients:
+            await client.close()
+        for console in [root, *world.consoles]:
+            await console.aclose()
+
+
+async def set_option(root: Console, key: str, value: str) -> None:
+    await root.call("PUT", "/api/option/", json={"key": key, "value": value})
+
+
+async def set_model_price(root: Console, model: str, usd: float) -> None:
+    options = {item["key"]: item["value"] for item in await root.call("GET", "/api/option/")}
+    prices = json.loads(options.get("ModelPrice") or "{}")
+    prices[model] = usd
+    await set_option(root, "ModelPrice", json.dumps(prices))
+
+
+async def charged_once(customer: Customer, before: dict[str, Any]) -> dict[str, Any]:
+    """The single log row of the customer's request; the wallet moved by exactly its quota."""
+    [log] = await settled_logs(customer, 1)
+    after = await wallet(customer)
+    assert before["quota"] - after["quota"] == log["quota"]
+    assert log["model_name"] == customer.model
+    return log

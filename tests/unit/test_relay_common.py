@@ -1,0 +1,74 @@
+"""Key sources (§3.2) and the reverse-proxy-aware client IP (§7.9)."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.requests import Request
+
+from services.relay.endpoints import TRANSCRIPTIONS
+from services.relay.errors import RelayError
+from services.relay.incoming import parse_form_request
+from services.relay.routes.common import client_ip, read_body, read_key
+
+
+def request(headers: dict[str, str], peer: str = "10.0.0.9") -> Request:
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    return Request({"type": "http", "headers": raw, "client": (peer, 1234)})
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer sk-abc"},
+        {"Authorization": "abc"},
+        {"x-api-key": "sk-abc"},
+        {"mj-api-secret": "sk-abc"},
+        {"Authorization": "midjourney-proxy", "mj-api-secret": "abc"},
+    ],
+)
+def test_key_sources(headers: dict[str, str]) -> None:
+    parsed = read_key(request(headers))
+    assert parsed.key == "abc" and parsed.channel_id is None
+
+
+def test_pinned_channel_and_missing_key() -> None:
+    assert read_key(request({"x-api-key": "sk-abc-12"})).channel_id == 12
+    with pytest.raises(RelayError) as info:
+        read_key(request({}))
+    assert info.value.status == 401
+
+
+def test_client_ip_behind_proxies() -> None:
+    forwarded = {"X-Forwarded-For": "1.2.3.4, 10.0.0.1", "CF-Connecting-IP": "5.6.7.8"}
+    assert client_ip(request(forwarded)) == "10.0.0.9"  # not trusted unless enabled
+    assert client_ip(request(forwarded), "nginx") == "1.2.3.4"
+    assert client_ip(request({**forwarded, "X-Real-IP": "9.9.9.9"}), "nginx") == "9.9.9.9"
+    assert client_ip(request(forwarded), "cloudflare") == "5.6.7.8"
+    assert client_ip(request({}), "cloudflare") == "10.0.0.9"
+
+
+async def test_body_over_the_limit_is_413() -> None:
+    chunks = [b"x" * 600, b"y" * 600]
+
+    async def receive() -> dict[str, object]:
+        body = chunks.pop(0) if chunks else b""
+        return {"type": "http.request", "body": body, "more_body": bool(chunks)}
+
+    scope = {"type": "http", "method": "POST", "headers": []}
+    with pytest.raises(RelayError) as info:
+        await read_body(Request(scope, receive), 1000)
+    assert info.value.status == 413 and info.value.code == "request_too_large"
+    declared = Request({"type": "http", "headers": [(b"content-length", b"5000")]})
+    with pytest.raises(RelayError):
+        await read_body(declared, 1000)
+
+
+async def test_form_endpoint_needs_multipart() -> None:
+    with pytest.raises(RelayError) as info:
+        await parse_form_request(TRANSCRIPTIONS, b"{}", "application/json")
+    assert info.value.code == "unsupported_content_type"
+    with pytest.raises(RelayError) as info:
+        await parse_form_request(
+            TRANSCRIPTIONS, b"--b\r\nbroken", "multipart/form-data; boundary=b"
+        )
+    assert info.value.status == 400
