@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import html
+import logging
 import secrets
 
 import asyncpg
@@ -31,6 +32,8 @@ from services.shared.errors import (
     InvalidArgument,
     NotFound,
 )
+
+logger = logging.getLogger(__name__)
 
 VERIFY, RESET = "verify", "reset"
 CODE_TTL = 10 * 60
@@ -147,7 +150,10 @@ class EmailRpcs:
         async with self._deps.pool.acquire() as conn:
             user = await email_repo.user_by_email(conn, email=email)
         if user is None:
-            raise NotFound("no user is registered with this email", code="email_not_registered")
+            # Same answer as for a registered address, and no mail: the reset form must not
+            # tell strangers which addresses have accounts (upstream says "not registered").
+            logger.info("password reset asked for an address with no account")
+            return pb.SendPasswordResetResponse(expires_at=now() + RESET_TTL)
         token = random_key(RESET_TOKEN_LENGTH)
         link = email_rules.reset_link(options["ServerAddress"], email=email, token=token)
         code_id, expires_at = await self._store(

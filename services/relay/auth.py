@@ -57,6 +57,7 @@ class AuthEntry:
     allow_networks: tuple[_IPNetwork, ...]
     log_ip: bool = False  # the user opted in to client IPs in their logs
     accept_unpriced: bool = False  # the user accepts unpriced models (default ratio)
+    quota_warning_threshold: int = 0  # the user's own threshold; 0: the global option
 
     @classmethod
     def from_reply(cls, reply: accounts_pb2.AuthenticateResponse) -> AuthEntry:
@@ -79,6 +80,7 @@ class AuthEntry:
         return cls(
             log_ip=setting.get("show_ip_in_logs") is True,
             accept_unpriced=setting.get("accept_unset_model_ratio_model") is True,
+            quota_warning_threshold=_non_negative_int(setting.get("quota_warning_threshold")),
             token=token,
             user=reply.user,
             group=token.group or reply.user.group,
@@ -114,6 +116,12 @@ def _user_setting(setting: str) -> dict[str, object]:
     except orjson.JSONDecodeError:
         return {}
     return parsed if isinstance(parsed, dict) else {}
+
+
+def _non_negative_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return max(int(value), 0)
 
 
 def _normalise_ip(text: str) -> str:

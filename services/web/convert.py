@@ -45,6 +45,8 @@ def wallet_fields(wallet: billing_pb2.Wallet) -> dict[str, int]:
         "used_quota": wallet.used_quota,
         "request_count": wallet.request_count,
         "subscription_quota": wallet.subscription_quota,
+        "aff_quota": wallet.aff_quota,
+        "aff_history_quota": wallet.aff_history,
     }
 
 

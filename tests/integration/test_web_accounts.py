@@ -383,3 +383,25 @@ async def test_inbox_through_the_console(root: Console) -> None:
     finally:
         await alice.aclose()
         await bob.aclose()
+
+
+async def test_registration_pays_the_signup_and_invite_rewards(web_url: str, root: Console) -> None:
+    rewards = {"QuotaForNewUser": 1234, "QuotaForInvitee": 100, "QuotaForInviter": 50}
+    for key, value in rewards.items():
+        await root.call("PUT", "/api/option/", json={"key": key, "value": str(value)})
+    inviter, _ = await create_user(root, quota=0)
+    try:
+        code = await inviter.call("GET", "/api/user/aff")
+        username = unique_name("r")
+        reply = await _register(web_url, username=username, password=PASSWORD, aff_code=code)
+        assert reply["success"], reply
+        invitee = await login(web_url, username, PASSWORD)
+        assert (await invitee.call("GET", "/api/user/self"))["quota"] == 1234 + 100
+        await invitee.aclose()
+        me = await inviter.call("GET", "/api/user/self")
+        assert me["quota"] == 0
+        assert me["aff_quota"] == 50
+    finally:
+        await inviter.aclose()
+        for key in rewards:
+            await root.call("PUT", "/api/option/", json={"key": key, "value": "0"})

@@ -225,3 +225,11 @@ async def test_accounts_down_is_503_and_not_cached() -> None:
 )
 def test_client_ip_is_logged_only_when_the_user_opted_in(setting: str, logged: bool) -> None:
     assert entry(user={"setting": setting}).log_ip is logged
+
+
+@pytest.mark.parametrize(
+    ("setting", "threshold"),
+    [("", 0), ('{"quota_warning_threshold": 5000}', 5000), ('{"quota_warning_threshold": -3}', 0)],
+)
+def test_users_quota_warning_threshold_reaches_settlement(setting: str, threshold: int) -> None:
+    assert entry(user={"setting": setting}).quota_warning_threshold == threshold

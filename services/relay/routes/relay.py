@@ -385,5 +385,6 @@ class RelayRoute(Attempts):
             client_ip=job.client_ip if entry.log_ip else "",
             other_json=other,
             interrupted=interrupted,
+            quota_warning_threshold=entry.quota_warning_threshold,
         )
         self.ctx.biller.settle_later(request)

@@ -61,6 +61,11 @@ async def register(call: Call) -> None:
         ),
         timeout=deps.timeout,
     )
+    # New-user, invitee and inviter rewards (options QuotaFor*); idempotent per user.
+    await deps.billing.GrantSignupRewards(
+        billing_pb2.SignupRewardsRequest(user_id=reply.user.id, inviter_id=reply.user.inviter_id),
+        timeout=deps.timeout,
+    )
     if reply.default_token.id:
         await deps.billing.SetTokenBudget(
             billing_pb2.SetTokenBudgetRequest(
