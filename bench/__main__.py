@@ -42,6 +42,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of our services")
     parser.add_argument("--direct-only", action="store_true", help="no system: fake only")
     parser.add_argument("--no-workers", action="store_true", help="skip the 2-relay comparison")
+    parser.add_argument("--leases", action="store_true", help="relays with BILLING_LEASES=true")
     return parser.parse_args()
 
 
@@ -93,6 +94,7 @@ def meta() -> dict[str, Any]:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "commit": commit, "machine": platform.machine(), "cpus": os.cpu_count(),
         "processor": platform.processor(), "python": platform.python_version(),
+        "billing_leases": os.environ.get("BILLING_LEASES", "false"),
     }  # fmt: skip
 
 
@@ -208,6 +210,8 @@ async def _billing(runner: Runner, stack: Stack) -> dict[str, Any]:
 def main() -> None:
     args = parse_args()
     raise_fd_limit()
+    if args.leases:  # the services inherit the bench's environment
+        os.environ["BILLING_LEASES"] = "true"
     result = uvloop.run(run_bench(args))
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "latest.json"

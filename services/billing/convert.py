@@ -107,6 +107,8 @@ def settle_input(request: billing_pb2.SettleRequest) -> SettleInput:
         interrupted=request.interrupted,
         estimated=request.usage.estimated,
         quota_warning_threshold=max(request.quota_warning_threshold, 0),
+        lease_id=request.lease_id,
+        lease_reserved=max(request.lease_reserved, 0),
     )
 
 

@@ -11,7 +11,18 @@ import asyncpg
 from nats.js import JetStreamContext
 from veloera.billing.v1 import events_pb2
 
-from services.billing import accounting, adjust, holds, ledger, ratelimit, settlement, wallets
+from services.billing import (
+    accounting,
+    adjust,
+    batch_core,
+    holds,
+    lease_core,
+    ledger,
+    ratelimit,
+    reserve_sql,
+    settlement,
+    wallets,
+)
 from services.billing.accounting import ReleaseResult, ReserveInput
 from services.billing.holds import Hold
 from services.billing.metrics import (
@@ -100,16 +111,14 @@ class BillingCore:
             ttl_seconds=call.ttl_seconds if call.ttl_seconds > 0 else self._default_ttl,
         )
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                for limit in self._limits(call):
-                    await ratelimit.check_and_record(conn, limit=limit, request_id=call.request_id)
-                hold, created = await accounting.reserve(conn, spec=spec)
-                balance = await wallets.lock_wallet(conn, user_id=call.user_id)
+            hold, created, balance = await reserve_sql.reserve(
+                self.pool, spec=spec, limits=self._limits(call)
+            )
         except QuotaExhausted as exc:
             RESERVES.labels(exc.code).inc()
             raise
         RESERVES.labels("placed" if created else "repeated").inc()
-        return hold, 0 if balance is None else balance.total
+        return hold, balance
 
     def _limits(self, call: ReserveCall) -> list[ratelimit.Limit]:
         table = self.prices.table
@@ -137,15 +146,32 @@ class BillingCore:
         return limits
 
     async def settle(self, spec: SettleInput) -> SettleResult:
+        """One settlement; a leased request goes through the batch path (it has no hold yet)."""
+        if spec.lease_id:
+            [outcome], _ = await batch_core.settle_batch(self, [spec], [])
+            if outcome.error is not None:
+                raise outcome.error
+            assert outcome.result is not None
+            return outcome.result
+        return await self.settle_plain(spec)
+
+    async def settle_plain(self, spec: SettleInput) -> SettleResult:
         balance: wallets.Balances | None = None
         async with self.pool.acquire() as conn, conn.transaction():
             result = await settlement.settle(conn, spec=spec)
             if not result.already_settled:
                 await ratelimit.mark_success(conn, request_id=spec.request_id)
                 balance = await wallets.lock_wallet(conn, user_id=result.hold.user_id)
+        await self.after_settle(spec, result, None if balance is None else balance.total)
+        return result
+
+    async def after_settle(
+        self, spec: SettleInput, result: SettleResult, balance: int | None
+    ) -> None:
+        """Metrics and events of one committed settlement."""
         if result.already_settled:
             SETTLEMENTS.labels("repeated").inc()
-            return result
+            return
         SETTLEMENTS.labels("empty" if spec.usage.is_empty else "settled").inc()
         QUOTA_CHARGED.inc(result.charged)
         uncollected = settle_amount(result.hold.price, spec.usage) - result.charged
@@ -153,8 +179,7 @@ class BillingCore:
             QUOTA_UNCOLLECTED.inc(uncollected)
         await self._publish_usage(spec, result)
         if balance is not None:
-            await self._warn_if_crossed(result, balance.total, spec.quota_warning_threshold)
-        return result
+            await self._warn_if_crossed(result, balance, spec.quota_warning_threshold)
 
     async def release(self, *, request_id: str, reason: str) -> ReleaseResult:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -183,7 +208,9 @@ class BillingCore:
             return await ledger.check(conn, user_ids=user_ids)
 
     async def reap_expired(self) -> int:
-        """Settle expired open holds, one transaction each; returns how many."""
+        """Settle expired open holds and return leases past their time, one transaction
+        each; returns how many holds."""
+        await lease_core.reap(self)
         reaped = 0
         while reaped < _REAP_BATCH:
             async with self.pool.acquire() as conn, conn.transaction():

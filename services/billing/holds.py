@@ -23,12 +23,12 @@ FILL_HOLD = """
 UPDATE holds SET reserved_quota = $2, reserved_subscription = $3, reserved_token = $4
 WHERE request_id = $1
 """
-_COLUMNS = """request_id, user_id, token_id, model, "group", price::text AS price, reserved_quota,
+COLUMNS = """request_id, user_id, token_id, model, "group", price::text AS price, reserved_quota,
     reserved_subscription, reserved_token, status, created_at, expires_at, charged"""
-SELECT_HOLD = f"SELECT {_COLUMNS} FROM holds WHERE request_id = $1"
-LOCK_HOLD = f"SELECT {_COLUMNS} FROM holds WHERE request_id = $1 FOR UPDATE"
+SELECT_HOLD = f"SELECT {COLUMNS} FROM holds WHERE request_id = $1"
+LOCK_HOLD = f"SELECT {COLUMNS} FROM holds WHERE request_id = $1 FOR UPDATE"
 LOCK_EXPIRED = f"""
-SELECT {_COLUMNS} FROM holds WHERE status = 'open' AND expires_at < now()
+SELECT {COLUMNS} FROM holds WHERE status = 'open' AND expires_at < now()
 ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED
 """
 FINISH_HOLD = """
@@ -57,7 +57,7 @@ class Hold:
         return self.reserved_quota + self.reserved_subscription
 
 
-def _hold(row: asyncpg.Record) -> Hold:
+def hold_of(row: asyncpg.Record) -> Hold:
     return Hold(
         request_id=row["request_id"],
         user_id=row["user_id"],
@@ -113,18 +113,18 @@ async def fill(
 
 async def get(conn: Connection, *, request_id: str) -> Hold | None:
     row = await conn.fetchrow(SELECT_HOLD, request_id)
-    return None if row is None else _hold(row)
+    return None if row is None else hold_of(row)
 
 
 async def lock(conn: Connection, *, request_id: str) -> Hold | None:
     row = await conn.fetchrow(LOCK_HOLD, request_id)
-    return None if row is None else _hold(row)
+    return None if row is None else hold_of(row)
 
 
 async def lock_one_expired(conn: Connection) -> Hold | None:
     """One expired open hold no other replica is working on, locked."""
     row = await conn.fetchrow(LOCK_EXPIRED)
-    return None if row is None else _hold(row)
+    return None if row is None else hold_of(row)
 
 
 async def finish(conn: Connection, *, request_id: str, status: str, charged: int) -> None:

@@ -20,3 +20,6 @@ DEFERRED = Counter(
     "veloera_billing_deferred_messages_total", "Deferred settlement messages", ["kind", "result"]
 )
 CONSUMER_UP = Gauge("veloera_billing_settlement_consumer_up", "1 while the consumer is running")
+LEASES = Counter(
+    "veloera_billing_leases_total", "Lease events", ["outcome"]
+)  # outcome: granted, returned, reaped, insufficient_user_quota, token_quota_exhausted

@@ -10,7 +10,6 @@ from typing import Any
 import asyncpg
 import orjson
 
-from services.billing import pricing_rules as rules
 from services.billing.extra_options import (
     EXTRA_DEFAULTS,
     EXTRA_OPTION_KEYS,
@@ -24,6 +23,7 @@ from services.billing.price_defaults import (
     DEFAULT_MODEL_RATIO,
 )
 from services.billing.pricing import PriceSnapshot
+from services.shared import pricing_rules as rules
 from services.shared.errors import FailedPrecondition, InvalidArgument
 from services.shared.options import PRICING_OPTION_KEYS
 

@@ -61,12 +61,12 @@ async def check_and_record(conn: Connection, *, limit: Limit, request_id: str) -
     assert row is not None
     now = float(row["now"])
     if limit.max_requests > 0 and row["total"] >= limit.max_requests:
-        raise _limited(limit, now=now, oldest=float(row["oldest"]), what="requests")
+        raise limited(limit, now=now, oldest=float(row["oldest"]), what="requests")
     if limit.max_success > 0 and row["succeeded"] >= limit.max_success:
-        raise _limited(limit, now=now, oldest=float(row["oldest_success"]), what="successes")
+        raise limited(limit, now=now, oldest=float(row["oldest_success"]), what="successes")
 
 
-def _limited(limit: Limit, *, now: float, oldest: float, what: str) -> RateLimited:
+def limited(limit: Limit, *, now: float, oldest: float, what: str) -> RateLimited:
     wait = max(math.ceil(oldest + limit.period_seconds - now), 1)
     who = "user" if limit.scope == "user" else "key"
     cap = limit.max_requests if what == "requests" else limit.max_success

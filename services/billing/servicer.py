@@ -11,13 +11,14 @@ from services.billing.adjust import Adjustment
 from services.billing.core import BillingCore, ReserveCall
 from services.billing.prices import BILLING_OPTION_KEYS
 from services.billing.ratelimit import RETRY_AFTER_KEY, RateLimited
+from services.billing.servicer_batch import BatchRpcs
 from services.billing.servicer_extra import ExtraRpcs, GrowthRpcs
 from services.shared.errors import ERROR_CODE_KEY, InvalidArgument
 
 Context = grpc.aio.ServicerContext[object, object]
 
 
-class BillingServicer(ExtraRpcs, GrowthRpcs, billing_pb2_grpc.BillingServiceServicer):
+class BillingServicer(BatchRpcs, ExtraRpcs, GrowthRpcs, billing_pb2_grpc.BillingServiceServicer):
     def __init__(self, core: BillingCore) -> None:
         self._core = core
 

@@ -38,6 +38,8 @@ class SettleInput:
     interrupted: bool = False
     estimated: bool = False
     quota_warning_threshold: int = 0
+    lease_id: str = ""  # lease mode: the relay held `lease_reserved` against this lease
+    lease_reserved: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,7 @@ async def settle(conn: Connection, *, spec: SettleInput) -> SettleResult:
     if charged > 0:
         await wallets.record_use(conn, user_id=hold.user_id, quota=charged)
     await holds.finish(conn, request_id=hold.request_id, status="settled", charged=charged)
-    row = _consume_log(hold, spec, charged=charged)
+    row = consume_log(hold, spec, charged=charged)
     if uncollected or token_uncollected:
         row.other["uncollected"] = uncollected
         row.other["uncollected_token"] = token_uncollected
@@ -168,7 +170,7 @@ async def _apply_token_delta(conn: Connection, *, hold: Hold, final: int) -> int
     return delta - take
 
 
-def _consume_log(hold: Hold, spec: SettleInput, *, charged: int) -> logs.LogRow:
+def consume_log(hold: Hold, spec: SettleInput, *, charged: int) -> logs.LogRow:
     price = hold.price
     model_name = spec.model_name or hold.model
     other: dict[str, Any] = {

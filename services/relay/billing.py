@@ -1,22 +1,23 @@
 """Billing calls of the relay: Reserve on the request path, Settle/Release in the background.
 
-A Settle or Release that cannot reach billing is published to JetStream, which billing drains
-(idempotent by request id), so a served request is never left uncharged.
+Settlements and releases are buffered and sent as one SettleBatch call every BATCH_WINDOW
+seconds or BATCH_SIZE items. A batch that cannot reach billing is published to JetStream item by
+item, which billing drains (idempotent by request id), so a served request is never left
+uncharged.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Coroutine
-from typing import Any
 
 import grpc
 from nats.js import JetStreamContext
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc, events_pb2
 
+from services.relay.billing_batch import SettleBatcher
 from services.relay.errors import RelayError
+from services.relay.leases import LeaseBook, LeaseConfig
 from services.relay.metrics import QUOTA_CHARGED, SETTLEMENTS_DEFERRED
 from services.shared import subjects
 from services.shared.errors import error_code_of
@@ -24,6 +25,9 @@ from services.shared.errors import error_code_of
 logger = logging.getLogger(__name__)
 
 RESERVE_TIMEOUT = 2.0
+BATCH_WINDOW = 0.02  # seconds a settlement may wait for others before its batch is sent
+BATCH_SIZE = 64
+MAX_PENDING = 8192  # buffered + in flight; beyond it settlements go straight to JetStream
 _DEFER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
@@ -60,12 +64,27 @@ class Biller:
         *,
         settle_timeout: float,
         hold_ttl_seconds: int,
+        batch_window: float = BATCH_WINDOW,
+        batch_size: int = BATCH_SIZE,
+        max_pending: int = MAX_PENDING,
+        leases: LeaseConfig | None = None,
     ) -> None:
         self._stub = stub
         self._js = js
         self._settle_timeout = settle_timeout
         self._hold_ttl = hold_ttl_seconds
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._batcher = SettleBatcher(
+            self._send,
+            overflow=self._defer,
+            window=batch_window,
+            max_items=batch_size,
+            max_pending=max_pending,
+        )
+        self._leases = (
+            None
+            if leases is None
+            else LeaseBook(stub, give_back=self._batcher.add_return, config=leases)
+        )
 
     async def reserve(
         self,
@@ -83,6 +102,21 @@ class Biller:
         rate_limit: tuple[int, int, int] = (0, 0, 0),
     ) -> None:
         period, limit, success = rate_limit
+        if self._leases is not None and estimate is None and not accept_unpriced and period <= 0:
+            try:
+                if await self._leases.reserve(
+                    request_id=request_id,
+                    user_id=user_id,
+                    token_id=token_id,
+                    model=model,
+                    group=group,
+                    requested_model=requested_model,
+                    prompt_tokens=prompt_tokens,
+                    max_tokens=max_tokens,
+                ):
+                    return
+            except grpc.aio.AioRpcError as exc:
+                raise reserve_error(exc) from None
         request = billing_pb2.ReserveRequest(
             request_id=request_id,
             user_id=user_id,
@@ -106,20 +140,70 @@ class Biller:
             raise reserve_error(exc) from None
 
     def settle_later(self, request: billing_pb2.SettleRequest) -> None:
-        self._spawn(self._settle(request))
+        if self._leases is not None:
+            self._leases.settled(request)  # a leased request carries its lease id
+        self._batcher.add(settlement=request)
 
     def release_later(self, request_id: str, reason: str) -> None:
-        self._spawn(self._release(billing_pb2.ReleaseRequest(request_id=request_id, reason=reason)))
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if self._leases is not None and self._leases.released(request_id):
+            return  # the local hold went back to the lease: nothing to tell billing
+        self._batcher.add(release=billing_pb2.ReleaseRequest(request_id=request_id, reason=reason))
 
     async def drain(self, timeout: float) -> None:
-        """Wait for pending settlements (on shutdown)."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
+        """Return idle leases, flush buffered settlements and wait for them (on shutdown)."""
+        if self._leases is not None:
+            self._leases.retire_all()
+        await self._batcher.drain(timeout)
+
+    async def _send(self, batch: billing_pb2.SettleBatchRequest) -> None:
+        """One SettleBatch call; deferred to JetStream item by item when billing is away."""
+        try:
+            reply = await self._stub.SettleBatch(batch, timeout=self._settle_timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _DEFER_CODES:
+                await self._defer(batch)
+            elif exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # an older billing replica
+                await self._send_each(batch)
+            else:
+                logger.error("billing.SettleBatch failed: %s %s", exc.code().name, exc.details())
+            return
+        except Exception:
+            logger.exception("settle batch failed; deferring it")
+            await self._defer(batch)
+            return
+        for request, result in zip(batch.settlements, reply.settlements, strict=False):
+            if result.HasField("settled"):
+                QUOTA_CHARGED.inc(max(result.settled.charged, 0))
+            else:
+                logger.error(
+                    "billing settle rejected: %s %s",
+                    result.error.code,
+                    result.error.message,
+                    extra={"request_id": request.request_id},
+                )
+        for release, outcome in zip(batch.releases, reply.releases, strict=False):
+            if outcome.HasField("error") and outcome.error.code != "hold_not_found":
+                logger.error(
+                    "billing release rejected: %s",
+                    outcome.error.code,
+                    extra={"request_id": release.request_id},
+                )
+
+    async def _defer(self, batch: billing_pb2.SettleBatchRequest) -> None:
+        now_ms = int(time.time() * 1000)
+        for request in batch.settlements:
+            message = events_pb2.DeferredSettlement(settle=request, enqueued_at_ms=now_ms)
+            await self._publish(subjects.SETTLEMENTS_SUBJECT, message.SerializeToString())
+            SETTLEMENTS_DEFERRED.inc()
+        for release in batch.releases:
+            deferred = events_pb2.DeferredRelease(release=release, enqueued_at_ms=now_ms)
+            await self._publish(subjects.RELEASES_SUBJECT, deferred.SerializeToString())
+
+    async def _send_each(self, batch: billing_pb2.SettleBatchRequest) -> None:
+        for request in batch.settlements:
+            await self._settle(request)
+        for release in batch.releases:
+            await self._release(release)
 
     async def _settle(self, request: billing_pb2.SettleRequest) -> None:
         try:
@@ -127,11 +211,7 @@ class Biller:
             QUOTA_CHARGED.inc(max(reply.charged, 0))
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _DEFER_CODES:
-                message = events_pb2.DeferredSettlement(
-                    settle=request, enqueued_at_ms=int(time.time() * 1000)
-                )
-                await self._publish(subjects.SETTLEMENTS_SUBJECT, message.SerializeToString())
-                SETTLEMENTS_DEFERRED.inc()
+                await self._defer(billing_pb2.SettleBatchRequest(settlements=[request]))
             else:
                 logger.error(
                     "billing.Settle failed: %s %s",
@@ -139,26 +219,19 @@ class Biller:
                     exc.details(),
                     extra={"request_id": request.request_id},
                 )
-        except Exception:
-            logger.exception("settle failed", extra={"request_id": request.request_id})
 
     async def _release(self, request: billing_pb2.ReleaseRequest) -> None:
         try:
             await self._stub.Release(request, timeout=self._settle_timeout)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _DEFER_CODES:
-                message = events_pb2.DeferredRelease(
-                    release=request, enqueued_at_ms=int(time.time() * 1000)
-                )
-                await self._publish(subjects.RELEASES_SUBJECT, message.SerializeToString())
+                await self._defer(billing_pb2.SettleBatchRequest(releases=[request]))
             elif error_code_of(exc) != "hold_not_found":
                 logger.error(
                     "billing.Release failed: %s",
                     exc.code().name,
                     extra={"request_id": request.request_id},
                 )
-        except Exception:
-            logger.exception("release failed", extra={"request_id": request.request_id})
 
     async def _publish(self, subject: str, payload: bytes) -> None:
         if self._js is None:

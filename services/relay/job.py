@@ -72,6 +72,7 @@ class Job:
     pinned: bool
     effort: str = ""
     tried: list[int] = field(default_factory=list)
+    last_channel: ChannelInfo | None = None  # the channel of the latest attempt
     upstream_wait: float = 0.0
     settled: bool = False
 

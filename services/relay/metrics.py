@@ -49,3 +49,8 @@ CHANNEL_REPORTS = Counter(
     "Attempt results reported to accounts, and what accounts disabled",
     ["outcome"],
 )
+ERROR_LOGS = Counter(
+    "veloera_relay_error_logs_total",
+    "Error log rows sent to billing (LogErrorEnabled)",
+    ["outcome"],
+)

@@ -144,6 +144,8 @@ class RelayOptions:
     ping_seconds: float = 60.0
     reverse_proxy: str = ""  # "", "nginx" or "cloudflare"
     global_mapping: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    log_error: bool = False  # LogErrorEnabled: a type-6 log row per failed request
+    log_chat_content: bool = False  # LogChatContentEnabled: prompt and answer in the log row
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> RelayOptions:
@@ -179,6 +181,8 @@ class RelayOptions:
             ping_seconds=float(max(_int(options, "general_setting.ping_interval_seconds", 60), 1)),
             reverse_proxy=proxy,
             global_mapping=parse_global_mapping(options.get("global_model_mapping", "")),
+            log_error=_bool(options, "LogErrorEnabled"),
+            log_chat_content=_bool(options, "LogChatContentEnabled"),
         )
 
     def sensitive_applies(self, group: str) -> bool:

@@ -52,6 +52,7 @@ class ChannelInfo:
     model_prefix: str = ""
     other: str = ""
     organization: str = ""
+    created_time: int = 0  # unix seconds (Azure's dot rule depends on it)
 
     @property
     def enabled(self) -> bool:
@@ -68,6 +69,18 @@ class Candidate:
 
 
 Tier = tuple[Candidate, ...]
+
+
+GIZMO_PREFIXES = ("gpt-4-gizmo", "gpt-4o-gizmo")
+
+
+def routing_name(model: str) -> str:
+    """The name abilities list a model under: GPTs (`gpt-4-gizmo-*`, `gpt-4o-gizmo-*`) collapse
+    to their wildcard entry (reference §3.4 step 8)."""
+    for prefix in GIZMO_PREFIXES:
+        if model.startswith(prefix):
+            return prefix + "-*"
+    return model
 
 
 def _split_keys(joined: str) -> tuple[tuple[int, str], ...]:
@@ -136,6 +149,7 @@ def channel_from_proto(channel: accounts_pb2.Channel) -> ChannelInfo:
         model_prefix=channel.model_prefix.strip(),
         other=channel.other,
         organization=channel.openai_organization,
+        created_time=channel.created_time,
     )
 
 
@@ -235,7 +249,7 @@ class RoutingTable:
     ) -> ChannelInfo | None:
         """The first tier from `start_tier` (clamped to the lowest) with an untried channel,
         then weighted random in it."""
-        tiers = self._tiers.get((group, model))
+        tiers = self._tiers.get((group, model)) or self._tiers.get((group, routing_name(model)))
         if tiers is None:
             return None
         if start_tier:

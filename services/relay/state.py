@@ -13,15 +13,16 @@ import httpx
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc, events_pb2
-from veloera.billing.v1 import billing_pb2_grpc
+from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 import services
 from services.relay import tokens
 from services.relay.adaptors import Adaptors
 from services.relay.auth import Authenticator
 from services.relay.billing import Biller
+from services.relay.leases import load_lease_config
 from services.relay.media import MediaPolicy
-from services.relay.metrics import CHANNEL_REPORTS
+from services.relay.metrics import CHANNEL_REPORTS, ERROR_LOGS
 from services.relay.routing import KeyRotator
 from services.relay.settings import Settings
 from services.relay.snapshot import SnapshotStore
@@ -30,6 +31,7 @@ from services.shared import grpcutil, natsutil, subjects
 logger = logging.getLogger(__name__)
 
 REPORT_TIMEOUT = 5.0
+WRITE_LOG_TIMEOUT = 5.0
 MAX_PENDING_REPORTS = 1000
 VELOERA_PROJ = Path(services.__file__).resolve().parent.parent / "VELOERA_PROJ"
 
@@ -66,6 +68,7 @@ class RelayContext:
     billing_channel: grpc.aio.Channel
     auth: Authenticator
     biller: Biller
+    billing: billing_pb2_grpc.BillingServiceAsyncStub
     snapshot: SnapshotStore
     nats: NATS | None
 
@@ -109,11 +112,13 @@ class RelayContext:
             await natsutil.ensure_streams(js)
         except Exception:
             logger.exception("could not ensure JetStream streams")
+        self.billing = billing_pb2_grpc.BillingServiceStub(self.billing_channel)
         self.biller = Biller(
-            billing_pb2_grpc.BillingServiceStub(self.billing_channel),
+            self.billing,
             js,
             settle_timeout=s.settle_timeout,
             hold_ttl_seconds=int(s.relay_timeout) + 120,
+            leases=load_lease_config(),
         )
         await self.nats.subscribe(subjects.ACCOUNTS_CHANGED, cb=self._on_change)
         await asyncio.to_thread(tokens.warm_up)
@@ -173,6 +178,24 @@ class RelayContext:
             CHANNEL_REPORTS.labels("dropped").inc()
             return
         self._spawn(self._report(request))
+
+    def write_log(self, entry: billing_pb2.LogEntry) -> None:
+        """Write a log row (error rows) through billing, off the request path."""
+        if len(self._tasks) >= MAX_PENDING_REPORTS:
+            ERROR_LOGS.labels("dropped").inc()
+            return
+        self._spawn(self._write_log(entry))
+
+    async def _write_log(self, entry: billing_pb2.LogEntry) -> None:
+        try:
+            await self.billing.WriteLog(
+                billing_pb2.WriteLogRequest(entry=entry), timeout=WRITE_LOG_TIMEOUT
+            )
+        except grpc.aio.AioRpcError as exc:
+            ERROR_LOGS.labels("error").inc()
+            logger.warning("WriteLog failed: %s", exc.code().name)
+            return
+        ERROR_LOGS.labels("written").inc()
 
     async def _report(self, request: accounts_pb2.ReportChannelResultRequest) -> None:
         try:

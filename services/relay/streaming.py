@@ -88,14 +88,16 @@ class ThinkingToContent:
 class SSEProcessor:
     """Turns upstream bytes into the frames sent to the client.
 
-    Only `data:` lines pass; upstream `[DONE]` is swallowed (one is sent at the end); the
-    usage-only chunk is dropped unless the client asked for usage.
+    Only `data:` lines pass (and `event:` lines with `keep_events`, which Responses streams
+    need); upstream `[DONE]` is swallowed (one is sent at the end); the usage-only chunk is
+    dropped unless the client asked for usage.
     """
 
     __slots__ = (
         "_adaptor",
         "_force_format",
         "_include_usage",
+        "_keep_events",
         "_pending",
         "_thinking",
         "acc",
@@ -109,8 +111,10 @@ class SSEProcessor:
         include_usage: bool,
         force_format: bool = False,
         thinking_to_content: bool = False,
+        keep_events: bool = False,
     ) -> None:
         self._adaptor = adaptor
+        self._keep_events = keep_events
         self._include_usage = include_usage
         self._force_format = force_format
         self._thinking = ThinkingToContent() if thinking_to_content else None
@@ -135,6 +139,8 @@ class SSEProcessor:
 
     def _line(self, line: bytes) -> bytes:
         if not line.startswith(b"data:"):
+            if self._keep_events and line.startswith(b"event:"):
+                return b"event: " + line[6:].strip() + b"\n"
             return b""
         payload = line[5:].strip()
         if not payload or payload == b"[DONE]":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -48,3 +49,22 @@ async def charged_once(customer: Customer, before: dict[str, Any]) -> dict[str, 
     assert before["quota"] - after["quota"] == log["quota"]
     assert log["model_name"] == customer.model
     return log
+
+
+@pytest.fixture
+async def options(world: World) -> AsyncIterator[dict[str, str]]:
+    """Options a test sets; each is put back to its previous value afterwards."""
+    before = {item["key"]: item["value"] for item in await world.root.call("GET", "/api/option/")}
+    changed: dict[str, str] = {}
+    yield changed
+    for key in changed:
+        await set_option(world.root, key, before.get(key, ""))
+    await asyncio.sleep(0.3)
+
+
+async def apply(world: World, changed: dict[str, str], values: dict[str, str]) -> None:
+    """Set options (recorded in the `options` fixture's dict) and let the relay reload."""
+    for key, value in values.items():
+        changed[key] = value
+        await set_option(world.root, key, value)
+    await asyncio.sleep(0.3)

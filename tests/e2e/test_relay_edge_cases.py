@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 
 import httpx
 import openai
@@ -61,6 +62,10 @@ async def post(world: World, customer: Customer, **kwargs: object) -> httpx.Resp
         (b'{"messages": [{"role": "user", "content": "x"}]}', {}, 400, "invalid_request"),
         (b'{"model": "m", "messages": [{}], "n": 1000}', {}, 400, "invalid_request"),
         (b'{"model": "m", "messages": [{}], "max_tokens": 1073741824}', {}, 400, "invalid_request"),
+        (b'{"model": "m", "messages": [{}], "n": 0}', {}, 400, "invalid_request"),
+        (b'{"model": "m", "messages": [{}], "max_tokens": -1}', {}, 400, "invalid_request"),
+        (b'{"model": "m", "messages": [{}], "max_tokens": "9"}', {}, 400, "invalid_request"),
+        (b"[1, 2]", {}, 400, "invalid_request"),
         (b"a=b", {"Content-Type": "application/x-www-form-urlencoded"}, 415,
          "unsupported_content_type"),
     ],
@@ -75,6 +80,51 @@ async def test_bad_input_is_refused_in_openai_shape(
     error = answer.json()["error"]
     assert error["code"] == code and "request id" in error["message"]
     assert (await wallet(customer))["quota"] == before["quota"]
+    await still_serving(world, customer)
+
+
+async def still_serving(world: World, customer: Customer) -> None:
+    """The relay keeps serving after a bad request, and charges the good one once."""
+    before = await wallet(customer)
+    reply = await sdk(world, customer.key).chat.completions.create(
+        model=customer.model, messages=HI
+    )
+    assert reply.choices[0].message.content == world.fake.reply_text
+    await charged_once(customer, before)
+
+
+async def test_body_over_the_size_limit_is_413(world: World) -> None:
+    customer = await new_customer(world)
+    before = await wallet(customer)
+    oversized = b'{"model": "m", "messages": [], "pad": "' + b"x" * (33 << 20) + b'"}'
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the relay must count
+        for start in range(0, len(oversized), 1 << 20):
+            yield oversized[start : start + (1 << 20)]
+
+    for content in (oversized, chunks()):
+        try:
+            answer = await post(world, customer, content=content)
+        except httpx.WriteError:  # the relay may answer and close before the upload ends
+            continue
+        assert answer.status_code == 413
+        assert answer.json()["error"]["code"] == "request_too_large"
+    assert (await wallet(customer))["quota"] == before["quota"]
+    await still_serving(world, customer)
+
+
+async def test_multipart_endpoint_refuses_json(world: World) -> None:
+    customer = await new_customer(world)
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        answer = await client.post(
+            world.relay_url + "/v1/audio/transcriptions",
+            headers={"Authorization": f"Bearer sk-{customer.key}"},
+            json={"model": customer.model, "file": "not a file"},
+        )
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["code"] == "unsupported_content_type" and error["type"] == "invalid_request_error"
+    await still_serving(world, customer)
 
 
 async def test_tool_calls_non_stream_and_stream_are_billed(world: World) -> None:

@@ -219,3 +219,21 @@ async def test_unsupported_paths_answer_501_in_openai_shape(world: World) -> Non
     assert caught.value.status_code == 501
     body = caught.value.body
     assert isinstance(body, dict) and body["code"] == "not_implemented"
+
+
+async def test_responses_base_url_with_slash_and_event_lines(world: World) -> None:
+    # A base URL ending with `/` names the API root: no second /v1 for Responses (§3.6).
+    customer = await new_customer(world, base_url=world.fake.url + "/v1/")
+    before = await wallet(customer)
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        answer = await client.post(
+            world.relay_url + "/v1/responses",
+            headers={"Authorization": f"Bearer sk-{customer.key}"},
+            json={"model": customer.model, "input": "hi", "stream": True},
+        )
+    assert answer.status_code == 200, answer.text
+    assert "event: response.output_text.delta\ndata: " in answer.text
+    assert "event: response.completed\ndata: " in answer.text
+    assert world.fake.requests_for(customer.model)[-1].path == "/v1/responses"
+    log = await charged_once(customer, before)
+    assert log["is_stream"] is True

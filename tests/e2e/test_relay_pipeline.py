@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,7 +16,8 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from services.relay.tokens import count_text
-from tests.e2e.relay_kit import charged_once, set_option
+from tests.e2e.relay_kit import apply, charged_once
+from tests.e2e.relay_kit import options as options
 from tests.e2e.relay_kit import world as world
 from tests.e2e.test_chat_flow import (
     CONSUME_LOG,
@@ -79,24 +79,6 @@ async def admin_log(world: World, model: str) -> dict[str, Any]:
         return items[0] if items else None
 
     return await eventually(probe)
-
-
-@pytest.fixture
-async def options(world: World) -> AsyncIterator[dict[str, str]]:
-    """Options a test sets; each is put back to its previous value afterwards."""
-    before = {item["key"]: item["value"] for item in await world.root.call("GET", "/api/option/")}
-    changed: dict[str, str] = {}
-    yield changed
-    for key in changed:
-        await set_option(world.root, key, before.get(key, ""))
-    await asyncio.sleep(0.3)
-
-
-async def apply(world: World, changed: dict[str, str], values: dict[str, str]) -> None:
-    for key, value in values.items():
-        changed[key] = value
-        await set_option(world.root, key, value)
-    await asyncio.sleep(0.3)
 
 
 # ---------------------------------------------------------------- request shaping
@@ -411,6 +393,19 @@ async def test_idle_timeout_cuts_the_stream_and_bills_nothing_unsaid(world: Worl
     await asyncio.sleep(0.5)
     after = await wallet(customer)
     assert after["quota"] == before["quota"]
+    # The stream that never ended is over for the relay: it keeps serving, charging once.
+    reply = await sdk(world, customer.key).chat.completions.create(
+        model=customer.model, messages=HI, max_tokens=5
+    )
+    assert reply.choices
+
+    async def charged() -> list[dict[str, Any]] | None:
+        page = await customer.console.call("GET", "/api/log/self", params={"type": CONSUME_LOG})
+        rows = [row for row in page["items"] if row["quota"] > 0]
+        return rows or None
+
+    [row] = await eventually(charged)
+    assert row["is_stream"] is False
 
 
 # ---------------------------------------------------------------- auth and safety

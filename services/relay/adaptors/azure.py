@@ -6,6 +6,16 @@ from services.relay.adaptors.base import Target
 from services.relay.adaptors.openai import OpenAIAdaptor
 
 DEFAULT_API_VERSION = "2024-12-01-preview"
+KEEP_DOTS_SINCE = 1746835200  # 2025-05-10 00:00 UTC: older channels get dot-less deployments
+
+
+def deployment(target: Target) -> str:
+    """The deployment name: channels created before 2025-05-10 drop the dots (`gpt-3.5-turbo`
+    → `gpt-35-turbo`), as Veloera did; newer ones keep the model name as it is."""
+    created = target.channel.created_time
+    if 0 < created < KEEP_DOTS_SINCE:
+        return target.model.replace(".", "")
+    return target.model
 
 
 class AzureAdaptor(OpenAIAdaptor):
@@ -20,7 +30,7 @@ class AzureAdaptor(OpenAIAdaptor):
         if task == "responses":
             return f"{self.base_url(target)}/openai/v1/responses?api-version={version}"
         return (
-            f"{self.base_url(target)}/openai/deployments/{target.model}/{task}"
+            f"{self.base_url(target)}/openai/deployments/{deployment(target)}/{task}"
             f"?api-version={version}"
         )
 

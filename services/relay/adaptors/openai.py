@@ -68,7 +68,11 @@ class OpenAIAdaptor:
         return (target.channel.base_url or self.default_base_url).rstrip("/")
 
     def url(self, target: Target) -> str:
-        return self.base_url(target) + target.endpoint.path
+        path = target.endpoint.path
+        if target.endpoint.task == "responses" and target.channel.base_url.endswith("/"):
+            # A base URL ending with `/` already names the API root (reference §3.6 step 10).
+            path = path.removeprefix("/v1")
+        return self.base_url(target) + path
 
     def headers(self, target: Target) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {target.key}"}

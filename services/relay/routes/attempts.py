@@ -46,6 +46,7 @@ class Attempts:
         *,
         first_response_ms: int,
         interrupted: bool,
+        output: str = "",
     ) -> None:
         raise NotImplementedError
 
@@ -162,6 +163,7 @@ class Attempts:
                 parsed = None
             reply = parsed if isinstance(parsed, dict) else None
         usage = usage_of_reply(job.req, job.meter, adaptor, reply, target.model)
+        logged = job.options.log_chat_content and reply is not None
         self.settle(
             job,
             channel,
@@ -169,6 +171,7 @@ class Attempts:
             usage,
             first_response_ms=job.elapsed_ms(),
             interrupted=False,
+            output=adaptor.reply_text(reply)[0] if logged and reply is not None else "",
         )
         default_type = "application/octet-stream" if job.req.endpoint.binary else "application/json"
         return data, response.headers.get("content-type", default_type)
@@ -186,6 +189,7 @@ class Attempts:
             include_usage=job.req.include_usage,
             force_format=setting.force_format,
             thinking_to_content=setting.thinking_to_content,
+            keep_events=job.req.endpoint is ep.RESPONSES,
         )
         sent = time.perf_counter()
         response: httpx.Response | None = None
@@ -246,6 +250,7 @@ class Attempts:
                 usage_of_stream(proc.acc, meter, target.model),
                 first_response_ms=first_ms,
                 interrupted=interrupted,
+                output=proc.acc.text if job.options.log_chat_content else "",
             )
 
         options = job.options

@@ -16,6 +16,8 @@ from veloera.billing.v1 import billing_pb2
 from services.relay import endpoints as ep
 from services.relay.adaptors.base import UsageCounts
 from services.relay.auth import AuthEntry
+from services.relay.content import chat_content, prompt_text
+from services.relay.errorlog import error_entry
 from services.relay.errors import RelayError, error_body, error_response
 from services.relay.ids import new_request_id
 from services.relay.incoming import ClientRequest, parse_form_request, parse_json_request
@@ -52,31 +54,6 @@ def _check_origin(request: Request) -> None:
         raise RelayError(
             403, "browser extensions are not allowed", code="browser_extension_blocked"
         )
-
-
-def prompt_text(req: ClientRequest) -> str:
-    """The text the sensitive-word check reads (§7.10)."""
-    payload = req.payload
-    parts: list[str] = []
-    if req.endpoint is ep.CHAT:
-        for message in payload.get("messages") or ():
-            content = message.get("content") if isinstance(message, dict) else None
-            if isinstance(content, str):
-                parts.append(content)
-            elif isinstance(content, list):
-                parts.extend(
-                    p["text"]
-                    for p in content
-                    if isinstance(p, dict) and isinstance(p.get("text"), str)
-                )
-    else:
-        for name in ("prompt", "input", "query"):
-            value = payload.get(name)
-            if isinstance(value, str):
-                parts.append(value)
-            elif isinstance(value, list):
-                parts.extend(v for v in value if isinstance(v, str))
-    return "\n".join(parts)
 
 
 def _rate_limit(entry: AuthEntry, options: RelayOptions) -> tuple[int, int, int]:
@@ -239,6 +216,7 @@ class RelayRoute(Attempts):
                 channel = following
                 RETRIES.inc()
             job.tried.append(channel.id)
+            job.last_channel = channel
             try:
                 return await run(job, channel)
             except UpstreamFailure as exc:
@@ -298,6 +276,7 @@ class RelayRoute(Attempts):
         elif job.options.hide_upstream_error and failure.kind == "status":
             message = f"Upstream error with status code {status}"
             type_, code = "upstream_error", "bad_response_status_code"
+        self._log_error(job, status, type_, code, message)
         param = error.get("param")
         body = error_body(
             message,
@@ -308,6 +287,15 @@ class RelayRoute(Attempts):
         )
         return Response(body, status, headers=job.overhead_headers(), media_type="application/json")
 
+    def _log_error(self, job: Job, status: int, type_: str, code: str, message: str) -> None:
+        """A type-6 log row for the failed request, when LogErrorEnabled (never waited on)."""
+        if job.options.log_error:
+            self.ctx.write_log(
+                error_entry(
+                    job, job.last_channel, status=status, type_=type_, code=code, message=message
+                )
+            )
+
     # ------------------------------------------------------------------ pseudo-stream
 
     def _pseudo(self, job: Job, channel: ChannelInfo) -> Response:
@@ -317,6 +305,7 @@ class RelayRoute(Attempts):
                 self.ctx.biller.release_later(job.request_id, "upstream failed")
                 job.settled = True
                 error = {"message": result.message, "type": "upstream_error", "code": None}
+                self._log_error(job, result.status, "upstream_error", "", result.message)
                 yield b"data: " + orjson.dumps({"error": error}) + b"\n\n"
                 return
             data, _content_type = result
@@ -350,13 +339,17 @@ class RelayRoute(Attempts):
         *,
         first_response_ms: int,
         interrupted: bool,
+        output: str = "",
     ) -> None:
         job.settled = True
         entry = job.entry
         estimated = "true" if usage.estimated else "false"
         TOKENS.labels("in", estimated).inc(usage.prompt_tokens)
         TOKENS.labels("out", estimated).inc(usage.completion_tokens)
-        other = orjson.dumps({"reasoning_effort": job.effort}).decode() if job.effort else ""
+        extra: dict[str, str] = {"reasoning_effort": job.effort} if job.effort else {}
+        if job.options.log_chat_content:
+            extra.update(chat_content(job.req, output))
+        other = orjson.dumps(extra).decode() if extra else ""
         request = billing_pb2.SettleRequest(
             request_id=job.request_id,
             usage=billing_pb2.Usage(

@@ -298,6 +298,8 @@ class SettleRequest(_message.Message):
     OTHER_JSON_FIELD_NUMBER: _builtins.int
     INTERRUPTED_FIELD_NUMBER: _builtins.int
     QUOTA_WARNING_THRESHOLD_FIELD_NUMBER: _builtins.int
+    LEASE_ID_FIELD_NUMBER: _builtins.int
+    LEASE_RESERVED_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     username: _builtins.str
     """Log row fields (the relay knows them; billing never reads the accounts schema)."""
@@ -317,6 +319,11 @@ class SettleRequest(_message.Message):
     """The stream was cut before it ended (client disconnect or idle timeout)."""
     quota_warning_threshold: _builtins.int
     """The user's own quota_warning_threshold setting; 0: the QuotaRemindThreshold option."""
+    lease_id: _builtins.str
+    """Lease mode (BILLING_LEASES): the relay held `lease_reserved` locally against this lease
+    instead of calling Reserve; billing turns it into a hold at settlement.
+    """
+    lease_reserved: _builtins.int
     @_builtins.property
     def usage(self) -> Global___Usage: ...
     @_builtins.property
@@ -340,10 +347,12 @@ class SettleRequest(_message.Message):
         other_json: _builtins.str = ...,
         interrupted: _builtins.bool = ...,
         quota_warning_threshold: _builtins.int = ...,
+        lease_id: _builtins.str = ...,
+        lease_reserved: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_id", b"channel_id", "channel_name", b"channel_name", "channels_tried", b"channels_tried", "client_ip", b"client_ip", "elapsed_ms", b"elapsed_ms", "first_response_ms", b"first_response_ms", "interrupted", b"interrupted", "is_stream", b"is_stream", "model_name", b"model_name", "other_json", b"other_json", "quota_warning_threshold", b"quota_warning_threshold", "request_id", b"request_id", "token_name", b"token_name", "upstream_model", b"upstream_model", "usage", b"usage", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_id", b"channel_id", "channel_name", b"channel_name", "channels_tried", b"channels_tried", "client_ip", b"client_ip", "elapsed_ms", b"elapsed_ms", "first_response_ms", b"first_response_ms", "interrupted", b"interrupted", "is_stream", b"is_stream", "lease_id", b"lease_id", "lease_reserved", b"lease_reserved", "model_name", b"model_name", "other_json", b"other_json", "quota_warning_threshold", b"quota_warning_threshold", "request_id", b"request_id", "token_name", b"token_name", "upstream_model", b"upstream_model", "usage", b"usage", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -427,6 +436,289 @@ class ReleaseResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReleaseResponse: _TypeAlias = ReleaseResponse  # noqa: Y015
+
+@_typing.final
+class SettleBatchRequest(_message.Message):
+    """Many settlements and releases in one call (the relay buffers them for ~20 ms). Each item is
+    applied exactly once (idempotent by request id) and gets its own result; one item's error
+    never fails the others.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENTS_FIELD_NUMBER: _builtins.int
+    RELEASES_FIELD_NUMBER: _builtins.int
+    RETURN_LEASES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settlements(self) -> _containers.RepeatedCompositeFieldContainer[Global___SettleRequest]: ...
+    @_builtins.property
+    def releases(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReleaseRequest]: ...
+    @_builtins.property
+    def return_leases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """lease ids the holder is done with (after the items)"""
+
+    def __init__(
+        self,
+        *,
+        settlements: _abc.Iterable[Global___SettleRequest] | None = ...,
+        releases: _abc.Iterable[Global___ReleaseRequest] | None = ...,
+        return_leases: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["releases", b"releases", "return_leases", b"return_leases", "settlements", b"settlements"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettleBatchRequest: _TypeAlias = SettleBatchRequest  # noqa: Y015
+
+@_typing.final
+class BatchItemError(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRPC_CODE_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    grpc_code: _builtins.int
+    """grpc.StatusCode value the single-item RPC would have answered"""
+    code: _builtins.str
+    """veloera error code (hold_not_found, hold_released, ...)"""
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        grpc_code: _builtins.int = ...,
+        code: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "grpc_code", b"grpc_code", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchItemError: _TypeAlias = BatchItemError  # noqa: Y015
+
+@_typing.final
+class SettleBatchResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLED_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settled(self) -> Global___SettleResponse:
+        """set when applied (or already applied)"""
+
+    @_builtins.property
+    def error(self) -> Global___BatchItemError:
+        """set when it could not apply"""
+
+    def __init__(
+        self,
+        *,
+        settled: Global___SettleResponse | None = ...,
+        error: Global___BatchItemError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "settled", b"settled"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "settled", b"settled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettleBatchResult: _TypeAlias = SettleBatchResult  # noqa: Y015
+
+@_typing.final
+class ReleaseBatchResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELEASED_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def released(self) -> Global___ReleaseResponse: ...
+    @_builtins.property
+    def error(self) -> Global___BatchItemError: ...
+    def __init__(
+        self,
+        *,
+        released: Global___ReleaseResponse | None = ...,
+        error: Global___BatchItemError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "released", b"released"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "released", b"released"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseBatchResult: _TypeAlias = ReleaseBatchResult  # noqa: Y015
+
+@_typing.final
+class AcquireLeaseRequest(_message.Message):
+    """Quota leases (BILLING_LEASES=true): billing carves an amount out of the user's wallet (and
+    the token's budget) for one relay replica, which then holds requests locally against it and
+    settles them in batches. Unspent amounts come back on ReturnLease or after expiry.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOLDER_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    TOKEN_ID_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    REQUESTED_MODEL_FIELD_NUMBER: _builtins.int
+    UPSTREAM_MODEL_FIELD_NUMBER: _builtins.int
+    PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
+    MAX_TOKENS_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    TTL_SECONDS_FIELD_NUMBER: _builtins.int
+    HOLD_SECONDS_FIELD_NUMBER: _builtins.int
+    holder: _builtins.str
+    """the relay replica"""
+    user_id: _builtins.int
+    token_id: _builtins.int
+    model: _builtins.str
+    group: _builtins.str
+    requested_model: _builtins.str
+    upstream_model: _builtins.str
+    prompt_tokens: _builtins.int
+    """the request at hand: the lease covers at least its hold"""
+    max_tokens: _builtins.int
+    requests: _builtins.int
+    """how many such holds the lease should cover (capped by balance)"""
+    ttl_seconds: _builtins.int
+    """usable for new holds this long"""
+    hold_seconds: _builtins.int
+    """then returned by the reaper this much later (in-flight holds)"""
+    def __init__(
+        self,
+        *,
+        holder: _builtins.str = ...,
+        user_id: _builtins.int = ...,
+        token_id: _builtins.int = ...,
+        model: _builtins.str = ...,
+        group: _builtins.str = ...,
+        requested_model: _builtins.str = ...,
+        upstream_model: _builtins.str = ...,
+        prompt_tokens: _builtins.int = ...,
+        max_tokens: _builtins.int = ...,
+        requests: _builtins.int = ...,
+        ttl_seconds: _builtins.int = ...,
+        hold_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "hold_seconds", b"hold_seconds", "holder", b"holder", "max_tokens", b"max_tokens", "model", b"model", "prompt_tokens", b"prompt_tokens", "requested_model", b"requested_model", "requests", b"requests", "token_id", b"token_id", "ttl_seconds", b"ttl_seconds", "upstream_model", b"upstream_model", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcquireLeaseRequest: _TypeAlias = AcquireLeaseRequest  # noqa: Y015
+
+@_typing.final
+class Lease(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEASE_ID_FIELD_NUMBER: _builtins.int
+    GRANTED_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_MS_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
+    PRE_CONSUMED_QUOTA_FIELD_NUMBER: _builtins.int
+    FIRST_HOLD_FIELD_NUMBER: _builtins.int
+    PER_REQUEST_FIELD_NUMBER: _builtins.int
+    lease_id: _builtins.str
+    granted: _builtins.int
+    expires_at_ms: _builtins.int
+    pre_consumed_quota: _builtins.int
+    first_hold: _builtins.int
+    """the hold of the request at hand, counted in `granted`"""
+    per_request: _builtins.bool
+    """leases are off for this user (rate limits): use Reserve"""
+    @_builtins.property
+    def price(self) -> Global___Price: ...
+    def __init__(
+        self,
+        *,
+        lease_id: _builtins.str = ...,
+        granted: _builtins.int = ...,
+        expires_at_ms: _builtins.int = ...,
+        price: Global___Price | None = ...,
+        pre_consumed_quota: _builtins.int = ...,
+        first_hold: _builtins.int = ...,
+        per_request: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at_ms", b"expires_at_ms", "first_hold", b"first_hold", "granted", b"granted", "lease_id", b"lease_id", "per_request", b"per_request", "pre_consumed_quota", b"pre_consumed_quota", "price", b"price"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Lease: _TypeAlias = Lease  # noqa: Y015
+
+@_typing.final
+class ReturnLeaseRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEASE_ID_FIELD_NUMBER: _builtins.int
+    lease_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        lease_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_id", b"lease_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReturnLeaseRequest: _TypeAlias = ReturnLeaseRequest  # noqa: Y015
+
+@_typing.final
+class ReturnLeaseResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RETURNED_FIELD_NUMBER: _builtins.int
+    ALREADY_RETURNED_FIELD_NUMBER: _builtins.int
+    returned: _builtins.int
+    already_returned: _builtins.bool
+    def __init__(
+        self,
+        *,
+        returned: _builtins.int = ...,
+        already_returned: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_returned", b"already_returned", "returned", b"returned"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReturnLeaseResponse: _TypeAlias = ReturnLeaseResponse  # noqa: Y015
+
+@_typing.final
+class SettleBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENTS_FIELD_NUMBER: _builtins.int
+    RELEASES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settlements(self) -> _containers.RepeatedCompositeFieldContainer[Global___SettleBatchResult]:
+        """same order as the request"""
+
+    @_builtins.property
+    def releases(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReleaseBatchResult]: ...
+    def __init__(
+        self,
+        *,
+        settlements: _abc.Iterable[Global___SettleBatchResult] | None = ...,
+        releases: _abc.Iterable[Global___ReleaseBatchResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["releases", b"releases", "settlements", b"settlements"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettleBatchResponse: _TypeAlias = SettleBatchResponse  # noqa: Y015
 
 @_typing.final
 class Wallet(_message.Message):

@@ -49,6 +49,21 @@ class BillingServiceStub:
                 request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseRequest.SerializeToString,
                 response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseResponse.FromString,
                 _registered_method=True)
+        self.SettleBatch = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/SettleBatch',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchResponse.FromString,
+                _registered_method=True)
+        self.AcquireLease = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/AcquireLease',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.AcquireLeaseRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.Lease.FromString,
+                _registered_method=True)
+        self.ReturnLease = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/ReturnLease',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseResponse.FromString,
+                _registered_method=True)
         self.GetWallet = channel.unary_unary(
                 '/veloera.billing.v1.BillingService/GetWallet',
                 request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GetWalletRequest.SerializeToString,
@@ -212,6 +227,24 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Release(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SettleBatch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcquireLease(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReturnLease(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -408,6 +441,21 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.Release,
                     request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseRequest.FromString,
                     response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseResponse.SerializeToString,
+            ),
+            'SettleBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SettleBatch,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchResponse.SerializeToString,
+            ),
+            'AcquireLease': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcquireLease,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.AcquireLeaseRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.Lease.SerializeToString,
+            ),
+            'ReturnLease': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReturnLease,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseResponse.SerializeToString,
             ),
             'GetWallet': grpc.unary_unary_rpc_method_handler(
                     servicer.GetWallet,
@@ -636,6 +684,87 @@ class BillingService:
             '/veloera.billing.v1.BillingService/Release',
             veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseRequest.SerializeToString,
             veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SettleBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/SettleBatch',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcquireLease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/AcquireLease',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.AcquireLeaseRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.Lease.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReturnLease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/ReturnLease',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseResponse.FromString,
             options,
             channel_credentials,
             insecure,

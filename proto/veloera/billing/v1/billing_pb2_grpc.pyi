@@ -36,6 +36,9 @@ class BillingServiceStub:
     Reserve: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ReserveRequest, _billing_pb2.ReserveResponse]
     Settle: _grpc.UnaryUnaryMultiCallable[_billing_pb2.SettleRequest, _billing_pb2.SettleResponse]
     Release: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ReleaseRequest, _billing_pb2.ReleaseResponse]
+    SettleBatch: _grpc.UnaryUnaryMultiCallable[_billing_pb2.SettleBatchRequest, _billing_pb2.SettleBatchResponse]
+    AcquireLease: _grpc.UnaryUnaryMultiCallable[_billing_pb2.AcquireLeaseRequest, _billing_pb2.Lease]
+    ReturnLease: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ReturnLeaseRequest, _billing_pb2.ReturnLeaseResponse]
     GetWallet: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetWalletRequest, _billing_pb2.Wallet]
     GetWallets: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetWalletsRequest, _billing_pb2.GetWalletsResponse]
     AdjustQuota: _grpc.UnaryUnaryMultiCallable[_billing_pb2.AdjustQuotaRequest, _billing_pb2.Wallet]
@@ -72,6 +75,9 @@ class BillingServiceAsyncStub(BillingServiceStub):
     Reserve: _aio.UnaryUnaryMultiCallable[_billing_pb2.ReserveRequest, _billing_pb2.ReserveResponse]  # type: ignore[assignment]
     Settle: _aio.UnaryUnaryMultiCallable[_billing_pb2.SettleRequest, _billing_pb2.SettleResponse]  # type: ignore[assignment]
     Release: _aio.UnaryUnaryMultiCallable[_billing_pb2.ReleaseRequest, _billing_pb2.ReleaseResponse]  # type: ignore[assignment]
+    SettleBatch: _aio.UnaryUnaryMultiCallable[_billing_pb2.SettleBatchRequest, _billing_pb2.SettleBatchResponse]  # type: ignore[assignment]
+    AcquireLease: _aio.UnaryUnaryMultiCallable[_billing_pb2.AcquireLeaseRequest, _billing_pb2.Lease]  # type: ignore[assignment]
+    ReturnLease: _aio.UnaryUnaryMultiCallable[_billing_pb2.ReturnLeaseRequest, _billing_pb2.ReturnLeaseResponse]  # type: ignore[assignment]
     GetWallet: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetWalletRequest, _billing_pb2.Wallet]  # type: ignore[assignment]
     GetWallets: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetWalletsRequest, _billing_pb2.GetWalletsResponse]  # type: ignore[assignment]
     AdjustQuota: _aio.UnaryUnaryMultiCallable[_billing_pb2.AdjustQuotaRequest, _billing_pb2.Wallet]  # type: ignore[assignment]
@@ -123,6 +129,27 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_pb2.ReleaseRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.ReleaseResponse, _abc.Awaitable[_billing_pb2.ReleaseResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SettleBatch(
+        self,
+        request: _billing_pb2.SettleBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.SettleBatchResponse, _abc.Awaitable[_billing_pb2.SettleBatchResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AcquireLease(
+        self,
+        request: _billing_pb2.AcquireLeaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.Lease, _abc.Awaitable[_billing_pb2.Lease]]: ...
+
+    @_abc_1.abstractmethod
+    def ReturnLease(
+        self,
+        request: _billing_pb2.ReturnLeaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ReturnLeaseResponse, _abc.Awaitable[_billing_pb2.ReturnLeaseResponse]]: ...
 
     @_abc_1.abstractmethod
     def GetWallet(

@@ -1,0 +1,349 @@
+"""Settle many holds in one transaction with set-based SQL (the relay's SettleBatch).
+
+About eight statements per batch whatever its size: lock the holds, lock and update the token
+budgets, lock and update the wallets with their ledger rows, insert the log rows and finish the
+holds, upsert the usage rollups, mark the rate-limit events. The amounts are computed here with
+the same rules as `settlement.settle` (refund or charge the difference, subscription quota
+first, never below zero), from the rows locked in this transaction.
+
+Locks are taken in the global order holds -> token budgets -> wallets (each sorted by key), the
+order Reserve and single settlements use, so batches never deadlock with them. Wallets are
+locked last, late in the transaction, so a busy user's Reserve waits only a few statements.
+Items that are not plain open holds (unknown, repeated, released) go to `leftovers` and the
+caller applies them one by one, after this commit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from services.billing import logs
+from services.billing.accounting import ReleaseResult, settle_key
+from services.billing.holds import COLUMNS, Hold, hold_of
+from services.billing.pricing import settle_amount
+from services.billing.settlement import SettleInput, SettleResult, consume_log
+from services.shared.db import Connection
+from services.shared.errors import DomainError
+
+LOCK_HOLDS = f"""
+SELECT {COLUMNS} FROM holds WHERE request_id = ANY($1::text[]) ORDER BY request_id FOR UPDATE
+"""
+LOCK_BUDGETS = """
+SELECT token_id, remain_quota, unlimited FROM token_budgets WHERE token_id = ANY($1::bigint[])
+ORDER BY token_id FOR UPDATE
+"""
+UPDATE_BUDGETS = """
+UPDATE token_budgets b SET used_quota = b.used_quota + v.used,
+    remain_quota = b.remain_quota + v.remain_delta, updated_at = now()
+FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(token_id, used, remain_delta)
+WHERE b.token_id = v.token_id
+"""
+LOCK_WALLETS = """
+SELECT user_id, quota, subscription_quota FROM wallets WHERE user_id = ANY($1::bigint[])
+ORDER BY user_id FOR UPDATE
+"""
+# The new balances are absolute: the rows are locked and were read in this transaction.
+UPDATE_WALLETS_AND_LEDGER = """
+WITH w AS (
+    UPDATE wallets t SET quota = v.quota, subscription_quota = v.subscription,
+        used_quota = t.used_quota + v.used, request_count = t.request_count + v.requests,
+        updated_at = now()
+    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
+        AS v(user_id, quota, subscription, used, requests)
+    WHERE t.user_id = v.user_id
+)
+INSERT INTO ledger (user_id, idempotency_key, kind, delta_quota, delta_subscription,
+                    balance_after, subscription_after, request_id, reason)
+SELECT * FROM unnest($6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::bigint[],
+                     $11::bigint[], $12::bigint[], $13::text[], $14::text[])
+"""
+INSERT_LOGS_AND_FINISH = """
+WITH ins AS (
+    INSERT INTO logs (user_id, type, content, username, token_name, model_name, quota,
+                      prompt_tokens, completion_tokens, use_time, is_stream, channel_id,
+                      channel_name, token_id, "group", other, client_ip, request_id, elapsed_ms)
+    SELECT u.user_id, u.type, u.content, u.username, u.token_name, u.model_name, u.quota,
+           u.prompt_tokens, u.completion_tokens, u.use_time, u.is_stream, u.channel_id,
+           u.channel_name, u.token_id, u.grp, u.other::jsonb, u.client_ip, u.request_id,
+           u.elapsed_ms
+    FROM unnest($1::bigint[], $2::smallint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::boolean[],
+                $12::bigint[], $13::text[], $14::bigint[], $15::text[], $16::text[], $17::text[],
+                $18::text[], $19::bigint[])
+        AS u(user_id, type, content, username, token_name, model_name, quota, prompt_tokens,
+             completion_tokens, use_time, is_stream, channel_id, channel_name, token_id, grp,
+             other, client_ip, request_id, elapsed_ms)
+    RETURNING id, request_id, quota
+)
+UPDATE holds h SET status = 'settled', charged = ins.quota, settled_at = now(), log_id = ins.id
+FROM ins WHERE h.request_id = ins.request_id
+RETURNING h.request_id, ins.id
+"""
+UPSERT_USAGE = """
+INSERT INTO quota_data (user_id, username, model_name, created_at, token_used, count, quota)
+SELECT v.user_id, v.username, v.model_name, date_trunc('hour', now()), v.tokens, v.n, v.quota
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
+    AS v(user_id, username, model_name, tokens, n, quota)
+ON CONFLICT (user_id, model_name, created_at) DO UPDATE SET
+    token_used = quota_data.token_used + EXCLUDED.token_used,
+    count = quota_data.count + EXCLUDED.count,
+    quota = quota_data.quota + EXCLUDED.quota,
+    username = CASE WHEN EXCLUDED.username = '' THEN quota_data.username
+                    ELSE EXCLUDED.username END
+"""
+MARK_SUCCESS_MANY = "UPDATE rate_events SET success = true WHERE request_id = ANY($1::text[])"
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    request_id: str
+    reason: str
+
+
+@dataclass(slots=True)
+class SettleOutcome:
+    result: SettleResult | None = None
+    error: DomainError | None = None
+    balance: int | None = None  # user balance right after this item (fresh settlements)
+
+
+@dataclass(slots=True)
+class ReleaseOutcome:
+    result: ReleaseResult | None = None
+    error: DomainError | None = None
+
+
+@dataclass(slots=True)
+class _Wallet:
+    quota: int
+    subscription: int
+    used: int = 0
+    requests: int = 0
+
+
+@dataclass(slots=True)
+class _Item:
+    index: int
+    spec: SettleInput
+    hold: Hold
+    final: int
+    charged: int = 0
+    balance: int = 0
+    log: logs.LogRow | None = None
+    ledger: list[Any] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Applied:
+    """What the batch transaction did; `leftovers` are indexes the caller applies one by one."""
+
+    outcomes: dict[int, SettleOutcome]
+    leftovers: list[int]
+
+
+async def apply(conn: Connection, *, settlements: list[SettleInput]) -> Applied:
+    """Apply every plain item inside the caller's transaction."""
+    ids = sorted({s.request_id for s in settlements})
+    found = {row["request_id"]: hold_of(row) for row in await conn.fetch(LOCK_HOLDS, ids)}
+    items: list[_Item] = []
+    leftovers: list[int] = []
+    seen: set[str] = set()
+    for index, spec in enumerate(settlements):
+        hold = found.get(spec.request_id)
+        if hold is None or hold.status != "open" or spec.request_id in seen:
+            leftovers.append(index)
+            continue
+        seen.add(spec.request_id)
+        items.append(_Item(index, spec, hold, settle_amount(hold.price, spec.usage)))
+    if not items:
+        return Applied({}, leftovers)
+    token_uncollected = await _apply_budgets(conn, items)
+    await _apply_wallets(conn, items)
+    for item in items:
+        uncollected = item.final - item.charged
+        item.log = consume_log(item.hold, item.spec, charged=item.charged)
+        lost_token = token_uncollected.get(item.index, 0)
+        if uncollected or lost_token:
+            item.log.other["uncollected"] = uncollected
+            item.log.other["uncollected_token"] = lost_token
+    log_ids = await _insert_logs(conn, items)
+    await _upsert_usage(conn, items)
+    await conn.execute(MARK_SUCCESS_MANY, [item.hold.request_id for item in items])
+    outcomes = {
+        item.index: SettleOutcome(
+            result=SettleResult(
+                item.hold,
+                item.charged,
+                max(item.hold.reserved - item.charged, 0),
+                False,
+                log_ids[item.hold.request_id],
+            ),
+            balance=item.balance,
+        )
+        for item in items
+    }
+    return Applied(outcomes, leftovers)
+
+
+async def _apply_budgets(conn: Connection, items: list[_Item]) -> dict[int, int]:
+    """Token budgets: usage counted, the hold's difference refunded or taken (what the budget
+    cannot cover is uncollected). Returns the uncollected part per item index."""
+    token_ids = sorted({i.hold.token_id for i in items if i.hold.token_id > 0})
+    if not token_ids:
+        return {}
+    state = {
+        r["token_id"]: (r["remain_quota"], r["unlimited"])
+        for r in await conn.fetch(LOCK_BUDGETS, token_ids)
+    }
+    used: dict[int, int] = defaultdict(int)
+    remain_delta: dict[int, int] = defaultdict(int)
+    uncollected: dict[int, int] = {}
+    for item in items:
+        token_id = item.hold.token_id
+        if token_id <= 0 or token_id not in state:
+            continue  # no token, or it was deleted meanwhile
+        used[token_id] += item.final
+        remain, unlimited = state[token_id]
+        if unlimited:
+            continue
+        delta = item.final - item.hold.reserved_token
+        if delta < 0:
+            remain_delta[token_id] -= delta
+            state[token_id] = (remain - delta, unlimited)
+            continue
+        take = min(delta, max(remain, 0))
+        remain_delta[token_id] -= take
+        state[token_id] = (remain - take, unlimited)
+        if delta - take:
+            uncollected[item.index] = delta - take
+    ids = sorted(used)
+    await conn.execute(UPDATE_BUDGETS, ids, [used[t] for t in ids], [remain_delta[t] for t in ids])
+    return uncollected
+
+
+async def _apply_wallets(conn: Connection, items: list[_Item]) -> None:
+    """Refund or charge each item's difference in order, then write the balances and one
+    ledger row per change with the balances right after it."""
+    user_ids = sorted({i.hold.user_id for i in items})
+    wallets = {
+        r["user_id"]: _Wallet(r["quota"], r["subscription_quota"])
+        for r in await conn.fetch(LOCK_WALLETS, user_ids)
+    }
+    entries: list[tuple[Any, ...]] = []
+    for item in items:
+        hold = item.hold
+        wallet = wallets.get(hold.user_id)
+        delta = item.final - hold.reserved
+        item.charged = item.final
+        if wallet is None:
+            item.charged = item.final - max(delta, 0)
+        elif delta < 0:
+            back = -delta
+            to_sub = min(back, hold.reserved_subscription)
+            wallet.subscription += to_sub
+            wallet.quota += back - to_sub
+            entries.append(_entry(hold, "release", back - to_sub, to_sub, wallet))
+            entries[-1] += ("unused part of the hold",)
+        elif delta > 0:
+            take = min(delta, wallet.quota + wallet.subscription)
+            if take > 0:
+                from_sub = min(wallet.subscription, take)
+                wallet.subscription -= from_sub
+                wallet.quota -= take - from_sub
+                entries.append(_entry(hold, "charge", -(take - from_sub), -from_sub, wallet))
+                entries[-1] += ("usage above the hold",)
+            item.charged = item.final - (delta - max(take, 0))
+        if wallet is not None:
+            if item.charged > 0:
+                wallet.used += item.charged
+                wallet.requests += 1
+            item.balance = wallet.quota + wallet.subscription
+    ids = sorted(wallets)
+    columns = list(zip(*entries, strict=True)) if entries else [()] * 9
+    await conn.execute(
+        UPDATE_WALLETS_AND_LEDGER,
+        ids,
+        [wallets[u].quota for u in ids],
+        [wallets[u].subscription for u in ids],
+        [wallets[u].used for u in ids],
+        [wallets[u].requests for u in ids],
+        *[list(column) for column in columns],
+    )
+
+
+def _entry(
+    hold: Hold, kind: str, delta_quota: int, delta_subscription: int, wallet: _Wallet
+) -> tuple[Any, ...]:
+    return (
+        hold.user_id,
+        settle_key(hold.request_id),
+        kind,
+        delta_quota,
+        delta_subscription,
+        wallet.quota,
+        wallet.subscription,
+        hold.request_id,
+    )
+
+
+async def _insert_logs(conn: Connection, items: list[_Item]) -> dict[str, int]:
+    rows = [item.log for item in items if item.log is not None]
+    columns: list[list[Any]] = [[] for _ in range(19)]
+    for row in rows:
+        values = (
+            row.user_id,
+            row.type,
+            row.content,
+            row.username,
+            row.token_name,
+            row.model_name,
+            row.quota,
+            row.prompt_tokens,
+            row.completion_tokens,
+            row.use_time,
+            row.is_stream,
+            row.channel_id,
+            row.channel_name,
+            row.token_id,
+            row.group,
+            orjson.dumps(row.other).decode(),
+            row.client_ip,
+            row.request_id,
+            row.elapsed_ms,
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    finished = await conn.fetch(INSERT_LOGS_AND_FINISH, *columns)
+    return {r["request_id"]: r["id"] for r in finished}
+
+
+async def _upsert_usage(conn: Connection, items: list[_Item]) -> None:
+    """The hourly rollups, one row per (user, model), in key order."""
+    totals: dict[tuple[int, str], list[Any]] = {}
+    for item in items:
+        if item.spec.usage.is_empty or item.log is None:
+            continue
+        key = (item.hold.user_id, item.log.model_name)
+        usage = item.spec.usage
+        entry = totals.setdefault(key, ["", 0, 0, 0])
+        if item.spec.username:
+            entry[0] = item.spec.username
+        entry[1] += usage.prompt_tokens + usage.completion_tokens
+        entry[2] += 1
+        entry[3] += item.charged
+    if not totals:
+        return
+    keys = sorted(totals)
+    await conn.execute(
+        UPSERT_USAGE,
+        [k[0] for k in keys],
+        [totals[k][0] for k in keys],
+        [k[1] for k in keys],
+        [totals[k][1] for k in keys],
+        [totals[k][2] for k in keys],
+        [totals[k][3] for k in keys],
+    )

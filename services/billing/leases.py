@@ -1,0 +1,259 @@
+"""Quota leases (BILLING_LEASES=true): grant, return, reap, and turning a leased request into a
+hold at settlement. Every function runs inside the caller's transaction.
+
+Lock order: lease -> hold -> token budget -> wallet, compatible with Reserve (hold -> budget ->
+wallet) and batch settlement (holds -> budgets -> wallets), so none of them deadlock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from services.billing import ledger, wallets
+from services.billing.accounting import TOKEN_EXHAUSTED, USER_EXHAUSTED
+from services.billing.settlement import SettleInput
+from services.shared.db import Connection
+from services.shared.errors import NotFound, QuotaExhausted
+
+BALANCE_SHARE = 4
+INSERT_LEASE = """
+INSERT INTO leases (lease_id, holder, user_id, token_id, model, "group", price, granted_quota,
+                    granted_subscription, granted_token, expires_at, reap_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, now() + make_interval(secs => $11),
+        now() + make_interval(secs => $11 + $12))
+RETURNING expires_at
+"""
+_COLUMNS = """lease_id, user_id, token_id, model, "group", price::text AS price, granted_quota,
+    granted_subscription, granted_token, spent_quota, spent_subscription, spent_token, status,
+    returned"""
+LOCK_LEASE = f"SELECT {_COLUMNS} FROM leases WHERE lease_id = $1 FOR UPDATE"
+LOCK_LEASES = f"""
+SELECT {_COLUMNS} FROM leases WHERE lease_id = ANY($1::text[]) ORDER BY lease_id FOR UPDATE
+"""
+LOCK_DUE = """
+SELECT lease_id FROM leases WHERE status = 'active' AND reap_at < now()
+ORDER BY reap_at LIMIT 1 FOR UPDATE SKIP LOCKED
+"""
+FINISH_LEASE = """
+UPDATE leases SET status = 'returned', returned_at = now(), returned = $2 WHERE lease_id = $1
+"""
+EXISTING_HOLDS = "SELECT request_id FROM holds WHERE request_id = ANY($1::text[])"
+INSERT_HOLDS = """
+INSERT INTO holds (request_id, user_id, token_id, model, "group", price, reserved_quota,
+                   reserved_subscription, reserved_token, expires_at, lease_id)
+SELECT v.request_id, v.user_id, v.token_id, v.model, v.grp, v.price::jsonb, v.quota,
+       v.subscription, v.token, now() + interval '1 hour', v.lease_id
+FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+            $7::bigint[], $8::bigint[], $9::bigint[], $10::text[])
+    AS v(request_id, user_id, token_id, model, grp, price, quota, subscription, token, lease_id)
+ON CONFLICT (request_id) DO NOTHING
+RETURNING request_id
+"""
+SPEND = """
+UPDATE leases l SET spent_quota = l.spent_quota + v.quota,
+    spent_subscription = l.spent_subscription + v.subscription,
+    spent_token = l.spent_token + v.token
+FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+    AS v(lease_id, quota, subscription, token)
+WHERE l.lease_id = v.lease_id
+"""
+
+
+class ConcurrentSettlement(Exception):
+    """Another transaction materialised one of these requests first; retry item by item."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseSpec:
+    lease_id: str
+    holder: str
+    user_id: int
+    token_id: int
+    model: str
+    group: str
+    price_json: str
+    first_hold: int
+    desired: int
+    ttl_seconds: int
+    hold_seconds: int
+
+
+@dataclass(slots=True)
+class _Lease:
+    row: Any
+    free_quota: int
+    free_subscription: int
+    free_token: int
+    active: bool
+
+
+def lease_key(lease_id: str) -> str:
+    return f"lease:{lease_id}"
+
+
+def return_key(lease_id: str) -> str:
+    return f"lease-return:{lease_id}"
+
+
+async def grant(conn: Connection, *, spec: LeaseSpec) -> tuple[int, datetime]:
+    """Carve min(desired, the token's budget, 1/BALANCE_SHARE of the balance) out of the wallet
+    and the token budget, at least `first_hold` (else the Reserve refusals). Returns (granted,
+    expires_at)."""
+    limited_token = False
+    available = spec.desired
+    if spec.token_id > 0:
+        state = await wallets.lock_budget(conn, token_id=spec.token_id)
+        if state is None:
+            raise QuotaExhausted("token quota exhausted", code=TOKEN_EXHAUSTED)
+        if not state.unlimited:
+            if state.remain_quota <= 0 or state.remain_quota < spec.first_hold:
+                raise QuotaExhausted("token quota exhausted", code=TOKEN_EXHAUSTED)
+            limited_token = True
+            available = min(available, state.remain_quota)
+    balances = await wallets.lock_wallet(conn, user_id=spec.user_id)
+    if balances is None or balances.total <= 0 or balances.total < spec.first_hold:
+        raise QuotaExhausted("user quota is not enough", code=USER_EXHAUSTED)
+    # At most a share of the balance, so a small balance is not tied up in one replica's lease
+    # while another replica refuses requests the user could pay for.
+    amount = max(min(available, balances.total // BALANCE_SHARE), spec.first_hold, 0)
+    from_subscription, from_quota = wallets.split_debit(balances, amount)
+    if amount > 0:
+        after = await wallets.debit_wallet(
+            conn, user_id=spec.user_id, from_subscription=from_subscription, from_quota=from_quota
+        )
+        if after is None:
+            raise QuotaExhausted("user quota is not enough", code=USER_EXHAUSTED)
+        await ledger.append(
+            conn,
+            user_id=spec.user_id,
+            idempotency_key=lease_key(spec.lease_id),
+            kind="lease",
+            delta_quota=-from_quota,
+            delta_subscription=-from_subscription,
+            balance_after=after.quota,
+            subscription_after=after.subscription,
+            reason=f"lease for {spec.model} ({spec.holder})",
+        )
+    if limited_token and amount > 0:
+        await wallets.debit_budget(conn, token_id=spec.token_id, amount=amount)
+    expires_at: datetime = await conn.fetchval(
+        INSERT_LEASE,
+        spec.lease_id,
+        spec.holder,
+        spec.user_id,
+        spec.token_id,
+        spec.model,
+        spec.group,
+        spec.price_json,
+        from_quota,
+        from_subscription,
+        amount if limited_token else 0,
+        float(spec.ttl_seconds),
+        float(spec.hold_seconds),
+    )
+    return amount, expires_at
+
+
+async def give_back(conn: Connection, *, lease_id: str) -> tuple[int, bool]:
+    """Return the unspent rest to the wallet and the token; (returned, already_returned)."""
+    row = await conn.fetchrow(LOCK_LEASE, lease_id)
+    if row is None:
+        raise NotFound(f"no lease {lease_id}", code="lease_not_found")
+    if row["status"] == "returned":
+        return int(row["returned"]), True
+    to_quota = row["granted_quota"] - row["spent_quota"]
+    to_subscription = row["granted_subscription"] - row["spent_subscription"]
+    to_token = row["granted_token"] - row["spent_token"]
+    if to_token > 0:
+        await wallets.credit_budget(conn, token_id=row["token_id"], amount=to_token)
+    if to_quota + to_subscription > 0:
+        after = await wallets.credit_wallet(
+            conn, user_id=row["user_id"], to_subscription=to_subscription, to_quota=to_quota
+        )
+        await ledger.append(
+            conn,
+            user_id=row["user_id"],
+            idempotency_key=return_key(lease_id),
+            kind="lease_return",
+            delta_quota=to_quota,
+            delta_subscription=to_subscription,
+            balance_after=after.quota,
+            subscription_after=after.subscription,
+            reason="unspent part of the lease",
+        )
+    await conn.execute(FINISH_LEASE, lease_id, to_quota + to_subscription)
+    return to_quota + to_subscription, False
+
+
+async def reap_one(conn: Connection) -> str | None:
+    """Return one lease past its reap time; its id, or None when there is none."""
+    lease_id: str | None = await conn.fetchval(LOCK_DUE)
+    if lease_id is not None:
+        await give_back(conn, lease_id=lease_id)
+    return lease_id
+
+
+async def materialise(conn: Connection, *, specs: list[SettleInput]) -> None:
+    """Turn leased requests into open holds taken from their lease (subscription part first),
+    so batch settlement settles them like any hold. A request already holding a row is left
+    alone (settled before: idempotent). A lease that was returned meanwhile gives nothing: the
+    settlement then charges the wallet directly."""
+    leased = [s for s in specs if s.lease_id]
+    if not leased:
+        return
+    existing = {
+        r["request_id"] for r in await conn.fetch(EXISTING_HOLDS, [s.request_id for s in leased])
+    }
+    rows = await conn.fetch(LOCK_LEASES, sorted({s.lease_id for s in leased}))
+    leases = {
+        r["lease_id"]: _Lease(
+            r,
+            r["granted_quota"] - r["spent_quota"],
+            r["granted_subscription"] - r["spent_subscription"],
+            r["granted_token"] - r["spent_token"],
+            r["status"] == "active",
+        )
+        for r in rows
+    }
+    holds: list[tuple[Any, ...]] = []
+    spent: dict[str, list[int]] = {}
+    for spec in leased:
+        lease = leases.get(spec.lease_id)
+        if lease is None or spec.request_id in existing:
+            continue  # unknown lease: reported as hold_not_found; known request: idempotent
+        existing.add(spec.request_id)
+        amount = max(spec.lease_reserved, 0) if lease.active else 0
+        take = min(amount, lease.free_quota + lease.free_subscription)
+        from_subscription = min(take, lease.free_subscription)
+        from_quota = take - from_subscription
+        token = min(amount, lease.free_token)
+        lease.free_subscription -= from_subscription
+        lease.free_quota -= from_quota
+        lease.free_token -= token
+        total = spent.setdefault(spec.lease_id, [0, 0, 0])
+        total[0] += from_quota
+        total[1] += from_subscription
+        total[2] += token
+        row = lease.row
+        holds.append(
+            (spec.request_id, row["user_id"], row["token_id"], row["model"], row["group"],
+             row["price"], from_quota, from_subscription, token, spec.lease_id)
+        )  # fmt: skip
+    if not holds:
+        return
+    inserted = await conn.fetch(INSERT_HOLDS, *[list(c) for c in zip(*holds, strict=True)])
+    if len(inserted) != len(holds):
+        raise ConcurrentSettlement("a leased request was settled concurrently")
+    ids = sorted(spent)
+    await conn.execute(
+        SPEND, ids, [spent[i][0] for i in ids], [spent[i][1] for i in ids],
+        [spent[i][2] for i in ids],
+    )  # fmt: skip
+
+
+def price_json(price_dict: dict[str, Any]) -> str:
+    return orjson.dumps(price_dict).decode()

@@ -1,0 +1,230 @@
+"""Quota leases on the relay side (BILLING_LEASES=true): requests are held locally against a
+lease billing granted to this replica, so the request path makes no blocking RPC while the
+lease lasts. The lease was carved out of the wallet (and the token budget) by billing, so no
+replica can overdraw; the local holds only decide which requests fit in it.
+
+One lease per (user, token, model, group, requested model). A lease serves new requests until
+it expires or runs short; it is then retired and returned (through the settle batch) once its
+last in-flight request has settled or been released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
+
+from services.shared.config import Env
+from services.shared.pricing import PriceSnapshot, reserve_amount
+
+logger = logging.getLogger(__name__)
+
+LeaseKey = tuple[int, int, str, str, str]
+ACQUIRE_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseConfig:
+    requests: int = 64  # holds like the current one a lease should cover
+    ttl_seconds: int = 30  # how long a lease takes new requests
+    hold_seconds: int = 720  # how long after that billing waits before reaping it
+
+
+@dataclass(slots=True)
+class LocalLease:
+    lease_id: str
+    key: LeaseKey
+    remaining: int
+    price: PriceSnapshot
+    pre_consumed_quota: int
+    usable_until: float  # monotonic
+    inflight: int = 0
+    retired: bool = False
+    returned: bool = False
+
+
+@dataclass(slots=True)
+class PerRequest:
+    until: float
+
+
+@dataclass(slots=True)
+class LeaseBook:
+    stub: billing_pb2_grpc.BillingServiceAsyncStub
+    give_back: Callable[[str], None]  # queue a lease return (after its settlements)
+    config: LeaseConfig = field(default_factory=LeaseConfig)
+    holder: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    )
+    _leases: dict[LeaseKey, LocalLease | PerRequest] = field(default_factory=dict)
+    _held: dict[str, tuple[LocalLease, int]] = field(default_factory=dict)
+    _locks: dict[LeaseKey, asyncio.Lock] = field(default_factory=dict)
+
+    async def reserve(
+        self,
+        *,
+        request_id: str,
+        user_id: int,
+        token_id: int,
+        model: str,
+        group: str,
+        requested_model: str,
+        prompt_tokens: int,
+        max_tokens: int,
+    ) -> bool:
+        """Hold the request locally; False: leases are off for it (use Reserve). Raises the
+        AcquireLease error (no quota, unpriced model) like Reserve would."""
+        key = (user_id, token_id, model, group, requested_model)
+        if self._take(key, request_id, prompt_tokens, max_tokens):
+            return True
+        entry = self._leases.get(key)
+        if isinstance(entry, PerRequest) and time.monotonic() < entry.until:
+            return False
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if self._take(key, request_id, prompt_tokens, max_tokens):
+                return True
+            return await self._acquire(key, request_id, prompt_tokens, max_tokens)
+
+    def _take(self, key: LeaseKey, request_id: str, prompt_tokens: int, max_tokens: int) -> bool:
+        lease = self._leases.get(key)
+        if not isinstance(lease, LocalLease):
+            return False
+        if time.monotonic() >= lease.usable_until:
+            self._retire(lease)
+            return False
+        amount = reserve_amount(
+            lease.price,
+            prompt_tokens=prompt_tokens,
+            max_tokens=max_tokens,
+            pre_consumed_quota=lease.pre_consumed_quota,
+        )
+        if amount > lease.remaining:
+            self._retire(lease)
+            return False
+        lease.remaining -= amount
+        lease.inflight += 1
+        self._held[request_id] = (lease, amount)
+        return True
+
+    async def _acquire(
+        self, key: LeaseKey, request_id: str, prompt_tokens: int, max_tokens: int
+    ) -> bool:
+        user_id, token_id, model, group, requested_model = key
+        reply = await self.stub.AcquireLease(
+            billing_pb2.AcquireLeaseRequest(
+                holder=self.holder,
+                user_id=user_id,
+                token_id=token_id,
+                model=model,
+                group=group,
+                requested_model=requested_model,
+                upstream_model=model,
+                prompt_tokens=prompt_tokens,
+                max_tokens=max_tokens,
+                requests=self.config.requests,
+                ttl_seconds=self.config.ttl_seconds,
+                hold_seconds=self.config.hold_seconds,
+            ),
+            timeout=ACQUIRE_TIMEOUT,
+        )
+        now = time.monotonic()
+        if reply.per_request:
+            self._leases[key] = PerRequest(until=now + self.config.ttl_seconds)
+            return False
+        # Stop taking requests a little before billing's expiry (clock skew, the RPC itself).
+        lease = LocalLease(
+            lease_id=reply.lease_id,
+            key=key,
+            remaining=reply.granted - reply.first_hold,
+            price=price_of(reply.price),
+            pre_consumed_quota=reply.pre_consumed_quota,
+            usable_until=now + max(self.config.ttl_seconds - 1, 0.5),
+            inflight=1,
+        )
+        self._leases[key] = lease
+        self._held[request_id] = (lease, reply.first_hold)
+        asyncio.get_running_loop().call_later(
+            self.config.ttl_seconds, self._retire_if_current, lease
+        )
+        return True
+
+    def _retire_if_current(self, lease: LocalLease) -> None:
+        self._retire(lease)
+
+    def _retire(self, lease: LocalLease) -> None:
+        if self._leases.get(lease.key) is lease:
+            del self._leases[lease.key]
+        lease.retired = True
+        self._maybe_return(lease)
+
+    def _maybe_return(self, lease: LocalLease) -> None:
+        if lease.retired and lease.inflight == 0 and not lease.returned:
+            lease.returned = True
+            self.give_back(lease.lease_id)
+
+    def settled(self, request: billing_pb2.SettleRequest) -> bool:
+        """Mark a leased request's settlement (fills the lease fields); False if not leased."""
+        held = self._held.pop(request.request_id, None)
+        if held is None:
+            return False
+        lease, amount = held
+        request.lease_id = lease.lease_id
+        request.lease_reserved = amount
+        lease.inflight -= 1
+        self._maybe_return(lease)
+        return True
+
+    def released(self, request_id: str) -> bool:
+        """Nothing was served: the local hold goes back to the lease; False if not leased."""
+        held = self._held.pop(request_id, None)
+        if held is None:
+            return False
+        lease, amount = held
+        lease.remaining += amount
+        lease.inflight -= 1
+        self._maybe_return(lease)
+        return True
+
+    def retire_all(self) -> None:
+        """On shutdown: every lease goes back once its in-flight requests are done."""
+        for lease in [v for v in self._leases.values() if isinstance(v, LocalLease)]:
+            self._retire(lease)
+
+
+def price_of(price: billing_pb2.Price) -> PriceSnapshot:
+    return PriceSnapshot(
+        per_call=price.per_call,
+        model_price=price.model_price,
+        model_ratio=price.model_ratio,
+        completion_ratio=price.completion_ratio,
+        cache_ratio=price.cache_ratio,
+        cache_creation_ratio=price.cache_creation_ratio,
+        group_ratio=price.group_ratio,
+        quota_per_unit=price.quota_per_unit,
+        fallback=price.fallback,
+        priced_model=price.priced_model,
+        audio_ratio=price.audio_ratio,
+        audio_completion_ratio=price.audio_completion_ratio,
+    )
+
+
+def load_lease_config(environ: Mapping[str, str] | None = None) -> LeaseConfig | None:
+    """BILLING_LEASES=true turns leases on (default off: one Reserve per request);
+    BILLING_LEASE_REQUESTS, BILLING_LEASE_TTL and BILLING_LEASE_HOLD tune them."""
+    env = Env(environ)
+    enabled = env.bool("BILLING_LEASES", False)
+    config = LeaseConfig(
+        requests=env.int("BILLING_LEASE_REQUESTS", 64),
+        ttl_seconds=env.int("BILLING_LEASE_TTL", 30),
+        hold_seconds=env.int("BILLING_LEASE_HOLD", 720),
+    )
+    env.check(service="relay")
+    return config if enabled else None
