@@ -11,18 +11,6 @@ import orjson
 from services.billing.pricing import PriceSnapshot
 from services.shared.db import Connection
 
-# ON CONFLICT DO NOTHING: a concurrent Reserve with the same request id waits for ours, then
-# sees the row exists and returns it instead of charging again.
-CLAIM_HOLD = """
-INSERT INTO holds (request_id, user_id, token_id, model, "group", price, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, now() + make_interval(secs => $7))
-ON CONFLICT (request_id) DO NOTHING
-RETURNING request_id
-"""
-FILL_HOLD = """
-UPDATE holds SET reserved_quota = $2, reserved_subscription = $3, reserved_token = $4
-WHERE request_id = $1
-"""
 COLUMNS = """request_id, user_id, token_id, model, "group", price::text AS price, reserved_quota,
     reserved_subscription, reserved_token, status, created_at, expires_at, charged"""
 SELECT_HOLD = f"SELECT {COLUMNS} FROM holds WHERE request_id = $1"
@@ -73,42 +61,6 @@ def hold_of(row: asyncpg.Record) -> Hold:
         expires_at=row["expires_at"],
         charged=row["charged"],
     )
-
-
-async def claim(
-    conn: Connection,
-    *,
-    request_id: str,
-    user_id: int,
-    token_id: int,
-    model: str,
-    group: str,
-    price: PriceSnapshot,
-    ttl_seconds: int,
-) -> bool:
-    """Insert an empty open hold; False when the request id already has one."""
-    row = await conn.fetchrow(
-        CLAIM_HOLD,
-        request_id,
-        user_id,
-        token_id,
-        model,
-        group,
-        orjson.dumps(price.to_json()).decode(),
-        float(ttl_seconds),
-    )
-    return row is not None
-
-
-async def fill(
-    conn: Connection,
-    *,
-    request_id: str,
-    reserved_quota: int,
-    reserved_subscription: int,
-    reserved_token: int,
-) -> None:
-    await conn.execute(FILL_HOLD, request_id, reserved_quota, reserved_subscription, reserved_token)
 
 
 async def get(conn: Connection, *, request_id: str) -> Hold | None:

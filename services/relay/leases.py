@@ -162,6 +162,9 @@ class LeaseBook:
     def _retire(self, lease: LocalLease) -> None:
         if self._leases.get(lease.key) is lease:
             del self._leases[lease.key]
+            lock = self._locks.get(lease.key)
+            if lock is not None and not lock.locked():
+                del self._locks[lease.key]  # keys come and go with users: do not keep them all
         lease.retired = True
         self._maybe_return(lease)
 

@@ -209,3 +209,33 @@ async def test_a_batch_charges_exactly_what_single_settlements_charge(billing: S
     # The mix really covers a charge above the hold and an uncollected rest.
     charges = [charged for charged, _ in single["results"]]  # type: ignore[attr-defined]
     assert max(charges) > HOLD and any('"uncollected"' in row[4] for row in single["logs"])  # type: ignore[attr-defined]
+
+
+async def test_reserves_and_batches_of_the_same_users_interleave_without_overdraft(
+    billing: Stub,
+) -> None:
+    users = [new_user() for _ in range(3)]
+    for user in users:
+        await fund(billing, user, 30 * HOLD)
+    first = [(users[n % 3], new_request()) for n in range(30)]
+    await asyncio.gather(*(reserve(billing, user, rid) for user, rid in first))
+    second = [(users[n % 3], new_request()) for n in range(60)]  # more than the rest can hold
+    items = [settle_item(rid) for _, rid in first]
+    outcomes = await asyncio.gather(
+        settle_batch(billing, items[:15]),
+        *(reserve(billing, user, rid) for user, rid in second),
+        settle_batch(billing, list(reversed(items[15:]))),
+        return_exceptions=True,
+    )
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    assert all(
+        isinstance(f, grpc.aio.AioRpcError) and f.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        for f in failures
+    ), failures
+    placed = 60 - len(failures)
+    for user in users:
+        after = await wallet(billing, user)
+        assert after.quota >= 0 and after.request_count == 10
+    total_held = sum([(await wallet(billing, u)).held for u in users])
+    assert total_held == placed * HOLD
+    await assert_ledger_consistent(billing, *users)

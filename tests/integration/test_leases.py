@@ -1,0 +1,214 @@
+"""Quota leases over real gRPC and PostgreSQL: no overdraft across holders, exactly-once
+settlement against a lease, unspent money back on return or expiry, the ledger consistent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import nats
+import pytest
+from veloera.billing.v1 import billing_pb2, billing_pb2_grpc, events_pb2
+
+from services.shared import subjects
+from services.shared.grpcutil import open_channel
+from tests.integration.test_billing import (
+    HOLD,
+    MODEL,
+    assert_ledger_consistent,
+    eventually,
+    fund,
+    new_request,
+    new_user,
+    rpc_error,
+    wallet,
+)
+
+if TYPE_CHECKING:
+    from tests.integration.test_billing import Stub
+
+pytestmark = pytest.mark.integration
+
+CHARGE = (10 + 2 * 20) * 15  # prompt 10, completion 20 (completion ratio 2), model ratio 15
+
+
+@pytest.fixture
+async def billing(billing_addr: str) -> AsyncIterator[Stub]:
+    channel = open_channel(billing_addr)
+    try:
+        yield billing_pb2_grpc.BillingServiceStub(channel)
+    finally:
+        await channel.close()
+
+
+async def acquire(
+    billing: Stub,
+    user: int,
+    *,
+    holder: str = "relay-a",
+    requests: int = 10,
+    ttl_seconds: int = 60,
+    hold_seconds: int = 60,
+    token_id: int = 0,
+) -> billing_pb2.Lease:
+    request = billing_pb2.AcquireLeaseRequest(
+        holder=holder,
+        user_id=user,
+        model=MODEL,
+        group="default",
+        prompt_tokens=10,
+        max_tokens=90,
+        requests=requests,
+        ttl_seconds=ttl_seconds,
+        hold_seconds=hold_seconds,
+        token_id=token_id,
+    )
+    return await billing.AcquireLease(request, timeout=10)
+
+
+def leased(
+    lease: billing_pb2.Lease, request_id: str, completion: int = 20
+) -> billing_pb2.SettleRequest:
+    return billing_pb2.SettleRequest(
+        request_id=request_id,
+        usage=billing_pb2.Usage(prompt_tokens=10, completion_tokens=completion),
+        model_name=MODEL,
+        lease_id=lease.lease_id,
+        lease_reserved=lease.first_hold,
+    )
+
+
+async def settle_batch(
+    billing: Stub, items: list[billing_pb2.SettleRequest], returns: list[str] | None = None
+) -> billing_pb2.SettleBatchResponse:
+    request = billing_pb2.SettleBatchRequest(settlements=items, return_leases=returns or [])
+    return await billing.SettleBatch(request, timeout=30)
+
+
+async def test_leases_never_grant_more_than_the_wallet_across_holders(billing: Stub) -> None:
+    user = new_user()
+    await fund(billing, user, 25 * HOLD)
+    outcomes = await asyncio.gather(
+        *(acquire(billing, user, holder=f"relay-{n}", requests=10) for n in range(30)),
+        return_exceptions=True,
+    )
+    leases = [o for o in outcomes if isinstance(o, billing_pb2.Lease)]
+    refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    granted = sum(lease.granted for lease in leases)
+    assert granted <= 25 * HOLD and all(lease.granted >= HOLD for lease in leases)
+    # The first lease granted takes a quarter of the balance, the next ones less and less.
+    assert max(lease.granted for lease in leases) == 25 * HOLD // 4
+    assert refused and all(e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED for e in refused)
+    assert (await wallet(billing, user)).quota == 25 * HOLD - granted < HOLD
+    await assert_ledger_consistent(billing, user)
+    for lease in leases:
+        await billing.ReturnLease(
+            billing_pb2.ReturnLeaseRequest(lease_id=lease.lease_id), timeout=10
+        )
+    assert (await wallet(billing, user)).quota == 25 * HOLD
+    await assert_ledger_consistent(billing, user)
+
+
+async def test_leased_requests_settle_once_and_the_rest_comes_back(billing: Stub) -> None:
+    user = new_user()
+    await fund(billing, user, 40 * HOLD)
+    lease_a = await acquire(billing, user, holder="relay-a", requests=5)
+    lease_b = await acquire(billing, user, holder="relay-b", requests=5)
+    ids_a = [new_request() for _ in range(4)]
+    ids_b = [new_request() for _ in range(3)]
+    items = [leased(lease_a, i) for i in ids_a] + [leased(lease_b, i) for i in ids_b]
+    # Two batches carrying the same items at once, then the first again: each charged once.
+    replies = await asyncio.gather(settle_batch(billing, items), settle_batch(billing, items[::-1]))
+    again = await settle_batch(billing, items)
+    for reply in (*replies, again):
+        assert [r.settled.charged for r in reply.settlements] == [CHARGE] * 7
+    fresh = sum(not r.settled.already_settled for reply in replies for r in reply.settlements)
+    assert fresh == 7 and all(r.settled.already_settled for r in again.settlements)
+    during = await wallet(billing, user)
+    # The leases still hold what was not used; each settled hold refunded its unused part.
+    assert during.quota == 30 * HOLD + 7 * (HOLD - CHARGE)
+    assert during.used_quota == 7 * CHARGE and during.request_count == 7
+    await settle_batch(billing, [], returns=[lease_a.lease_id, lease_b.lease_id])
+    after = await wallet(billing, user)
+    assert after.quota == 40 * HOLD - 7 * CHARGE
+    await assert_ledger_consistent(billing, user)
+    logs = await billing.ListLogs(
+        billing_pb2.ListLogsRequest(user_id=user, page_size=50), timeout=10
+    )
+    assert sorted(e.quota for e in logs.items if e.type == 2) == [CHARGE] * 7
+
+
+async def test_an_expired_lease_is_returned_by_the_reaper(billing: Stub) -> None:
+    user = new_user()
+    await fund(billing, user, 40 * HOLD)
+    lease = await acquire(billing, user, requests=10, ttl_seconds=1, hold_seconds=0)
+    assert lease.granted == 10 * HOLD
+    await settle_batch(billing, [leased(lease, new_request())])
+
+    async def returned() -> bool:
+        return (await wallet(billing, user)).quota == 40 * HOLD - CHARGE
+
+    await eventually(returned)
+    again = await billing.ReturnLease(
+        billing_pb2.ReturnLeaseRequest(lease_id=lease.lease_id), timeout=10
+    )
+    assert again.already_returned and again.returned == 10 * HOLD - HOLD
+    # A late settlement against the returned lease is charged to the wallet directly, once.
+    late = new_request()
+    reply = await settle_batch(billing, [leased(lease, late), leased(lease, late)])
+    assert [r.settled.charged for r in reply.settlements] == [CHARGE, CHARGE]
+    assert (await wallet(billing, user)).quota == 40 * HOLD - 2 * CHARGE
+    await assert_ledger_consistent(billing, user)
+
+
+async def test_a_lease_carves_the_token_budget_and_gives_it_back(billing: Stub) -> None:
+    user, token_id = new_user(), new_user()
+    await fund(billing, user, 100 * HOLD)
+    await billing.SetTokenBudget(
+        billing_pb2.SetTokenBudgetRequest(token_id=token_id, user_id=user, remain_quota=3 * HOLD),
+        timeout=10,
+    )
+    lease = await acquire(billing, user, requests=10, token_id=token_id)
+    assert lease.granted == 3 * HOLD  # capped by the token's budget
+    error = await rpc_error(acquire(billing, user, token_id=token_id))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    await settle_batch(billing, [leased(lease, new_request())], returns=[lease.lease_id])
+    budgets = await billing.GetTokenBudgets(
+        billing_pb2.GetTokenBudgetsRequest(token_ids=[token_id]), timeout=10
+    )
+    assert budgets.budgets[0].remain_quota == 3 * HOLD - CHARGE
+    assert budgets.budgets[0].used_quota == CHARGE
+    assert (await wallet(billing, user)).quota == 100 * HOLD - CHARGE
+    await assert_ledger_consistent(billing, user)
+
+
+async def test_a_deferred_leased_settlement_is_applied_once_by_the_consumer(
+    billing: Stub, infra: Any
+) -> None:
+    user = new_user()
+    await fund(billing, user, 40 * HOLD)
+    lease = await acquire(billing, user, requests=4)
+    request_id = new_request()
+    message = events_pb2.DeferredSettlement(
+        settle=leased(lease, request_id), enqueued_at_ms=int(time.time() * 1000)
+    ).SerializeToString()
+    nc = await nats.connect(infra.nats_url)
+    try:
+        js = nc.jetstream()
+        await js.publish(subjects.SETTLEMENTS_SUBJECT, message, timeout=5)
+        await js.publish(subjects.SETTLEMENTS_SUBJECT, message, timeout=5)
+
+        async def applied() -> bool:
+            return (await wallet(billing, user)).used_quota == CHARGE
+
+        await eventually(applied, timeout=90)
+        await asyncio.sleep(1.0)  # a second application would show by now
+    finally:
+        await nc.close()
+    await settle_batch(billing, [], returns=[lease.lease_id])
+    after = await wallet(billing, user)
+    assert (after.quota, after.used_quota, after.request_count) == (40 * HOLD - CHARGE, CHARGE, 1)
+    await assert_ledger_consistent(billing, user)

@@ -1,0 +1,102 @@
+"""The relay's lease book: local holds against a lease, one AcquireLease for many requests,
+released holds back into the lease, retired leases returned once their last request is done."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from veloera.billing.v1 import billing_pb2
+
+from services.relay.leases import LeaseBook, LeaseConfig, load_lease_config
+
+PRICE = billing_pb2.Price(
+    model_ratio=1.0, group_ratio=1.0, completion_ratio=1.0, quota_per_unit=500_000
+)
+HOLD = 10 + 90  # prompt 10 + max_tokens 90, ratio 1
+
+
+class FakeBilling:
+    def __init__(self, *, granted: int, per_request: bool = False) -> None:
+        self.granted = granted
+        self.per_request = per_request
+        self.calls: list[billing_pb2.AcquireLeaseRequest] = []
+
+    async def AcquireLease(self, request: billing_pb2.AcquireLeaseRequest, timeout: float) -> Any:
+        self.calls.append(request)
+        await asyncio.sleep(0.01)
+        if self.per_request:
+            return billing_pb2.Lease(per_request=True)
+        return billing_pb2.Lease(
+            lease_id=f"lease-{len(self.calls)}",
+            granted=self.granted,
+            price=PRICE,
+            first_hold=HOLD,
+            expires_at_ms=1,
+        )
+
+
+def book(billing: FakeBilling, returned: list[str], ttl: int = 30) -> LeaseBook:
+    return LeaseBook(
+        billing,  # type: ignore[arg-type]
+        give_back=returned.append,
+        config=LeaseConfig(requests=4, ttl_seconds=ttl, hold_seconds=0),
+    )
+
+
+async def hold(leases: LeaseBook, request_id: str) -> bool:
+    return await leases.reserve(
+        request_id=request_id,
+        user_id=1,
+        token_id=2,
+        model="m",
+        group="default",
+        requested_model="",
+        prompt_tokens=10,
+        max_tokens=90,
+    )
+
+
+async def test_concurrent_requests_share_one_lease_until_it_runs_short() -> None:
+    billing = FakeBilling(granted=3 * HOLD)
+    returned: list[str] = []
+    leases = book(billing, returned)
+    results = await asyncio.gather(*(hold(leases, f"r{n}") for n in range(3)))
+    assert results == [True, True, True] and len(billing.calls) == 1
+    assert await hold(leases, "r3")  # the first lease is full: a second one, the first retired
+    assert len(billing.calls) == 2 and returned == []  # retired, but 3 requests still in flight
+    for n in range(3):
+        settle = billing_pb2.SettleRequest(request_id=f"r{n}")
+        leases.settled(settle)
+        assert settle.lease_id == "lease-1" and settle.lease_reserved == HOLD
+    assert returned == ["lease-1"]  # returned once its last request settled
+
+
+async def test_a_released_hold_goes_back_into_the_lease() -> None:
+    billing = FakeBilling(granted=2 * HOLD)
+    returned: list[str] = []
+    leases = book(billing, returned)
+    assert await hold(leases, "a") and await hold(leases, "b")
+    assert leases.released("a")
+    assert await hold(leases, "c") and len(billing.calls) == 1
+    assert not leases.released("unknown")
+    leases.retire_all()
+    leases.released("b")
+    assert returned == []
+    leases.settled(billing_pb2.SettleRequest(request_id="c"))
+    assert returned == ["lease-1"]
+
+
+async def test_per_request_answer_falls_back_to_reserve() -> None:
+    billing = FakeBilling(granted=0, per_request=True)
+    returned: list[str] = []
+    leases = book(billing, returned)
+    assert not await hold(leases, "a")
+    assert not await hold(leases, "b")
+    assert len(billing.calls) == 1  # remembered for the lease ttl
+
+
+def test_leases_are_off_unless_enabled() -> None:
+    assert load_lease_config({}) is None
+    config = load_lease_config({"BILLING_LEASES": "true", "BILLING_LEASE_REQUESTS": "8"})
+    assert config is not None and config.requests == 8
