@@ -275,3 +275,15 @@ async def stat(conn: Connection, *, filters: LogFilter, now: float) -> Stat:
 
 def _asdict(filters: LogFilter) -> dict[str, Any]:
     return {name: getattr(filters, name) for name in LogFilter.__slots__}
+
+
+CHANNEL_USAGE = """
+SELECT channel_id, used_quota, request_count FROM channel_usage
+WHERE channel_id = ANY($1::bigint[])
+"""
+
+
+async def channel_usage(conn: Connection, *, channel_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Quota and request count served by each channel (kept by a trigger on consume rows)."""
+    rows = await conn.fetch(CHANNEL_USAGE, channel_ids)
+    return {row["channel_id"]: (row["used_quota"], row["request_count"]) for row in rows}

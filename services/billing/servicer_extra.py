@@ -88,6 +88,18 @@ class ExtraRpcs:
             window_seconds=result.window_seconds,
         )
 
+    async def GetChannelUsage(
+        self, request: billing_pb2.GetChannelUsageRequest, context: Context
+    ) -> billing_pb2.GetChannelUsageResponse:
+        async with self._core.pool.acquire() as conn:
+            found = await logs.channel_usage(conn, channel_ids=list(request.channel_ids))
+        return billing_pb2.GetChannelUsageResponse(
+            usage=[
+                billing_pb2.ChannelUsage(channel_id=cid, used_quota=used, request_count=count)
+                for cid, (used, count) in sorted(found.items())
+            ]
+        )
+
     async def WriteLog(
         self, request: billing_pb2.WriteLogRequest, context: Context
     ) -> billing_pb2.LogEntry:

@@ -108,6 +108,7 @@ class Customer:
     user_id: int
     token: dict[str, Any]
     model: str
+    channel_id: int
 
     @property
     def key(self) -> str:
@@ -120,11 +121,15 @@ async def new_customer(
     """A user with a balance, a key, and a fresh priced model served by one channel."""
     model = unique_name("m-")
     await price_model(world.root, model)
-    await create_channel(world.root, base_url=base_url or world.fake.url, models=[model])
+    channel_id = await create_channel(
+        world.root, base_url=base_url or world.fake.url, models=[model]
+    )
     console, user_id = await create_user(world.root, quota=quota)
     world.consoles.append(console)
     token = await create_token(console, **token_fields)
-    customer = Customer(console=console, user_id=user_id, token=token, model=model)
+    customer = Customer(
+        console=console, user_id=user_id, token=token, model=model, channel_id=channel_id
+    )
     await wait_for_model(world.relay_url, customer.key, model)
     return customer
 
@@ -184,6 +189,9 @@ async def test_non_stream_chat_is_charged_exactly_once_with_a_log_row(world: Wor
     assert log["channel_name"].startswith("ch")
     assert log["is_stream"] is False
     assert log["ip"] == ""  # the user did not opt in to IP logging
+    channel = await world.root.call("GET", f"/api/channel/{customer.channel_id}")
+    assert channel["used_quota"] == charge
+    assert channel["request_count"] == 1
 
 
 async def test_stream_chat_forwards_chunks_and_charges_from_upstream_usage(world: World) -> None:

@@ -140,13 +140,13 @@ async def test_o_series_effort_suffix_and_token_fields(world: World) -> None:
 async def test_stream_options_dropped_for_custom_channels_with_local_usage(world: World) -> None:
     model = unique_name("m-")
     await price_model(world.root, model)
-    await create_channel(
+    channel_id = await create_channel(
         world.root, type=8, base_url=world.fake.url + "/v1/chat/completions", models=[model]
     )
     console, _ = await create_user(world.root, quota=1_000_000)
     world.consoles.append(console)
     token = await create_token(console)
-    customer = Customer(console=console, user_id=0, token=token, model=model)
+    customer = Customer(console=console, user_id=0, token=token, model=model, channel_id=channel_id)
     await wait_for_model(world.relay_url, customer.key, model)
     before = await wallet(customer)
     stream = await sdk(world, customer.key).chat.completions.create(

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from starlette.routing import Route
 from veloera.accounts.v1 import accounts_pb2
+from veloera.billing.v1 import billing_pb2
 
 from services.web.api import ROLE_ADMIN, ROLE_ROOT, ApiError, Call, endpoint
 from services.web.convert import apply_channel_body, channel_item, paged, split_list
@@ -31,7 +32,23 @@ async def _list(call: Call) -> dict[str, Any]:
         timeout=call.deps.timeout,
     )
     items = [channel_item(c, with_key=False) for c in reply.channels]
+    await _with_usage(call, items)
     return paged(items, reply.total, page, size)
+
+
+async def _with_usage(call: Call, items: list[dict[str, Any]]) -> None:
+    """used_quota is counted by billing at settlement; accounts only stores the channel."""
+    if not items:
+        return
+    reply = await call.deps.billing.GetChannelUsage(
+        billing_pb2.GetChannelUsageRequest(channel_ids=[item["id"] for item in items]),
+        timeout=call.deps.timeout,
+    )
+    served = {usage.channel_id: usage for usage in reply.usage}
+    for item in items:
+        usage = served.get(item["id"])
+        item["used_quota"] = usage.used_quota if usage else 0
+        item["request_count"] = usage.request_count if usage else 0
 
 
 @endpoint(ROLE_ADMIN)
@@ -49,7 +66,9 @@ async def get_channel(call: Call) -> dict[str, Any]:
     channel = await call.deps.accounts.GetChannel(
         accounts_pb2.GetChannelRequest(id=call.path_int("id")), timeout=call.deps.timeout
     )
-    return channel_item(channel, with_key=True)
+    item = channel_item(channel, with_key=True)
+    await _with_usage(call, [item])
+    return item
 
 
 async def _save(call: Call, channel: accounts_pb2.Channel) -> dict[str, Any]:

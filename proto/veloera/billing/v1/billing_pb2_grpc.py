@@ -129,6 +129,11 @@ class BillingServiceStub:
                 request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.WriteLogRequest.SerializeToString,
                 response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.LogEntry.FromString,
                 _registered_method=True)
+        self.GetChannelUsage = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/GetChannelUsage',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GetChannelUsageRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GetChannelUsageResponse.FromString,
+                _registered_method=True)
         self.DeleteLogs = channel.unary_unary(
                 '/veloera.billing.v1.BillingService/DeleteLogs',
                 request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteLogsRequest.SerializeToString,
@@ -328,6 +333,12 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetChannelUsage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteLogs(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -521,6 +532,11 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.WriteLog,
                     request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.WriteLogRequest.FromString,
                     response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.LogEntry.SerializeToString,
+            ),
+            'GetChannelUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetChannelUsage,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GetChannelUsageRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GetChannelUsageResponse.SerializeToString,
             ),
             'DeleteLogs': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteLogs,
@@ -1116,6 +1132,33 @@ class BillingService:
             '/veloera.billing.v1.BillingService/WriteLog',
             veloera_dot_billing_dot_v1_dot_billing__pb2.WriteLogRequest.SerializeToString,
             veloera_dot_billing_dot_v1_dot_billing__pb2.LogEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetChannelUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/GetChannelUsage',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.GetChannelUsageRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.GetChannelUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

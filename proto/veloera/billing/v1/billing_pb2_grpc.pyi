@@ -52,6 +52,7 @@ class BillingServiceStub:
     CheckLedger: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CheckLedgerRequest, _billing_pb2.CheckLedgerResponse]
     GetLogStat: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListLogsRequest, _billing_pb2.LogStat]
     WriteLog: _grpc.UnaryUnaryMultiCallable[_billing_pb2.WriteLogRequest, _billing_pb2.LogEntry]
+    GetChannelUsage: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetChannelUsageRequest, _billing_pb2.GetChannelUsageResponse]
     DeleteLogs: _grpc.UnaryUnaryMultiCallable[_billing_pb2.DeleteLogsRequest, _billing_pb2.DeleteLogsResponse]
     GetQuotaData: _grpc.UnaryUnaryMultiCallable[_billing_pb2.QuotaDataRequest, _billing_pb2.QuotaDataResponse]
     ListModelPrices: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListModelPricesRequest, _billing_pb2.ListModelPricesResponse]
@@ -91,6 +92,7 @@ class BillingServiceAsyncStub(BillingServiceStub):
     CheckLedger: _aio.UnaryUnaryMultiCallable[_billing_pb2.CheckLedgerRequest, _billing_pb2.CheckLedgerResponse]  # type: ignore[assignment]
     GetLogStat: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListLogsRequest, _billing_pb2.LogStat]  # type: ignore[assignment]
     WriteLog: _aio.UnaryUnaryMultiCallable[_billing_pb2.WriteLogRequest, _billing_pb2.LogEntry]  # type: ignore[assignment]
+    GetChannelUsage: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetChannelUsageRequest, _billing_pb2.GetChannelUsageResponse]  # type: ignore[assignment]
     DeleteLogs: _aio.UnaryUnaryMultiCallable[_billing_pb2.DeleteLogsRequest, _billing_pb2.DeleteLogsResponse]  # type: ignore[assignment]
     GetQuotaData: _aio.UnaryUnaryMultiCallable[_billing_pb2.QuotaDataRequest, _billing_pb2.QuotaDataResponse]  # type: ignore[assignment]
     ListModelPrices: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListModelPricesRequest, _billing_pb2.ListModelPricesResponse]  # type: ignore[assignment]
@@ -241,6 +243,13 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_pb2.WriteLogRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.LogEntry, _abc.Awaitable[_billing_pb2.LogEntry]]: ...
+
+    @_abc_1.abstractmethod
+    def GetChannelUsage(
+        self,
+        request: _billing_pb2.GetChannelUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.GetChannelUsageResponse, _abc.Awaitable[_billing_pb2.GetChannelUsageResponse]]: ...
 
     @_abc_1.abstractmethod
     def DeleteLogs(
