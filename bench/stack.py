@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,13 @@ from pathlib import Path
 import httpx
 
 from bench.fake_upstream import SLOW_MODEL
-from services.cli.infra import EmbeddedNats, EmbeddedPostgres, free_port, wait_port
+from services.cli.infra import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    free_port,
+    loopback_service_env,
+    wait_port,
+)
 from services.cli.migrate import run_migrations
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
 from tests.helpers import create_channel, create_token, create_user, root_console
@@ -58,28 +63,6 @@ class FakeProcess:
                 self.proc.wait()
 
 
-def service_env(database_url: str, nats_url: str, log_level: str) -> dict[str, str]:
-    """The variables every service runs with (like tests/conftest.py `service_env`)."""
-    accounts_port, billing_port = free_port(), free_port()
-    return {
-        "DATABASE_URL": database_url,
-        "NATS_URL": nats_url,
-        "CRYPTO_SECRET": secrets.token_urlsafe(32),
-        "SESSION_SECRET": secrets.token_urlsafe(32),
-        "LOG_LEVEL": log_level,
-        "BIND_HOST": "127.0.0.1",
-        "ACCOUNTS_PORT": str(accounts_port),
-        "BILLING_PORT": str(billing_port),
-        "ACCOUNTS_ADDR": f"127.0.0.1:{accounts_port}",
-        "BILLING_ADDR": f"127.0.0.1:{billing_port}",
-        "RELAY_PORT": str(free_port()),
-        "WEB_PORT": str(free_port()),
-        "ACCOUNTS_METRICS_PORT": str(free_port()),
-        "BILLING_METRICS_PORT": str(free_port()),
-        "TASKS_METRICS_PORT": str(free_port()),
-    }
-
-
 @dataclass
 class Stack:
     """The running system; `key` is the bench user's API key (with `sk-`)."""
@@ -112,7 +95,7 @@ class Stack:
         await asyncio.to_thread(self.pg.start)
         await asyncio.to_thread(self.nats.start)
         await run_migrations(self.pg.dsn)
-        self.env = service_env(self.pg.dsn, self.nats.url, self.log_level)
+        self.env = loopback_service_env(self.pg.dsn, self.nats.url, log_level=self.log_level)
         specs = [
             ServiceSpec("accounts", grpc_addr=self.env["ACCOUNTS_ADDR"]),
             ServiceSpec("billing", grpc_addr=self.env["BILLING_ADDR"]),

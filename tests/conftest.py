@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from services.cli.infra import EmbeddedNats, EmbeddedPostgres, free_port
+from services.cli.infra import EmbeddedNats, EmbeddedPostgres, free_port, loopback_service_env
 from services.cli.migrate import run_migrations
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -40,23 +39,8 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
 
 @pytest.fixture(scope="session")
 def service_env(infra: Infra) -> dict[str, str]:
-    accounts_port, billing_port = free_port(), free_port()
     return {
-        "DATABASE_URL": infra.database_url,
-        "NATS_URL": infra.nats_url,
-        "CRYPTO_SECRET": secrets.token_urlsafe(32),
-        "SESSION_SECRET": secrets.token_urlsafe(32),
-        "LOG_LEVEL": "INFO",
-        "BIND_HOST": "127.0.0.1",
-        "ACCOUNTS_PORT": str(accounts_port),
-        "BILLING_PORT": str(billing_port),
-        "ACCOUNTS_ADDR": f"127.0.0.1:{accounts_port}",
-        "BILLING_ADDR": f"127.0.0.1:{billing_port}",
-        "RELAY_PORT": str(free_port()),
-        "WEB_PORT": str(free_port()),
-        "ACCOUNTS_METRICS_PORT": str(free_port()),
-        "BILLING_METRICS_PORT": str(free_port()),
-        "TASKS_METRICS_PORT": str(free_port()),
+        **loopback_service_env(infra.database_url, infra.nats_url),
         "STREAMING_TIMEOUT": "3",
         "HOLD_REAPER_INTERVAL": "1",
     }

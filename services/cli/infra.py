@@ -6,6 +6,7 @@ import importlib.util
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -182,3 +183,28 @@ class EmbeddedNats:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def loopback_service_env(
+    database_url: str, nats_url: str, *, log_level: str = "INFO"
+) -> dict[str, str]:
+    """Variables for running all five services on free loopback ports with fresh secrets
+    (the test suite and the benchmark each start a whole system this way)."""
+    accounts_port, billing_port = free_port(), free_port()
+    return {
+        "DATABASE_URL": database_url,
+        "NATS_URL": nats_url,
+        "CRYPTO_SECRET": secrets.token_urlsafe(32),
+        "SESSION_SECRET": secrets.token_urlsafe(32),
+        "LOG_LEVEL": log_level,
+        "BIND_HOST": "127.0.0.1",
+        "ACCOUNTS_PORT": str(accounts_port),
+        "BILLING_PORT": str(billing_port),
+        "ACCOUNTS_ADDR": f"127.0.0.1:{accounts_port}",
+        "BILLING_ADDR": f"127.0.0.1:{billing_port}",
+        "RELAY_PORT": str(free_port()),
+        "WEB_PORT": str(free_port()),
+        "ACCOUNTS_METRICS_PORT": str(free_port()),
+        "BILLING_METRICS_PORT": str(free_port()),
+        "TASKS_METRICS_PORT": str(free_port()),
+    }
