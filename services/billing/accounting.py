@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from services.billing import holds, ledger, wallets
 from services.billing.holds import Hold
-from services.billing.pricing import PriceSnapshot
 from services.shared.db import Connection
 from services.shared.errors import FailedPrecondition, NotFound
+from services.shared.pricing import PriceSnapshot
 
 TOKEN_EXHAUSTED = "token_quota_exhausted"
 USER_EXHAUSTED = "insufficient_user_quota"

@@ -24,10 +24,10 @@ import orjson
 from services.billing import logs
 from services.billing.accounting import ReleaseResult, settle_key
 from services.billing.holds import COLUMNS, Hold, hold_of
-from services.billing.pricing import settle_amount
 from services.billing.settlement import SettleInput, SettleResult, consume_log
 from services.shared.db import Connection
 from services.shared.errors import DomainError
+from services.shared.pricing import settle_amount
 
 LOCK_HOLDS = f"""
 SELECT {COLUMNS} FROM holds WHERE request_id = ANY($1::text[]) ORDER BY request_id FOR UPDATE

@@ -8,10 +8,10 @@ import orjson
 from veloera.billing.v1 import billing_pb2
 
 from services.billing.logs import LogFilter, LogRow
-from services.billing.pricing import KINDS, PriceSnapshot, TokenUsage
 from services.billing.settlement import SettleInput
 from services.billing.wallets import BudgetRow, WalletRow
 from services.shared.errors import InvalidArgument
+from services.shared.pricing import KINDS, PriceSnapshot, TokenUsage
 
 
 def price_pb(price: PriceSnapshot) -> billing_pb2.Price:

@@ -34,10 +34,10 @@ from services.billing.metrics import (
     SETTLEMENTS,
 )
 from services.billing.prices import PricingStore
-from services.billing.pricing import PriceSnapshot, TokenUsage, reserve_amount, settle_amount
 from services.billing.settlement import SettleInput, SettleResult
 from services.shared import subjects
 from services.shared.errors import QuotaExhausted
+from services.shared.pricing import PriceSnapshot, TokenUsage, reserve_amount, settle_amount
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from datetime import datetime
 import asyncpg
 import orjson
 
-from services.billing.pricing import PriceSnapshot
 from services.shared.db import Connection
+from services.shared.pricing import PriceSnapshot
 
 COLUMNS = """request_id, user_id, token_id, model, "group", price::text AS price, reserved_quota,
     reserved_subscription, reserved_token, status, created_at, expires_at, charged"""

@@ -22,10 +22,10 @@ from services.billing.price_defaults import (
     DEFAULT_MODEL_PRICE,
     DEFAULT_MODEL_RATIO,
 )
-from services.billing.pricing import PriceSnapshot
 from services.shared import pricing_rules as rules
 from services.shared.errors import FailedPrecondition, InvalidArgument
 from services.shared.options import PRICING_OPTION_KEYS
+from services.shared.pricing import PriceSnapshot
 
 logger = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ import orjson
 
 from services.billing.accounting import TOKEN_EXHAUSTED, USER_EXHAUSTED, ReserveInput
 from services.billing.holds import Hold
-from services.billing.pricing import PriceSnapshot
 from services.billing.ratelimit import Limit, RateLimited, limited
 from services.shared.db import Connection
 from services.shared.errors import QuotaExhausted
+from services.shared.pricing import PriceSnapshot
 
 RESERVE_HOLD = """
 SELECT created, reserved_quota, reserved_subscription, reserved_token, created_at, expires_at,

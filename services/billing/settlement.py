@@ -9,9 +9,9 @@ from typing import Any
 from services.billing import holds, ledger, logs, usage_data, wallets
 from services.billing.accounting import lock_hold, refund, settle_key
 from services.billing.holds import Hold
-from services.billing.pricing import PriceSnapshot, TokenUsage, settle_amount
 from services.shared.db import Connection
 from services.shared.errors import FailedPrecondition
+from services.shared.pricing import PriceSnapshot, TokenUsage, settle_amount
 
 EMPTY_REPLY_NOTE = "空回复不计费（可能是上游超时）"
 REAPER_NOTE = "请求未结算，已由预扣回收器按预扣额度结算 (settled by the hold reaper)"

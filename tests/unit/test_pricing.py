@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from services.billing.prices import PricingTable, build_table, parse_option
-from services.billing.pricing import (
+from services.shared.errors import FailedPrecondition, InvalidArgument
+from services.shared.pricing import (
     PriceSnapshot,
     TokenUsage,
     completion_ratio,
     reserve_amount,
     settle_amount,
 )
-from services.shared.errors import FailedPrecondition, InvalidArgument
 
 
 def ratio_price(

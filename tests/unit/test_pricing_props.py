@@ -8,7 +8,7 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.billing.pricing import PriceSnapshot, TokenUsage, reserve_amount, settle_amount
+from services.shared.pricing import PriceSnapshot, TokenUsage, reserve_amount, settle_amount
 
 # Ratios as admins type them: up to 4 decimals, never binary floats of arbitrary precision.
 ratios = st.decimals(min_value=0, max_value=100, places=4).map(lambda d: float(d))
