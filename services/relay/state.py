@@ -8,6 +8,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
 import httpx
 from nats.aio.client import Client as NATS
@@ -26,6 +27,7 @@ from services.relay.metrics import CHANNEL_REPORTS, ERROR_LOGS
 from services.relay.routing import KeyRotator
 from services.relay.settings import Settings
 from services.relay.snapshot import SnapshotStore
+from services.relay.upstream import open_session, read_timeout
 from services.shared import grpcutil, natsutil, subjects
 
 logger = logging.getLogger(__name__)
@@ -34,13 +36,6 @@ REPORT_TIMEOUT = 5.0
 WRITE_LOG_TIMEOUT = 5.0
 MAX_PENDING_REPORTS = 1000
 VELOERA_PROJ = Path(services.__file__).resolve().parent.parent / "VELOERA_PROJ"
-
-
-def http_timeouts(settings: Settings) -> tuple[httpx.Timeout, httpx.Timeout]:
-    """(non-stream, stream) upstream timeouts; streams read with the idle timeout."""
-    plain = httpx.Timeout(connect=10.0, read=settings.relay_timeout, write=60.0, pool=10.0)
-    stream = httpx.Timeout(connect=10.0, read=settings.streaming_timeout, write=60.0, pool=10.0)
-    return plain, stream
 
 
 class RoundRobin:
@@ -62,7 +57,8 @@ class RoundRobin:
 class RelayContext:
     """Everything a request handler needs; attributes are usable after `open()`."""
 
-    http: httpx.AsyncClient
+    http: aiohttp.ClientSession
+    media_http: httpx.AsyncClient
     accounts: accounts_pb2_grpc.AccountsServiceAsyncStub
     accounts_channel: grpc.aio.Channel
     billing_channel: grpc.aio.Channel
@@ -82,24 +78,18 @@ class RelayContext:
             enabled_non_stream=settings.get_media_token_not_stream,
             max_bytes=settings.max_file_download_bytes,
         )
-        self.plain_timeout, self.stream_timeout = http_timeouts(settings)
-        self.long_stream_timeout = self.stream_timeout.__class__(
-            connect=10.0, read=settings.streaming_timeout * 2, write=60.0, pool=10.0
-        )
+        # Non-stream calls read within RELAY_TIMEOUT; streams within the idle timeout.
+        self.plain_timeout = read_timeout(settings.relay_timeout)
+        self.stream_timeout = read_timeout(settings.streaming_timeout)
+        self.long_stream_timeout = read_timeout(settings.streaming_timeout * 2)
         self.veloera_text = VELOERA_PROJ.read_bytes()
         self.nats = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._proxied: dict[str, httpx.AsyncClient | None] = {}
 
     async def open(self) -> None:
         s = self.settings
-        self.http = httpx.AsyncClient(
-            timeout=self.plain_timeout,
-            limits=httpx.Limits(
-                max_connections=4096, max_keepalive_connections=1024, keepalive_expiry=60.0
-            ),
-            follow_redirects=False,
-        )
+        self.http = open_session()
+        self.media_http = httpx.AsyncClient(follow_redirects=False)  # image downloads only
         self.accounts_channel = grpcutil.open_channel(s.accounts_addr)
         self.billing_channel = grpcutil.open_channel(s.billing_addr)
         accounts = accounts_pb2_grpc.AccountsServiceStub(self.accounts_channel)
@@ -135,10 +125,9 @@ class RelayContext:
         if self.nats is not None:
             await natsutil.drain(self.nats)
         if hasattr(self, "http"):
-            await self.http.aclose()
-        for client in self._proxied.values():
-            if client is not None:
-                await client.aclose()
+            await self.http.close()
+        if hasattr(self, "media_http"):
+            await self.media_http.aclose()
         for name in ("accounts_channel", "billing_channel"):
             channel = getattr(self, name, None)
             if channel is not None:
@@ -152,25 +141,6 @@ class RelayContext:
             self.accounts_channel.get_state(try_to_connect=True) == ready
             and self.billing_channel.get_state(try_to_connect=True) == ready
         )
-
-    def client_for(self, proxy: str) -> httpx.AsyncClient | None:
-        """The HTTP client of a channel's `setting.proxy` (one per proxy URL; None when the
-        proxy cannot be used, e.g. socks5 without the socks extra)."""
-        if not proxy:
-            return self.http
-        if proxy not in self._proxied:
-            try:
-                client: httpx.AsyncClient | None = httpx.AsyncClient(
-                    proxy=proxy,
-                    timeout=self.plain_timeout,
-                    limits=httpx.Limits(max_connections=512, keepalive_expiry=60.0),
-                    follow_redirects=False,
-                )
-            except (ImportError, ValueError) as exc:
-                logger.error("channel proxy unusable: %s", type(exc).__name__)
-                client = None
-            self._proxied[proxy] = client
-        return self._proxied[proxy]
 
     def report_failure(self, request: accounts_pb2.ReportChannelResultRequest) -> None:
         """Tell accounts about a failed attempt (auto-disable), off the request path."""

@@ -13,13 +13,13 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-import httpx
 import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from services.relay.adaptors.base import Adaptor, StreamAccumulator
 from services.relay.metrics import STREAM_ENDS
+from services.relay.upstream import UPSTREAM_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +260,8 @@ class SSEResponse(StreamBase):
 
     def __init__(
         self,
-        upstream: httpx.Response,
+        chunks: AsyncIterator[bytes],
+        close_upstream: Callable[[], None],
         processor: SSEProcessor,
         *,
         headers: Mapping[str, str],
@@ -268,15 +269,14 @@ class SSEResponse(StreamBase):
         tail: Callable[[SSEProcessor], bytes] | None = None,
         ping_seconds: float | None = None,
         initial: bytes = b"",
-        chunks: AsyncIterator[bytes] | None = None,
     ) -> None:
         super().__init__(headers, ping_seconds)
-        self._upstream = upstream
+        self._chunks = chunks  # the upstream body as it arrives
+        self._close_upstream = close_upstream  # frees the upstream connection
         self._processor = processor
         self._on_finish = on_finish
         self._tail = tail
         self._initial = initial  # frames already read (to make sure the stream is not empty)
-        self._chunks = chunks if chunks is not None else upstream.aiter_bytes()
 
     async def run(self, channel: _Channel) -> bool:
         complete = await self._pump(channel)
@@ -285,7 +285,7 @@ class SSEResponse(StreamBase):
         return complete
 
     async def cleanup(self, interrupted: bool, disconnected: bool) -> None:
-        await self._upstream.aclose()
+        self._close_upstream()
         STREAM_ENDS.labels(
             "disconnect" if disconnected else ("broken" if interrupted else "complete")
         ).inc()
@@ -304,10 +304,10 @@ class SSEResponse(StreamBase):
                 frames = processor.feed(data)
                 if frames:
                     await channel.body(frames)
-        except httpx.TimeoutException:
+        except TimeoutError:
             logger.warning("upstream stream idle timeout")
             return False
-        except httpx.HTTPError as exc:
+        except UPSTREAM_ERRORS as exc:
             logger.warning("upstream stream broke: %s", type(exc).__name__)
             return False
         rest = processor.finish()

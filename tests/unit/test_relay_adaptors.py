@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 import pytest
 
@@ -14,9 +14,10 @@ from services.relay.adaptors.base import Outgoing, Target
 from services.relay.adaptors.compat import COMPAT_TYPES
 from services.relay.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint
 from services.relay.routing import ChannelInfo
-from services.relay.upstream import open_upstream
+from services.relay.upstream import open_session, open_upstream, read_timeout
 from tests.fakes.openai_upstream import FakeOpenAI, RecordedRequest
 
+Http = aiohttp.ClientSession
 ADAPTORS = Adaptors(azure_api_version="2099-01-01")
 
 
@@ -31,9 +32,12 @@ def fake() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10.0) as client:
-        yield client
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    session = open_session()
+    try:
+        yield session
+    finally:
+        await session.close()
 
 
 def channel(type_: int, base_url: str, **extra: Any) -> ChannelInfo:
@@ -41,7 +45,7 @@ def channel(type_: int, base_url: str, **extra: Any) -> ChannelInfo:
 
 
 async def call(
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     fake: FakeOpenAI,
     info: ChannelInfo,
     *,
@@ -56,15 +60,15 @@ async def call(
     payload = body or {"model": model, "messages": [{"role": "user", "content": "hi"}]}
     request = adaptor.build_request(target, Outgoing(json=dict(payload)))
     fake.clear()
-    response = await open_upstream(http, request, httpx.Timeout(10.0))
-    data = await response.aread()
-    await response.aclose()
+    response = await open_upstream(http, request, read_timeout(10.0))
+    data = await response.read()
+    response.release()
     answer = orjson.loads(adaptor.convert_response(target, data))
     return fake.last_request, answer
 
 
 async def test_openai_sends_bearer_and_organization(
-    http: httpx.AsyncClient, fake: FakeOpenAI
+    http: aiohttp.ClientSession, fake: FakeOpenAI
 ) -> None:
     sent, answer = await call(http, fake, channel(1, fake.url, organization="org-1"))
     assert sent.path == "/v1/chat/completions"
@@ -75,7 +79,9 @@ async def test_openai_sends_bearer_and_organization(
     assert usage is not None and usage.prompt_tokens == fake.prompt_tokens
 
 
-async def test_azure_deployment_url_and_api_key(http: httpx.AsyncClient, fake: FakeOpenAI) -> None:
+async def test_azure_deployment_url_and_api_key(
+    http: aiohttp.ClientSession, fake: FakeOpenAI
+) -> None:
     sent, _ = await call(http, fake, channel(3, fake.url), model="gpt-4o")
     assert sent.path == "/openai/deployments/gpt-4o/chat/completions"
     assert sent.query == "api-version=2099-01-01"
@@ -87,7 +93,7 @@ async def test_azure_deployment_url_and_api_key(http: httpx.AsyncClient, fake: F
 
 
 async def test_custom_uses_the_full_url_with_model(
-    http: httpx.AsyncClient, fake: FakeOpenAI
+    http: aiohttp.ClientSession, fake: FakeOpenAI
 ) -> None:
     info = channel(8, fake.url + "/custom/{model}/chat")
     sent, answer = await call(http, fake, info, model="llama-3")
@@ -95,13 +101,13 @@ async def test_custom_uses_the_full_url_with_model(
     assert answer["object"] == "chat.completion"
 
 
-async def test_openrouter_headers(http: httpx.AsyncClient, fake: FakeOpenAI) -> None:
+async def test_openrouter_headers(http: Http, fake: FakeOpenAI) -> None:
     sent, _ = await call(http, fake, channel(20, fake.url))
     assert sent.path == "/v1/chat/completions"
     assert sent.headers["x-title"] == "Veloera" and sent.headers["http-referer"]
 
 
-async def test_deepseek_fim_and_cache_hits(http: httpx.AsyncClient, fake: FakeOpenAI) -> None:
+async def test_deepseek_fim_and_cache_hits(http: Http, fake: FakeOpenAI) -> None:
     sent, _ = await call(
         http, fake, channel(43, fake.url), endpoint=COMPLETIONS,
         body={"model": "deepseek-chat", "prompt": "def f(", "suffix": ")"},
@@ -113,13 +119,15 @@ async def test_deepseek_fim_and_cache_hits(http: httpx.AsyncClient, fake: FakeOp
     assert usage is not None and usage.cached_tokens == 4
 
 
-async def test_xai_reasoning_suffix(http: httpx.AsyncClient, fake: FakeOpenAI) -> None:
+async def test_xai_reasoning_suffix(http: Http, fake: FakeOpenAI) -> None:
     body = {"model": "grok-3-mini-high", "messages": [{"role": "user", "content": "hi"}]}
     sent, _ = await call(http, fake, channel(48, fake.url), model="grok-3-mini-high", body=body)
     assert sent.body["model"] == "grok-3-mini" and sent.body["reasoning_effort"] == "high"
 
 
-async def test_ollama_chat_and_native_embeddings(http: httpx.AsyncClient, fake: FakeOpenAI) -> None:
+async def test_ollama_chat_and_native_embeddings(
+    http: aiohttp.ClientSession, fake: FakeOpenAI
+) -> None:
     sent, _ = await call(http, fake, channel(4, fake.url))
     assert sent.path == "/v1/chat/completions"
     sent, answer = await call(
@@ -161,7 +169,7 @@ def test_ollama_native_embedding_answer_is_converted() -> None:
     ],
 )
 async def test_compatible_types_paths(
-    http: httpx.AsyncClient, fake: FakeOpenAI, type_: int, model: str, path: str
+    http: aiohttp.ClientSession, fake: FakeOpenAI, type_: int, model: str, path: str
 ) -> None:
     sent, answer = await call(http, fake, channel(type_, fake.url), model=model)
     assert sent.path == path
@@ -170,12 +178,12 @@ async def test_compatible_types_paths(
     assert answer["choices"][0]["message"]["content"] == fake.reply_text
 
 
-async def test_baidu_v2_appid_key(http: httpx.AsyncClient, fake: FakeOpenAI) -> None:
+async def test_baidu_v2_appid_key(http: Http, fake: FakeOpenAI) -> None:
     sent, _ = await call(http, fake, channel(46, fake.url), key="app-9|sk-real")
     assert sent.headers["appid"] == "app-9" and sent.headers["authorization"] == "Bearer sk-real"
 
 
-async def test_cloudflare_account_url(http: httpx.AsyncClient, fake: FakeOpenAI) -> None:
+async def test_cloudflare_account_url(http: Http, fake: FakeOpenAI) -> None:
     sent, _ = await call(http, fake, channel(39, fake.url, other="acc42"), model="@cf/llama")
     assert sent.path == "/client/v4/accounts/acc42/ai/v1/chat/completions"
 

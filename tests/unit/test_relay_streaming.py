@@ -6,8 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
+import pytest
 
 from services.relay.adaptors.openai import OpenAIAdaptor
 from services.relay.streaming import (
@@ -99,15 +100,25 @@ async def _pieces(parts: list[bytes], stall: float = 0.0) -> AsyncIterator[bytes
         await asyncio.sleep(stall)
 
 
-async def _open(
-    parts: list[bytes], stall: float = 0.0, read_timeout: float = 5.0
-) -> tuple[httpx.AsyncClient, httpx.Response]:
-    async def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=_pieces(parts, stall))
+class _Upstream:
+    """An open upstream body as SSEResponse sees it: chunks as they arrive and a close hook."""
 
-    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    response = await client.send(client.build_request("POST", "http://up/v1"), stream=True)
-    return client, response
+    def __init__(self, parts: list[bytes], stall: float) -> None:
+        self._parts = parts
+        self._stall = stall
+        self.is_closed = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        async for part in _pieces(self._parts, self._stall):
+            yield part
+
+    def close(self) -> None:
+        self.is_closed = True
+
+
+def _open(parts: list[bytes], stall: float = 0.0) -> tuple[AsyncIterator[bytes], _Upstream]:
+    upstream = _Upstream(parts, stall)
+    return upstream.chunks(), upstream
 
 
 async def _run(
@@ -129,11 +140,12 @@ async def _run(
 
 
 async def test_response_ends_with_one_done_and_reports_completion() -> None:
-    client, upstream = await _open([UPSTREAM[:50], UPSTREAM[50:]])
+    chunks, upstream = _open([UPSTREAM[:50], UPSTREAM[50:]])
     finished: list[bool] = []
     proc = SSEProcessor(OpenAIAdaptor(), include_usage=False)
     response = SSEResponse(
-        upstream,
+        chunks,
+        upstream.close,
         proc,
         headers={"X-Veloera-Request-Id": "r1"},
         on_finish=lambda p, interrupted: finished.append(interrupted),
@@ -146,28 +158,31 @@ async def test_response_ends_with_one_done_and_reports_completion() -> None:
     assert sent[-1]["more_body"] is False
     assert finished == [False]
     assert upstream.is_closed
-    await client.aclose()
 
 
 async def test_client_disconnect_closes_upstream_and_settles_interrupted() -> None:
-    client, upstream = await _open([chunk("Hi")], stall=30)
+    chunks, upstream = _open([chunk("Hi")], stall=30)
     finished: list[bool] = []
     proc = SSEProcessor(OpenAIAdaptor(), include_usage=False)
     response = SSEResponse(
-        upstream, proc, headers={}, on_finish=lambda p, interrupted: finished.append(interrupted)
+        chunks,
+        upstream.close,
+        proc,
+        headers={},
+        on_finish=lambda p, interrupted: finished.append(interrupted),
     )
     await asyncio.wait_for(_run(response, disconnect_after=0.05), 5)
     assert finished == [True]
     assert upstream.is_closed
     assert proc.acc.text_chars == 2
-    await client.aclose()
 
 
 async def test_synthetic_usage_tail_is_sent_before_done() -> None:
-    client, upstream = await _open([chunk("Hi") + chunk(finish="stop")])
+    chunks, upstream = _open([chunk("Hi") + chunk(finish="stop")])
     proc = SSEProcessor(OpenAIAdaptor(), include_usage=True)
     response = SSEResponse(
-        upstream,
+        chunks,
+        upstream.close,
         proc,
         headers={},
         on_finish=lambda p, i: None,
@@ -175,7 +190,6 @@ async def test_synthetic_usage_tail_is_sent_before_done() -> None:
     )
     sent = await _run(response)
     assert sent[-1]["body"] == b'data: {"usage":1}\n\n' + DONE_FRAME
-    await client.aclose()
 
 
 def test_thinking_to_content_wraps_reasoning_in_think_tags() -> None:
@@ -234,10 +248,11 @@ def test_completion_re_emitted_as_chunks() -> None:
 
 
 async def test_pings_fill_quiet_gaps_and_initial_frames_go_first() -> None:
-    client, upstream = await _open([chunk("b")], stall=0.35)
+    chunks, upstream = _open([chunk("b")], stall=0.35)
     proc = SSEProcessor(OpenAIAdaptor(), include_usage=False)
     response = SSEResponse(
-        upstream,
+        chunks,
+        upstream.close,
         proc,
         headers={},
         on_finish=lambda p, i: None,
@@ -250,4 +265,30 @@ async def test_pings_fill_quiet_gaps_and_initial_frames_go_first() -> None:
     assert PING_FRAME in body
     assert body.endswith(DONE_FRAME) and sent[-1]["more_body"] is False
     assert all(m.get("more_body", True) for m in sent[1:-1])
-    await client.aclose()
+
+
+@pytest.mark.parametrize(
+    "error", [TimeoutError(), aiohttp.ClientPayloadError("broken"), ConnectionResetError()]
+)
+async def test_upstream_breaking_off_ends_the_stream_and_bills_it_as_interrupted(
+    error: BaseException,
+) -> None:
+    async def broken() -> AsyncIterator[bytes]:
+        yield chunk("Hi")
+        raise error
+
+    closed: list[bool] = []
+    finished: list[bool] = []
+    proc = SSEProcessor(OpenAIAdaptor(), include_usage=False)
+    response = SSEResponse(
+        broken(),
+        lambda: closed.append(True),
+        proc,
+        headers={},
+        on_finish=lambda p, interrupted: finished.append(interrupted),
+    )
+    sent = await _run(response)
+    body = b"".join(m.get("body", b"") for m in sent)
+    assert body == chunk("Hi") + DONE_FRAME
+    assert finished == [True] and closed == [True]
+    assert proc.acc.text_chars == 2

@@ -1,68 +1,130 @@
-"""Upstream attempts: failure classification and error bodies, against httpx.MockTransport."""
+"""Upstream attempts against a loopback HTTP server: success, failure classes, error bodies."""
 
 from __future__ import annotations
 
-import httpx
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
 import orjson
 import pytest
+from aiohttp import web
 
+from services.cli.infra import free_port
 from services.relay.adaptors.base import UpstreamRequest
-from services.relay.upstream import UpstreamFailure, open_upstream, parse_error_body
-
-REQUEST = UpstreamRequest(
-    "http://upstream/v1/chat/completions", {"Authorization": "Bearer k"}, b"{}"
+from services.relay.upstream import (
+    UpstreamFailure,
+    open_session,
+    open_upstream,
+    parse_error_body,
+    read_timeout,
+    usable_proxy,
 )
-TIMEOUT = httpx.Timeout(5.0)
+
+TIMEOUT = read_timeout(5.0)
 
 
-def client(handler: httpx.MockTransport) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=handler)
+class Upstream:
+    """A loopback upstream whose next answer the test chooses."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.body = b'{"ok": true}'
+        self.delay = 0.0
+        self.seen: list[web.Request] = []
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.seen.append(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return web.Response(status=self.status, body=self.body, content_type="application/json")
+
+    def request(self, path: str = "/v1/chat/completions") -> UpstreamRequest:
+        return UpstreamRequest(self.url + path, {"Authorization": "Bearer k"}, b"{}")
 
 
-async def _attempt(handler: object) -> UpstreamFailure:
-    async with client(httpx.MockTransport(handler)) as c:  # type: ignore[arg-type]
-        with pytest.raises(UpstreamFailure) as info:
-            await open_upstream(c, REQUEST, TIMEOUT)
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    fake = Upstream()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", fake.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    fake.url = f"http://127.0.0.1:{port}"
+    try:
+        yield fake
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    http = open_session()
+    try:
+        yield http
+    finally:
+        await http.close()
+
+
+async def _failure(
+    session: aiohttp.ClientSession,
+    request: UpstreamRequest,
+    timeout: aiohttp.ClientTimeout = TIMEOUT,
+) -> UpstreamFailure:
+    with pytest.raises(UpstreamFailure) as info:
+        await open_upstream(session, request, timeout)
     return info.value
 
 
-async def test_success_returns_the_open_response_with_our_headers() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json={"ok": True})
-
-    async with client(httpx.MockTransport(handler)) as c:
-        response = await open_upstream(c, REQUEST, TIMEOUT)
-        assert orjson.loads(await response.aread()) == {"ok": True}
-        await response.aclose()
-    assert seen[0].headers["authorization"] == "Bearer k"
+async def test_success_returns_the_open_response_with_our_headers(
+    upstream: Upstream, session: aiohttp.ClientSession
+) -> None:
+    response = await open_upstream(session, upstream.request(), TIMEOUT)
+    assert orjson.loads(await response.read()) == {"ok": True}
+    response.release()
+    assert upstream.seen[0].headers["authorization"] == "Bearer k"
 
 
-async def test_5xx_is_retryable_and_keeps_the_upstream_message() -> None:
-    body = {"error": {"message": "overloaded", "type": "server_error", "code": "x"}}
-    failure = await _attempt(lambda r: httpx.Response(503, json=body))
-    assert failure.retryable and failure.status == 503
-    assert failure.message == "overloaded" and failure.error == body["error"]
+async def test_5xx_is_retryable_and_keeps_the_upstream_message(
+    upstream: Upstream, session: aiohttp.ClientSession
+) -> None:
+    error = {"message": "overloaded", "type": "server_error", "code": "x"}
+    upstream.status, upstream.body = 503, orjson.dumps({"error": error})
+    failure = await _failure(session, upstream.request())
+    assert failure.retryable and failure.status == 503 and failure.kind == "status"
+    assert failure.message == "overloaded" and failure.error == error
 
 
-async def test_4xx_is_not_retryable() -> None:
-    failure = await _attempt(lambda r: httpx.Response(400, json={"error": {"message": "bad"}}))
+async def test_4xx_is_not_retryable(upstream: Upstream, session: aiohttp.ClientSession) -> None:
+    upstream.status, upstream.body = 400, b'{"error": {"message": "bad"}}'
+    failure = await _failure(session, upstream.request())
     assert not failure.retryable and failure.status == 400 and failure.message == "bad"
 
 
-async def test_connection_error_and_timeout_are_retryable() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
+async def test_refused_connection_and_read_timeout_are_retryable(
+    upstream: Upstream, session: aiohttp.ClientSession
+) -> None:
+    closed = UpstreamRequest(f"http://127.0.0.1:{free_port()}/v1/chat/completions", {}, b"{}")
+    refused = await _failure(session, closed)
+    assert refused.kind == "connection" and refused.status == 502 and refused.retryable
+    upstream.delay = 1.0
+    timed_out = await _failure(session, upstream.request(), read_timeout(0.1))
+    assert timed_out.kind == "timeout" and timed_out.status == 504 and timed_out.retryable
 
-    def slow(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("slow", request=request)
 
-    refused = await _attempt(refuse)
-    assert refused.kind == "connection" and refused.retryable
-    timed_out = await _attempt(slow)
-    assert timed_out.kind == "timeout" and timed_out.status == 504
+async def test_a_malformed_channel_url_is_a_connection_failure(
+    session: aiohttp.ClientSession,
+) -> None:
+    failure = await _failure(session, UpstreamRequest("not a url", {}, b"{}"))
+    assert failure.kind == "connection" and failure.status == 502
+
+
+def test_only_http_proxies_are_usable() -> None:
+    assert usable_proxy("http://proxy:8080") and usable_proxy("HTTPS://proxy")
+    assert not usable_proxy("socks5://proxy:1080")
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
+import aiohttp
 import orjson
 from starlette.responses import Response
 
@@ -24,7 +24,13 @@ from services.relay.shaping import (
 )
 from services.relay.state import RelayContext
 from services.relay.streaming import SSEProcessor, SSEResponse, usage_chunk
-from services.relay.upstream import UpstreamFailure, open_upstream
+from services.relay.upstream import (
+    UPSTREAM_ERRORS,
+    UpstreamFailure,
+    failure_of,
+    open_upstream,
+    usable_proxy,
+)
 
 
 class Attempts:
@@ -101,11 +107,14 @@ class Attempts:
         apply_param_override(body, channel)
         return Outgoing(json=body)
 
-    def client(self, channel: ChannelInfo) -> httpx.AsyncClient:
-        client = self.ctx.client_for(channel.setting.proxy)
-        if client is None:
+    async def send(
+        self, channel: ChannelInfo, request: UpstreamRequest, timeout: aiohttp.ClientTimeout
+    ) -> aiohttp.ClientResponse:
+        """The open 2xx answer, through the channel's `setting.proxy` when it has one."""
+        proxy = channel.setting.proxy
+        if proxy and not usable_proxy(proxy):
             raise UpstreamFailure("connection", 502, "the channel's proxy cannot be used")
-        return client
+        return await open_upstream(self.ctx.http, request, timeout, proxy)
 
     def prepare(
         self, job: Job, channel: ChannelInfo, *, stream: bool
@@ -132,20 +141,13 @@ class Attempts:
         try:
             try:
                 async with asyncio.timeout(ctx.settings.relay_timeout):
-                    http = self.client(channel)
-                    response = await open_upstream(http, request, ctx.plain_timeout)
+                    response = await self.send(channel, request, ctx.plain_timeout)
                     try:
-                        data = await response.aread()
+                        data = await response.read()
                     finally:
-                        await response.aclose()
-            except TimeoutError:
-                raise UpstreamFailure("timeout", 504, "upstream timed out") from None
-            except httpx.TimeoutException:
-                raise UpstreamFailure("timeout", 504, "upstream timed out") from None
-            except httpx.HTTPError as exc:
-                raise UpstreamFailure(
-                    "connection", 502, f"upstream connection failed: {type(exc).__name__}"
-                ) from None
+                        response.release()
+            except (TimeoutError, *UPSTREAM_ERRORS) as exc:
+                raise failure_of(exc) from None
             finally:
                 waited = time.perf_counter() - sent
                 job.upstream_wait += waited
@@ -192,11 +194,11 @@ class Attempts:
             keep_events=job.req.endpoint is ep.RESPONSES,
         )
         sent = time.perf_counter()
-        response: httpx.Response | None = None
+        response: aiohttp.ClientResponse | None = None
         try:
             try:
-                response = await open_upstream(self.client(channel), request, timeout)
-                chunks = response.aiter_bytes()
+                response = await self.send(channel, request, timeout)
+                chunks = response.content.iter_any()
                 initial = b""
                 # Read until the first frame, so an empty stream can still go elsewhere.
                 while not initial:
@@ -210,19 +212,15 @@ class Attempts:
                             ) from None
                         break
                     initial = processor.feed(data)
-            except httpx.TimeoutException:
-                raise UpstreamFailure("timeout", 504, "upstream timed out") from None
-            except httpx.HTTPError as exc:
-                raise UpstreamFailure(
-                    "connection", 502, f"upstream connection failed: {type(exc).__name__}"
-                ) from None
+            except (TimeoutError, *UPSTREAM_ERRORS) as exc:
+                raise failure_of(exc) from None
             finally:
                 waited = time.perf_counter() - sent
                 job.upstream_wait += waited
                 UPSTREAM_SECONDS.observe(waited)
         except UpstreamFailure as exc:
             if response is not None:
-                await response.aclose()
+                response.release()
             raise self.failed(job, channel, key_id, exc, sent) from None
         if processor.first_at is not None:
             FIRST_TOKEN_SECONDS.observe(processor.first_at - job.started)
@@ -255,12 +253,12 @@ class Attempts:
 
         options = job.options
         return SSEResponse(
-            response,
+            chunks,
+            response.release,
             processor,
             headers=job.overhead_headers(),
             on_finish=finish,
             tail=tail,
             ping_seconds=options.ping_seconds if options.ping_enabled else None,
             initial=initial,
-            chunks=chunks,
         )

@@ -142,7 +142,7 @@ class RelayRoute(Attempts):
         route = resolve(table, entry.group, req.model, key.channel_id, target)
         if table.is_known_model(req.model):
             labels.model = req.model
-        meter = await meter_request(ctx.http, req, ctx.media)
+        meter = await meter_request(ctx.media_http, req, ctx.media)
         job = Job(
             request_id=request_id,
             started=started,
