@@ -5,7 +5,9 @@ replica can overdraw; the local holds only decide which requests fit in it.
 
 One lease per (user, token, model, group, requested model). A lease serves new requests until
 it expires or runs short; it is then retired and returned (through the settle batch) once its
-last in-flight request has settled or been released.
+last in-flight request has settled or been released. Its successor is acquired in the
+background before that (a quarter left, or its last seconds), sized to cover LEASE_SECONDS of
+the traffic seen, so a busy key never waits for AcquireLease.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 LeaseKey = tuple[int, int, str, str, str]
 ACQUIRE_TIMEOUT = 2.0
+REFILL_SHARE = 4  # acquire the successor when less than 1/4 of the lease is left
+REFILL_SECONDS = 2.0  # ... or when it stops taking requests within this many seconds
+LEASE_SECONDS = 2.0  # a successor covers this many seconds of the traffic seen
+MAX_REQUESTS = 10_000  # billing's cap on the requests one lease covers
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +51,24 @@ class LocalLease:
     price: PriceSnapshot
     pre_consumed_quota: int
     usable_until: float  # monotonic
+    granted: int = 0
+    started: float = 0.0  # monotonic
+    taken: int = 0  # requests held against it
     inflight: int = 0
     retired: bool = False
     returned: bool = False
+    refilling: bool = False  # its successor is being acquired
+
+    def wants_successor(self, now: float) -> bool:
+        return not self.refilling and (
+            self.remaining * REFILL_SHARE < self.granted
+            or now >= self.usable_until - REFILL_SECONDS
+        )
+
+    def successor_requests(self, minimum: int, now: float) -> int:
+        """Requests the next lease should cover: LEASE_SECONDS of this one's rate."""
+        rate = self.taken / max(now - self.started, 0.05)
+        return max(minimum, min(int(rate * LEASE_SECONDS), MAX_REQUESTS))
 
 
 @dataclass(slots=True)
@@ -66,6 +87,7 @@ class LeaseBook:
     _leases: dict[LeaseKey, LocalLease | PerRequest] = field(default_factory=dict)
     _held: dict[str, tuple[LocalLease, int]] = field(default_factory=dict)
     _locks: dict[LeaseKey, asyncio.Lock] = field(default_factory=dict)
+    _refills: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def reserve(
         self,
@@ -97,7 +119,8 @@ class LeaseBook:
         lease = self._leases.get(key)
         if not isinstance(lease, LocalLease):
             return False
-        if time.monotonic() >= lease.usable_until:
+        now = time.monotonic()
+        if now >= lease.usable_until:
             self._retire(lease)
             return False
         amount = reserve_amount(
@@ -110,15 +133,46 @@ class LeaseBook:
             self._retire(lease)
             return False
         lease.remaining -= amount
+        lease.taken += 1
         lease.inflight += 1
         self._held[request_id] = (lease, amount)
+        if lease.wants_successor(now):
+            lease.refilling = True
+            task = asyncio.get_running_loop().create_task(
+                self._refill(lease, prompt_tokens, max_tokens)
+            )
+            self._refills.add(task)
+            task.add_done_callback(self._refills.discard)
         return True
+
+    async def _refill(self, lease: LocalLease, prompt_tokens: int, max_tokens: int) -> None:
+        """Acquire `lease`'s successor in the background; on failure the requests go on with
+        `lease` and, once it is used up, meet the error on the request path."""
+        key = lease.key
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            current = self._leases.get(key)
+            if current is not None and current is not lease:
+                return  # a request already acquired one
+            requests = lease.successor_requests(self.config.requests, time.monotonic())
+            try:
+                reply = await self._call(key, prompt_tokens, max_tokens, requests)
+            except Exception as exc:  # an RPC error: the request path will see it
+                logger.info("lease refill failed: %s", type(exc).__name__)
+                return
+            self._install(key, reply, request_id=None)
 
     async def _acquire(
         self, key: LeaseKey, request_id: str, prompt_tokens: int, max_tokens: int
     ) -> bool:
+        reply = await self._call(key, prompt_tokens, max_tokens, self.config.requests)
+        return self._install(key, reply, request_id=request_id)
+
+    async def _call(
+        self, key: LeaseKey, prompt_tokens: int, max_tokens: int, requests: int
+    ) -> billing_pb2.Lease:
         user_id, token_id, model, group, requested_model = key
-        reply = await self.stub.AcquireLease(
+        reply: billing_pb2.Lease = await self.stub.AcquireLease(
             billing_pb2.AcquireLeaseRequest(
                 holder=self.holder,
                 user_id=user_id,
@@ -129,13 +183,21 @@ class LeaseBook:
                 upstream_model=model,
                 prompt_tokens=prompt_tokens,
                 max_tokens=max_tokens,
-                requests=self.config.requests,
+                requests=requests,
                 ttl_seconds=self.config.ttl_seconds,
                 hold_seconds=self.config.hold_seconds,
             ),
             timeout=ACQUIRE_TIMEOUT,
         )
+        return reply
+
+    def _install(self, key: LeaseKey, reply: billing_pb2.Lease, *, request_id: str | None) -> bool:
+        """Make the granted lease the key's current one (retiring its predecessor); its first
+        hold is `request_id`'s, or back in the lease for a background refill."""
         now = time.monotonic()
+        previous = self._leases.get(key)
+        if isinstance(previous, LocalLease):
+            self._retire(previous)
         if reply.per_request:
             self._leases[key] = PerRequest(until=now + self.config.ttl_seconds)
             return False
@@ -143,14 +205,17 @@ class LeaseBook:
         lease = LocalLease(
             lease_id=reply.lease_id,
             key=key,
-            remaining=reply.granted - reply.first_hold,
+            remaining=reply.granted - (reply.first_hold if request_id is not None else 0),
             price=price_of(reply.price),
             pre_consumed_quota=reply.pre_consumed_quota,
             usable_until=now + max(self.config.ttl_seconds - 1, 0.5),
-            inflight=1,
+            granted=reply.granted,
+            started=now,
         )
         self._leases[key] = lease
-        self._held[request_id] = (lease, reply.first_hold)
+        if request_id is not None:
+            lease.taken = lease.inflight = 1
+            self._held[request_id] = (lease, reply.first_hold)
         asyncio.get_running_loop().call_later(
             self.config.ttl_seconds, self._retire_if_current, lease
         )
@@ -198,6 +263,8 @@ class LeaseBook:
 
     def retire_all(self) -> None:
         """On shutdown: every lease goes back once its in-flight requests are done."""
+        for task in self._refills:
+            task.cancel()
         for lease in [v for v in self._leases.values() if isinstance(v, LocalLease)]:
             self._retire(lease)
 

@@ -62,7 +62,8 @@ async def test_concurrent_requests_share_one_lease_until_it_runs_short() -> None
     returned: list[str] = []
     leases = book(billing, returned)
     results = await asyncio.gather(*(hold(leases, f"r{n}") for n in range(3)))
-    assert results == [True, True, True] and len(billing.calls) == 1
+    assert results == [True, True, True]
+    assert billing.calls[0].requests == 4  # the first lease covers the configured minimum
     assert await hold(leases, "r3")  # the first lease is full: a second one, the first retired
     assert len(billing.calls) == 2 and returned == []  # retired, but 3 requests still in flight
     for n in range(3):
@@ -100,3 +101,48 @@ def test_leases_are_off_unless_enabled() -> None:
     assert load_lease_config({}) is None
     config = load_lease_config({"BILLING_LEASES": "true", "BILLING_LEASE_REQUESTS": "8"})
     assert config is not None and config.requests == 8
+
+
+async def test_a_successor_is_acquired_in_the_background_before_the_lease_runs_out() -> None:
+    billing = FakeBilling(granted=8 * HOLD)
+    returned: list[str] = []
+    leases = book(billing, returned)
+    for n in range(7):  # the 7th leaves 1/8: below a quarter
+        assert await hold(leases, f"r{n}")
+    assert len(billing.calls) == 1
+    await asyncio.sleep(0.05)  # the refill's AcquireLease answers
+    assert len(billing.calls) == 2
+    assert billing.calls[1].requests > 4  # sized by the rate seen, not the configured minimum
+    assert await hold(leases, "next")
+    settle = billing_pb2.SettleRequest(request_id="next")
+    leases.settled(settle)
+    assert settle.lease_id == "lease-2" and settle.lease_reserved == HOLD
+    assert returned == []  # the predecessor still has 7 requests in flight
+    for n in range(7):
+        leases.settled(billing_pb2.SettleRequest(request_id=f"r{n}"))
+    assert returned == ["lease-1"]
+
+
+class FailingRefill(FakeBilling):
+    async def AcquireLease(self, request: billing_pb2.AcquireLeaseRequest, timeout: float) -> Any:
+        if self.calls:
+            self.calls.append(request)
+            raise RuntimeError("billing unavailable")
+        return await super().AcquireLease(request, timeout)
+
+
+async def test_a_failed_refill_leaves_requests_on_the_current_lease_then_fails_them() -> None:
+    billing = FailingRefill(granted=4 * HOLD)
+    returned: list[str] = []
+    leases = book(billing, returned)
+    for n in range(4):
+        assert await hold(leases, f"r{n}")
+    await asyncio.sleep(0.05)
+    assert len(billing.calls) == 2  # the background refill failed quietly
+    try:
+        await hold(leases, "r4")  # the lease is used up: the error reaches this request
+    except RuntimeError as exc:
+        assert str(exc) == "billing unavailable"
+    else:
+        raise AssertionError("a request beyond the lease must not be held")
+    assert len(billing.calls) == 3
