@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import importlib.util
 import os
 import platform
 import resource
@@ -21,6 +20,7 @@ import uvloop
 from bench.ledger import check_ledger, settlement_lag
 from bench.load import LoadPlan, Target, chat_body, run_load
 from bench.monitor import Monitor
+from bench.plot import write_plot
 from bench.report import aggregate, rss_table, table
 from bench.scenarios import CHAT, BenchConfig, Runner, build_scenarios
 from bench.stack import EMBED_MODEL, MODEL, FakeProcess, Stack
@@ -42,7 +42,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of our services")
     parser.add_argument("--direct-only", action="store_true", help="no system: fake only")
     parser.add_argument("--no-workers", action="store_true", help="skip the 2-relay comparison")
-    parser.add_argument("--leases", action="store_true", help="relays with BILLING_LEASES=true")
+    parser.add_argument("--no-leases", action="store_true",
+                        help="BILLING_LEASES=false: one Reserve per request")  # fmt: skip
     return parser.parse_args()
 
 
@@ -94,15 +95,8 @@ def meta() -> dict[str, Any]:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "commit": commit, "machine": platform.machine(), "cpus": os.cpu_count(),
         "processor": platform.processor(), "python": platform.python_version(),
-        "billing_leases": os.environ.get("BILLING_LEASES", "false"),
+        "billing_leases": os.environ.get("BILLING_LEASES", "true"),
     }  # fmt: skip
-
-
-def write_plot(rows: list[dict[str, Any]]) -> str:
-    if importlib.util.find_spec("matplotlib") is None:
-        return ("latency.png skipped: matplotlib is not installed "
-                "(it would need `matplotlib` as a dev/bench dependency)")  # fmt: skip
-    return "latency.png skipped: plotting not implemented in this round"
 
 
 async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -166,7 +160,7 @@ async def _with_fake(args: argparse.Namespace, config: BenchConfig, fake: FakePr
     out["rows"] = rows
     out["peak_rss_mb"] = {k: round(v / 2**20, 1) for k, v in monitor.overall_peak.items()}
     out["runs"] = [{**asdict(r), "settled": len(r.settled)} for r in runner.records]
-    out["notes"].append(write_plot(rows))
+    out["notes"].append(write_plot(rows, RESULTS / "latency.png"))
     print()
     print(table(rows))
     print()
@@ -210,8 +204,8 @@ async def _billing(runner: Runner, stack: Stack) -> dict[str, Any]:
 def main() -> None:
     args = parse_args()
     raise_fd_limit()
-    if args.leases:  # the services inherit the bench's environment
-        os.environ["BILLING_LEASES"] = "true"
+    if args.no_leases:  # the services inherit the bench's environment
+        os.environ["BILLING_LEASES"] = "false"
     result = uvloop.run(run_bench(args))
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "latest.json"

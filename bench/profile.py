@@ -29,7 +29,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=int, default=200, help="samples per second")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--services", default="relay,billing")
-    parser.add_argument("--leases", action="store_true", help="relays with BILLING_LEASES=true")
+    parser.add_argument("--no-leases", action="store_true",
+                        help="BILLING_LEASES=false: one Reserve per request")  # fmt: skip
     return parser.parse_args()
 
 
@@ -113,8 +114,8 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     args = parse_args()
-    if args.leases:  # the services inherit this environment
-        os.environ["BILLING_LEASES"] = "true"
+    if args.no_leases:  # the services inherit this environment
+        os.environ["BILLING_LEASES"] = "false"
     uvloop.run(run(args))
 
 

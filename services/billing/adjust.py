@@ -48,9 +48,15 @@ def validate(change: Adjustment) -> None:
         raise InvalidArgument(f"kind must be one of {', '.join(sorted(KINDS))}")
 
 
-def _target(change: Adjustment, before: Balances) -> Balances:
+def _target(change: Adjustment, before: Balances, leased: Balances) -> Balances:
+    """The wallet after the change. `set_to` names the balance the user sees, which includes
+    what active leases still hold; the wallet gets that minus the leased part (at least 0)."""
     current = before.subscription if change.subscription else before.quota
-    new = change.set_to if change.set_to is not None else current + (change.delta or 0)
+    if change.set_to is not None:
+        out = leased.subscription if change.subscription else leased.quota
+        new = max(change.set_to - out, 0)
+    else:
+        new = current + (change.delta or 0)
     if new < 0:
         raise FailedPrecondition(
             f"the balance would become negative ({new})", code="insufficient_user_quota"
@@ -68,7 +74,8 @@ async def adjust(conn: Connection, *, change: Adjustment) -> bool:
     assert before is not None
     if await ledger.key_exists(conn, idempotency_key=change.idempotency_key):
         return False
-    after = _target(change, before)
+    leased = await wallets.leased_out(conn, user_id=change.user_id)
+    after = _target(change, before, leased)
     await wallets.set_wallet(conn, user_id=change.user_id, balances=after)
     await ledger.append(
         conn,
@@ -82,7 +89,13 @@ async def adjust(conn: Connection, *, change: Adjustment) -> bool:
         actor_id=change.actor_id,
         reason=change.reason,
     )
-    await logs.insert(conn, row=_log_row(change, before, after))
+    shown = Balances(
+        quota=before.quota + leased.quota, subscription=before.subscription + leased.subscription
+    )
+    shown_after = Balances(
+        quota=after.quota + leased.quota, subscription=after.subscription + leased.subscription
+    )
+    await logs.insert(conn, row=_log_row(change, shown, shown_after))
     return True
 
 

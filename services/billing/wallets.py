@@ -32,12 +32,26 @@ UPDATE wallets SET used_quota = used_quota + $2, request_count = request_count +
     updated_at = now()
 WHERE user_id = $1
 """
+# What a user owns shows the unspent part of their active leases (quota leased out to a relay
+# is not spent): a balance reads the same whether requests were held by Reserve or a lease.
 SELECT_WALLETS = """
-SELECT w.user_id, w.quota, w.subscription_quota, w.used_quota, w.request_count, w.aff_quota,
-       w.aff_history,
+SELECT w.user_id, (w.quota + COALESCE(l.quota, 0))::bigint AS quota,
+       (w.subscription_quota + COALESCE(l.subscription, 0))::bigint AS subscription_quota,
+       w.used_quota, w.request_count, w.aff_quota, w.aff_history,
        COALESCE((SELECT SUM(h.reserved_quota + h.reserved_subscription) FROM holds h
                  WHERE h.user_id = w.user_id AND h.status = 'open'), 0) AS held
-FROM wallets w WHERE w.user_id = ANY($1::bigint[])
+FROM wallets w
+LEFT JOIN LATERAL (
+    SELECT SUM(granted_quota - spent_quota) AS quota,
+           SUM(granted_subscription - spent_subscription) AS subscription
+    FROM leases WHERE user_id = w.user_id AND status = 'active'
+) l ON true
+WHERE w.user_id = ANY($1::bigint[])
+"""
+LEASED_OUT = """
+SELECT COALESCE(SUM(granted_quota - spent_quota), 0) AS quota,
+       COALESCE(SUM(granted_subscription - spent_subscription), 0) AS subscription
+FROM leases WHERE user_id = $1 AND status = 'active'
 """
 
 LOCK_BUDGET = "SELECT remain_quota, unlimited FROM token_budgets WHERE token_id = $1 FOR UPDATE"
@@ -60,8 +74,11 @@ ON CONFLICT (token_id) DO UPDATE SET user_id = EXCLUDED.user_id,
 RETURNING token_id, user_id, remain_quota, used_quota, unlimited
 """
 SELECT_BUDGETS = """
-SELECT token_id, user_id, remain_quota, used_quota, unlimited FROM token_budgets
-WHERE token_id = ANY($1::bigint[])
+SELECT b.token_id, b.user_id, b.used_quota, b.unlimited,
+       (b.remain_quota + COALESCE((SELECT SUM(granted_token - spent_token) FROM leases
+                                   WHERE token_id = b.token_id AND status = 'active'), 0)
+       )::bigint AS remain_quota
+FROM token_budgets b WHERE b.token_id = ANY($1::bigint[])
 """
 DELETE_BUDGETS = "DELETE FROM token_budgets WHERE token_id = ANY($1::bigint[])"
 
@@ -137,6 +154,13 @@ async def credit_wallet(
     if row is None:
         raise LookupError(f"wallet {user_id} does not exist")
     return Balances(quota=row["quota"], subscription=row["subscription_quota"])
+
+
+async def leased_out(conn: Connection, *, user_id: int) -> Balances:
+    """The unspent part of the user's active leases (shown as the user's, held by relays)."""
+    row = await conn.fetchrow(LEASED_OUT, user_id)
+    assert row is not None
+    return Balances(quota=int(row["quota"]), subscription=int(row["subscription"]))
 
 
 async def set_wallet(conn: Connection, *, user_id: int, balances: Balances) -> None:

@@ -287,10 +287,10 @@ def price_of(price: billing_pb2.Price) -> PriceSnapshot:
 
 
 def load_lease_config(environ: Mapping[str, str] | None = None) -> LeaseConfig | None:
-    """BILLING_LEASES=true turns leases on (default off: one Reserve per request);
+    """BILLING_LEASES (default true) turns leases on (false: one Reserve per request);
     BILLING_LEASE_REQUESTS, BILLING_LEASE_TTL and BILLING_LEASE_HOLD tune them."""
     env = Env(environ)
-    enabled = env.bool("BILLING_LEASES", False)
+    enabled = env.bool("BILLING_LEASES", True)
     config = LeaseConfig(
         requests=env.int("BILLING_LEASE_REQUESTS", 64),
         ttl_seconds=env.int("BILLING_LEASE_TTL", 30),

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import grpc
 import nats
 import pytest
@@ -15,6 +16,7 @@ from veloera.billing.v1 import billing_pb2, billing_pb2_grpc, events_pb2
 
 from services.shared import subjects
 from services.shared.grpcutil import open_channel
+from tests.integration.test_accounts import Infra
 from tests.integration.test_billing import (
     HOLD,
     MODEL,
@@ -102,7 +104,8 @@ async def test_leases_never_grant_more_than_the_wallet_across_holders(billing: S
     # The first lease granted takes a quarter of the balance, the next ones less and less.
     assert max(lease.granted for lease in leases) == 25 * HOLD // 4
     assert refused and all(e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED for e in refused)
-    assert (await wallet(billing, user)).quota == 25 * HOLD - granted < HOLD
+    # What is leased out is still the user's: the balance they see does not move.
+    assert (await wallet(billing, user)).quota == 25 * HOLD
     await assert_ledger_consistent(billing, user)
     for lease in leases:
         await billing.ReturnLease(
@@ -128,8 +131,8 @@ async def test_leased_requests_settle_once_and_the_rest_comes_back(billing: Stub
     fresh = sum(not r.settled.already_settled for reply in replies for r in reply.settlements)
     assert fresh == 7 and all(r.settled.already_settled for r in again.settlements)
     during = await wallet(billing, user)
-    # The leases still hold what was not used; each settled hold refunded its unused part.
-    assert during.quota == 30 * HOLD + 7 * (HOLD - CHARGE)
+    # The balance shown is the wallet plus what the leases still hold: only charges count.
+    assert during.quota == 40 * HOLD - 7 * CHARGE
     assert during.used_quota == 7 * CHARGE and during.request_count == 7
     await settle_batch(billing, [], returns=[lease_a.lease_id, lease_b.lease_id])
     after = await wallet(billing, user)
@@ -141,17 +144,26 @@ async def test_leased_requests_settle_once_and_the_rest_comes_back(billing: Stub
     assert sorted(e.quota for e in logs.items if e.type == 2) == [CHARGE] * 7
 
 
-async def test_an_expired_lease_is_returned_by_the_reaper(billing: Stub) -> None:
+async def test_an_expired_lease_is_returned_by_the_reaper(billing: Stub, infra: Infra) -> None:
     user = new_user()
     await fund(billing, user, 40 * HOLD)
     lease = await acquire(billing, user, requests=10, ttl_seconds=1, hold_seconds=0)
     assert lease.granted == 10 * HOLD
     await settle_batch(billing, [leased(lease, new_request())])
+    assert (await wallet(billing, user)).quota == 40 * HOLD - CHARGE
+    conn = await asyncpg.connect(infra.database_url)
 
     async def returned() -> bool:
-        return (await wallet(billing, user)).quota == 40 * HOLD - CHARGE
+        status = await conn.fetchval(
+            "SELECT status FROM billing.leases WHERE lease_id = $1", lease.lease_id
+        )
+        return bool(status == "returned")
 
-    await eventually(returned)
+    try:
+        await eventually(returned)
+    finally:
+        await conn.close()
+    assert (await wallet(billing, user)).quota == 40 * HOLD - CHARGE
     again = await billing.ReturnLease(
         billing_pb2.ReturnLeaseRequest(lease_id=lease.lease_id), timeout=10
     )
@@ -212,3 +224,26 @@ async def test_a_deferred_leased_settlement_is_applied_once_by_the_consumer(
     after = await wallet(billing, user)
     assert (after.quota, after.used_quota, after.request_count) == (40 * HOLD - CHARGE, CHARGE, 1)
     await assert_ledger_consistent(billing, user)
+
+
+async def test_setting_a_balance_sets_what_the_user_sees_with_leases_out(billing: Stub) -> None:
+    user = new_user()
+    await fund(billing, user, 40 * HOLD)
+    lease = await acquire(billing, user, requests=10)
+    assert lease.granted == 10 * HOLD
+    change = billing_pb2.AdjustQuotaRequest(
+        idempotency_key=f"test-set:{new_request()}",
+        user_id=user,
+        set_to=20 * HOLD,
+        kind="admin",
+        reason="set by the admin",
+    )
+    assert (await billing.AdjustQuota(change, timeout=10)).quota == 20 * HOLD
+    assert (await wallet(billing, user)).quota == 20 * HOLD
+    await billing.ReturnLease(billing_pb2.ReturnLeaseRequest(lease_id=lease.lease_id), timeout=10)
+    assert (await wallet(billing, user)).quota == 20 * HOLD  # the unspent lease came back
+    await assert_ledger_consistent(billing, user)
+    logs = await billing.ListLogs(
+        billing_pb2.ListLogsRequest(user_id=user, page_size=50), timeout=10
+    )
+    assert any(f"{40 * HOLD}" in e.content and f"{20 * HOLD}" in e.content for e in logs.items)

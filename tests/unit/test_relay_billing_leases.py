@@ -97,8 +97,10 @@ async def test_per_request_answer_falls_back_to_reserve() -> None:
     assert len(billing.calls) == 1  # remembered for the lease ttl
 
 
-def test_leases_are_off_unless_enabled() -> None:
-    assert load_lease_config({}) is None
+def test_leases_are_on_unless_turned_off() -> None:
+    assert load_lease_config({"BILLING_LEASES": "false"}) is None
+    default = load_lease_config({})
+    assert default is not None and default.requests == 64
     config = load_lease_config({"BILLING_LEASES": "true", "BILLING_LEASE_REQUESTS": "8"})
     assert config is not None and config.requests == 8
 
