@@ -20,7 +20,7 @@ def write_plot(rows: list[dict[str, Any]], path: Path) -> str:
     scenarios = [s for s in PLOTTED if any(r["scenario"] == s for r in rows)]
     if not scenarios:
         return "latency.png skipped: no chat or stream16 rows"
-    figure, axes = plt.subplots(1, len(scenarios), figsize=(6 * len(scenarios), 4.5))
+    figure, _ = plt.subplots(1, len(scenarios), figsize=(6 * len(scenarios), 4.5))
     for ax, scenario in zip(figure.axes, scenarios, strict=True):
         for side, colour in COLOURS.items():
             points = sorted(
