@@ -45,10 +45,15 @@ def _module(frame: str) -> str:
     return "/".join(parts[:2]) if parts[0] in ("services", "grpc", "asyncpg") else parts[0]
 
 
-def summarise(raw: Path, top: int) -> tuple[list[tuple[float, str]], list[tuple[float, str]]]:
-    """(inclusive share per frame under 60 %, self share per module) of the busy samples."""
+Shares = list[tuple[float, str]]
+
+
+def summarise(raw: Path, top: int) -> tuple[Shares, Shares, Shares]:
+    """(inclusive share per frame under 60 %, self share per module, self share per function)
+    of the busy samples."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
+    functions: Counter[str] = Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -60,12 +65,17 @@ def summarise(raw: Path, top: int) -> tuple[list[tuple[float, str]], list[tuple[
             continue
         total += n
         own[_module(frames[-1])] += n
+        functions[frames[-1]] += n
         for frame in set(frames[1:]):  # the first frame is the process/thread
             inclusive[frame] += n
     if total == 0:
-        return [], []
+        return [], [], []
     shares = [(100.0 * n / total, f) for f, n in inclusive.most_common() if n / total < 0.6]
-    return shares[:top], [(100.0 * n / total, m) for m, n in own.most_common(top)]
+    return (
+        shares[:top],
+        [(100.0 * n / total, m) for m, n in own.most_common(top)],
+        [(100.0 * n / total, f) for f, n in functions.most_common(top)],
+    )
 
 
 def spy(pid: int, out: Path, args: argparse.Namespace) -> subprocess.Popen[bytes]:
@@ -100,13 +110,16 @@ async def run(args: argparse.Namespace) -> None:
         for name in names:
             cpu = usage.cpu_s[name] * 1000 / max(result.ok, 1)
             print(f"\n## {name}: {cpu:.2f} ms CPU per request (sampled run, py-spy attached)")
-            inclusive, own = summarise(outs[name], args.top)
+            inclusive, own, functions = summarise(outs[name], args.top)
             print("inclusive (frames under 60 %):")
             for share, frame in inclusive:
                 print(f"{share:6.1f} %  {frame}")
             print("self time by module:")
             for share, module in own:
                 print(f"{share:6.1f} %  {module}")
+            print("self time by function:")
+            for share, function in functions:
+                print(f"{share:6.1f} %  {function}")
     finally:
         await asyncio.to_thread(stack.stop)
         fake.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -66,6 +67,10 @@ def create_app(settings: Settings) -> Starlette:
         except BaseException:
             await ctx.close()
             raise
+        # What start-up loaded (tokenizer tables, snapshot, modules) lives as long as the
+        # process: keep it out of the collector's full passes, which stall requests.
+        gc.collect()
+        gc.freeze()
         logger.info("relay ready", extra={"port": settings.port})
         try:
             yield
