@@ -1,4 +1,4 @@
-"""The lease use cases (BILLING_LEASES=true): acquire, return, reap."""
+"""The lease use cases (on unless the relay sets BILLING_LEASES=false): acquire, return, reap."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Quota leases (BILLING_LEASES=true): grant, return, reap, and turning a leased request into a
-hold at settlement. Every function runs inside the caller's transaction.
+"""Quota leases (on unless the relay sets BILLING_LEASES=false): grant, return, reap, and
+turning a leased request into a hold at settlement. Every function runs inside the caller's
+transaction.
 
 Lock order: lease -> hold -> token budget -> wallet, compatible with Reserve (hold -> budget ->
 wallet) and batch settlement (holds -> budgets -> wallets), so none of them deadlock.

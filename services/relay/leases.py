@@ -1,6 +1,6 @@
-"""Quota leases on the relay side (BILLING_LEASES=true): requests are held locally against a
-lease billing granted to this replica, so the request path makes no blocking RPC while the
-lease lasts. The lease was carved out of the wallet (and the token budget) by billing, so no
+"""Quota leases on the relay side (on unless BILLING_LEASES=false): requests are held locally
+against a lease billing granted to this replica, so the request path makes no blocking RPC
+while the lease lasts. The lease was carved out of the wallet (and the token budget) by billing, so no
 replica can overdraw; the local holds only decide which requests fit in it.
 
 One lease per (user, token, model, group, requested model). A lease serves new requests until
