@@ -1,7 +1,7 @@
 """Quota leases on the relay side (on unless BILLING_LEASES=false): requests are held locally
 against a lease billing granted to this replica, so the request path makes no blocking RPC
-while the lease lasts. The lease was carved out of the wallet (and the token budget) by billing, so no
-replica can overdraw; the local holds only decide which requests fit in it.
+while the lease lasts. The lease was carved out of the wallet (and the token budget) by
+billing, so no replica can overdraw; the local holds only decide which requests fit in it.
 
 One lease per (user, token, model, group, requested model). A lease serves new requests until
 it expires or runs short; it is then retired and returned (through the settle batch) once its
@@ -88,6 +88,7 @@ class LeaseBook:
     _held: dict[str, tuple[LocalLease, int]] = field(default_factory=dict)
     _locks: dict[LeaseKey, asyncio.Lock] = field(default_factory=dict)
     _refills: set[asyncio.Task[None]] = field(default_factory=set)
+    _waiting: dict[LeaseKey, int] = field(default_factory=dict)  # requests queued per key
 
     async def reserve(
         self,
@@ -110,10 +111,21 @@ class LeaseBook:
         if isinstance(entry, PerRequest) and time.monotonic() < entry.until:
             return False
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            if self._take(key, request_id, prompt_tokens, max_tokens):
-                return True
-            return await self._acquire(key, request_id, prompt_tokens, max_tokens)
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            async with lock:
+                self._waiting[key] -= 1
+                if self._take(key, request_id, prompt_tokens, max_tokens):
+                    return True
+                return await self._acquire(key, request_id, prompt_tokens, max_tokens)
+        finally:
+            if not self._waiting.get(key, 1):
+                del self._waiting[key]
+
+    def _demand(self, key: LeaseKey, requests: int) -> int:
+        """`requests`, or more when a burst is queued behind the key's lock: a lease for all of
+        them twice over, so a herd of new requests does not take one AcquireLease per 64."""
+        return max(requests, 2 * (self._waiting.get(key, 0) + 1))
 
     def _take(self, key: LeaseKey, request_id: str, prompt_tokens: int, max_tokens: int) -> bool:
         lease = self._leases.get(key)
@@ -154,7 +166,9 @@ class LeaseBook:
             current = self._leases.get(key)
             if current is not None and current is not lease:
                 return  # a request already acquired one
-            requests = lease.successor_requests(self.config.requests, time.monotonic())
+            requests = self._demand(
+                key, lease.successor_requests(self.config.requests, time.monotonic())
+            )
             try:
                 reply = await self._call(key, prompt_tokens, max_tokens, requests)
             except Exception as exc:  # an RPC error: the request path will see it
@@ -165,7 +179,8 @@ class LeaseBook:
     async def _acquire(
         self, key: LeaseKey, request_id: str, prompt_tokens: int, max_tokens: int
     ) -> bool:
-        reply = await self._call(key, prompt_tokens, max_tokens, self.config.requests)
+        requests = self._demand(key, self.config.requests)
+        reply = await self._call(key, prompt_tokens, max_tokens, requests)
         return self._install(key, reply, request_id=request_id)
 
     async def _call(

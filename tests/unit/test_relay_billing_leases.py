@@ -148,3 +148,21 @@ async def test_a_failed_refill_leaves_requests_on_the_current_lease_then_fails_t
     else:
         raise AssertionError("a request beyond the lease must not be held")
     assert len(billing.calls) == 3
+
+
+class SizedGrants(FakeBilling):
+    """Grants what was asked for: `requests` holds."""
+
+    async def AcquireLease(self, request: billing_pb2.AcquireLeaseRequest, timeout: float) -> Any:
+        self.granted = request.requests * HOLD
+        return await super().AcquireLease(request, timeout)
+
+
+async def test_a_burst_of_new_requests_does_not_take_one_acquire_per_small_lease() -> None:
+    billing = SizedGrants(granted=0)
+    leases = book(billing, [])  # leases of at least 4 holds
+    results = await asyncio.gather(*(hold(leases, f"r{n}") for n in range(100)))
+    assert all(results)
+    # The first lease is the minimum; the next one is sized for the whole queue behind it.
+    assert len(billing.calls) <= 3
+    assert max(call.requests for call in billing.calls) >= 96
