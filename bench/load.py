@@ -111,12 +111,15 @@ class LoadPlan:
     stamps: bool = False
     timeout: float = 60.0
     keep_ids: bool = False
+    ramp: float = 0.0  # seconds over which the connections start (0: all at once)
 
 
 async def _worker(target: Target, plan: LoadPlan, raw: bytes, deadline: float,
-                  out: LoadResult) -> None:  # fmt: skip
+                  out: LoadResult, delay: float = 0.0) -> None:  # fmt: skip
     conn: Connection | None = None
     done = 0
+    if delay > 0:
+        await asyncio.sleep(delay)
     try:
         while time.perf_counter() < deadline and (plan.per_worker <= 0 or done < plan.per_worker):
             if conn is None or conn.lost:
@@ -143,7 +146,8 @@ async def run_load(target: Target, plan: LoadPlan) -> LoadResult:
     raw = target.raw
     started = time.perf_counter()
     deadline = started + (plan.duration if plan.per_worker <= 0 else 10 * plan.timeout)
-    workers = [_worker(target, plan, raw, deadline, out) for _ in range(plan.concurrency)]
+    step = plan.ramp / plan.concurrency if plan.concurrency else 0.0
+    workers = [_worker(target, plan, raw, deadline, out, n * step) for n in range(plan.concurrency)]
     await asyncio.gather(*workers)
     out.elapsed = time.perf_counter() - started
     return out

@@ -31,6 +31,7 @@ class Scenario:
     timeout: float = 60.0
     keep_ids: bool = False
     sides: tuple[str, ...] = ("direct", "relay")
+    ramp: float = 0.0  # seconds over which the connections start
 
 
 @dataclass
@@ -76,7 +77,7 @@ def build_scenarios(config: BenchConfig, embeddings: bool) -> list[Scenario]:
                  duration=config.duration),
         Scenario("slow-streams", CHAT, chat_body(SLOW_MODEL, stream=True), stream=True,
                  concurrencies=(config.slow_streams,), per_worker=1, stamps=True,
-                 timeout=slow_timeout),
+                 timeout=slow_timeout, ramp=config.slow_interval),
     ]  # fmt: skip
     return scenarios
 
@@ -140,7 +141,7 @@ class Runner:
             concurrency=concurrency,
             duration=self.config.warmup if warmup else scenario.duration,
             per_worker=scenario.per_worker, stamps=scenario.stamps, timeout=scenario.timeout,
-            keep_ids=scenario.keep_ids and not warmup,
+            keep_ids=scenario.keep_ids and not warmup, ramp=scenario.ramp,
         )  # fmt: skip
 
     async def run(self, scenario: Scenario, sides: tuple[str, ...] | None = None) -> None:
