@@ -18,6 +18,7 @@ from services.accounts.settings import Settings
 from services.shared import natsutil
 from services.shared.crypto import SecretBox
 from services.shared.db import create_pool
+from services.shared.gctune import settle_after_startup
 from services.shared.grpcutil import build_grpc_server, mark_not_serving, mark_serving
 from services.shared.metrics import serve_metrics
 
@@ -67,6 +68,7 @@ async def serve(settings: Settings) -> None:
         built = build_server(settings, deps)
         serve_metrics(settings.metrics_port, settings.bind_host)
         await built.server.start()
+        settle_after_startup()
         await mark_serving(built.health, [SERVICE_NAME])
         logger.info("accounts serving on %s:%s", settings.bind_host, settings.port)
         await _wait_for_signal()

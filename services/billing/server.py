@@ -19,6 +19,7 @@ from services.billing.servicer import BillingServicer
 from services.billing.settings import Settings
 from services.shared import natsutil
 from services.shared.db import create_pool
+from services.shared.gctune import settle_after_startup
 from services.shared.grpcutil import build_grpc_server, mark_not_serving, mark_serving
 from services.shared.metrics import serve_metrics
 from services.shared.natsutil import connect, ensure_streams
@@ -85,6 +86,7 @@ async def serve(settings: Settings) -> None:
         ),
     }
     tasks = [asyncio.create_task(_supervise(name, job)) for name, job in background.items()]
+    settle_after_startup()
     await mark_serving(health, [SERVICE_NAME])
     logger.info("billing serving on %s:%d", settings.bind_host, settings.port)
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ from services.relay.routes.models import ModelsRoute
 from services.relay.routes.relay import RelayRoute
 from services.relay.settings import Settings
 from services.relay.state import RelayContext
+from services.shared.gctune import settle_after_startup
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +67,7 @@ def create_app(settings: Settings) -> Starlette:
         except BaseException:
             await ctx.close()
             raise
-        # What start-up loaded (tokenizer tables, snapshot, modules) lives as long as the
-        # process: keep it out of the collector's full passes, which stall requests.
-        gc.collect()
-        gc.freeze()
+        settle_after_startup()  # tokenizer tables, snapshot, modules: out of the GC's way
         logger.info("relay ready", extra={"port": settings.port})
         try:
             yield
