@@ -34,6 +34,7 @@ REFILL_SHARE = 4  # acquire the successor when less than 1/4 of the lease is lef
 REFILL_SECONDS = 2.0  # ... or when it stops taking requests within this many seconds
 LEASE_SECONDS = 2.0  # a successor covers this many seconds of the traffic seen
 MAX_REQUESTS = 10_000  # billing's cap on the requests one lease covers
+ACQUIRE_ROUNDS = 3  # leases a request waits for (others may use one up) before it gives up
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +87,8 @@ class LeaseBook:
     )
     _leases: dict[LeaseKey, LocalLease | PerRequest] = field(default_factory=dict)
     _held: dict[str, tuple[LocalLease, int]] = field(default_factory=dict)
-    _locks: dict[LeaseKey, asyncio.Lock] = field(default_factory=dict)
-    _refills: set[asyncio.Task[None]] = field(default_factory=set)
-    _waiting: dict[LeaseKey, int] = field(default_factory=dict)  # requests queued per key
+    _acquiring: dict[LeaseKey, asyncio.Task[None]] = field(default_factory=dict)
+    _waiting: dict[LeaseKey, int] = field(default_factory=dict)  # requests waiting per key
 
     async def reserve(
         self,
@@ -105,27 +105,53 @@ class LeaseBook:
         """Hold the request locally; False: leases are off for it (use Reserve). Raises the
         AcquireLease error (no quota, unpriced model) like Reserve would."""
         key = (user_id, token_id, model, group, requested_model)
-        if self._take(key, request_id, prompt_tokens, max_tokens):
-            return True
-        entry = self._leases.get(key)
-        if isinstance(entry, PerRequest) and time.monotonic() < entry.until:
-            return False
-        lock = self._locks.setdefault(key, asyncio.Lock())
+        for _ in range(ACQUIRE_ROUNDS):
+            if self._take(key, request_id, prompt_tokens, max_tokens):
+                return True
+            entry = self._leases.get(key)
+            if isinstance(entry, PerRequest) and time.monotonic() < entry.until:
+                return False
+            await self._wait_for_lease(key, prompt_tokens, max_tokens)
+        return self._take(key, request_id, prompt_tokens, max_tokens)
+
+    async def _wait_for_lease(self, key: LeaseKey, prompt_tokens: int, max_tokens: int) -> None:
+        """Wait for the key's next lease (one AcquireLease in flight per key, whoever needs
+        it): every waiter wakes at once when it lands, none queues behind another."""
         self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
-            async with lock:
-                self._waiting[key] -= 1
-                if self._take(key, request_id, prompt_tokens, max_tokens):
-                    return True
-                return await self._acquire(key, request_id, prompt_tokens, max_tokens)
+            acquiring = self._acquiring.get(key) or self._start_acquire(
+                key, prompt_tokens, max_tokens, self.config.requests
+            )
+            await asyncio.shield(acquiring)
         finally:
-            if not self._waiting.get(key, 1):
+            left = self._waiting[key] - 1
+            if left:
+                self._waiting[key] = left
+            else:
                 del self._waiting[key]
 
+    def _start_acquire(
+        self, key: LeaseKey, prompt_tokens: int, max_tokens: int, requests: int
+    ) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(
+            self._acquire(key, prompt_tokens, max_tokens, requests)
+        )
+        self._acquiring[key] = task
+        task.add_done_callback(lambda done: self._acquired(key, done))
+        return task
+
+    def _acquired(self, key: LeaseKey, task: asyncio.Task[None]) -> None:
+        if self._acquiring.get(key) is task:
+            del self._acquiring[key]
+        if not task.cancelled() and task.exception() is not None:
+            # Waiters re-raise it themselves; a background refill's failure only leaves the
+            # requests on the current lease until it is used up.
+            logger.info("AcquireLease failed: %s", type(task.exception()).__name__)
+
     def _demand(self, key: LeaseKey, requests: int) -> int:
-        """`requests`, or more when a burst is queued behind the key's lock: a lease for all of
+        """`requests`, or more when a burst is waiting for the key's lease: a lease for all of
         them twice over, so a herd of new requests does not take one AcquireLease per 64."""
-        return max(requests, 2 * (self._waiting.get(key, 0) + 1))
+        return max(requests, 2 * self._waiting.get(key, 0))
 
     def _take(self, key: LeaseKey, request_id: str, prompt_tokens: int, max_tokens: int) -> bool:
         lease = self._leases.get(key)
@@ -150,42 +176,16 @@ class LeaseBook:
         self._held[request_id] = (lease, amount)
         if lease.wants_successor(now):
             lease.refilling = True
-            task = asyncio.get_running_loop().create_task(
-                self._refill(lease, prompt_tokens, max_tokens)
-            )
-            self._refills.add(task)
-            task.add_done_callback(self._refills.discard)
+            if key not in self._acquiring:
+                requests = lease.successor_requests(self.config.requests, now)
+                self._start_acquire(key, prompt_tokens, max_tokens, requests)
         return True
 
-    async def _refill(self, lease: LocalLease, prompt_tokens: int, max_tokens: int) -> None:
-        """Acquire `lease`'s successor in the background; on failure the requests go on with
-        `lease` and, once it is used up, meet the error on the request path."""
-        key = lease.key
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            current = self._leases.get(key)
-            if current is not None and current is not lease:
-                return  # a request already acquired one
-            requests = self._demand(
-                key, lease.successor_requests(self.config.requests, time.monotonic())
-            )
-            try:
-                reply = await self._call(key, prompt_tokens, max_tokens, requests)
-            except Exception as exc:  # an RPC error: the request path will see it
-                logger.info("lease refill failed: %s", type(exc).__name__)
-                return
-            self._install(key, reply, request_id=None)
-
     async def _acquire(
-        self, key: LeaseKey, request_id: str, prompt_tokens: int, max_tokens: int
-    ) -> bool:
-        requests = self._demand(key, self.config.requests)
-        reply = await self._call(key, prompt_tokens, max_tokens, requests)
-        return self._install(key, reply, request_id=request_id)
-
-    async def _call(
         self, key: LeaseKey, prompt_tokens: int, max_tokens: int, requests: int
-    ) -> billing_pb2.Lease:
+    ) -> None:
+        """One AcquireLease; the granted lease becomes the key's current one."""
+        await asyncio.sleep(0)  # let the requests arriving with this one count as demand
         user_id, token_id, model, group, requested_model = key
         reply: billing_pb2.Lease = await self.stub.AcquireLease(
             billing_pb2.AcquireLeaseRequest(
@@ -198,29 +198,28 @@ class LeaseBook:
                 upstream_model=model,
                 prompt_tokens=prompt_tokens,
                 max_tokens=max_tokens,
-                requests=requests,
+                requests=min(self._demand(key, requests), MAX_REQUESTS),
                 ttl_seconds=self.config.ttl_seconds,
                 hold_seconds=self.config.hold_seconds,
             ),
             timeout=ACQUIRE_TIMEOUT,
         )
-        return reply
+        self._install(key, reply)
 
-    def _install(self, key: LeaseKey, reply: billing_pb2.Lease, *, request_id: str | None) -> bool:
-        """Make the granted lease the key's current one (retiring its predecessor); its first
-        hold is `request_id`'s, or back in the lease for a background refill."""
+    def _install(self, key: LeaseKey, reply: billing_pb2.Lease) -> None:
+        """Make the granted lease the key's current one, retiring its predecessor."""
         now = time.monotonic()
         previous = self._leases.get(key)
         if isinstance(previous, LocalLease):
             self._retire(previous)
         if reply.per_request:
             self._leases[key] = PerRequest(until=now + self.config.ttl_seconds)
-            return False
+            return
         # Stop taking requests a little before billing's expiry (clock skew, the RPC itself).
         lease = LocalLease(
             lease_id=reply.lease_id,
             key=key,
-            remaining=reply.granted - (reply.first_hold if request_id is not None else 0),
+            remaining=reply.granted,
             price=price_of(reply.price),
             pre_consumed_quota=reply.pre_consumed_quota,
             usable_until=now + max(self.config.ttl_seconds - 1, 0.5),
@@ -228,13 +227,9 @@ class LeaseBook:
             started=now,
         )
         self._leases[key] = lease
-        if request_id is not None:
-            lease.taken = lease.inflight = 1
-            self._held[request_id] = (lease, reply.first_hold)
         asyncio.get_running_loop().call_later(
             self.config.ttl_seconds, self._retire_if_current, lease
         )
-        return True
 
     def _retire_if_current(self, lease: LocalLease) -> None:
         self._retire(lease)
@@ -242,9 +237,6 @@ class LeaseBook:
     def _retire(self, lease: LocalLease) -> None:
         if self._leases.get(lease.key) is lease:
             del self._leases[lease.key]
-            lock = self._locks.get(lease.key)
-            if lock is not None and not lock.locked():
-                del self._locks[lease.key]  # keys come and go with users: do not keep them all
         lease.retired = True
         self._maybe_return(lease)
 
@@ -278,7 +270,7 @@ class LeaseBook:
 
     def retire_all(self) -> None:
         """On shutdown: every lease goes back once its in-flight requests are done."""
-        for task in self._refills:
+        for task in self._acquiring.values():
             task.cancel()
         for lease in [v for v in self._leases.values() if isinstance(v, LocalLease)]:
             self._retire(lease)

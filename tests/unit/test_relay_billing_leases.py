@@ -63,7 +63,7 @@ async def test_concurrent_requests_share_one_lease_until_it_runs_short() -> None
     leases = book(billing, returned)
     results = await asyncio.gather(*(hold(leases, f"r{n}") for n in range(3)))
     assert results == [True, True, True]
-    assert billing.calls[0].requests == 4  # the first lease covers the configured minimum
+    assert billing.calls[0].requests == 6  # the three waiting for it, twice over
     assert await hold(leases, "r3")  # the first lease is full: a second one, the first retired
     assert len(billing.calls) == 2 and returned == []  # retired, but 3 requests still in flight
     for n in range(3):
@@ -158,11 +158,29 @@ class SizedGrants(FakeBilling):
         return await super().AcquireLease(request, timeout)
 
 
-async def test_a_burst_of_new_requests_does_not_take_one_acquire_per_small_lease() -> None:
+async def test_a_burst_of_new_requests_waits_for_one_acquire_sized_for_it() -> None:
     billing = SizedGrants(granted=0)
     leases = book(billing, [])  # leases of at least 4 holds
     results = await asyncio.gather(*(hold(leases, f"r{n}") for n in range(100)))
     assert all(results)
-    # The first lease is the minimum; the next one is sized for the whole queue behind it.
-    assert len(billing.calls) <= 3
-    assert max(call.requests for call in billing.calls) >= 96
+    # One AcquireLease for the whole burst, sized for all of it.
+    assert len(billing.calls) == 1 and billing.calls[0].requests == 200
+
+
+async def test_no_quota_reaches_every_waiting_request_and_nothing_is_held() -> None:
+    class NoQuota(FakeBilling):
+        async def AcquireLease(
+            self, request: billing_pb2.AcquireLeaseRequest, timeout: float
+        ) -> Any:
+            self.calls.append(request)
+            await asyncio.sleep(0.01)
+            raise RuntimeError("user quota is not enough")
+
+    billing = NoQuota(granted=0)
+    leases = book(billing, [])
+    outcomes = await asyncio.gather(
+        *(hold(leases, f"r{n}") for n in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+    assert len(billing.calls) == 1  # one call answered all five
+    assert not leases.released("r0")  # nothing was held locally
