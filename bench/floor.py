@@ -40,6 +40,7 @@ def serve(mode: str, port: int, upstream: str) -> None:
     from starlette.routing import Route
 
     from services.relay.endpoints import BY_PATH
+    from services.shared.gctune import settle_after_startup
 
     clients: dict[str, Any] = {}
     headers = {"Content-Type": "application/json", "Authorization": "Bearer floor"}
@@ -60,6 +61,7 @@ def serve(mode: str, port: int, upstream: str) -> None:
         clients["httpx"] = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=4096, max_keepalive_connections=1024)
         )
+        settle_after_startup()  # the relay's GC settings
         yield
         await clients["aiohttp"].close()
         await clients["httpx"].aclose()
