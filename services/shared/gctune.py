@@ -6,7 +6,7 @@ import gc
 
 # Allocations between two young collections (CPython's default is 700). A request allocates a
 # few hundred objects, so the default runs a collection every request or two and a full one
-# every few hundred: on the relay that was ~40 % of its CPU per request (bench/PROFILE.md).
+# every few hundred: on the relay that was 20-40 % of its CPU per request (bench/PROFILE.md).
 # Reference cycles are rare on these paths; they are still collected, just in larger sweeps.
 GEN0_THRESHOLD = 50_000
 GEN1_THRESHOLD = 20
