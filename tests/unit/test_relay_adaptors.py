@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -14,7 +14,7 @@ from services.relay.adaptors.base import Outgoing, Target
 from services.relay.adaptors.compat import COMPAT_TYPES
 from services.relay.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint
 from services.relay.routing import ChannelInfo
-from services.relay.upstream import open_session, open_upstream, read_timeout
+from services.relay.upstream import open_upstream, read_timeout
 from tests.fakes.openai_upstream import FakeOpenAI, RecordedRequest
 
 Http = aiohttp.ClientSession
@@ -29,15 +29,6 @@ def fake() -> Iterator[FakeOpenAI]:
         yield upstream
     finally:
         upstream.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    session = open_session()
-    try:
-        yield session
-    finally:
-        await session.close()
 
 
 def channel(type_: int, base_url: str, **extra: Any) -> ChannelInfo:
@@ -68,9 +59,9 @@ async def call(
 
 
 async def test_openai_sends_bearer_and_organization(
-    http: aiohttp.ClientSession, fake: FakeOpenAI
+    session: aiohttp.ClientSession, fake: FakeOpenAI
 ) -> None:
-    sent, answer = await call(http, fake, channel(1, fake.url, organization="org-1"))
+    sent, answer = await call(session, fake, channel(1, fake.url, organization="org-1"))
     assert sent.path == "/v1/chat/completions"
     assert sent.headers["authorization"] == "Bearer sk-up"
     assert sent.headers["openai-organization"] == "org-1"
@@ -80,36 +71,37 @@ async def test_openai_sends_bearer_and_organization(
 
 
 async def test_azure_deployment_url_and_api_key(
-    http: aiohttp.ClientSession, fake: FakeOpenAI
+    session: aiohttp.ClientSession, fake: FakeOpenAI
 ) -> None:
-    sent, _ = await call(http, fake, channel(3, fake.url), model="gpt-4o")
+    sent, _ = await call(session, fake, channel(3, fake.url), model="gpt-4o")
     assert sent.path == "/openai/deployments/gpt-4o/chat/completions"
     assert sent.query == "api-version=2099-01-01"
     assert sent.headers["api-key"] == "sk-up" and "authorization" not in sent.headers
-    sent, _ = await call(http, fake, channel(3, fake.url, other="2024-10-21"), endpoint=EMBEDDINGS,
+    info = channel(3, fake.url, other="2024-10-21")
+    sent, _ = await call(session, fake, info, endpoint=EMBEDDINGS,
                          body={"model": "e", "input": "x"})  # fmt: skip
     assert sent.path == "/openai/deployments/gpt-4o-mini/embeddings"
     assert sent.query == "api-version=2024-10-21"
 
 
 async def test_custom_uses_the_full_url_with_model(
-    http: aiohttp.ClientSession, fake: FakeOpenAI
+    session: aiohttp.ClientSession, fake: FakeOpenAI
 ) -> None:
     info = channel(8, fake.url + "/custom/{model}/chat")
-    sent, answer = await call(http, fake, info, model="llama-3")
+    sent, answer = await call(session, fake, info, model="llama-3")
     assert sent.path == "/custom/llama-3/chat"
     assert answer["object"] == "chat.completion"
 
 
-async def test_openrouter_headers(http: Http, fake: FakeOpenAI) -> None:
-    sent, _ = await call(http, fake, channel(20, fake.url))
+async def test_openrouter_headers(session: Http, fake: FakeOpenAI) -> None:
+    sent, _ = await call(session, fake, channel(20, fake.url))
     assert sent.path == "/v1/chat/completions"
     assert sent.headers["x-title"] == "Veloera" and sent.headers["http-referer"]
 
 
-async def test_deepseek_fim_and_cache_hits(http: Http, fake: FakeOpenAI) -> None:
+async def test_deepseek_fim_and_cache_hits(session: Http, fake: FakeOpenAI) -> None:
     sent, _ = await call(
-        http, fake, channel(43, fake.url), endpoint=COMPLETIONS,
+        session, fake, channel(43, fake.url), endpoint=COMPLETIONS,
         body={"model": "deepseek-chat", "prompt": "def f(", "suffix": ")"},
     )  # fmt: skip
     assert sent.path == "/beta/completions" and sent.body["suffix"] == ")"
@@ -119,19 +111,19 @@ async def test_deepseek_fim_and_cache_hits(http: Http, fake: FakeOpenAI) -> None
     assert usage is not None and usage.cached_tokens == 4
 
 
-async def test_xai_reasoning_suffix(http: Http, fake: FakeOpenAI) -> None:
+async def test_xai_reasoning_suffix(session: Http, fake: FakeOpenAI) -> None:
     body = {"model": "grok-3-mini-high", "messages": [{"role": "user", "content": "hi"}]}
-    sent, _ = await call(http, fake, channel(48, fake.url), model="grok-3-mini-high", body=body)
+    sent, _ = await call(session, fake, channel(48, fake.url), model="grok-3-mini-high", body=body)
     assert sent.body["model"] == "grok-3-mini" and sent.body["reasoning_effort"] == "high"
 
 
 async def test_ollama_chat_and_native_embeddings(
-    http: aiohttp.ClientSession, fake: FakeOpenAI
+    session: aiohttp.ClientSession, fake: FakeOpenAI
 ) -> None:
-    sent, _ = await call(http, fake, channel(4, fake.url))
+    sent, _ = await call(session, fake, channel(4, fake.url))
     assert sent.path == "/v1/chat/completions"
     sent, answer = await call(
-        http, fake, channel(4, fake.url), endpoint=EMBEDDINGS,
+        session, fake, channel(4, fake.url), endpoint=EMBEDDINGS,
         body={"model": "nomic", "input": ["a"], "encoding_format": "float"},
     )  # fmt: skip
     assert sent.path == "/api/embed" and sent.body == {"model": "nomic", "input": ["a"]}
@@ -169,22 +161,22 @@ def test_ollama_native_embedding_answer_is_converted() -> None:
     ],
 )
 async def test_compatible_types_paths(
-    http: aiohttp.ClientSession, fake: FakeOpenAI, type_: int, model: str, path: str
+    session: aiohttp.ClientSession, fake: FakeOpenAI, type_: int, model: str, path: str
 ) -> None:
-    sent, answer = await call(http, fake, channel(type_, fake.url), model=model)
+    sent, answer = await call(session, fake, channel(type_, fake.url), model=model)
     assert sent.path == path
     assert sent.headers["authorization"] == "Bearer sk-up"
     assert sent.body["messages"] == [{"role": "user", "content": "hi"}]
     assert answer["choices"][0]["message"]["content"] == fake.reply_text
 
 
-async def test_baidu_v2_appid_key(http: Http, fake: FakeOpenAI) -> None:
-    sent, _ = await call(http, fake, channel(46, fake.url), key="app-9|sk-real")
+async def test_baidu_v2_appid_key(session: Http, fake: FakeOpenAI) -> None:
+    sent, _ = await call(session, fake, channel(46, fake.url), key="app-9|sk-real")
     assert sent.headers["appid"] == "app-9" and sent.headers["authorization"] == "Bearer sk-real"
 
 
-async def test_cloudflare_account_url(http: Http, fake: FakeOpenAI) -> None:
-    sent, _ = await call(http, fake, channel(39, fake.url, other="acc42"), model="@cf/llama")
+async def test_cloudflare_account_url(session: Http, fake: FakeOpenAI) -> None:
+    sent, _ = await call(session, fake, channel(39, fake.url, other="acc42"), model="@cf/llama")
     assert sent.path == "/client/v4/accounts/acc42/ai/v1/chat/completions"
 
 

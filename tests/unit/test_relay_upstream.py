@@ -14,7 +14,6 @@ from services.cli.infra import free_port
 from services.relay.adaptors.base import UpstreamRequest
 from services.relay.upstream import (
     UpstreamFailure,
-    open_session,
     open_upstream,
     parse_error_body,
     read_timeout,
@@ -58,15 +57,6 @@ async def upstream() -> AsyncIterator[Upstream]:
         yield fake
     finally:
         await runner.cleanup()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    http = open_session()
-    try:
-        yield http
-    finally:
-        await http.close()
 
 
 async def _failure(
