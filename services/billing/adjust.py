@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.billing import ledger, logs, wallets
+from services.billing import leases, ledger, logs, wallets
 from services.billing.wallets import Balances
 from services.shared.db import Connection
 from services.shared.errors import FailedPrecondition, InvalidArgument
@@ -50,7 +50,9 @@ def validate(change: Adjustment) -> None:
 
 def _target(change: Adjustment, before: Balances, leased: Balances) -> Balances:
     """The wallet after the change. `set_to` names the balance the user sees, which includes
-    what active leases still hold; the wallet gets that minus the leased part (at least 0)."""
+    what active leases still hold; the wallet gets that minus the leased part (at least 0).
+    `adjust` returns the user's leases first, so the leased part is only a lease granted
+    between that and the wallet lock."""
     current = before.subscription if change.subscription else before.quota
     if change.set_to is not None:
         out = leased.subscription if change.subscription else leased.quota
@@ -70,6 +72,10 @@ async def adjust(conn: Connection, *, change: Adjustment) -> bool:
     """Apply the change once; False when this idempotency key was already applied."""
     validate(change)
     await wallets.ensure_wallet(conn, user_id=change.user_id)
+    if change.set_to is not None:
+        # Relays keep serving from their local leases until they retire them; their later
+        # settlements are charged to the wallet directly (never below zero).
+        await leases.give_back_all(conn, user_id=change.user_id)
     before = await wallets.lock_wallet(conn, user_id=change.user_id)
     assert before is not None
     if await ledger.key_exists(conn, idempotency_key=change.idempotency_key):

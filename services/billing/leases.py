@@ -39,6 +39,9 @@ LOCK_DUE = """
 SELECT lease_id FROM leases WHERE status = 'active' AND reap_at < now()
 ORDER BY reap_at LIMIT 1 FOR UPDATE SKIP LOCKED
 """
+ACTIVE_FOR_USER = """
+SELECT lease_id FROM leases WHERE user_id = $1 AND status = 'active' ORDER BY lease_id
+"""
 FINISH_LEASE = """
 UPDATE leases SET status = 'returned', returned_at = now(), returned = $2 WHERE lease_id = $1
 """
@@ -188,6 +191,14 @@ async def give_back(conn: Connection, *, lease_id: str) -> tuple[int, bool]:
         )
     await conn.execute(FINISH_LEASE, lease_id, to_quota + to_subscription)
     return to_quota + to_subscription, False
+
+
+async def give_back_all(conn: Connection, *, user_id: int) -> None:
+    """Return every active lease of the user (before an admin sets the balance: what the relays
+    still hold becomes the wallet's again, so the balance set is the balance). Takes the locks in
+    lease -> budget -> wallet order: call it before locking the wallet."""
+    for lease_id in [r["lease_id"] for r in await conn.fetch(ACTIVE_FOR_USER, user_id)]:
+        await give_back(conn, lease_id=lease_id)
 
 
 async def reap_one(conn: Connection) -> str | None:

@@ -240,8 +240,16 @@ async def test_setting_a_balance_sets_what_the_user_sees_with_leases_out(billing
     )
     assert (await billing.AdjustQuota(change, timeout=10)).quota == 20 * HOLD
     assert (await wallet(billing, user)).quota == 20 * HOLD
-    await billing.ReturnLease(billing_pb2.ReturnLeaseRequest(lease_id=lease.lease_id), timeout=10)
-    assert (await wallet(billing, user)).quota == 20 * HOLD  # the unspent lease came back
+    # Setting the balance took the lease back: returning it again gives nothing more.
+    again = await billing.ReturnLease(
+        billing_pb2.ReturnLeaseRequest(lease_id=lease.lease_id), timeout=10
+    )
+    assert again.already_returned
+    assert (await wallet(billing, user)).quota == 20 * HOLD
+    # A request the relay still served from that lease is charged to the wallet, once.
+    late = leased(lease, new_request())
+    await settle_batch(billing, [late, late])
+    assert (await wallet(billing, user)).quota == 20 * HOLD - CHARGE
     await assert_ledger_consistent(billing, user)
     logs = await billing.ListLogs(
         billing_pb2.ListLogsRequest(user_id=user, page_size=50), timeout=10
