@@ -30,6 +30,7 @@ class Result:
     error: str = ""
     body_tail: bytes = b""
     chunk_delays_ms: list[float] = field(default_factory=list)
+    chunk_sent_ns: list[int] = field(default_factory=list)  # the fake's send stamp of each
 
 
 def build_request(
@@ -180,7 +181,9 @@ class Connection(asyncio.Protocol):
         for event in events:
             found = _STAMP_RE.search(event)
             if found:
-                self._result.chunk_delays_ms.append((now - int(found.group(1))) / 1e6)
+                sent = int(found.group(1))
+                self._result.chunk_delays_ms.append((now - sent) / 1e6)
+                self._result.chunk_sent_ns.append(sent)
 
     def _finish(self) -> None:
         self._result.end = time.perf_counter()

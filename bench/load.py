@@ -54,6 +54,8 @@ class LoadResult:
     ttfts: list[float] = field(default_factory=list)
     overheads_ms: list[float] = field(default_factory=list)
     chunk_delays_ms: list[float] = field(default_factory=list)
+    chunk_sent_ns: list[int] = field(default_factory=list)
+    opened_ns: list[int] = field(default_factory=list)  # each stream's first chunk (sent)
     errors: Counter[str] = field(default_factory=Counter)
     settled: list[tuple[str, float]] = field(default_factory=list)  # (request id, wall end)
 
@@ -83,6 +85,9 @@ class LoadResult:
         if result.overhead_ms is not None:
             self.overheads_ms.append(result.overhead_ms)
         self.chunk_delays_ms.extend(result.chunk_delays_ms)
+        self.chunk_sent_ns.extend(result.chunk_sent_ns)
+        if result.chunk_sent_ns:
+            self.opened_ns.append(result.chunk_sent_ns[0])
         if keep_ids and result.request_id:
             self.settled.append((result.request_id, time.time()))
 
@@ -98,7 +103,17 @@ class LoadResult:
             "ttft_ms": summarize(self.ttfts, scale=1000),
             "overhead_ms": summarize(self.overheads_ms),
             "chunk_delay_ms": summarize(self.chunk_delays_ms),
+            "held_chunk_delay_ms": summarize(self.held_chunk_delays_ms()),
         }
+
+    def held_chunk_delays_ms(self) -> list[float]:
+        """Delays of the chunks sent once every stream was open (its first chunk sent): the
+        steady state of streams held open, without the burst of stream starts."""
+        if not self.opened_ns:
+            return []
+        all_open = max(self.opened_ns)
+        return [d for d, sent in zip(self.chunk_delays_ms, self.chunk_sent_ns, strict=True)
+                if sent > all_open]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,8 @@ def aggregate(records: list[RunRecord]) -> list[dict[str, Any]]:
             "errors": sum(int(r.summary["errors"]) for r in runs),
             "error_kinds": _error_kinds(runs),
         }  # fmt: skip
-        for metric in ("latency_ms", "ttft_ms", "overhead_ms", "chunk_delay_ms"):
+        for metric in ("latency_ms", "ttft_ms", "overhead_ms", "chunk_delay_ms",
+                       "held_chunk_delay_ms"):  # fmt: skip
             values = {p: _median_of(runs, metric, p) for p in PERCENTILES}
             row[metric] = values if any(v is not None for v in values.values()) else None
         if side != "direct" and direct:
@@ -125,7 +126,9 @@ def table(rows: list[dict[str, Any]]) -> str:
             rss = row["peak_rss_mb"]
             lines.append(f"{'':<28}chunk delay p50/p99: "
                          f"{_fmt(_get(row, 'chunk_delay_ms', 'p50'))} /"
-                         f"{_fmt(_get(row, 'chunk_delay_ms', 'p99'))} ms; peak RSS relay "
+                         f"{_fmt(_get(row, 'chunk_delay_ms', 'p99'))} ms, once all open "
+                         f"{_fmt(_get(row, 'held_chunk_delay_ms', 'p50'))} /"
+                         f"{_fmt(_get(row, 'held_chunk_delay_ms', 'p99'))} ms; peak RSS relay "
                          f"{rss.get('relay', 0.0):.0f} MiB")  # fmt: skip
         if row["error_kinds"]:
             kinds = "; ".join(f"{k} x{v}" for k, v in list(row["error_kinds"].items())[:3])

@@ -106,6 +106,8 @@ def merge(results: list[LoadResult]) -> LoadResult:
         out.ttfts += result.ttfts
         out.overheads_ms += result.overheads_ms
         out.chunk_delays_ms += result.chunk_delays_ms
+        out.chunk_sent_ns += result.chunk_sent_ns
+        out.opened_ns += result.opened_ns
         out.errors.update(result.errors)
         out.settled += result.settled
     return out
