@@ -95,13 +95,8 @@ async def adjust(conn: Connection, *, change: Adjustment) -> bool:
         actor_id=change.actor_id,
         reason=change.reason,
     )
-    shown = Balances(
-        quota=before.quota + leased.quota, subscription=before.subscription + leased.subscription
-    )
-    shown_after = Balances(
-        quota=after.quota + leased.quota, subscription=after.subscription + leased.subscription
-    )
-    await logs.insert(conn, row=_log_row(change, shown, shown_after))
+    # The log speaks of the balance the user sees, leases included.
+    await logs.insert(conn, row=_log_row(change, before.plus(leased), after.plus(leased)))
     return True
 
 

@@ -32,26 +32,24 @@ UPDATE wallets SET used_quota = used_quota + $2, request_count = request_count +
     updated_at = now()
 WHERE user_id = $1
 """
-# What a user owns shows the unspent part of their active leases (quota leased out to a relay
-# is not spent): a balance reads the same whether requests were held by Reserve or a lease.
-SELECT_WALLETS = """
-SELECT w.user_id, (w.quota + COALESCE(l.quota, 0))::bigint AS quota,
-       (w.subscription_quota + COALESCE(l.subscription, 0))::bigint AS subscription_quota,
+# The unspent part of a user's active leases: quota leased out to a relay is not spent.
+_LEASED = """
+SELECT COALESCE(SUM(granted_quota - spent_quota), 0) AS quota,
+       COALESCE(SUM(granted_subscription - spent_subscription), 0) AS subscription
+FROM leases WHERE user_id = {user} AND status = 'active'
+"""
+LEASED_OUT = _LEASED.format(user="$1")
+# A balance shows what leases still hold, so it reads the same whether requests were held by
+# Reserve or by a lease.
+SELECT_WALLETS = f"""
+SELECT w.user_id, (w.quota + l.quota)::bigint AS quota,
+       (w.subscription_quota + l.subscription)::bigint AS subscription_quota,
        w.used_quota, w.request_count, w.aff_quota, w.aff_history,
        COALESCE((SELECT SUM(h.reserved_quota + h.reserved_subscription) FROM holds h
                  WHERE h.user_id = w.user_id AND h.status = 'open'), 0) AS held
 FROM wallets w
-LEFT JOIN LATERAL (
-    SELECT SUM(granted_quota - spent_quota) AS quota,
-           SUM(granted_subscription - spent_subscription) AS subscription
-    FROM leases WHERE user_id = w.user_id AND status = 'active'
-) l ON true
+CROSS JOIN LATERAL ({_LEASED.format(user="w.user_id")}) l
 WHERE w.user_id = ANY($1::bigint[])
-"""
-LEASED_OUT = """
-SELECT COALESCE(SUM(granted_quota - spent_quota), 0) AS quota,
-       COALESCE(SUM(granted_subscription - spent_subscription), 0) AS subscription
-FROM leases WHERE user_id = $1 AND status = 'active'
 """
 
 LOCK_BUDGET = "SELECT remain_quota, unlimited FROM token_budgets WHERE token_id = $1 FOR UPDATE"
@@ -91,6 +89,9 @@ class Balances:
     @property
     def total(self) -> int:
         return self.quota + self.subscription
+
+    def plus(self, other: Balances) -> Balances:
+        return Balances(self.quota + other.quota, self.subscription + other.subscription)
 
 
 @dataclass(frozen=True, slots=True)

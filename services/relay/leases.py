@@ -58,7 +58,7 @@ class LocalLease:
     inflight: int = 0
     retired: bool = False
     returned: bool = False
-    refilling: bool = False  # its successor is being acquired
+    refilling: bool = False  # its successor was asked for (once, even if that failed)
 
     def wants_successor(self, now: float) -> bool:
         return not self.refilling and (
@@ -69,7 +69,7 @@ class LocalLease:
     def successor_requests(self, minimum: int, now: float) -> int:
         """Requests the next lease should cover: LEASE_SECONDS of this one's rate."""
         rate = self.taken / max(now - self.started, 0.05)
-        return max(minimum, min(int(rate * LEASE_SECONDS), MAX_REQUESTS))
+        return max(minimum, int(rate * LEASE_SECONDS))
 
 
 @dataclass(slots=True)
