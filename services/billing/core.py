@@ -85,19 +85,20 @@ class BillingCore:
     def quote(self, *, model: str, group: str) -> PriceSnapshot:
         return self.prices.table.resolve(model, group or "default")
 
-    async def reserve(self, call: ReserveCall) -> tuple[Hold, int]:
-        """(hold, user balance after). Always places a hold: there is no trust shortcut."""
+    async def reserve(self, call: ReserveCall) -> tuple[Hold, int, int]:
+        """(hold, user balance after, output tokens the hold covers). Always places a hold:
+        there is no trust shortcut."""
         table = self.prices.table
         group = call.group or "default"
         name = table.priced_name(
             model=call.model, requested=call.requested_model, upstream=call.upstream_model
         )
         price = table.resolve(name, group, accept_unpriced=call.accept_unpriced)
+        max_output = call.max_tokens if call.max_tokens > 0 else table.output_limit(name)
         amount = reserve_amount(
             price,
             prompt_tokens=call.prompt_tokens,
-            max_tokens=call.max_tokens,
-            pre_consumed_quota=table.pre_consumed_quota,
+            max_output_tokens=max_output,
             estimate=call.estimate,
         )
         spec = ReserveInput(
@@ -118,7 +119,7 @@ class BillingCore:
             RESERVES.labels(exc.code).inc()
             raise
         RESERVES.labels("placed" if created else "repeated").inc()
-        return hold, balance
+        return hold, balance, 0 if call.estimate is not None else max_output
 
     def _limits(self, call: ReserveCall) -> list[ratelimit.Limit]:
         table = self.prices.table

@@ -37,8 +37,18 @@ _INTEGERS: dict[str, int] = {
 }
 _STRINGS: dict[str, str] = {"CheckInTimeZone": "UTC", "PayAddress": "", "EpayId": "", "EpayKey": ""}
 _MAPS: dict[str, dict[str, float]] = {"TopupGroupRatio": {"default": 1.0, "vip": 1.0, "svip": 1.0}}
+# Output tokens held for a request without max_tokens, per model name or prefix ("*": any
+# other model); merged over price_defaults.DEFAULT_OUTPUT_LIMITS.
+_TOKEN_MAPS: dict[str, dict[str, int]] = {"ModelOutputLimit": {}}
 
-EXTRA_DEFAULTS: dict[str, Any] = {**_BOOLS, **_NUMBERS, **_INTEGERS, **_STRINGS, **_MAPS}
+EXTRA_DEFAULTS: dict[str, Any] = {
+    **_BOOLS,
+    **_NUMBERS,
+    **_INTEGERS,
+    **_STRINGS,
+    **_MAPS,
+    **_TOKEN_MAPS,
+}
 EXTRA_OPTION_KEYS = frozenset(EXTRA_DEFAULTS)
 
 
@@ -72,6 +82,12 @@ def parse_extra(key: str, value: Any, raw: str) -> Any:
         if key == "ModelRequestRateLimitDurationMinutes" and value == 0:
             raise _bad(key, "at least 1")
         return value
+    if key in _TOKEN_MAPS:
+        if not isinstance(value, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value.values()
+        ):
+            raise _bad(key, "a JSON object of positive integers (tokens per model)")
+        return {str(k): int(v) for k, v in value.items()}
     if key in _MAPS:
         if not isinstance(value, dict) or not all(
             isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value.values()

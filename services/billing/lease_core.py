@@ -44,7 +44,7 @@ class Granted:
     granted: int
     expires_at: datetime | None
     price: PriceSnapshot | None
-    pre_consumed_quota: int
+    output_limit: int
     first_hold: int
     per_request: bool = False
 
@@ -60,11 +60,11 @@ async def acquire(core: BillingCore, call: LeaseCall) -> Granted:
         model=call.model, requested=call.requested_model, upstream=call.upstream_model
     )
     price = table.resolve(name, group)
+    output_limit = table.output_limit(name)
     first = reserve_amount(
         price,
         prompt_tokens=call.prompt_tokens,
-        max_tokens=call.max_tokens,
-        pre_consumed_quota=table.pre_consumed_quota,
+        max_output_tokens=call.max_tokens if call.max_tokens > 0 else output_limit,
     )
     spec = leases.LeaseSpec(
         lease_id=f"lease-{uuid.uuid4().hex}",
@@ -86,7 +86,7 @@ async def acquire(core: BillingCore, call: LeaseCall) -> Granted:
         LEASES.labels(exc.code).inc()
         raise
     LEASES.labels("granted").inc()
-    return Granted(spec.lease_id, granted, expires_at, price, table.pre_consumed_quota, first)
+    return Granted(spec.lease_id, granted, expires_at, price, output_limit, first)
 
 
 async def give_back(core: BillingCore, lease_id: str) -> tuple[int, bool]:

@@ -172,3 +172,39 @@ DEFAULT_CACHE_RATIO: dict[str, float] = {
     "gemini-2.5-pro": 0.25,
     "gemini-2.5-flash": 0.25,
 }
+
+
+# Output tokens a request without max_tokens may produce (the providers' documented output
+# limits), by model name or name prefix; the hold covers this many completion tokens and the
+# relay bills and streams no more. The ModelOutputLimit option adds to and overrides it.
+DEFAULT_OUTPUT_LIMIT = 16_384
+DEFAULT_OUTPUT_LIMITS: dict[str, int] = {
+    "gpt-3.5-turbo": 4_096,
+    "gpt-4": 8_192,
+    "gpt-4-turbo": 4_096,
+    "gpt-4o": 16_384,
+    "gpt-4o-mini": 16_384,
+    "gpt-4.1": 32_768,
+    "gpt-4.5": 16_384,
+    "gpt-5": 128_000,
+    "chatgpt-4o": 16_384,
+    "o1": 100_000,
+    "o1-mini": 65_536,
+    "o3": 100_000,
+    "o3-mini": 100_000,
+    "o4-mini": 100_000,
+    "claude-3-haiku": 4_096,
+    "claude-3-opus": 4_096,
+    "claude-3-sonnet": 4_096,
+    "claude-3-5-haiku": 8_192,
+    "claude-3-5-sonnet": 8_192,
+    "claude-3-7-sonnet": 64_000,
+    "claude-sonnet-4": 64_000,
+    "claude-opus-4": 32_000,
+    "gemini-1.5": 8_192,
+    "gemini-2.0": 8_192,
+    "gemini-2.5": 65_536,
+    "deepseek-chat": 8_192,
+    "deepseek-reasoner": 65_536,
+    "text-embedding": 1,
+}

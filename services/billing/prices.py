@@ -21,6 +21,8 @@ from services.billing.price_defaults import (
     DEFAULT_COMPLETION_RATIO,
     DEFAULT_MODEL_PRICE,
     DEFAULT_MODEL_RATIO,
+    DEFAULT_OUTPUT_LIMIT,
+    DEFAULT_OUTPUT_LIMITS,
 )
 from services.shared import pricing_rules as rules
 from services.shared.errors import FailedPrecondition, InvalidArgument
@@ -107,9 +109,17 @@ class PricingTable:
             return value
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
-    @property
-    def pre_consumed_quota(self) -> int:
-        return int(self.values["PreConsumedQuota"])
+    def output_limit(self, model: str) -> int:
+        """Output tokens held for a request of `model` that sets no max_tokens: the
+        ModelOutputLimit option over the defaults, by exact name, else the longest name prefix,
+        else the option's "*" entry, else DEFAULT_OUTPUT_LIMIT."""
+        limits: dict[str, int] = {**DEFAULT_OUTPUT_LIMITS, **self.values["ModelOutputLimit"]}
+        if model in limits:
+            return limits[model]
+        prefixes = [name for name in limits if name != "*" and model.startswith(name)]
+        if prefixes:
+            return limits[max(prefixes, key=len)]
+        return int(limits.get("*", DEFAULT_OUTPUT_LIMIT))
 
     def flag(self, key: str) -> bool:
         return bool(self.values[key])

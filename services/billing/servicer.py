@@ -47,7 +47,7 @@ class BillingServicer(BatchRpcs, ExtraRpcs, GrowthRpcs, billing_pb2_grpc.Billing
             token_rate_limit_success=request.token_rate_limit_success,
         )
         try:
-            hold, balance = await self._core.reserve(call)
+            hold, balance, max_output = await self._core.reserve(call)
         except RateLimited as exc:
             context.set_trailing_metadata(
                 ((ERROR_CODE_KEY, exc.code), (RETRY_AFTER_KEY, str(exc.retry_after)))
@@ -59,6 +59,7 @@ class BillingServicer(BatchRpcs, ExtraRpcs, GrowthRpcs, billing_pb2_grpc.Billing
             price=convert.price_pb(hold.price),
             user_balance_after=balance,
             expires_at=int(hold.expires_at.timestamp()),
+            max_output_tokens=max_output,
         )
 
     async def Settle(

@@ -121,7 +121,7 @@ class BatchRpcs:
             granted=granted.granted,
             expires_at_ms=int(granted.expires_at.timestamp() * 1000),
             price=convert.price_pb(granted.price),
-            pre_consumed_quota=granted.pre_consumed_quota,
+            output_limit=granted.output_limit,
             first_hold=granted.first_hold,
         )
 

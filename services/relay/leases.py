@@ -50,7 +50,7 @@ class LocalLease:
     key: LeaseKey
     remaining: int
     price: PriceSnapshot
-    pre_consumed_quota: int
+    output_limit: int
     usable_until: float  # monotonic
     granted: int = 0
     started: float = 0.0  # monotonic
@@ -164,8 +164,7 @@ class LeaseBook:
         amount = reserve_amount(
             lease.price,
             prompt_tokens=prompt_tokens,
-            max_tokens=max_tokens,
-            pre_consumed_quota=lease.pre_consumed_quota,
+            max_output_tokens=max_tokens if max_tokens > 0 else lease.output_limit,
         )
         if amount > lease.remaining:
             self._retire(lease)
@@ -221,7 +220,7 @@ class LeaseBook:
             key=key,
             remaining=reply.granted,
             price=price_of(reply.price),
-            pre_consumed_quota=reply.pre_consumed_quota,
+            output_limit=reply.output_limit,
             usable_until=now + max(self.config.ttl_seconds - 1, 0.5),
             granted=reply.granted,
             started=now,

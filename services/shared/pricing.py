@@ -126,21 +126,36 @@ def reserve_amount(
     price: PriceSnapshot,
     *,
     prompt_tokens: int,
-    max_tokens: int,
-    pre_consumed_quota: int,
+    max_output_tokens: int,
     estimate: TokenUsage | None = None,
 ) -> int:
-    """The hold placed before the upstream call (reference §4.3). Images, speech and tasks
-    hold the price of the `estimate` (what the request asks for)."""
+    """The hold placed before the upstream call: the request's worst case, so a settlement never
+    needs more than was held. Text holds the prompt plus `max_output_tokens` (the request's
+    max_tokens, else the model's output limit), each at the dearest weight it may be billed at
+    (audio, cache reads and writes, audio output). Images, speech and tasks hold the price of the
+    `estimate` (what the request asks for)."""
     if estimate is not None and estimate.kind in ESTIMATED_KINDS and not estimate.is_empty:
         return settle_amount(price, estimate)
     group = _dec(price.group_ratio)
     if price.per_call:
         amount = _dec(price.model_price) * _dec(price.quota_per_unit) * group
         return _finish(amount, priced=amount != 0, billable=True)
-    tokens = max(prompt_tokens, 0) + (max_tokens if max_tokens > 0 else pre_consumed_quota)
+    prompt, output = max(prompt_tokens, 0), max(max_output_tokens, 0)
+    completion = _dec(price.completion_ratio)
+    audio_out = (
+        completion
+        if price.audio_completion_ratio is None
+        else _dec(price.audio_ratio) * _dec(price.audio_completion_ratio)
+    )
+    prompt_weight = max(
+        Decimal(1),
+        _dec(price.audio_ratio),
+        _dec(price.cache_ratio),
+        _dec(price.cache_creation_ratio),
+    )
+    tokens = Decimal(prompt) * prompt_weight + Decimal(output) * max(completion, audio_out)
     ratio = _dec(price.model_ratio) * group
-    return _finish(Decimal(tokens) * ratio, priced=ratio != 0, billable=tokens > 0)
+    return _finish(tokens * ratio, priced=ratio != 0, billable=prompt + output > 0)
 
 
 def _image_factor(price: PriceSnapshot, usage: TokenUsage) -> Decimal:

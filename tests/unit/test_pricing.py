@@ -95,16 +95,16 @@ def test_price_mode_charges_per_call_times_group() -> None:
     usage = TokenUsage(prompt_tokens=10, completion_tokens=5)
     assert settle_amount(call_price(0.04, group=1.5), usage) == 30_000
     assert settle_amount(call_price(0.04), TokenUsage(image_count=3)) == 60_000
-    assert reserve_amount(call_price(0.04), prompt_tokens=0, max_tokens=0, pre_consumed_quota=500)
+    assert reserve_amount(call_price(0.04), prompt_tokens=0, max_output_tokens=0)
 
 
-def test_reserve_uses_max_tokens_or_the_pre_consumed_quota() -> None:
+def test_the_hold_is_the_worst_case_of_prompt_and_output() -> None:
     price = ratio_price(1.25, completion=4.0, group=2.0)
-    assert reserve_amount(price, prompt_tokens=100, max_tokens=300, pre_consumed_quota=500) == 1000
-    assert reserve_amount(price, prompt_tokens=100, max_tokens=0, pre_consumed_quota=500) == 1500
-    assert reserve_amount(call_price(0.1), prompt_tokens=9, max_tokens=9, pre_consumed_quota=0) == (
-        50_000
-    )
+    # (100 prompt + 300 output x completion ratio 4) x 1.25 x 2
+    assert reserve_amount(price, prompt_tokens=100, max_output_tokens=300) == 3250
+    worst = TokenUsage(prompt_tokens=100, completion_tokens=300)
+    assert settle_amount(price, worst) == 3250
+    assert reserve_amount(call_price(0.1), prompt_tokens=9, max_output_tokens=9) == 50_000
 
 
 @pytest.mark.parametrize(

@@ -50,10 +50,7 @@ def test_image_price_mode_uses_size_quality_and_n(
     assert price.per_call and price.model_price == 0.04
     usage = TokenUsage(image_count=n, image_size=size, image_quality=quality, kind="image")
     assert settle_amount(price, usage) == expected
-    assert (
-        reserve_amount(price, prompt_tokens=0, max_tokens=0, pre_consumed_quota=500, estimate=usage)
-        == expected
-    )
+    assert reserve_amount(price, prompt_tokens=0, max_output_tokens=0, estimate=usage) == expected
 
 
 def test_image_model_without_a_price_is_priced_from_its_ratio_per_image() -> None:
@@ -81,8 +78,7 @@ def test_tts_is_billed_by_characters_and_stt_by_audio_seconds() -> None:
     held = reserve_amount(
         stt,
         prompt_tokens=0,
-        max_tokens=0,
-        pre_consumed_quota=500,
+        max_output_tokens=0,
         estimate=TokenUsage(audio_seconds=90, kind="stt"),
     )
     assert held == 22_500

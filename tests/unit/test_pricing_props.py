@@ -102,7 +102,7 @@ def test_price_mode_matches_the_reference(model_price: float, group: float, n: i
     amount = exact(model_price) * 500_000 * exact(group)
     expected = max(round_half_up(amount), 1) if amount != 0 else 0
     assert settle_amount(price, TokenUsage(prompt_tokens=1)) == expected
-    held = reserve_amount(price, prompt_tokens=10, max_tokens=0, pre_consumed_quota=500)
+    held = reserve_amount(price, prompt_tokens=10, max_output_tokens=0)
     assert held == expected
     images = TokenUsage(image_count=n, image_size="1024x1024", kind="image")
     image_amount = amount * n
@@ -114,24 +114,34 @@ def test_price_mode_matches_the_reference(model_price: float, group: float, n: i
 @settings(max_examples=300, deadline=None)
 @given(
     model=ratios,
+    completion_ratio=ratios,
+    cache=ratios,
     group=ratios,
     prompt=counts,
-    max_tokens=st.integers(min_value=0, max_value=200_000),
-    pre=st.integers(min_value=0, max_value=10_000),
+    output=counts,
+    cached=counts,
+    completion=counts,
 )
-def test_reserve_matches_the_reference(
-    model: float, group: float, prompt: int, max_tokens: int, pre: int
+def test_no_usage_within_the_hold_costs_more_than_the_hold(
+    model: float,
+    completion_ratio: float,
+    cache: float,
+    group: float,
+    prompt: int,
+    output: int,
+    cached: int,
+    completion: int,
 ) -> None:
-    price = text_price(model, 1.0, 1.0, 1.0, group)
-    tokens = prompt + (max_tokens if max_tokens > 0 else pre)
-    ratio = exact(model) * exact(group)
-    expected = round_half_up(tokens * ratio)
-    if ratio != 0 and tokens > 0 and expected <= 0:
-        expected = 1
-    held = reserve_amount(
-        price, prompt_tokens=prompt, max_tokens=max_tokens, pre_consumed_quota=pre
+    """The hold is the worst case: any usage up to the prompt and the output it covers settles
+    at or below it."""
+    price = text_price(model, completion_ratio, cache, 1.25, group)
+    held = reserve_amount(price, prompt_tokens=prompt, max_output_tokens=output)
+    usage = TokenUsage(
+        prompt_tokens=prompt,
+        completion_tokens=min(completion, output),
+        cached_tokens=min(cached, prompt),
     )
-    assert held == expected
+    assert settle_amount(price, usage) <= held
 
 
 @settings(max_examples=200, deadline=None)

@@ -255,10 +255,15 @@ class ReserveResponse(_message.Message):
     PRICE_FIELD_NUMBER: _builtins.int
     USER_BALANCE_AFTER_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    MAX_OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     reserved: _builtins.int
     user_balance_after: _builtins.int
     expires_at: _builtins.int
+    max_output_tokens: _builtins.int
+    """Output tokens the hold covers: the request's max_tokens, else the model's output limit.
+    The relay bills no more completion tokens than this and cuts a stream that reaches it.
+    """
     @_builtins.property
     def price(self) -> Global___Price: ...
     def __init__(
@@ -269,10 +274,11 @@ class ReserveResponse(_message.Message):
         price: Global___Price | None = ...,
         user_balance_after: _builtins.int = ...,
         expires_at: _builtins.int = ...,
+        max_output_tokens: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "price", b"price", "request_id", b"request_id", "reserved", b"reserved", "user_balance_after", b"user_balance_after"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "max_output_tokens", b"max_output_tokens", "price", b"price", "request_id", b"request_id", "reserved", b"reserved", "user_balance_after", b"user_balance_after"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -473,6 +479,32 @@ class SettleBatchRequest(_message.Message):
 Global___SettleBatchRequest: _TypeAlias = SettleBatchRequest  # noqa: Y015
 
 @_typing.final
+class LeaseTrim(_message.Message):
+    """Give back part of a lease early: the holder no longer holds `amount` of it locally (the
+    lease was retired with requests still in flight). The lease stays for those requests.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEASE_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    lease_id: _builtins.str
+    amount: _builtins.int
+    def __init__(
+        self,
+        *,
+        lease_id: _builtins.str = ...,
+        amount: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "lease_id", b"lease_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaseTrim: _TypeAlias = LeaseTrim  # noqa: Y015
+
+@_typing.final
 class BatchItemError(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -572,6 +604,7 @@ class AcquireLeaseRequest(_message.Message):
     REQUESTS_FIELD_NUMBER: _builtins.int
     TTL_SECONDS_FIELD_NUMBER: _builtins.int
     HOLD_SECONDS_FIELD_NUMBER: _builtins.int
+    TRIM_FIELD_NUMBER: _builtins.int
     holder: _builtins.str
     """the relay replica"""
     user_id: _builtins.int
@@ -589,6 +622,13 @@ class AcquireLeaseRequest(_message.Message):
     """usable for new holds this long"""
     hold_seconds: _builtins.int
     """then returned by the reaper this much later (in-flight holds)"""
+    @_builtins.property
+    def trim(self) -> Global___LeaseTrim:
+        """The retired predecessor's part the holder no longer holds: given back to the wallet in
+        the same transaction, before the new lease is carved (so a small wallet is not refused
+        while its money sits unheld in an old lease).
+        """
+
     def __init__(
         self,
         *,
@@ -604,10 +644,11 @@ class AcquireLeaseRequest(_message.Message):
         requests: _builtins.int = ...,
         ttl_seconds: _builtins.int = ...,
         hold_seconds: _builtins.int = ...,
+        trim: Global___LeaseTrim | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["trim", b"trim"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "hold_seconds", b"hold_seconds", "holder", b"holder", "max_tokens", b"max_tokens", "model", b"model", "prompt_tokens", b"prompt_tokens", "requested_model", b"requested_model", "requests", b"requests", "token_id", b"token_id", "ttl_seconds", b"ttl_seconds", "upstream_model", b"upstream_model", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "hold_seconds", b"hold_seconds", "holder", b"holder", "max_tokens", b"max_tokens", "model", b"model", "prompt_tokens", b"prompt_tokens", "requested_model", b"requested_model", "requests", b"requests", "token_id", b"token_id", "trim", b"trim", "ttl_seconds", b"ttl_seconds", "upstream_model", b"upstream_model", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -621,17 +662,18 @@ class Lease(_message.Message):
     GRANTED_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_MS_FIELD_NUMBER: _builtins.int
     PRICE_FIELD_NUMBER: _builtins.int
-    PRE_CONSUMED_QUOTA_FIELD_NUMBER: _builtins.int
     FIRST_HOLD_FIELD_NUMBER: _builtins.int
     PER_REQUEST_FIELD_NUMBER: _builtins.int
+    OUTPUT_LIMIT_FIELD_NUMBER: _builtins.int
     lease_id: _builtins.str
     granted: _builtins.int
     expires_at_ms: _builtins.int
-    pre_consumed_quota: _builtins.int
     first_hold: _builtins.int
     """the hold of the request at hand, counted in `granted`"""
     per_request: _builtins.bool
-    """leases are off for this user (rate limits): use Reserve"""
+    """leases are off for this user (rate limits, a small balance)"""
+    output_limit: _builtins.int
+    """Output tokens held for a request that sets no max_tokens (the model's output limit)."""
     @_builtins.property
     def price(self) -> Global___Price: ...
     def __init__(
@@ -641,13 +683,13 @@ class Lease(_message.Message):
         granted: _builtins.int = ...,
         expires_at_ms: _builtins.int = ...,
         price: Global___Price | None = ...,
-        pre_consumed_quota: _builtins.int = ...,
         first_hold: _builtins.int = ...,
         per_request: _builtins.bool = ...,
+        output_limit: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at_ms", b"expires_at_ms", "first_hold", b"first_hold", "granted", b"granted", "lease_id", b"lease_id", "per_request", b"per_request", "pre_consumed_quota", b"pre_consumed_quota", "price", b"price"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at_ms", b"expires_at_ms", "first_hold", b"first_hold", "granted", b"granted", "lease_id", b"lease_id", "output_limit", b"output_limit", "per_request", b"per_request", "price", b"price"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
