@@ -100,11 +100,13 @@ class Biller:
         accept_unpriced: bool = False,
         estimate: billing_pb2.Usage | None = None,
         rate_limit: tuple[int, int, int] = (0, 0, 0),
-    ) -> None:
+    ) -> int:
+        """Hold the request's worst case (a lease, else Reserve); returns the output tokens the
+        hold covers (max_tokens, else the model's output limit; 0 for non-text kinds)."""
         period, limit, success = rate_limit
         if self._leases is not None and estimate is None and not accept_unpriced and period <= 0:
             try:
-                if await self._leases.reserve(
+                covered = await self._leases.reserve(
                     request_id=request_id,
                     user_id=user_id,
                     token_id=token_id,
@@ -113,10 +115,11 @@ class Biller:
                     requested_model=requested_model,
                     prompt_tokens=prompt_tokens,
                     max_tokens=max_tokens,
-                ):
-                    return
+                )
             except grpc.aio.AioRpcError as exc:
                 raise reserve_error(exc) from None
+            if covered is not None:
+                return covered
         request = billing_pb2.ReserveRequest(
             request_id=request_id,
             user_id=user_id,
@@ -135,9 +138,10 @@ class Biller:
             token_rate_limit_success=success,
         )
         try:
-            await self._stub.Reserve(request, timeout=RESERVE_TIMEOUT)
+            reply = await self._stub.Reserve(request, timeout=RESERVE_TIMEOUT)
         except grpc.aio.AioRpcError as exc:
             raise reserve_error(exc) from None
+        return int(reply.max_output_tokens)
 
     def settle_later(self, request: billing_pb2.SettleRequest) -> None:
         if self._leases is not None:

@@ -101,16 +101,18 @@ class LeaseBook:
         requested_model: str,
         prompt_tokens: int,
         max_tokens: int,
-    ) -> bool:
-        """Hold the request locally; False: leases are off for it (use Reserve). Raises the
-        AcquireLease error (no quota, unpriced model) like Reserve would."""
+    ) -> int | None:
+        """Hold the request locally; returns the output tokens the hold covers, or None:
+        leases are off for it (use Reserve). Raises the AcquireLease error (no quota, unpriced
+        model) like Reserve would."""
         key = (user_id, token_id, model, group, requested_model)
         for _ in range(ACQUIRE_ROUNDS):
-            if self._take(key, request_id, prompt_tokens, max_tokens):
-                return True
+            taken = self._take(key, request_id, prompt_tokens, max_tokens)
+            if taken is not None:
+                return taken
             entry = self._leases.get(key)
             if isinstance(entry, PerRequest) and time.monotonic() < entry.until:
-                return False
+                return None
             await self._wait_for_lease(key, prompt_tokens, max_tokens)
         return self._take(key, request_id, prompt_tokens, max_tokens)
 
@@ -153,22 +155,24 @@ class LeaseBook:
         them twice over, so a herd of new requests does not take one AcquireLease per 64."""
         return max(requests, 2 * self._waiting.get(key, 0))
 
-    def _take(self, key: LeaseKey, request_id: str, prompt_tokens: int, max_tokens: int) -> bool:
+    def _take(
+        self, key: LeaseKey, request_id: str, prompt_tokens: int, max_tokens: int
+    ) -> int | None:
+        """The output tokens covered when the request fits the key's current lease."""
         lease = self._leases.get(key)
         if not isinstance(lease, LocalLease):
-            return False
+            return None
         now = time.monotonic()
         if now >= lease.usable_until:
             self._retire(lease)
-            return False
+            return None
+        max_output = max_tokens if max_tokens > 0 else lease.output_limit
         amount = reserve_amount(
-            lease.price,
-            prompt_tokens=prompt_tokens,
-            max_output_tokens=max_tokens if max_tokens > 0 else lease.output_limit,
+            lease.price, prompt_tokens=prompt_tokens, max_output_tokens=max_output
         )
         if amount > lease.remaining:
             self._retire(lease)
-            return False
+            return None
         lease.remaining -= amount
         lease.taken += 1
         lease.inflight += 1
@@ -178,7 +182,7 @@ class LeaseBook:
             if key not in self._acquiring:
                 requests = lease.successor_requests(self.config.requests, now)
                 self._start_acquire(key, prompt_tokens, max_tokens, requests)
-        return True
+        return max_output
 
     async def _acquire(
         self, key: LeaseKey, prompt_tokens: int, max_tokens: int, requests: int

@@ -46,7 +46,7 @@ def book(billing: FakeBilling, returned: list[str], ttl: int = 30) -> LeaseBook:
 
 
 async def hold(leases: LeaseBook, request_id: str) -> bool:
-    return await leases.reserve(
+    covered = await leases.reserve(
         request_id=request_id,
         user_id=1,
         token_id=2,
@@ -56,6 +56,8 @@ async def hold(leases: LeaseBook, request_id: str) -> bool:
         prompt_tokens=10,
         max_tokens=90,
     )
+    assert covered in (None, 90)
+    return covered is not None
 
 
 async def test_concurrent_requests_share_one_lease_until_it_runs_short() -> None:
