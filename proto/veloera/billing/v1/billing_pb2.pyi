@@ -880,6 +880,7 @@ class AdjustQuotaRequest(_message.Message):
     ACTOR_ID_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    EXPECTED_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     user_id: _builtins.int
     delta: _builtins.int
@@ -891,6 +892,11 @@ class AdjustQuotaRequest(_message.Message):
     """"grant" | "admin" | "topup" | "redeem" | "checkin" | "invite" | "refund" """
     subscription: _builtins.bool
     """adjust subscription_quota instead of quota"""
+    expected: _builtins.int
+    """set_to only: the balance the caller saw when it chose the new value (an admin form's
+    loaded value). When the shown balance is no longer this, nothing changes and the call
+    fails FAILED_PRECONDITION with code "balance_changed" (a stale form never undoes spending).
+    """
     def __init__(
         self,
         *,
@@ -902,13 +908,19 @@ class AdjustQuotaRequest(_message.Message):
         actor_id: _builtins.int = ...,
         kind: _builtins.str = ...,
         subscription: _builtins.bool = ...,
+        expected: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "delta", b"delta", "set_to", b"set_to"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected", b"_expected", "change", b"change", "delta", b"delta", "expected", b"expected", "set_to", b"set_to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "change", b"change", "delta", b"delta", "idempotency_key", b"idempotency_key", "kind", b"kind", "reason", b"reason", "set_to", b"set_to", "subscription", b"subscription", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected", b"_expected", "actor_id", b"actor_id", "change", b"change", "delta", b"delta", "expected", b"expected", "idempotency_key", b"idempotency_key", "kind", b"kind", "reason", b"reason", "set_to", b"set_to", "subscription", b"subscription", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__expected: _TypeAlias = _typing.Literal["expected"]  # noqa: Y015
+    _WhichOneofArgType__expected: _TypeAlias = _typing.Literal["_expected", b"_expected"]  # noqa: Y015
     _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["delta", "set_to"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expected) -> _WhichOneofReturnType__expected | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 
 Global___AdjustQuotaRequest: _TypeAlias = AdjustQuotaRequest  # noqa: Y015
