@@ -1,33 +1,37 @@
-"""Settle many holds in one transaction with set-based SQL (the relay's SettleBatch).
+"""Settle holds in one transaction with set-based SQL: the only path that settles a hold (a
+single Settle and a deferred settlement are batches of one).
 
 About eight statements per batch whatever its size: lock the holds, lock and update the token
 budgets, lock and update the wallets with their ledger rows, insert the log rows and finish the
-holds, upsert the usage rollups, mark the rate-limit events. The amounts are computed here with
-the same rules as `settlement.settle` (refund or charge the difference, subscription quota
-first, never below zero), from the rows locked in this transaction.
+holds, upsert the usage rollups, mark the rate-limit events. The amounts come from the pure
+rules in `settle_rules`, applied to the rows locked in this transaction.
 
-Locks are taken in the global order holds -> token budgets -> wallets (each sorted by key), the
-order Reserve and single settlements use, so batches never deadlock with them. Wallets are
+Locks are taken in the global order leases -> holds -> token budgets -> wallets (each sorted by
+key), the order Reserve and lease grants use, so batches never deadlock with them. Wallets are
 locked last, late in the transaction, so a busy user's Reserve waits only a few statements.
-Items that are not plain open holds (unknown, repeated, released) go to `leftovers` and the
-caller applies them one by one, after this commit.
+Items that are not plain open holds (unknown, repeated, released) go to `leftovers`, which the
+caller answers after this commit.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
 from services.billing import logs
+from services.billing import settle_rules as rules
 from services.billing.accounting import ReleaseResult, settle_key
 from services.billing.holds import COLUMNS, Hold, hold_of
+from services.billing.leases import LeaseFree
+from services.billing.settle_rules import Pot
 from services.billing.settlement import SettleInput, SettleResult, consume_log
 from services.shared.db import Connection
 from services.shared.errors import DomainError
-from services.shared.pricing import settle_amount
+from services.shared.pricing import PriceSnapshot, settle_amount
 
 LOCK_HOLDS = f"""
 SELECT {COLUMNS} FROM holds WHERE request_id = ANY($1::text[]) ORDER BY request_id FOR UPDATE
@@ -118,23 +122,17 @@ class ReleaseOutcome:
 
 
 @dataclass(slots=True)
-class _Wallet:
-    quota: int
-    subscription: int
-    used: int = 0
-    requests: int = 0
-
-
-@dataclass(slots=True)
 class _Item:
     index: int
     spec: SettleInput
     hold: Hold
     final: int
+    lease: LeaseFree | None
     charged: int = 0
     balance: int = 0
+    uncollected: int = 0
+    uncollected_token: int = 0
     log: logs.LogRow | None = None
-    ledger: list[Any] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -145,8 +143,19 @@ class Applied:
     leftovers: list[int]
 
 
-async def apply(conn: Connection, *, settlements: list[SettleInput]) -> Applied:
-    """Apply every plain item inside the caller's transaction."""
+PriceOf = Callable[[Hold], PriceSnapshot]
+
+
+async def apply(
+    conn: Connection,
+    *,
+    settlements: list[SettleInput],
+    price_of: PriceOf,
+    leases: dict[str, LeaseFree],
+) -> Applied:
+    """Apply every plain item inside the caller's transaction, each charged at `price_of` its
+    hold (the live price) by the rules of `settle_rules`; `leases` are the leases locked by
+    `leases.materialise`, whose free part covers usage above a leased hold."""
     ids = sorted({s.request_id for s in settlements})
     found = {row["request_id"]: hold_of(row) for row in await conn.fetch(LOCK_HOLDS, ids)}
     items: list[_Item] = []
@@ -158,18 +167,18 @@ async def apply(conn: Connection, *, settlements: list[SettleInput]) -> Applied:
             leftovers.append(index)
             continue
         seen.add(spec.request_id)
-        items.append(_Item(index, spec, hold, settle_amount(hold.price, spec.usage)))
+        hold = replace(hold, price=price_of(hold))
+        final = settle_amount(hold.price, spec.usage)
+        items.append(_Item(index, spec, hold, final, leases.get(hold.lease_id)))
     if not items:
         return Applied({}, leftovers)
-    token_uncollected = await _apply_budgets(conn, items)
+    await _apply_budgets(conn, items)
     await _apply_wallets(conn, items)
     for item in items:
-        uncollected = item.final - item.charged
         item.log = consume_log(item.hold, item.spec, charged=item.charged)
-        lost_token = token_uncollected.get(item.index, 0)
-        if uncollected or lost_token:
-            item.log.other["uncollected"] = uncollected
-            item.log.other["uncollected_token"] = lost_token
+        if item.uncollected or item.uncollected_token:
+            item.log.other["uncollected"] = item.uncollected
+            item.log.other["uncollected_token"] = item.uncollected_token
     log_ids = await _insert_logs(conn, items)
     await _upsert_usage(conn, items)
     await conn.execute(MARK_SUCCESS_MANY, [item.hold.request_id for item in items])
@@ -189,86 +198,88 @@ async def apply(conn: Connection, *, settlements: list[SettleInput]) -> Applied:
     return Applied(outcomes, leftovers)
 
 
-async def _apply_budgets(conn: Connection, items: list[_Item]) -> dict[int, int]:
-    """Token budgets: usage counted, the hold's difference refunded or taken (what the budget
-    cannot cover is uncollected). Returns the uncollected part per item index."""
+async def _apply_budgets(conn: Connection, items: list[_Item]) -> None:
+    """Token budgets: usage counted, the hold's difference refunded or taken
+    (`settle_rules.settle_budget`)."""
     token_ids = sorted({i.hold.token_id for i in items if i.hold.token_id > 0})
     if not token_ids:
-        return {}
+        return
     state = {
-        r["token_id"]: (r["remain_quota"], r["unlimited"])
+        r["token_id"]: [r["remain_quota"], r["unlimited"]]
         for r in await conn.fetch(LOCK_BUDGETS, token_ids)
     }
     used: dict[int, int] = defaultdict(int)
     remain_delta: dict[int, int] = defaultdict(int)
-    uncollected: dict[int, int] = {}
     for item in items:
         token_id = item.hold.token_id
-        if token_id <= 0 or token_id not in state:
+        if token_id not in state:
             continue  # no token, or it was deleted meanwhile
         used[token_id] += item.final
         remain, unlimited = state[token_id]
         if unlimited:
             continue
-        delta = item.final - item.hold.reserved_token
-        if delta < 0:
-            remain_delta[token_id] -= delta
-            state[token_id] = (remain - delta, unlimited)
-            continue
-        take = min(delta, max(remain, 0))
-        remain_delta[token_id] -= take
-        state[token_id] = (remain - take, unlimited)
-        if delta - take:
-            uncollected[item.index] = delta - take
+        lease_token = item.lease.free_token if item.lease is not None else 0
+        move = rules.settle_budget(
+            final=item.final, held=item.hold.reserved_token, remain=remain, lease_free=lease_token
+        )
+        remain_delta[token_id] += move.remain_delta
+        state[token_id][0] = remain + move.remain_delta
+        if item.lease is not None and move.from_lease:
+            item.lease.take(rules.ZERO, move.from_lease)
+        item.uncollected_token = move.uncollected
     ids = sorted(used)
     await conn.execute(UPDATE_BUDGETS, ids, [used[t] for t in ids], [remain_delta[t] for t in ids])
-    return uncollected
+
+
+@dataclass(slots=True)
+class _Wallet:
+    pot: Pot
+    used: int = 0
+    requests: int = 0
 
 
 async def _apply_wallets(conn: Connection, items: list[_Item]) -> None:
-    """Refund or charge each item's difference in order, then write the balances and one
+    """Settle each item in order (`settle_rules.settle`), then write the balances and one
     ledger row per change with the balances right after it."""
     user_ids = sorted({i.hold.user_id for i in items})
     wallets = {
-        r["user_id"]: _Wallet(r["quota"], r["subscription_quota"])
+        r["user_id"]: _Wallet(Pot(r["quota"], r["subscription_quota"]))
         for r in await conn.fetch(LOCK_WALLETS, user_ids)
     }
     entries: list[tuple[Any, ...]] = []
     for item in items:
         hold = item.hold
         wallet = wallets.get(hold.user_id)
-        delta = item.final - hold.reserved
-        item.charged = item.final
+        held = Pot(hold.reserved_quota, hold.reserved_subscription)
+        lease_free = item.lease.free if item.lease is not None else rules.ZERO
+        move = rules.settle(
+            final=item.final,
+            held=held,
+            wallet=None if wallet is None else wallet.pot,
+            lease_free=lease_free,
+        )
+        item.charged, item.uncollected = move.charged, move.uncollected
+        if item.lease is not None and move.from_lease.total:
+            item.lease.take(move.from_lease, 0)
         if wallet is None:
-            item.charged = item.final - max(delta, 0)
-        elif delta < 0:
-            back = -delta
-            to_sub = min(back, hold.reserved_subscription)
-            wallet.subscription += to_sub
-            wallet.quota += back - to_sub
-            entries.append(_entry(hold, "release", back - to_sub, to_sub, wallet))
-            entries[-1] += ("unused part of the hold",)
-        elif delta > 0:
-            take = min(delta, wallet.quota + wallet.subscription)
-            if take > 0:
-                from_sub = min(wallet.subscription, take)
-                wallet.subscription -= from_sub
-                wallet.quota -= take - from_sub
-                entries.append(_entry(hold, "charge", -(take - from_sub), -from_sub, wallet))
-                entries[-1] += ("usage above the hold",)
-            item.charged = item.final - (delta - max(take, 0))
-        if wallet is not None:
-            if item.charged > 0:
-                wallet.used += item.charged
-                wallet.requests += 1
-            item.balance = wallet.quota + wallet.subscription
+            continue
+        if move.refund.total:
+            wallet.pot = wallet.pot.plus(move.refund)
+            entries.append(_entry(hold, "release", move.refund, wallet, "unused part of the hold"))
+        if move.debit.total:
+            wallet.pot = wallet.pot.minus(move.debit)
+            entries.append(_entry(hold, "charge", move.debit, wallet, "usage above the hold", -1))
+        if item.charged > 0:
+            wallet.used += item.charged
+            wallet.requests += 1
+        item.balance = wallet.pot.total
     ids = sorted(wallets)
     columns = list(zip(*entries, strict=True)) if entries else [()] * 9
     await conn.execute(
         UPDATE_WALLETS_AND_LEDGER,
         ids,
-        [wallets[u].quota for u in ids],
-        [wallets[u].subscription for u in ids],
+        [wallets[u].pot.quota for u in ids],
+        [wallets[u].pot.subscription for u in ids],
         [wallets[u].used for u in ids],
         [wallets[u].requests for u in ids],
         *[list(column) for column in columns],
@@ -276,17 +287,18 @@ async def _apply_wallets(conn: Connection, items: list[_Item]) -> None:
 
 
 def _entry(
-    hold: Hold, kind: str, delta_quota: int, delta_subscription: int, wallet: _Wallet
+    hold: Hold, kind: str, amount: Pot, wallet: _Wallet, reason: str, sign: int = 1
 ) -> tuple[Any, ...]:
     return (
         hold.user_id,
         settle_key(hold.request_id),
         kind,
-        delta_quota,
-        delta_subscription,
-        wallet.quota,
-        wallet.subscription,
+        sign * amount.quota,
+        sign * amount.subscription,
+        wallet.pot.quota,
+        wallet.pot.subscription,
         hold.request_id,
+        reason,
     )
 
 

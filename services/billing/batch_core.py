@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from services.billing import batch, lease_core, leases
-from services.billing.settlement import SettleInput
+from services.billing import batch, lease_core, leases, settlement
+from services.billing.holds import Hold
+from services.billing.settlement import SettleInput, SettleResult
 from services.shared.errors import DomainError
+from services.shared.pricing import PriceSnapshot
 
 if TYPE_CHECKING:
     from services.billing.core import BillingCore
@@ -43,9 +45,7 @@ async def settle_batch(
             outcomes, leftovers = await _apply_each(core, settlements)
     for index in leftovers:
         try:
-            outcomes[index] = batch.SettleOutcome(
-                result=await core.settle_plain(settlements[index])
-            )
+            outcomes[index] = batch.SettleOutcome(result=await _answer(core, settlements[index]))
         except DomainError as exc:
             outcomes[index] = batch.SettleOutcome(error=exc)
     released: list[batch.ReleaseOutcome] = []
@@ -67,8 +67,11 @@ async def _apply(
     core: BillingCore, settlements: list[SettleInput]
 ) -> tuple[dict[int, batch.SettleOutcome], list[int]]:
     async with core.pool.acquire() as conn, conn.transaction():
-        await leases.materialise(conn, specs=settlements)
-        applied = await batch.apply(conn, settlements=settlements)
+        locked = await leases.materialise(conn, specs=settlements)
+        applied = await batch.apply(
+            conn, settlements=settlements, price_of=live_prices(core), leases=locked
+        )
+        await leases.spend(conn, leases=locked)
     await asyncio.gather(
         *(
             core.after_settle(settlements[i], o.result, o.balance)
@@ -77,6 +80,32 @@ async def _apply(
         )
     )
     return applied.outcomes, applied.leftovers
+
+
+def live_prices(core: BillingCore) -> batch.PriceOf:
+    """A hold is charged at the price in force when it settles (the live table, so a price
+    change applies at once), looked up once per (model, group) in a batch; a model no longer
+    priced keeps the price its hold was placed at."""
+    table = core.prices.table
+    seen: dict[tuple[str, str], PriceSnapshot] = {}
+
+    def price_of(hold: Hold) -> PriceSnapshot:
+        key = (hold.model, hold.group)
+        if key not in seen:
+            try:
+                seen[key] = table.resolve(hold.model, hold.group)
+            except DomainError:
+                seen[key] = hold.price
+        return seen[key]
+
+    return price_of
+
+
+async def _answer(core: BillingCore, spec: SettleInput) -> SettleResult:
+    """The answer for an item the batch did not apply: a repeated request id gets the result
+    of its settlement; an unknown or released hold its error."""
+    async with core.pool.acquire() as conn:
+        return await settlement.answer_existing(conn, request_id=spec.request_id)
 
 
 async def _apply_each(

@@ -147,24 +147,12 @@ class BillingCore:
         return limits
 
     async def settle(self, spec: SettleInput) -> SettleResult:
-        """One settlement; a leased request goes through the batch path (it has no hold yet)."""
-        if spec.lease_id:
-            [outcome], _ = await batch_core.settle_batch(self, [spec], [])
-            if outcome.error is not None:
-                raise outcome.error
-            assert outcome.result is not None
-            return outcome.result
-        return await self.settle_plain(spec)
-
-    async def settle_plain(self, spec: SettleInput) -> SettleResult:
-        balance: wallets.Balances | None = None
-        async with self.pool.acquire() as conn, conn.transaction():
-            result = await settlement.settle(conn, spec=spec)
-            if not result.already_settled:
-                await ratelimit.mark_success(conn, request_id=spec.request_id)
-                balance = await wallets.lock_wallet(conn, user_id=result.hold.user_id)
-        await self.after_settle(spec, result, None if balance is None else balance.total)
-        return result
+        """One settlement: a batch of one (the same money path as SettleBatch)."""
+        [outcome], _ = await batch_core.settle_batch(self, [spec], [])
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.result is not None
+        return outcome.result
 
     async def after_settle(
         self, spec: SettleInput, result: SettleResult, balance: int | None

@@ -12,7 +12,8 @@ from services.shared.db import Connection
 from services.shared.pricing import PriceSnapshot
 
 COLUMNS = """request_id, user_id, token_id, model, "group", price::text AS price, reserved_quota,
-    reserved_subscription, reserved_token, status, created_at, expires_at, charged"""
+    reserved_subscription, reserved_token, status, created_at, expires_at, charged,
+    coalesce(lease_id, '') AS lease_id"""
 SELECT_HOLD = f"SELECT {COLUMNS} FROM holds WHERE request_id = $1"
 LOCK_HOLD = f"SELECT {COLUMNS} FROM holds WHERE request_id = $1 FOR UPDATE"
 LOCK_EXPIRED = f"""
@@ -39,6 +40,7 @@ class Hold:
     created_at: datetime
     expires_at: datetime
     charged: int
+    lease_id: str = ""  # set when the relay held it against a lease
 
     @property
     def reserved(self) -> int:
@@ -60,6 +62,7 @@ def hold_of(row: asyncpg.Record) -> Hold:
         created_at=row["created_at"],
         expires_at=row["expires_at"],
         charged=row["charged"],
+        lease_id=row["lease_id"],
     )
 
 

@@ -16,6 +16,7 @@ import orjson
 
 from services.billing import ledger, wallets
 from services.billing.accounting import TOKEN_EXHAUSTED, USER_EXHAUSTED
+from services.billing.settle_rules import ZERO, Pot, lease_debit
 from services.billing.settlement import SettleInput
 from services.shared.db import Connection
 from services.shared.errors import NotFound, QuotaExhausted
@@ -87,12 +88,20 @@ class LeaseSpec:
 
 
 @dataclass(slots=True)
-class _Lease:
-    row: Any
-    free_quota: int
-    free_subscription: int
+class LeaseFree:
+    """A lease locked in this transaction: what of it no settled request has spent yet."""
+
+    free: Pot
     free_token: int
     active: bool
+    spent: Pot = ZERO  # taken in this transaction, written by `spend`
+    spent_token: int = 0
+
+    def take(self, amount: Pot, token: int) -> None:
+        self.free = self.free.minus(amount)
+        self.free_token -= token
+        self.spent = self.spent.plus(amount)
+        self.spent_token += token
 
 
 def lease_key(lease_id: str) -> str:
@@ -209,62 +218,65 @@ async def reap_one(conn: Connection) -> str | None:
     return lease_id
 
 
-async def materialise(conn: Connection, *, specs: list[SettleInput]) -> None:
-    """Turn leased requests into open holds taken from their lease (subscription part first),
-    so batch settlement settles them like any hold. A request already holding a row is left
-    alone (settled before: idempotent). A lease that was returned meanwhile gives nothing: the
-    settlement then charges the wallet directly."""
+async def materialise(conn: Connection, *, specs: list[SettleInput]) -> dict[str, LeaseFree]:
+    """Turn leased requests into open holds taken from their lease (`settle_rules.lease_debit`),
+    so batch settlement settles them like any hold; returns the locked leases, whose free part
+    also covers usage above a hold. A request already holding a row is left alone (settled
+    before: idempotent). A lease that was returned meanwhile gives nothing: the settlement then
+    charges the wallet directly."""
     leased = [s for s in specs if s.lease_id]
     if not leased:
-        return
+        return {}
     existing = {
         r["request_id"] for r in await conn.fetch(EXISTING_HOLDS, [s.request_id for s in leased])
     }
-    rows = await conn.fetch(LOCK_LEASES, sorted({s.lease_id for s in leased}))
+    rows = {
+        r["lease_id"]: r
+        for r in await conn.fetch(LOCK_LEASES, sorted({s.lease_id for s in leased}))
+    }
     leases = {
-        r["lease_id"]: _Lease(
-            r,
-            r["granted_quota"] - r["spent_quota"],
-            r["granted_subscription"] - r["spent_subscription"],
+        lease_id: LeaseFree(
+            Pot(
+                r["granted_quota"] - r["spent_quota"],
+                r["granted_subscription"] - r["spent_subscription"],
+            ),
             r["granted_token"] - r["spent_token"],
             r["status"] == "active",
         )
-        for r in rows
+        for lease_id, r in rows.items()
     }
     holds: list[tuple[Any, ...]] = []
-    spent: dict[str, list[int]] = {}
     for spec in leased:
         lease = leases.get(spec.lease_id)
         if lease is None or spec.request_id in existing:
             continue  # unknown lease: reported as hold_not_found; known request: idempotent
         existing.add(spec.request_id)
         amount = max(spec.lease_reserved, 0) if lease.active else 0
-        take = min(amount, lease.free_quota + lease.free_subscription)
-        from_subscription = min(take, lease.free_subscription)
-        from_quota = take - from_subscription
-        token = min(amount, lease.free_token)
-        lease.free_subscription -= from_subscription
-        lease.free_quota -= from_quota
-        lease.free_token -= token
-        total = spent.setdefault(spec.lease_id, [0, 0, 0])
-        total[0] += from_quota
-        total[1] += from_subscription
-        total[2] += token
-        row = lease.row
+        taken, token = lease_debit(amount=amount, free=lease.free, free_token=lease.free_token)
+        lease.take(taken, token)
+        row = rows[spec.lease_id]
         holds.append(
             (spec.request_id, row["user_id"], row["token_id"], row["model"], row["group"],
-             row["price"], from_quota, from_subscription, token, spec.lease_id)
+             row["price"], taken.quota, taken.subscription, token, spec.lease_id)
         )  # fmt: skip
-    if not holds:
-        return
-    inserted = await conn.fetch(INSERT_HOLDS, *[list(c) for c in zip(*holds, strict=True)])
-    if len(inserted) != len(holds):
-        raise ConcurrentSettlement("a leased request was settled concurrently")
-    ids = sorted(spent)
-    await conn.execute(
-        SPEND, ids, [spent[i][0] for i in ids], [spent[i][1] for i in ids],
-        [spent[i][2] for i in ids],
-    )  # fmt: skip
+    if holds:
+        inserted = await conn.fetch(INSERT_HOLDS, *[list(c) for c in zip(*holds, strict=True)])
+        if len(inserted) != len(holds):
+            raise ConcurrentSettlement("a leased request was settled concurrently")
+    return leases
+
+
+async def spend(conn: Connection, *, leases: dict[str, LeaseFree]) -> None:
+    """Write what this transaction took from each lease (holds and usage above them)."""
+    ids = sorted(i for i, lease in leases.items() if lease.spent.total or lease.spent_token)
+    if ids:
+        await conn.execute(
+            SPEND,
+            ids,
+            [leases[i].spent.quota for i in ids],
+            [leases[i].spent.subscription for i in ids],
+            [leases[i].spent_token for i in ids],
+        )
 
 
 def price_json(price_dict: dict[str, Any]) -> str:

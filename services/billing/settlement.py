@@ -1,17 +1,17 @@
-"""Settle a hold into the final charge (reference §4.4), and the reaper's settlement of expired
-holds. Runs inside the caller's transaction; balances never go below zero."""
+"""The consumption log row of a settlement, the answer for a request settled before, and the
+reaper's settlement of expired holds. Runs inside the caller's transaction."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.billing import holds, ledger, logs, usage_data, wallets
-from services.billing.accounting import lock_hold, refund, settle_key
+from services.billing import holds, logs, wallets
+from services.billing.accounting import lock_hold
 from services.billing.holds import Hold
 from services.shared.db import Connection
 from services.shared.errors import FailedPrecondition
-from services.shared.pricing import PriceSnapshot, TokenUsage, settle_amount
+from services.shared.pricing import PriceSnapshot, TokenUsage
 
 EMPTY_REPLY_NOTE = "空回复不计费（可能是上游超时）"
 REAPER_NOTE = "请求未结算，已由预扣回收器按预扣额度结算 (settled by the hold reaper)"
@@ -71,103 +71,17 @@ def price_details(price: PriceSnapshot) -> dict[str, Any]:
     }
 
 
-async def settle(conn: Connection, *, spec: SettleInput) -> SettleResult:
-    hold = await lock_hold(conn, request_id=spec.request_id)
+async def answer_existing(conn: Connection, *, request_id: str) -> SettleResult:
+    """The result of a settlement already applied (a repeated request id: idempotent), or the
+    error of a hold that cannot be settled (unknown, released, reaped)."""
+    hold = await lock_hold(conn, request_id=request_id)
     if hold.status == "settled":
-        log_id = await conn.fetchval(SELECT_CONSUME_LOG, spec.request_id)
+        log_id = await conn.fetchval(SELECT_CONSUME_LOG, request_id)
         refunded = max(hold.reserved - hold.charged, 0)
         return SettleResult(hold, hold.charged, refunded, True, int(log_id or 0))
-    if hold.status != "open":
-        raise FailedPrecondition(
-            f"hold {spec.request_id} is already {hold.status}", code=f"hold_{hold.status}"
-        )
-    final = settle_amount(hold.price, spec.usage)
-    # Lock order hold -> token budget -> wallet, the same as Reserve, so the two never deadlock.
-    token_uncollected = await _apply_token_delta(conn, hold=hold, final=final)
-    uncollected = await _apply_user_delta(conn, hold=hold, final=final)
-    charged = final - uncollected
-    if charged > 0:
-        await wallets.record_use(conn, user_id=hold.user_id, quota=charged)
-    await holds.finish(conn, request_id=hold.request_id, status="settled", charged=charged)
-    row = consume_log(hold, spec, charged=charged)
-    if uncollected or token_uncollected:
-        row.other["uncollected"] = uncollected
-        row.other["uncollected_token"] = token_uncollected
-    log_id = await logs.insert(conn, row=row)
-    await conn.execute(SET_HOLD_LOG, hold.request_id, log_id)
-    if not spec.usage.is_empty:
-        await usage_data.record(
-            conn,
-            user_id=hold.user_id,
-            username=spec.username,
-            model_name=row.model_name,
-            tokens=spec.usage.prompt_tokens + spec.usage.completion_tokens,
-            quota=charged,
-        )
-    return SettleResult(hold, charged, max(hold.reserved - charged, 0), False, log_id)
-
-
-async def _apply_user_delta(conn: Connection, *, hold: Hold, final: int) -> int:
-    """Refund or charge the difference to the wallet; returns what could not be collected."""
-    delta = final - hold.reserved
-    if delta < 0:
-        back = -delta
-        to_subscription = min(back, hold.reserved_subscription)
-        await refund(
-            conn,
-            hold=hold,
-            to_subscription=to_subscription,
-            to_quota=back - to_subscription,
-            key=settle_key(hold.request_id),
-            reason="unused part of the hold",
-        )
-        return 0
-    if delta == 0:
-        return 0
-    balances = await wallets.lock_wallet(conn, user_id=hold.user_id)
-    if balances is None:
-        return delta
-    take = min(delta, balances.total)
-    if take <= 0:
-        return delta
-    from_subscription, from_quota = wallets.split_debit(balances, take)
-    after = await wallets.debit_wallet(
-        conn, user_id=hold.user_id, from_subscription=from_subscription, from_quota=from_quota
+    raise FailedPrecondition(
+        f"hold {request_id} is already {hold.status}", code=f"hold_{hold.status}"
     )
-    assert after is not None  # the wallet row is locked and covers `take`
-    await ledger.append(
-        conn,
-        user_id=hold.user_id,
-        idempotency_key=settle_key(hold.request_id),
-        kind="charge",
-        delta_quota=-from_quota,
-        delta_subscription=-from_subscription,
-        balance_after=after.quota,
-        subscription_after=after.subscription,
-        request_id=hold.request_id,
-        reason="usage above the hold",
-    )
-    return delta - take
-
-
-async def _apply_token_delta(conn: Connection, *, hold: Hold, final: int) -> int:
-    """Same for the token budget (limited tokens only); returns the uncollected part."""
-    if hold.token_id <= 0:
-        return 0
-    state = await wallets.lock_budget(conn, token_id=hold.token_id)
-    if state is None:
-        return 0  # the token was deleted meanwhile
-    await wallets.record_budget_use(conn, token_id=hold.token_id, quota=final)
-    if state.unlimited:
-        return 0
-    delta = final - hold.reserved_token
-    if delta < 0:
-        await wallets.credit_budget(conn, token_id=hold.token_id, amount=-delta)
-        return 0
-    take = min(delta, max(state.remain_quota, 0))
-    if take > 0:
-        await wallets.debit_budget(conn, token_id=hold.token_id, amount=take)
-    return delta - take
 
 
 def consume_log(hold: Hold, spec: SettleInput, *, charged: int) -> logs.LogRow:

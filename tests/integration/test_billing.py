@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     Stub = billing_pb2_grpc.BillingServiceAsyncStub
 # gpt-4: model ratio 15, completion ratio 2 (locked family rule), group "default" ratio 1.
 MODEL = "gpt-4"
-HOLD = (10 + 90) * 15  # prompt 10 + max_tokens 90, times the model ratio
+HOLD = (10 + 90 * 2) * 15  # prompt 10 + max_tokens 90 x completion ratio 2, x model ratio 15
 
 
 @pytest.fixture
@@ -416,10 +416,10 @@ async def test_subscription_quota_is_spent_and_refunded_first(billing: Stub) -> 
         ),
         timeout=10,
     )
-    await reserve(billing, user, request_id)  # 1500: 1000 subscription + 500 quota
+    await reserve(billing, user, request_id)  # HOLD 2850: 1000 subscription + 1850 quota
     held = await wallet(billing, user)
-    assert (held.subscription_quota, held.quota) == (0, 9_500)
-    await settle(billing, request_id, prompt=10, completion=5)  # 300: refund 1200
+    assert (held.subscription_quota, held.quota) == (0, 11_000 - HOLD)
+    await settle(billing, request_id, prompt=10, completion=5)  # 300: refund 2550
     after = await wallet(billing, user)
     assert (after.subscription_quota, after.quota) == (1_000, 9_700)
     await assert_ledger_consistent(billing, user)
