@@ -76,7 +76,8 @@ async def create_user(
     )
     users = await root.call("GET", "/api/user/", params={"p": 1, "page_size": 100})
     user = next(item for item in users["items"] if item["username"] == username)
-    await root.call("PUT", "/api/user/", json={"id": user["id"], "quota": quota, "group": group})
+    edit = {"id": user["id"], "quota": quota, "original_quota": user["quota"], "group": group}
+    await root.call("PUT", "/api/user/", json=edit)
     console = await login(root.client.base_url.__str__(), username, password)
     return console, int(user["id"])
 

@@ -33,6 +33,8 @@ class Adjustment:
     subscription: bool
     log_content: str = ""  # replaces the generated log text when set
     username: str = ""
+    # set_to only: the shown balance the caller based the new value on (compare-and-set).
+    expected: int | None = None
 
 
 def validate(change: Adjustment) -> None:
@@ -44,8 +46,25 @@ def validate(change: Adjustment) -> None:
         raise InvalidArgument("exactly one of delta and set_to is required")
     if change.set_to is not None and change.set_to < 0:
         raise InvalidArgument("set_to must not be negative")
+    if change.expected is not None and change.set_to is None:
+        raise InvalidArgument("expected goes with set_to only")
     if change.kind not in KINDS:
         raise InvalidArgument(f"kind must be one of {', '.join(sorted(KINDS))}")
+
+
+def _shown(change: Adjustment, balances: Balances) -> int:
+    return balances.subscription if change.subscription else balances.quota
+
+
+def _check_expected(change: Adjustment, shown: Balances) -> None:
+    """Refuse a set_to chosen from a balance that has moved since: applying it would undo
+    whatever was spent or granted in between."""
+    now = _shown(change, shown)
+    if change.expected is not None and now != change.expected:
+        raise FailedPrecondition(
+            f"the balance is now {now}, not {change.expected}: it changed since it was read",
+            code="balance_changed",
+        )
 
 
 def _target(change: Adjustment, before: Balances, leased: Balances) -> Balances:
@@ -53,26 +72,33 @@ def _target(change: Adjustment, before: Balances, leased: Balances) -> Balances:
     what active leases still hold; the wallet gets that minus the leased part (at least 0).
     `adjust` returns the user's leases first, so the leased part is only a lease granted
     between that and the wallet lock."""
-    current = before.subscription if change.subscription else before.quota
     if change.set_to is not None:
-        out = leased.subscription if change.subscription else leased.quota
-        new = max(change.set_to - out, 0)
+        new = max(change.set_to - _shown(change, leased), 0)
     else:
-        new = current + (change.delta or 0)
+        new = _shown(change, before) + (change.delta or 0)
     if new < 0:
         raise FailedPrecondition(
-            f"the balance would become negative ({new})", code="insufficient_user_quota"
+            f"the balance is {_shown(change, before.plus(leased))}; subtracting "
+            f"{-(change.delta or 0)} would take it below zero",
+            code="insufficient_user_quota",
         )
     if change.subscription:
         return Balances(quota=before.quota, subscription=new)
     return Balances(quota=new, subscription=before.subscription)
 
 
+def _takes_leases_back(change: Adjustment) -> bool:
+    """A set balance must be exact, and a subtraction may need what relays hold: both act on
+    the whole shown balance, so the user's leases come back to the wallet first."""
+    return change.set_to is not None or (change.delta or 0) < 0
+
+
 async def adjust(conn: Connection, *, change: Adjustment) -> bool:
-    """Apply the change once; False when this idempotency key was already applied."""
+    """Apply the change once; False when this idempotency key was already applied. The caller
+    owns the transaction and must roll it back on a DomainError (nothing is then written)."""
     validate(change)
     await wallets.ensure_wallet(conn, user_id=change.user_id)
-    if change.set_to is not None:
+    if _takes_leases_back(change):
         # Relays keep serving from their local leases until they retire them; their later
         # settlements are charged to the wallet directly (never below zero).
         await leases.give_back_all(conn, user_id=change.user_id)
@@ -81,6 +107,9 @@ async def adjust(conn: Connection, *, change: Adjustment) -> bool:
     if await ledger.key_exists(conn, idempotency_key=change.idempotency_key):
         return False
     leased = await wallets.leased_out(conn, user_id=change.user_id)
+    # Compared under the wallet lock, so no charge or grant slips in between. A refusal
+    # raises, rolling back the caller's transaction (the leases given back included).
+    _check_expected(change, before.plus(leased))
     after = _target(change, before, leased)
     await wallets.set_wallet(conn, user_id=change.user_id, balances=after)
     await ledger.append(

@@ -108,6 +108,7 @@ class BillingServicer(BatchRpcs, ExtraRpcs, GrowthRpcs, billing_pb2_grpc.Billing
             actor_id=request.actor_id,
             kind=request.kind or "admin",
             subscription=request.subscription,
+            expected=request.expected if request.HasField("expected") else None,
         )
         return convert.wallet_pb(await self._core.adjust(change))
 

@@ -6,14 +6,24 @@ import time
 import uuid
 from typing import Any
 
+import grpc
 from starlette.responses import Response
 from starlette.routing import Route
 from veloera.accounts.v1 import accounts_pb2
 from veloera.billing.v1 import billing_pb2
 
+from services.shared.errors import error_code_of
 from services.web.api import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, ApiError, Call, endpoint, ok
 from services.web.client_ip import client_ip
 from services.web.convert import paged, user_item
+from services.web.quota_rules import (
+    QuotaChange,
+    QuotaEdit,
+    QuotaEditRefused,
+    SetBalance,
+    quota_change,
+    stale_message,
+)
 from services.web.session import COOKIE_NAME, sign, unsign
 
 
@@ -190,6 +200,65 @@ def _update_request(
 _UPDATABLE = ("username", "display_name", "group", "email", "password")
 
 
+def _optional_int(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    return None if value is None or value == "" else Call.body_int(body, name)
+
+
+def _quota_edit(body: dict[str, Any]) -> QuotaEdit | None:
+    edit = QuotaEdit(
+        quota=_optional_int(body, "quota"),
+        original=_optional_int(body, "original_quota"),
+        delta=_optional_int(body, "quota_delta"),
+    )
+    return None if edit.quota is None and not edit.delta else edit
+
+
+async def _planned_quota_change(
+    call: Call, body: dict[str, Any], user_id: int
+) -> QuotaChange | None:
+    """Decided before anything is written, so a stale form changes nothing at all."""
+    edit = _quota_edit(body)
+    if edit is None:
+        return None
+    wallet = await call.deps.billing.GetWallet(
+        billing_pb2.GetWalletRequest(user_id=user_id), timeout=call.deps.timeout
+    )
+    try:
+        return quota_change(edit, wallet.quota)
+    except QuotaEditRefused as exc:
+        raise ApiError(exc.message) from exc
+
+
+def _adjust_request(
+    call: Call, user_id: int, change: QuotaChange
+) -> billing_pb2.AdjustQuotaRequest:
+    request = billing_pb2.AdjustQuotaRequest(
+        idempotency_key=f"admin-edit:{uuid.uuid4()}",
+        user_id=user_id,
+        actor_id=call.user_id,
+        kind="admin",
+        reason="admin edit",
+    )
+    if isinstance(change, SetBalance):
+        request.set_to, request.expected = change.value, change.expected
+    else:
+        request.delta = change.delta
+    return request
+
+
+async def _apply_quota_change(call: Call, user_id: int, change: QuotaChange) -> None:
+    try:
+        await call.deps.billing.AdjustQuota(
+            _adjust_request(call, user_id, change), timeout=call.deps.timeout
+        )
+    except grpc.aio.AioRpcError as exc:
+        # Billing compares under the wallet lock: traffic between our check and the write.
+        if isinstance(change, SetBalance) and error_code_of(exc) == "balance_changed":
+            raise ApiError(stale_message(change.expected)) from exc
+        raise
+
+
 @endpoint(ROLE_ADMIN)
 async def update_user(call: Call) -> dict[str, Any]:
     body = await call.json()
@@ -198,23 +267,14 @@ async def update_user(call: Call) -> dict[str, Any]:
         raise ApiError("id is required")
     deps = call.deps
     user = await _target(call, user_id)
+    change = await _planned_quota_change(call, body, user_id)
     if any(body.get(name) for name in _UPDATABLE):
         user = await deps.accounts.UpdateUser(
             _update_request(call, body, user_id), timeout=deps.timeout
         )
-    if body.get("quota") is not None:
-        quota = call.body_int(body, "quota")
-        await deps.billing.AdjustQuota(
-            billing_pb2.AdjustQuotaRequest(
-                idempotency_key=f"admin-set:{uuid.uuid4()}",
-                user_id=user_id,
-                set_to=quota,
-                actor_id=call.user_id,
-                kind="admin",
-                reason="admin edit",
-            ),
-            timeout=deps.timeout,
-        )
+    # Last, so a failed profile update never leaves a delta applied that a retry would repeat.
+    if change is not None:
+        await _apply_quota_change(call, user_id, change)
     return await _with_wallet(call, user)
 
 
