@@ -36,6 +36,8 @@ class LeaseCall:
     requests: int
     ttl_seconds: int
     hold_seconds: int
+    trim_lease_id: str = ""  # the predecessor's part its holder no longer holds
+    trim_amount: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +81,17 @@ async def acquire(core: BillingCore, call: LeaseCall) -> Granted:
         ttl_seconds=min(max(call.ttl_seconds, 1), MAX_TTL_SECONDS),
         hold_seconds=max(call.hold_seconds, 0),
     )
+    if call.trim_lease_id and call.trim_amount > 0:
+        # Its own transaction: what the holder gave up goes back even if the grant is refused.
+        async with core.pool.acquire() as conn, conn.transaction():
+            if await leases.trim(conn, lease_id=call.trim_lease_id, amount=call.trim_amount):
+                LEASES.labels("trimmed").inc()
     try:
         async with core.pool.acquire() as conn, conn.transaction():
             granted, expires_at = await leases.grant(conn, spec=spec)
+    except leases.TooSmall:
+        LEASES.labels("per_request").inc()
+        return Granted("", 0, None, None, 0, 0, per_request=True)
     except QuotaExhausted as exc:
         LEASES.labels(exc.code).inc()
         raise

@@ -8,6 +8,7 @@ wallet) and batch settlement (holds -> budgets -> wallets), so none of them dead
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,6 +43,11 @@ ORDER BY reap_at LIMIT 1 FOR UPDATE SKIP LOCKED
 """
 ACTIVE_FOR_USER = """
 SELECT lease_id FROM leases WHERE user_id = $1 AND status = 'active' ORDER BY lease_id
+"""
+TRIM_LEASE = """
+UPDATE leases SET granted_quota = granted_quota - $2,
+    granted_subscription = granted_subscription - $3, granted_token = granted_token - $4
+WHERE lease_id = $1
 """
 FINISH_LEASE = """
 UPDATE leases SET status = 'returned', returned_at = now(), returned = $2 WHERE lease_id = $1
@@ -112,10 +118,15 @@ def return_key(lease_id: str) -> str:
     return f"lease-return:{lease_id}"
 
 
+class TooSmall(Exception):
+    """A share of the balance would not cover even one hold: the holder should use one Reserve
+    per request, which can use the whole balance exactly."""
+
+
 async def grant(conn: Connection, *, spec: LeaseSpec) -> tuple[int, datetime]:
     """Carve min(desired, the token's budget, 1/BALANCE_SHARE of the balance) out of the wallet
-    and the token budget, at least `first_hold` (else the Reserve refusals). Returns (granted,
-    expires_at)."""
+    and the token budget, at least `first_hold` (else the Reserve refusals; TooSmall when the
+    share does not cover one hold). Returns (granted, expires_at)."""
     limited_token = False
     available = spec.desired
     if spec.token_id > 0:
@@ -132,6 +143,8 @@ async def grant(conn: Connection, *, spec: LeaseSpec) -> tuple[int, datetime]:
         raise QuotaExhausted("user quota is not enough", code=USER_EXHAUSTED)
     # At most a share of the balance, so a small balance is not tied up in one replica's lease
     # while another replica refuses requests the user could pay for.
+    if balances.total // BALANCE_SHARE < spec.first_hold:
+        raise TooSmall
     amount = max(min(available, balances.total // BALANCE_SHARE), spec.first_hold, 0)
     from_subscription, from_quota = wallets.split_debit(balances, amount)
     if amount > 0:
@@ -200,6 +213,39 @@ async def give_back(conn: Connection, *, lease_id: str) -> tuple[int, bool]:
         )
     await conn.execute(FINISH_LEASE, lease_id, to_quota + to_subscription)
     return to_quota + to_subscription, False
+
+
+async def trim(conn: Connection, *, lease_id: str, amount: int) -> int:
+    """Give back up to `amount` of a lease's free part now (its holder no longer holds it);
+    the lease stays for the requests still in flight. Returns what went back."""
+    row = await conn.fetchrow(LOCK_LEASE, lease_id)
+    if row is None or row["status"] != "active" or amount <= 0:
+        return 0
+    free = Pot(
+        row["granted_quota"] - row["spent_quota"],
+        row["granted_subscription"] - row["spent_subscription"],
+    )
+    back, _ = free.take(amount)
+    token = min(amount, row["granted_token"] - row["spent_token"])
+    if token > 0:
+        await wallets.credit_budget(conn, token_id=row["token_id"], amount=token)
+    if back.total > 0:
+        after = await wallets.credit_wallet(
+            conn, user_id=row["user_id"], to_subscription=back.subscription, to_quota=back.quota
+        )
+        await ledger.append(
+            conn,
+            user_id=row["user_id"],
+            idempotency_key=f"lease-trim:{lease_id}:{uuid.uuid4().hex}",
+            kind="lease_return",
+            delta_quota=back.quota,
+            delta_subscription=back.subscription,
+            balance_after=after.quota,
+            subscription_after=after.subscription,
+            reason="part of the lease its holder no longer holds",
+        )
+    await conn.execute(TRIM_LEASE, lease_id, back.quota, back.subscription, max(token, 0))
+    return back.total
 
 
 async def give_back_all(conn: Connection, *, user_id: int) -> None:

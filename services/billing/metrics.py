@@ -22,4 +22,4 @@ DEFERRED = Counter(
 CONSUMER_UP = Gauge("veloera_billing_settlement_consumer_up", "1 while the consumer is running")
 LEASES = Counter(
     "veloera_billing_leases_total", "Lease events", ["outcome"]
-)  # outcome: granted, returned, reaped, insufficient_user_quota, token_quota_exhausted
+)  # outcome: granted, returned, trimmed, reaped, per_request, insufficient_user_quota, ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -226,9 +227,16 @@ class PricingStore:
     """The process's cache of pricing options, refreshed on update and every few seconds so
     several billing replicas converge."""
 
-    def __init__(self, pool: asyncpg.Pool, *, refresh_seconds: float) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        refresh_seconds: float,
+        announce: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self._pool = pool
         self._refresh_seconds = refresh_seconds
+        self._announce = announce  # tells every replica and relay that `key` changed
         self._table = build_table({})
         self._lock = asyncio.Lock()
 
@@ -248,13 +256,22 @@ class PricingStore:
             validate_fallback({**self._table.values, key: value})
         await self._pool.execute(UPSERT_OPTION, key, raw, actor_id)
         await self.refresh()
+        if self._announce is not None:
+            try:
+                await self._announce(key)
+            except Exception:  # the other replicas still catch up on their next refresh
+                logger.warning("price change of %s not announced", key, exc_info=True)
         return self._table.option_text(key)
 
+    async def refresh_quietly(self) -> None:
+        try:
+            await self.refresh()
+        except Exception:  # the old table stays in use until the next refresh
+            logger.warning("pricing refresh failed", exc_info=True)
+
     async def run_refresher(self) -> None:
-        """Background loop: pick up options changed by other replicas."""
+        """Background loop: options changed by other replicas arrive as PRICES_CHANGED at
+        once; this catches a missed announcement."""
         while True:
             await asyncio.sleep(self._refresh_seconds)
-            try:
-                await self.refresh()
-            except Exception:  # the loop must survive anything; the old table stays in use
-                logger.warning("pricing refresh failed", exc_info=True)
+            await self.refresh_quietly()

@@ -9,6 +9,7 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from nats.aio.msg import Msg
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.billing import partitions
@@ -17,7 +18,7 @@ from services.billing.core import BillingCore
 from services.billing.prices import PricingStore
 from services.billing.servicer import BillingServicer
 from services.billing.settings import Settings
-from services.shared import natsutil
+from services.shared import natsutil, subjects
 from services.shared.db import create_pool
 from services.shared.gctune import settle_after_startup
 from services.shared.grpcutil import build_grpc_server, mark_not_serving, mark_serving
@@ -63,8 +64,16 @@ async def serve(settings: Settings) -> None:
     nc = await connect(settings.nats_url, name="veloera-billing")
     js = nc.jetstream()
     await ensure_streams(js)
-    prices = PricingStore(pool, refresh_seconds=settings.pricing_refresh_seconds)
+
+    async def announce(key: str) -> None:
+        await nc.publish(subjects.PRICES_CHANGED, key.encode())
+
+    async def reload(_msg: Msg) -> None:
+        await prices.refresh_quietly()
+
+    prices = PricingStore(pool, refresh_seconds=settings.pricing_refresh_seconds, announce=announce)
     await prices.refresh()
+    await nc.subscribe(subjects.PRICES_CHANGED, cb=reload)
     async with pool.acquire() as conn:
         await partitions.ensure_ahead(conn, months=settings.log_partitions_ahead)
     core = BillingCore(pool, prices, js=js, default_ttl=settings.default_hold_ttl)

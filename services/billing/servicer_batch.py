@@ -112,6 +112,8 @@ class BatchRpcs:
                 requests=request.requests,
                 ttl_seconds=request.ttl_seconds,
                 hold_seconds=request.hold_seconds,
+                trim_lease_id=request.trim.lease_id,
+                trim_amount=request.trim.amount,
             ),
         )
         if granted.per_request or granted.price is None or granted.expires_at is None:

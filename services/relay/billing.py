@@ -143,6 +143,10 @@ class Biller:
             raise reserve_error(exc) from None
         return int(reply.max_output_tokens)
 
+    def prices_changed(self) -> None:
+        if self._leases is not None:
+            self._leases.prices_changed()
+
     def settle_later(self, request: billing_pb2.SettleRequest) -> None:
         if self._leases is not None:
             self._leases.settled(request)  # a leased request carries its lease id

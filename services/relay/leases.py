@@ -89,6 +89,10 @@ class LeaseBook:
     _held: dict[str, tuple[LocalLease, int]] = field(default_factory=dict)
     _acquiring: dict[LeaseKey, asyncio.Task[None]] = field(default_factory=dict)
     _waiting: dict[LeaseKey, int] = field(default_factory=dict)  # requests waiting per key
+    # The unheld part of a retired lease whose requests are still in flight: given back to the
+    # wallet with the key's next AcquireLease, so the money is usable before they finish.
+    _trims: dict[LeaseKey, billing_pb2.LeaseTrim] = field(default_factory=dict)
+    _generation: int = 0  # bumped when prices change: leases acquired before are retired
 
     async def reserve(
         self,
@@ -189,7 +193,9 @@ class LeaseBook:
     ) -> None:
         """One AcquireLease; the granted lease becomes the key's current one."""
         await asyncio.sleep(0)  # let the requests arriving with this one count as demand
+        generation = self._generation
         user_id, token_id, model, group, requested_model = key
+        trim = self._trims.pop(key, None)
         reply: billing_pb2.Lease = await self.stub.AcquireLease(
             billing_pb2.AcquireLeaseRequest(
                 holder=self.holder,
@@ -204,10 +210,15 @@ class LeaseBook:
                 requests=min(self._demand(key, requests), MAX_REQUESTS),
                 ttl_seconds=self.config.ttl_seconds,
                 hold_seconds=self.config.hold_seconds,
+                trim=trim,
             ),
             timeout=ACQUIRE_TIMEOUT,
         )
         self._install(key, reply)
+        if generation != self._generation:  # priced before a price change landed
+            current = self._leases.get(key)
+            if isinstance(current, LocalLease):
+                self._retire(current)
 
     def _install(self, key: LeaseKey, reply: billing_pb2.Lease) -> None:
         """Make the granted lease the key's current one, retiring its predecessor."""
@@ -241,7 +252,19 @@ class LeaseBook:
         if self._leases.get(lease.key) is lease:
             del self._leases[lease.key]
         lease.retired = True
+        if lease.inflight and lease.remaining > 0 and not lease.returned:
+            self._trims[lease.key] = billing_pb2.LeaseTrim(
+                lease_id=lease.lease_id, amount=lease.remaining
+            )
+            lease.remaining = 0
         self._maybe_return(lease)
+
+    def prices_changed(self) -> None:
+        """A price changed: retire every lease, so the next request is held at the new price
+        (billing charges the live price whatever the hold was)."""
+        self._generation += 1
+        for lease in [v for v in self._leases.values() if isinstance(v, LocalLease)]:
+            self._retire(lease)
 
     def _maybe_return(self, lease: LocalLease) -> None:
         if lease.retired and lease.inflight == 0 and not lease.returned:

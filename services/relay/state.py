@@ -111,6 +111,7 @@ class RelayContext:
             leases=load_lease_config(),
         )
         await self.nats.subscribe(subjects.ACCOUNTS_CHANGED, cb=self._on_change)
+        await self.nats.subscribe(subjects.PRICES_CHANGED, cb=self._on_prices_changed)
         await asyncio.to_thread(tokens.warm_up)
         await self.snapshot.load_initial(s.startup_timeout)
         self._spawn(self.snapshot.poll_forever(s.snapshot_refresh_seconds))
@@ -184,6 +185,9 @@ class RelayContext:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _on_prices_changed(self, msg: Msg) -> None:
+        self.biller.prices_changed()
 
     async def _on_change(self, msg: Msg) -> None:
         try:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 # Core NATS (fire-and-forget cache invalidation; payload: accounts.v1.ChangeEvent).
 ACCOUNTS_CHANGED = "veloera.accounts.changed"
+# A pricing option changed (payload: the option key, UTF-8): every billing replica reloads its
+# price table and every relay retires its leases, so the next request uses the new price.
+PRICES_CHANGED = "veloera.billing.prices_changed"
 
 # JetStream streams and their subjects.
 SETTLEMENTS_STREAM = "SETTLEMENTS"
