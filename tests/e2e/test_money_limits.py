@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletionMessageParam
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.shared.grpcutil import open_channel
