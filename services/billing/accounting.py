@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from services.billing import holds, ledger, wallets
 from services.billing.holds import Hold
 from services.shared.db import Connection
-from services.shared.errors import FailedPrecondition, NotFound
+from services.shared.errors import FailedPrecondition, NotFound, QuotaExhausted
 from services.shared.pricing import PriceSnapshot
 
 TOKEN_EXHAUSTED = "token_quota_exhausted"
@@ -106,4 +106,18 @@ async def refund(
         subscription_after=after.subscription,
         request_id=hold.request_id,
         reason=reason,
+    )
+
+
+def worst_case_refusal(
+    exc: QuotaExhausted, amount: int, max_output: int, text: bool
+) -> QuotaExhausted:
+    """The refusal a client sees when its balance (or key) cannot cover the request's worst
+    case: how much it holds and what to change."""
+    if not text:
+        return QuotaExhausted(f"{exc.message}: this request needs {amount} units", code=exc.code)
+    return QuotaExhausted(
+        f"{exc.message}: this request may cost up to {amount} units (its prompt and"
+        f" {max_output} output tokens); set a lower max_tokens or top up",
+        code=exc.code,
     )

@@ -23,7 +23,7 @@ from services.billing import (
     settlement,
     wallets,
 )
-from services.billing.accounting import ReleaseResult, ReserveInput
+from services.billing.accounting import ReleaseResult, ReserveInput, worst_case_refusal
 from services.billing.holds import Hold
 from services.billing.metrics import (
     HOLDS_REAPED,
@@ -117,7 +117,7 @@ class BillingCore:
             )
         except QuotaExhausted as exc:
             RESERVES.labels(exc.code).inc()
-            raise
+            raise worst_case_refusal(exc, amount, max_output, call.estimate is None) from None
         RESERVES.labels("placed" if created else "repeated").inc()
         return hold, balance, 0 if call.estimate is not None else max_output
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from services.billing import leases
+from services.billing.accounting import worst_case_refusal
 from services.billing.metrics import LEASES
 from services.shared.errors import QuotaExhausted
 from services.shared.pricing import PriceSnapshot, reserve_amount
@@ -63,11 +64,8 @@ async def acquire(core: BillingCore, call: LeaseCall) -> Granted:
     )
     price = table.resolve(name, group)
     output_limit = table.output_limit(name)
-    first = reserve_amount(
-        price,
-        prompt_tokens=call.prompt_tokens,
-        max_output_tokens=call.max_tokens if call.max_tokens > 0 else output_limit,
-    )
+    max_output = call.max_tokens if call.max_tokens > 0 else output_limit
+    first = reserve_amount(price, prompt_tokens=call.prompt_tokens, max_output_tokens=max_output)
     spec = leases.LeaseSpec(
         lease_id=f"lease-{uuid.uuid4().hex}",
         holder=call.holder,
@@ -94,7 +92,7 @@ async def acquire(core: BillingCore, call: LeaseCall) -> Granted:
         return Granted("", 0, None, None, 0, 0, per_request=True)
     except QuotaExhausted as exc:
         LEASES.labels(exc.code).inc()
-        raise
+        raise worst_case_refusal(exc, first, max_output, True) from None
     LEASES.labels("granted").inc()
     return Granted(spec.lease_id, granted, expires_at, price, output_limit, first)
 

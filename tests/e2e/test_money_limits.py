@@ -110,6 +110,10 @@ async def test_usage_beyond_the_balance_is_never_served(world: World, greedy: Fa
     served, refused, others = await burst(world, customer, 20)
     assert (served, refused, others) == (0, 20, [])
     assert int((await wallet(customer))["quota"]) == before
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        await sdk(world, customer.key).chat.completions.create(model=customer.model, messages=HI)
+    assert caught.value.code == "insufficient_user_quota"
+    assert "set a lower max_tokens or top up" in caught.value.message
 
 
 async def test_max_tokens_caps_what_is_billed(world: World, greedy: FakeOpenAI) -> None:

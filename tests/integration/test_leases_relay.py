@@ -122,7 +122,8 @@ async def test_two_leasing_relays_never_overdraw_and_charge_each_request_once(
     assert after["quota"] >= 0 and after["used_quota"] == served * charge
     assert after["request_count"] == before["request_count"] + served
     await check_ledger(billing_addr, customer.user_id)
-    assert len(await lease_holders(infra.database_url, customer.user_id)) == 2  # both relays
+    # A quarter of 400 covers no hold: both relays served this user per request, no lease.
+    assert await lease_holders(infra.database_url, customer.user_id) == set()
 
 
 async def test_a_leased_relay_serves_with_balance_and_refuses_without(
