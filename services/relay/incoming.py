@@ -11,10 +11,12 @@ from starlette.requests import Request
 from starlette.types import Message
 
 from services.relay.adaptors.base import FormFile
-from services.relay.endpoints import Endpoint
+from services.relay.endpoints import RESPONSES, Endpoint
 from services.relay.errors import RelayError
 
 MAX_TOKENS_LIMIT = 1 << 30
+CHAT_LIMITS = ("max_tokens", "max_completion_tokens")
+RESPONSES_LIMITS = ("max_output_tokens",)  # the Responses API's name for the output limit
 MAX_N = 128
 MAX_FORM_FILES = 16
 MAX_FORM_FIELDS = 64
@@ -49,15 +51,18 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
     return payload
 
 
-def requested_max_tokens(payload: dict[str, Any]) -> int:
-    values = [payload.get("max_tokens"), payload.get("max_completion_tokens")]
-    for value in values:
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise bad_request("max_tokens must be an integer", "max_tokens")
-    numbers = [v for v in values if isinstance(v, int)]
-    best = max(numbers, default=0)
-    if best < 0 or best >= MAX_TOKENS_LIMIT:
-        raise bad_request("max_tokens is invalid", "max_tokens")
+def requested_max_tokens(payload: dict[str, Any], names: tuple[str, ...] = CHAT_LIMITS) -> int:
+    """The output limit the client asked for (the largest of `names`; 0 when none is set)."""
+    best = 0
+    for name in names:
+        value = payload.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise bad_request(f"{name} must be an integer", name)
+        if value < 0 or value >= MAX_TOKENS_LIMIT:
+            raise bad_request(f"{name} is invalid", name)
+        best = max(best, value)
     return best
 
 
@@ -104,7 +109,9 @@ def parse_json_request(
         payload=payload,
         stream=stream,
         include_usage=include_usage,
-        max_tokens=requested_max_tokens(payload),
+        max_tokens=requested_max_tokens(
+            payload, RESPONSES_LIMITS if endpoint is RESPONSES else CHAT_LIMITS
+        ),
     )
 
 

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from services.relay.auth import AuthEntry
+from services.relay.charge import Charge
 from services.relay.errors import REQUEST_ID_HEADER, RelayError
 from services.relay.incoming import ClientRequest
 from services.relay.metering import Metering
@@ -70,11 +71,12 @@ class Job:
     routing_model: str
     client_ip: str
     pinned: bool
+    charge: Charge  # the one settle or release of the request's hold
+    max_output: int = 0  # output tokens the hold covers (0: no cap, e.g. images)
     effort: str = ""
     tried: list[int] = field(default_factory=list)
     last_channel: ChannelInfo | None = None  # the channel of the latest attempt
     upstream_wait: float = 0.0
-    settled: bool = False
 
     @property
     def model(self) -> str:

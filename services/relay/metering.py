@@ -23,6 +23,7 @@ from services.relay.tokens import (
     count_text,
     stt_tokens,
 )
+from services.relay.usage import merged
 
 
 @dataclass(slots=True)
@@ -124,19 +125,25 @@ def usage_of_reply(
         return UsageCounts(prompt_tokens=meter.prompt_tokens, estimated=True)
     if adaptor.reply_is_empty(reply):
         return UsageCounts()
-    usage = adaptor.parse_usage(reply)
-    if usage is not None and (usage.prompt_tokens or usage.completion_tokens):
-        return usage
-    text, calls = adaptor.reply_text(reply)
-    return UsageCounts(meter.prompt_tokens, completion_tokens(text, model, calls), estimated=True)
+    answer = reply
+
+    def local() -> UsageCounts:
+        text, calls = adaptor.reply_text(answer)
+        return UsageCounts(
+            meter.prompt_tokens, completion_tokens(text, model, calls), estimated=True
+        )
+
+    return merged(adaptor.parse_usage(reply), local)
 
 
 def usage_of_stream(acc: StreamAccumulator, meter: Metering, model: str) -> UsageCounts:
     """Usage of a stream: zero when nothing was said, else upstream usage or a local count."""
     if not acc.has_text and acc.tool_calls == 0:
         return UsageCounts()
-    if acc.usage is not None and (acc.usage.prompt_tokens or acc.usage.completion_tokens):
-        return acc.usage
-    return UsageCounts(
-        meter.prompt_tokens, completion_tokens(acc.text, model, acc.tool_calls), estimated=True
-    )
+
+    def local() -> UsageCounts:
+        return UsageCounts(
+            meter.prompt_tokens, completion_tokens(acc.text, model, acc.tool_calls), estimated=True
+        )
+
+    return merged(acc.usage, local)

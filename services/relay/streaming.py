@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from services.relay.adaptors.base import Adaptor, StreamAccumulator
 from services.relay.metrics import STREAM_ENDS
+from services.relay.output_cap import OutputCap
 from services.relay.upstream import UPSTREAM_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -90,17 +91,20 @@ class SSEProcessor:
 
     Only `data:` lines pass (and `event:` lines with `keep_events`, which Responses streams
     need); upstream `[DONE]` is swallowed (one is sent at the end); the usage-only chunk is
-    dropped unless the client asked for usage.
+    dropped unless the client asked for usage. With a `cap`, the output stops where it reaches
+    the cap: `cut` turns true and every later line is dropped.
     """
 
     __slots__ = (
         "_adaptor",
+        "_cap",
         "_force_format",
         "_include_usage",
         "_keep_events",
         "_pending",
         "_thinking",
         "acc",
+        "cut",
         "first_at",
     )
 
@@ -112,8 +116,11 @@ class SSEProcessor:
         force_format: bool = False,
         thinking_to_content: bool = False,
         keep_events: bool = False,
+        cap: OutputCap | None = None,
     ) -> None:
         self._adaptor = adaptor
+        self._cap = cap
+        self.cut = False
         self._keep_events = keep_events
         self._include_usage = include_usage
         self._force_format = force_format
@@ -123,19 +130,35 @@ class SSEProcessor:
         self.first_at: float | None = None  # perf_counter of the first data line
 
     def feed(self, data: bytes) -> bytes:
+        if self.cut:
+            return b""
         if self._pending:
             data = self._pending + data
         lines = data.split(b"\n")
         self._pending = lines.pop()
         if not lines:
             return b""
+        if self._cap is not None:
+            return self._capped(lines, self._cap)
         frames = [frame for line in lines if (frame := self._line(line))]
+        return b"".join(frames)
+
+    def _capped(self, lines: list[bytes], cap: OutputCap) -> bytes:
+        frames: list[bytes] = []
+        for line in lines:
+            frame = self._line(line)
+            if frame:
+                frames.append(frame)
+            if cap.reached(self.acc):
+                self.cut = True
+                self._pending = b""
+                break
         return b"".join(frames)
 
     def finish(self) -> bytes:
         """Frames for a trailing line without a newline."""
         rest, self._pending = self._pending, b""
-        return self._line(rest) if rest else b""
+        return self._line(rest) if rest and not self.cut else b""
 
     def _line(self, line: bytes) -> bytes:
         if not line.startswith(b"data:"):
@@ -295,21 +318,28 @@ class SSEResponse(StreamBase):
             logger.exception("stream finisher failed")
 
     async def _pump(self, channel: _Channel) -> bool:
-        """Relay until the upstream ends; False when it broke off (idle timeout, error)."""
+        """Relay until the upstream ends or the output reached its cap; False when the
+        upstream broke off (idle timeout, error)."""
         processor = self._processor
         if self._initial:
             await channel.body(self._initial)
         try:
-            async for data in self._chunks:
-                frames = processor.feed(data)
-                if frames:
-                    await channel.body(frames)
+            if not processor.cut:
+                async for data in self._chunks:
+                    frames = processor.feed(data)
+                    if frames:
+                        await channel.body(frames)
+                    if processor.cut:
+                        break
         except TimeoutError:
             logger.warning("upstream stream idle timeout")
             return False
         except UPSTREAM_ERRORS as exc:
             logger.warning("upstream stream broke: %s", type(exc).__name__)
             return False
+        if processor.cut:
+            self._close_upstream()  # read no more than the hold covers
+            return True
         rest = processor.finish()
         if rest:
             await channel.body(rest)

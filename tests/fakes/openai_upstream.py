@@ -17,6 +17,10 @@ Behaviour per request, by model name (or the `X-Fake-Behavior` header):
 - `fake-break`: a stream that stops in the middle of a line;
 - `fake-drip`: a stream of `drip_chunks` pieces, `drip_seconds` apart (disconnect tests);
 - anything else: `reply_text`, with usage `prompt_tokens` / `completion_tokens`.
+Per chat request, by body field (clients send them with the SDK's `extra_body`):
+- `fake_usage`: JSON text spliced in verbatim as the reply's usage block (stream: the final
+  usage chunk's), so any shape reaches the relay as written, integers beyond 64 bits included;
+- `fake_words`: the reply is that many words (`w0 w1 …`), for long streams.
 Per instance: `behavior` applies one of these to every request, `force_status` makes every
 call fail with that status (a broken channel),
 `stream_usage` turns the final usage chunk off (usage fallback tests).
@@ -47,6 +51,7 @@ TOOL_CALL = {
     "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
 }
 Handler = Callable[[dict[str, Any], str], Awaitable[Response]]
+USAGE_SLOT = "__fake_usage__"  # stands for the usage block until the raw `fake_usage` replaces it
 
 
 SPEECH_BYTES = b"ID3fake-mp3-audio" + bytes(64)
@@ -225,7 +230,9 @@ class FakeOpenAI:
 
     async def _chat(self, body: dict[str, Any], behavior: str) -> Response:
         model = str(body.get("model", ""))
-        text = "" if behavior in ("fake-empty", "fake-tools") else self.reply_text
+        text = "" if behavior in ("fake-empty", "fake-tools") else _reply_of(body, self.reply_text)
+        raw_usage = body.get("fake_usage")
+        usage = raw_usage.encode() if isinstance(raw_usage, str) else None
         if body.get("stream") is True:
             options = body.get("stream_options") or {}
             include_usage = (
@@ -233,10 +240,13 @@ class FakeOpenAI:
                 and options.get("include_usage") is True
                 and behavior != "fake-nousage"
             )
-            return _sse(self._chunks(model, text, include_usage, behavior))
+            return _sse(self._chunks(model, text, include_usage, behavior, usage))
         reply = self._completion(model, text, behavior)
         if behavior == "fake-nousage":
             reply.pop("usage")
+        elif usage is not None:
+            reply["usage"] = USAGE_SLOT
+            return Response(_spliced(reply, usage), 200, media_type="application/json")
         return _json(reply)
 
     async def _completions(self, body: dict[str, Any], behavior: str) -> Response:
@@ -359,7 +369,7 @@ class FakeOpenAI:
         }
 
     async def _chunks(
-        self, model: str, text: str, include_usage: bool, behavior: str
+        self, model: str, text: str, include_usage: bool, behavior: str, usage: bytes | None
     ) -> AsyncIterator[bytes]:
         base = {
             "id": "chatcmpl-fake",
@@ -400,9 +410,24 @@ class FakeOpenAI:
             delta = {"content": piece}
             yield frame([{"index": 0, "delta": delta, "finish_reason": None}], **usage_field)
         yield frame([{"index": 0, "delta": {}, "finish_reason": "stop"}], **usage_field)
-        if include_usage:
+        if include_usage and usage is not None:
+            raw = _spliced({**base, "choices": [], "usage": USAGE_SLOT}, usage)
+            yield b"data: " + raw + b"\n\n"
+        elif include_usage:
             yield frame([], usage=self.usage())
         yield b"data: [DONE]\n\n"
+
+
+def _reply_of(body: dict[str, Any], default: str) -> str:
+    words = body.get("fake_words")
+    if isinstance(words, int) and not isinstance(words, bool):
+        return " ".join(f"w{index}" for index in range(words))
+    return default
+
+
+def _spliced(body: dict[str, Any], usage: bytes) -> bytes:
+    """`body` as JSON with the raw usage text in place of USAGE_SLOT."""
+    return orjson.dumps(body).replace(orjson.dumps(USAGE_SLOT), usage, 1)
 
 
 def split_reply(text: str) -> list[str]:

@@ -14,6 +14,7 @@ from veloera.billing.v1 import billing_pb2
 from services.relay.adaptors import Adaptors
 from services.relay.adaptors.base import Outgoing, Target
 from services.relay.adaptors.openai import OpenAIAdaptor
+from services.relay.charge import Charge
 from services.relay.content import chat_content
 from services.relay.endpoints import CHAT, COMPLETIONS, RESPONSES, Endpoint
 from services.relay.errorlog import error_entry
@@ -199,8 +200,19 @@ def job(*, log_ip: bool = False) -> Job:
         routing_model="m-1",
         client_ip="10.0.0.9",
         pinned=False,
+        charge=Charge(Unbilled(), "req-1"),
         tried=[3, 7],
     )
+
+
+class Unbilled:
+    """A job's billing where no test here settles or releases anything."""
+
+    def settle_later(self, request: billing_pb2.SettleRequest) -> None:
+        raise AssertionError("not settled in these tests")
+
+    def release_later(self, request_id: str, reason: str) -> None:
+        raise AssertionError("not released in these tests")
 
 
 def test_error_entry_carries_the_error_and_the_channel() -> None:

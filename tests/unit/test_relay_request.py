@@ -7,7 +7,7 @@ import pytest
 
 from services.relay.adaptors.base import Outgoing, Target
 from services.relay.adaptors.openai import OpenAIAdaptor
-from services.relay.endpoints import CHAT, EMBEDDINGS, SPEECH
+from services.relay.endpoints import CHAT, EMBEDDINGS, RESPONSES, SPEECH
 from services.relay.errors import RelayError, error_body
 from services.relay.ids import new_request_id
 from services.relay.incoming import parse_json_request, requested_max_tokens
@@ -75,6 +75,17 @@ def test_max_tokens_takes_the_larger_field() -> None:
     assert requested_max_tokens({}) == 0
     with pytest.raises(RelayError):
         requested_max_tokens({"max_tokens": 1 << 30})
+
+
+def test_responses_limit_their_output_with_max_output_tokens() -> None:
+    reply = parse_json_request(RESPONSES, b'{"model": "m", "input": "x", "max_output_tokens": 16}')
+    assert reply.max_tokens == 16
+    for bad in (b"-1", b'"16"', b"true", b"1073741824"):
+        with pytest.raises(RelayError) as caught:
+            parse_json_request(
+                RESPONSES, b'{"model": "m", "input": "x", "max_output_tokens": %s}' % bad
+            )
+        assert caught.value.param == "max_output_tokens"
 
 
 def test_token_counts_match_tiktoken_offline() -> None:

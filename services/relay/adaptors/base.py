@@ -27,6 +27,7 @@ class UsageCounts:
     image_count: int = 0
     characters: int = 0
     audio_seconds: float = 0.0
+    clamped: bool = False  # some reported count was odd (negative, huge, not an int)
 
 
 @dataclass(frozen=True, slots=True)

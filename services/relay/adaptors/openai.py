@@ -19,31 +19,30 @@ from services.relay.adaptors.base import (
     UpstreamRequest,
     UsageCounts,
 )
+from services.relay.adaptors.counts import CountReader
 
 _TEXT_FIELDS = ("content", "reasoning_content", "text")
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def usage_from(raw: Any) -> UsageCounts | None:
     """OpenAI chat / completions / embeddings usage, Responses usage, rerank usage."""
     if not isinstance(raw, dict):
         return None
-    prompt = _int(raw.get("prompt_tokens")) or _int(raw.get("input_tokens"))
-    completion = _int(raw.get("completion_tokens")) or _int(raw.get("output_tokens"))
+    reader = CountReader()
+    prompt = reader.count(raw, "prompt_tokens", "input_tokens")
+    completion = reader.count(raw, "completion_tokens", "output_tokens")
     if not prompt and not completion:
-        prompt = _int(raw.get("total_tokens"))
+        prompt = reader.count(raw, "total_tokens")
     usage = UsageCounts(prompt_tokens=prompt, completion_tokens=completion)
     details = raw.get("prompt_tokens_details") or raw.get("input_tokens_details")
     if isinstance(details, dict):
-        usage.cached_tokens = _int(details.get("cached_tokens"))
-    if not usage.cached_tokens and "prompt_cache_hit_tokens" in raw:  # DeepSeek
-        usage.cached_tokens = _int(raw.get("prompt_cache_hit_tokens"))
+        usage.cached_tokens = reader.count(details, "cached_tokens")
+    if not usage.cached_tokens:  # DeepSeek
+        usage.cached_tokens = reader.count(raw, "prompt_cache_hit_tokens")
     completion_details = raw.get("completion_tokens_details") or raw.get("output_tokens_details")
     if isinstance(completion_details, dict):
-        usage.reasoning_tokens = _int(completion_details.get("reasoning_tokens"))
+        usage.reasoning_tokens = reader.count(completion_details, "reasoning_tokens")
+    usage.clamped = reader.clamped
     return usage
 
 
@@ -117,10 +116,9 @@ class OpenAIAdaptor:
             meta = payload.get("meta")  # Cohere-style rerank
             billed = meta.get("billed_units") if isinstance(meta, dict) else None
             if isinstance(billed, dict):
-                return UsageCounts(
-                    prompt_tokens=_int(billed.get("input_tokens"))
-                    or _int(billed.get("search_units"))
-                )
+                reader = CountReader()
+                prompt = reader.count(billed, "input_tokens", "search_units")
+                return UsageCounts(prompt_tokens=prompt, clamped=reader.clamped)
         return usage_from(usage)
 
     def reply_text(self, payload: Json) -> tuple[str, int]:

@@ -10,11 +10,13 @@ import orjson
 from starlette.responses import Response
 
 from services.relay import endpoints as ep
-from services.relay.adaptors.base import Adaptor, Outgoing, Target, UpstreamRequest, UsageCounts
+from services.relay.adaptors.base import Adaptor, Outgoing, Target, UpstreamRequest
 from services.relay.job import Job
 from services.relay.metering import usage_of_reply, usage_of_stream
 from services.relay.metrics import FIRST_TOKEN_SECONDS, UPSTREAM_SECONDS
+from services.relay.output_cap import OutputCap, cut_frames
 from services.relay.routing import ChannelInfo
+from services.relay.settlement import settle
 from services.relay.shaping import (
     apply_o_series,
     apply_param_override,
@@ -31,29 +33,17 @@ from services.relay.upstream import (
     open_upstream,
     usable_proxy,
 )
+from services.relay.usage import bounded
 
 
 class Attempts:
-    """Attempt logic shared by the relay route (mixin: needs `ctx`, `failed`, `settle`)."""
+    """Attempt logic shared by the relay route (mixin: needs `ctx` and `failed`)."""
 
     ctx: RelayContext
 
     def failed(
         self, job: Job, channel: ChannelInfo, key_id: int, exc: UpstreamFailure, sent: float
     ) -> UpstreamFailure:
-        raise NotImplementedError
-
-    def settle(
-        self,
-        job: Job,
-        channel: ChannelInfo,
-        upstream_model: str,
-        usage: UsageCounts,
-        *,
-        first_response_ms: int,
-        interrupted: bool,
-        output: str = "",
-    ) -> None:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ request shaping
@@ -166,7 +156,7 @@ class Attempts:
             reply = parsed if isinstance(parsed, dict) else None
         usage = usage_of_reply(job.req, job.meter, adaptor, reply, target.model)
         logged = job.options.log_chat_content and reply is not None
-        self.settle(
+        settle(
             job,
             channel,
             target.model,
@@ -192,6 +182,7 @@ class Attempts:
             force_format=setting.force_format,
             thinking_to_content=setting.thinking_to_content,
             keep_events=job.req.endpoint is ep.RESPONSES,
+            cap=OutputCap(job.max_output, target.model) if job.max_output > 0 else None,
         )
         sent = time.perf_counter()
         response: aiohttp.ClientResponse | None = None
@@ -227,10 +218,11 @@ class Attempts:
         meter = job.meter
 
         def tail(proc: SSEProcessor) -> bytes:
+            ending = cut_frames(proc.acc.first_chunk_meta, _choices(job)) if proc.cut else b""
             if not job.req.include_usage or proc.acc.usage is not None:
-                return b""
-            usage = usage_of_stream(proc.acc, meter, target.model)
-            return usage_chunk(
+                return ending
+            usage = bounded(usage_of_stream(proc.acc, meter, target.model), job.max_output)
+            return ending + usage_chunk(
                 proc.acc.first_chunk_meta or {},
                 {
                     "prompt_tokens": usage.prompt_tokens,
@@ -241,7 +233,7 @@ class Attempts:
 
         def finish(proc: SSEProcessor, interrupted: bool) -> None:
             first_ms = int((proc.first_at - job.started) * 1000) if proc.first_at else 0
-            self.settle(
+            settle(
                 job,
                 channel,
                 target.model,
@@ -262,3 +254,9 @@ class Attempts:
             ping_seconds=options.ping_seconds if options.ping_enabled else None,
             initial=initial,
         )
+
+
+def _choices(job: Job) -> int:
+    """How many choices the stream carries (`n`, already validated)."""
+    n = job.req.payload.get("n")
+    return n if isinstance(n, int) and n > 0 else 1

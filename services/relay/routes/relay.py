@@ -11,19 +11,18 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from veloera.accounts.v1 import accounts_pb2
-from veloera.billing.v1 import billing_pb2
 
 from services.relay import endpoints as ep
-from services.relay.adaptors.base import UsageCounts
 from services.relay.auth import AuthEntry
-from services.relay.content import chat_content, prompt_text
+from services.relay.charge import Charge
+from services.relay.content import prompt_text
 from services.relay.errorlog import error_entry
 from services.relay.errors import RelayError, error_body, error_response
 from services.relay.ids import new_request_id
 from services.relay.incoming import ClientRequest, parse_form_request, parse_json_request
 from services.relay.job import Job, resolve
 from services.relay.metering import meter_request
-from services.relay.metrics import ATTEMPT_FAILURES, RETRIES, TOKENS
+from services.relay.metrics import ATTEMPT_FAILURES, RETRIES
 from services.relay.options import RelayOptions
 from services.relay.retry import map_status, retry_budget, should_retry, start_tier
 from services.relay.routes.attempts import Attempts
@@ -153,9 +152,10 @@ class RelayRoute(Attempts):
             routing_model=route.routing_model,
             client_ip=ip,
             pinned=key.channel_id is not None,
+            charge=Charge(ctx.biller, request_id),
         )
         priced, _effort = self.upstream_model(job, route.channel)
-        await ctx.biller.reserve(
+        job.max_output = await ctx.biller.reserve(
             request_id=request_id,
             user_id=entry.user.id,
             token_id=entry.token.id,
@@ -171,8 +171,7 @@ class RelayRoute(Attempts):
         try:
             response = await self._serve(job, route.channel)
         except BaseException:
-            if not job.settled:
-                ctx.biller.release_later(request_id, "relay error")
+            job.charge.release("relay error")
             raise
         labels.channel = job.tried[-1] if job.tried else 0
         return response
@@ -185,7 +184,7 @@ class RelayRoute(Attempts):
         run = self.stream_attempt if job.stream else self.plain_attempt
         result = await self._attempts(job, channel, run)
         if isinstance(result, UpstreamFailure):
-            self.ctx.biller.release_later(job.request_id, "upstream failed")
+            job.charge.release("upstream failed")
             return self._failure_response(job, result)
         return result
 
@@ -302,8 +301,7 @@ class RelayRoute(Attempts):
         async def produce() -> AsyncIterator[bytes]:
             result = await self._attempts(job, channel, self.plain_data)
             if isinstance(result, UpstreamFailure):
-                self.ctx.biller.release_later(job.request_id, "upstream failed")
-                job.settled = True
+                job.charge.release("upstream failed")
                 error = {"message": result.message, "type": "upstream_error", "code": None}
                 self._log_error(job, result.status, "upstream_error", "", result.message)
                 yield b"data: " + orjson.dumps({"error": error}) + b"\n\n"
@@ -316,68 +314,9 @@ class RelayRoute(Attempts):
             if isinstance(reply, dict):
                 yield completion_to_chunks(reply, include_usage=job.req.include_usage)
 
-        def on_cancel() -> None:
-            if not job.settled:
-                job.settled = True
-                self.ctx.biller.release_later(job.request_id, "client left")
-
         return PseudoStreamResponse(
             produce,
             headers=job.overhead_headers(),
             wait_seconds=self.ctx.settings.pseudo_stream_wait_seconds,
-            on_cancel=on_cancel,
+            on_cancel=lambda: job.charge.release("client left"),
         )
-
-    # ------------------------------------------------------------------ settlement
-
-    def settle(
-        self,
-        job: Job,
-        channel: ChannelInfo,
-        upstream_model: str,
-        usage: UsageCounts,
-        *,
-        first_response_ms: int,
-        interrupted: bool,
-        output: str = "",
-    ) -> None:
-        job.settled = True
-        entry = job.entry
-        estimated = "true" if usage.estimated else "false"
-        TOKENS.labels("in", estimated).inc(usage.prompt_tokens)
-        TOKENS.labels("out", estimated).inc(usage.completion_tokens)
-        extra: dict[str, str] = {"reasoning_effort": job.effort} if job.effort else {}
-        if job.options.log_chat_content:
-            extra.update(chat_content(job.req, output))
-        other = orjson.dumps(extra).decode() if extra else ""
-        request = billing_pb2.SettleRequest(
-            request_id=job.request_id,
-            usage=billing_pb2.Usage(
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cached_tokens=usage.cached_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                estimated=usage.estimated,
-                image_count=usage.image_count,
-                characters=usage.characters,
-                audio_seconds=usage.audio_seconds,
-                image_size=job.meter.image_size,
-                image_quality=job.meter.image_quality,
-                kind=job.req.endpoint.kind,
-            ),
-            username=entry.user.username,
-            token_name=entry.token.name,
-            model_name=job.model,
-            upstream_model=upstream_model,
-            channel_id=channel.id,
-            channel_name=channel.name,
-            is_stream=job.stream,
-            elapsed_ms=job.elapsed_ms(),
-            first_response_ms=first_response_ms,
-            channels_tried=job.tried,
-            client_ip=job.client_ip if entry.log_ip else "",
-            other_json=other,
-            interrupted=interrupted,
-            quota_warning_threshold=entry.quota_warning_threshold,
-        )
-        self.ctx.biller.settle_later(request)
