@@ -188,3 +188,18 @@ async def test_the_ledger_is_consistent_after_the_money_tests(billing_addr: str)
     finally:
         await channel.close()
     assert report.consistent, list(report.mismatches)
+
+
+async def test_n_answers_are_held_and_billed_for_all_of_them(world: World) -> None:
+    """n=3 with max_tokens 16 may produce 48 completion tokens: held and billed as such."""
+    fake = FakeOpenAI(prompt_tokens=10, completion_tokens=40)
+    fake.start()
+    try:
+        customer = await new_customer(world, base_url=fake.url)
+        await sdk(world, customer.key).chat.completions.create(
+            model=customer.model, messages=HI, max_tokens=16, n=3
+        )
+        [row] = await all_logs(customer, 1)
+        assert int(row["completion_tokens"]) == 40
+    finally:
+        fake.stop()
