@@ -13,9 +13,11 @@ from typing import Any, Protocol
 
 import asyncpg
 import httpx
+import nats
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.cli.supervisor import Child, wait_ready
+from services.shared import subjects
 from services.shared.grpcutil import open_channel
 from tests.e2e.test_chat_flow import CONSUME_LOG, Customer, World, eventually, wallet
 
@@ -149,6 +151,21 @@ async def assert_books_balance(
     finally:
         await channel.close()
     assert report.consistent, list(report.mismatches)
+
+
+async def wait_stored(nats_url: str, count: int, *, within: float) -> None:
+    """Wait (no longer than `within`) until the settlement stream holds `count` messages."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            info = await js.stream_info(subjects.SETTLEMENTS_STREAM)
+            if info.state.messages >= count:
+                return
+            await asyncio.sleep(0.05)
+    finally:
+        await nc.close()
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from tests.e2e.fault_kit import (
     served_at_least,
     settled_rows,
     steady_load,
+    wait_stored,
 )
 from tests.e2e.relay_kit import world as world
 from tests.e2e.test_chat_flow import World, eventually, new_customer, wallet
@@ -27,6 +28,9 @@ pytestmark = pytest.mark.e2e
 
 QUOTA = 100_000_000
 LOAD_SECONDS = 2.0
+# How long the relay gets to store the settlements once NATS is back (reconnect, publish
+# backoff) before it is killed; far below the SettleBatch timeout billing never answers.
+NATS_BACK_WITHIN = 3.0
 
 
 async def _kill(child: Child, sig: int) -> None:
@@ -124,25 +128,36 @@ async def test_billing_outage_then_relay_killed_bills_every_served_request_once(
 
 
 async def test_nats_restarted_mid_load_bills_every_served_request_once(
-    world: World, billing_service: Child, billing_addr: str, infra: Infra
+    world: World,
+    relay_service: Child,
+    billing_service: Child,
+    billing_addr: str,
+    infra: Infra,
 ) -> None:
     assert infra.nats is not None
     nats_server = infra.nats
     customer = await new_customer(world, quota=QUOTA)
     before = await wallet(customer)
+    async with steady_load(world, customer, clients=4) as warm:  # the relay takes a lease
+        await served_at_least(warm, 8)
+    await settled_rows(infra, customer, warm.served, all_of_them=True)
     try:
-        async with steady_load(world, customer) as load:
-            await served_at_least(load, 20)
+        # Billing pauses and NATS goes away: what is served now can only be kept in the
+        # relay, retried until NATS is back; then the relay dies.
+        with paused(billing_service):
             await asyncio.to_thread(nats_server.stop)
-            # Billing pauses too, so settlements can go nowhere until NATS is back.
-            with paused(billing_service):
+            async with steady_load(world, customer, clients=8) as load:
                 await asyncio.sleep(1.0)
                 await asyncio.to_thread(nats_server.start)
-                await asyncio.sleep(1.0)
-            await asyncio.sleep(LOAD_SECONDS / 2)
+                await asyncio.sleep(0.5)
+            assert load.served
+            await wait_stored(infra.nats_url, len(load.served), within=NATS_BACK_WITHIN)
+            await _kill(relay_service, signal.SIGKILL)
     finally:
         if nats_server.proc is None or nats_server.proc.poll() is not None:
             await asyncio.to_thread(nats_server.start)
-    rows = await settled_rows(infra, customer, load.served, all_of_them=True)
-    assert sorted(r["request_id"] for r in rows) == sorted(load.served)
+        await restore(relay_service)
+    served = warm.served + load.served
+    rows = await settled_rows(infra, customer, served, all_of_them=True)
+    assert sorted(r["request_id"] for r in rows) == sorted(served)
     await assert_books_balance(customer, before, rows, billing_addr)
