@@ -20,6 +20,7 @@ class Infra:
     database_url: str
     nats_url: str
     work_dir: Path
+    nats: EmbeddedNats | None = None  # fault tests restart it (and start it again)
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +32,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     try:
         nats.start()
         asyncio.run(run_migrations(pg.dsn))
-        yield Infra(database_url=pg.dsn, nats_url=nats.url, work_dir=work_dir)
+        yield Infra(database_url=pg.dsn, nats_url=nats.url, work_dir=work_dir, nats=nats)
     finally:
         nats.stop()
         pg.stop()

@@ -82,6 +82,22 @@ async def handle(core: BillingCore, msg: Msg) -> None:
     DEFERRED.labels(kind, "applied").inc()
 
 
+async def stream_drained(js: JetStreamContext) -> bool:
+    """True when no deferred settlement or release waits in the stream (acknowledged messages
+    leave a work-queue stream). The reaper asks first: returning a lease or settling a hold at
+    its reserved amount while its settlement waits here would refund or overcharge a served
+    request. An unreachable NATS counts as not drained."""
+    try:
+        info = await js.stream_info(subjects.SETTLEMENTS_STREAM)
+    except Exception as exc:  # any failure: do not reap on a guess
+        logger.warning("settlement stream state unknown (%s); reaping postponed", exc)
+        return False
+    waiting = info.state.messages
+    if waiting:
+        logger.info("%d deferred settlements not applied yet; reaping postponed", waiting)
+    return waiting == 0
+
+
 async def run_consumer(core: BillingCore, js: JetStreamContext, *, batch: int) -> None:
     """Pull loop on the durable consumer shared by every billing replica; cancel to stop."""
     await js.add_consumer(

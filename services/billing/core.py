@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -211,10 +212,14 @@ class BillingCore:
             logger.info("hold %s expired; settled at its reserved amount", hold.request_id)
         return reaped
 
-    async def run_reaper(self, interval: float) -> None:
+    async def run_reaper(
+        self, interval: float, *, may_reap: Callable[[], Awaitable[bool]] | None = None
+    ) -> None:
+        """Sweep every `interval` seconds; a sweep is skipped while `may_reap` says no."""
         while True:
             try:
-                await self.reap_expired()
+                if may_reap is None or await may_reap():
+                    await self.reap_expired()
                 async with self.pool.acquire() as conn:
                     await ratelimit.prune(conn)
             except Exception:  # the loop must survive anything; the next sweep retries

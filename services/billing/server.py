@@ -13,7 +13,7 @@ from nats.aio.msg import Msg
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.billing import partitions
-from services.billing.consumer import run_consumer
+from services.billing.consumer import run_consumer, stream_drained
 from services.billing.core import BillingCore
 from services.billing.prices import PricingStore
 from services.billing.servicer import BillingServicer
@@ -86,7 +86,9 @@ async def serve(settings: Settings) -> None:
     await server.start()
     background: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
         "pricing refresher": prices.run_refresher,
-        "hold reaper": lambda: core.run_reaper(settings.hold_reaper_interval),
+        "hold reaper": lambda: core.run_reaper(
+            settings.hold_reaper_interval, may_reap=lambda: stream_drained(js)
+        ),
         "settlement consumer": lambda: run_consumer(
             core, js, batch=settings.settlement_fetch_batch
         ),

@@ -1,25 +1,27 @@
 """Billing calls of the relay: Reserve on the request path, Settle/Release in the background.
 
 Settlements and releases are buffered and sent as one SettleBatch call every BATCH_WINDOW
-seconds or BATCH_SIZE items. A batch that cannot reach billing is published to JetStream item by
-item, which billing drains (idempotent by request id), so a served request is never left
-uncharged.
+seconds or BATCH_SIZE items. A batch billing has not answered within DURABLE_WITHIN of its oldest
+item (slow, unreachable, failing) is also stored in JetStream item by item, retried until
+acknowledged, which billing drains (idempotent by request id): a served request is never left
+uncharged, even by a relay killed right after the response.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 import grpc
 from nats.js import JetStreamContext
-from veloera.billing.v1 import billing_pb2, billing_pb2_grpc, events_pb2
+from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
+from services.relay import deferral
 from services.relay.billing_batch import SettleBatcher
 from services.relay.errors import RelayError
 from services.relay.leases import LeaseBook, LeaseConfig
-from services.relay.metrics import QUOTA_CHARGED, SETTLEMENTS_DEFERRED
-from services.shared import subjects
+from services.relay.metrics import QUOTA_CHARGED
 from services.shared.errors import error_code_of
 
 logger = logging.getLogger(__name__)
@@ -28,6 +30,9 @@ RESERVE_TIMEOUT = 2.0
 BATCH_WINDOW = 0.02  # seconds a settlement may wait for others before its batch is sent
 BATCH_SIZE = 64
 MAX_PENDING = 8192  # buffered + in flight; beyond it settlements go straight to JetStream
+# Seconds after a settlement is queued by which billing has answered for it or JetStream holds
+# it: what a relay killed at any moment may lose.
+DURABLE_WITHIN = 0.1
 _DEFER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
@@ -68,9 +73,14 @@ class Biller:
         batch_size: int = BATCH_SIZE,
         max_pending: int = MAX_PENDING,
         leases: LeaseConfig | None = None,
+        durable_within: float = DURABLE_WITHIN,
+        publish_backoff: float = deferral.BACKOFF_START,
     ) -> None:
         self._stub = stub
-        self._js = js
+        self._deferrer = None if js is None else deferral.Deferrer(js, backoff=publish_backoff)
+        self._backoff = publish_backoff
+        self._durable_within = durable_within
+        self._late: set[asyncio.Future[billing_pb2.SettleBatchResponse | None]] = set()
         self._settle_timeout = settle_timeout
         self._hold_ttl = hold_ttl_seconds
         self._batcher = SettleBatcher(
@@ -163,89 +173,88 @@ class Biller:
             self._leases.retire_all()
         await self._batcher.drain(timeout)
 
-    async def _send(self, batch: billing_pb2.SettleBatchRequest) -> None:
-        """One SettleBatch call; deferred to JetStream item by item when billing is away."""
-        try:
-            reply = await self._stub.SettleBatch(batch, timeout=self._settle_timeout)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in _DEFER_CODES:
-                await self._defer(batch)
-            elif exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # an older billing replica
-                await self._send_each(batch)
-            else:
-                logger.error("billing.SettleBatch failed: %s %s", exc.code().name, exc.details())
+    async def _send(self, batch: billing_pb2.SettleBatchRequest, queued_at: float) -> None:
+        """SettleBatch, raced against the durability deadline (`durable_within` after the
+        oldest item was queued): unanswered by then, or failed, the batch is stored in
+        JetStream as well. Billing applies each request id once, whichever copy comes first,
+        so the call and the stream may both deliver it."""
+        call = asyncio.ensure_future(self._call(batch))
+        left = queued_at + self._durable_within - time.monotonic()
+        done, _ = await asyncio.wait({call}, timeout=max(left, 0.0))
+        if not done:
+            self._keep_late(batch, call)
+            await self._defer(batch, queued_at)
             return
+        reply = call.result()
+        if reply is None:
+            await self._defer(batch, queued_at)
+        else:
+            _report(batch, reply)
+
+    async def _call(
+        self, batch: billing_pb2.SettleBatchRequest
+    ) -> billing_pb2.SettleBatchResponse | None:
+        """One SettleBatch call; None when it failed (whatever the reason: the items must
+        then go the durable way, billing's consumer terminates the ones that can never apply)."""
+        try:
+            reply: billing_pb2.SettleBatchResponse = await self._stub.SettleBatch(
+                batch, timeout=self._settle_timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in _DEFER_CODES:
+                logger.error("billing.SettleBatch failed: %s %s", exc.code().name, exc.details())
+            return None
         except Exception:
             logger.exception("settle batch failed; deferring it")
-            await self._defer(batch)
+            return None
+        return reply
+
+    def _keep_late(
+        self,
+        batch: billing_pb2.SettleBatchRequest,
+        call: asyncio.Future[billing_pb2.SettleBatchResponse | None],
+    ) -> None:
+        """A call that outlived the deadline keeps running, not cancelled: billing may be
+        merely slow, and its work then makes the stream copy a cheap repeat."""
+        self._late.add(call)
+
+        def done(finished: asyncio.Future[billing_pb2.SettleBatchResponse | None]) -> None:
+            self._late.discard(finished)
+            reply = None if finished.cancelled() else finished.result()
+            if reply is not None:
+                _report(batch, reply)
+
+        call.add_done_callback(done)
+
+    async def _defer(self, batch: billing_pb2.SettleBatchRequest, queued_at: float) -> None:
+        """Store the batch in JetStream until acknowledged; without JetStream, call billing
+        again until it answers. Either way the items are never dropped."""
+        if self._deferrer is not None:
+            await self._deferrer.store(batch)
             return
-        for request, result in zip(batch.settlements, reply.settlements, strict=False):
-            if result.HasField("settled"):
-                QUOTA_CHARGED.inc(max(result.settled.charged, 0))
-            else:
-                logger.error(
-                    "billing settle rejected: %s %s",
-                    result.error.code,
-                    result.error.message,
-                    extra={"request_id": request.request_id},
-                )
-        for release, outcome in zip(batch.releases, reply.releases, strict=False):
-            if outcome.HasField("error") and outcome.error.code != "hold_not_found":
-                logger.error(
-                    "billing release rejected: %s",
-                    outcome.error.code,
-                    extra={"request_id": release.request_id},
-                )
+        delay = self._backoff
+        while (reply := await self._call(batch)) is None:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, deferral.BACKOFF_MAX)
+        _report(batch, reply)
 
-    async def _defer(self, batch: billing_pb2.SettleBatchRequest) -> None:
-        now_ms = int(time.time() * 1000)
-        for request in batch.settlements:
-            message = events_pb2.DeferredSettlement(settle=request, enqueued_at_ms=now_ms)
-            await self._publish(subjects.SETTLEMENTS_SUBJECT, message.SerializeToString())
-            SETTLEMENTS_DEFERRED.inc()
-        for release in batch.releases:
-            deferred = events_pb2.DeferredRelease(release=release, enqueued_at_ms=now_ms)
-            await self._publish(subjects.RELEASES_SUBJECT, deferred.SerializeToString())
 
-    async def _send_each(self, batch: billing_pb2.SettleBatchRequest) -> None:
-        for request in batch.settlements:
-            await self._settle(request)
-        for release in batch.releases:
-            await self._release(release)
-
-    async def _settle(self, request: billing_pb2.SettleRequest) -> None:
-        try:
-            reply = await self._stub.Settle(request, timeout=self._settle_timeout)
-            QUOTA_CHARGED.inc(max(reply.charged, 0))
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in _DEFER_CODES:
-                await self._defer(billing_pb2.SettleBatchRequest(settlements=[request]))
-            else:
-                logger.error(
-                    "billing.Settle failed: %s %s",
-                    exc.code().name,
-                    exc.details(),
-                    extra={"request_id": request.request_id},
-                )
-
-    async def _release(self, request: billing_pb2.ReleaseRequest) -> None:
-        try:
-            await self._stub.Release(request, timeout=self._settle_timeout)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in _DEFER_CODES:
-                await self._defer(billing_pb2.SettleBatchRequest(releases=[request]))
-            elif error_code_of(exc) != "hold_not_found":
-                logger.error(
-                    "billing.Release failed: %s",
-                    exc.code().name,
-                    extra={"request_id": request.request_id},
-                )
-
-    async def _publish(self, subject: str, payload: bytes) -> None:
-        if self._js is None:
-            logger.error("cannot defer %s: no JetStream connection", subject)
-            return
-        try:
-            await self._js.publish(subject, payload, timeout=self._settle_timeout)
-        except Exception:
-            logger.exception("could not publish to %s", subject)
+def _report(batch: billing_pb2.SettleBatchRequest, reply: billing_pb2.SettleBatchResponse) -> None:
+    """Metrics and logs of a SettleBatch answer (a rejected item is billing's final word)."""
+    for request, result in zip(batch.settlements, reply.settlements, strict=False):
+        if result.HasField("settled"):
+            QUOTA_CHARGED.inc(max(result.settled.charged, 0))
+        else:
+            logger.error(
+                "billing settle rejected: %s %s",
+                result.error.code,
+                result.error.message,
+                extra={"request_id": request.request_id},
+            )
+    for release, outcome in zip(batch.releases, reply.releases, strict=False):
+        if outcome.HasField("error") and outcome.error.code != "hold_not_found":
+            logger.error(
+                "billing release rejected: %s",
+                outcome.error.code,
+                extra={"request_id": release.request_id},
+            )

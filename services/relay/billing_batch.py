@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 from veloera.billing.v1 import billing_pb2
 
-Send = Callable[[billing_pb2.SettleBatchRequest], Awaitable[None]]
+# Called with a batch and the monotonic time its oldest item was queued (the durability clock).
+Send = Callable[[billing_pb2.SettleBatchRequest, float], Awaitable[None]]
 
 
 class SettleBatcher:
     """Collects items; a batch goes out when it has `max_items` or its first item waited
     `window` seconds. At most `max_pending` items are buffered or in flight: beyond that an
-    item is handed to `overflow` (the durable JetStream fallback) at once."""
+    item is handed to `overflow` (the durable JetStream fallback) at once. An item counts as
+    pending until the call it went out with returned: `drain` waits for exactly that."""
 
     def __init__(
         self,
@@ -32,6 +35,7 @@ class SettleBatcher:
         self._settlements: list[billing_pb2.SettleRequest] = []
         self._releases: list[billing_pb2.ReleaseRequest] = []
         self._returns: list[str] = []
+        self._oldest = 0.0  # when the first buffered item was queued
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0
@@ -51,8 +55,10 @@ class SettleBatcher:
                 settlements=[settlement] if settlement is not None else [],
                 releases=[release] if release is not None else [],
             )
-            self._spawn(self._overflow(single), 0)
+            self._spawn(self._overflow(single, time.monotonic()), 0)
             return
+        if not self._settlements and not self._releases:
+            self._oldest = time.monotonic()
         if settlement is not None:
             self._settlements.append(settlement)
         if release is not None:
@@ -81,7 +87,8 @@ class SettleBatcher:
         size = len(self._settlements) + len(self._releases)
         self._settlements, self._releases, self._returns = [], [], []
         self._in_flight += size
-        self._spawn(self._send(batch), size)
+        queued_at = self._oldest if size else time.monotonic()
+        self._spawn(self._send(batch, queued_at), size)
 
     def _spawn(self, call: Awaitable[None], size: int) -> None:
         async def run() -> None:

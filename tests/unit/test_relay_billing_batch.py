@@ -21,12 +21,14 @@ def settle(n: int) -> billing_pb2.SettleRequest:
 class Recorder:
     def __init__(self) -> None:
         self.batches: list[billing_pb2.SettleBatchRequest] = []
+        self.queued_at: list[float] = []
         self.gate = asyncio.Event()
         self.gate.set()
 
-    async def __call__(self, batch: billing_pb2.SettleBatchRequest) -> None:
+    async def __call__(self, batch: billing_pb2.SettleBatchRequest, queued_at: float) -> None:
         await self.gate.wait()
         self.batches.append(batch)
+        self.queued_at.append(queued_at)
 
 
 def ids(batch: billing_pb2.SettleBatchRequest) -> list[str]:
@@ -43,6 +45,8 @@ async def test_a_full_batch_goes_out_at_once_and_the_rest_after_the_window() -> 
     batcher.add(release=billing_pb2.ReleaseRequest(request_id="rel-1"))
     await asyncio.sleep(0.1)
     assert [ids(b) for b in sent.batches][1:] == [["req-4", "req-5", "rel-1"]]
+    # The durability clock of a batch starts with its oldest item, not with the flush.
+    assert sent.queued_at[1] <= sent.queued_at[0] + 0.01
     assert overflow.batches == [] and batcher.pending == 0
 
 

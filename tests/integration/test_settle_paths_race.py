@@ -1,0 +1,70 @@
+"""A leased settlement sent both ways at once (SettleBatch and the JetStream stream) is charged
+once: the relay stores a batch billing was slow to answer while the call is still running."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import nats
+import pytest
+from veloera.billing.v1 import events_pb2
+
+from services.shared import subjects
+from tests.integration.test_billing import (
+    HOLD,
+    assert_ledger_consistent,
+    eventually,
+    fund,
+    new_request,
+    new_user,
+    wallet,
+)
+from tests.integration.test_leases import CHARGE, acquire, leased, settle_batch
+from tests.integration.test_leases import billing as billing
+
+if TYPE_CHECKING:
+    from tests.integration.test_billing import Stub
+
+pytestmark = pytest.mark.integration
+
+REQUESTS = 20
+
+
+async def test_a_leased_settlement_racing_through_the_call_and_the_stream_charges_once(
+    billing: Stub, infra: Any
+) -> None:
+    user = new_user()
+    await fund(billing, user, 400 * HOLD)
+    lease = await acquire(billing, user, requests=REQUESTS)
+    items = [leased(lease, new_request()) for _ in range(REQUESTS)]
+    nc = await nats.connect(infra.nats_url)
+    try:
+        js = nc.jetstream()
+        now_ms = int(time.time() * 1000)
+        published = [
+            js.publish(
+                subjects.SETTLEMENTS_SUBJECT,
+                events_pb2.DeferredSettlement(
+                    settle=item, enqueued_at_ms=now_ms
+                ).SerializeToString(),
+                timeout=5,
+            )
+            for item in items
+        ]
+        calls = [settle_batch(billing, [item]) for item in items]
+        await asyncio.gather(*published, *calls, settle_batch(billing, items))
+
+        async def drained() -> bool:
+            info = await js.stream_info(subjects.SETTLEMENTS_STREAM)
+            return info.state.messages == 0
+
+        await eventually(drained, timeout=60)
+    finally:
+        await nc.close()
+    await settle_batch(billing, [], returns=[lease.lease_id])
+    after = await wallet(billing, user)
+    assert (after.used_quota, after.request_count) == (REQUESTS * CHARGE, REQUESTS)
+    assert after.quota == 400 * HOLD - REQUESTS * CHARGE
+    await assert_ledger_consistent(billing, user)
