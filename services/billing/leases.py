@@ -280,17 +280,7 @@ async def materialise(conn: Connection, *, specs: list[SettleInput]) -> dict[str
         r["lease_id"]: r
         for r in await conn.fetch(LOCK_LEASES, sorted({s.lease_id for s in leased}))
     }
-    leases = {
-        lease_id: LeaseFree(
-            Pot(
-                r["granted_quota"] - r["spent_quota"],
-                r["granted_subscription"] - r["spent_subscription"],
-            ),
-            r["granted_token"] - r["spent_token"],
-            r["status"] == "active",
-        )
-        for lease_id, r in rows.items()
-    }
+    leases = {lease_id: _free(r) for lease_id, r in rows.items()}
     holds: list[tuple[Any, ...]] = []
     for spec in leased:
         lease = leases.get(spec.lease_id)
@@ -310,6 +300,20 @@ async def materialise(conn: Connection, *, specs: list[SettleInput]) -> dict[str
         if len(inserted) != len(holds):
             raise ConcurrentSettlement("a leased request was settled concurrently")
     return leases
+
+
+def _free(row: Any) -> LeaseFree:
+    """What a locked lease can still pay: nothing once returned (its rest is the wallet's)."""
+    if row["status"] != "active":
+        return LeaseFree(ZERO, 0, False)
+    return LeaseFree(
+        Pot(
+            row["granted_quota"] - row["spent_quota"],
+            row["granted_subscription"] - row["spent_subscription"],
+        ),
+        row["granted_token"] - row["spent_token"],
+        True,
+    )
 
 
 async def spend(conn: Connection, *, leases: dict[str, LeaseFree]) -> None:
