@@ -116,6 +116,9 @@ class BillingCore:
             hold, created, balance = await reserve_sql.reserve(
                 self.pool, spec=spec, limits=self._limits(call)
             )
+        except ratelimit.RateLimited as exc:
+            RESERVES.labels(exc.code).inc()
+            raise
         except QuotaExhausted as exc:
             RESERVES.labels(exc.code).inc()
             raise worst_case_refusal(exc, amount, max_output, call.estimate is None) from None
