@@ -127,7 +127,8 @@ class _Item:
     spec: SettleInput
     hold: Hold
     final: int
-    lease: LeaseFree | None
+    lease: LeaseFree | None  # the lease it was held against
+    others: list[LeaseFree]  # the user's other active leases: usage above the hold, last
     charged: int = 0
     balance: int = 0
     uncollected: int = 0
@@ -169,7 +170,9 @@ async def apply(
         seen.add(spec.request_id)
         hold = replace(hold, price=price_of(hold))
         final = settle_amount(hold.price, spec.usage)
-        items.append(_Item(index, spec, hold, final, leases.get(hold.lease_id)))
+        own = leases.get(hold.lease_id)
+        others = [] if own is None else _others(leases, hold)
+        items.append(_Item(index, spec, hold, final, own, others))
     if not items:
         return Applied({}, leftovers)
     await _apply_budgets(conn, items)
@@ -251,16 +254,18 @@ async def _apply_wallets(conn: Connection, items: list[_Item]) -> None:
         hold = item.hold
         wallet = wallets.get(hold.user_id)
         held = Pot(hold.reserved_quota, hold.reserved_subscription)
-        lease_free = item.lease.free if item.lease is not None else rules.ZERO
+        payers = ([] if item.lease is None else [item.lease]) + item.others
         move = rules.settle(
             final=item.final,
             held=held,
             wallet=None if wallet is None else wallet.pot,
-            lease_free=lease_free,
+            lease_free=rules.total([lease.free for lease in payers]),
         )
         item.charged, item.uncollected = move.charged, move.uncollected
-        if item.lease is not None and move.from_lease.total:
-            item.lease.take(move.from_lease, 0)
+        if move.from_lease.total:
+            taken = rules.spread(move.from_lease.total, [lease.free for lease in payers])
+            for lease, part in zip(payers, taken, strict=True):
+                lease.take(part, 0)
         if wallet is None:
             continue
         if move.refund.total:
@@ -284,6 +289,15 @@ async def _apply_wallets(conn: Connection, items: list[_Item]) -> None:
         [wallets[u].requests for u in ids],
         *[list(column) for column in columns],
     )
+
+
+def _others(leases: dict[str, LeaseFree], hold: Hold) -> list[LeaseFree]:
+    """The hold's user's active leases but its own, in lease order (the lock order)."""
+    return [
+        lease
+        for lease_id, lease in sorted(leases.items())
+        if lease_id != hold.lease_id and lease.active and lease.user_id == hold.user_id
+    ]
 
 
 def _entry(

@@ -39,9 +39,10 @@ async def settle_batch(
         try:
             outcomes, leftovers = await _apply(core, settlements)
         except _RETRY_ONE_BY_ONE:
-            if len(settlements) == 1:
-                raise
-            logger.warning("settle batch of %d failed; applying one by one", len(settlements))
+            # One by one; for a single item this is one more try, which also answers an item
+            # the other path (SettleBatch or the JetStream copy) settled at the same moment.
+            if len(settlements) > 1:
+                logger.warning("settle batch of %d failed; applying one by one", len(settlements))
             outcomes, leftovers = await _apply_each(core, settlements)
     for index in leftovers:
         try:

@@ -34,8 +34,14 @@ _COLUMNS = """lease_id, user_id, token_id, model, "group", price::text AS price,
     granted_subscription, granted_token, spent_quota, spent_subscription, spent_token, status,
     returned"""
 LOCK_LEASE = f"SELECT {_COLUMNS} FROM leases WHERE lease_id = $1 FOR UPDATE"
+# The batch's leases and every other active lease of their users (usage above a hold may take
+# from any of them), in one lock order.
 LOCK_LEASES = f"""
-SELECT {_COLUMNS} FROM leases WHERE lease_id = ANY($1::text[]) ORDER BY lease_id FOR UPDATE
+SELECT {_COLUMNS} FROM leases
+WHERE lease_id = ANY($1::text[])
+   OR (status = 'active'
+       AND user_id IN (SELECT user_id FROM leases WHERE lease_id = ANY($1::text[])))
+ORDER BY lease_id FOR UPDATE
 """
 LOCK_DUE = """
 SELECT lease_id FROM leases WHERE status = 'active' AND reap_at < now()
@@ -97,6 +103,7 @@ class LeaseSpec:
 class LeaseFree:
     """A lease locked in this transaction: what of it no settled request has spent yet."""
 
+    user_id: int
     free: Pot
     free_token: int
     active: bool
@@ -266,10 +273,10 @@ async def reap_one(conn: Connection) -> str | None:
 
 async def materialise(conn: Connection, *, specs: list[SettleInput]) -> dict[str, LeaseFree]:
     """Turn leased requests into open holds taken from their lease (`settle_rules.lease_debit`),
-    so batch settlement settles them like any hold; returns the locked leases, whose free part
-    also covers usage above a hold. A request already holding a row is left alone (settled
-    before: idempotent). A lease that was returned meanwhile gives nothing: the settlement then
-    charges the wallet directly."""
+    so batch settlement settles them like any hold; returns the locked leases (also every other
+    active lease of their users), whose free part also covers usage above a hold. A request
+    already holding a row is left alone (settled before: idempotent). A lease that was returned
+    meanwhile gives nothing: the settlement then charges the wallet directly."""
     leased = [s for s in specs if s.lease_id]
     if not leased:
         return {}
@@ -305,8 +312,9 @@ async def materialise(conn: Connection, *, specs: list[SettleInput]) -> dict[str
 def _free(row: Any) -> LeaseFree:
     """What a locked lease can still pay: nothing once returned (its rest is the wallet's)."""
     if row["status"] != "active":
-        return LeaseFree(ZERO, 0, False)
+        return LeaseFree(row["user_id"], ZERO, 0, False)
     return LeaseFree(
+        row["user_id"],
         Pot(
             row["granted_quota"] - row["spent_quota"],
             row["granted_subscription"] - row["spent_subscription"],

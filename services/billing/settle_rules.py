@@ -7,9 +7,9 @@ through `batch.apply`; the SQL modules only read the locked rows and write the r
 - Subscription quota is spent first and refunded first (the hold's subscription part).
 - A charge at or below the hold refunds the rest of the hold.
 - A charge above the hold takes the difference from the wallet, then from the free part of the
-  request's own lease (the relay holds the worst case, so this is rare: a prompt longer than the
-  local count, a price raised while the request ran). Only what neither covers is uncollected,
-  so `uncollected > 0` means the wallet and the lease are at zero.
+  user's active leases, the request's own first (the relay holds the worst case, so this is
+  rare: a prompt longer than the local count, a price raised while the request ran). Only what
+  none of them covers is uncollected, so `uncollected > 0` means they are all at zero.
 - A key with a limited budget follows the same rules on its own counter.
 """
 
@@ -98,6 +98,23 @@ def lease_debit(*, amount: int, free: Pot, free_token: int) -> tuple[Pot, int]:
     when the key's budget is unlimited)."""
     taken, _ = free.take(amount)
     return taken, min(max(amount, 0), max(free_token, 0))
+
+
+def spread(amount: int, pots: list[Pot]) -> list[Pot]:
+    """Take `amount` from `pots` in order (subscription first in each); what each gives."""
+    taken: list[Pot] = []
+    for pot in pots:
+        part, _ = pot.take(amount)
+        amount -= part.total
+        taken.append(part)
+    return taken
+
+
+def total(pots: list[Pot]) -> Pot:
+    summed = ZERO
+    for pot in pots:
+        summed = summed.plus(pot)
+    return summed
 
 
 def release(*, held: Pot) -> Pot:

@@ -117,15 +117,17 @@ async def test_usage_beyond_the_balance_is_never_served(world: World, greedy: Fa
 
 
 async def test_max_tokens_caps_what_is_billed(world: World, greedy: FakeOpenAI) -> None:
-    """With max_tokens 16 the upstream's 200k completion tokens are billed as 16, and the
-    wallet moves by exactly what the rows charged."""
+    """With max_tokens 16 the upstream's 200k completion tokens are billed as 16: nothing is
+    served beyond what the wallet pays for, nothing is written off while money is left."""
     customer = await new_customer(world, quota=3_000, base_url=greedy.url)
     before = int((await wallet(customer))["quota"])
     served, refused, others = await burst(world, customer, 40, max_tokens=16)
     assert others == [] and served > 0 and served + refused == 40
-    await settled(world, customer, before, served)
+    now = await settled(world, customer, before, served)
     logs = await all_logs(customer, served)
     assert all(int(row["completion_tokens"]) <= 16 for row in logs)
+    written_off = sum(int(json.loads(row["other"]).get("uncollected", 0)) for row in logs)
+    assert written_off == 0 or now == 0, (written_off, now)
 
 
 async def test_usage_above_the_hold_is_taken_before_anything_is_written_off(

@@ -13,6 +13,8 @@ from services.billing.settle_rules import (
     release,
     settle,
     settle_budget,
+    spread,
+    total,
 )
 
 amounts = st.integers(min_value=0, max_value=10**9)
@@ -52,6 +54,22 @@ def test_budgets_refund_take_then_lease_then_write_off() -> None:
 def test_a_lease_debit_is_what_the_lease_still_has() -> None:
     assert lease_debit(amount=500, free=Pot(100, 300), free_token=1_000) == (Pot(100, 300), 500)
     assert lease_debit(amount=50, free=Pot(100, 300), free_token=0) == (Pot(0, 50), 0)
+
+
+def test_usage_above_the_hold_is_spread_over_the_leases_in_order() -> None:
+    pots = [Pot(10, 5), Pot(100, 0), Pot(7, 7)]
+    assert spread(30, pots) == [Pot(10, 5), Pot(15, 0), ZERO]
+    assert spread(1_000, pots) == pots
+    assert total(pots) == Pot(117, 12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(amount=amounts, pots=st.lists(pots(), max_size=5))
+def test_spreading_takes_exactly_what_the_leases_have(amount: int, pots: list[Pot]) -> None:
+    taken = spread(amount, pots)
+    assert total(taken).total == min(amount, total(pots).total)
+    for part, pot in zip(taken, pots, strict=True):
+        assert 0 <= part.quota <= pot.quota and 0 <= part.subscription <= pot.subscription
 
 
 def test_a_release_gives_the_whole_hold_back() -> None:
