@@ -232,11 +232,12 @@ class Biller:
         if self._deferrer is not None:
             await self._deferrer.store(batch)
             return
-        delay = self._backoff
-        while (reply := await self._call(batch)) is None:
+        for delay in deferral.backoff(self._backoff):
+            reply = await self._call(batch)
+            if reply is not None:
+                _report(batch, reply)
+                return
             await asyncio.sleep(delay)
-            delay = min(delay * 2, deferral.BACKOFF_MAX)
-        _report(batch, reply)
 
 
 def _report(batch: billing_pb2.SettleBatchRequest, reply: billing_pb2.SettleBatchResponse) -> None:

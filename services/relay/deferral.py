@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
 
 from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError
@@ -26,6 +27,14 @@ PUBLISH_TIMEOUT = 2.0
 BACKOFF_START = 0.05
 BACKOFF_MAX = 2.0
 MSG_ID_HEADER = "Nats-Msg-Id"  # JetStream's de-duplication key
+
+
+def backoff(start: float) -> Iterator[float]:
+    """Delays between retries: `start`, doubling, at most BACKOFF_MAX, for ever."""
+    delay = start
+    while True:
+        yield delay
+        delay = min(delay * 2, BACKOFF_MAX)
 
 
 class Deferrer:
@@ -61,9 +70,7 @@ class Deferrer:
         )
 
     async def _publish(self, subject: str, payload: bytes, *, msg_id: str) -> None:
-        delay = self._backoff
-        attempt = 0
-        while True:
+        for attempt, delay in enumerate(backoff(self._backoff)):
             try:
                 await self._js.publish(
                     subject, payload, timeout=PUBLISH_TIMEOUT, headers={MSG_ID_HEADER: msg_id}
@@ -75,11 +82,9 @@ class Deferrer:
                 # NATS came back without the stream (a fresh server): create it again.
                 await self._recreate_streams()
             except Exception as exc:  # every failure is retried: dropping would lose money
-                attempt += 1
-                if attempt == 1 or attempt % 20 == 0:
+                if attempt % 20 == 0:
                     logger.warning("publish to %s failed (%s); retrying", subject, exc)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, BACKOFF_MAX)
 
     async def _recreate_streams(self) -> None:
         try:

@@ -39,6 +39,7 @@ class ClientRequest:
     stream: bool = False
     include_usage: bool = False  # the client asked for stream usage itself
     max_tokens: int = 0
+    choices: int = 1  # `n`: answers asked for, each of which may use max_tokens
 
 
 def parse_json_body(raw: bytes) -> dict[str, Any]:
@@ -66,12 +67,13 @@ def requested_max_tokens(payload: dict[str, Any], names: tuple[str, ...] = CHAT_
     return best
 
 
-def _check_n(payload: dict[str, Any]) -> None:
+def _choices(payload: dict[str, Any]) -> int:
     n = payload.get("n")
     if n is None:
-        return
+        return 1
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_N:
         raise bad_request(f"n must be an integer between 1 and {MAX_N}", "n")
+    return n
 
 
 def _model_of(payload: dict[str, Any], endpoint: Endpoint, path_model: str | None) -> str:
@@ -98,7 +100,7 @@ def parse_json_request(
             raise bad_request(f"{endpoint.required} is required", endpoint.required)
         if endpoint.chat and not isinstance(value, list):
             raise bad_request("messages must be an array", "messages")
-    _check_n(payload)
+    choices = _choices(payload)
     stream = endpoint.streamable and payload.get("stream") is True
     options = payload.get("stream_options")
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
@@ -109,6 +111,7 @@ def parse_json_request(
         payload=payload,
         stream=stream,
         include_usage=include_usage,
+        choices=choices,
         max_tokens=requested_max_tokens(
             payload, RESPONSES_LIMITS if endpoint is RESPONSES else CHAT_LIMITS
         ),

@@ -6,7 +6,7 @@ import asyncio
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -17,7 +17,6 @@ from veloera.billing.v1 import billing_pb2, billing_pb2_grpc, events_pb2
 
 from services.shared import subjects
 from services.shared.errors import error_code_of
-from services.shared.grpcutil import open_channel
 
 pytestmark = pytest.mark.integration
 
@@ -26,15 +25,6 @@ if TYPE_CHECKING:
 # gpt-4: model ratio 15, completion ratio 2 (locked family rule), group "default" ratio 1.
 MODEL = "gpt-4"
 HOLD = (10 + 90 * 2) * 15  # prompt 10 + max_tokens 90 x completion ratio 2, x model ratio 15
-
-
-@pytest.fixture
-async def billing(billing_addr: str) -> AsyncIterator[Stub]:
-    channel = open_channel(billing_addr)
-    try:
-        yield billing_pb2_grpc.BillingServiceStub(channel)
-    finally:
-        await channel.close()
 
 
 def new_user() -> int:

@@ -4,16 +4,14 @@ balance the caller saw, and subtractions that may use what leases hold but never
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
 import pytest
-from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
+from veloera.billing.v1 import billing_pb2
 
 from services.shared.errors import error_code_of
-from services.shared.grpcutil import open_channel
 from tests.integration.test_accounts import Infra
 from tests.integration.test_billing import (
     HOLD,
@@ -29,15 +27,6 @@ if TYPE_CHECKING:
     from tests.integration.test_billing import Stub
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def billing(billing_addr: str) -> AsyncIterator[Stub]:
-    channel = open_channel(billing_addr)
-    try:
-        yield billing_pb2_grpc.BillingServiceStub(channel)
-    finally:
-        await channel.close()
 
 
 def set_to(user: int, value: int, expected: int) -> billing_pb2.AdjustQuotaRequest:

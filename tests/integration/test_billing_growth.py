@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -13,7 +12,6 @@ import pytest
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.shared.errors import error_code_of
-from services.shared.grpcutil import open_channel
 from tests.integration.test_billing import (
     assert_ledger_consistent,
     fund,
@@ -29,15 +27,6 @@ pytestmark = pytest.mark.integration
 
 if TYPE_CHECKING:
     Stub = billing_pb2_grpc.BillingServiceAsyncStub
-
-
-@pytest.fixture
-async def billing(billing_addr: str) -> AsyncIterator[Stub]:
-    channel = open_channel(billing_addr)
-    try:
-        yield billing_pb2_grpc.BillingServiceStub(channel)
-    finally:
-        await channel.close()
 
 
 async def set_option(billing: Stub, key: str, value: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -16,7 +15,6 @@ import pytest
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc, events_pb2
 
 from services.shared import subjects
-from services.shared.grpcutil import open_channel
 from tests.integration.test_billing import (
     MODEL,
     assert_ledger_consistent,
@@ -33,15 +31,6 @@ pytestmark = pytest.mark.integration
 
 if TYPE_CHECKING:
     Stub = billing_pb2_grpc.BillingServiceAsyncStub
-
-
-@pytest.fixture
-async def billing(billing_addr: str) -> AsyncIterator[Stub]:
-    channel = open_channel(billing_addr)
-    try:
-        yield billing_pb2_grpc.BillingServiceStub(channel)
-    finally:
-        await channel.close()
 
 
 async def served(billing: Stub, user: int, prompt: int = 10, completion: int = 10) -> int:

@@ -4,14 +4,12 @@ applied exactly once, one item's error never failing the others, the ledger cons
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import grpc
 import pytest
-from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
+from veloera.billing.v1 import billing_pb2
 
-from services.shared.grpcutil import open_channel
 from tests.integration.test_billing import (
     HOLD,
     MODEL,
@@ -27,15 +25,6 @@ if TYPE_CHECKING:
     from tests.integration.test_billing import Stub
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def billing(billing_addr: str) -> AsyncIterator[Stub]:
-    channel = open_channel(billing_addr)
-    try:
-        yield billing_pb2_grpc.BillingServiceStub(channel)
-    finally:
-        await channel.close()
 
 
 CHARGE = (10 + 2 * 20) * 15  # prompt 10, completion 20 (completion ratio 2), model ratio 15

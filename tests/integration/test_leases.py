@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import grpc
 import nats
 import pytest
-from veloera.billing.v1 import billing_pb2, billing_pb2_grpc, events_pb2
+from veloera.billing.v1 import billing_pb2, events_pb2
 
 from services.shared import subjects
-from services.shared.grpcutil import open_channel
 from tests.integration.test_accounts import Infra
 from tests.integration.test_billing import (
     HOLD,
@@ -35,15 +33,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 CHARGE = (10 + 2 * 20) * 15  # prompt 10, completion 20 (completion ratio 2), model ratio 15
-
-
-@pytest.fixture
-async def billing(billing_addr: str) -> AsyncIterator[Stub]:
-    channel = open_channel(billing_addr)
-    try:
-        yield billing_pb2_grpc.BillingServiceStub(channel)
-    finally:
-        await channel.close()
 
 
 async def acquire(

@@ -22,7 +22,6 @@ from tests.integration.test_billing import (
     wallet,
 )
 from tests.integration.test_leases import CHARGE, acquire, leased, settle_batch
-from tests.integration.test_leases import billing as billing
 
 if TYPE_CHECKING:
     from tests.integration.test_billing import Stub

@@ -218,7 +218,7 @@ class Attempts:
         meter = job.meter
 
         def tail(proc: SSEProcessor) -> bytes:
-            ending = cut_frames(proc.acc.first_chunk_meta, _choices(job)) if proc.cut else b""
+            ending = cut_frames(proc.acc.first_chunk_meta, job.req.choices) if proc.cut else b""
             if not job.req.include_usage or proc.acc.usage is not None:
                 return ending
             usage = bounded(usage_of_stream(proc.acc, meter, target.model), job.max_output)
@@ -254,9 +254,3 @@ class Attempts:
             ping_seconds=options.ping_seconds if options.ping_enabled else None,
             initial=initial,
         )
-
-
-def _choices(job: Job) -> int:
-    """How many choices the stream carries (`n`, already validated)."""
-    n = job.req.payload.get("n")
-    return n if isinstance(n, int) and n > 0 else 1

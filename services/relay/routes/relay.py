@@ -62,12 +62,6 @@ def _rate_limit(entry: AuthEntry, options: RelayOptions) -> tuple[int, int, int]
     return (token.rate_limit_period, token.rate_limit_count, token.rate_limit_success)
 
 
-def _choices(req: ClientRequest) -> int:
-    """`n` answers may each use max_tokens: the hold (and the billing cap) covers them all."""
-    n = req.payload.get("n") if req.endpoint.chat or req.endpoint is ep.COMPLETIONS else None
-    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
-
-
 class RelayRoute(Attempts):
     def __init__(self, ctx: RelayContext) -> None:
         self.ctx = ctx
@@ -168,7 +162,7 @@ class RelayRoute(Attempts):
             model=priced,
             group=entry.group,
             prompt_tokens=meter.prompt_tokens,
-            max_tokens=req.max_tokens * _choices(req),
+            max_tokens=req.max_tokens * req.choices,  # each answer may use max_tokens
             requested_model=req.model,
             accept_unpriced=entry.accept_unpriced,
             estimate=meter.estimate(endpoint.kind),
