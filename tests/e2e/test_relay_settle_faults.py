@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from typing import Any
 
 import asyncpg
 import pytest
@@ -13,6 +14,7 @@ from services.cli.supervisor import Child
 from services.relay.billing import BATCH_SIZE, DURABLE_WITHIN
 from tests.conftest import Infra
 from tests.e2e.fault_kit import (
+    Load,
     assert_books_balance,
     paused,
     restore,
@@ -22,7 +24,7 @@ from tests.e2e.fault_kit import (
     wait_stored,
 )
 from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import World, eventually, new_customer, wallet
+from tests.e2e.test_chat_flow import Customer, World, eventually, new_customer, wallet
 
 pytestmark = pytest.mark.e2e
 
@@ -39,18 +41,27 @@ async def _kill(child: Child, sig: int) -> None:
     await asyncio.to_thread(child.proc.wait)
 
 
-async def test_a_relay_killed_under_load_loses_at_most_the_durability_window(
-    world: World, relay_service: Child, billing_addr: str, infra: Infra
-) -> None:
+async def _signalled_under_load(
+    world: World, relay: Child, sig: int
+) -> tuple[Customer, dict[str, Any], Load]:
+    """A new customer's steady load, the relay sent `sig` in the middle of it, then restored;
+    with the wallet before."""
     customer = await new_customer(world, quota=QUOTA)
     before = await wallet(customer)
     try:
         async with steady_load(world, customer) as load:
             await asyncio.sleep(LOAD_SECONDS)
-            await _kill(relay_service, signal.SIGKILL)
+            await _kill(relay, sig)
     finally:
-        await restore(relay_service)
+        await restore(relay)
     assert load.served
+    return customer, before, load
+
+
+async def test_a_relay_killed_under_load_loses_at_most_the_durability_window(
+    world: World, relay_service: Child, billing_addr: str, infra: Infra
+) -> None:
+    customer, before, load = await _signalled_under_load(world, relay_service, signal.SIGKILL)
     rows = await settled_rows(infra, customer, load.served, all_of_them=False)
     unpaid = set(load.served) - {r["request_id"] for r in rows}
     assert len(unpaid) <= load.rate * DURABLE_WITHIN + BATCH_SIZE, (len(unpaid), load.rate)
@@ -60,15 +71,7 @@ async def test_a_relay_killed_under_load_loses_at_most_the_durability_window(
 async def test_a_relay_stopped_under_load_settles_every_served_request(
     world: World, relay_service: Child, billing_addr: str, infra: Infra
 ) -> None:
-    customer = await new_customer(world, quota=QUOTA)
-    before = await wallet(customer)
-    try:
-        async with steady_load(world, customer) as load:
-            await asyncio.sleep(LOAD_SECONDS)
-            await _kill(relay_service, signal.SIGTERM)
-    finally:
-        await restore(relay_service)
-    assert load.served
+    customer, before, load = await _signalled_under_load(world, relay_service, signal.SIGTERM)
     rows = await settled_rows(infra, customer, load.served, all_of_them=True)
     assert sorted(r["request_id"] for r in rows) == sorted(load.served)
     await assert_books_balance(customer, before, rows, billing_addr)
