@@ -44,11 +44,15 @@ async def settle_batch(
             if len(settlements) > 1:
                 logger.warning("settle batch of %d failed; applying one by one", len(settlements))
             outcomes, leftovers = await _apply_each(core, settlements)
-    for index in leftovers:
-        try:
-            outcomes[index] = batch.SettleOutcome(result=await _answer(core, settlements[index]))
-        except DomainError as exc:
-            outcomes[index] = batch.SettleOutcome(error=exc)
+    if leftovers:
+        answers = await _answer(core, [settlements[i].request_id for i in leftovers])
+        for index in leftovers:
+            answer = answers[settlements[index].request_id]
+            outcomes[index] = (
+                batch.SettleOutcome(error=answer)
+                if isinstance(answer, DomainError)
+                else batch.SettleOutcome(result=answer)
+            )
     released: list[batch.ReleaseOutcome] = []
     for item in releases:
         try:
@@ -102,11 +106,13 @@ def live_prices(core: BillingCore) -> batch.PriceOf:
     return price_of
 
 
-async def _answer(core: BillingCore, spec: SettleInput) -> SettleResult:
-    """The answer for an item the batch did not apply: a repeated request id gets the result
-    of its settlement; an unknown or released hold its error."""
-    async with core.pool.acquire() as conn:
-        return await settlement.answer_existing(conn, request_id=spec.request_id)
+async def _answer(
+    core: BillingCore, request_ids: list[str]
+) -> dict[str, SettleResult | DomainError]:
+    """The answers for items the batch did not apply: a repeated request id gets the result
+    of its settlement; an unknown or released hold its error (one statement for all)."""
+    async with core.pool.acquire() as conn, conn.transaction():
+        return await settlement.answer_existing(conn, request_ids=request_ids)
 
 
 async def _apply_each(

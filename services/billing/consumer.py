@@ -1,9 +1,10 @@
-"""Durable JetStream pull consumer of deferred settlements and releases.
+"""Durable JetStream pull consumer of deferred batches (and the single settlements and releases
+older relays published).
 
-Ack policy: ack after the settlement is committed (or was already applied: Settle and Release
-are idempotent by request id, so a redelivered or twice-published message charges once); nak
-with a delay on a transient failure (database or network); term on an undecodable message or
-one that can never apply (unknown hold, invalid payload).
+Ack policy: ack after the batch is committed (or was already applied: settlements and releases
+are idempotent by request id, so a redelivered or twice-published message charges once; items
+of a batch that can never apply are logged); nak with a delay on a transient failure (database
+or network); term on an undecodable message or one that can never apply (invalid payload).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
-from veloera.billing.v1 import events_pb2
+from veloera.billing.v1 import billing_pb2, events_pb2
 
 from services.billing import convert
 from services.billing.core import BillingCore
 from services.billing.metrics import CONSUMER_UP, DEFERRED
+from services.billing.servicer_batch import apply_batch
 from services.shared import subjects
 from services.shared.errors import DomainError, FailedPrecondition
 
@@ -35,6 +37,10 @@ _TRANSIENT = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.Inte
 
 async def _apply(core: BillingCore, msg: Msg) -> str:
     """Apply one message; returns its kind. Raises DecodeError for poison."""
+    if msg.subject == subjects.SETTLE_BATCHES_SUBJECT:
+        deferred = events_pb2.DeferredBatch.FromString(msg.data)
+        _log_rejected(deferred.batch, await apply_batch(core, deferred.batch))
+        return "batch"
     if msg.subject == subjects.RELEASES_SUBJECT:
         release = events_pb2.DeferredRelease.FromString(msg.data).release
         if not release.request_id:
@@ -48,8 +54,25 @@ async def _apply(core: BillingCore, msg: Msg) -> str:
     return "settle"
 
 
+def _log_rejected(
+    request: billing_pb2.SettleBatchRequest, reply: billing_pb2.SettleBatchResponse
+) -> None:
+    """Items of a deferred batch that can never apply (unknown or released holds): logged, the
+    message is still acknowledged (the rest of the batch was applied)."""
+    for item, result in zip(request.settlements, reply.settlements, strict=True):
+        if result.HasField("error"):
+            logger.warning(
+                "deferred settlement not applicable: %s",
+                result.error.code,
+                extra={"request_id": item.request_id},
+            )
+
+
+_KINDS = {subjects.RELEASES_SUBJECT: "release", subjects.SETTLE_BATCHES_SUBJECT: "batch"}
+
+
 async def handle(core: BillingCore, msg: Msg) -> None:
-    kind = "release" if msg.subject == subjects.RELEASES_SUBJECT else "settle"
+    kind = _KINDS.get(msg.subject, "settle")
     try:
         await _apply(core, msg)
     except DecodeError:

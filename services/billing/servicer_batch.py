@@ -52,6 +52,41 @@ def release_response(
     )
 
 
+async def apply_batch(
+    core: BillingCore, request: billing_pb2.SettleBatchRequest
+) -> billing_pb2.SettleBatchResponse:
+    """A SettleBatch, from the call or from the SETTLEMENTS stream (a deferred batch)."""
+    if len(request.settlements) + len(request.releases) > MAX_BATCH:
+        raise InvalidArgument(f"at most {MAX_BATCH} items per batch")
+    # Invalid items (bad usage kind, bad other_json) answer their own error, never applied.
+    specs: list[SettleInput] = []
+    invalid: dict[int, DomainError] = {}
+    for index, item in enumerate(request.settlements):
+        try:
+            specs.append(convert.settle_input(item))
+        except DomainError as exc:
+            invalid[index] = exc
+    releases = [batch.Released(request_id=r.request_id, reason=r.reason) for r in request.releases]
+    settled, released = await batch_core.settle_batch(
+        core, specs, releases, list(request.return_leases)
+    )
+    applied = iter(settled)
+    settle_results: list[billing_pb2.SettleBatchResult] = []
+    for index, item in enumerate(request.settlements):
+        error = invalid.get(index)
+        if error is not None:
+            settle_results.append(billing_pb2.SettleBatchResult(error=item_error(error)))
+        else:
+            settle_results.append(settle_response(item.request_id, next(applied)))
+    return billing_pb2.SettleBatchResponse(
+        settlements=settle_results,
+        releases=[
+            release_response(r.request_id, outcome)
+            for r, outcome in zip(request.releases, released, strict=True)
+        ],
+    )
+
+
 class BatchRpcs:
     """Mixed into BillingServicer."""
 
@@ -60,37 +95,7 @@ class BatchRpcs:
     async def SettleBatch(
         self, request: billing_pb2.SettleBatchRequest, context: Context
     ) -> billing_pb2.SettleBatchResponse:
-        if len(request.settlements) + len(request.releases) > MAX_BATCH:
-            raise InvalidArgument(f"at most {MAX_BATCH} items per batch")
-        # Invalid items (bad usage kind, bad other_json) answer their own error, never applied.
-        specs: list[SettleInput] = []
-        invalid: dict[int, DomainError] = {}
-        for index, item in enumerate(request.settlements):
-            try:
-                specs.append(convert.settle_input(item))
-            except DomainError as exc:
-                invalid[index] = exc
-        releases = [
-            batch.Released(request_id=r.request_id, reason=r.reason) for r in request.releases
-        ]
-        settled, released = await batch_core.settle_batch(
-            self._core, specs, releases, list(request.return_leases)
-        )
-        applied = iter(settled)
-        settle_results: list[billing_pb2.SettleBatchResult] = []
-        for index, item in enumerate(request.settlements):
-            error = invalid.get(index)
-            if error is not None:
-                settle_results.append(billing_pb2.SettleBatchResult(error=item_error(error)))
-            else:
-                settle_results.append(settle_response(item.request_id, next(applied)))
-        return billing_pb2.SettleBatchResponse(
-            settlements=settle_results,
-            releases=[
-                release_response(r.request_id, outcome)
-                for r, outcome in zip(request.releases, released, strict=True)
-            ],
-        )
+        return await apply_batch(self._core, request)
 
     async def AcquireLease(
         self, request: billing_pb2.AcquireLeaseRequest, context: Context

@@ -7,15 +7,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.billing import holds, logs, wallets
-from services.billing.accounting import lock_hold
-from services.billing.holds import Hold
+from services.billing.holds import COLUMNS, Hold, hold_of
 from services.shared.db import Connection
-from services.shared.errors import FailedPrecondition
+from services.shared.errors import DomainError, FailedPrecondition, NotFound
 from services.shared.pricing import PriceSnapshot, TokenUsage
 
 EMPTY_REPLY_NOTE = "空回复不计费（可能是上游超时）"
 REAPER_NOTE = "请求未结算，已由预扣回收器按预扣额度结算 (settled by the hold reaper)"
-SELECT_CONSUME_LOG = "SELECT log_id FROM holds WHERE request_id = $1"
+LOCK_ANSWERED = f"""
+SELECT {COLUMNS}, log_id FROM holds WHERE request_id = ANY($1::text[])
+ORDER BY request_id FOR UPDATE
+"""
 SET_HOLD_LOG = "UPDATE holds SET log_id = $2 WHERE request_id = $1"
 
 
@@ -71,17 +73,31 @@ def price_details(price: PriceSnapshot) -> dict[str, Any]:
     }
 
 
-async def answer_existing(conn: Connection, *, request_id: str) -> SettleResult:
-    """The result of a settlement already applied (a repeated request id: idempotent), or the
-    error of a hold that cannot be settled (unknown, released, reaped)."""
-    hold = await lock_hold(conn, request_id=request_id)
-    if hold.status == "settled":
-        log_id = await conn.fetchval(SELECT_CONSUME_LOG, request_id)
+async def answer_existing(
+    conn: Connection, *, request_ids: list[str]
+) -> dict[str, SettleResult | DomainError]:
+    """For requests the batch did not apply, in one statement: the result of a settlement
+    already applied (a repeated request id: idempotent), or the error of a hold that cannot be
+    settled (unknown, released, reaped). Locks the holds, so a settlement another transaction
+    is applying right now is waited for and answered as applied."""
+    rows = {r["request_id"]: r for r in await conn.fetch(LOCK_ANSWERED, sorted(request_ids))}
+    answers: dict[str, SettleResult | DomainError] = {}
+    for request_id in request_ids:
+        row = rows.get(request_id)
+        if row is None:
+            answers[request_id] = NotFound(
+                f"no hold for request {request_id}", code="hold_not_found"
+            )
+            continue
+        hold = hold_of(row)
+        if hold.status != "settled":
+            answers[request_id] = FailedPrecondition(
+                f"hold {request_id} is already {hold.status}", code=f"hold_{hold.status}"
+            )
+            continue
         refunded = max(hold.reserved - hold.charged, 0)
-        return SettleResult(hold, hold.charged, refunded, True, int(log_id or 0))
-    raise FailedPrecondition(
-        f"hold {request_id} is already {hold.status}", code=f"hold_{hold.status}"
-    )
+        answers[request_id] = SettleResult(hold, hold.charged, refunded, True, row["log_id"] or 0)
+    return answers
 
 
 def consume_log(hold: Hold, spec: SettleInput, *, charged: int) -> logs.LogRow:

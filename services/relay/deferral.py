@@ -3,8 +3,9 @@
 A publish returns only once JetStream acknowledged the message: a failure (NATS restarting, a
 timeout, the stream missing) is retried with backoff for as long as it takes, because a
 settlement that is neither acknowledged by billing nor stored in the stream is a served request
-nobody pays for. Each message carries a `Nats-Msg-Id`, so a retry after a lost acknowledgement
-is stored once; billing is idempotent by request id anyway.
+nobody pays for. A batch is one message (one publish however many items), with a `Nats-Msg-Id`
+so a retry after a lost acknowledgement is stored once; billing is idempotent by request id
+anyway.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 
 from nats.js import JetStreamContext
@@ -38,36 +40,23 @@ def backoff(start: float) -> Iterator[float]:
 
 
 class Deferrer:
-    """Stores a batch's items in the SETTLEMENTS stream, each until acknowledged."""
+    """Stores batches in the SETTLEMENTS stream, each until acknowledged."""
 
     def __init__(self, js: JetStreamContext, *, backoff: float = BACKOFF_START) -> None:
         self._js = js
         self._backoff = backoff
 
     async def store(self, batch: billing_pb2.SettleBatchRequest) -> None:
-        """Publish every settlement and release of `batch`; returns when all are stored.
-        Lease returns are not carried: billing's reaper returns those leases later."""
-        now_ms = int(time.time() * 1000)
-        jobs = [self._store_settlement(request, now_ms) for request in batch.settlements]
-        jobs += [self._store_release(release, now_ms) for release in batch.releases]
-        await asyncio.gather(*jobs)
-
-    async def _store_settlement(self, request: billing_pb2.SettleRequest, now_ms: int) -> None:
-        message = events_pb2.DeferredSettlement(settle=request, enqueued_at_ms=now_ms)
-        await self._publish(
-            subjects.SETTLEMENTS_SUBJECT,
-            message.SerializeToString(),
-            msg_id=f"settle:{request.request_id}",
+        """Publish `batch` as one message (settlements, releases and lease returns); returns
+        when it is stored."""
+        batch_id = uuid.uuid4().hex
+        message = events_pb2.DeferredBatch(
+            batch=batch, enqueued_at_ms=int(time.time() * 1000), batch_id=batch_id
         )
-        SETTLEMENTS_DEFERRED.inc()
-
-    async def _store_release(self, release: billing_pb2.ReleaseRequest, now_ms: int) -> None:
-        message = events_pb2.DeferredRelease(release=release, enqueued_at_ms=now_ms)
         await self._publish(
-            subjects.RELEASES_SUBJECT,
-            message.SerializeToString(),
-            msg_id=f"release:{release.request_id}",
+            subjects.SETTLE_BATCHES_SUBJECT, message.SerializeToString(), msg_id=batch_id
         )
+        SETTLEMENTS_DEFERRED.inc(len(batch.settlements))
 
     async def _publish(self, subject: str, payload: bytes, *, msg_id: str) -> None:
         for attempt, delay in enumerate(backoff(self._backoff)):

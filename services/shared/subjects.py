@@ -12,6 +12,7 @@ PRICES_CHANGED = "veloera.billing.prices_changed"
 SETTLEMENTS_STREAM = "SETTLEMENTS"
 SETTLEMENTS_SUBJECT = "veloera.billing.settlements"  # billing.v1.DeferredSettlement
 RELEASES_SUBJECT = "veloera.billing.releases"  # billing.v1.DeferredRelease
+SETTLE_BATCHES_SUBJECT = "veloera.billing.settle_batches"  # billing.v1.DeferredBatch
 SETTLEMENTS_DURABLE = "billing-settlements"
 
 EVENTS_STREAM = "EVENTS"
@@ -28,7 +29,7 @@ TASKS_FETCH = "veloera.tasks.fetch"
 
 # Every stream with its subjects; ensured (created or updated) at start by each service.
 STREAMS: dict[str, list[str]] = {
-    SETTLEMENTS_STREAM: [SETTLEMENTS_SUBJECT, RELEASES_SUBJECT],
+    SETTLEMENTS_STREAM: [SETTLEMENTS_SUBJECT, RELEASES_SUBJECT, SETTLE_BATCHES_SUBJECT],
     EVENTS_STREAM: [USAGE_SUBJECT, QUOTA_WARNING_SUBJECT, CHANNEL_STATE_SUBJECT],
     TASKS_STREAM: [TASK_SUBMITTED_SUBJECT],
 }

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import nats
 import pytest
-from veloera.billing.v1 import events_pb2
+from veloera.billing.v1 import billing_pb2, events_pb2
 
 from services.shared import subjects
 from tests.integration.test_billing import (
@@ -52,6 +52,12 @@ async def test_a_leased_settlement_racing_through_the_call_and_the_stream_charge
             )
             for item in items
         ]
+        whole = events_pb2.DeferredBatch(
+            batch=billing_pb2.SettleBatchRequest(settlements=items), batch_id=new_request()
+        )
+        published.append(
+            js.publish(subjects.SETTLE_BATCHES_SUBJECT, whole.SerializeToString(), timeout=5)
+        )
         calls = [settle_batch(billing, [item]) for item in items]
         singles = asyncio.gather(*(billing.Settle(item, timeout=10) for item in items))
         others = asyncio.gather(*published, *calls, settle_batch(billing, items))

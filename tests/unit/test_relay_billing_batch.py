@@ -106,14 +106,11 @@ async def test_unreachable_billing_defers_every_item_to_jetstream() -> None:
     biller.release_later("req-3", "client left")
     await biller.drain(1.0)
     assert stub.calls == 1
-    settled = [
-        events_pb2.DeferredSettlement.FromString(p).settle.request_id
+    [deferred] = [
+        events_pb2.DeferredBatch.FromString(p).batch
         for s, p in js.published
-        if s == subjects.SETTLEMENTS_SUBJECT
-    ]
-    released = [
-        events_pb2.DeferredRelease.FromString(p).release.request_id
-        for s, p in js.published
-        if s == subjects.RELEASES_SUBJECT
-    ]
+        if s == subjects.SETTLE_BATCHES_SUBJECT
+    ]  # one message for the whole batch
+    settled = [item.request_id for item in deferred.settlements]
+    released = [item.request_id for item in deferred.releases]
     assert settled == ["req-1", "req-2"] and released == ["req-3"]

@@ -24,26 +24,27 @@ class FlakyJetStream:
     def __init__(self, failures: int = 0) -> None:
         self.failures = failures
         self.published: list[tuple[str, bytes, dict[str, str]]] = []
+        self.attempted_ids: list[str] = []  # Nats-Msg-Id of every attempt, failed ones too
 
     async def publish(self, subject: str, payload: bytes, **kw: Any) -> None:
+        self.attempted_ids.append(dict(kw.get("headers") or {}).get("Nats-Msg-Id", ""))
         if self.failures > 0:
             self.failures -= 1
             raise ConnectionError("nats is restarting")
         self.published.append((subject, payload, dict(kw.get("headers") or {})))
 
-    def settled(self) -> list[str]:
+    def batches(self) -> list[billing_pb2.SettleBatchRequest]:
         return [
-            events_pb2.DeferredSettlement.FromString(p).settle.request_id
+            events_pb2.DeferredBatch.FromString(p).batch
             for s, p, _ in self.published
-            if s == subjects.SETTLEMENTS_SUBJECT
+            if s == subjects.SETTLE_BATCHES_SUBJECT
         ]
 
+    def settled(self) -> list[str]:
+        return [item.request_id for batch in self.batches() for item in batch.settlements]
+
     def released(self) -> list[str]:
-        return [
-            events_pb2.DeferredRelease.FromString(p).release.request_id
-            for s, p, _ in self.published
-            if s == subjects.RELEASES_SUBJECT
-        ]
+        return [item.request_id for batch in self.batches() for item in batch.releases]
 
 
 class Billing:
@@ -95,8 +96,11 @@ async def test_a_failed_publish_is_retried_until_acknowledged_never_dropped() ->
     relay.settle_later(settle(2))
     await relay.drain(5.0)
     assert sorted(js.settled()) == ["req-1", "req-2"]
-    headers = [h for _, _, h in js.published]
-    assert sorted(h["Nats-Msg-Id"] for h in headers) == ["settle:req-1", "settle:req-2"]
+    # One message for the batch, every retry under the same id (JetStream stores it once).
+    [(_, payload, headers)] = js.published
+    batch_id = events_pb2.DeferredBatch.FromString(payload).batch_id
+    assert batch_id and headers["Nats-Msg-Id"] == batch_id
+    assert js.attempted_ids == [batch_id] * 6
 
 
 async def test_any_billing_error_defers_the_batch_rather_than_dropping_it() -> None:

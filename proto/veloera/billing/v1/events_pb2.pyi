@@ -20,7 +20,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 @_typing.final
 class DeferredSettlement(_message.Message):
     """A settlement the relay could not deliver over gRPC, on the durable JetStream stream
-    SETTLEMENTS; billing applies it exactly once (Settle is idempotent by request id).
+    SETTLEMENTS; billing applies it exactly once (Settle is idempotent by request id). Relays
+    now send DeferredBatch; billing still applies these (streams written by older relays).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -68,6 +69,38 @@ class DeferredRelease(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeferredRelease: _TypeAlias = DeferredRelease  # noqa: Y015
+
+@_typing.final
+class DeferredBatch(_message.Message):
+    """A SettleBatch billing did not answer in time, stored whole on the SETTLEMENTS stream: one
+    message per batch, so deferring costs the relay one publish, not one per item. Billing
+    applies it like the call (each request id once; lease returns last). `batch_id` is also the
+    message's Nats-Msg-Id, so a retried publish is stored once.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_FIELD_NUMBER: _builtins.int
+    ENQUEUED_AT_MS_FIELD_NUMBER: _builtins.int
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    enqueued_at_ms: _builtins.int
+    batch_id: _builtins.str
+    @_builtins.property
+    def batch(self) -> _billing_pb2.SettleBatchRequest: ...
+    def __init__(
+        self,
+        *,
+        batch: _billing_pb2.SettleBatchRequest | None = ...,
+        enqueued_at_ms: _builtins.int = ...,
+        batch_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "batch_id", b"batch_id", "enqueued_at_ms", b"enqueued_at_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeferredBatch: _TypeAlias = DeferredBatch  # noqa: Y015
 
 @_typing.final
 class UsageEvent(_message.Message):
