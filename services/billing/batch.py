@@ -156,7 +156,7 @@ async def apply(
 ) -> Applied:
     """Apply every plain item inside the caller's transaction, each charged at `price_of` its
     hold (the live price) by the rules of `settle_rules`; `leases` are the leases locked by
-    `leases.materialise`, whose free part covers usage above a leased hold."""
+    `leases.materialise`, whose free part covers usage above a hold."""
     ids = sorted({s.request_id for s in settlements})
     found = {row["request_id"]: hold_of(row) for row in await conn.fetch(LOCK_HOLDS, ids)}
     items: list[_Item] = []
@@ -171,7 +171,7 @@ async def apply(
         hold = replace(hold, price=price_of(hold))
         final = settle_amount(hold.price, spec.usage)
         own = leases.get(hold.lease_id)
-        others = [] if own is None else _others(leases, hold)
+        others = _others(leases, hold)
         items.append(_Item(index, spec, hold, final, own, others))
     if not items:
         return Applied({}, leftovers)
@@ -292,7 +292,8 @@ async def _apply_wallets(conn: Connection, items: list[_Item]) -> None:
 
 
 def _others(leases: dict[str, LeaseFree], hold: Hold) -> list[LeaseFree]:
-    """The hold's user's active leases but its own, in lease order (the lock order)."""
+    """The hold's user's active leases but its own (all of them for a per-request hold), in
+    lease order (the lock order)."""
     return [
         lease
         for lease_id, lease in sorted(leases.items())

@@ -34,13 +34,14 @@ _COLUMNS = """lease_id, user_id, token_id, model, "group", price::text AS price,
     granted_subscription, granted_token, spent_quota, spent_subscription, spent_token, status,
     returned"""
 LOCK_LEASE = f"SELECT {_COLUMNS} FROM leases WHERE lease_id = $1 FOR UPDATE"
-# The batch's leases and every other active lease of their users (usage above a hold may take
-# from any of them), in one lock order.
+# The batch's leases and every active lease of the users it settles, leased or held per request
+# ($2: the batch's request ids; usage above a hold may take from any of them), in one lock order.
 LOCK_LEASES = f"""
 SELECT {_COLUMNS} FROM leases
 WHERE lease_id = ANY($1::text[])
    OR (status = 'active'
-       AND user_id IN (SELECT user_id FROM leases WHERE lease_id = ANY($1::text[])))
+       AND user_id IN (SELECT user_id FROM leases WHERE lease_id = ANY($1::text[])
+                       UNION SELECT user_id FROM holds WHERE request_id = ANY($2::text[])))
 ORDER BY lease_id FOR UPDATE
 """
 LOCK_DUE = """
@@ -273,19 +274,22 @@ async def reap_one(conn: Connection) -> str | None:
 
 async def materialise(conn: Connection, *, specs: list[SettleInput]) -> dict[str, LeaseFree]:
     """Turn leased requests into open holds taken from their lease (`settle_rules.lease_debit`),
-    so batch settlement settles them like any hold; returns the locked leases (also every other
-    active lease of their users), whose free part also covers usage above a hold. A request
+    so batch settlement settles them like any hold; returns the locked leases (also every
+    active lease of the users the batch settles, per-request holds included), whose free part
+    also covers usage above a hold. A request
     already holding a row is left alone (settled before: idempotent). A lease that was returned
     meanwhile gives nothing: the settlement then charges the wallet directly."""
     leased = [s for s in specs if s.lease_id]
-    if not leased:
-        return {}
-    existing = {
-        r["request_id"] for r in await conn.fetch(EXISTING_HOLDS, [s.request_id for s in leased])
-    }
+    existing = (
+        {r["request_id"] for r in await conn.fetch(EXISTING_HOLDS, [s.request_id for s in leased])}
+        if leased
+        else set()
+    )
     rows = {
         r["lease_id"]: r
-        for r in await conn.fetch(LOCK_LEASES, sorted({s.lease_id for s in leased}))
+        for r in await conn.fetch(
+            LOCK_LEASES, sorted({s.lease_id for s in leased}), [s.request_id for s in specs]
+        )
     }
     leases = {lease_id: _free(r) for lease_id, r in rows.items()}
     holds: list[tuple[Any, ...]] = []

@@ -23,7 +23,9 @@ from tests.integration.test_billing import (
     fund,
     new_request,
     new_user,
+    reserve,
     rpc_error,
+    settle,
     wallet,
 )
 
@@ -247,3 +249,31 @@ async def test_setting_a_balance_sets_what_the_user_sees_with_leases_out(billing
         billing_pb2.ListLogsRequest(user_id=user, page_size=50), timeout=10
     )
     assert any(f"{40 * HOLD}" in e.content and f"{20 * HOLD}" in e.content for e in logs.items)
+
+
+async def test_usage_above_a_per_request_hold_takes_the_users_lease_before_writing_off(
+    billing: Stub,
+) -> None:
+    """A small balance can have a lease and per-request holds at once: when the wallet is empty,
+    usage above a per-request hold comes from the lease's free part, not written off."""
+    user = new_user()
+    await fund(billing, user, 40 * HOLD)
+    lease = await acquire(billing, user, requests=10)
+    assert lease.granted == 10 * HOLD
+    held = [new_request() for _ in range(30)]
+    for request_id in held:
+        await reserve(billing, user, request_id)  # the wallet is now at zero
+    above = (100 + 2 * 100) * 15  # more than one hold, less than the lease's free part
+    result = await settle(billing, held[0], prompt=100, completion=100)
+    assert result.charged == above
+    logs = await billing.ListLogs(
+        billing_pb2.ListLogsRequest(user_id=user, type=billing_pb2.LOG_TYPE_CONSUME), timeout=10
+    )
+    assert "uncollected" not in logs.items[0].other
+    for request_id in held[1:]:
+        await billing.Release(
+            billing_pb2.ReleaseRequest(request_id=request_id, reason="not served"), timeout=10
+        )
+    await settle_batch(billing, [], returns=[lease.lease_id])
+    assert (await wallet(billing, user)).quota == 40 * HOLD - above
+    await assert_ledger_consistent(billing, user)
