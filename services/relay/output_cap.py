@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from services.relay.adaptors.base import Json, StreamAccumulator
+from services.relay.adaptors.base import Json, StreamAccumulator, UsageCounts
 from services.relay.tokens import PER_TOOL_CALL, completion_tokens
 
 
@@ -48,10 +48,13 @@ class OutputCap:
         return False
 
 
-def cut_frames(meta: Json | None, choices: int) -> bytes:
-    """The closing chunk of a stream cut at the cap: finish_reason "length" for every choice
-    (chat and legacy completions; other stream kinds simply end)."""
+def cut_frames(meta: Json | None, choices: int, *, text: str, usage: UsageCounts) -> bytes:
+    """The closing event of a stream cut at the cap: finish_reason "length" for every choice
+    (chat and legacy completions), `response.incomplete` with reason max_output_tokens for the
+    Responses API (what OpenAI sends when max_output_tokens is reached); other kinds just end."""
     meta = meta or {}
+    if meta.get("type") == "response.created":
+        return _responses_incomplete(meta, text, usage)
     kind = meta.get("object")
     if kind == "chat.completion.chunk":
         items: list[dict[str, Any]] = [
@@ -72,3 +75,30 @@ def cut_frames(meta: Json | None, choices: int) -> bytes:
         "choices": items,
     }
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+def _responses_incomplete(meta: Json, text: str, usage: UsageCounts) -> bytes:
+    """The Responses API's terminal event for a cut stream, carrying the text sent so far and
+    the billed usage, so SDKs and agents (Codex) see a finished, incomplete response."""
+    created = meta.get("response")
+    response: dict[str, Any] = dict(created) if isinstance(created, dict) else {}
+    response.update(
+        status="incomplete",
+        incomplete_details={"reason": "max_output_tokens"},
+        output=[
+            {
+                "id": f"msg_{response.get('id', '')}",
+                "type": "message",
+                "role": "assistant",
+                "status": "incomplete",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            }
+        ],
+        usage={
+            "input_tokens": usage.prompt_tokens,
+            "output_tokens": usage.completion_tokens,
+            "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        },
+    )
+    event = {"type": "response.incomplete", "response": response}
+    return b"event: response.incomplete\ndata: " + orjson.dumps(event) + b"\n\n"

@@ -133,3 +133,30 @@ async def test_stream_past_max_tokens_is_cut_with_length_and_charged_at_the_cap(
     log = await charged_once(customer, before)
     assert log["completion_tokens"] == CAP
     assert log["quota"] == expected_charge(log["prompt_tokens"], CAP)
+
+
+async def test_responses_stream_past_max_output_tokens_ends_with_response_incomplete(
+    world: World,
+) -> None:
+    """The Responses API's stream is cut at the cap with the event OpenAI sends there
+    (`response.incomplete`, reason max_output_tokens), which the SDK parses as the last event."""
+    customer = await new_customer(world)
+    before = await wallet(customer)
+    stream = await sdk(world, customer.key).responses.create(
+        model=customer.model,
+        input="hi",
+        stream=True,
+        max_output_tokens=CAP,
+        extra_body={"fake_words": 2000},
+    )
+    events = [event async for event in stream]
+    last = events[-1]
+    assert last.type == "response.incomplete"
+    assert last.response.status == "incomplete"
+    assert last.response.incomplete_details is not None
+    assert last.response.incomplete_details.reason == "max_output_tokens"
+    assert last.response.usage is not None and last.response.usage.output_tokens == CAP
+    sent = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert last.response.output_text == sent and 0 < len(sent.split()) < 2000
+    log = await charged_once(customer, before)
+    assert log["completion_tokens"] == CAP

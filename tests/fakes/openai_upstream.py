@@ -298,6 +298,7 @@ class FakeOpenAI:
 
     async def _responses(self, body: dict[str, Any], behavior: str) -> Response:
         model = str(body.get("model", ""))
+        text = _reply_of(body, self.reply_text)
         usage = {
             "input_tokens": self.prompt_tokens,
             "output_tokens": self.completion_tokens,
@@ -310,7 +311,7 @@ class FakeOpenAI:
             "type": "message",
             "role": "assistant",
             "status": "completed",
-            "content": [{"type": "output_text", "text": self.reply_text, "annotations": []}],
+            "content": [{"type": "output_text", "text": text, "annotations": []}],
         }
         response: dict[str, Any] = {
             "id": "resp-fake",
@@ -330,7 +331,7 @@ class FakeOpenAI:
         async def events() -> AsyncIterator[bytes]:
             created = {**response, "status": "in_progress", "output": [], "usage": None}
             yield _event("response.created", {"response": created, "sequence_number": 0})
-            for index, piece in enumerate(split_reply(self.reply_text)):
+            for index, piece in enumerate(split_reply(text)):
                 delta = {
                     "item_id": "msg-fake",
                     "output_index": 0,

@@ -10,13 +10,14 @@ import orjson
 import pytest
 
 from services.relay import output_cap
-from services.relay.adaptors.base import StreamAccumulator
+from services.relay.adaptors.base import StreamAccumulator, UsageCounts
 from services.relay.adaptors.openai import OpenAIAdaptor
 from services.relay.output_cap import OutputCap, cut_frames
 from services.relay.streaming import DONE_FRAME, SSEProcessor, SSEResponse
 from services.relay.tokens import count_text
 
 MODEL = "gpt-4o-mini"
+BILLED = UsageCounts(prompt_tokens=7, completion_tokens=16)
 
 
 def chunk(content: str) -> bytes:
@@ -73,13 +74,31 @@ def test_the_processor_drops_everything_after_the_cut() -> None:
 
 def test_cut_frames_end_chat_and_completions_with_length() -> None:
     meta = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
-    [frame] = [f for f in cut_frames(meta, 2).split(b"\n\n") if f]
+    [frame] = [f for f in cut_frames(meta, 2, text="", usage=BILLED).split(b"\n\n") if f]
     body = orjson.loads(frame[6:])
     assert [c["finish_reason"] for c in body["choices"]] == ["length", "length"]
     assert body["choices"][1] == {"index": 1, "delta": {}, "finish_reason": "length"}
-    legacy = orjson.loads(cut_frames({**meta, "object": "text_completion"}, 1)[6:])
+    legacy = orjson.loads(
+        cut_frames({**meta, "object": "text_completion"}, 1, text="", usage=BILLED)[6:]
+    )
     assert legacy["choices"][0]["text"] == "" and legacy["choices"][0]["finish_reason"] == "length"
-    assert cut_frames({"type": "response.output_text.delta"}, 1) == b""
+    assert cut_frames({"type": "response.output_text.delta"}, 1, text="", usage=BILLED) == b""
+
+
+def test_cut_frames_end_a_responses_stream_as_incomplete() -> None:
+    meta = {"type": "response.created", "response": {"id": "r1", "model": "m", "status": "x"}}
+    event, data = cut_frames(meta, 1, text="so far", usage=BILLED).split(b"\n", 1)
+    assert event == b"event: response.incomplete"
+    body = orjson.loads(data.strip()[6:])
+    response = body["response"]
+    assert (body["type"], response["id"], response["status"]) == (
+        "response.incomplete",
+        "r1",
+        "incomplete",
+    )
+    assert response["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert response["output"][0]["content"][0]["text"] == "so far"
+    assert response["usage"] == {"input_tokens": 7, "output_tokens": 16, "total_tokens": 23}
 
 
 class Upstream:
@@ -108,7 +127,9 @@ async def test_a_cut_stream_stops_reading_and_ends_cleanly() -> None:
         proc,
         headers={},
         on_finish=lambda p, interrupted: finished.append(interrupted),
-        tail=lambda p: cut_frames(p.acc.first_chunk_meta, 1) if p.cut else b"",
+        tail=lambda p: (
+            cut_frames(p.acc.first_chunk_meta, 1, text=p.acc.text, usage=BILLED) if p.cut else b""
+        ),
     )
     sent: list[dict[str, Any]] = []
 

@@ -218,10 +218,16 @@ class Attempts:
         meter = job.meter
 
         def tail(proc: SSEProcessor) -> bytes:
-            ending = cut_frames(proc.acc.first_chunk_meta, job.req.choices) if proc.cut else b""
-            if not job.req.include_usage or proc.acc.usage is not None:
-                return ending
+            wants_usage = job.req.include_usage and proc.acc.usage is None
+            if not proc.cut and not wants_usage:
+                return b""
             usage = bounded(usage_of_stream(proc.acc, meter, target.model), job.max_output)
+            ending = b""
+            if proc.cut:
+                meta = proc.acc.first_chunk_meta
+                ending = cut_frames(meta, job.req.choices, text=proc.acc.text, usage=usage)
+            if not wants_usage:
+                return ending
             return ending + usage_chunk(
                 proc.acc.first_chunk_meta or {},
                 {
