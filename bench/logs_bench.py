@@ -21,8 +21,8 @@ from typing import Any
 
 import asyncpg
 
-from services.billing import logs
-from services.billing.logs import LogFilter
+from services.billing.store import logs
+from services.billing.store.logs import LogFilter
 from services.cli.infra import EmbeddedPostgres, free_port
 from services.cli.migrate import run_migrations
 

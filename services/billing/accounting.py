@@ -9,26 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.billing import holds, ledger, wallets
-from services.billing.holds import Hold
+from services.billing.store import holds, ledger, wallets
+from services.billing.store.holds import Hold
 from services.shared.db import Connection
 from services.shared.errors import FailedPrecondition, NotFound, QuotaExhausted
-from services.shared.pricing import PriceSnapshot
-
-TOKEN_EXHAUSTED = "token_quota_exhausted"
-USER_EXHAUSTED = "insufficient_user_quota"
-
-
-@dataclass(frozen=True, slots=True)
-class ReserveInput:
-    request_id: str
-    user_id: int
-    token_id: int
-    model: str
-    group: str
-    price: PriceSnapshot
-    amount: int
-    ttl_seconds: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +20,6 @@ class ReleaseResult:
     hold: Hold
     released: int
     already_released: bool
-
-
-def hold_key(request_id: str) -> str:
-    return f"hold:{request_id}"
 
 
 def settle_key(request_id: str) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.billing import leases, ledger, logs, wallets
-from services.billing.wallets import Balances
+from services.billing import leases
+from services.billing.store import ledger, logs, wallets
+from services.billing.store.wallets import Balances
 from services.shared.db import Connection
 from services.shared.errors import FailedPrecondition, InvalidArgument
 

@@ -20,86 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import orjson
-
-from services.billing import logs
 from services.billing import settle_rules as rules
 from services.billing.accounting import ReleaseResult, settle_key
-from services.billing.holds import COLUMNS, Hold, hold_of
 from services.billing.leases import LeaseFree
 from services.billing.settle_rules import Pot
 from services.billing.settlement import SettleInput, SettleResult, consume_log
+from services.billing.store import logs
+from services.billing.store import settle_batch as sql
+from services.billing.store.holds import Hold
 from services.shared.db import Connection
 from services.shared.errors import DomainError
 from services.shared.pricing import PriceSnapshot, settle_amount
-
-LOCK_HOLDS = f"""
-SELECT {COLUMNS} FROM holds WHERE request_id = ANY($1::text[]) ORDER BY request_id FOR UPDATE
-"""
-LOCK_BUDGETS = """
-SELECT token_id, remain_quota, unlimited FROM token_budgets WHERE token_id = ANY($1::bigint[])
-ORDER BY token_id FOR UPDATE
-"""
-UPDATE_BUDGETS = """
-UPDATE token_budgets b SET used_quota = b.used_quota + v.used,
-    remain_quota = b.remain_quota + v.remain_delta, updated_at = now()
-FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(token_id, used, remain_delta)
-WHERE b.token_id = v.token_id
-"""
-LOCK_WALLETS = """
-SELECT user_id, quota, subscription_quota FROM wallets WHERE user_id = ANY($1::bigint[])
-ORDER BY user_id FOR UPDATE
-"""
-# The new balances are absolute: the rows are locked and were read in this transaction.
-UPDATE_WALLETS_AND_LEDGER = """
-WITH w AS (
-    UPDATE wallets t SET quota = v.quota, subscription_quota = v.subscription,
-        used_quota = t.used_quota + v.used, request_count = t.request_count + v.requests,
-        updated_at = now()
-    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
-        AS v(user_id, quota, subscription, used, requests)
-    WHERE t.user_id = v.user_id
-)
-INSERT INTO ledger (user_id, idempotency_key, kind, delta_quota, delta_subscription,
-                    balance_after, subscription_after, request_id, reason)
-SELECT * FROM unnest($6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::bigint[],
-                     $11::bigint[], $12::bigint[], $13::text[], $14::text[])
-"""
-INSERT_LOGS_AND_FINISH = """
-WITH ins AS (
-    INSERT INTO logs (user_id, type, content, username, token_name, model_name, quota,
-                      prompt_tokens, completion_tokens, use_time, is_stream, channel_id,
-                      channel_name, token_id, "group", other, client_ip, request_id, elapsed_ms)
-    SELECT u.user_id, u.type, u.content, u.username, u.token_name, u.model_name, u.quota,
-           u.prompt_tokens, u.completion_tokens, u.use_time, u.is_stream, u.channel_id,
-           u.channel_name, u.token_id, u.grp, u.other::jsonb, u.client_ip, u.request_id,
-           u.elapsed_ms
-    FROM unnest($1::bigint[], $2::smallint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::boolean[],
-                $12::bigint[], $13::text[], $14::bigint[], $15::text[], $16::text[], $17::text[],
-                $18::text[], $19::bigint[])
-        AS u(user_id, type, content, username, token_name, model_name, quota, prompt_tokens,
-             completion_tokens, use_time, is_stream, channel_id, channel_name, token_id, grp,
-             other, client_ip, request_id, elapsed_ms)
-    RETURNING id, request_id, quota
-)
-UPDATE holds h SET status = 'settled', charged = ins.quota, settled_at = now(), log_id = ins.id
-FROM ins WHERE h.request_id = ins.request_id
-RETURNING h.request_id, ins.id
-"""
-UPSERT_USAGE = """
-INSERT INTO quota_data (user_id, username, model_name, created_at, token_used, count, quota)
-SELECT v.user_id, v.username, v.model_name, date_trunc('hour', now()), v.tokens, v.n, v.quota
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
-    AS v(user_id, username, model_name, tokens, n, quota)
-ON CONFLICT (user_id, model_name, created_at) DO UPDATE SET
-    token_used = quota_data.token_used + EXCLUDED.token_used,
-    count = quota_data.count + EXCLUDED.count,
-    quota = quota_data.quota + EXCLUDED.quota,
-    username = CASE WHEN EXCLUDED.username = '' THEN quota_data.username
-                    ELSE EXCLUDED.username END
-"""
-MARK_SUCCESS_MANY = "UPDATE rate_events SET success = true WHERE request_id = ANY($1::text[])"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +89,7 @@ async def apply(
     hold (the live price) by the rules of `settle_rules`; `leases` are the leases locked by
     `leases.materialise`, whose free part covers usage above a hold."""
     ids = sorted({s.request_id for s in settlements})
-    found = {row["request_id"]: hold_of(row) for row in await conn.fetch(LOCK_HOLDS, ids)}
+    found = await sql.lock_holds(conn, request_ids=ids)
     items: list[_Item] = []
     leftovers: list[int] = []
     seen: set[str] = set()
@@ -182,9 +113,11 @@ async def apply(
         if item.uncollected or item.uncollected_token:
             item.log.other["uncollected"] = item.uncollected
             item.log.other["uncollected_token"] = item.uncollected_token
-    log_ids = await _insert_logs(conn, items)
+    log_ids = await sql.insert_logs_and_finish(
+        conn, rows=[item.log for item in items if item.log is not None]
+    )
     await _upsert_usage(conn, items)
-    await conn.execute(MARK_SUCCESS_MANY, [item.hold.request_id for item in items])
+    await sql.mark_success(conn, request_ids=[item.hold.request_id for item in items])
     outcomes = {
         item.index: SettleOutcome(
             result=SettleResult(
@@ -208,8 +141,8 @@ async def _apply_budgets(conn: Connection, items: list[_Item]) -> None:
     if not token_ids:
         return
     state = {
-        r["token_id"]: [r["remain_quota"], r["unlimited"]]
-        for r in await conn.fetch(LOCK_BUDGETS, token_ids)
+        token_id: [budget.remain_quota, budget.unlimited]
+        for token_id, budget in (await sql.lock_budgets(conn, token_ids=token_ids)).items()
     }
     used: dict[int, int] = defaultdict(int)
     remain_delta: dict[int, int] = defaultdict(int)
@@ -231,7 +164,12 @@ async def _apply_budgets(conn: Connection, items: list[_Item]) -> None:
             item.lease.take(rules.ZERO, move.from_lease)
         item.uncollected_token = move.uncollected
     ids = sorted(used)
-    await conn.execute(UPDATE_BUDGETS, ids, [used[t] for t in ids], [remain_delta[t] for t in ids])
+    await sql.update_budgets(
+        conn,
+        token_ids=ids,
+        used=[used[t] for t in ids],
+        remain_deltas=[remain_delta[t] for t in ids],
+    )
 
 
 @dataclass(slots=True)
@@ -246,8 +184,8 @@ async def _apply_wallets(conn: Connection, items: list[_Item]) -> None:
     ledger row per change with the balances right after it."""
     user_ids = sorted({i.hold.user_id for i in items})
     wallets = {
-        r["user_id"]: _Wallet(Pot(r["quota"], r["subscription_quota"]))
-        for r in await conn.fetch(LOCK_WALLETS, user_ids)
+        user_id: _Wallet(Pot(balances.quota, balances.subscription))
+        for user_id, balances in (await sql.lock_wallets(conn, user_ids=user_ids)).items()
     }
     entries: list[tuple[Any, ...]] = []
     for item in items:
@@ -279,15 +217,14 @@ async def _apply_wallets(conn: Connection, items: list[_Item]) -> None:
             wallet.requests += 1
         item.balance = wallet.pot.total
     ids = sorted(wallets)
-    columns = list(zip(*entries, strict=True)) if entries else [()] * 9
-    await conn.execute(
-        UPDATE_WALLETS_AND_LEDGER,
-        ids,
-        [wallets[u].pot.quota for u in ids],
-        [wallets[u].pot.subscription for u in ids],
-        [wallets[u].used for u in ids],
-        [wallets[u].requests for u in ids],
-        *[list(column) for column in columns],
+    await sql.write_wallets(
+        conn,
+        user_ids=ids,
+        quotas=[wallets[u].pot.quota for u in ids],
+        subscriptions=[wallets[u].pot.subscription for u in ids],
+        used=[wallets[u].used for u in ids],
+        requests=[wallets[u].requests for u in ids],
+        entries=entries,
     )
 
 
@@ -317,37 +254,6 @@ def _entry(
     )
 
 
-async def _insert_logs(conn: Connection, items: list[_Item]) -> dict[str, int]:
-    rows = [item.log for item in items if item.log is not None]
-    columns: list[list[Any]] = [[] for _ in range(19)]
-    for row in rows:
-        values = (
-            row.user_id,
-            row.type,
-            row.content,
-            row.username,
-            row.token_name,
-            row.model_name,
-            row.quota,
-            row.prompt_tokens,
-            row.completion_tokens,
-            row.use_time,
-            row.is_stream,
-            row.channel_id,
-            row.channel_name,
-            row.token_id,
-            row.group,
-            orjson.dumps(row.other).decode(),
-            row.client_ip,
-            row.request_id,
-            row.elapsed_ms,
-        )
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
-    finished = await conn.fetch(INSERT_LOGS_AND_FINISH, *columns)
-    return {r["request_id"]: r["id"] for r in finished}
-
-
 async def _upsert_usage(conn: Connection, items: list[_Item]) -> None:
     """The hourly rollups, one row per (user, model), in key order."""
     totals: dict[tuple[int, str], list[Any]] = {}
@@ -364,13 +270,10 @@ async def _upsert_usage(conn: Connection, items: list[_Item]) -> None:
         entry[3] += item.charged
     if not totals:
         return
-    keys = sorted(totals)
-    await conn.execute(
-        UPSERT_USAGE,
-        [k[0] for k in keys],
-        [totals[k][0] for k in keys],
-        [k[1] for k in keys],
-        [totals[k][1] for k in keys],
-        [totals[k][2] for k in keys],
-        [totals[k][3] for k in keys],
+    await sql.upsert_usage(
+        conn,
+        rows=[
+            (k[0], totals[k][0], k[1], totals[k][1], totals[k][2], totals[k][3])
+            for k in sorted(totals)
+        ],
     )

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from services.billing import batch, lease_core, leases, settlement
-from services.billing.holds import Hold
 from services.billing.settlement import SettleInput, SettleResult
+from services.billing.store.holds import Hold
 from services.shared.errors import DomainError
 from services.shared.pricing import PriceSnapshot
 

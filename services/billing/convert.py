@@ -7,9 +7,9 @@ from typing import Any
 import orjson
 from veloera.billing.v1 import billing_pb2
 
-from services.billing.logs import LogFilter, LogRow
 from services.billing.settlement import SettleInput
-from services.billing.wallets import BudgetRow, WalletRow
+from services.billing.store.logs import LogFilter, LogRow
+from services.billing.store.wallets import BudgetRow, WalletRow
 from services.shared.errors import InvalidArgument
 from services.shared.pricing import KINDS, PriceSnapshot, TokenUsage
 

@@ -12,20 +12,8 @@ import asyncpg
 from nats.js import JetStreamContext
 from veloera.billing.v1 import events_pb2
 
-from services.billing import (
-    accounting,
-    adjust,
-    batch_core,
-    holds,
-    lease_core,
-    ledger,
-    ratelimit,
-    reserve_sql,
-    settlement,
-    wallets,
-)
-from services.billing.accounting import ReleaseResult, ReserveInput, worst_case_refusal
-from services.billing.holds import Hold
+from services.billing import accounting, adjust, batch_core, lease_core, settlement
+from services.billing.accounting import ReleaseResult, worst_case_refusal
 from services.billing.metrics import (
     HOLDS_REAPED,
     QUOTA_CHARGED,
@@ -36,6 +24,11 @@ from services.billing.metrics import (
 )
 from services.billing.prices import PricingStore
 from services.billing.settlement import SettleInput, SettleResult
+from services.billing.store import holds, ledger, wallets
+from services.billing.store import rate_limits as ratelimit
+from services.billing.store import reserve as reserve_sql
+from services.billing.store.holds import Hold
+from services.billing.store.reserve import ReserveInput
 from services.shared import subjects
 from services.shared.errors import QuotaExhausted
 from services.shared.pricing import PriceSnapshot, TokenUsage, reserve_amount, settle_amount

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from services.billing import adjust, logs, wallets
+from services.billing import adjust
+from services.billing.store import logs, wallets
 from services.shared.db import Connection
 from services.shared.errors import FailedPrecondition, InvalidArgument
 

@@ -15,70 +15,15 @@ from typing import Any
 
 import orjson
 
-from services.billing import ledger, wallets
-from services.billing.accounting import TOKEN_EXHAUSTED, USER_EXHAUSTED
 from services.billing.settle_rules import ZERO, Pot, lease_debit
 from services.billing.settlement import SettleInput
+from services.billing.store import leases as lease_rows
+from services.billing.store import ledger, wallets
+from services.billing.store.reserve import TOKEN_EXHAUSTED, USER_EXHAUSTED
 from services.shared.db import Connection
 from services.shared.errors import NotFound, QuotaExhausted
 
 BALANCE_SHARE = 4
-INSERT_LEASE = """
-INSERT INTO leases (lease_id, holder, user_id, token_id, model, "group", price, granted_quota,
-                    granted_subscription, granted_token, expires_at, reap_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, now() + make_interval(secs => $11),
-        now() + make_interval(secs => $11 + $12))
-RETURNING expires_at
-"""
-_COLUMNS = """lease_id, user_id, token_id, model, "group", price::text AS price, granted_quota,
-    granted_subscription, granted_token, spent_quota, spent_subscription, spent_token, status,
-    returned"""
-LOCK_LEASE = f"SELECT {_COLUMNS} FROM leases WHERE lease_id = $1 FOR UPDATE"
-# The batch's leases and every active lease of the users it settles, leased or held per request
-# ($2: the batch's request ids; usage above a hold may take from any of them), in one lock order.
-LOCK_LEASES = f"""
-SELECT {_COLUMNS} FROM leases
-WHERE lease_id = ANY($1::text[])
-   OR (status = 'active'
-       AND user_id IN (SELECT user_id FROM leases WHERE lease_id = ANY($1::text[])
-                       UNION SELECT user_id FROM holds WHERE request_id = ANY($2::text[])))
-ORDER BY lease_id FOR UPDATE
-"""
-LOCK_DUE = """
-SELECT lease_id FROM leases WHERE status = 'active' AND reap_at < now()
-ORDER BY reap_at LIMIT 1 FOR UPDATE SKIP LOCKED
-"""
-ACTIVE_FOR_USER = """
-SELECT lease_id FROM leases WHERE user_id = $1 AND status = 'active' ORDER BY lease_id
-"""
-TRIM_LEASE = """
-UPDATE leases SET granted_quota = granted_quota - $2,
-    granted_subscription = granted_subscription - $3, granted_token = granted_token - $4
-WHERE lease_id = $1
-"""
-FINISH_LEASE = """
-UPDATE leases SET status = 'returned', returned_at = now(), returned = $2 WHERE lease_id = $1
-"""
-EXISTING_HOLDS = "SELECT request_id FROM holds WHERE request_id = ANY($1::text[])"
-INSERT_HOLDS = """
-INSERT INTO holds (request_id, user_id, token_id, model, "group", price, reserved_quota,
-                   reserved_subscription, reserved_token, expires_at, lease_id)
-SELECT v.request_id, v.user_id, v.token_id, v.model, v.grp, v.price::jsonb, v.quota,
-       v.subscription, v.token, now() + interval '1 hour', v.lease_id
-FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-            $7::bigint[], $8::bigint[], $9::bigint[], $10::text[])
-    AS v(request_id, user_id, token_id, model, grp, price, quota, subscription, token, lease_id)
-ON CONFLICT (request_id) DO NOTHING
-RETURNING request_id
-"""
-SPEND = """
-UPDATE leases l SET spent_quota = l.spent_quota + v.quota,
-    spent_subscription = l.spent_subscription + v.subscription,
-    spent_token = l.spent_token + v.token
-FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
-    AS v(lease_id, quota, subscription, token)
-WHERE l.lease_id = v.lease_id
-"""
 
 
 class ConcurrentSettlement(Exception):
@@ -174,27 +119,27 @@ async def grant(conn: Connection, *, spec: LeaseSpec) -> tuple[int, datetime]:
         )
     if limited_token and amount > 0:
         await wallets.debit_budget(conn, token_id=spec.token_id, amount=amount)
-    expires_at: datetime = await conn.fetchval(
-        INSERT_LEASE,
-        spec.lease_id,
-        spec.holder,
-        spec.user_id,
-        spec.token_id,
-        spec.model,
-        spec.group,
-        spec.price_json,
-        from_quota,
-        from_subscription,
-        amount if limited_token else 0,
-        float(spec.ttl_seconds),
-        float(spec.hold_seconds),
+    expires_at = await lease_rows.insert(
+        conn,
+        lease_id=spec.lease_id,
+        holder=spec.holder,
+        user_id=spec.user_id,
+        token_id=spec.token_id,
+        model=spec.model,
+        group=spec.group,
+        price_json=spec.price_json,
+        quota=from_quota,
+        subscription=from_subscription,
+        token=amount if limited_token else 0,
+        ttl_seconds=float(spec.ttl_seconds),
+        hold_seconds=float(spec.hold_seconds),
     )
     return amount, expires_at
 
 
 async def give_back(conn: Connection, *, lease_id: str) -> tuple[int, bool]:
     """Return the unspent rest to the wallet and the token; (returned, already_returned)."""
-    row = await conn.fetchrow(LOCK_LEASE, lease_id)
+    row = await lease_rows.lock(conn, lease_id=lease_id)
     if row is None:
         raise NotFound(f"no lease {lease_id}", code="lease_not_found")
     if row["status"] == "returned":
@@ -219,14 +164,14 @@ async def give_back(conn: Connection, *, lease_id: str) -> tuple[int, bool]:
             subscription_after=after.subscription,
             reason="unspent part of the lease",
         )
-    await conn.execute(FINISH_LEASE, lease_id, to_quota + to_subscription)
+    await lease_rows.finish(conn, lease_id=lease_id, returned=to_quota + to_subscription)
     return to_quota + to_subscription, False
 
 
 async def trim(conn: Connection, *, lease_id: str, amount: int) -> int:
     """Give back up to `amount` of a lease's free part now (its holder no longer holds it);
     the lease stays for the requests still in flight. Returns what went back."""
-    row = await conn.fetchrow(LOCK_LEASE, lease_id)
+    row = await lease_rows.lock(conn, lease_id=lease_id)
     if row is None or row["status"] != "active" or amount <= 0:
         return 0
     free = Pot(
@@ -252,7 +197,13 @@ async def trim(conn: Connection, *, lease_id: str, amount: int) -> int:
             subscription_after=after.subscription,
             reason="part of the lease its holder no longer holds",
         )
-    await conn.execute(TRIM_LEASE, lease_id, back.quota, back.subscription, max(token, 0))
+    await lease_rows.trim(
+        conn,
+        lease_id=lease_id,
+        quota=back.quota,
+        subscription=back.subscription,
+        token=max(token, 0),
+    )
     return back.total
 
 
@@ -260,13 +211,13 @@ async def give_back_all(conn: Connection, *, user_id: int) -> None:
     """Return every active lease of the user (before an admin sets the balance: what the relays
     still hold becomes the wallet's again, so the balance set is the balance). Takes the locks in
     lease -> budget -> wallet order: call it before locking the wallet."""
-    for lease_id in [r["lease_id"] for r in await conn.fetch(ACTIVE_FOR_USER, user_id)]:
+    for lease_id in await lease_rows.active_for_user(conn, user_id=user_id):
         await give_back(conn, lease_id=lease_id)
 
 
 async def reap_one(conn: Connection) -> str | None:
     """Return one lease past its reap time; its id, or None when there is none."""
-    lease_id: str | None = await conn.fetchval(LOCK_DUE)
+    lease_id = await lease_rows.lock_one_due(conn)
     if lease_id is not None:
         await give_back(conn, lease_id=lease_id)
     return lease_id
@@ -281,14 +232,16 @@ async def materialise(conn: Connection, *, specs: list[SettleInput]) -> dict[str
     meanwhile gives nothing: the settlement then charges the wallet directly."""
     leased = [s for s in specs if s.lease_id]
     existing = (
-        {r["request_id"] for r in await conn.fetch(EXISTING_HOLDS, [s.request_id for s in leased])}
+        await lease_rows.existing_holds(conn, request_ids=[s.request_id for s in leased])
         if leased
         else set()
     )
     rows = {
         r["lease_id"]: r
-        for r in await conn.fetch(
-            LOCK_LEASES, sorted({s.lease_id for s in leased}), [s.request_id for s in specs]
+        for r in await lease_rows.lock_for_batch(
+            conn,
+            lease_ids=sorted({s.lease_id for s in leased}),
+            request_ids=[s.request_id for s in specs],
         )
     }
     leases = {lease_id: _free(r) for lease_id, r in rows.items()}
@@ -306,10 +259,8 @@ async def materialise(conn: Connection, *, specs: list[SettleInput]) -> dict[str
             (spec.request_id, row["user_id"], row["token_id"], row["model"], row["group"],
              row["price"], taken.quota, taken.subscription, token, spec.lease_id)
         )  # fmt: skip
-    if holds:
-        inserted = await conn.fetch(INSERT_HOLDS, *[list(c) for c in zip(*holds, strict=True)])
-        if len(inserted) != len(holds):
-            raise ConcurrentSettlement("a leased request was settled concurrently")
+    if holds and await lease_rows.insert_holds(conn, rows=holds) != len(holds):
+        raise ConcurrentSettlement("a leased request was settled concurrently")
     return leases
 
 
@@ -332,12 +283,12 @@ async def spend(conn: Connection, *, leases: dict[str, LeaseFree]) -> None:
     """Write what this transaction took from each lease (holds and usage above them)."""
     ids = sorted(i for i, lease in leases.items() if lease.spent.total or lease.spent_token)
     if ids:
-        await conn.execute(
-            SPEND,
-            ids,
-            [leases[i].spent.quota for i in ids],
-            [leases[i].spent.subscription for i in ids],
-            [leases[i].spent_token for i in ids],
+        await lease_rows.spend(
+            conn,
+            lease_ids=ids,
+            quotas=[leases[i].spent.quota for i in ids],
+            subscriptions=[leases[i].spent.subscription for i in ids],
+            tokens=[leases[i].spent_token for i in ids],
         )
 
 

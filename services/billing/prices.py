@@ -25,6 +25,7 @@ from services.billing.price_defaults import (
     DEFAULT_OUTPUT_LIMIT,
     DEFAULT_OUTPUT_LIMITS,
 )
+from services.billing.store import pricing_options
 from services.shared import pricing_rules as rules
 from services.shared.errors import FailedPrecondition, InvalidArgument
 from services.shared.options import PRICING_OPTION_KEYS
@@ -51,13 +52,6 @@ _NUMBER_MAPS = frozenset(
     {"ModelRatio", "ModelPrice", "CompletionRatio", "CacheRatio", "GroupRatio"}
 )
 _INTEGERS = frozenset({"QuotaPerUnit", "PreConsumedQuota"})
-
-SELECT_OPTIONS = "SELECT key, value FROM pricing_options"
-UPSERT_OPTION = """
-INSERT INTO pricing_options (key, value, updated_by) VALUES ($1, $2, $3)
-ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_by = EXCLUDED.updated_by,
-    updated_at = now()
-"""
 
 
 def _is_number(value: Any) -> bool:
@@ -246,15 +240,14 @@ class PricingStore:
 
     async def refresh(self) -> None:
         async with self._lock:
-            rows = await self._pool.fetch(SELECT_OPTIONS)
-            self._table = build_table({row["key"]: row["value"] for row in rows})
+            self._table = build_table(await pricing_options.load(self._pool))
 
     async def update(self, *, key: str, raw: str, actor_id: int) -> str:
         """Validate, store and apply one option; returns its effective JSON text."""
         value = parse_option(key, raw)
         if key.startswith("fallback_"):
             validate_fallback({**self._table.values, key: value})
-        await self._pool.execute(UPSERT_OPTION, key, raw, actor_id)
+        await pricing_options.save(self._pool, key=key, raw=raw, actor_id=actor_id)
         await self.refresh()
         if self._announce is not None:
             try:

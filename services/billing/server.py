@@ -12,12 +12,12 @@ from typing import Any
 from nats.aio.msg import Msg
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
-from services.billing import partitions
 from services.billing.consumer import run_consumer, stream_drained
 from services.billing.core import BillingCore
 from services.billing.prices import PricingStore
 from services.billing.servicer import BillingServicer
 from services.billing.settings import Settings
+from services.billing.store import partitions
 from services.shared import natsutil, subjects
 from services.shared.db import create_pool
 from services.shared.gctune import settle_after_startup

@@ -6,13 +6,14 @@ from __future__ import annotations
 import grpc
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
-from services.billing import convert, logs, wallets
+from services.billing import convert
 from services.billing.adjust import Adjustment
 from services.billing.core import BillingCore, ReserveCall
 from services.billing.prices import BILLING_OPTION_KEYS
-from services.billing.ratelimit import RETRY_AFTER_KEY, RateLimited
 from services.billing.servicer_batch import BatchRpcs
 from services.billing.servicer_extra import ExtraRpcs, GrowthRpcs
+from services.billing.store import logs, wallets
+from services.billing.store.rate_limits import RETRY_AFTER_KEY, RateLimited
 from services.shared.errors import ERROR_CODE_KEY, InvalidArgument
 
 Context = grpc.aio.ServicerContext[object, object]

@@ -10,16 +10,8 @@ from typing import TYPE_CHECKING
 import grpc
 from veloera.billing.v1 import billing_pb2
 
-from services.billing import (
-    checkin,
-    convert,
-    invites,
-    logs,
-    partitions,
-    redemptions,
-    topups,
-    usage_data,
-)
+from services.billing import checkin, convert, invites, redemptions, topups
+from services.billing.store import logs, partitions, usage_data
 from services.shared.errors import FailedPrecondition, InvalidArgument
 
 if TYPE_CHECKING:

@@ -6,19 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.billing import holds, logs, wallets
-from services.billing.holds import COLUMNS, Hold, hold_of
+from services.billing.store import holds, logs, wallets
+from services.billing.store.holds import Hold
 from services.shared.db import Connection
 from services.shared.errors import DomainError, FailedPrecondition, NotFound
 from services.shared.pricing import PriceSnapshot, TokenUsage
 
 EMPTY_REPLY_NOTE = "空回复不计费（可能是上游超时）"
 REAPER_NOTE = "请求未结算，已由预扣回收器按预扣额度结算 (settled by the hold reaper)"
-LOCK_ANSWERED = f"""
-SELECT {COLUMNS}, log_id FROM holds WHERE request_id = ANY($1::text[])
-ORDER BY request_id FOR UPDATE
-"""
-SET_HOLD_LOG = "UPDATE holds SET log_id = $2 WHERE request_id = $1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,23 +75,22 @@ async def answer_existing(
     already applied (a repeated request id: idempotent), or the error of a hold that cannot be
     settled (unknown, released, reaped). Locks the holds, so a settlement another transaction
     is applying right now is waited for and answered as applied."""
-    rows = {r["request_id"]: r for r in await conn.fetch(LOCK_ANSWERED, sorted(request_ids))}
+    found = await holds.lock_with_log(conn, request_ids=sorted(request_ids))
     answers: dict[str, SettleResult | DomainError] = {}
     for request_id in request_ids:
-        row = rows.get(request_id)
-        if row is None:
+        if request_id not in found:
             answers[request_id] = NotFound(
                 f"no hold for request {request_id}", code="hold_not_found"
             )
             continue
-        hold = hold_of(row)
+        hold, log_id = found[request_id]
         if hold.status != "settled":
             answers[request_id] = FailedPrecondition(
                 f"hold {request_id} is already {hold.status}", code=f"hold_{hold.status}"
             )
             continue
         refunded = max(hold.reserved - hold.charged, 0)
-        answers[request_id] = SettleResult(hold, hold.charged, refunded, True, row["log_id"] or 0)
+        answers[request_id] = SettleResult(hold, hold.charged, refunded, True, log_id)
     return answers
 
 
@@ -178,5 +172,5 @@ async def reap_one(conn: Connection) -> Hold | None:
             request_id=hold.request_id,
         ),
     )
-    await conn.execute(SET_HOLD_LOG, hold.request_id, log_id)
+    await holds.set_log(conn, request_id=hold.request_id, log_id=log_id)
     return hold

@@ -1,4 +1,5 @@
-"""Hourly usage rollups per user and model (reference §2.9 quota_data), upserted at settlement."""
+"""Hourly usage rollups per user and model (reference §2.9 quota_data), upserted at settlement
+(store/settle_batch.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,6 @@ from datetime import datetime
 from services.shared.db import Connection
 from services.shared.errors import InvalidArgument
 
-UPSERT_HOUR = """
-INSERT INTO quota_data (user_id, username, model_name, created_at, token_used, count, quota)
-VALUES ($1, $2, $3, date_trunc('hour', now()), $4, 1, $5)
-ON CONFLICT (user_id, model_name, created_at) DO UPDATE SET
-    token_used = quota_data.token_used + EXCLUDED.token_used,
-    count = quota_data.count + 1,
-    quota = quota_data.quota + EXCLUDED.quota,
-    username = CASE WHEN EXCLUDED.username = '' THEN quota_data.username
-                    ELSE EXCLUDED.username END
-"""
 GRANULARITIES = {"hour": "hour", "day": "day", "week": "week", "": "hour"}
 MAX_ROWS = 10_000
 
@@ -31,12 +22,6 @@ class UsagePoint:
     token_used: int
     count: int
     quota: int
-
-
-async def record(
-    conn: Connection, *, user_id: int, username: str, model_name: str, tokens: int, quota: int
-) -> None:
-    await conn.execute(UPSERT_HOUR, user_id, username, model_name, tokens, quota)
 
 
 async def query(

@@ -4,17 +4,20 @@ this module builds its arguments and maps its refusals to the domain errors."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 import orjson
 
-from services.billing.accounting import TOKEN_EXHAUSTED, USER_EXHAUSTED, ReserveInput
-from services.billing.holds import Hold
-from services.billing.ratelimit import Limit, RateLimited, limited
+from services.billing.store.holds import Hold
+from services.billing.store.rate_limits import Limit, limited
 from services.shared.db import Connection
 from services.shared.errors import QuotaExhausted
 from services.shared.pricing import PriceSnapshot
+
+TOKEN_EXHAUSTED = "token_quota_exhausted"
+USER_EXHAUSTED = "insufficient_user_quota"
 
 RESERVE_HOLD = """
 SELECT created, reserved_quota, reserved_subscription, reserved_token, created_at, expires_at,
@@ -22,6 +25,20 @@ SELECT created, reserved_quota, reserved_subscription, reserved_token, created_a
 FROM reserve_hold($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9::text[], $10::bigint[],
                   $11::bigint[], $12::bigint[], $13::bigint[])
 """
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveInput:
+    """The arguments of `reserve_hold`: one hold of `amount` at `price`."""
+
+    request_id: str
+    user_id: int
+    token_id: int
+    model: str
+    group: str
+    price: PriceSnapshot
+    amount: int
+    ttl_seconds: int
 
 
 async def reserve(
@@ -87,6 +104,3 @@ def refusal(exc: asyncpg.RaiseError, limits: list[Limit]) -> Exception:
             limit, now=float(detail["now"]), oldest=float(detail["oldest"]), what=detail["what"]
         )
     return exc
-
-
-__all__ = ["RateLimited", "refusal", "reserve"]

@@ -12,7 +12,6 @@ from services.shared.errors import DomainError, QuotaExhausted
 
 RETRY_AFTER_KEY = "veloera-retry-after"
 
-MARK_SUCCESS = "UPDATE rate_events SET success = true WHERE request_id = $1"
 PRUNE = "DELETE FROM rate_events WHERE at < now() - interval '1 day'"
 
 
@@ -42,10 +41,6 @@ def limited(limit: Limit, *, now: float, oldest: float, what: str) -> RateLimite
         f"{limit.period_seconds} s; retry after {wait} s",
         retry_after=wait,
     )
-
-
-async def mark_success(conn: Connection, *, request_id: str) -> None:
-    await conn.execute(MARK_SUCCESS, request_id)
 
 
 async def prune(conn: Connection) -> None:

@@ -20,6 +20,11 @@ LOCK_EXPIRED = f"""
 SELECT {COLUMNS} FROM holds WHERE status = 'open' AND expires_at < now()
 ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED
 """
+LOCK_WITH_LOG = f"""
+SELECT {COLUMNS}, log_id FROM holds WHERE request_id = ANY($1::text[])
+ORDER BY request_id FOR UPDATE
+"""
+SET_LOG = "UPDATE holds SET log_id = $2 WHERE request_id = $1"
 FINISH_HOLD = """
 UPDATE holds SET status = $2, charged = $3, settled_at = now() WHERE request_id = $1
 """
@@ -84,3 +89,13 @@ async def lock_one_expired(conn: Connection) -> Hold | None:
 
 async def finish(conn: Connection, *, request_id: str, status: str, charged: int) -> None:
     await conn.execute(FINISH_HOLD, request_id, status, charged)
+
+
+async def lock_with_log(conn: Connection, *, request_ids: list[str]) -> dict[str, tuple[Hold, int]]:
+    """These holds with their log row id (0 when none), locked in request id order."""
+    rows = await conn.fetch(LOCK_WITH_LOG, request_ids)
+    return {r["request_id"]: (hold_of(r), r["log_id"] or 0) for r in rows}
+
+
+async def set_log(conn: Connection, *, request_id: str, log_id: int) -> None:
+    await conn.execute(SET_LOG, request_id, log_id)
