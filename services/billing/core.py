@@ -22,7 +22,7 @@ from services.billing.metrics import (
     RESERVES,
     SETTLEMENTS,
 )
-from services.billing.prices import PricingStore
+from services.billing.pricing.live import LivePrices
 from services.billing.settlement import SettleInput, SettleResult
 from services.billing.store import holds, ledger, wallets
 from services.billing.store import rate_limits as ratelimit
@@ -66,7 +66,7 @@ class BillingCore:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        prices: PricingStore,
+        prices: LivePrices,
         *,
         js: JetStreamContext | None,
         default_ttl: int,

@@ -14,7 +14,7 @@ from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.billing.consumer import run_consumer, stream_drained
 from services.billing.core import BillingCore
-from services.billing.prices import PricingStore
+from services.billing.pricing.live import LivePrices
 from services.billing.servicer import BillingServicer
 from services.billing.settings import Settings
 from services.billing.store import partitions
@@ -71,7 +71,7 @@ async def serve(settings: Settings) -> None:
     async def reload(_msg: Msg) -> None:
         await prices.refresh_quietly()
 
-    prices = PricingStore(pool, refresh_seconds=settings.pricing_refresh_seconds, announce=announce)
+    prices = LivePrices(pool, refresh_seconds=settings.pricing_refresh_seconds, announce=announce)
     await prices.refresh()
     await nc.subscribe(subjects.PRICES_CHANGED, cb=reload)
     async with pool.acquire() as conn:

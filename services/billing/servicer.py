@@ -9,7 +9,7 @@ from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 from services.billing import convert
 from services.billing.adjust import Adjustment
 from services.billing.core import BillingCore, ReserveCall
-from services.billing.prices import BILLING_OPTION_KEYS
+from services.billing.pricing.table import BILLING_OPTION_KEYS
 from services.billing.servicer_batch import BatchRpcs
 from services.billing.servicer_extra import ExtraRpcs, GrowthRpcs
 from services.billing.store import logs, wallets

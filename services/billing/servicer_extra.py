@@ -16,7 +16,7 @@ from services.shared.errors import FailedPrecondition, InvalidArgument
 
 if TYPE_CHECKING:
     from services.billing.core import BillingCore
-    from services.billing.prices import PricingTable
+    from services.billing.pricing.table import PricingTable
 
 Context = grpc.aio.ServicerContext[object, object]
 USD_PER_RATIO_PER_MILLION = 2.0  # model ratio 1 = $2 per 1M tokens

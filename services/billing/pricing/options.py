@@ -38,7 +38,7 @@ _INTEGERS: dict[str, int] = {
 _STRINGS: dict[str, str] = {"CheckInTimeZone": "UTC", "PayAddress": "", "EpayId": "", "EpayKey": ""}
 _MAPS: dict[str, dict[str, float]] = {"TopupGroupRatio": {"default": 1.0, "vip": 1.0, "svip": 1.0}}
 # Output tokens held for a request without max_tokens, per model name or prefix ("*": any
-# other model); merged over price_defaults.DEFAULT_OUTPUT_LIMITS.
+# other model); merged over pricing/defaults.DEFAULT_OUTPUT_LIMITS.
 _TOKEN_MAPS: dict[str, dict[str, int]] = {"ModelOutputLimit": {}}
 
 EXTRA_DEFAULTS: dict[str, Any] = {

@@ -1,23 +1,15 @@
-"""Pricing options: defaults, validation, storage, and an in-process cache of effective prices."""
+"""The price table: pricing options (stored values over defaults, validated) and how a model's
+price resolves from them."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import asyncpg
 import orjson
 
-from services.billing.extra_options import (
-    EXTRA_DEFAULTS,
-    EXTRA_OPTION_KEYS,
-    parse_extra,
-    validate_fallback,
-)
-from services.billing.price_defaults import (
+from services.billing.pricing.defaults import (
     DEFAULT_CACHE_RATIO,
     DEFAULT_COMPLETION_RATIO,
     DEFAULT_MODEL_PRICE,
@@ -25,7 +17,12 @@ from services.billing.price_defaults import (
     DEFAULT_OUTPUT_LIMIT,
     DEFAULT_OUTPUT_LIMITS,
 )
-from services.billing.store import pricing_options
+from services.billing.pricing.options import (
+    EXTRA_DEFAULTS,
+    EXTRA_OPTION_KEYS,
+    parse_extra,
+    validate_fallback,
+)
 from services.shared import pricing_rules as rules
 from services.shared.errors import FailedPrecondition, InvalidArgument
 from services.shared.options import PRICING_OPTION_KEYS
@@ -215,56 +212,3 @@ def build_table(stored: dict[str, str]) -> PricingTable:
         logger.error("fallback pricing disabled: %s", exc.message)
         values["fallback_pricing_enabled"] = False
     return PricingTable(values)
-
-
-class PricingStore:
-    """The process's cache of pricing options, refreshed on update and every few seconds so
-    several billing replicas converge."""
-
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        *,
-        refresh_seconds: float,
-        announce: Callable[[str], Awaitable[None]] | None = None,
-    ) -> None:
-        self._pool = pool
-        self._refresh_seconds = refresh_seconds
-        self._announce = announce  # tells every replica and relay that `key` changed
-        self._table = build_table({})
-        self._lock = asyncio.Lock()
-
-    @property
-    def table(self) -> PricingTable:
-        return self._table
-
-    async def refresh(self) -> None:
-        async with self._lock:
-            self._table = build_table(await pricing_options.load(self._pool))
-
-    async def update(self, *, key: str, raw: str, actor_id: int) -> str:
-        """Validate, store and apply one option; returns its effective JSON text."""
-        value = parse_option(key, raw)
-        if key.startswith("fallback_"):
-            validate_fallback({**self._table.values, key: value})
-        await pricing_options.save(self._pool, key=key, raw=raw, actor_id=actor_id)
-        await self.refresh()
-        if self._announce is not None:
-            try:
-                await self._announce(key)
-            except Exception:  # the other replicas still catch up on their next refresh
-                logger.warning("price change of %s not announced", key, exc_info=True)
-        return self._table.option_text(key)
-
-    async def refresh_quietly(self) -> None:
-        try:
-            await self.refresh()
-        except Exception:  # the old table stays in use until the next refresh
-            logger.warning("pricing refresh failed", exc_info=True)
-
-    async def run_refresher(self) -> None:
-        """Background loop: options changed by other replicas arrive as PRICES_CHANGED at
-        once; this catches a missed announcement."""
-        while True:
-            await asyncio.sleep(self._refresh_seconds)
-            await self.refresh_quietly()
