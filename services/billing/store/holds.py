@@ -14,7 +14,6 @@ from services.shared.pricing import PriceSnapshot
 COLUMNS = """request_id, user_id, token_id, model, "group", price::text AS price, reserved_quota,
     reserved_subscription, reserved_token, status, created_at, expires_at, charged,
     coalesce(lease_id, '') AS lease_id"""
-SELECT_HOLD = f"SELECT {COLUMNS} FROM holds WHERE request_id = $1"
 LOCK_HOLD = f"SELECT {COLUMNS} FROM holds WHERE request_id = $1 FOR UPDATE"
 LOCK_EXPIRED = f"""
 SELECT {COLUMNS} FROM holds WHERE status = 'open' AND expires_at < now()
@@ -69,11 +68,6 @@ def hold_of(row: asyncpg.Record) -> Hold:
         charged=row["charged"],
         lease_id=row["lease_id"],
     )
-
-
-async def get(conn: Connection, *, request_id: str) -> Hold | None:
-    row = await conn.fetchrow(SELECT_HOLD, request_id)
-    return None if row is None else hold_of(row)
 
 
 async def lock(conn: Connection, *, request_id: str) -> Hold | None:

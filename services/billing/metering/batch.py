@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from services.billing import settle_rules as rules
-from services.billing.accounting import ReleaseResult, settle_key
-from services.billing.leases import LeaseFree
-from services.billing.settle_rules import Pot
-from services.billing.settlement import SettleInput, SettleResult, consume_log
+from services.billing.metering import settle_rules as rules
+from services.billing.metering.accounting import ReleaseResult, settle_key
+from services.billing.metering.leases import LeaseFree
+from services.billing.metering.settle_rules import Pot
+from services.billing.metering.settlement import SettleInput, SettleResult, consume_log
 from services.billing.store import logs
 from services.billing.store import settle_batch as sql
 from services.billing.store.holds import Hold

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.billing import leases
+from services.billing.metering import leases
 from services.billing.store import ledger, logs, wallets
 from services.billing.store.wallets import Balances
 from services.shared.db import Connection

@@ -1,28 +1,17 @@
-"""Invite rewards (reference §7.3): signup grants, the inviter's transferable aff_quota."""
+"""Invite rewards: signup grants, the inviter's transferable aff_quota."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 
-from services.billing import adjust
+from services.billing.context import Billing
+from services.billing.metering import adjust, balances
+from services.billing.store import invites as invite_rows
 from services.billing.store import logs, wallets
+from services.billing.store.wallets import WalletRow
 from services.shared.db import Connection
 from services.shared.errors import FailedPrecondition, InvalidArgument
-
-CLAIM_SIGNUP = """
-INSERT INTO signup_rewards (user_id, inviter_id, new_user_quota, invitee_quota, inviter_quota)
-VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id) DO NOTHING RETURNING user_id
-"""
-CREDIT_AFF = """
-UPDATE wallets SET aff_quota = aff_quota + $2, aff_history = aff_history + $2, updated_at = now()
-WHERE user_id = $1
-"""
-LOCK_AFF = "SELECT aff_quota FROM wallets WHERE user_id = $1 FOR UPDATE"
-DEBIT_AFF = """
-UPDATE wallets SET aff_quota = aff_quota - $2, updated_at = now()
-WHERE user_id = $1 AND aff_quota >= $2
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +36,21 @@ def _grant(user_id: int, key: str, quota: int, kind: str, content: str) -> adjus
     )
 
 
-async def grant_signup(
+async def grant_signup(billing: Billing, *, user_id: int, inviter_id: int) -> SignupRewards:
+    """Grant the signup rewards once per user, at the amounts the options set now."""
+    table = billing.prices.table
+    async with billing.pool.acquire() as conn, conn.transaction():
+        return await _grant_signup(
+            conn,
+            user_id=user_id,
+            inviter_id=inviter_id,
+            new_user_quota=table.number("QuotaForNewUser"),
+            invitee_quota=table.number("QuotaForInvitee"),
+            inviter_quota=table.number("QuotaForInviter"),
+        )
+
+
+async def _grant_signup(
     conn: Connection,
     *,
     user_id: int,
@@ -56,15 +59,19 @@ async def grant_signup(
     invitee_quota: int,
     inviter_quota: int,
 ) -> SignupRewards:
-    """Grant the signup rewards once per user (the caller owns the transaction)."""
     if user_id <= 0 or inviter_id < 0 or inviter_id == user_id:
         raise InvalidArgument("user_id must be positive and differ from inviter_id")
     if inviter_id == 0:
         invitee_quota = inviter_quota = 0
-    claimed = await conn.fetchval(
-        CLAIM_SIGNUP, user_id, inviter_id, new_user_quota, invitee_quota, inviter_quota
+    claimed = await invite_rows.claim_signup(
+        conn,
+        user_id=user_id,
+        inviter_id=inviter_id,
+        new_user_quota=new_user_quota,
+        invitee_quota=invitee_quota,
+        inviter_quota=inviter_quota,
     )
-    if claimed is None:
+    if not claimed:
         return SignupRewards(0, 0, 0, True)
     if new_user_quota > 0:
         await adjust.adjust(
@@ -82,7 +89,7 @@ async def grant_signup(
         )
     if inviter_quota > 0:
         await wallets.ensure_wallet(conn, user_id=inviter_id)
-        await conn.execute(CREDIT_AFF, inviter_id, inviter_quota)
+        await invite_rows.credit_aff(conn, user_id=inviter_id, quota=inviter_quota)
         await logs.insert(
             conn,
             row=logs.LogRow(
@@ -96,17 +103,24 @@ async def grant_signup(
     return SignupRewards(new_user_quota, invitee_quota, inviter_quota, False)
 
 
-async def transfer(conn: Connection, *, user_id: int, quota: int, minimum: int) -> None:
-    """Move `quota` from aff_quota into quota (at least `minimum`, one QuotaPerUnit)."""
+async def transfer(billing: Billing, *, user_id: int, quota: int) -> WalletRow:
+    """Move `quota` from aff_quota into quota (at least one QuotaPerUnit); the wallet after."""
+    minimum = billing.prices.table.number("QuotaPerUnit")
+    async with billing.pool.acquire() as conn, conn.transaction():
+        await _transfer(conn, user_id=user_id, quota=quota, minimum=minimum)
+    return await balances.of_user(billing, user_id)
+
+
+async def _transfer(conn: Connection, *, user_id: int, quota: int, minimum: int) -> None:
     if quota < minimum:
         raise InvalidArgument(f"the transfer must be at least {minimum} units")
     await wallets.ensure_wallet(conn, user_id=user_id)
-    available = await conn.fetchval(LOCK_AFF, user_id)
+    available = await invite_rows.lock_aff(conn, user_id=user_id)
     if available is None or available < quota:
         raise FailedPrecondition(
             "your invite reward balance is not enough", code="insufficient_aff_quota"
         )
-    await conn.execute(DEBIT_AFF, user_id, quota)
+    await invite_rows.debit_aff(conn, user_id=user_id, quota=quota)
     await adjust.adjust(
         conn,
         change=_grant(

@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from services.billing.settle_rules import ZERO, Pot, lease_debit
-from services.billing.settlement import SettleInput
+from services.billing.metering.settle_rules import ZERO, Pot, lease_debit
+from services.billing.metering.settlement import SettleInput
 from services.billing.store import leases as lease_rows
 from services.billing.store import ledger, wallets
 from services.billing.store.reserve import TOKEN_EXHAUSTED, USER_EXHAUSTED

@@ -1,5 +1,6 @@
-"""Release a hold (give it back), the refund helper, and the Reserve input. Reserve itself is
-the `reserve_hold` SQL function (migration 0006, reserve_sql.py).
+"""Release a hold (give it back), the refund helper, the ledger keys of a settlement, and the
+refusal a client sees when its balance cannot cover a request. Reserve itself is the
+`reserve_hold` SQL function (migration 0006, store/reserve.py).
 
 Every function here runs inside the caller's transaction. Locks are always taken in the order
 hold -> token budget -> wallet, so concurrent requests never deadlock.

@@ -1,5 +1,6 @@
 """Durable JetStream pull consumer of deferred batches (and the single settlements and releases
-older relays published).
+older relays published): the second way settlements reach billing after the SettleBatch RPC,
+applied through the same settle use case.
 
 Ack policy: ack after the batch is committed (or was already applied: settlements and releases
 are idempotent by request id, so a redelivered or twice-published message charges once; items
@@ -20,10 +21,11 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from veloera.billing.v1 import billing_pb2, events_pb2
 
-from services.billing import convert
-from services.billing.core import BillingCore
+from services.billing.api import proto
+from services.billing.api.settle_batch import apply_batch
+from services.billing.context import Billing
+from services.billing.metering import settle
 from services.billing.metrics import CONSUMER_UP, DEFERRED
-from services.billing.servicer_batch import apply_batch
 from services.shared import subjects
 from services.shared.errors import DomainError, FailedPrecondition
 
@@ -35,22 +37,24 @@ FETCH_TIMEOUT_SECONDS = 5.0
 _TRANSIENT = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
-async def _apply(core: BillingCore, msg: Msg) -> str:
+async def _apply(billing: Billing, msg: Msg) -> str:
     """Apply one message; returns its kind. Raises DecodeError for poison."""
     if msg.subject == subjects.SETTLE_BATCHES_SUBJECT:
         deferred = events_pb2.DeferredBatch.FromString(msg.data)
-        _log_rejected(deferred.batch, await apply_batch(core, deferred.batch))
+        _log_rejected(deferred.batch, await apply_batch(billing, deferred.batch))
         return "batch"
     if msg.subject == subjects.RELEASES_SUBJECT:
         release = events_pb2.DeferredRelease.FromString(msg.data).release
         if not release.request_id:
             raise DecodeError("deferred release without a request id")
-        await core.release(request_id=release.request_id, reason=release.reason or "deferred")
+        await settle.release(
+            billing, request_id=release.request_id, reason=release.reason or "deferred"
+        )
         return "release"
-    settle = events_pb2.DeferredSettlement.FromString(msg.data).settle
-    if not settle.request_id:
+    deferred_settle = events_pb2.DeferredSettlement.FromString(msg.data).settle
+    if not deferred_settle.request_id:
         raise DecodeError("deferred settlement without a request id")
-    await core.settle(convert.settle_input(settle))
+    await settle.settle_one(billing, proto.settle_input(deferred_settle))
     return "settle"
 
 
@@ -71,10 +75,10 @@ def _log_rejected(
 _KINDS = {subjects.RELEASES_SUBJECT: "release", subjects.SETTLE_BATCHES_SUBJECT: "batch"}
 
 
-async def handle(core: BillingCore, msg: Msg) -> None:
+async def handle(billing: Billing, msg: Msg) -> None:
     kind = _KINDS.get(msg.subject, "settle")
     try:
-        await _apply(core, msg)
+        await _apply(billing, msg)
     except DecodeError:
         logger.error("undecodable message on %s; terminating it", msg.subject)
         DEFERRED.labels(kind, "poison").inc()
@@ -121,7 +125,7 @@ async def stream_drained(js: JetStreamContext) -> bool:
     return waiting == 0
 
 
-async def run_consumer(core: BillingCore, js: JetStreamContext, *, batch: int) -> None:
+async def run_consumer(billing: Billing, js: JetStreamContext, *, batch: int) -> None:
     """Pull loop on the durable consumer shared by every billing replica; cancel to stop."""
     await js.add_consumer(
         subjects.SETTLEMENTS_STREAM,
@@ -148,7 +152,7 @@ async def run_consumer(core: BillingCore, js: JetStreamContext, *, batch: int) -
                 await asyncio.sleep(RETRY_DELAY_SECONDS)
                 continue
             for msg in messages:
-                await handle(core, msg)
+                await handle(billing, msg)
     finally:
         CONSUMER_UP.set(0)
         await subscription.unsubscribe()

@@ -1,4 +1,5 @@
-"""The lease use cases (on unless the relay sets BILLING_LEASES=false): acquire, return, reap."""
+"""The lease use cases (on unless the relay sets BILLING_LEASES=false): acquire, return, reap;
+one transaction each (the money moves are in leases.py)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,13 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-from services.billing import leases
-from services.billing.accounting import worst_case_refusal
+from services.billing.context import Billing
+from services.billing.metering import leases
+from services.billing.metering.accounting import worst_case_refusal
 from services.billing.metrics import LEASES
 from services.shared.errors import QuotaExhausted
 from services.shared.pricing import PriceSnapshot, reserve_amount
-
-if TYPE_CHECKING:
-    from services.billing.core import BillingCore
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +50,9 @@ class Granted:
     per_request: bool = False
 
 
-async def acquire(core: BillingCore, call: LeaseCall) -> Granted:
+async def acquire(billing: Billing, call: LeaseCall) -> Granted:
     """A lease covering `requests` holds like the one at hand (at least that one)."""
-    table = core.prices.table
+    table = billing.prices.table
     if table.flag("ModelRequestRateLimitEnabled"):
         # Per-user request limits are counted per Reserve: no leases while they are on.
         return Granted("", 0, None, None, 0, 0, per_request=True)
@@ -81,11 +79,11 @@ async def acquire(core: BillingCore, call: LeaseCall) -> Granted:
     )
     if call.trim_lease_id and call.trim_amount > 0:
         # Its own transaction: what the holder gave up goes back even if the grant is refused.
-        async with core.pool.acquire() as conn, conn.transaction():
+        async with billing.pool.acquire() as conn, conn.transaction():
             if await leases.trim(conn, lease_id=call.trim_lease_id, amount=call.trim_amount):
                 LEASES.labels("trimmed").inc()
     try:
-        async with core.pool.acquire() as conn, conn.transaction():
+        async with billing.pool.acquire() as conn, conn.transaction():
             granted, expires_at = await leases.grant(conn, spec=spec)
     except leases.TooSmall:
         LEASES.labels("per_request").inc()
@@ -97,19 +95,19 @@ async def acquire(core: BillingCore, call: LeaseCall) -> Granted:
     return Granted(spec.lease_id, granted, expires_at, price, output_limit, first)
 
 
-async def give_back(core: BillingCore, lease_id: str) -> tuple[int, bool]:
-    async with core.pool.acquire() as conn, conn.transaction():
+async def give_back(billing: Billing, lease_id: str) -> tuple[int, bool]:
+    async with billing.pool.acquire() as conn, conn.transaction():
         returned, already = await leases.give_back(conn, lease_id=lease_id)
     if not already:
         LEASES.labels("returned").inc()
     return returned, already
 
 
-async def reap(core: BillingCore) -> int:
+async def reap(billing: Billing) -> int:
     """Return every lease past its reap time (expiry + the holder's hold time)."""
     reaped = 0
     while reaped < _REAP_BATCH:
-        async with core.pool.acquire() as conn, conn.transaction():
+        async with billing.pool.acquire() as conn, conn.transaction():
             lease_id = await leases.reap_one(conn)
         if lease_id is None:
             break

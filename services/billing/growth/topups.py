@@ -1,5 +1,6 @@
-"""Online top-up through EPay (reference §7.6): quotes, signed orders, and the notify callback
-verified (MD5 of the sorted parameters + key) and applied exactly once, with the rebate."""
+"""Online top-up through EPay (upstream `controller/topup.go`, `service/epay.go`): quotes,
+signed orders, and the notify callback verified (MD5 of the sorted parameters + key) and applied
+exactly once, with the rebate."""
 
 from __future__ import annotations
 
@@ -10,22 +11,13 @@ import time
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from services.billing import adjust
+from services.billing.context import Billing
+from services.billing.metering import adjust
+from services.billing.pricing.table import PricingTable
+from services.billing.store import topups as orders
 from services.shared.db import Connection
 from services.shared.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 
-INSERT_ORDER = """
-INSERT INTO top_ups (user_id, inviter_id, amount, quota, money, payment_method, trade_no)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-"""
-LOCK_ORDER = """
-SELECT user_id, inviter_id, amount, quota, money, status FROM top_ups WHERE trade_no = $1
-FOR UPDATE
-"""
-FINISH_ORDER = """
-UPDATE top_ups SET status = 'success', completed_at = now(), upstream_trade_no = $2
-WHERE trade_no = $1
-"""
 CENT = Decimal("0.01")
 
 
@@ -78,8 +70,30 @@ class Order:
     money: Decimal
 
 
+def _epay(table: PricingTable) -> EpayConfig:
+    values = table.values
+    return EpayConfig(
+        address=str(values["PayAddress"]), pid=str(values["EpayId"]), key=str(values["EpayKey"])
+    )
+
+
+def _pricing(table: PricingTable, group: str) -> Pricing:
+    ratios: dict[str, float] = table.values["TopupGroupRatio"]
+    return Pricing(
+        price=float(table.values["Price"]),
+        min_top_up=table.number("MinTopUp"),
+        group_ratio=float(ratios.get(group or "default", 1.0)),
+        quota_per_unit=table.number("QuotaPerUnit"),
+    )
+
+
+def quote(billing: Billing, *, amount: int, group: str) -> tuple[Decimal, int]:
+    """(money to pay, quota credited) for `amount` USD in the user's group."""
+    return _pricing(billing.prices.table, group).quote(amount)
+
+
 async def create(
-    conn: Connection,
+    billing: Billing,
     *,
     user_id: int,
     inviter_id: int,
@@ -87,9 +101,11 @@ async def create(
     method: str,
     notify_url: str,
     return_url: str,
-    pricing: Pricing,
-    epay: EpayConfig,
+    group: str,
 ) -> Order:
+    """A pending order and the signed parameters of the payment page."""
+    table = billing.prices.table
+    pricing, epay = _pricing(table, group), _epay(table)
     epay.check()
     if not method.strip():
         raise InvalidArgument("payment_method is required")
@@ -106,9 +122,17 @@ async def create(
     }
     params["sign"] = sign(params, epay.key)
     params["sign_type"] = "MD5"
-    await conn.execute(
-        INSERT_ORDER, user_id, inviter_id, amount, quota, money, method.strip(), trade_no
-    )
+    async with billing.pool.acquire() as conn:
+        await orders.insert(
+            conn,
+            user_id=user_id,
+            inviter_id=inviter_id,
+            amount=amount,
+            quota=quota,
+            money=money,
+            method=method.strip(),
+            trade_no=trade_no,
+        )
     return Order(trade_no, epay.address.rstrip("/") + "/submit.php", params, money)
 
 
@@ -137,12 +161,20 @@ def verify(params: dict[str, str], epay: EpayConfig) -> str:
     return trade_no
 
 
-async def complete(
+async def complete(billing: Billing, *, params: dict[str, str]) -> Completion:
+    """Apply a verified payment notify once, with the inviter's rebate when it is on."""
+    table = billing.prices.table
+    percent = float(table.values["RebatePercentage"]) if table.flag("RebateEnabled") else 0.0
+    epay = _epay(table)
+    async with billing.pool.acquire() as conn, conn.transaction():
+        return await _complete(conn, params=params, epay=epay, rebate_percent=percent)
+
+
+async def _complete(
     conn: Connection, *, params: dict[str, str], epay: EpayConfig, rebate_percent: float
 ) -> Completion:
-    """Apply a verified notify once (the caller owns the transaction)."""
     trade_no = verify(params, epay)
-    row = await conn.fetchrow(LOCK_ORDER, trade_no)
+    row = await orders.lock(conn, trade_no=trade_no)
     if row is None:
         raise NotFound(f"no top-up order {trade_no}", code="topup_not_found")
     user_id, quota = int(row["user_id"]), int(row["quota"])
@@ -169,7 +201,7 @@ async def complete(
         ),
     )
     rebate = await _rebate(conn, row["inviter_id"], quota, rebate_percent, trade_no)
-    await conn.execute(FINISH_ORDER, trade_no, params.get("trade_no", ""))
+    await orders.finish(conn, trade_no=trade_no, upstream_trade_no=params.get("trade_no", ""))
     return Completion(trade_no, user_id, quota, False, rebate)
 
 
