@@ -4,7 +4,8 @@ single Settle and a deferred settlement are batches of one).
 About eight statements per batch whatever its size: lock the holds, lock and update the token
 budgets, lock and update the wallets with their ledger rows, insert the log rows and finish the
 holds, upsert the usage rollups, mark the rate-limit events. The amounts come from the pure
-rules in `settle_rules`, applied to the rows locked in this transaction.
+rules in `settle_rules`, applied to the rows locked in this transaction; the statements are in
+store/settle_batch.py.
 
 Locks are taken in the global order leases -> holds -> token budgets -> wallets (each sorted by
 key), the order Reserve and lease grants use, so batches never deadlock with them. Wallets are

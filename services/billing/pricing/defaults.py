@@ -1,5 +1,5 @@
 """The default price table: today's widely used models. Model ratio 1 = $2 per 1M prompt tokens
-(reference §4.1); ModelPrice is USD per call. Root edits the effective values as options."""
+(as upstream); ModelPrice is USD per call. Root edits the effective values as options."""
 
 from __future__ import annotations
 

@@ -120,8 +120,8 @@ class PricingTable:
         return int(self.values[key])
 
     def priced_name(self, *, model: str, requested: str, upstream: str) -> str:
-        """Redirect billing (reference §4.2.1): the requested name when the option is on,
-        else the upstream name; `model` when the relay sent neither."""
+        """Redirect billing (upstream `relay/helper/price.go`): the requested name when the
+        option is on, else the upstream name; `model` when the relay sent neither."""
         if self.flag("redirect_billing_enabled"):
             return requested or model or upstream
         return upstream or model or requested
@@ -190,7 +190,8 @@ class PricingTable:
 
 
 def _price_key(model: str) -> str:
-    """gpt-4-gizmo* and gpt-4o-gizmo* collapse to their wildcard entries (reference §4.2.2)."""
+    """gpt-4-gizmo* and gpt-4o-gizmo* collapse to their wildcard entries, as upstream
+    `relay/helper/price.go` does."""
     for prefix in ("gpt-4o-gizmo", "gpt-4-gizmo"):
         if model.startswith(prefix):
             return f"{prefix}-*"

@@ -1,4 +1,4 @@
-"""Consumption and management log rows (reference §2.5, §4.8): insert and filtered listing."""
+"""Consumption and management log rows (upstream `model/log.go`): insert and filtered listing."""
 
 from __future__ import annotations
 

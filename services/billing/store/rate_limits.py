@@ -1,6 +1,6 @@
-"""Model request rate limits per user and per key (reference §7.8): sliding windows kept in
-PostgreSQL so every billing replica shares them. Checked and recorded by the `reserve_hold`
-SQL function (migration 0006) under a transaction advisory lock per subject."""
+"""Model request rate limits per user and per key (upstream `middleware/model-rate-limit.go`):
+sliding windows kept in PostgreSQL so every billing replica shares them. Checked and recorded by
+the `reserve_hold` SQL function (migration 0006) under a transaction advisory lock per subject."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hourly usage rollups per user and model (reference §2.9 quota_data), upserted at settlement
+"""Hourly usage rollups per user and model (upstream `model/usedata.go`), upserted at settlement
 (store/settle_batch.py)."""
 
 from __future__ import annotations
