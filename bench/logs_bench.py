@@ -2,7 +2,7 @@
 
 Starts its own embedded PostgreSQL (or uses `--dsn`), applies the migrations, generates N
 consume-log rows (default 10 million) spread over 90 days with `generate_series` in SQL, then
-times the console's queries through the billing service's own code (`services.billing.logs`):
+times the console's queries through the billing service's own code (`services.billing.store.logs`):
 a filtered first page, the next page by cursor, the numbered page with its total, and the stats
 (quota sum, RPM, TPM) over the same filter. Prints the median of 5 runs of each, in ms.
 """
@@ -21,8 +21,8 @@ from typing import Any
 
 import asyncpg
 
-from services.billing import logs
-from services.billing.logs import LogFilter
+from services.billing.store import logs
+from services.billing.store.logs import LogFilter
 from services.cli.infra import EmbeddedPostgres, free_port
 from services.cli.migrate import run_migrations
 

@@ -12,12 +12,13 @@ from typing import Any
 from nats.aio.msg import Msg
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
-from services.billing import partitions
-from services.billing.consumer import run_consumer, stream_drained
-from services.billing.core import BillingCore
-from services.billing.prices import PricingStore
-from services.billing.servicer import BillingServicer
+from services.billing.api.consumer import run_consumer, stream_drained
+from services.billing.api.servicer import BillingServicer
+from services.billing.context import Billing
+from services.billing.metering import reaper
+from services.billing.pricing.live import LivePrices
 from services.billing.settings import Settings
+from services.billing.store import partitions
 from services.shared import natsutil, subjects
 from services.shared.db import create_pool
 from services.shared.gctune import settle_after_startup
@@ -71,26 +72,26 @@ async def serve(settings: Settings) -> None:
     async def reload(_msg: Msg) -> None:
         await prices.refresh_quietly()
 
-    prices = PricingStore(pool, refresh_seconds=settings.pricing_refresh_seconds, announce=announce)
+    prices = LivePrices(pool, refresh_seconds=settings.pricing_refresh_seconds, announce=announce)
     await prices.refresh()
     await nc.subscribe(subjects.PRICES_CHANGED, cb=reload)
     async with pool.acquire() as conn:
         await partitions.ensure_ahead(conn, months=settings.log_partitions_ahead)
-    core = BillingCore(pool, prices, js=js, default_ttl=settings.default_hold_ttl)
+    billing = Billing(pool=pool, prices=prices, js=js, hold_ttl=settings.default_hold_ttl)
 
     server, health = build_grpc_server(
         settings.port, host=settings.bind_host, service_names=[SERVICE_NAME]
     )
-    billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(core), server)
+    billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(billing), server)
     stop = _stop_event()
     await server.start()
     background: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
         "pricing refresher": prices.run_refresher,
-        "hold reaper": lambda: core.run_reaper(
-            settings.hold_reaper_interval, may_reap=lambda: stream_drained(js)
+        "hold reaper": lambda: reaper.run(
+            billing, settings.hold_reaper_interval, may_reap=lambda: stream_drained(js)
         ),
         "settlement consumer": lambda: run_consumer(
-            core, js, batch=settings.settlement_fetch_batch
+            billing, js, batch=settings.settlement_fetch_batch
         ),
         "log partition maintainer": lambda: partitions.run_maintainer(
             pool, months=settings.log_partitions_ahead, interval=_MAINTENANCE_INTERVAL

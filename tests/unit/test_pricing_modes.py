@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.billing.prices import PricingTable, build_table, parse_option
+from services.billing.pricing.table import PricingTable, build_table, parse_option
 from services.shared.errors import FailedPrecondition, InvalidArgument
 from services.shared.pricing import PriceSnapshot, TokenUsage, reserve_amount, settle_amount
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.billing.settle_rules import (
+from services.billing.metering.settle_rules import (
     ZERO,
     Pot,
     WalletMove,

@@ -1,0 +1,22 @@
+"""Stored pricing options (key -> raw text as the admin entered it)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from services.shared.db import Connection
+
+SELECT_OPTIONS = "SELECT key, value FROM pricing_options"
+UPSERT_OPTION = """
+INSERT INTO pricing_options (key, value, updated_by) VALUES ($1, $2, $3)
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_by = EXCLUDED.updated_by,
+    updated_at = now()
+"""
+
+
+async def load(conn: Connection | asyncpg.Pool) -> dict[str, str]:
+    return {row["key"]: row["value"] for row in await conn.fetch(SELECT_OPTIONS)}
+
+
+async def save(conn: Connection | asyncpg.Pool, *, key: str, raw: str, actor_id: int) -> None:
+    await conn.execute(UPSERT_OPTION, key, raw, actor_id)
