@@ -17,6 +17,7 @@ from services.web.api import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, ApiError, Call,
 from services.web.client_ip import client_ip
 from services.web.convert import paged, user_item
 from services.web.quota_rules import (
+    MAX_QUOTA,
     QuotaChange,
     QuotaEdit,
     QuotaEditRefused,
@@ -200,16 +201,18 @@ def _update_request(
 _UPDATABLE = ("username", "display_name", "group", "email", "password")
 
 
-def _optional_int(body: dict[str, Any], name: str) -> int | None:
+def _optional_int(body: dict[str, Any], name: str, minimum: int) -> int | None:
     value = body.get(name)
-    return None if value is None or value == "" else Call.body_int(body, name)
+    if value is None or value == "":
+        return None
+    return Call.body_int(body, name, minimum=minimum, maximum=MAX_QUOTA)
 
 
 def _quota_edit(body: dict[str, Any]) -> QuotaEdit | None:
     edit = QuotaEdit(
-        quota=_optional_int(body, "quota"),
-        original=_optional_int(body, "original_quota"),
-        delta=_optional_int(body, "quota_delta"),
+        quota=_optional_int(body, "quota", 0),
+        original=_optional_int(body, "original_quota", -MAX_QUOTA),
+        delta=_optional_int(body, "quota_delta", -MAX_QUOTA),
     )
     return None if edit.quota is None and not edit.delta else edit
 
@@ -227,7 +230,7 @@ async def _planned_quota_change(
     try:
         return quota_change(edit, wallet.quota)
     except QuotaEditRefused as exc:
-        raise ApiError(exc.message) from exc
+        raise ApiError(exc.message, 400 if exc.out_of_range else 200) from exc
 
 
 def _adjust_request(
