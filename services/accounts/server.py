@@ -60,6 +60,8 @@ async def serve(settings: Settings) -> None:
                 max_per_account=settings.login_max_failures_per_account,
                 max_per_ip=settings.login_max_failures_per_ip,
                 lock_seconds=settings.login_lock_minutes * 60,
+                slowdown_after=settings.login_slowdown_after,
+                slowdown_seconds=settings.login_slowdown_seconds,
             ),
             generate_default_token=settings.generate_default_token,
             smtp_timeout=settings.smtp_timeout,

@@ -19,6 +19,7 @@ from services.shared.grpcutil import open_channel
 from services.web.body_limit import BodyLimitMiddleware
 from services.web.deps import Deps
 from services.web.metrics import MetricsMiddleware
+from services.web.rate_limit import RateLimitMiddleware
 from services.web.routes import (
     channels,
     checkin,
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=_routes(),
         middleware=[
             Middleware(MetricsMiddleware),
+            Middleware(RateLimitMiddleware),
             Middleware(BodyLimitMiddleware),
             Middleware(GZipMiddleware, minimum_size=1024),
         ],

@@ -60,7 +60,7 @@ async def test_a_malformed_veloera_user_header_is_401(web_url: str, claimed: str
     root = await root_console(web_url)
     try:
         reply = await root.client.get(
-            "/api/user/self", headers={"Veloera-User": claimed.encode("latin-1")}
+            "/api/user/self", headers={b"Veloera-User": claimed.encode("latin-1")}
         )
         _refused(reply, 401)
     finally:
@@ -70,7 +70,7 @@ async def test_a_malformed_veloera_user_header_is_401(web_url: str, claimed: str
 async def test_out_of_range_ids_and_numbers_are_400(web_url: str) -> None:
     root = await root_console(web_url)
     try:
-        for method, path, kwargs in [
+        cases: list[tuple[str, str, dict[str, Any]]] = [
             ("GET", f"/api/user/{HUGE}", {}),
             ("DELETE", f"/api/token/{HUGE}", {}),
             ("GET", "/api/user/", {"params": {"p": str(HUGE)}}),
@@ -81,7 +81,8 @@ async def test_out_of_range_ids_and_numbers_are_400(web_url: str) -> None:
             ("POST", "/api/token/", {"json": {"name": "k", "remain_quota": HUGE}}),
             ("POST", "/api/user/manage", {"json": {"id": 1e300, "action": "disable"}}),
             ("GET", "/api/channel/", {"params": {"page_size": "٣"}}),
-        ]:
+        ]
+        for method, path, kwargs in cases:
             reply = await _raw(root, method, path, **kwargs)
             assert reply.status_code == 400, (method, path, reply.text)
             assert reply.json()["success"] is False

@@ -98,6 +98,8 @@ async def update_self(call: Call) -> None:
     if body.get("password"):
         request.password = str(body["password"])
         request.old_password = str(body.get("original_password") or "")
+        # Accounts revokes the other sessions and the access token; this session stays.
+        request.keep_session_id = _current_session(call)
     if body.get("password") and not request.old_password:
         raise ApiError("the current password (original_password) is required")
     await call.deps.accounts.UpdateUser(request, timeout=call.deps.timeout)
