@@ -3,6 +3,10 @@ cookies, password reset answers."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import asyncpg
 import httpx
 import pytest
 
@@ -66,6 +70,35 @@ async def test_issuing_an_access_token_rotates_it(web_url: str) -> None:
         assert old != new
         assert await _self_status(web_url, user_id, token=old) == 401
         assert await _self_status(web_url, user_id, token=new) == 200
+    finally:
+        await user.aclose()
+        await root.aclose()
+
+
+async def test_webhook_secret_is_never_shown_back(web_url: str, infra: Any) -> None:
+    root = await root_console(web_url)
+    user, user_id = await create_user(root, quota=0)
+    secret = "whsec-do-not-show-1234"
+    try:
+        await user.call("PUT", "/api/user/setting", json={"webhook_secret": secret})
+        own = await user.call("GET", "/api/user/self")
+        admin_view = await root.call("GET", f"/api/user/{user_id}")
+        listed = await root.call("GET", "/api/user/search", params={"keyword": own["username"]})
+        for shown in (own, admin_view, listed["items"][0]):
+            assert secret not in shown["setting"]
+            assert json.loads(shown["setting"])["webhook_secret"] == "***"
+        # A form that sends the masked value back keeps the secret.
+        await user.call(
+            "PUT", "/api/user/setting", json={"webhook_secret": "***", "show_ip_in_logs": True}
+        )
+        conn = await asyncpg.connect(infra.database_url)
+        try:
+            stored = await conn.fetchval(
+                "SELECT setting FROM accounts.users WHERE id = $1", user_id
+            )
+        finally:
+            await conn.close()
+        assert json.loads(stored)["webhook_secret"] == secret
     finally:
         await user.aclose()
         await root.aclose()
