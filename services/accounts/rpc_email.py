@@ -11,12 +11,12 @@ import asyncpg
 from veloera.accounts.v1 import accounts_pb2 as pb
 
 from services.accounts import (
-    channels_repo,
     convert,
     email_repo,
     email_rules,
     events,
     option_rules,
+    options_repo,
     user_rules,
     users_repo,
 )
@@ -52,7 +52,7 @@ def _code_hash(deps: Deps, purpose: str, email: str, secret: str) -> str:
 
 async def _options(deps: Deps) -> dict[str, str]:
     async with deps.pool.acquire() as conn:
-        return option_rules.merged(await channels_repo.all_options(conn))
+        return option_rules.merged(await options_repo.load_options(conn, deps.box))
 
 
 async def check_secret(

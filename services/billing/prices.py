@@ -26,7 +26,9 @@ from services.billing.price_defaults import (
     DEFAULT_OUTPUT_LIMITS,
 )
 from services.shared import pricing_rules as rules
+from services.shared.crypto import SecretBox
 from services.shared.errors import FailedPrecondition, InvalidArgument
+from services.shared.option_secrets import plaintext_secrets, seal, unsealed
 from services.shared.options import PRICING_OPTION_KEYS
 from services.shared.pricing import PriceSnapshot
 
@@ -53,6 +55,7 @@ _NUMBER_MAPS = frozenset(
 _INTEGERS = frozenset({"QuotaPerUnit", "PreConsumedQuota"})
 
 SELECT_OPTIONS = "SELECT key, value FROM pricing_options"
+RESEAL_OPTION = "UPDATE pricing_options SET value = $2 WHERE key = $1"
 UPSERT_OPTION = """
 INSERT INTO pricing_options (key, value, updated_by) VALUES ($1, $2, $3)
 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_by = EXCLUDED.updated_by,
@@ -232,9 +235,11 @@ class PricingStore:
         pool: asyncpg.Pool,
         *,
         refresh_seconds: float,
+        box: SecretBox,
         announce: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._pool = pool
+        self._box = box  # EpayKey is stored encrypted (services.shared.option_secrets)
         self._refresh_seconds = refresh_seconds
         self._announce = announce  # tells every replica and relay that `key` changed
         self._table = build_table({})
@@ -247,14 +252,23 @@ class PricingStore:
     async def refresh(self) -> None:
         async with self._lock:
             rows = await self._pool.fetch(SELECT_OPTIONS)
-            self._table = build_table({row["key"]: row["value"] for row in rows})
+            stored = {row["key"]: row["value"] for row in rows}
+            self._table = build_table(unsealed(self._box, stored))
+
+    async def seal_plaintext_secrets(self) -> list[str]:
+        """Encrypt secrets stored in plaintext before encryption at rest (run at start)."""
+        rows = await self._pool.fetch(SELECT_OPTIONS)
+        found = plaintext_secrets({row["key"]: row["value"] for row in rows})
+        for key, value in found.items():
+            await self._pool.execute(RESEAL_OPTION, key, seal(self._box, key, value))
+        return sorted(found)
 
     async def update(self, *, key: str, raw: str, actor_id: int) -> str:
         """Validate, store and apply one option; returns its effective JSON text."""
         value = parse_option(key, raw)
         if key.startswith("fallback_"):
             validate_fallback({**self._table.values, key: value})
-        await self._pool.execute(UPSERT_OPTION, key, raw, actor_id)
+        await self._pool.execute(UPSERT_OPTION, key, seal(self._box, key, raw), actor_id)
         await self.refresh()
         if self._announce is not None:
             try:
