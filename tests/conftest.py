@@ -44,6 +44,11 @@ def service_env(infra: Infra) -> dict[str, str]:
         **loopback_service_env(infra.database_url, infra.nats_url),
         "STREAMING_TIMEOUT": "3",
         "HOLD_REAPER_INTERVAL": "1",
+        # The web's per-IP rate limits would refuse the suite's traffic from one address;
+        # tests/integration/test_web_rate_limits.py switches them on for its own web apps.
+        "GLOBAL_API_RATE_LIMIT_ENABLE": "false",
+        "GLOBAL_WEB_RATE_LIMIT_ENABLE": "false",
+        "CRITICAL_RATE_LIMIT_ENABLE": "false",
     }
 
 

@@ -20,11 +20,15 @@ MAX_PAGE_SIZE = 100
 
 @dataclass(frozen=True, slots=True)
 class LoginPolicy:
-    """Failed logins allowed per account and per client IP within the lock window."""
+    """Failed logins allowed per (account, client IP) pair and per client IP within the lock
+    window; past `slowdown_after` failures from anywhere an account takes one attempt per
+    `slowdown_seconds` (login_guard)."""
 
     max_per_account: int = 5
     max_per_ip: int = 20
     lock_seconds: int = 15 * 60
+    slowdown_after: int = 10
+    slowdown_seconds: int = 5
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,6 @@ SELECT id, status FROM users WHERE lower(email) = $1 AND deleted_at IS NULL
 ORDER BY id LIMIT 1
 """
 EMAIL_TAKEN_CI = "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = $1 AND id <> $2)"
-REVOKE_USER_SESSIONS = "UPDATE sessions SET revoked = true WHERE user_id = $1 AND NOT revoked"
 
 
 async def lock_address(conn: Conn, *, email: str) -> None:
@@ -79,7 +78,3 @@ async def user_by_email(conn: Conn, *, email: str) -> asyncpg.Record | None:
 
 async def email_taken(conn: Conn, *, email: str, except_id: int = 0) -> bool:
     return bool(await conn.fetchval(EMAIL_TAKEN_CI, email, except_id))
-
-
-async def revoke_user_sessions(conn: Conn, *, user_id: int) -> None:
-    await conn.execute(REVOKE_USER_SESSIONS, user_id)

@@ -15,11 +15,11 @@ from services.accounts.option_registry import (
     OptionSpec,
 )
 from services.shared.errors import FailedPrecondition, InvalidArgument
+from services.shared.option_secrets import is_secret
 from services.shared.options import PRICING_OPTION_KEYS, SHARED_OPTION_KEYS
 
 __all__ = ["DEFAULTS", "DEFAULT_USABLE_GROUPS", "check_prerequisites", "validate"]
 
-_SECRET_SUFFIXES = ("Token", "Secret", "Key", "_secret", "_token", "_key")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
 _FALLBACK_KEYS = frozenset(
@@ -31,14 +31,6 @@ _FALLBACK_KEYS = frozenset(
     }
 )
 MAX_VALUE_LENGTH = 1_000_000
-
-
-# Ends like a secret but is published in every page (the Turnstile widget needs it).
-_PUBLIC_KEYS = frozenset({"TurnstileSiteKey"})
-
-
-def is_secret(key: str) -> bool:
-    return key.endswith(_SECRET_SUFFIXES) and key not in _PUBLIC_KEYS
 
 
 def masked(key: str, value: str) -> str:

@@ -1,10 +1,14 @@
-"""SQL for the option change audit (the options themselves are in channels_repo)."""
+"""Options as the services use them (secrets decrypted; the SQL is in channels_repo) and the
+SQL of the option change audit."""
 
 from __future__ import annotations
 
 import asyncpg
 
+from services.accounts import channels_repo
 from services.accounts.types import Conn
+from services.shared.crypto import SecretBox
+from services.shared.option_secrets import plaintext_secrets, seal, unsealed
 
 AUDIT_COLUMNS = "id, actor_id, key, old_value, new_value, created_at"
 INSERT_AUDIT = """
@@ -28,3 +32,22 @@ async def list_audit(
     rows = await conn.fetch(LIST_AUDIT, key, limit, offset)
     total: int = await conn.fetchval(COUNT_AUDIT, key)
     return rows, total
+
+
+async def load_options(conn: Conn, box: SecretBox) -> dict[str, str]:
+    """Every stored option, secrets decrypted."""
+    return unsealed(box, await channels_repo.all_options(conn))
+
+
+async def store_option(conn: Conn, box: SecretBox, *, key: str, value: str) -> None:
+    """Store one option, encrypted when it is a secret."""
+    await channels_repo.upsert_option(conn, key=key, value=seal(box, key, value))
+
+
+async def seal_plaintext_secrets(conn: Conn, box: SecretBox) -> list[str]:
+    """Encrypt secrets stored in plaintext before encryption at rest (run at start; a no-op
+    once done). Returns the keys encrypted."""
+    found = plaintext_secrets(await channels_repo.all_options(conn))
+    for key, value in found.items():
+        await channels_repo.upsert_option(conn, key=key, value=seal(box, key, value))
+    return sorted(found)

@@ -11,12 +11,12 @@ import asyncpg
 from veloera.accounts.v1 import accounts_pb2 as pb
 
 from services.accounts import (
-    channels_repo,
     convert,
     email_repo,
     email_rules,
     events,
     option_rules,
+    options_repo,
     user_rules,
     users_repo,
 )
@@ -52,7 +52,7 @@ def _code_hash(deps: Deps, purpose: str, email: str, secret: str) -> str:
 
 async def _options(deps: Deps) -> dict[str, str]:
     async with deps.pool.acquire() as conn:
-        return option_rules.merged(await channels_repo.all_options(conn))
+        return option_rules.merged(await options_repo.load_options(conn, deps.box))
 
 
 async def check_secret(
@@ -144,28 +144,41 @@ class EmailRpcs:
     async def SendPasswordReset(
         self, request: pb.SendPasswordResetRequest, context: Context
     ) -> pb.SendPasswordResetResponse:
+        """Known and unknown addresses get the same answer: what could fail for any address
+        (SMTP or ServerAddress unset) is checked first; what could fail only for a known one
+        (the resend limit, the mail itself) is logged and answered as a success."""
         options = await _options(self._deps)
         email = email_rules.normalise(request.email)
         config = SmtpConfig.from_options(options)
+        email_rules.reset_link(options["ServerAddress"], email=email, token="")
+        same_answer = pb.SendPasswordResetResponse(expires_at=now() + RESET_TTL)
         async with self._deps.pool.acquire() as conn:
             user = await email_repo.user_by_email(conn, email=email)
         if user is None:
-            # Same answer as for a registered address, and no mail: the reset form must not
-            # tell strangers which addresses have accounts (upstream says "not registered").
+            # No mail: the reset form must not tell strangers which addresses have accounts
+            # (upstream says "not registered").
             logger.info("password reset asked for an address with no account")
-            return pb.SendPasswordResetResponse(expires_at=now() + RESET_TTL)
+            return same_answer
         token = random_key(RESET_TOKEN_LENGTH)
         link = email_rules.reset_link(options["ServerAddress"], email=email, token=token)
-        code_id, expires_at = await self._store(
-            email, RESET, token, user_id=user["id"], ttl=RESET_TTL
-        )
+        try:
+            code_id, expires_at = await self._store(
+                email, RESET, token, user_id=user["id"], ttl=RESET_TTL
+            )
+        except FailedPrecondition:
+            logger.info("password reset asked again within the resend interval; no mail")
+            return same_answer
         body = (
             f"<p>Hello, you asked to reset your {html.escape(config.system_name)} password.</p>"
             f'<p>Open this link to reset it: <a href="{html.escape(link)}">{html.escape(link)}'
             f"</a></p><p>The link works once, within {RESET_TTL // 60} minutes. If you did not"
             " ask for it, ignore this email.</p>"
         )
-        await self._send(config, code_id, email, f"{config.system_name} password reset", body)
+        try:
+            await self._send(config, code_id, email, f"{config.system_name} password reset", body)
+        except Exception:
+            logger.exception("the password reset mail could not be sent")
+            return same_answer
         return pb.SendPasswordResetResponse(expires_at=expires_at)
 
     async def ResetPassword(
@@ -191,7 +204,7 @@ class EmailRpcs:
             )
             if row is None:
                 raise NotFound("user not found")
-            await email_repo.revoke_user_sessions(conn, user_id=row["id"])
+            await users_repo.revoke_credentials(conn, user_id=row["id"])
         await self._deps.events.changed(events.USER, ids=[row["id"]])
         return pb.ResetPasswordResponse(password=password)
 

@@ -73,36 +73,33 @@ class IdentityRpcs:
     async def Login(self, request: pb.LoginRequest, context: Context) -> pb.LoginResponse:
         policy, stamp = self._deps.login_policy, now()
         client_ip = request.client_ip[:64]
-        async with self._deps.pool.acquire() as conn:
+        async with self._deps.pool.acquire() as conn, conn.transaction():
             if await channels_repo.get_option(conn, key="PasswordLoginEnabled") == "false":
                 raise PermissionDenied(
                     "password login has been disabled by the administrator",
                     code="password_login_disabled",
                 )
-            await login_guard.check_not_locked(
+            attempt = await login_guard.begin_attempt(
                 conn, policy=policy, username=request.username, client_ip=client_ip, now=stamp
             )
             row = await users_repo.get_user_by_name(conn, username=request.username)
         stored_hash = row["password_hash"] if row is not None else ""
         if row is None or not await verify_password(stored_hash, request.password):
             LOGINS.labels("wrong_credentials").inc()
-            async with self._deps.pool.acquire() as conn:
-                await login_guard.record_failure(
-                    conn, policy=policy, username=request.username, client_ip=client_ip, now=stamp
-                )
             raise Unauthenticated("username or password is wrong", code="invalid_credentials")
-        if row["status"] != ENABLED:
-            LOGINS.labels("disabled").inc()
-            raise PermissionDenied("user is disabled", code="user_disabled")
         session_id = secrets.token_urlsafe(32)
         expires_at = stamp + SESSION_SECONDS
         async with self._deps.pool.acquire() as conn, conn.transaction():
-            await login_guard.clear_account(conn, username=request.username)
-            await users_repo.insert_session(
-                conn, id_hash=self._deps.box.lookup_hash(session_id), user_id=row["id"],
-                now=stamp, expires_at=expires_at, client_ip=client_ip,
-                user_agent=request.user_agent[:512],
-            )  # fmt: skip
+            await login_guard.succeeded(conn, attempt)
+            if row["status"] == ENABLED:
+                await users_repo.insert_session(
+                    conn, id_hash=self._deps.box.lookup_hash(session_id), user_id=row["id"],
+                    now=stamp, expires_at=expires_at, client_ip=client_ip,
+                    user_agent=request.user_agent[:512],
+                )  # fmt: skip
+        if row["status"] != ENABLED:
+            LOGINS.labels("disabled").inc()
+            raise PermissionDenied("user is disabled", code="user_disabled")
         LOGINS.labels("ok").inc()
         return pb.LoginResponse(
             user=convert.user(row), session_id=session_id, expires_at=expires_at

@@ -19,7 +19,7 @@ class OptionRpcs:
         self, request: pb.ListOptionsRequest, context: Context
     ) -> pb.ListOptionsResponse:
         async with self._deps.pool.acquire() as conn:
-            stored = await channels_repo.all_options(conn)
+            stored = await options_repo.load_options(conn, self._deps.box)
         shown = option_rules.visible(
             option_rules.merged(stored), include_secrets=request.include_secrets
         )
@@ -32,9 +32,9 @@ class OptionRpcs:
             actor = await load_actor(conn, request.actor_id)
             roles.require_root(actor["role"])
             version = await channels_repo.bump_version(conn)  # serialises option writes
-            current = option_rules.merged(await channels_repo.all_options(conn))
+            current = option_rules.merged(await options_repo.load_options(conn, self._deps.box))
             option_rules.check_prerequisites(key, value, current)
-            await channels_repo.upsert_option(conn, key=key, value=value)
+            await options_repo.store_option(conn, self._deps.box, key=key, value=value)
             await options_repo.insert_audit(
                 conn, actor_id=actor["id"], key=key, now=now(),
                 old_value=option_rules.masked(key, current.get(key, "")),

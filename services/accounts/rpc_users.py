@@ -81,9 +81,22 @@ class UserRpcs:
                 user_id=target["id"],
             )  # fmt: skip
             row = await users_repo.update_user(conn, user_id=target["id"], changes=changes)
+            if "password_hash" in changes:
+                await users_repo.revoke_credentials(
+                    conn, user_id=target["id"], keep_session_hash=self._kept(request, actor, target)
+                )
         assert row is not None
         await self._deps.events.changed(events.USER, ids=[row["id"]])
         return convert.user(row)
+
+    def _kept(
+        self, request: pb.UpdateUserRequest, actor: asyncpg.Record, target: asyncpg.Record
+    ) -> str:
+        """The session a user changes its own password from stays; an admin's change (or one
+        without a session) revokes them all."""
+        if not request.keep_session_id or actor["id"] != target["id"]:
+            return ""
+        return self._deps.box.lookup_hash(request.keep_session_id)
 
     async def ManageUser(self, request: pb.ManageUserRequest, context: Context) -> pb.User:
         async with self._deps.pool.acquire() as conn, conn.transaction():

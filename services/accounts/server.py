@@ -11,6 +11,7 @@ import grpc
 from grpc_health.v1 import health
 from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
+from services.accounts import options_repo
 from services.accounts.deps import Deps, LoginPolicy
 from services.accounts.events import EventPublisher
 from services.accounts.servicer import AccountsServicer
@@ -60,11 +61,17 @@ async def serve(settings: Settings) -> None:
                 max_per_account=settings.login_max_failures_per_account,
                 max_per_ip=settings.login_max_failures_per_ip,
                 lock_seconds=settings.login_lock_minutes * 60,
+                slowdown_after=settings.login_slowdown_after,
+                slowdown_seconds=settings.login_slowdown_seconds,
             ),
             generate_default_token=settings.generate_default_token,
             smtp_timeout=settings.smtp_timeout,
             email_resend_seconds=settings.email_resend_seconds,
         )
+        async with pool.acquire() as conn:
+            sealed = await options_repo.seal_plaintext_secrets(conn, deps.box)
+        if sealed:
+            logger.info("encrypted %d secret options stored in plaintext", len(sealed))
         built = build_server(settings, deps)
         serve_metrics(settings.metrics_port, settings.bind_host)
         await built.server.start()

@@ -14,6 +14,7 @@ from services.accounts.rpc_email import EmailRpcs
 from services.accounts.rpc_identity import IdentityRpcs
 from services.accounts.rpc_inbox import InboxRpcs
 from services.accounts.rpc_options import OptionRpcs
+from services.accounts.rpc_rate_limits import RateLimitRpcs
 from services.accounts.rpc_tokens import TokenRpcs
 from services.accounts.rpc_users import UserRpcs
 
@@ -28,6 +29,7 @@ class AccountsServicer(
     OptionRpcs,
     InboxRpcs,
     EmailRpcs,
+    RateLimitRpcs,
     accounts_pb2_grpc.AccountsServiceServicer,
 ):
     """Thin handlers: proto -> validation (domain rules) -> repository -> proto."""

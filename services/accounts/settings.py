@@ -23,6 +23,8 @@ class Settings:
     login_max_failures_per_account: int
     login_max_failures_per_ip: int
     login_lock_minutes: int
+    login_slowdown_after: int
+    login_slowdown_seconds: int
     smtp_timeout: float
     email_resend_seconds: int
 
@@ -43,6 +45,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         login_max_failures_per_account=env.int("LOGIN_MAX_FAILURES_PER_ACCOUNT", 5),
         login_max_failures_per_ip=env.int("LOGIN_MAX_FAILURES_PER_IP", 20),
         login_lock_minutes=env.int("LOGIN_LOCK_MINUTES", 15),
+        login_slowdown_after=env.int("LOGIN_ACCOUNT_SLOWDOWN_AFTER", 10),
+        login_slowdown_seconds=env.int("LOGIN_ACCOUNT_SLOWDOWN_SECONDS", 5),
         smtp_timeout=env.float("ACCOUNTS_SMTP_TIMEOUT", 10.0),
         email_resend_seconds=env.int("EMAIL_RESEND_SECONDS", 60),
     )

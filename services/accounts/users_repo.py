@@ -64,6 +64,10 @@ REVOKE_SESSION = "UPDATE sessions SET revoked = true WHERE id_hash = $1"
 REVOKE_SESSION_BY_ID = (
     "UPDATE sessions SET revoked = true WHERE id = $1 AND user_id = $2 AND NOT revoked"
 )
+REVOKE_OTHER_SESSIONS = (
+    "UPDATE sessions SET revoked = true WHERE user_id = $1 AND id_hash <> $2 AND NOT revoked"
+)
+CLEAR_ACCESS_TOKEN = "UPDATE users SET access_token_hash = NULL WHERE id = $1"
 LIVE_SESSIONS = """
 SELECT id, id_hash, created_at, expires_at, client_ip, user_agent FROM sessions
 WHERE user_id = $1 AND NOT revoked AND expires_at > $2 ORDER BY id DESC
@@ -222,3 +226,10 @@ async def live_sessions(conn: Conn, *, user_id: int, now: int) -> list[asyncpg.R
 
 async def revoke_session_by_id(conn: Conn, *, session_id: int, user_id: int) -> bool:
     return str(await conn.execute(REVOKE_SESSION_BY_ID, session_id, user_id)) != "UPDATE 0"
+
+
+async def revoke_credentials(conn: Conn, *, user_id: int, keep_session_hash: str = "") -> None:
+    """After a password change: every session but `keep_session_hash` (the one the user
+    changed it from, if any) and the access token stop working."""
+    await conn.execute(REVOKE_OTHER_SESSIONS, user_id, keep_session_hash)
+    await conn.execute(CLEAR_ACCESS_TOKEN, user_id)

@@ -20,6 +20,7 @@ from services.billing.pricing.live import LivePrices
 from services.billing.settings import Settings
 from services.billing.store import partitions
 from services.shared import natsutil, subjects
+from services.shared.crypto import SecretBox
 from services.shared.db import create_pool
 from services.shared.gctune import settle_after_startup
 from services.shared.grpcutil import build_grpc_server, mark_not_serving, mark_serving
@@ -72,7 +73,14 @@ async def serve(settings: Settings) -> None:
     async def reload(_msg: Msg) -> None:
         await prices.refresh_quietly()
 
-    prices = LivePrices(pool, refresh_seconds=settings.pricing_refresh_seconds, announce=announce)
+    prices = LivePrices(
+        pool,
+        refresh_seconds=settings.pricing_refresh_seconds,
+        box=SecretBox(settings.crypto_secret.value),
+        announce=announce,
+    )
+    if await prices.seal_plaintext_secrets():
+        logger.info("encrypted the secret pricing options stored in plaintext")
     await prices.refresh()
     await nc.subscribe(subjects.PRICES_CHANGED, cb=reload)
     async with pool.acquire() as conn:

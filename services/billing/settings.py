@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.shared.config import Env
+from services.shared.config import Env, Secret
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str
+    crypto_secret: Secret  # decrypts secret options (EpayKey) stored encrypted
     nats_url: str
     bind_host: str
     port: int
@@ -32,6 +33,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = Env(environ)
     settings = Settings(
         database_url=env.str("DATABASE_URL"),
+        crypto_secret=env.secret("CRYPTO_SECRET"),
         nats_url=env.str("NATS_URL"),
         bind_host=env.str("BIND_HOST", "127.0.0.1"),
         port=env.int("BILLING_PORT", 50052),

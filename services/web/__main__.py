@@ -21,8 +21,9 @@ def main() -> None:
         http="httptools",
         log_config=None,
         access_log=False,
-        # Client addresses behind a reverse proxy follow ReverseProxyEnabled/Provider; uvicorn's
-        # own X-Forwarded-For rewrite would trust any loopback peer whatever the option says.
+        # Client addresses behind a reverse proxy follow ReverseProxyEnabled/Provider and
+        # TRUSTED_PROXIES (services.shared.client_ip); uvicorn's own rewrite would apply
+        # whatever the option says.
         proxy_headers=False,
         timeout_graceful_shutdown=10,
     )

@@ -27,6 +27,10 @@ ROLE_ROOT = 100
 USER_HEADER = "veloera-user"
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
+MAX_PAGE = 2**31 - 1  # page numbers are int32 in the protos
+# Ids, timestamps and amounts travel as protobuf int64: anything outside is a bad request.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+BAD_REQUEST = 400
 
 
 class JSONResponse(Response):
@@ -43,6 +47,47 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
         self.status_code = status_code
+
+
+def bad_request(message: str) -> ApiError:
+    """Malformed input (not a refused but well-formed request): HTTP 400 in the envelope."""
+    return ApiError(message, BAD_REQUEST)
+
+
+def parse_int(value: Any, name: str, *, minimum: int = INT64_MIN, maximum: int = INT64_MAX) -> int:
+    """`value` (a JSON number or a decimal string of ASCII digits) as an int within bounds;
+    the one place the API turns client input into integers, so none reaches a protobuf
+    field (and a 500) out of range."""
+    if isinstance(value, bool):
+        raise bad_request(f"{name} must be an integer")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isascii() or not text.lstrip("+-").isdigit() or len(text) > 24:
+            raise bad_request(f"{name} must be an integer")
+        number = int(text)
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    else:
+        raise bad_request(f"{name} must be an integer")
+    if not minimum <= number <= maximum:
+        raise bad_request(f"{name} must be between {minimum} and {maximum}")
+    return number
+
+
+def _check_no_nul(value: Any, where: str) -> None:
+    """PostgreSQL text cannot hold NUL: refuse it here rather than fail in a backend."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise bad_request(f"{where} must not contain NUL characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_no_nul(key, where)
+            _check_no_nul(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            _check_no_nul(item, where)
 
 
 def envelope(data: Any = None, *, success: bool = True, message: str = "") -> dict[str, Any]:
@@ -96,39 +141,36 @@ class Call:
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise ApiError("invalid JSON body") from exc
+            raise bad_request("invalid JSON body") from exc
         if not isinstance(parsed, dict):
-            raise ApiError("the body must be a JSON object")
+            raise bad_request("the body must be a JSON object")
+        _check_no_nul(parsed, "the body")
         return parsed
 
-    def query_int(self, name: str, default: int = 0) -> int:
+    def query_int(self, name: str, default: int = 0, **bounds: int) -> int:
         raw = self.request.query_params.get(name, "")
         if raw.strip() == "":
             return default
-        try:
-            return int(raw)
-        except ValueError as exc:
-            raise ApiError(f"{name} must be an integer") from exc
+        return parse_int(raw, name, **bounds)
 
     @staticmethod
-    def body_int(body: dict[str, Any], name: str, default: int = 0) -> int:
+    def body_int(body: dict[str, Any], name: str, default: int = 0, **bounds: int) -> int:
         value = body.get(name)
         if value is None or value == "":
             return default
-        if isinstance(value, bool):
-            raise ApiError(f"{name} must be an integer")
-        try:
-            return int(value)
-        except (TypeError, ValueError) as exc:
-            raise ApiError(f"{name} must be an integer") from exc
+        return parse_int(value, name, **bounds)
 
     def path_int(self, name: str) -> int:
-        return int(self.request.path_params[name])
+        return parse_int(self.request.path_params[name], name, minimum=0)
 
     def page(self, size_param: str = "page_size") -> tuple[int, int]:
         """(1-based page, page size); p=0 is page 1 (older clients send 0-based pages)."""
-        page = max(self.query_int("p", 1), 1)
-        size = self.query_int(size_param, 0) or self.query_int("size", 0) or DEFAULT_PAGE_SIZE
+        page = max(self.query_int("p", 1, maximum=MAX_PAGE), 1)
+        size = (
+            self.query_int(size_param, 0, maximum=MAX_PAGE)
+            or self.query_int("size", 0, maximum=MAX_PAGE)
+            or DEFAULT_PAGE_SIZE
+        )
         return page, min(max(size, 1), MAX_PAGE_SIZE)
 
 
@@ -158,7 +200,7 @@ async def authenticate(request: Request, deps: Deps) -> accounts_pb2.User:
     claimed = request.headers.get(USER_HEADER, "").strip()
     if not claimed:
         raise ApiError("Unauthorized: the Veloera-User header is missing", 401)
-    if not claimed.isdigit():
+    if not (claimed.isascii() and claimed.isdigit() and len(claimed) <= 18):
         raise ApiError("Unauthorized: the Veloera-User header is not a user id", 401)
     credential.claimed_user_id = int(claimed)
     try:
@@ -182,6 +224,8 @@ def endpoint(min_role: int = ROLE_GUEST) -> Callable[[Handler], Endpoint]:
         async def run(request: Request) -> Response:
             deps: Deps = request.app.state.deps
             try:
+                _check_no_nul(dict(request.query_params), "the query")
+                _check_no_nul(dict(request.path_params), "the path")
                 user = await authenticate(request, deps) if min_role > ROLE_GUEST else _NO_USER
                 if user.role < min_role:
                     raise ApiError("Permission denied: insufficient role")
@@ -190,6 +234,11 @@ def endpoint(min_role: int = ROLE_GUEST) -> Callable[[Handler], Endpoint]:
                 return fail(exc.message, exc.status_code)
             except grpc.aio.AioRpcError as exc:
                 return fail(rpc_message(exc))
+            except (ValueError, OverflowError):
+                # A value the parsing above let through that a protobuf field cannot hold
+                # (an int32 field, say): still the client's input, so a 400, not a 500.
+                logger.warning("bad input on %s", request.url.path, exc_info=True)
+                return fail("invalid request: a value is out of range", BAD_REQUEST)
             return result if isinstance(result, Response) else ok(result)
 
         run.__name__ = handler.__name__

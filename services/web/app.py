@@ -16,8 +16,10 @@ from veloera.accounts.v1 import accounts_pb2_grpc
 from veloera.billing.v1 import billing_pb2_grpc
 
 from services.shared.grpcutil import open_channel
+from services.web.body_limit import BodyLimitMiddleware
 from services.web.deps import Deps
 from services.web.metrics import MetricsMiddleware
+from services.web.rate_limit import RateLimitMiddleware
 from services.web.routes import (
     channels,
     checkin,
@@ -94,7 +96,12 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=_routes(),
-        middleware=[Middleware(MetricsMiddleware), Middleware(GZipMiddleware, minimum_size=1024)],
+        middleware=[
+            Middleware(MetricsMiddleware),
+            Middleware(RateLimitMiddleware),
+            Middleware(BodyLimitMiddleware),
+            Middleware(GZipMiddleware, minimum_size=1024),
+        ],
         lifespan=lifespan,
     )
     app.state.index_html = pages.load_index()

@@ -1,48 +1,44 @@
-"""The client's IP for login throttling, honouring ReverseProxyEnabled / ReverseProxyProvider."""
+"""The client's IP as the web console sees it (login throttling, rate limits, cookies):
+the ReverseProxyEnabled / ReverseProxyProvider options say whether a proxy is in front, and
+TRUSTED_PROXIES which peers may speak for the client (services.shared.client_ip)."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 import grpc
-from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
+from services.shared.client_ip import client_address, forwarded_https
 from services.web.deps import Deps
 from services.web.options_cache import options_cache
 
 logger = logging.getLogger(__name__)
 
 
-def _valid_ip(value: str) -> str:
-    value = value.strip()
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return ""
+def _peer(request: HTTPConnection) -> str:
+    return request.client.host if request.client else ""
 
 
-def forwarded_ip(headers: Headers, provider: str) -> str:
-    """The address the proxy reports: cloudflare -> CF-Connecting-IP; nginx -> X-Real-IP,
-    else the first X-Forwarded-For entry. '' when absent or not an IP address."""
-    if provider == "cloudflare":
-        return _valid_ip(headers.get("cf-connecting-ip", ""))
-    real_ip = _valid_ip(headers.get("x-real-ip", ""))
-    if real_ip:
-        return real_ip
-    first = headers.get("x-forwarded-for", "").split(",")[0]
-    return _valid_ip(first)
-
-
-async def client_ip(request: Request, deps: Deps) -> str:
-    """The peer address, or the proxy-reported one when the reverse-proxy option is on."""
-    peer = request.client.host if request.client else ""
+async def client_ip(request: HTTPConnection, deps: Deps) -> str:
+    """The peer address, or the one a trusted proxy reports when the reverse-proxy option
+    is on."""
+    peer = _peer(request)
     try:
         options = await options_cache(request).get(deps)
     except grpc.aio.AioRpcError as exc:
         logger.warning("cannot read the reverse-proxy options: %s", exc.code())
         return peer
-    if options.get("ReverseProxyEnabled") != "true":
-        return peer
-    return forwarded_ip(request.headers, options.get("ReverseProxyProvider", "nginx")) or peer
+    provider = ""
+    if options.get("ReverseProxyEnabled") == "true":
+        provider = options.get("ReverseProxyProvider") or "nginx"
+    return client_address(
+        peer, request.headers, provider=provider, trusted=deps.settings.trusted_proxies
+    )
+
+
+def over_https(request: HTTPConnection, deps: Deps) -> bool:
+    """The client reached us over HTTPS: directly, or as a trusted proxy says."""
+    if request.url.scheme == "https":
+        return True
+    return forwarded_https(_peer(request), request.headers, deps.settings.trusted_proxies)

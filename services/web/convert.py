@@ -10,6 +10,20 @@ from veloera.billing.v1 import billing_pb2
 
 from services.web.api import ApiError
 
+SECRET_MASK = "***"
+
+
+def masked_setting(setting: str) -> str:
+    """The user's settings JSON with `webhook_secret` masked: it signs the user's webhooks,
+    so neither the user's own views nor an admin's may read it back."""
+    try:
+        parsed = orjson.loads(setting) if setting else None
+    except orjson.JSONDecodeError:
+        return ""
+    if not isinstance(parsed, dict) or not parsed.get("webhook_secret"):
+        return setting
+    return orjson.dumps({**parsed, "webhook_secret": SECRET_MASK}).decode()
+
 
 def user_item(user: accounts_pb2.User, wallet: billing_pb2.Wallet | None = None) -> dict[str, Any]:
     item: dict[str, Any] = {
@@ -23,7 +37,7 @@ def user_item(user: accounts_pb2.User, wallet: billing_pb2.Wallet | None = None)
         "aff_code": user.aff_code,
         "aff_count": user.aff_count,
         "inviter_id": user.inviter_id,
-        "setting": user.setting,
+        "setting": masked_setting(user.setting),
         "created_at": user.created_at,
         "github_id": user.github_id,
         "oidc_id": user.oidc_id,

@@ -6,7 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from veloera.accounts.v1 import accounts_pb2
 
 from services.web.deps import Deps
@@ -39,7 +39,7 @@ class OptionsCache:
         return self._loaded_at >= 0 and time.monotonic() - self._loaded_at < self.ttl
 
 
-def options_cache(request: Request) -> OptionsCache:
+def options_cache(request: HTTPConnection) -> OptionsCache:
     """The process-wide cache, created on first use and kept on the app state."""
     cache: OptionsCache | None = getattr(request.app.state, "options_cache", None)
     if cache is None:

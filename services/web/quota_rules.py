@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The largest balance or amount an admin may set: 2^53, the largest integer the console's
+# JavaScript shows exactly (and far inside billing's int64 columns, so no sum overflows).
+MAX_QUOTA = 2**53
+TOO_LARGE = f"the resulting quota must be between 0 and {MAX_QUOTA}"
+
 
 @dataclass(frozen=True, slots=True)
 class QuotaEdit:
@@ -31,9 +36,12 @@ QuotaChange = SetBalance | AddToBalance
 
 
 class QuotaEditRefused(Exception):
-    def __init__(self, message: str) -> None:
+    """`out_of_range`: the input itself is unacceptable (HTTP 400), not just stale."""
+
+    def __init__(self, message: str, *, out_of_range: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.out_of_range = out_of_range
 
 
 NO_BASE = (
@@ -57,6 +65,8 @@ def quota_change(edit: QuotaEdit, current: int) -> QuotaChange | None:
     if edit.delta:
         if edit.quota is not None and edit.quota != _base(edit, current):
             raise QuotaEditRefused(BOTH)
+        if current + edit.delta > MAX_QUOTA:
+            raise QuotaEditRefused(TOO_LARGE, out_of_range=True)
         return AddToBalance(edit.delta)
     if edit.quota is None:
         return None

@@ -5,7 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.shared.config import Env, Secret
+from services.shared.client_ip import (
+    DEFAULT_TRUSTED_PROXIES,
+    ENV_NAME,
+    TrustedProxies,
+    parse_trusted_proxies,
+)
+from services.shared.config import ConfigError, Env, Secret
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most `limit` requests per client IP within any `window_seconds` (sliding)."""
+
+    enabled: bool
+    limit: int
+    window_seconds: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,10 +34,32 @@ class Settings:
     relay_public_url: str
     rpc_timeout: float
     session_cookie_secure: bool
+    trusted_proxies: TrustedProxies = ()
+    # middleware/rate-limit.go: GlobalAPIRateLimit, GlobalWebRateLimit, CriticalRateLimit.
+    api_rate_limit: RateLimit = RateLimit(True, 180, 180)
+    web_rate_limit: RateLimit = RateLimit(True, 60, 180)
+    critical_rate_limit: RateLimit = RateLimit(True, 20, 20 * 60)
+
+
+def _rate_limit(env: Env, prefix: str, limit: int, seconds: int) -> RateLimit:
+    return RateLimit(
+        enabled=env.bool(f"{prefix}_ENABLE", True),
+        limit=max(env.int(prefix, limit), 1),
+        window_seconds=max(env.int(f"{prefix}_DURATION", seconds), 1),
+    )
+
+
+def _trusted_proxies(env: Env, errors: list[str]) -> TrustedProxies:
+    try:
+        return parse_trusted_proxies(env.str(ENV_NAME, DEFAULT_TRUSTED_PROXIES))
+    except ValueError as exc:
+        errors.append(str(exc))
+        return ()
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = Env(environ)
+    errors: list[str] = []
     settings = Settings(
         port=env.int("WEB_PORT", 3001),
         bind_host=env.str("BIND_HOST", "127.0.0.1"),
@@ -33,6 +70,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         relay_public_url=env.str("RELAY_PUBLIC_URL", "http://127.0.0.1:3000").rstrip("/"),
         rpc_timeout=env.float("WEB_RPC_TIMEOUT", 5.0),
         session_cookie_secure=env.bool("SESSION_COOKIE_SECURE", False),
+        trusted_proxies=_trusted_proxies(env, errors),
+        api_rate_limit=_rate_limit(env, "GLOBAL_API_RATE_LIMIT", 180, 180),
+        web_rate_limit=_rate_limit(env, "GLOBAL_WEB_RATE_LIMIT", 60, 180),
+        critical_rate_limit=_rate_limit(env, "CRITICAL_RATE_LIMIT", 20, 20 * 60),
     )
     env.check(service="web")
+    if errors:
+        raise ConfigError(f"web: invalid configuration: {'; '.join(errors)}")
     return settings

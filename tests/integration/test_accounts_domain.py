@@ -91,7 +91,7 @@ async def _set_option(stub: Stub, root: pb.User, key: str, value: str) -> None:
 # ---------------------------------------------------------------- login throttling
 
 
-async def test_five_failures_lock_the_account_and_say_for_how_long(
+async def test_five_failures_lock_that_address_for_the_account_and_say_for_how_long(
     stub: Stub, root: pb.User
 ) -> None:
     user = await make_user(stub, root)
@@ -100,15 +100,43 @@ async def test_five_failures_lock_the_account_and_say_for_how_long(
         wrong = pb.LoginRequest(username=user.username, password="wrong-pass", client_ip=ip)
         error = await rpc_error(stub.Login(wrong, timeout=TIMEOUT))
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED
-    right = pb.LoginRequest(username=user.username, password=PASSWORD, client_ip="198.51.100.8")
+    right = pb.LoginRequest(username=user.username, password=PASSWORD, client_ip=ip)
     locked = await rpc_error(stub.Login(right, timeout=TIMEOUT))
     assert locked.code() == grpc.StatusCode.PERMISSION_DENIED
     assert error_code_of(locked) == "login_locked"
     details = locked.details() or ""
     assert "locked" in details and "15 more minutes" in details
+    # The owner elsewhere is not locked out by someone else's guesses.
+    owner = pb.LoginRequest(username=user.username, password=PASSWORD, client_ip="198.51.100.8")
+    assert (await stub.Login(owner, timeout=TIMEOUT)).user.id == user.id
     other = await make_user(stub, root)
     login = pb.LoginRequest(username=other.username, password=PASSWORD, client_ip=ip)
     assert (await stub.Login(login, timeout=TIMEOUT)).user.id == other.id
+
+
+async def test_parallel_wrong_guesses_are_counted_atomically(stub: Stub, root: pb.User) -> None:
+    user = await make_user(stub, root)
+    ip = "198.51.100.77"
+    wrong = pb.LoginRequest(username=user.username, password="wrong-pass", client_ip=ip)
+    errors = await asyncio.gather(*(rpc_error(stub.Login(wrong, timeout=30)) for _ in range(50)))
+    checked = [e for e in errors if e.code() == grpc.StatusCode.UNAUTHENTICATED]
+    assert len(checked) == 5
+    assert all(error_code_of(e) == "login_locked" for e in errors if e not in checked)
+
+
+async def test_guesses_from_many_addresses_slow_the_account_down_without_locking_it(
+    stub: Stub, root: pb.User
+) -> None:
+    user = await make_user(stub, root)
+    for n in range(10):
+        wrong = pb.LoginRequest(username=user.username, password="wrong", client_ip=f"192.0.2.{n}")
+        await rpc_error(stub.Login(wrong, timeout=TIMEOUT))
+    owner = pb.LoginRequest(username=user.username, password=PASSWORD, client_ip="192.0.2.200")
+    slowed = await rpc_error(stub.Login(owner, timeout=TIMEOUT))
+    assert error_code_of(slowed) == "login_throttled"
+    assert "second" in (slowed.details() or "")
+    await asyncio.sleep(6)  # LOGIN_ACCOUNT_SLOWDOWN_SECONDS (5) after the last failure
+    assert (await stub.Login(owner, timeout=TIMEOUT)).user.id == user.id
 
 
 async def test_twenty_failures_from_one_ip_lock_that_ip_only(stub: Stub, root: pb.User) -> None:

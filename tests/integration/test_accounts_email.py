@@ -389,6 +389,28 @@ async def test_reset_does_not_reveal_unknown_addresses_and_refuses_missing_field
     await _refused(missing, "email and token are required")
 
 
+async def test_reset_answers_alike_when_the_mail_fails_or_is_asked_again(
+    web_url: str, root: Console, mailbox: tuple[Mailbox, int]
+) -> None:
+    _, known, _ = await _user_with_email(root)
+    unknown = _address()
+    await _must_set(root, "SMTPPort", free_port())  # nothing listens: every mail fails
+    try:
+        answers = [
+            await _public(web_url, "GET", "/api/reset_password", params={"email": address})
+            for address in (known, unknown)
+        ]
+    finally:
+        await _must_set(root, "SMTPPort", mailbox[1])
+    assert [a["success"] for a in answers] == [True, True]
+    assert answers[0]["message"] == answers[1]["message"]
+    # Asked twice within the resend interval: the known address is not told apart either.
+    for _ in range(2):
+        again = await _public(web_url, "GET", "/api/reset_password", params={"email": known})
+        assert again["success"] is True
+    assert len(mailbox[0].to(known)) == 1
+
+
 async def test_reset_needs_a_server_address(web_url: str, root: Console, inbox: Mailbox) -> None:
     _, address, _ = await _user_with_email(root)
     await _must_set(root, "ServerAddress", "")

@@ -171,7 +171,11 @@ async def test_client_ip_follows_the_reverse_proxy_options(web_url: str, root: C
             lambda: _login_ip(web_url, username, spoofed), lambda v: v != "127.0.0.1"
         )
         assert ip == "203.0.113.9"
-        forwarded = {"X-Forwarded-For": "198.51.100.4, 10.0.0.1"}
+        # The rightmost hop not in TRUSTED_PROXIES (loopback by default): the leftmost one is
+        # whatever the client wrote.
+        forwarded = {"X-Forwarded-For": "6.6.6.6, 198.51.100.4"}
+        assert await _login_ip(web_url, username, forwarded) == "198.51.100.4"
+        forwarded = {"X-Forwarded-For": "198.51.100.4, 127.0.0.1"}
         assert await _login_ip(web_url, username, forwarded) == "198.51.100.4"
         assert await _login_ip(web_url, username, {"X-Real-IP": "not-an-ip"}) == "127.0.0.1"
 

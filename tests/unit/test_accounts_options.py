@@ -9,7 +9,9 @@ import pytest
 from services.accounts import channel_rules, option_rules, user_settings
 from services.accounts.channel_types import CHANNEL_TYPES
 from services.accounts.option_registry import DEFAULTS, REGISTRY, Kind
+from services.shared.crypto import SecretBox
 from services.shared.errors import FailedPrecondition, InvalidArgument
+from services.shared.option_secrets import is_secret, plaintext_secrets, seal, unseal
 from services.shared.options import PRICING_OPTION_KEYS, SHARED_OPTION_KEYS
 
 REFERENCE_KEYS = [
@@ -122,7 +124,23 @@ def test_secrets_are_masked_for_the_audit() -> None:
     assert option_rules.masked("SMTPToken", "hunter2") == "***"
     assert option_rules.masked("SMTPToken", "") == ""
     assert option_rules.masked("SystemName", "Site") == "Site"
-    assert REGISTRY["WorkerValidKey"].kind is Kind.STR and option_rules.is_secret("WorkerValidKey")
+    assert REGISTRY["WorkerValidKey"].kind is Kind.STR and is_secret("WorkerValidKey")
+
+
+def test_secret_options_are_sealed_at_rest() -> None:
+    box = SecretBox("test-secret")
+    stored = seal(box, "SMTPToken", "hunter2")
+    assert stored.startswith("v1:") and "hunter2" not in stored
+    assert unseal(box, "SMTPToken", stored) == "hunter2"
+    assert seal(box, "SMTPToken", stored) == stored  # never sealed twice
+    assert seal(box, "SystemName", "Site") == "Site"
+    assert seal(box, "TurnstileSiteKey", "public") == "public"
+    assert seal(box, "EpayKey", "") == ""
+    assert unseal(box, "SMTPToken", "plain-from-before") == "plain-from-before"
+    assert unseal(SecretBox("another-secret"), "SMTPToken", stored) == ""
+    assert plaintext_secrets({"SMTPToken": "x", "EpayKey": stored, "Logo": "y"}) == {
+        "SMTPToken": "x"
+    }
 
 
 def test_user_settings_are_normalised_and_validated() -> None:

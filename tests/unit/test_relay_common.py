@@ -39,12 +39,16 @@ def test_pinned_channel_and_missing_key() -> None:
 
 
 def test_client_ip_behind_proxies() -> None:
-    forwarded = {"X-Forwarded-For": "1.2.3.4, 10.0.0.1", "CF-Connecting-IP": "5.6.7.8"}
-    assert client_ip(request(forwarded)) == "10.0.0.9"  # not trusted unless enabled
-    assert client_ip(request(forwarded), "nginx") == "1.2.3.4"
-    assert client_ip(request({**forwarded, "X-Real-IP": "9.9.9.9"}), "nginx") == "9.9.9.9"
-    assert client_ip(request(forwarded), "cloudflare") == "5.6.7.8"
-    assert client_ip(request({}), "cloudflare") == "10.0.0.9"
+    forwarded = {"X-Forwarded-For": "1.2.3.4, 203.0.113.7", "CF-Connecting-IP": "5.6.7.8"}
+    proxy = "127.0.0.1"  # TRUSTED_PROXIES defaults to loopback
+    assert client_ip(request(forwarded, proxy)) == proxy  # not believed unless enabled
+    assert client_ip(request(forwarded, proxy), "nginx") == "203.0.113.7"  # rightmost hop
+    assert client_ip(request({"X-Real-IP": "9.9.9.9"}, proxy), "nginx") == "9.9.9.9"
+    assert client_ip(request(forwarded, proxy), "cloudflare") == "5.6.7.8"
+    assert client_ip(request({}, proxy), "cloudflare") == proxy
+    # A peer that is not a trusted proxy cannot pick its address (IP allow-lists hold).
+    assert client_ip(request(forwarded), "nginx") == "10.0.0.9"
+    assert client_ip(request(forwarded), "cloudflare") == "10.0.0.9"
 
 
 async def test_body_over_the_limit_is_413() -> None:

@@ -12,6 +12,8 @@ import asyncpg
 from services.billing.pricing.options import validate_fallback
 from services.billing.pricing.table import PricingTable, build_table, parse_option
 from services.billing.store import pricing_options
+from services.shared.crypto import SecretBox
+from services.shared.option_secrets import plaintext_secrets, seal, unsealed
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +27,11 @@ class LivePrices:
         pool: asyncpg.Pool,
         *,
         refresh_seconds: float,
+        box: SecretBox,
         announce: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._pool = pool
+        self._box = box  # EpayKey is stored encrypted (services.shared.option_secrets)
         self._refresh_seconds = refresh_seconds
         self._announce = announce  # tells every replica and relay that `key` changed
         self._table = build_table({})
@@ -39,14 +43,24 @@ class LivePrices:
 
     async def refresh(self) -> None:
         async with self._lock:
-            self._table = build_table(await pricing_options.load(self._pool))
+            stored = await pricing_options.load(self._pool)
+            self._table = build_table(unsealed(self._box, stored))
+
+    async def seal_plaintext_secrets(self) -> list[str]:
+        """Encrypt secrets stored in plaintext before encryption at rest (run at start)."""
+        found = plaintext_secrets(await pricing_options.load(self._pool))
+        for key, value in found.items():
+            await pricing_options.reseal(self._pool, key=key, stored=seal(self._box, key, value))
+        return sorted(found)
 
     async def update(self, *, key: str, raw: str, actor_id: int) -> str:
         """Validate, store and apply one option; returns its effective JSON text."""
         value = parse_option(key, raw)
         if key.startswith("fallback_"):
             validate_fallback({**self._table.values, key: value})
-        await pricing_options.save(self._pool, key=key, raw=raw, actor_id=actor_id)
+        await pricing_options.save(
+            self._pool, key=key, raw=seal(self._box, key, raw), actor_id=actor_id
+        )
         await self.refresh()
         if self._announce is not None:
             try:

@@ -172,10 +172,17 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     if match is None:
         raise InvalidArgument("cursor is not valid", code="invalid_cursor")
     micros, log_id = int(match.group(1)), int(match.group(2))
-    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC), log_id
+    if log_id > _INT64_MAX:
+        raise InvalidArgument("cursor is not valid", code="invalid_cursor")
+    try:
+        return datetime.fromtimestamp(micros / 1_000_000, tz=UTC), log_id
+    except (OverflowError, ValueError, OSError):
+        # Digits beyond any real timestamp: a forged cursor, not a server fault.
+        raise InvalidArgument("cursor is not valid", code="invalid_cursor") from None
 
 
 _CURSOR = re.compile(r"(\d{1,20})\.(\d{1,20})")
+_INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)

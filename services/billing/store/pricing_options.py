@@ -7,6 +7,7 @@ import asyncpg
 from services.shared.db import Connection
 
 SELECT_OPTIONS = "SELECT key, value FROM pricing_options"
+RESEAL_OPTION = "UPDATE pricing_options SET value = $2 WHERE key = $1"
 UPSERT_OPTION = """
 INSERT INTO pricing_options (key, value, updated_by) VALUES ($1, $2, $3)
 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_by = EXCLUDED.updated_by,
@@ -20,3 +21,8 @@ async def load(conn: Connection | asyncpg.Pool) -> dict[str, str]:
 
 async def save(conn: Connection | asyncpg.Pool, *, key: str, raw: str, actor_id: int) -> None:
     await conn.execute(UPSERT_OPTION, key, raw, actor_id)
+
+
+async def reseal(conn: Connection | asyncpg.Pool, *, key: str, stored: str) -> None:
+    """Replace a stored value in place (a secret found in plaintext, now sealed)."""
+    await conn.execute(RESEAL_OPTION, key, stored)

@@ -11,6 +11,7 @@ from services.relay.auth import AuthEntry, ParsedKey, check_access, check_token,
 from services.relay.errors import RelayError
 from services.relay.metrics import REQUESTS
 from services.relay.state import RelayContext
+from services.shared.client_ip import client_address, trusted_proxies_from_env
 
 _counters: dict[tuple[str, str, str, int], Counter] = {}
 
@@ -38,20 +39,10 @@ def read_key(request: Request) -> ParsedKey:
 
 
 def client_ip(request: Request, proxy: str = "") -> str:
-    """The client address; behind a reverse proxy (ReverseProxyEnabled) the proxy's header:
-    nginx → X-Real-IP, else the first X-Forwarded-For hop; cloudflare → CF-Connecting-IP."""
-    if proxy:
-        headers = request.headers
-        if proxy == "cloudflare":
-            forwarded = headers.get("cf-connecting-ip", "").strip()
-        else:
-            forwarded = headers.get("x-real-ip", "").strip() or (
-                headers.get("x-forwarded-for", "").split(",", 1)[0].strip()
-            )
-        if forwarded:
-            return forwarded
-    client = request.client
-    return client.host if client is not None else ""
+    """The client address; `proxy` is the ReverseProxyProvider when ReverseProxyEnabled is on
+    (forwarding headers count only from a TRUSTED_PROXIES peer: services.shared.client_ip)."""
+    peer = request.client.host if request.client is not None else ""
+    return client_address(peer, request.headers, provider=proxy, trusted=trusted_proxies_from_env())
 
 
 async def authorise(

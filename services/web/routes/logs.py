@@ -3,13 +3,32 @@ filter, keyset pagination (`cursor`) next to `p`, and admin deletion of old hist
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.routing import Route
 from veloera.billing.v1 import billing_pb2
 
-from services.web.api import ROLE_ADMIN, ROLE_COMMON, ApiError, Call, endpoint
+from services.web.api import (
+    INT64_MAX,
+    ROLE_ADMIN,
+    ROLE_COMMON,
+    ApiError,
+    Call,
+    bad_request,
+    endpoint,
+)
 from services.web.convert import log_item, paged
+
+# `<microseconds>.<log id>` as billing's logs.encode_cursor writes it (bounded: 16 + 19 digits).
+_CURSOR = re.compile(r"\d{1,16}\.\d{1,19}")
+
+
+def _cursor(raw: str) -> str:
+    cursor = raw.strip()
+    if cursor and (_CURSOR.fullmatch(cursor) is None or int(cursor.split(".")[1]) > INT64_MAX):
+        raise bad_request("cursor is not valid")
+    return cursor
 
 
 def _request(call: Call, *, user_id: int, admin_view: bool) -> billing_pb2.ListLogsRequest:
@@ -31,7 +50,7 @@ def _request(call: Call, *, user_id: int, admin_view: bool) -> billing_pb2.ListL
         channel_id=call.query_int("channel") if admin_view else 0,
         group=params.get("group", ""),
         admin_view=admin_view,
-        cursor=params.get("cursor", ""),
+        cursor=_cursor(params.get("cursor", "")),
         skip_total=params.get("skip_total", "") in {"1", "true"},
     )
 

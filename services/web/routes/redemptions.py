@@ -9,6 +9,7 @@ from veloera.billing.v1 import billing_pb2
 
 from services.web.api import ROLE_ADMIN, ROLE_COMMON, ApiError, Call, endpoint
 from services.web.convert import paged
+from services.web.quota_rules import MAX_QUOTA
 
 
 def redemption_item(code: billing_pb2.Redemption) -> dict[str, Any]:
@@ -65,7 +66,7 @@ async def create_codes(call: Call) -> list[str]:
         billing_pb2.CreateRedemptionsRequest(
             actor_id=call.user_id,
             name=str(body.get("name") or ""),
-            quota=call.body_int(body, "quota"),
+            quota=call.body_int(body, "quota", maximum=MAX_QUOTA),
             count=call.body_int(body, "count", 1),
             key=str(body.get("key") or ""),
             is_gift=is_gift,
@@ -91,7 +92,7 @@ async def update_code(call: Call) -> dict[str, Any]:
     code = billing_pb2.Redemption(
         id=code_id,
         name=str(body.get("name", current.name)),
-        quota=call.body_int(body, "quota", current.quota),
+        quota=call.body_int(body, "quota", current.quota, maximum=MAX_QUOTA),
         valid_from=call.body_int(body, "valid_from", current.valid_from),
         valid_until=call.body_int(body, "valid_until", current.valid_until),
         max_uses=call.body_int(body, "max_uses", current.max_uses),

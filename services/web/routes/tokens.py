@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -13,6 +14,7 @@ from veloera.billing.v1 import billing_pb2
 
 from services.web.api import ROLE_COMMON, ApiError, Call, endpoint
 from services.web.convert import paged, split_list, token_item
+from services.web.quota_rules import MAX_QUOTA
 from services.web.routes.user_self import group_ratios
 
 logger = logging.getLogger(__name__)
@@ -114,7 +116,7 @@ async def create_token(call: Call) -> dict[str, Any]:
     _apply_body(call, token, body)
     token.status = accounts_pb2.TOKEN_STATUS_ENABLED
     await _check_group_priced(call, token.group)
-    remain_quota = call.body_int(body, "remain_quota")
+    remain_quota = call.body_int(body, "remain_quota", maximum=MAX_QUOTA)
     if remain_quota < 0:
         raise ApiError("remain_quota must not be negative")
     created = await call.deps.accounts.CreateToken(
@@ -123,15 +125,23 @@ async def create_token(call: Call) -> dict[str, Any]:
     )
     try:
         budget = await _set_budget(call, created.id, remain_quota, token.unlimited_quota)
-    except grpc.aio.AioRpcError:
-        # Without a budget the key could never be used: undo the half-created token.
-        logger.warning("token budget failed; deleting token %d", created.id)
-        await call.deps.accounts.DeleteTokens(
-            accounts_pb2.DeleteTokenRequest(user_id=call.user_id, ids=[created.id]),
-            timeout=call.deps.timeout,
-        )
+    except BaseException:
+        # Without a budget the key could never be used: undo the half-created token, whatever
+        # stopped the budget step (an error, a timeout, the client going away).
+        await asyncio.shield(_undo_created(call, created.id))
         raise
     return token_item(created, budget)
+
+
+async def _undo_created(call: Call, token_id: int) -> None:
+    logger.warning("token budget failed; deleting token %d", token_id)
+    try:
+        await call.deps.accounts.DeleteTokens(
+            accounts_pb2.DeleteTokenRequest(user_id=call.user_id, ids=[token_id]),
+            timeout=call.deps.timeout,
+        )
+    except grpc.aio.AioRpcError as exc:
+        logger.error("cannot delete half-created token %d: %s", token_id, exc.code())
 
 
 def _check_enable(
@@ -165,7 +175,9 @@ async def update_token(call: Call) -> dict[str, Any]:
     budget = (await _budgets(call, [old.id])).get(old.id)
     wants_budget = not status_only and ("remain_quota" in body or "unlimited_quota" in body)
     if wants_budget:
-        remain = call.body_int(body, "remain_quota", budget.remain_quota if budget else 0)
+        remain = call.body_int(
+            body, "remain_quota", budget.remain_quota if budget else 0, maximum=MAX_QUOTA
+        )
         if remain < 0:
             raise ApiError("remain_quota must not be negative")
         budget = billing_pb2.TokenBudget(

@@ -14,6 +14,7 @@ from veloera.billing.v1 import billing_pb2
 from services.web.api import ROLE_COMMON, ApiError, Call, JSONResponse, endpoint
 from services.web.deps import Deps
 from services.web.metrics import RPC_ERRORS
+from services.web.quota_rules import MAX_QUOTA
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ async def epay_notify(request: Request) -> Response:
 @endpoint(ROLE_COMMON)
 async def aff_transfer(call: Call) -> None:
     body = await call.json()
-    quota = call.body_int(body, "quota")
+    quota = call.body_int(body, "quota", maximum=MAX_QUOTA)
     if quota <= 0:
         raise ApiError("quota must be a positive integer")
     await call.deps.billing.TransferAffQuota(

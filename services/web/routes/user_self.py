@@ -12,6 +12,7 @@ from veloera.accounts.v1 import accounts_pb2
 from veloera.billing.v1 import billing_pb2
 
 from services.web.api import ROLE_COMMON, ApiError, Call, endpoint, ok
+from services.web.convert import SECRET_MASK
 from services.web.session import COOKIE_NAME, unsign
 
 
@@ -98,6 +99,8 @@ async def update_self(call: Call) -> None:
     if body.get("password"):
         request.password = str(body["password"])
         request.old_password = str(body.get("original_password") or "")
+        # Accounts revokes the other sessions and the access token; this session stays.
+        request.keep_session_id = _current_session(call)
     if body.get("password") and not request.old_password:
         raise ApiError("the current password (original_password) is required")
     await call.deps.accounts.UpdateUser(request, timeout=call.deps.timeout)
@@ -139,6 +142,8 @@ async def update_setting(call: Call) -> dict[str, Any]:
     unknown = set(body) - set(_SETTING_FIELDS)
     if unknown:
         raise ApiError(f"unknown setting fields: {', '.join(sorted(unknown))}")
+    if body.get("webhook_secret") == SECRET_MASK:
+        del body["webhook_secret"]  # the form sent back the masked value: keep the secret
     merged = {**_settings_of(call.user), **body}
     user = await call.deps.accounts.UpdateUser(
         accounts_pb2.UpdateUserRequest(
@@ -148,7 +153,7 @@ async def update_setting(call: Call) -> dict[str, Any]:
     )
     settings = _settings_of(user)
     if settings.get("webhook_secret"):
-        settings["webhook_secret"] = "***"
+        settings["webhook_secret"] = SECRET_MASK
     return settings
 
 

@@ -14,9 +14,10 @@ from veloera.billing.v1 import billing_pb2
 
 from services.shared.errors import error_code_of
 from services.web.api import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, ApiError, Call, endpoint, ok
-from services.web.client_ip import client_ip
+from services.web.client_ip import client_ip, over_https
 from services.web.convert import paged, user_item
 from services.web.quota_rules import (
+    MAX_QUOTA,
     QuotaChange,
     QuotaEdit,
     QuotaEditRefused,
@@ -63,14 +64,18 @@ async def login(call: Call) -> Response:
         path="/",
         httponly=True,
         samesite="lax",
-        secure=deps.settings.session_cookie_secure,
+        secure=deps.settings.session_cookie_secure or over_https(call.request, deps),
     )
     return response
 
 
 @endpoint()
 async def logout(call: Call) -> Response:
+    """POST is the way to log out. GET stays for new-api console builds that still use it,
+    but not from another site (a link elsewhere must not end the session)."""
     deps = call.deps
+    if call.request.method == "GET" and call.request.headers.get("sec-fetch-site") == "cross-site":
+        raise ApiError("log out with POST /api/user/logout", 403)
     cookie = call.request.cookies.get(COOKIE_NAME, "")
     session_id = unsign(deps.settings.session_secret.value, cookie) if cookie else None
     if session_id:
@@ -200,16 +205,18 @@ def _update_request(
 _UPDATABLE = ("username", "display_name", "group", "email", "password")
 
 
-def _optional_int(body: dict[str, Any], name: str) -> int | None:
+def _optional_int(body: dict[str, Any], name: str, minimum: int) -> int | None:
     value = body.get(name)
-    return None if value is None or value == "" else Call.body_int(body, name)
+    if value is None or value == "":
+        return None
+    return Call.body_int(body, name, minimum=minimum, maximum=MAX_QUOTA)
 
 
 def _quota_edit(body: dict[str, Any]) -> QuotaEdit | None:
     edit = QuotaEdit(
-        quota=_optional_int(body, "quota"),
-        original=_optional_int(body, "original_quota"),
-        delta=_optional_int(body, "quota_delta"),
+        quota=_optional_int(body, "quota", 0),
+        original=_optional_int(body, "original_quota", -MAX_QUOTA),
+        delta=_optional_int(body, "quota_delta", -MAX_QUOTA),
     )
     return None if edit.quota is None and not edit.delta else edit
 
@@ -227,7 +234,7 @@ async def _planned_quota_change(
     try:
         return quota_change(edit, wallet.quota)
     except QuotaEditRefused as exc:
-        raise ApiError(exc.message) from exc
+        raise ApiError(exc.message, 400 if exc.out_of_range else 200) from exc
 
 
 def _adjust_request(
@@ -310,7 +317,7 @@ async def delete_user(call: Call) -> None:
 
 ROUTES = [
     Route("/api/user/login", login, methods=["POST"]),
-    Route("/api/user/logout", logout, methods=["GET"]),
+    Route("/api/user/logout", logout, methods=["POST", "GET"]),
     Route("/api/user/self", get_self, methods=["GET"]),
     Route("/api/user/token", issue_access_token, methods=["GET"]),
     Route("/api/user/search", search_users, methods=["GET"]),

@@ -146,7 +146,7 @@ async function onCreateToken(event) {
 }
 
 async function onLogout() {
-  await api("GET", "/api/user/logout");
+  await api("POST", "/api/user/logout");
   state.userId = 0;
   localStorage.removeItem("veloera-user");
   show("login-view");

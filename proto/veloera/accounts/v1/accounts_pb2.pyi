@@ -540,6 +540,7 @@ class UpdateUserRequest(_message.Message):
     EMAIL_FIELD_NUMBER: _builtins.int
     SETTING_FIELD_NUMBER: _builtins.int
     OLD_PASSWORD_FIELD_NUMBER: _builtins.int
+    KEEP_SESSION_ID_FIELD_NUMBER: _builtins.int
     actor_id: _builtins.int
     id: _builtins.int
     username: _builtins.str
@@ -550,6 +551,10 @@ class UpdateUserRequest(_message.Message):
     setting: _builtins.str
     old_password: _builtins.str
     """When set, `password` is applied only if this is the user's current password."""
+    keep_session_id: _builtins.str
+    """A password change revokes the user's sessions and access token; the session named here
+    (the one the user changed its own password from) stays valid.
+    """
     def __init__(
         self,
         *,
@@ -562,10 +567,11 @@ class UpdateUserRequest(_message.Message):
         email: _builtins.str | None = ...,
         setting: _builtins.str | None = ...,
         old_password: _builtins.str | None = ...,
+        keep_session_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_display_name", b"_display_name", "_email", b"_email", "_group", b"_group", "_old_password", b"_old_password", "_password", b"_password", "_setting", b"_setting", "_username", b"_username", "display_name", b"display_name", "email", b"email", "group", b"group", "old_password", b"old_password", "password", b"password", "setting", b"setting", "username", b"username"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_display_name", b"_display_name", "_email", b"_email", "_group", b"_group", "_old_password", b"_old_password", "_password", b"_password", "_setting", b"_setting", "_username", b"_username", "actor_id", b"actor_id", "display_name", b"display_name", "email", b"email", "group", b"group", "id", b"id", "old_password", b"old_password", "password", b"password", "setting", b"setting", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_display_name", b"_display_name", "_email", b"_email", "_group", b"_group", "_old_password", b"_old_password", "_password", b"_password", "_setting", b"_setting", "_username", b"_username", "actor_id", b"actor_id", "display_name", b"display_name", "email", b"email", "group", b"group", "id", b"id", "keep_session_id", b"keep_session_id", "old_password", b"old_password", "password", b"password", "setting", b"setting", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__display_name: _TypeAlias = _typing.Literal["display_name"]  # noqa: Y015
     _WhichOneofArgType__display_name: _TypeAlias = _typing.Literal["_display_name", b"_display_name"]  # noqa: Y015
@@ -2519,3 +2525,58 @@ class RoutingSnapshot(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RoutingSnapshot: _TypeAlias = RoutingSnapshot  # noqa: Y015
+
+@_typing.final
+class HitRateLimitRequest(_message.Message):
+    """One request counted against `limit` per `window_seconds` for (scope, subject), e.g.
+    ("api", client IP). The count covers the sliding window ending now.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCOPE_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
+    scope: _builtins.str
+    subject: _builtins.str
+    limit: _builtins.int
+    window_seconds: _builtins.int
+    def __init__(
+        self,
+        *,
+        scope: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        limit: _builtins.int = ...,
+        window_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "scope", b"scope", "subject", b"subject", "window_seconds", b"window_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HitRateLimitRequest: _TypeAlias = HitRateLimitRequest  # noqa: Y015
+
+@_typing.final
+class HitRateLimitResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_SECONDS_FIELD_NUMBER: _builtins.int
+    allowed: _builtins.bool
+    retry_after_seconds: _builtins.int
+    """when refused: seconds until a request would be admitted"""
+    def __init__(
+        self,
+        *,
+        allowed: _builtins.bool = ...,
+        retry_after_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "retry_after_seconds", b"retry_after_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HitRateLimitResponse: _TypeAlias = HitRateLimitResponse  # noqa: Y015

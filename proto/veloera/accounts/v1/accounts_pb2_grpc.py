@@ -259,6 +259,11 @@ class AccountsServiceStub:
                 request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ResetPasswordRequest.SerializeToString,
                 response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ResetPasswordResponse.FromString,
                 _registered_method=True)
+        self.HitRateLimit = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/HitRateLimit',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.HitRateLimitRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.HitRateLimitResponse.FromString,
+                _registered_method=True)
         self.Authenticate = channel.unary_unary(
                 '/veloera.accounts.v1.AccountsService/Authenticate',
                 request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.AuthenticateRequest.SerializeToString,
@@ -544,6 +549,13 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HitRateLimit(self, request, context):
+        """Sliding-window request counters shared by every web replica (console rate limits).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Authenticate(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -783,6 +795,11 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.ResetPassword,
                     request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ResetPasswordRequest.FromString,
                     response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ResetPasswordResponse.SerializeToString,
+            ),
+            'HitRateLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.HitRateLimit,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.HitRateLimitRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.HitRateLimitResponse.SerializeToString,
             ),
             'Authenticate': grpc.unary_unary_rpc_method_handler(
                     servicer.Authenticate,
@@ -2010,6 +2027,33 @@ class AccountsService:
             '/veloera.accounts.v1.AccountsService/ResetPassword',
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.ResetPasswordRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.ResetPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HitRateLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/HitRateLimit',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.HitRateLimitRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.HitRateLimitResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -78,6 +78,8 @@ class AccountsServiceStub:
     BindEmail: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.BindEmailRequest, _accounts_pb2.User]
     SendPasswordReset: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.SendPasswordResetRequest, _accounts_pb2.SendPasswordResetResponse]
     ResetPassword: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ResetPasswordRequest, _accounts_pb2.ResetPasswordResponse]
+    HitRateLimit: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.HitRateLimitRequest, _accounts_pb2.HitRateLimitResponse]
+    """Sliding-window request counters shared by every web replica (console rate limits)."""
     Authenticate: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateRequest, _accounts_pb2.AuthenticateResponse]
     GetRoutingSnapshot: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingSnapshotRequest, _accounts_pb2.RoutingSnapshot]
 
@@ -129,6 +131,8 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     BindEmail: _aio.UnaryUnaryMultiCallable[_accounts_pb2.BindEmailRequest, _accounts_pb2.User]  # type: ignore[assignment]
     SendPasswordReset: _aio.UnaryUnaryMultiCallable[_accounts_pb2.SendPasswordResetRequest, _accounts_pb2.SendPasswordResetResponse]  # type: ignore[assignment]
     ResetPassword: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ResetPasswordRequest, _accounts_pb2.ResetPasswordResponse]  # type: ignore[assignment]
+    HitRateLimit: _aio.UnaryUnaryMultiCallable[_accounts_pb2.HitRateLimitRequest, _accounts_pb2.HitRateLimitResponse]  # type: ignore[assignment]
+    """Sliding-window request counters shared by every web replica (console rate limits)."""
     Authenticate: _aio.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateRequest, _accounts_pb2.AuthenticateResponse]  # type: ignore[assignment]
     GetRoutingSnapshot: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingSnapshotRequest, _accounts_pb2.RoutingSnapshot]  # type: ignore[assignment]
 
@@ -447,6 +451,14 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _accounts_pb2.ResetPasswordRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.ResetPasswordResponse, _abc.Awaitable[_accounts_pb2.ResetPasswordResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def HitRateLimit(
+        self,
+        request: _accounts_pb2.HitRateLimitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.HitRateLimitResponse, _abc.Awaitable[_accounts_pb2.HitRateLimitResponse]]:
+        """Sliding-window request counters shared by every web replica (console rate limits)."""
 
     @_abc_1.abstractmethod
     def Authenticate(
