@@ -14,6 +14,8 @@ from services.cli.migrate import run_migrations
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
 from tests.fakes.openai_upstream import FakeOpenAI
 
+METRICS_TOKEN = "test-metrics-token"
+
 
 @dataclass(frozen=True)
 class Infra:
@@ -44,6 +46,8 @@ def service_env(infra: Infra) -> dict[str, str]:
         **loopback_service_env(infra.database_url, infra.nats_url),
         "STREAMING_TIMEOUT": "3",
         "HOLD_REAPER_INTERVAL": "1",
+        "CHANNEL_PRIVATE_ADDRESSES": "true",  # the fake upstreams listen on loopback
+        "RELAY_METRICS_TOKEN": METRICS_TOKEN,
     }
 
 

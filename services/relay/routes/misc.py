@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -29,6 +31,12 @@ class MiscRoutes:
         return Response(b'{"status":"not ready"}', 503, media_type="application/json")
 
     async def metrics(self, request: Request) -> Response:
+        """Prometheus text, only to a scraper holding RELAY_METRICS_TOKEN: the relay's port is
+        public, and its metrics name models, channels and traffic. Without a token: 404."""
+        token = self.ctx.settings.metrics_token
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not token or not hmac.compare_digest(given.encode(), token.encode()):
+            return await self.not_found(request)
         return Response(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def not_implemented(self, request: Request) -> Response:
