@@ -68,25 +68,30 @@ def invalid_patterns(text: str) -> list[str]:
     return bad
 
 
+# Fields that name things rather than carry text a user wrote.
+NOT_TEXT_FIELDS = frozenset({"model", "role", "type"})
+
+
 def _strings(value: Any, out: list[str]) -> None:
-    """Every string in a JSON value (dict keys excepted), data: URLs (media) skipped."""
     if isinstance(value, str):
-        if not value.startswith("data:"):
+        if not value.startswith("data:"):  # inline media
             out.append(value)
     elif isinstance(value, dict):
-        for item in value.values():
-            _strings(item, out)
+        for name, item in value.items():
+            if name not in NOT_TEXT_FIELDS:
+                _strings(item, out)
     elif isinstance(value, list):
         for item in value:
             _strings(item, out)
 
 
-def all_text(payload: Any) -> str:
-    """All text of a request body: messages, names, tool arguments and descriptions, the
-    Responses API's input lists... (the sensitive-word check reads every field)."""
+def text_fields(payload: Any) -> list[str]:
+    """Every text field of a request body: message contents and names, tool arguments and
+    descriptions, the Responses API's input lists... (the sensitive-word check reads them all,
+    each on its own, as upstream checks each message)."""
     parts: list[str] = []
     _strings(payload, parts)
-    return "\n".join(parts)
+    return parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +122,14 @@ class SensitiveMatcher:
 
     def __bool__(self) -> bool:
         return bool(self.words or self.patterns)
+
+    def find_in(self, texts: list[str]) -> str | None:
+        """The first hit in any of `texts`, or None."""
+        for text in texts:
+            hit = self.find(text)
+            if hit is not None:
+                return hit
+        return None
 
     def find(self, text: str) -> str | None:
         """The first hit in `text` (regexes first), or None."""

@@ -73,6 +73,16 @@ def rpc_message(error: grpc.aio.AioRpcError) -> str:
     return error.details() or (code.name.lower() if code else "error")
 
 
+INT64_MAX = (1 << 63) - 1
+
+
+def _int64(name: str, value: int) -> int:
+    """`value` when a protobuf int64 field can carry it; else the client's mistake (a 4xx)."""
+    if not -INT64_MAX - 1 <= value <= INT64_MAX:
+        raise ApiError(f"{name} is out of range")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
     """One API request: the raw request, the process dependencies and the caller (if any)."""
@@ -106,7 +116,7 @@ class Call:
         if raw.strip() == "":
             return default
         try:
-            return int(raw)
+            return _int64(name, int(raw))
         except ValueError as exc:
             raise ApiError(f"{name} must be an integer") from exc
 
@@ -118,12 +128,15 @@ class Call:
         if isinstance(value, bool):
             raise ApiError(f"{name} must be an integer")
         try:
-            return int(value)
-        except (TypeError, ValueError) as exc:
+            return _int64(name, int(value))
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(1e999)
             raise ApiError(f"{name} must be an integer") from exc
 
     def path_int(self, name: str) -> int:
-        return int(self.request.path_params[name])
+        try:
+            return _int64(name, int(self.request.path_params[name]))
+        except ValueError as exc:
+            raise ApiError(f"{name} must be an integer") from exc
 
     def page(self, size_param: str = "page_size") -> tuple[int, int]:
         """(1-based page, page size); p=0 is page 1 (older clients send 0-based pages)."""

@@ -16,7 +16,7 @@ from services.relay.shaping import (
     apply_system_prompt,
     split_effort,
 )
-from services.shared.sensitive import SensitiveMatcher, all_text, invalid_patterns
+from services.shared.sensitive import SensitiveMatcher, invalid_patterns, text_fields
 
 
 def test_system_prompt_goes_before_the_first_system_message() -> None:
@@ -129,10 +129,10 @@ def test_every_text_field_is_read() -> None:
         "input": [{"role": "user", "content": [{"type": "input_text", "text": "resp in"}]}],
         "image": "data:image/png;base64,AAAA",
     }
-    text = all_text(payload)
-    for part in ("n-forbidden", "hi", '{"q": "x"}', "tool desc", "resp in"):
-        assert part in text
-    assert "base64" not in text
+    texts = text_fields(payload)
+    assert texts == ["n-forbidden", "hi", '{"q": "x"}', "tool desc", "resp in"]
+    matcher = SensitiveMatcher.parse("regex:^(tool desc|hi)$")
+    assert matcher.find_in(texts) == "hi"  # each field on its own
 
 
 def test_sensitive_exemption_by_group() -> None:

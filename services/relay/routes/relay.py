@@ -31,7 +31,7 @@ from services.relay.scrub import scrub
 from services.relay.state import RelayContext
 from services.relay.streaming import PseudoStreamResponse, completion_to_chunks
 from services.relay.upstream import UpstreamFailure
-from services.shared.sensitive import all_text
+from services.shared.sensitive import text_fields
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class RelayRoute(Attempts):
         ip = client_ip(request, options.reverse_proxy)
         entry = await authorise(ctx, request, key, req.model, ip)
         if options.sensitive_applies(entry.group):
-            hit = options.sensitive.find(all_text(req.payload))
+            hit = options.sensitive.find_in(text_fields(req.payload))
             if hit is not None:
                 logger.info("sensitive words detected", extra={"request_id": request_id})
                 raise RelayError(
