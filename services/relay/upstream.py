@@ -64,7 +64,7 @@ class PublicResolver(AbstractResolver):
     Called on DNS-cache misses only; literal addresses are checked per channel (routing.py)."""
 
     def __init__(self) -> None:
-        self._inner = aiohttp.ThreadedResolver()
+        self._inner = aiohttp.DefaultResolver()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET

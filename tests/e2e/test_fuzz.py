@@ -240,8 +240,8 @@ async def send_all(
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def one(call: Call) -> tuple[Call, int, str]:
-        headers = {  # bytes: a generated value may be any UTF-8 (`-²` key suffixes)
-            name.encode(): value.encode()
+        headers = {  # bytes: `-²` goes as the single byte servers decode to `²`
+            name.encode(): value.encode("latin-1")
             for name, value in {**call.headers, **cookies_for(call)}.items()
         }
         async with gate:

@@ -125,7 +125,7 @@ async def test_malformed_keys_are_401(world: World, header: str, status: int) ->
     async with httpx.AsyncClient(timeout=10.0) as client:
         answer = await client.post(
             world.relay_url + "/v1/chat/completions",
-            headers={b"Authorization": header.encode()},
+            headers={b"Authorization": header.encode("latin-1")},  # the byte 0xB2: `²`
             json={"model": "m", "messages": []},
         )
     assert answer.status_code == status and answer.json()["error"]["code"] == "invalid_token"
