@@ -100,9 +100,12 @@ class ChannelRpcs:
         old_keys = await channels_repo.channel_keys(conn, channel_id=current["id"])
         box = self._deps.box
         keys = channel_rules.split_keys(incoming.type, incoming.key)
-        plain = {box.decrypt(key_row["key_enc"]): key_row for key_row in old_keys}
-        unmasked = {mask_key(text): text for text in plain}
-        if actor_role != roles.ROOT and _destination_changed(current, fields):
+        moving = actor_role != roles.ROOT and _destination_changed(current, fields)
+        unmasked: dict[str, str] = {}
+        if keys or moving:
+            plain = [box.decrypt(key_row["key_enc"]) for key_row in old_keys]
+            unmasked = {mask_key(text): text for text in plain}
+        if moving:
             _require_entered_keys(keys, unmasked)
         if keys:
             keys = [unmasked.get(key, key) for key in keys]  # a masked key echoes a stored one
