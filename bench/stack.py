@@ -96,6 +96,7 @@ class Stack:
         await asyncio.to_thread(self.nats.start)
         await run_migrations(self.pg.dsn)
         self.env = loopback_service_env(self.pg.dsn, self.nats.url, log_level=self.log_level)
+        self.env["CHANNEL_PRIVATE_ADDRESSES"] = "true"  # the fake upstream listens on loopback
         specs = [
             ServiceSpec("accounts", grpc_addr=self.env["ACCOUNTS_ADDR"]),
             ServiceSpec("billing", grpc_addr=self.env["BILLING_ADDR"]),

@@ -14,6 +14,8 @@ from services.cli.migrate import run_migrations
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
 from tests.fakes.openai_upstream import FakeOpenAI
 
+METRICS_TOKEN = "test-metrics-token"
+
 
 @dataclass(frozen=True)
 class Infra:
@@ -49,6 +51,8 @@ def service_env(infra: Infra) -> dict[str, str]:
         "GLOBAL_API_RATE_LIMIT_ENABLE": "false",
         "GLOBAL_WEB_RATE_LIMIT_ENABLE": "false",
         "CRITICAL_RATE_LIMIT_ENABLE": "false",
+        "CHANNEL_PRIVATE_ADDRESSES": "true",  # the fake upstreams listen on loopback
+        "RELAY_METRICS_TOKEN": METRICS_TOKEN,
     }
 
 

@@ -12,14 +12,18 @@ from services.accounts.channel_types import (
     CHANNEL_TYPES,
     GEMINI,
     JSON_KEY_TYPES,
+    NO_ADAPTOR_YET,
     UNSUPPORTED_TYPES,
     VERTEX_AI,
 )
+from services.shared.addresses import is_private_host
 from services.shared.errors import InvalidArgument
 
 JSON_OBJECT_FIELDS = ("model_mapping", "status_code_mapping", "setting", "param_override")
 SETTING_FIELDS = frozenset({"force_format", "thinking_to_content", "proxy", "stream_support"})
 PROXY_SCHEMES = frozenset({"http", "https", "socks5", "socks5h"})
+BASE_URL_SCHEMES = frozenset({"http", "https"})
+MAX_URL_LENGTH = 2048
 STREAM_SUPPORT = frozenset({"default", "NON_STREAM_ONLY"})
 MAX_NAME_LENGTH = 255
 
@@ -67,6 +71,12 @@ def check_type(type_id: int) -> None:
         )
     if type_id not in CHANNEL_TYPES:
         raise InvalidArgument(f"unknown channel type {type_id}", code="unknown_channel_type")
+    if type_id in NO_ADAPTOR_YET:
+        raise InvalidArgument(
+            f"channel type {type_id} ({CHANNEL_TYPES[type_id]}) is not supported yet: this relay "
+            "has no adaptor for its API and would send the key to the wrong provider",
+            code="unsupported_channel_type",
+        )
 
 
 def _parsed_object(field: str, text: str) -> dict[str, Any]:
@@ -96,7 +106,40 @@ def _is_status(value: Any) -> bool:
     return text.isdigit() and 100 <= int(text) <= 599
 
 
-def check_setting(text: str) -> str:
+def check_url(field: str, url: str, schemes: frozenset[str], *, allow_private: bool) -> str:
+    """An absolute URL of one of `schemes` with a host (and a valid port); a private or
+    loopback host only when the operator allows it (CHANNEL_PRIVATE_ADDRESSES)."""
+    url = url.strip()
+    if not url:
+        return ""
+    allowed = " or ".join(sorted(schemes))
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _port = parts.port
+    except ValueError:
+        raise InvalidArgument(f"{field} must be an {allowed} URL with a valid host") from None
+    if len(url) > MAX_URL_LENGTH or parts.scheme.lower() not in schemes or not host:
+        raise InvalidArgument(f"{field} must be an {allowed} URL with a host")
+    if not allow_private and is_private_host(host):
+        raise InvalidArgument(
+            f"{field} points at a private or loopback address; the operator allows those with "
+            "CHANNEL_PRIVATE_ADDRESSES=true"
+        )
+    return url
+
+
+def proxy_of(setting: str) -> str:
+    """The `proxy` of a stored (already validated) setting JSON; "" when none."""
+    try:
+        value = json.loads(setting) if setting.strip() else {}
+    except ValueError:
+        return ""
+    proxy = value.get("proxy") if isinstance(value, dict) else None
+    return proxy if isinstance(proxy, str) else ""
+
+
+def check_setting(text: str, *, allow_private: bool = False) -> str:
     """force_format, thinking_to_content (bool), proxy (http/https/socks5 URL), stream_support."""
     values = _parsed_object("setting", text)
     unknown = set(values) - SETTING_FIELDS
@@ -106,9 +149,9 @@ def check_setting(text: str) -> str:
         if name in values and not isinstance(values[name], bool):
             raise InvalidArgument(f"setting.{name} must be true or false")
     proxy = values.get("proxy", "")
-    if proxy and (not isinstance(proxy, str) or urlsplit(proxy).scheme not in PROXY_SCHEMES
-                  or not urlsplit(proxy).hostname):  # fmt: skip
+    if not isinstance(proxy, str):
         raise InvalidArgument("setting.proxy must be an http, https or socks5 URL")
+    check_url("setting.proxy", proxy, PROXY_SCHEMES, allow_private=allow_private)
     if values.get("stream_support", "default") not in STREAM_SUPPORT:
         raise InvalidArgument("setting.stream_support must be default or NON_STREAM_ONLY")
     return text.strip()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from services.shared.channel_types import SUPPORTED_TYPES
+
 CHANNEL_TYPES = MappingProxyType(
     {
         1: "OpenAI",
@@ -60,6 +62,9 @@ UNSUPPORTED_TYPES = MappingProxyType(
         26: "Zhipu v4 was folded into type 16 (Zhipu BigModel); use 16",
     }
 )
+# Known types whose provider speaks its own API: without their adaptor the relay would send
+# the key to OpenAI's address in OpenAI's format, so saving one is refused until it exists.
+NO_ADAPTOR_YET = frozenset(CHANNEL_TYPES) - SUPPORTED_TYPES - frozenset(UNSUPPORTED_TYPES)
 
 GEMINI = 24
 VERTEX_AI = 41

@@ -40,6 +40,7 @@ class Deps:
     generate_default_token: bool = False
     smtp_timeout: float = 10.0
     email_resend_seconds: int = 60
+    channel_private_addresses: bool = False
 
 
 def now() -> int:

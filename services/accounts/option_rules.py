@@ -17,6 +17,7 @@ from services.accounts.option_registry import (
 from services.shared.errors import FailedPrecondition, InvalidArgument
 from services.shared.option_secrets import is_secret
 from services.shared.options import PRICING_OPTION_KEYS, SHARED_OPTION_KEYS
+from services.shared.sensitive import invalid_patterns
 
 __all__ = ["DEFAULTS", "DEFAULT_USABLE_GROUPS", "check_prerequisites", "validate"]
 
@@ -64,7 +65,19 @@ def validate(key: str, value: str) -> str:
     normalised = _parse(spec, value)
     if key == "global_model_mapping":
         check_global_mapping(normalised)
+    if key == "SensitiveWords":
+        check_sensitive_words(normalised)
     return normalised
+
+
+def check_sensitive_words(text: str) -> None:
+    """Every regex line must compile in RE2 (linear time): the relay cannot run the others."""
+    bad = invalid_patterns(text)
+    if bad:
+        raise InvalidArgument(
+            f"SensitiveWords: regex {bad[0]!r} is not supported (back-references and look-around "
+            "cannot run in linear time)"
+        )
 
 
 def _parse(spec: OptionSpec, value: str) -> str:

@@ -12,14 +12,16 @@ from services.accounts.metrics import CHANNELS_AUTO_DISABLED, KEYS_AUTO_DISABLED
 from services.accounts.rpc_identity import Context
 from services.accounts.types import Conn
 from services.shared.crypto import SecretBox, mask_key
-from services.shared.errors import InvalidArgument, NotFound
+from services.shared.errors import InvalidArgument, NotFound, PermissionDenied
 
 ENABLED = 1
 AUTO_DISABLED = 3
 MAX_ERROR_LENGTH = 500
 
 
-def channel_fields(channel: pb.Channel, *, status: int) -> ChannelFields:
+def channel_fields(
+    channel: pb.Channel, *, status: int, allow_private: bool = False
+) -> ChannelFields:
     """Validate a channel save (everything except its keys)."""
     channel_rules.check_type(channel.type)
     name = channel.name.strip()
@@ -36,11 +38,15 @@ def channel_fields(channel: pb.Channel, *, status: int) -> ChannelFields:
     json_fields = {
         "model_mapping": channel_rules.check_model_mapping(channel.model_mapping),
         "status_code_mapping": channel_rules.check_status_code_mapping(channel.status_code_mapping),
-        "setting": channel_rules.check_setting(channel.setting),
+        "setting": channel_rules.check_setting(channel.setting, allow_private=allow_private),
         "param_override": channel_rules.check_json_object("param_override", channel.param_override),
     }
     return ChannelFields(
-        type=channel.type, name=name, base_url=channel.base_url.strip(), models=models,
+        type=channel.type, name=name, models=models,
+        base_url=channel_rules.check_url(
+            "base_url", channel.base_url, channel_rules.BASE_URL_SCHEMES,
+            allow_private=allow_private,
+        ),
         groups=groups, priority=channel.priority, weight=channel.weight, status=status,
         model_prefix=channel.model_prefix.strip(), system_prompt=channel.system_prompt,
         tag=channel.tag.strip(), test_model=channel.test_model.strip(),
@@ -59,7 +65,7 @@ class ChannelRpcs:
             actor = await load_actor(conn, request.actor_id)
             roles.require_admin(actor["role"])
             if incoming.id:
-                row = await self._update(conn, incoming)
+                row = await self._update(conn, incoming, actor_role=actor["role"])
             else:
                 row = await self._create(conn, incoming)
             await rebuild_abilities(conn, row)
@@ -69,7 +75,11 @@ class ChannelRpcs:
         return convert.channel(row, keys, box=self._deps.box, reveal="masked")
 
     async def _create(self, conn: Conn, incoming: pb.Channel) -> asyncpg.Record:
-        fields = channel_fields(incoming, status=incoming.status or ENABLED)
+        fields = channel_fields(
+            incoming,
+            status=incoming.status or ENABLED,
+            allow_private=self._deps.channel_private_addresses,
+        )
         keys = channel_rules.split_keys(incoming.type, incoming.key)
         if not keys:
             raise InvalidArgument("key is required")
@@ -79,18 +89,25 @@ class ChannelRpcs:
         )
         return row
 
-    async def _update(self, conn: Conn, incoming: pb.Channel) -> asyncpg.Record:
+    async def _update(self, conn: Conn, incoming: pb.Channel, *, actor_role: int) -> asyncpg.Record:
         current = await channels_repo.get_channel(conn, channel_id=incoming.id, for_update=True)
         if current is None:
             raise NotFound("channel not found")
         status = incoming.status or current["status"]
-        fields = channel_fields(incoming, status=status)
+        fields = channel_fields(
+            incoming, status=status, allow_private=self._deps.channel_private_addresses
+        )
         old_keys = await channels_repo.channel_keys(conn, channel_id=current["id"])
         box = self._deps.box
         keys = channel_rules.split_keys(incoming.type, incoming.key)
-        if keys:
-            plain = {box.decrypt(key_row["key_enc"]): key_row for key_row in old_keys}
+        moving = actor_role != roles.ROOT and _destination_changed(current, fields)
+        unmasked: dict[str, str] = {}
+        if keys or moving:
+            plain = [box.decrypt(key_row["key_enc"]) for key_row in old_keys]
             unmasked = {mask_key(text): text for text in plain}
+        if moving:
+            _require_entered_keys(keys, unmasked)
+        if keys:
             keys = [unmasked.get(key, key) for key in keys]  # a masked key echoes a stored one
             kept = {key_row["key_hash"]: key_row for key_row in old_keys}
             await channels_repo.replace_keys(
@@ -248,6 +265,27 @@ async def rebuild_abilities(conn: Conn, row: asyncpg.Record) -> None:
         priority=row["priority"], weight=row["weight"], enabled=row["status"] == ENABLED,
         tag=row["tag"],
     )  # fmt: skip
+
+
+def _destination_changed(current: asyncpg.Record, fields: ChannelFields) -> bool:
+    """The save changes where the channel's keys are sent: its type (default host), base URL
+    or proxy."""
+    return (
+        fields.type != current["type"]
+        or fields.base_url != current["base_url"]
+        or channel_rules.proxy_of(fields.setting) != channel_rules.proxy_of(current["setting"])
+    )
+
+
+def _require_entered_keys(keys: list[str], masked: dict[str, str]) -> None:
+    """An admin who is not root sends the stored keys to a new destination only by typing them:
+    revealing a key is root-only, and a new base URL would reveal it to its server."""
+    if not keys or any(key in masked for key in keys):
+        raise PermissionDenied(
+            "changing a channel's type, base URL or proxy requires the root user, or entering "
+            "its keys again (the stored keys are not sent to a new address)",
+            code="reenter_channel_keys",
+        )
 
 
 def _sealed(box: SecretBox, keys: list[str]) -> list[tuple[str, str]]:

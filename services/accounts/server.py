@@ -66,6 +66,7 @@ async def serve(settings: Settings) -> None:
             ),
             generate_default_token=settings.generate_default_token,
             smtp_timeout=settings.smtp_timeout,
+            channel_private_addresses=settings.channel_private_addresses,
             email_resend_seconds=settings.email_resend_seconds,
         )
         async with pool.acquire() as conn:

@@ -27,6 +27,7 @@ class Settings:
     login_slowdown_seconds: int
     smtp_timeout: float
     email_resend_seconds: int
+    channel_private_addresses: bool  # channels may point at loopback / private addresses
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -49,6 +50,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         login_slowdown_seconds=env.int("LOGIN_ACCOUNT_SLOWDOWN_SECONDS", 5),
         smtp_timeout=env.float("ACCOUNTS_SMTP_TIMEOUT", 10.0),
         email_resend_seconds=env.int("EMAIL_RESEND_SECONDS", 60),
+        channel_private_addresses=env.bool("CHANNEL_PRIVATE_ADDRESSES", False),
     )
     env.check(service="accounts")
     return settings

@@ -119,6 +119,8 @@ async def up(settings: UpSettings) -> int:
             "BILLING_PORT": str(settings.billing_port),
             "ACCOUNTS_ADDR": specs[0].grpc_addr,
             "BILLING_ADDR": specs[1].grpc_addr,
+            # local mode: channels may point at a model server on this machine or network
+            "CHANNEL_PRIVATE_ADDRESSES": os.environ.get("CHANNEL_PRIVATE_ADDRESSES", "true"),
         }
         children = [Child(spec, env) for spec in specs]
         await start_all(children)

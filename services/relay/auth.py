@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 AUTHENTICATE_TIMEOUT = 2.0
 ROLE_ADMIN = accounts_pb2.ROLE_ADMIN
+MAX_CHANNEL_DIGITS = 18  # a pinned channel id fits in int64
 _IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -39,8 +40,8 @@ def parse_key(authorization: str) -> ParsedKey | None:
         return None
     if not sep:
         return ParsedKey(key, None)
-    if not suffix.isdigit():
-        return None
+    if not (suffix.isascii() and suffix.isdigit()) or len(suffix) > MAX_CHANNEL_DIGITS:
+        return None  # `-²` is a digit to str.isdigit but not to int()
     return ParsedKey(key, int(suffix))
 
 

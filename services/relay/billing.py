@@ -33,6 +33,10 @@ MAX_PENDING = 8192  # buffered + in flight; beyond it settlements go straight to
 # Seconds after a settlement is queued by which billing has answered for it or JetStream holds
 # it: what a relay killed at any moment may lose.
 DURABLE_WITHIN = 0.1
+UNPRICED_FIX = (
+    "; an administrator must give it a price or ratio (ModelPrice / ModelRatio in the console's"
+    " pricing settings) or enable self-use mode"
+)
 _DEFER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
@@ -46,6 +50,9 @@ def reserve_error(exc: grpc.aio.AioRpcError) -> RelayError:
         return RelayError(
             403, message, type_="veloera_error", code=code or "insufficient_user_quota"
         )
+    if status == grpc.StatusCode.FAILED_PRECONDITION and code == "model_price_error":
+        # 403, not 500: SDKs retry a 5xx, and only an administrator can fix this
+        return RelayError(403, message + UNPRICED_FIX, code=code)
     if status == grpc.StatusCode.FAILED_PRECONDITION:
         http = 403 if code == "group_not_priced" else 500
         return RelayError(http, message, code=code or "model_price_error")

@@ -1,4 +1,4 @@
-"""Request and reply text: what the sensitive-word check reads, chat content for the log row."""
+"""Request and reply text: chat content for the log row."""
 
 from __future__ import annotations
 
@@ -68,28 +68,3 @@ def chat_content(req: ClientRequest, output: str) -> dict[str, str]:
         "context": context,
         "system_prompt": system,
     }
-
-
-def prompt_text(req: ClientRequest) -> str:
-    """The text the sensitive-word check reads (§7.10)."""
-    payload = req.payload
-    parts: list[str] = []
-    if req.endpoint is ep.CHAT:
-        for message in payload.get("messages") or ():
-            content = message.get("content") if isinstance(message, dict) else None
-            if isinstance(content, str):
-                parts.append(content)
-            elif isinstance(content, list):
-                parts.extend(
-                    p["text"]
-                    for p in content
-                    if isinstance(p, dict) and isinstance(p.get("text"), str)
-                )
-    else:
-        for name in ("prompt", "input", "query"):
-            value = payload.get(name)
-            if isinstance(value, str):
-                parts.append(value)
-            elif isinstance(value, list):
-                parts.extend(v for v in value if isinstance(v, str))
-    return "\n".join(parts)

@@ -17,6 +17,17 @@ from services.relay.routing import ChannelInfo, RoutingTable, pick_weighted
 OVERHEAD_HEADER = "X-Veloera-Overhead-Ms"
 
 
+def model_not_found(model: str) -> RelayError:
+    """OpenAI's answer for a model that does not exist: SDKs do not retry a 404."""
+    return RelayError(
+        404,
+        f"The model `{model}` does not exist or you do not have access to it.",
+        type_="invalid_request_error",
+        code="model_not_found",
+        param="model",
+    )
+
+
 def no_channel(model: str, group: str) -> RelayError:
     return RelayError(
         503,
@@ -56,6 +67,8 @@ def resolve(
     routing_model = virtual_target or model
     channel = table.select(group, routing_model)
     if channel is None:
+        if not table.lists(routing_model):
+            raise model_not_found(model)
         raise no_channel(model, group)
     return Route(channel, routing_model)
 

@@ -145,7 +145,7 @@ async def resolve_public(host: str, port: int) -> str:
     """One checked address of `host`; MediaError when any address is not public."""
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
+    except (OSError, UnicodeError):  # UnicodeError: a name IDNA cannot encode
         raise MediaError("host does not resolve") from None
     addresses = [str(info[4][0]) for info in infos]
     if not addresses:
@@ -157,17 +157,21 @@ async def resolve_public(host: str, port: int) -> str:
 
 
 async def fetch_head(client: httpx.AsyncClient, url: str, max_bytes: int) -> bytes:
-    parts = urlsplit(url)
+    try:  # `http://[::1` or port 99999: the client's mistake, not ours
+        parts = urlsplit(url)
+        explicit_port = parts.port
+    except ValueError:
+        raise MediaError("malformed image URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise MediaError("unsupported image URL")
     host = parts.hostname
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = explicit_port or (443 if parts.scheme == "https" else 80)
     address = await resolve_public(host, port)
     netloc = f"[{address}]" if ":" in address else address
-    if parts.port:
-        netloc += f":{parts.port}"
+    if explicit_port:
+        netloc += f":{explicit_port}"
     pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-    host_header = host if not parts.port else f"{host}:{parts.port}"
+    host_header = host if not explicit_port else f"{host}:{explicit_port}"
     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
     request = client.build_request(
         "GET",

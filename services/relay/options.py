@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import orjson
+
+from services.shared.sensitive import SensitiveMatcher
 
 logger = logging.getLogger(__name__)
 
@@ -51,51 +52,6 @@ class StatusCodes:
 
     def matches(self, status: int) -> bool:
         return status in self.exact or status // 100 in self.classes
-
-
-@dataclass(frozen=True, slots=True)
-class SensitiveMatcher:
-    """Plain words (lower-cased substring) and regexes (`regex:` or `/.../` lines)."""
-
-    words: tuple[str, ...] = ()
-    patterns: tuple[re.Pattern[str], ...] = ()
-
-    @classmethod
-    def parse(cls, text: str) -> SensitiveMatcher:
-        words: list[str] = []
-        patterns: list[re.Pattern[str]] = []
-        for raw in text.splitlines():
-            line = raw.strip()
-            if not line:
-                continue
-            source: str | None = None
-            if line.startswith("regex:"):
-                source = line[6:]
-            elif len(line) > 2 and line.startswith("/") and line.endswith("/"):
-                source = line[1:-1]
-            if source is None:
-                words.append(line.lower())
-                continue
-            try:
-                patterns.append(re.compile(source, re.IGNORECASE))
-            except re.error:
-                logger.warning("invalid sensitive-word regex dropped")
-        return cls(tuple(words), tuple(patterns))
-
-    def __bool__(self) -> bool:
-        return bool(self.words or self.patterns)
-
-    def find(self, text: str) -> str | None:
-        """The first hit (regexes first), or None."""
-        lowered = text.lower()
-        for pattern in self.patterns:
-            hit = pattern.search(lowered)
-            if hit is not None:
-                return hit.group(0)
-        for word in self.words:
-            if word in lowered:
-                return word
-        return None
 
 
 def parse_global_mapping(text: str) -> dict[str, tuple[str, ...]]:

@@ -16,6 +16,8 @@ import orjson
 from veloera.accounts.v1 import accounts_pb2
 
 from services.relay.options import RelayOptions
+from services.shared.addresses import url_is_private
+from services.shared.channel_types import is_supported
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class ChannelInfo:
     other: str = ""
     organization: str = ""
     created_time: int = 0  # unix seconds (Azure's dot rule depends on it)
+    private_target: bool = False  # base URL or proxy is a literal private/loopback address
 
     @property
     def enabled(self) -> bool:
@@ -128,10 +131,17 @@ def _parse_setting(channel_id: int, text: str) -> ChannelSetting:
 
 
 def channel_from_proto(channel: accounts_pb2.Channel) -> ChannelInfo:
-    if channel.keys:
+    """The channel as routing sees it. A type without an adaptor keeps no keys (never routed,
+    its key never sent): accounts refuses such saves, this guards rows saved before."""
+    if not is_supported(channel.type):
+        logger.warning("channel %d has type %d without an adaptor; not routed", channel.id,
+                       channel.type)  # fmt: skip
+        keys: tuple[tuple[int, str], ...] = ()
+    elif channel.keys:
         keys = tuple((k.id, k.key) for k in channel.keys if k.status == CHANNEL_ENABLED and k.key)
     else:
         keys = _split_keys(channel.key)
+    setting = _parse_setting(channel.id, channel.setting)
     return ChannelInfo(
         id=channel.id,
         type=channel.type,
@@ -145,18 +155,28 @@ def channel_from_proto(channel: accounts_pb2.Channel) -> ChannelInfo:
         system_prompt=channel.system_prompt,
         param_override=_json_object(channel.id, "param_override", channel.param_override),
         status_code_mapping=_parse_status_mapping(channel.id, channel.status_code_mapping),
-        setting=_parse_setting(channel.id, channel.setting),
+        setting=setting,
         model_prefix=channel.model_prefix.strip(),
         other=channel.other,
         organization=channel.openai_organization,
         created_time=channel.created_time,
+        private_target=url_is_private(channel.base_url) or url_is_private(setting.proxy),
     )
 
 
 class RoutingTable:
     """An immutable index of one snapshot version: (group, model) → priority tiers."""
 
-    __slots__ = ("_all_models", "_models", "_prefixes", "_tiers", "channels", "options", "version")
+    __slots__ = (
+        "_all_models",
+        "_listed",
+        "_models",
+        "_prefixes",
+        "_tiers",
+        "channels",
+        "options",
+        "version",
+    )
 
     def __init__(
         self,
@@ -172,7 +192,9 @@ class RoutingTable:
             lambda: defaultdict(list)
         )
         seen: set[tuple[str, str, int]] = set()
+        listed: set[str] = set()
         for ability in abilities:
+            listed.add(ability.model)
             channel = self.channels.get(ability.channel_id)
             if not ability.enabled or channel is None or not channel.enabled:
                 continue
@@ -207,6 +229,11 @@ class RoutingTable:
         }
         self._models = {group: tuple(sorted(names)) for group, names in models.items()}
         self._all_models = frozenset(name for names in models.values() for name in names)
+        self._listed = frozenset(listed) | self._all_models  # disabled channels' models too
+
+    def lists(self, model: str) -> bool:
+        """Some channel, enabled or not, in any group, lists `model` (else: model_not_found)."""
+        return model in self._listed or routing_name(model) in self._listed
 
     @classmethod
     def from_snapshot(cls, snapshot: accounts_pb2.RoutingSnapshot) -> RoutingTable:

@@ -32,6 +32,8 @@ class Settings:
     get_media_token_not_stream: bool
     max_file_download_bytes: int
     pseudo_stream_wait_seconds: float
+    channel_private_addresses: bool  # upstreams at loopback / private addresses may be used
+    metrics_token: str  # /metrics answers only with `Authorization: Bearer <token>`
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +61,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         get_media_token_not_stream=env.bool("GET_MEDIA_TOKEN_NOT_STREAM", True),
         max_file_download_bytes=env.int("MAX_FILE_DOWNLOAD_MB", 20) * 1024 * 1024,
         pseudo_stream_wait_seconds=env.float("RELAY_PSEUDO_STREAM_WAIT_SECONDS", 5.0),
+        channel_private_addresses=env.bool("CHANNEL_PRIVATE_ADDRESSES", False),
+        metrics_token=env.str("RELAY_METRICS_TOKEN", ""),
     )
     env.check(service="relay")
     return settings

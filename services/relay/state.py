@@ -88,7 +88,7 @@ class RelayContext:
 
     async def open(self) -> None:
         s = self.settings
-        self.http = open_session()
+        self.http = open_session(allow_private=s.channel_private_addresses)
         self.media_http = httpx.AsyncClient(follow_redirects=False)  # image downloads only
         self.accounts_channel = grpcutil.open_channel(s.accounts_addr)
         self.billing_channel = grpcutil.open_channel(s.billing_addr)

@@ -7,13 +7,17 @@ request), aiohttp ~0.1 ms (bench/PROFILE.md). httpx stays for the cold paths (im
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from services.relay.adaptors.base import UpstreamRequest
+from services.shared.addresses import is_private_ip
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +58,36 @@ def read_timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT, sock_read=seconds)
 
 
-def open_session() -> aiohttp.ClientSession:
+class PublicResolver(AbstractResolver):
+    """Resolves names to public addresses only: a channel host (or proxy) whose name resolves
+    to a private or loopback address is not connected to (CHANNEL_PRIVATE_ADDRESSES=false).
+    Called on DNS-cache misses only; literal addresses are checked per channel (routing.py)."""
+
+    def __init__(self) -> None:
+        self._inner = aiohttp.DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        public = [item for item in found if not is_private_ip(ipaddress.ip_address(item["host"]))]
+        if not public:
+            raise OSError(f"{host} resolves to a private address")
+        return public
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def open_session(*, allow_private: bool = True) -> aiohttp.ClientSession:
     """The process's upstream session: keep-alive pool, no environment proxies, no redirects
     followed (set per request), answers decompressed. Close it with `await session.close()`."""
     connector = aiohttp.TCPConnector(
-        limit=4096, limit_per_host=0, keepalive_timeout=60.0, ttl_dns_cache=60
+        limit=4096,
+        limit_per_host=0,
+        keepalive_timeout=60.0,
+        ttl_dns_cache=60,
+        resolver=None if allow_private else PublicResolver(),
     )
     return aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True)
 
@@ -115,6 +144,9 @@ async def open_upstream(
         raise failure_of(exc) from None
     if 200 <= response.status < 300:
         return response
+    if 300 <= response.status < 400:  # never followed, and useless to a client: a bad gateway
+        response.release()
+        raise UpstreamFailure("status", 502, f"upstream answered a redirect ({response.status})")
     try:
         body = await response.read()
     except (TimeoutError, *UPSTREAM_ERRORS):

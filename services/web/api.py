@@ -118,6 +118,9 @@ def rpc_message(error: grpc.aio.AioRpcError) -> str:
     return error.details() or (code.name.lower() if code else "error")
 
 
+INT64_MAX = (1 << 63) - 1
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
     """One API request: the raw request, the process dependencies and the caller (if any)."""

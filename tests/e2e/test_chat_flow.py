@@ -343,14 +343,15 @@ async def test_exhausted_balance_is_403_insufficient_quota(world: World) -> None
     await assert_nothing_charged(customer, before)
 
 
-async def test_unknown_model_is_503_no_channel(world: World) -> None:
+async def test_a_model_nobody_serves_is_404_model_not_found(world: World) -> None:
     customer = await new_customer(world)
     before = await wallet(customer)
-    with pytest.raises(openai.InternalServerError) as caught:
+    with pytest.raises(openai.NotFoundError) as caught:  # not retried, unlike a 503
         await sdk(world, customer.key).chat.completions.create(
             model="no-such-model-anywhere", messages=[{"role": "user", "content": "hi"}]
         )
-    assert caught.value.status_code == 503
+    assert caught.value.status_code == 404 and caught.value.code == "model_not_found"
+    assert "no-such-model-anywhere" in caught.value.message
     await assert_nothing_charged(customer, before)
 
 

@@ -11,6 +11,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
+from tests.conftest import METRICS_TOKEN
 from tests.e2e.relay_kit import charged_once
 from tests.e2e.relay_kit import world as world
 from tests.e2e.test_chat_flow import (
@@ -219,7 +220,12 @@ async def test_metrics_carry_bounded_labels(world: World) -> None:
             model="unknown-" + customer.model, messages=HI
         )
     async with httpx.AsyncClient(timeout=10.0) as client:
-        text = (await client.get(world.relay_url + "/metrics")).text
+        public = await client.get(world.relay_url + "/metrics")
+        scraped = await client.get(
+            world.relay_url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+    assert public.status_code == 404 and "veloera_relay" not in public.text  # not public
+    text = scraped.text
     assert f'model="{customer.model}"' in text  # a served model is a label
     assert "unknown-" not in text  # a name nobody serves is not
     for name in (

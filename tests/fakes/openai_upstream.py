@@ -206,6 +206,13 @@ class FakeOpenAI:
             return _error(self.force_status)
         if behavior.startswith("fail-") and behavior[5:].isdigit():
             return _error(int(behavior[5:]))
+        if behavior == "fake-leak-401":  # quotes the key it got and an internal address
+            key = request.headers.get("authorization", "").removeprefix("Bearer ")
+            message = f"Incorrect API key provided: {key}. Ask http://10.20.30.40:8080/admin"
+            error = {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}
+            return _json({"error": error}, 401)
+        if behavior == "fake-redirect":
+            return Response(b"", 302)  # no Location
         if behavior == "fake-slow":
             await asyncio.sleep(self.slow_seconds)
         if behavior == "fake-blank" and body.get("stream") is not True:

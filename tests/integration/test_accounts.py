@@ -535,3 +535,72 @@ async def test_options_are_validated_hidden_and_published(
     assert "SMTPToken" not in {o.key for o in public.options}
     everything = await stub.ListOptions(pb.ListOptionsRequest(include_secrets=True))
     assert {o.key: o.value for o in everything.options}["SMTPToken"] == "hunter2"
+
+
+async def test_an_anthropic_channel_is_refused_until_its_adaptor_exists(
+    stub: Stub, root: pb.User
+) -> None:
+    channel = channel_message(type=14, key="sk-ant-secret")
+    error = await rpc_error(
+        stub.SaveChannel(pb.SaveChannelRequest(actor_id=root.id, channel=channel))
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "channel type 14 (Anthropic Claude) is not supported yet" in (error.details() or "")
+    assert (await stub.ListChannels(pb.ListChannelsRequest(keyword=channel.name))).total == 0
+
+
+async def test_an_admin_moves_a_channel_only_by_entering_its_keys_again(
+    stub: Stub, root: pb.User
+) -> None:
+    admin = await make_user(stub, root, role=pb.ROLE_ADMIN, prefix="adm")
+    saved = await stub.SaveChannel(
+        pb.SaveChannelRequest(
+            actor_id=root.id,
+            channel=channel_message(key="sk-stored-secret-1", base_url="https://api.example.com"),
+        )
+    )
+    form = await stub.GetChannel(pb.GetChannelRequest(id=saved.id))  # what the console shows
+    moves: list[dict[str, Any]] = [
+        {"base_url": "https://attacker.example"},
+        {"setting": '{"proxy": "http://attacker.example:3128"}'},
+        {"type": 40},  # SiliconFlow's default host
+    ]
+    for change in moves:
+        for key in ("", form.key):  # keep the stored key, or echo its masked form
+            fields: dict[str, Any] = {"base_url": form.base_url, **change}
+            moved = channel_message(id=saved.id, name=saved.name, key=key, **fields)
+            error = await rpc_error(
+                stub.SaveChannel(pb.SaveChannelRequest(actor_id=admin.id, channel=moved))
+            )
+            assert error.code() == grpc.StatusCode.PERMISSION_DENIED, change
+            assert "entering its keys again" in (error.details() or "")
+    got = await stub.GetChannel(pb.GetChannelRequest(id=saved.id))
+    assert got.base_url == "https://api.example.com" and got.type == 1
+
+    # Other edits need no key; a move with the key typed in again is allowed.
+    renamed = channel_message(id=saved.id, name=saved.name, base_url=form.base_url, priority=9)
+    await stub.SaveChannel(pb.SaveChannelRequest(actor_id=admin.id, channel=renamed))
+    moved = channel_message(
+        id=saved.id, name=saved.name, base_url="https://other.example", key="sk-typed-by-admin"
+    )
+    await stub.SaveChannel(pb.SaveChannelRequest(actor_id=admin.id, channel=moved))
+    snapshot = await stub.GetRoutingSnapshot(pb.GetRoutingSnapshotRequest())
+    routed = next(c for c in snapshot.channels if c.id == saved.id)
+    assert routed.base_url == "https://other.example"
+    assert [k.key for k in routed.keys] == ["sk-typed-by-admin"]
+
+    # Root may move a channel with its stored keys.
+    back = channel_message(id=saved.id, name=saved.name, base_url="https://api.example.com", key="")
+    await stub.SaveChannel(pb.SaveChannelRequest(actor_id=root.id, channel=back))
+    got = await stub.GetChannel(pb.GetChannelRequest(id=saved.id))
+    assert got.base_url == "https://api.example.com" and len(got.keys) == 1
+
+
+async def test_channel_urls_are_validated(stub: Stub, root: pb.User) -> None:
+    for base_url in ("ftp://example.com", "example.com", "http://[::1", "http://h:99999"):
+        channel = channel_message(base_url=base_url)
+        error = await rpc_error(
+            stub.SaveChannel(pb.SaveChannelRequest(actor_id=root.id, channel=channel))
+        )
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "base_url must be an http or https URL" in (error.details() or ""), base_url

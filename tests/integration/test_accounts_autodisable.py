@@ -179,12 +179,6 @@ async def test_transient_and_local_failures_never_disable(
     assert got.keys[0].failure_count == 1 and got.keys[0].request_count == 1
 
 
-async def test_a_403_disables_a_gemini_key(stub: Stub, root: pb.User, auto: None) -> None:
-    channel = await _channel(stub, root, type=24, key="gemini-key-aaaa", base_url="")
-    reply = await _report(stub, channel, channel.keys[0], status_code=403, error_message="denied")
-    assert reply.key_disabled and reply.channel_disabled
-
-
 async def test_custom_keywords_replace_the_defaults(stub: Stub, root: pb.User, auto: None) -> None:
     await _option(stub, root, "AutomaticDisableKeywords", "Account Suspended\nbanned tenant")
     channel = await _channel(stub, root)

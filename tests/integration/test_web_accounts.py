@@ -307,7 +307,8 @@ async def test_channel_bad_inputs_are_refused(root: Console) -> None:
         ({"setting": '{"stream_support": "maybe"}'}, "stream_support"),
         ({"model_mapping": '{"a": 1}'}, "model_mapping"),
         ({"status_code_mapping": '{"400": "abc"}'}, "status_code_mapping"),
-        ({"type": 41, "other": '{"us": "x"}'}, "default"),
+        ({"type": 41}, "not supported yet"),
+        ({"base_url": "gopher://x"}, "base_url"),
     ]
     name = unique_name("bad")
     for fields, expected in cases:
@@ -327,6 +328,12 @@ async def test_channel_keys_masked_revealed_by_root_only(root: Console) -> None:
     try:
         await _refused(admin, "GET", f"/api/channel/{created['id']}/key")
         assert (await admin.call("GET", f"/api/channel/{created['id']}"))["id"] == created["id"]
+        # Nor can an admin have the keys sent to an address of their choosing.
+        moved = {"id": created["id"], "base_url": "https://collector.example"}
+        message = await _refused(admin, "PUT", "/api/channel/", json=moved)
+        assert "entering its keys again" in message
+        typed = {**moved, "key": "sk-admin-typed"}
+        assert (await admin.call("PUT", "/api/channel/", json=typed))["id"] == created["id"]
     finally:
         await admin.aclose()
 

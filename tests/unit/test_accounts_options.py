@@ -95,6 +95,8 @@ def test_values_are_normalised(key: str, raw: str, stored: str) -> None:
         ("global_model_mapping", '{"mapping": {"v": []}}', "non-empty list"),
         ("global_model_mapping", '{"mapping": {"v": [{"model": "m", "priorities": "1"}]}}',
          "priorities"),
+        ("SensitiveWords", "word\nregex:(a)\\1", "SensitiveWords: regex '(a)"),
+        ("SensitiveWords", "/(?<=x)y/", "is not supported"),
     ],
 )  # fmt: skip
 def test_invalid_values_are_rejected(key: str, value: str, message: str) -> None:

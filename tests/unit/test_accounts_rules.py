@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from veloera.accounts.v1 import accounts_pb2 as pb
 
 from services.accounts import channel_rules, ipnets, option_rules, roles, token_rules
+from services.relay.adaptors import Adaptors
+from services.shared.channel_types import SUPPORTED_TYPES
 from services.shared.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 
 
@@ -171,3 +175,71 @@ def test_token_fields_defaults_and_expiry() -> None:
     assert fields.expired_time == 999
     with pytest.raises(FailedPrecondition, match="token has expired"):
         token_rules.fields_from_proto(past_disabled, status=1, now=1000, creating=False)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com",
+        "example.com",
+        "http://",
+        "https://:443/x",
+        "http://[::1",
+        "http://h:99999",
+    ],
+)
+def test_base_urls_must_be_http_urls_with_a_host(url: str) -> None:
+    with pytest.raises(InvalidArgument, match="base_url must be an http or https URL"):
+        channel_rules.check_url("base_url", url, channel_rules.BASE_URL_SCHEMES, allow_private=True)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080",
+        "http://localhost/v1",
+        "http://10.1.2.3",
+        "http://[::1]:80",
+        "http://169.254.169.254/latest",
+        "http://2130706433",  # 127.0.0.1 in a form resolvers accept
+        "https://192.168.0.5",
+    ],
+)
+def test_private_base_urls_need_the_operator_s_permission(url: str) -> None:
+    with pytest.raises(InvalidArgument, match="CHANNEL_PRIVATE_ADDRESSES"):
+        channel_rules.check_url(
+            "base_url", url, channel_rules.BASE_URL_SCHEMES, allow_private=False
+        )
+    assert (
+        channel_rules.check_url(
+            "base_url", f" {url} ", channel_rules.BASE_URL_SCHEMES, allow_private=True
+        )
+        == url
+    )
+    with pytest.raises(InvalidArgument, match="CHANNEL_PRIVATE_ADDRESSES"):
+        channel_rules.check_setting(json.dumps({"proxy": url}), allow_private=False)
+
+
+def test_public_base_urls_are_kept() -> None:
+    url = "https://api.example.com/openai"
+    assert (
+        channel_rules.check_url(
+            "base_url", url, channel_rules.BASE_URL_SCHEMES, allow_private=False
+        )
+        == url
+    )
+
+
+@pytest.mark.parametrize("type_id", [14, 24, 33, 41, 2, 36])
+def test_types_without_an_adaptor_are_refused(type_id: int) -> None:
+    with pytest.raises(InvalidArgument, match="not supported yet: this relay has no adaptor"):
+        channel_rules.check_type(type_id)
+
+
+def test_every_supported_type_has_a_relay_adaptor() -> None:
+    adaptors = Adaptors()
+    for type_id in SUPPORTED_TYPES:
+        channel_rules.check_type(type_id)
+        adaptors.for_type(type_id)
+    with pytest.raises(LookupError):
+        adaptors.for_type(14)

@@ -53,6 +53,8 @@ def entry(
         (f"sk-{KEY}", ParsedKey(KEY, None)),
         (f"Bearer {KEY}-7", ParsedKey(KEY, 7)),
         (f"Bearer sk-{KEY}-abc", None),
+        (f"Bearer sk-{KEY}-²", None),  # a digit to str.isdigit, not to int()
+        (f"Bearer sk-{KEY}-" + "9" * 40, None),
         ("Bearer ", None),
         ("Bearer sk-", None),
     ],

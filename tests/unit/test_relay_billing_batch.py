@@ -9,9 +9,10 @@ from typing import Any
 import grpc
 from veloera.billing.v1 import billing_pb2, events_pb2
 
-from services.relay.billing import Biller
+from services.relay.billing import Biller, reserve_error
 from services.relay.billing_batch import SettleBatcher
 from services.shared import subjects
+from services.shared.errors import ERROR_CODE_KEY
 
 
 def settle(n: int) -> billing_pb2.SettleRequest:
@@ -114,3 +115,15 @@ async def test_unreachable_billing_defers_every_item_to_jetstream() -> None:
     settled = [item.request_id for item in deferred.settlements]
     released = [item.request_id for item in deferred.releases]
     assert settled == ["req-1", "req-2"] and released == ["req-3"]
+
+
+def test_an_unpriced_model_is_a_4xx_naming_the_model_and_the_fix() -> None:
+    error = grpc.aio.AioRpcError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata((ERROR_CODE_KEY, "model_price_error")),
+        "model m-x has no price or ratio configured",
+    )
+    relay_error = reserve_error(error)
+    assert relay_error.status == 403 and relay_error.code == "model_price_error"
+    assert "m-x" in relay_error.message and "ModelPrice" in relay_error.message

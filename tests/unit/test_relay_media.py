@@ -89,6 +89,9 @@ def test_public_address() -> None:
         "http://169.254.169.254/latest/meta-data",
         "http://[::1]/x.png",
         "file:///etc/passwd",
+        "http://[::1",  # malformed: a MediaError (flat estimate), not a 500
+        "http://example.com:99999/x.png",
+        "http://" + "a" * 70 + ".example/x.png",  # a label IDNA cannot encode
     ],
 )
 async def test_downloads_to_private_hosts_are_refused_before_connecting(url: str) -> None:

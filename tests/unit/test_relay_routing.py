@@ -173,3 +173,25 @@ def test_options_come_from_the_snapshot() -> None:
 def test_invalid_model_mapping_is_ignored() -> None:
     info = channel_from_proto(channel(1, model_mapping="{not json"))
     assert info.upstream_model("gpt-4o") == "gpt-4o"
+
+
+def test_a_channel_type_without_an_adaptor_is_never_routed() -> None:
+    anthropic = accounts_pb2.Channel(id=9, type=14, name="claude", status=ENABLED, key="sk-ant")
+    t = table([anthropic], [ability(9)])
+    assert t.select("default", "gpt-4o") is None and t.pinned(9) is None
+    assert t.channels[9].keys == ()  # its key is not even held
+    assert t.lists("gpt-4o") and not t.lists("nobody-serves-this")
+
+
+def test_literal_private_addresses_are_marked() -> None:
+    t = table(
+        [
+            channel(1, base_url="http://10.0.0.8"),
+            channel(
+                2, base_url="https://api.example.com", setting='{"proxy": "http://[::1]:3128"}'
+            ),
+            channel(3, base_url="https://api.example.com"),
+        ],
+        [],
+    )
+    assert [t.channels[i].private_target for i in (1, 2, 3)] == [True, True, False]

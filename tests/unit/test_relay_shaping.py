@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from services.relay.options import RelayOptions, SensitiveMatcher, StatusCodes, parse_global_mapping
+from services.relay.options import RelayOptions, StatusCodes, parse_global_mapping
 from services.relay.retry import map_status, retry_budget, should_retry, start_tier
 from services.relay.routing import ChannelInfo
 from services.relay.shaping import (
@@ -16,6 +16,7 @@ from services.relay.shaping import (
     apply_system_prompt,
     split_effort,
 )
+from services.shared.sensitive import SensitiveMatcher, invalid_patterns, text_fields
 
 
 def test_system_prompt_goes_before_the_first_system_message() -> None:
@@ -99,6 +100,39 @@ def test_sensitive_regexes_work_without_plain_words() -> None:
     assert only_regex and only_regex.find("axxxb") == "xxx"
     assert SensitiveMatcher.parse("regex:(").find("(") is None  # invalid regex dropped
     assert not SensitiveMatcher.parse("")
+
+
+def test_a_backtracking_pattern_runs_in_linear_time_or_is_refused() -> None:
+    catastrophic = SensitiveMatcher.parse("regex:^(a+)+$")
+    assert catastrophic.find("a" * 27 + "!") is None  # Python's re takes seconds here
+    assert catastrophic.find("a" * 28) == "a" * 28
+    assert invalid_patterns("word\nregex:(a)\\1\n/(?=x)y/\nregex:ok+") == ["(a)\\1", "(?=x)y"]
+    assert SensitiveMatcher.parse("regex:(a)\\1").find("aa") is None  # dropped, not crashing
+
+
+def test_sensitive_words_survive_width_case_and_invisible_characters() -> None:
+    matcher = SensitiveMatcher.parse("forbidden\nregex:bad\\s*thing")
+    assert matcher.find("ｆｏｒｂｉｄｄｅｎ") == "forbidden"  # full-width
+    assert matcher.find("FOR\u200bBID\u200dDEN") == "forbidden"  # zero-width inside
+    assert matcher.find("ＢＡＤ thing") == "bad thing"
+    assert matcher.find("allowed text") is None
+
+
+def test_every_text_field_is_read() -> None:
+    payload = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "name": "n-forbidden", "content": [{"type": "text", "text": "hi"}]},
+            {"role": "assistant", "tool_calls": [{"function": {"arguments": '{"q": "x"}'}}]},
+        ],
+        "tools": [{"type": "function", "function": {"description": "tool desc"}}],
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "resp in"}]}],
+        "image": "data:image/png;base64,AAAA",
+    }
+    texts = text_fields(payload)
+    assert texts == ["n-forbidden", "hi", '{"q": "x"}', "tool desc", "resp in"]
+    matcher = SensitiveMatcher.parse("regex:^(tool desc|hi)$")
+    assert matcher.find_in(texts) == "hi"  # each field on its own
 
 
 def test_sensitive_exemption_by_group() -> None:

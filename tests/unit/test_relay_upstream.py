@@ -14,6 +14,7 @@ from services.cli.infra import free_port
 from services.relay.adaptors.base import UpstreamRequest
 from services.relay.upstream import (
     UpstreamFailure,
+    open_session,
     open_upstream,
     parse_error_body,
     read_timeout,
@@ -103,6 +104,27 @@ async def test_refused_connection_and_read_timeout_are_retryable(
     upstream.delay = 1.0
     timed_out = await _failure(session, upstream.request(), read_timeout(0.1))
     assert timed_out.kind == "timeout" and timed_out.status == 504 and timed_out.retryable
+
+
+async def test_a_redirect_is_a_bad_gateway(
+    upstream: Upstream, session: aiohttp.ClientSession
+) -> None:
+    upstream.status, upstream.body = 302, b""  # and no Location
+    failure = await _failure(session, upstream.request())
+    assert failure.status == 502 and failure.kind == "status" and "redirect" in failure.message
+
+
+async def test_names_resolving_to_private_addresses_are_not_connected_to(
+    upstream: Upstream,
+) -> None:
+    session = open_session(allow_private=False)
+    try:
+        port = upstream.url.rsplit(":", 1)[1]
+        by_name = UpstreamRequest(f"http://localhost:{port}/v1/chat/completions", {}, b"{}")
+        failure = await _failure(session, by_name)
+    finally:
+        await session.close()
+    assert failure.kind == "connection" and not upstream.seen
 
 
 async def test_a_malformed_channel_url_is_a_connection_failure(

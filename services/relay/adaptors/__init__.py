@@ -15,32 +15,39 @@ from services.relay.adaptors.openai import OpenAIAdaptor
 from services.relay.adaptors.openrouter import OpenRouterAdaptor
 from services.relay.adaptors.volcengine import VolcEngineAdaptor
 from services.relay.adaptors.xai import XAIAdaptor
+from services.shared import channel_types as types
 
-OPENAI = 1
+OPENAI = types.OPENAI
 _OPENAI = OpenAIAdaptor()
 
 
 class Adaptors:
-    """Adaptor per channel type; unknown types speak OpenAI's format at their base URL."""
+    """Adaptor per channel type. A type without one is never guessed at: OpenAI's adaptor would
+    send its key to the wrong provider (routing already skips such channels)."""
 
     def __init__(self, azure_api_version: str = DEFAULT_API_VERSION) -> None:
         table: dict[int, Adaptor] = {t: CompatAdaptor(spec) for t, spec in COMPAT_TYPES.items()}
         table.update(
             {
                 OPENAI: _OPENAI,
-                3: AzureAdaptor(azure_api_version),
-                4: OllamaAdaptor(),
-                8: CustomAdaptor(),
-                20: OpenRouterAdaptor(),
-                35: MiniMaxAdaptor(),
-                39: CloudflareAdaptor(),
-                43: DeepSeekAdaptor(),
-                45: VolcEngineAdaptor(),
-                46: BaiduV2Adaptor(),
-                48: XAIAdaptor(),
+                types.AZURE: AzureAdaptor(azure_api_version),
+                types.OLLAMA: OllamaAdaptor(),
+                types.CUSTOM: CustomAdaptor(),
+                types.OPENROUTER: OpenRouterAdaptor(),
+                types.MINIMAX: MiniMaxAdaptor(),
+                types.CLOUDFLARE: CloudflareAdaptor(),
+                types.DEEPSEEK: DeepSeekAdaptor(),
+                types.VOLCENGINE: VolcEngineAdaptor(),
+                types.BAIDU_V2: BaiduV2Adaptor(),
+                types.XAI: XAIAdaptor(),
             }
         )
+        assert set(table) == types.SUPPORTED_TYPES, "shared/channel_types.py lists the adaptors"
         self._table = table
 
     def for_type(self, channel_type: int) -> Adaptor:
-        return self._table.get(channel_type, _OPENAI)
+        """The type's adaptor; LookupError for a type without one."""
+        adaptor = self._table.get(channel_type)
+        if adaptor is None:
+            raise LookupError(f"channel type {channel_type} has no adaptor")
+        return adaptor

@@ -101,6 +101,8 @@ class Attempts:
         self, channel: ChannelInfo, request: UpstreamRequest, timeout: aiohttp.ClientTimeout
     ) -> aiohttp.ClientResponse:
         """The open 2xx answer, through the channel's `setting.proxy` when it has one."""
+        if channel.private_target and not self.ctx.settings.channel_private_addresses:
+            raise UpstreamFailure("connection", 502, "the channel points at a private address")
         proxy = channel.setting.proxy
         if proxy and not usable_proxy(proxy):
             raise UpstreamFailure("connection", 502, "the channel's proxy cannot be used")
@@ -109,7 +111,10 @@ class Attempts:
     def prepare(
         self, job: Job, channel: ChannelInfo, *, stream: bool
     ) -> tuple[Adaptor, Target, int, UpstreamRequest]:
-        adaptor = self.ctx.adaptors.for_type(channel.type)
+        try:
+            adaptor = self.ctx.adaptors.for_type(channel.type)
+        except LookupError:  # routing skips these channels; never guess another format
+            raise UpstreamFailure("connection", 502, "the channel's type has no adaptor") from None
         model, effort = self.upstream_model(job, channel)
         job.effort = effort
         key_id, key = self.ctx.keys.pick(channel)

@@ -15,7 +15,6 @@ from veloera.accounts.v1 import accounts_pb2
 from services.relay import endpoints as ep
 from services.relay.auth import AuthEntry
 from services.relay.charge import Charge
-from services.relay.content import prompt_text
 from services.relay.errorlog import error_entry
 from services.relay.errors import RelayError, error_body, error_response
 from services.relay.ids import new_request_id
@@ -28,9 +27,11 @@ from services.relay.retry import map_status, retry_budget, should_retry, start_t
 from services.relay.routes.attempts import Attempts
 from services.relay.routes.common import authorise, client_ip, count, read_body, read_key
 from services.relay.routing import ChannelInfo
+from services.relay.scrub import scrub
 from services.relay.state import RelayContext
 from services.relay.streaming import PseudoStreamResponse, completion_to_chunks
 from services.relay.upstream import UpstreamFailure
+from services.shared.sensitive import text_fields
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class RelayRoute(Attempts):
         ip = client_ip(request, options.reverse_proxy)
         entry = await authorise(ctx, request, key, req.model, ip)
         if options.sensitive_applies(entry.group):
-            hit = options.sensitive.find(prompt_text(req))
+            hit = options.sensitive.find_in(text_fields(req.payload))
             if hit is not None:
                 logger.info("sensitive words detected", extra={"request_id": request_id})
                 raise RelayError(
@@ -228,7 +229,9 @@ class RelayRoute(Attempts):
     def failed(
         self, job: Job, channel: ChannelInfo, key_id: int, exc: UpstreamFailure, sent: float
     ) -> UpstreamFailure:
-        """Map the status, count, log and report one failed attempt; returns it to raise."""
+        """Scrub, map the status, count, log and report one failed attempt; returns it to
+        raise."""
+        _scrub_failure(exc, channel)
         if exc.kind == "status":
             exc.status = map_status(channel.status_code_mapping, exc.status)
         ATTEMPT_FAILURES.labels(exc.kind, f"{exc.status // 100}xx").inc()
@@ -320,3 +323,17 @@ class RelayRoute(Attempts):
             wait_seconds=self.ctx.settings.pseudo_stream_wait_seconds,
             on_cancel=lambda: job.charge.release("client left"),
         )
+
+
+def _scrub_failure(failure: UpstreamFailure, channel: ChannelInfo) -> None:
+    """The channel's keys and every address out of what the upstream said (its message and the
+    error object's fields the client sees), before anyone reads it."""
+    secrets = [key for _id, key in channel.keys]
+    failure.message = scrub(failure.message, secrets)
+    error = failure.error
+    if error:
+        failure.error = {
+            name: scrub(value, secrets) if isinstance(value, str) else value
+            for name, value in error.items()
+            if name in ("type", "code", "param")
+        }

@@ -1,0 +1,32 @@
+"""Channel types the relay has an adaptor for: the one list accounts validates saves against.
+
+A type without an adaptor would be sent through OpenAI's adaptor, key and all, to the wrong
+provider (an Anthropic key as `Authorization: Bearer` to api.openai.com): accounts refuses to
+save such a channel and the relay never routes to one.
+"""
+
+from __future__ import annotations
+
+OPENAI = 1
+AZURE = 3
+OLLAMA = 4
+CUSTOM = 8
+OPENROUTER = 20
+MINIMAX = 35
+CLOUDFLARE = 39
+DEEPSEEK = 43
+VOLCENGINE = 45
+BAIDU_V2 = 46
+XAI = 48
+# OpenAI-compatible types that differ only in base URL and path prefix (relay adaptors/compat.py)
+COMPAT = frozenset({6, 7, 9, 10, 12, 13, 16, 17, 19, 22, 25, 27, 31, 40, 42, 47, 49})
+
+SUPPORTED_TYPES = frozenset(
+    {OPENAI, AZURE, OLLAMA, CUSTOM, OPENROUTER, MINIMAX, CLOUDFLARE, DEEPSEEK, VOLCENGINE}
+    | {BAIDU_V2, XAI}
+    | COMPAT
+)
+
+
+def is_supported(type_id: int) -> bool:
+    return type_id in SUPPORTED_TYPES
