@@ -18,7 +18,7 @@ from services.billing.core import BillingCore
 from services.billing.prices import PricingStore
 from services.billing.servicer import BillingServicer
 from services.billing.settings import Settings
-from services.shared import natsutil, subjects
+from services.shared import nats_auth, natsutil, subjects
 from services.shared.db import create_pool
 from services.shared.gctune import settle_after_startup
 from services.shared.grpcutil import build_grpc_server, mark_not_serving, mark_serving
@@ -61,7 +61,12 @@ async def serve(settings: Settings) -> None:
     pool = await create_pool(
         settings.database_url, schema="billing", max_size=settings.db_pool_size
     )
-    nc = await connect(settings.nats_url, name="veloera-billing")
+    nc = await connect(
+        settings.nats_url,
+        name="veloera-billing",
+        user=nats_auth.BILLING,
+        password=settings.nats_password,
+    )
     js = nc.jetstream()
     await ensure_streams(js)
 
@@ -79,7 +84,10 @@ async def serve(settings: Settings) -> None:
     core = BillingCore(pool, prices, js=js, default_ttl=settings.default_hold_ttl)
 
     server, health = build_grpc_server(
-        settings.port, host=settings.bind_host, service_names=[SERVICE_NAME]
+        settings.port,
+        host=settings.bind_host,
+        service_names=[SERVICE_NAME],
+        caller_tokens=settings.caller_tokens,
     )
     billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(core), server)
     stop = _stop_event()
