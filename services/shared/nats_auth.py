@@ -9,6 +9,7 @@ events, nor manage JetStream beyond ensuring the streams exist.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -102,3 +103,16 @@ def server_users(passwords: Mapping[str, str]) -> list[dict[str, Any]]:
             }
         users.append(entry)
     return users
+
+
+def deploy_config() -> str:
+    """deploy/nats/nats.conf: the service users with each password read by nats-server from its
+    environment (NATS_PASSWORD_<SERVICE>), for compose and Kubernetes."""
+    passwords = {user: f"${password_variable(user)}" for user in SERVICE_USERS}
+    text = json.dumps({"authorization": {"users": server_users(passwords)}}, indent=2)
+    for reference in passwords.values():
+        text = text.replace(f'"{reference}"', reference)  # a variable reference, not a string
+    header = (
+        "# Generated from services/shared/nats_auth.py (tests check it matches); do not edit.\n"
+    )
+    return header + text + "\n"
