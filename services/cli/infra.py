@@ -152,8 +152,9 @@ class EmbeddedPostgres:
         )  # fmt: skip
         log.close()
         wait_port(self.host, self.port, timeout, self.proc)
+        self._wait_ready(timeout)
         self._require_password()
-        self._create_database(timeout)
+        self._create_database()
 
     def _initdb(self, user: pwd.struct_passwd | None) -> None:
         """A new cluster where every connection (TCP and socket) needs the password."""
@@ -172,6 +173,23 @@ class EmbeddedPostgres:
         finally:
             pwfile.unlink(missing_ok=True)
 
+    def _psql(self, sql: str, *, check: bool = False) -> subprocess.CompletedProcess[str]:
+        """One statement as `postgres` (the password in the environment, never on argv)."""
+        return subprocess.run(
+            [str(POSTGRES_BIN_PATH / "psql"), "-h", self.host, "-p", str(self.port),
+             "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+            capture_output=True, text=True, timeout=30, check=check,
+            env={**os.environ, "PGPASSWORD": self.password},
+        )  # fmt: skip
+
+    def _wait_ready(self, timeout: float) -> None:
+        """The port opens before the server accepts queries (startup, recovery)."""
+        deadline = time.monotonic() + timeout
+        while (probe := self._psql("SELECT 1")).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL not ready: {probe.stderr.strip()}")
+            time.sleep(0.1)
+
     def _require_password(self) -> None:
         """A cluster created before passwords (`initdb --auth=trust`): give `postgres` the
         password and switch every trust rule to scram-sha-256, then reload."""
@@ -181,33 +199,17 @@ class EmbeddedPostgres:
         if not trust.search(rules):
             return
         assert self.proc is not None
-        psql = [str(POSTGRES_BIN_PATH / "psql"), "-h", self.host, "-p", str(self.port),
-                "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c"]  # fmt: skip
-        # token_urlsafe passwords hold no quote; psql gets it on the command line only here.
-        subprocess.run([*psql, f"ALTER ROLE postgres PASSWORD '{self.password}'"],
-                       check=True, capture_output=True, timeout=30)  # fmt: skip
+        # Under trust the statement is the only place the password goes; token_urlsafe
+        # passwords hold no quote.
+        self._psql(f"ALTER ROLE postgres PASSWORD '{self.password}'", check=True)
         hba.write_text(trust.sub("scram-sha-256", rules))
         self.proc.send_signal(signal.SIGHUP)
         logger.info("embedded PostgreSQL now requires a password (was trust)")
 
-    def _create_database(self, timeout: float) -> None:
-        psql = [str(POSTGRES_BIN_PATH / "psql"), "-h", self.host, "-p", str(self.port),
-                "-U", "postgres", "-d", "postgres", "-tAc"]  # fmt: skip
-        env = {**os.environ, "PGPASSWORD": self.password}
-        deadline = time.monotonic() + timeout
-        while True:
-            probe = subprocess.run(
-                [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{_PG_DATABASE}'"],
-                capture_output=True, text=True, timeout=30, env=env,
-            )  # fmt: skip
-            if probe.returncode == 0:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"PostgreSQL not ready: {probe.stderr.strip()}")
-            time.sleep(0.1)
-        if probe.stdout.strip() != "1":
-            subprocess.run([*psql, f"CREATE DATABASE {_PG_DATABASE}"], check=True,
-                           capture_output=True, timeout=30, env=env)  # fmt: skip
+    def _create_database(self) -> None:
+        exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{_PG_DATABASE}'")
+        if exists.stdout.strip() != "1":
+            self._psql(f"CREATE DATABASE {_PG_DATABASE}", check=True)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Fast shutdown (SIGINT): roll back open transactions, checkpoint, exit."""

@@ -6,7 +6,10 @@ a stolen relay credential) and checks it gets nothing."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -18,6 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
+from services.cli import infra as infra_module
+from services.cli.infra import EmbeddedPostgres, free_port, new_secret
 from services.shared import internal_auth, nats_auth, subjects
 from services.shared.config import Secret
 from services.shared.grpcutil import open_channel
@@ -173,3 +178,36 @@ async def test_the_embedded_postgresql_wants_a_password(infra: Infra) -> None:
                 database="veloera",
                 timeout=10.0,
             )
+
+
+async def test_a_data_dir_made_with_trust_auth_requires_the_password_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    """A data directory from an older `veloera up` (initdb --auth=trust) is switched to
+    scram-sha-256 with the generated password on its next start."""
+    pgdata = tmp_path / "postgres"
+    user = infra_module._pg_user()
+    pgdata.mkdir(mode=0o700)
+    if user is not None:
+        os.chown(pgdata, user.pw_uid, user.pw_gid)
+        infra_module._open_prefix(tmp_path)
+    await asyncio.to_thread(
+        subprocess.run,
+        [str(infra_module.POSTGRES_BIN_PATH / "initdb"), "-D", str(pgdata), "--auth=trust",
+         "-U", "postgres", "--no-sync"],
+        check=True, capture_output=True, timeout=120, user=user.pw_uid if user else None,
+    )  # fmt: skip
+    pg = EmbeddedPostgres(pgdata, free_port(), password=new_secret())
+    await asyncio.to_thread(pg.start)
+    try:
+        with pytest.raises(
+            (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)
+        ):
+            await asyncpg.connect(
+                host="127.0.0.1", port=pg.port, user="postgres", database="veloera", timeout=10
+            )
+        conn = await asyncpg.connect(pg.dsn, timeout=10)
+        assert await conn.fetchval("SELECT 1") == 1
+        await conn.close()
+    finally:
+        await asyncio.to_thread(pg.stop)
