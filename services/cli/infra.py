@@ -69,7 +69,7 @@ def check_port_free(host: str, port: int, variable: str) -> None:
             ) from exc
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read (secrets, configurations holding passwords)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -159,7 +159,7 @@ class EmbeddedPostgres:
     def _initdb(self, user: pwd.struct_passwd | None) -> None:
         """A new cluster where every connection (TCP and socket) needs the password."""
         pwfile = self.data_dir.parent / "initdb.pw"
-        _write_private(pwfile, self.password)
+        write_private(pwfile, self.password)
         if user is not None:
             os.chown(pwfile, user.pw_uid, user.pw_gid)
         try:
@@ -248,7 +248,7 @@ class EmbeddedNats:
         # nats-server reads JSON as its configuration format.
         config = {"authorization": {"users": nats_auth.server_users(self.passwords)}}
         path = self.data_dir.parent / "nats.conf"
-        _write_private(path, json.dumps(config, indent=2))
+        write_private(path, json.dumps(config, indent=2))
         return path
 
     def start(self, timeout: float = 30.0) -> None:

@@ -18,6 +18,7 @@ from services.cli.infra import (
     check_port_free,
     generate_plane_secrets,
     nats_passwords,
+    write_private,
 )
 from services.cli.migrate import run_migrations
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all, supervise
@@ -92,11 +93,7 @@ def load_or_create_secrets(data_dir: Path) -> dict[str, str]:
     }
     keep = {name: value for name, value in found.items() if name not in os.environ}
     if any(stored.get(name) != value for name, value in keep.items()):
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write("".join(f"{name}={value}\n" for name, value in {**stored, **keep}.items()))
-        path.chmod(0o600)
+        write_private(path, "".join(f"{k}={v}\n" for k, v in {**stored, **keep}.items()))
     return found
 
 
