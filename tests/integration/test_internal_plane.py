@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ import nats
 import nats.errors
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from nats.aio.client import Client as NATS
 from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
@@ -125,10 +127,14 @@ async def test_the_relay_may_not_mint_quota_reveal_keys_or_read_secret_options(
 
 async def test_nats_refuses_a_client_without_credentials(infra: Infra) -> None:
     assert infra.nats is not None
-    with pytest.raises((nats.errors.Error, OSError)):
-        await nats.connect(
-            infra.nats.url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=3
-        )
+    client = NATS()
+    try:
+        with pytest.raises((nats.errors.Error, OSError)):
+            await client.connect(
+                infra.nats.url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=3
+            )
+    finally:
+        await client.close()  # nats-py leaves the refused socket open otherwise
 
 
 async def test_the_relay_nats_user_cannot_announce_changes(infra: Infra) -> None:
@@ -180,34 +186,51 @@ async def test_the_embedded_postgresql_wants_a_password(infra: Infra) -> None:
             )
 
 
-async def test_a_data_dir_made_with_trust_auth_requires_the_password_after_a_restart(
+def test_a_data_dir_made_with_trust_auth_requires_the_password_after_a_restart(
     tmp_path: Path,
 ) -> None:
     """A data directory from an older `veloera up` (initdb --auth=trust) is switched to
-    scram-sha-256 with the generated password on its next start."""
-    pgdata = tmp_path / "postgres"
+    scram-sha-256 with the generated password on its next start.
+
+    Runs in a fresh interpreter: forking PostgreSQL as another user from a process with live
+    gRPC channels can crash the child in gRPC's fork handlers."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"import {__name__} as t; t.upgrade_from_trust({str(tmp_path)!r})"],
+        capture_output=True, text=True, timeout=180,
+        env={**os.environ, "PYTHONPATH": ":".join(sys.path)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "password refused, password accepted" in done.stdout
+
+
+def upgrade_from_trust(work_dir: str) -> None:
+    pgdata = Path(work_dir) / "postgres"
     user = infra_module._pg_user()
     pgdata.mkdir(mode=0o700)
     if user is not None:
         os.chown(pgdata, user.pw_uid, user.pw_gid)
-        infra_module._open_prefix(tmp_path)
-    await asyncio.to_thread(
-        subprocess.run,
+        infra_module._open_prefix(pgdata.parent)
+    subprocess.run(
         [str(infra_module.POSTGRES_BIN_PATH / "initdb"), "-D", str(pgdata), "--auth=trust",
          "-U", "postgres", "--no-sync"],
         check=True, capture_output=True, timeout=120, user=user.pw_uid if user else None,
     )  # fmt: skip
     pg = EmbeddedPostgres(pgdata, free_port(), password=new_secret())
-    await asyncio.to_thread(pg.start)
+    pg.start()
     try:
-        with pytest.raises(
-            (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)
-        ):
-            await asyncpg.connect(
-                host="127.0.0.1", port=pg.port, user="postgres", database="veloera", timeout=10
-            )
-        conn = await asyncpg.connect(pg.dsn, timeout=10)
-        assert await conn.fetchval("SELECT 1") == 1
-        await conn.close()
+        asyncio.run(_password_required(pg))
     finally:
-        await asyncio.to_thread(pg.stop)
+        pg.stop()
+
+
+async def _password_required(pg: EmbeddedPostgres) -> None:
+    try:
+        await asyncpg.connect(
+            host="127.0.0.1", port=pg.port, user="postgres", database="veloera", timeout=10
+        )
+    except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError):
+        print("password refused", end=", ")
+    conn = await asyncpg.connect(pg.dsn, timeout=10)
+    if await conn.fetchval("SELECT 1") == 1:
+        print("password accepted")
+    await conn.close()
