@@ -25,6 +25,7 @@ from bench.report import aggregate, rss_table, table
 from bench.scenarios import CHAT, BenchConfig, Runner, build_scenarios
 from bench.stack import EMBED_MODEL, MODEL, FakeProcess, Stack
 from services.cli.infra import free_port
+from services.shared import internal_auth
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -196,7 +197,8 @@ async def _billing(runner: Runner, stack: Stack) -> dict[str, Any]:
     if busiest is not None:
         lag = await settlement_lag(stack.database_url, busiest.settled)
         lag["run"] = f"chat c={busiest.concurrency} #{busiest.repeat}, {busiest.summary['rps']} rps"
-    ledger = await check_ledger(stack.env["BILLING_ADDR"])
+    admin_token = stack.env[internal_auth.token_variable(internal_auth.ADMIN)]
+    ledger = await check_ledger(stack.env["BILLING_ADDR"], admin_token)
     print(f"ledger: {ledger}\nsettlement lag: {lag}", flush=True)
     return {"ledger": ledger, "settlement_lag": lag}
 

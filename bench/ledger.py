@@ -11,6 +11,8 @@ import grpc
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from bench.stats import summarize
+from services.shared import internal_auth
+from services.shared.config import Secret
 from services.shared.grpcutil import open_channel
 
 _LOG_TIMES = """
@@ -20,9 +22,10 @@ FROM billing.logs WHERE type = 2 AND request_id = ANY($1::text[])
 _OPEN_HOLDS = "SELECT count(*) FROM billing.holds WHERE status = 'open'"
 
 
-async def check_ledger(billing_addr: str) -> dict[str, Any]:
-    """Every wallet's balance against the sum of its ledger entries."""
-    channel = open_channel(billing_addr)
+async def check_ledger(billing_addr: str, admin_token: str) -> dict[str, Any]:
+    """Every wallet's balance against the sum of its ledger entries (an operator-only RPC)."""
+    credential = internal_auth.Credential(internal_auth.ADMIN, Secret(admin_token))
+    channel = open_channel(billing_addr, credential)
     try:
         stub = billing_pb2_grpc.BillingServiceStub(channel)
         reply = await stub.CheckLedger(billing_pb2.CheckLedgerRequest(), timeout=60.0)

@@ -23,7 +23,7 @@ import asyncpg
 
 from services.billing.store import logs
 from services.billing.store.logs import LogFilter
-from services.cli.infra import EmbeddedPostgres, free_port
+from services.cli.infra import EmbeddedPostgres, free_port, new_secret
 from services.cli.migrate import run_migrations
 
 DAYS = 90
@@ -143,7 +143,7 @@ def main() -> None:
         asyncio.run(run(args.dsn, args.rows, args.skip_generate))
         return
     with tempfile.TemporaryDirectory(prefix="veloera-logs-bench-") as tmp:
-        pg = EmbeddedPostgres(Path(tmp) / "postgres", free_port())
+        pg = EmbeddedPostgres(Path(tmp) / "postgres", free_port(), new_secret())
         pg.start()
         try:
             asyncio.run(run(pg.dsn, args.rows, args.skip_generate))

@@ -20,7 +20,9 @@ from services.cli.infra import (
     EmbeddedNats,
     EmbeddedPostgres,
     free_port,
+    generate_plane_secrets,
     loopback_service_env,
+    nats_passwords,
     wait_port,
 )
 from services.cli.migrate import run_migrations
@@ -90,12 +92,15 @@ class Stack:
         return self.env["DATABASE_URL"]
 
     async def start(self) -> None:
-        self.pg = EmbeddedPostgres(self.work_dir / "postgres", free_port())
-        self.nats = EmbeddedNats(self.work_dir / "nats", free_port())
+        plane = generate_plane_secrets(admin=True)
+        self.pg = EmbeddedPostgres(
+            self.work_dir / "postgres", free_port(), plane["EMBEDDED_PG_PASSWORD"]
+        )
+        self.nats = EmbeddedNats(self.work_dir / "nats", free_port(), nats_passwords(plane))
         await asyncio.to_thread(self.pg.start)
         await asyncio.to_thread(self.nats.start)
         await run_migrations(self.pg.dsn)
-        self.env = loopback_service_env(self.pg.dsn, self.nats.url, log_level=self.log_level)
+        self.env = loopback_service_env(self.pg.dsn, self.nats.url, plane, log_level=self.log_level)
         self.env["CHANNEL_PRIVATE_ADDRESSES"] = "true"  # the fake upstream listens on loopback
         specs = [
             ServiceSpec("accounts", grpc_addr=self.env["ACCOUNTS_ADDR"]),

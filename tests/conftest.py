@@ -9,18 +9,26 @@ from pathlib import Path
 
 import pytest
 
-from services.cli.infra import EmbeddedNats, EmbeddedPostgres, free_port, loopback_service_env
+from services.cli.infra import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    free_port,
+    loopback_service_env,
+    nats_passwords,
+)
 from services.cli.migrate import run_migrations
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
+from services.shared import nats_auth
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.helpers import PLANE
 
 METRICS_TOKEN = "test-metrics-token"
 
 
 @dataclass(frozen=True)
 class Infra:
-    database_url: str
-    nats_url: str
+    database_url: str  # as the superuser, password included
+    nats_url: str  # as the unrestricted admin user, password included
     work_dir: Path
     nats: EmbeddedNats | None = None  # fault tests restart it (and start it again)
 
@@ -28,13 +36,14 @@ class Infra:
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     work_dir = tmp_path_factory.mktemp("veloera")
-    pg = EmbeddedPostgres(work_dir / "postgres", free_port())
-    nats = EmbeddedNats(work_dir / "nats", free_port())
+    pg = EmbeddedPostgres(work_dir / "postgres", free_port(), PLANE["EMBEDDED_PG_PASSWORD"])
+    nats = EmbeddedNats(work_dir / "nats", free_port(), nats_passwords(PLANE))
     pg.start()
     try:
         nats.start()
         asyncio.run(run_migrations(pg.dsn))
-        yield Infra(database_url=pg.dsn, nats_url=nats.url, work_dir=work_dir, nats=nats)
+        admin_url = nats.url_for(nats_auth.ADMIN)
+        yield Infra(database_url=pg.dsn, nats_url=admin_url, work_dir=work_dir, nats=nats)
     finally:
         nats.stop()
         pg.stop()
@@ -43,7 +52,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
 @pytest.fixture(scope="session")
 def service_env(infra: Infra) -> dict[str, str]:
     return {
-        **loopback_service_env(infra.database_url, infra.nats_url),
+        **loopback_service_env(infra.database_url, _plain_nats_url(infra), PLANE),
         "STREAMING_TIMEOUT": "3",
         "HOLD_REAPER_INTERVAL": "1",
         # The web's per-IP rate limits would refuse the suite's traffic from one address;
@@ -54,6 +63,12 @@ def service_env(infra: Infra) -> dict[str, str]:
         "CHANNEL_PRIVATE_ADDRESSES": "true",  # the fake upstreams listen on loopback
         "RELAY_METRICS_TOKEN": METRICS_TOKEN,
     }
+
+
+def _plain_nats_url(infra: Infra) -> str:
+    """The server's address without the admin credential: each service logs in as itself."""
+    assert infra.nats is not None
+    return infra.nats.url
 
 
 def _run_service(spec: ServiceSpec, env: dict[str, str], work_dir: Path) -> Iterator[Child]:

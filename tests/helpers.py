@@ -6,10 +6,31 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import httpx
+
+from services.cli.infra import generate_plane_secrets
+from services.shared import internal_auth
+from services.shared.config import Secret
+from services.shared.grpcutil import open_channel
 
 ROOT_USERNAME = "root"
 ROOT_PASSWORD = "rootpass123"
+
+# The credentials of the system the test session starts (tests/conftest.py), with the operator
+# identity tests call accounts and billing as directly (every RPC, every NATS subject).
+PLANE = generate_plane_secrets(admin=True)
+ADMIN = internal_auth.Credential(
+    internal_auth.ADMIN, Secret(PLANE[internal_auth.token_variable(internal_auth.ADMIN)])
+)
+RELAY = internal_auth.Credential(
+    internal_auth.RELAY, Secret(PLANE[internal_auth.token_variable(internal_auth.RELAY)])
+)
+
+
+def admin_channel(address: str) -> grpc.aio.Channel:
+    """A channel to accounts or billing that calls as the operator tool."""
+    return open_channel(address, ADMIN)
 
 
 def unique_name(prefix: str = "u") -> str:

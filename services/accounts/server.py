@@ -16,7 +16,7 @@ from services.accounts.deps import Deps, LoginPolicy
 from services.accounts.events import EventPublisher
 from services.accounts.servicer import AccountsServicer
 from services.accounts.settings import Settings
-from services.shared import natsutil
+from services.shared import nats_auth, natsutil
 from services.shared.crypto import SecretBox
 from services.shared.db import create_pool
 from services.shared.gctune import settle_after_startup
@@ -38,7 +38,10 @@ class BuiltServer:
 def build_server(settings: Settings, deps: Deps) -> BuiltServer:
     """The gRPC server with the accounts servicer and health registered (not started)."""
     server, health_servicer = build_grpc_server(
-        settings.port, host=settings.bind_host, service_names=[SERVICE_NAME]
+        settings.port,
+        host=settings.bind_host,
+        service_names=[SERVICE_NAME],
+        caller_tokens=settings.caller_tokens,
     )
     servicer = AccountsServicer(deps)
     accounts_pb2_grpc.add_AccountsServiceServicer_to_server(servicer, server)
@@ -50,7 +53,12 @@ async def serve(settings: Settings) -> None:
     pool = await create_pool(
         settings.database_url.value, schema="accounts", max_size=settings.db_pool_size
     )
-    nc = await natsutil.connect(settings.nats_url, name="veloera-accounts")
+    nc = await natsutil.connect(
+        settings.nats_url,
+        name="veloera-accounts",
+        user=nats_auth.ACCOUNTS,
+        password=settings.nats_password,
+    )
     try:
         await natsutil.ensure_streams(nc.jetstream())
         deps = Deps(

@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.shared import nats_auth
 from services.shared.config import Env, Secret
+from services.shared.internal_auth import load_caller_tokens
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: Secret
     nats_url: str
+    nats_password: Secret  # NATS_PASSWORD_ACCOUNTS: this service connects as user "accounts"
+    # INTERNAL_TOKEN_<CALLER> of every service allowed to call this one.
+    caller_tokens: dict[str, Secret]
     crypto_secret: Secret
     log_level: str
     bind_host: str
@@ -35,6 +40,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(
         database_url=env.secret("DATABASE_URL"),
         nats_url=env.str("NATS_URL"),
+        nats_password=nats_auth.load_password(env, nats_auth.ACCOUNTS),
+        caller_tokens=load_caller_tokens(env),
         crypto_secret=env.secret("CRYPTO_SECRET"),
         log_level=env.str("LOG_LEVEL", "INFO"),
         bind_host=env.str("BIND_HOST", "127.0.0.1"),

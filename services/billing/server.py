@@ -19,7 +19,7 @@ from services.billing.metering import reaper
 from services.billing.pricing.live import LivePrices
 from services.billing.settings import Settings
 from services.billing.store import partitions
-from services.shared import natsutil, subjects
+from services.shared import nats_auth, natsutil, subjects
 from services.shared.crypto import SecretBox
 from services.shared.db import create_pool
 from services.shared.gctune import settle_after_startup
@@ -63,7 +63,12 @@ async def serve(settings: Settings) -> None:
     pool = await create_pool(
         settings.database_url, schema="billing", max_size=settings.db_pool_size
     )
-    nc = await connect(settings.nats_url, name="veloera-billing")
+    nc = await connect(
+        settings.nats_url,
+        name="veloera-billing",
+        user=nats_auth.BILLING,
+        password=settings.nats_password,
+    )
     js = nc.jetstream()
     await ensure_streams(js)
 
@@ -88,7 +93,10 @@ async def serve(settings: Settings) -> None:
     billing = Billing(pool=pool, prices=prices, js=js, hold_ttl=settings.default_hold_ttl)
 
     server, health = build_grpc_server(
-        settings.port, host=settings.bind_host, service_names=[SERVICE_NAME]
+        settings.port,
+        host=settings.bind_host,
+        service_names=[SERVICE_NAME],
+        caller_tokens=settings.caller_tokens,
     )
     billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(billing), server)
     stop = _stop_event()

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.shared import nats_auth
 from services.shared.config import Env, Secret
+from services.shared.internal_auth import load_caller_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +15,9 @@ class Settings:
     database_url: str
     crypto_secret: Secret  # decrypts secret options (EpayKey) stored encrypted
     nats_url: str
+    nats_password: Secret  # NATS_PASSWORD_BILLING: this service connects as user "billing"
+    # INTERNAL_TOKEN_<CALLER> of every service allowed to call this one.
+    caller_tokens: dict[str, Secret]
     bind_host: str
     port: int
     metrics_port: int
@@ -35,6 +40,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         database_url=env.str("DATABASE_URL"),
         crypto_secret=env.secret("CRYPTO_SECRET"),
         nats_url=env.str("NATS_URL"),
+        nats_password=nats_auth.load_password(env, nats_auth.BILLING),
+        caller_tokens=load_caller_tokens(env),
         bind_host=env.str("BIND_HOST", "127.0.0.1"),
         port=env.int("BILLING_PORT", 50052),
         metrics_port=env.int("BILLING_METRICS_PORT", 9102),

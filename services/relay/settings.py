@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.shared.config import Env
+from services.shared import nats_auth
+from services.shared.config import Env, Secret
+from services.shared.internal_auth import RELAY, Credential, load_credential
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,7 +16,9 @@ class Settings:
     port: int
     accounts_addr: str
     billing_addr: str
+    credential: Credential  # presented on every call to accounts and billing
     nats_url: str
+    nats_password: Secret  # NATS_PASSWORD_RELAY: this service connects as user "relay"
     log_level: str
     streaming_timeout: float  # idle seconds between stream chunks
     force_stream_option: bool
@@ -43,7 +47,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         port=env.int("RELAY_PORT", 3000),
         accounts_addr=env.str("ACCOUNTS_ADDR", "127.0.0.1:50051"),
         billing_addr=env.str("BILLING_ADDR", "127.0.0.1:50052"),
+        credential=load_credential(env, RELAY),
         nats_url=env.str("NATS_URL"),
+        nats_password=nats_auth.load_password(env, nats_auth.RELAY),
         log_level=env.str("LOG_LEVEL", "INFO"),
         streaming_timeout=env.float("STREAMING_TIMEOUT", 60.0),
         force_stream_option=env.bool("FORCE_STREAM_OPTION", True),

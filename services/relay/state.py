@@ -28,7 +28,7 @@ from services.relay.routing import KeyRotator
 from services.relay.settings import Settings
 from services.relay.snapshot import SnapshotStore
 from services.relay.upstream import open_session, read_timeout
-from services.shared import grpcutil, natsutil, subjects
+from services.shared import grpcutil, nats_auth, natsutil, subjects
 
 logger = logging.getLogger(__name__)
 
@@ -90,13 +90,15 @@ class RelayContext:
         s = self.settings
         self.http = open_session(allow_private=s.channel_private_addresses)
         self.media_http = httpx.AsyncClient(follow_redirects=False)  # image downloads only
-        self.accounts_channel = grpcutil.open_channel(s.accounts_addr)
-        self.billing_channel = grpcutil.open_channel(s.billing_addr)
+        self.accounts_channel = grpcutil.open_channel(s.accounts_addr, s.credential)
+        self.billing_channel = grpcutil.open_channel(s.billing_addr, s.credential)
         accounts = accounts_pb2_grpc.AccountsServiceStub(self.accounts_channel)
         self.accounts = accounts
         self.auth = Authenticator(accounts, ttl=s.auth_cache_seconds, max_size=s.auth_cache_size)
         self.snapshot = SnapshotStore(accounts)
-        self.nats = await natsutil.connect(s.nats_url, name="relay")
+        self.nats = await natsutil.connect(
+            s.nats_url, name="relay", user=nats_auth.RELAY, password=s.nats_password
+        )
         js = self.nats.jetstream()
         try:
             await natsutil.ensure_streams(js)

@@ -76,6 +76,10 @@ class Env:
         self._errors.append(f"{name} must be true or false, got {raw!r}")
         return default
 
+    def fail(self, problem: builtins.str) -> None:
+        """Record a problem found by a caller's own validation (reported by `check`)."""
+        self._errors.append(problem)
+
     def check(self, *, service: builtins.str) -> None:
         """Raise one ConfigError naming every problem found so far."""
         if self._errors:

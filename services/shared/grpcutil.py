@@ -1,18 +1,22 @@
-"""gRPC helpers: a server with the domain-error interceptor and health service, and channels."""
+"""gRPC helpers: a server with the caller-auth and domain-error interceptors and the health
+service, and channels that present this service's credential."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import Any, Self
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import Counter, Histogram
 
+from services.shared.config import Secret
 from services.shared.errors import ERROR_CODE_KEY, DomainError
+from services.shared.internal_auth import CallerAuthInterceptor, Credential
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +108,17 @@ def _wrap_unary(
 
 
 def build_grpc_server(
-    port: int, *, host: str = "127.0.0.1", service_names: list[str]
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    service_names: list[str],
+    caller_tokens: Mapping[str, Secret],
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """A grpc.aio server bound to host:port with the interceptor and the standard health
-    service; `service_names` are marked SERVING once the caller starts the server."""
-    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()], options=_CHANNEL_OPTIONS)
+    """A grpc.aio server bound to host:port with the interceptors and the standard health
+    service; `service_names` are marked SERVING once the caller starts the server. Only callers
+    in `caller_tokens` presenting their token get through (see internal_auth.PERMISSIONS)."""
+    interceptors = [CallerAuthInterceptor(caller_tokens), DomainErrorInterceptor()]
+    server = grpc.aio.server(interceptors=interceptors, options=_CHANNEL_OPTIONS)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     bound = server.add_insecure_port(f"{host}:{port}")
@@ -127,9 +137,97 @@ async def mark_not_serving(health_servicer: health.aio.HealthServicer, names: li
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
 
-def open_channel(address: str) -> grpc.aio.Channel:
-    """One channel per peer per process; opened in the lifespan, closed on shutdown."""
-    return grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+def open_channel(address: str, credential: Credential) -> grpc.aio.Channel:
+    """One channel per peer per process; opened in the lifespan, closed on shutdown. Every
+    unary call on it presents `credential`."""
+    inner = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+    return CredentialChannel(inner, credential.metadata)
+
+
+class _CredentialUnaryUnary(grpc.aio.UnaryUnaryMultiCallable[Any, Any]):
+    """Adds the credential metadata to each call (a client interceptor would do the same at
+    the cost of an extra asyncio task per call on the relay's request path)."""
+
+    def __init__(
+        self,
+        inner: grpc.aio.UnaryUnaryMultiCallable[Any, Any],
+        metadata: tuple[tuple[str, str], ...],
+    ) -> None:
+        self._inner = inner
+        self._metadata = metadata
+
+    def __call__(
+        self,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: Any = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> Any:
+        return self._inner(
+            request,
+            timeout=timeout,
+            metadata=self._metadata if metadata is None else (*metadata, *self._metadata),
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
+
+
+class CredentialChannel(grpc.aio.Channel):
+    """A channel whose unary calls carry this service's credential; everything else is the
+    wrapped channel's (the internal plane has no streaming RPC)."""
+
+    def __init__(self, inner: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._inner = inner
+        self._metadata = metadata
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.aio.UnaryUnaryMultiCallable[Any, Any]:
+        # Generated stubs pass _registered_method (not in the typeshed signature).
+        inner = self._inner.unary_unary(  # type: ignore[call-arg]
+            method, request_serializer, response_deserializer, _registered_method
+        )
+        return _CredentialUnaryUnary(inner, self._metadata)
+
+    def unary_stream(self, *args: Any, **kwargs: Any) -> Any:
+        return self._inner.unary_stream(*args, **kwargs)
+
+    def stream_unary(self, *args: Any, **kwargs: Any) -> Any:
+        return self._inner.stream_unary(*args, **kwargs)
+
+    def stream_stream(self, *args: Any, **kwargs: Any) -> Any:
+        return self._inner.stream_stream(*args, **kwargs)
+
+    async def close(self, grace: float | None = None) -> None:
+        await self._inner.close(grace)
+
+    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
+        return self._inner.get_state(try_to_connect)
+
+    async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
+        await self._inner.wait_for_state_change(last_observed_state)
+
+    async def channel_ready(self) -> None:
+        await self._inner.channel_ready()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        await self._inner.close(None)
 
 
 async def wait_serving(address: str, timeout: float = 30.0) -> None:

@@ -13,6 +13,7 @@ from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from services.shared import subjects
+from services.shared.config import Secret
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +23,9 @@ _WORK_QUEUES = {subjects.SETTLEMENTS_STREAM, subjects.TASKS_STREAM}
 _EVENTS_MAX_AGE_SECONDS = 24 * 3600.0
 
 
-async def connect(url: str, *, name: str) -> NATS:
-    """Connect with unbounded reconnects; a broken connection never stops the service."""
+async def connect(url: str, *, name: str, user: str, password: Secret) -> NATS:
+    """Connect as `user` (when `password` is set; see nats_auth) with unbounded reconnects; a
+    broken connection never stops the service."""
 
     async def on_error(exc: Exception) -> None:
         logger.warning("nats error: %s", exc)
@@ -34,9 +36,11 @@ async def connect(url: str, *, name: str) -> NATS:
     async def on_reconnect() -> None:
         logger.info("nats reconnected")
 
+    credentials = {"user": user, "password": password.value} if password.value else {}
     return await nats.connect(
         servers=[url],
         name=name,
+        **credentials,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         connect_timeout=5,

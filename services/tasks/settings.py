@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.shared.config import Env
+from services.shared import nats_auth
+from services.shared.config import Env, Secret
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str
     nats_url: str
+    nats_password: Secret  # NATS_PASSWORD_TASKS: this service connects as user "tasks"
     bind_host: str
     metrics_port: int
     log_level: str
@@ -26,6 +28,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(
         database_url=env.str("DATABASE_URL"),
         nats_url=env.str("NATS_URL"),
+        nats_password=nats_auth.load_password(env, nats_auth.TASKS),
         bind_host=env.str("BIND_HOST", "127.0.0.1"),
         metrics_port=env.int("TASKS_METRICS_PORT", 9104),
         log_level=env.str("LOG_LEVEL", "INFO"),

@@ -15,7 +15,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from veloera.tasks.v1 import tasks_pb2
 
-from services.shared import subjects
+from services.shared import nats_auth, subjects
 from services.shared.db import create_pool
 from services.shared.metrics import serve_metrics
 from services.shared.natsutil import connect, drain, ensure_streams
@@ -80,7 +80,12 @@ async def pull_loop(js: JetStreamContext, pool: asyncpg.Pool, settings: Settings
 async def run(settings: Settings) -> None:
     serve_metrics(settings.metrics_port, settings.bind_host)
     pool = await create_pool(settings.database_url, schema="tasks", min_size=1, max_size=5)
-    nc = await connect(settings.nats_url, name="veloera-tasks")
+    nc = await connect(
+        settings.nats_url,
+        name="veloera-tasks",
+        user=nats_auth.TASKS,
+        password=settings.nats_password,
+    )
     js = nc.jetstream()
     await ensure_streams(js)
     stop = asyncio.Event()

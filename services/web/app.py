@@ -73,8 +73,8 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        accounts_channel = open_channel(settings.accounts_addr)
-        billing_channel = open_channel(settings.billing_addr)
+        accounts_channel = open_channel(settings.accounts_addr, settings.credential)
+        billing_channel = open_channel(settings.billing_addr, settings.credential)
         app.state.deps = Deps(
             settings=settings,
             accounts=accounts_pb2_grpc.AccountsServiceStub(accounts_channel),

@@ -12,6 +12,7 @@ from services.shared.client_ip import (
     parse_trusted_proxies,
 )
 from services.shared.config import ConfigError, Env, Secret
+from services.shared.internal_auth import WEB, Credential, load_credential
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ class Settings:
     bind_host: str
     accounts_addr: str
     billing_addr: str
+    credential: Credential  # presented on every call to accounts and billing
     session_secret: Secret
     log_level: str
     relay_public_url: str
@@ -65,6 +67,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         bind_host=env.str("BIND_HOST", "127.0.0.1"),
         accounts_addr=env.str("ACCOUNTS_ADDR", "127.0.0.1:50051"),
         billing_addr=env.str("BILLING_ADDR", "127.0.0.1:50052"),
+        credential=load_credential(env, WEB),
         session_secret=env.secret("SESSION_SECRET"),
         log_level=env.str("LOG_LEVEL", "INFO"),
         relay_public_url=env.str("RELAY_PUBLIC_URL", "http://127.0.0.1:3000").rstrip("/"),

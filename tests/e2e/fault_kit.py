@@ -18,8 +18,8 @@ from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.cli.supervisor import Child, wait_ready
 from services.shared import subjects
-from services.shared.grpcutil import open_channel
 from tests.e2e.test_chat_flow import CONSUME_LOG, Customer, World, eventually, wallet
+from tests.helpers import admin_channel
 
 REQUEST_ID_HEADER = "X-Veloera-Request-Id"
 CLIENTS = 16
@@ -142,7 +142,7 @@ async def assert_books_balance(
     assert len(ids) == len(set(ids)), "a request was charged twice"
     after = await wallet(customer)
     assert before["quota"] - after["quota"] == sum(r["quota"] for r in rows)
-    channel = open_channel(billing_addr)
+    channel = admin_channel(billing_addr)
     try:
         stub = billing_pb2_grpc.BillingServiceStub(channel)
         report = await stub.CheckLedger(

@@ -13,7 +13,6 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
-from services.shared.grpcutil import open_channel
 from tests.e2e.relay_kit import set_option
 from tests.e2e.relay_kit import world as world
 from tests.e2e.test_chat_flow import (
@@ -25,7 +24,7 @@ from tests.e2e.test_chat_flow import (
     wallet,
 )
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.helpers import Console
+from tests.helpers import Console, admin_channel
 
 pytestmark = pytest.mark.e2e
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
@@ -181,7 +180,7 @@ async def test_a_price_change_applies_to_the_next_request(world: World) -> None:
 
 
 async def test_the_ledger_is_consistent_after_the_money_tests(billing_addr: str) -> None:
-    channel = open_channel(billing_addr)
+    channel = admin_channel(billing_addr)
     try:
         stub = billing_pb2_grpc.BillingServiceStub(channel)
         report = await stub.CheckLedger(billing_pb2.CheckLedgerRequest(), timeout=30)

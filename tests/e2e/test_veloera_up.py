@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
@@ -149,3 +151,41 @@ def test_up_runs_heals_stops_cleanly_and_keeps_data(up: Up) -> None:
     ).json()
     assert login["success"], login
     assert up.stop() == 0
+
+
+@pytest.mark.parametrize("variable", ["EMBEDDED_PG_PORT", "EMBEDDED_NATS_PORT", "BILLING_PORT"])
+def test_up_beside_a_taken_port_fails_naming_the_port_and_its_variable(
+    up: Up, variable: str
+) -> None:
+    """Another program (here a bare listener; in the report another instance) holds one port:
+    `veloera up` exits non-zero with a message naming the port and the variable, and starts
+    nothing (no PostgreSQL data dir, no child process)."""
+    port = int(up.env[variable])
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        done = subprocess.run(
+            [sys.executable, "-m", "services.cli", "up"],
+            env=up.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert f"port {port}" in output and variable in output, output
+    assert "Veloera is running" not in output
+    assert not (Path(up.env["VELOERA_DATA_DIR"]) / "postgres").exists()
+
+
+def test_up_keeps_its_secrets_private_and_never_prints_them(up: Up) -> None:
+    up.start()
+    assert up.stop() == 0
+    stored = Path(up.env["VELOERA_DATA_DIR"]) / "secrets.env"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    values = dict(line.split("=", 1) for line in stored.read_text().splitlines())
+    for name in ("INTERNAL_TOKEN_RELAY", "INTERNAL_TOKEN_WEB", "EMBEDDED_PG_PASSWORD",
+                 "NATS_PASSWORD_RELAY", "CRYPTO_SECRET"):  # fmt: skip
+        assert len(values[name]) >= 32
+    log = up.log.read_text()
+    assert not [name for name, value in values.items() if value in log]

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 import pytest
 from veloera.billing.v1 import billing_pb2_grpc
 
-from services.shared.grpcutil import open_channel
+from tests.helpers import admin_channel
 
 
 @pytest.fixture
 async def billing(billing_addr: str) -> AsyncIterator[billing_pb2_grpc.BillingServiceAsyncStub]:
-    channel = open_channel(billing_addr)
+    channel = admin_channel(billing_addr)
     try:
         yield billing_pb2_grpc.BillingServiceStub(channel)
     finally:

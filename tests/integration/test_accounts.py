@@ -18,7 +18,7 @@ from veloera.accounts.v1 import accounts_pb2_grpc, events_pb2
 
 from services.shared import subjects
 from services.shared.errors import error_code_of
-from tests.helpers import ROOT_PASSWORD, ROOT_USERNAME
+from tests.helpers import ROOT_PASSWORD, ROOT_USERNAME, admin_channel
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def stub(accounts_addr: str) -> AsyncIterator[Stub]:
-    async with grpc.aio.insecure_channel(accounts_addr) as channel:
+    async with admin_channel(accounts_addr) as channel:
         yield accounts_pb2_grpc.AccountsServiceStub(channel)
 
 

@@ -17,6 +17,7 @@ from veloera.accounts.v1 import accounts_pb2_grpc, events_pb2
 
 from services.accounts.channel_rules import DEFAULT_DISABLE_KEYWORDS
 from services.shared import subjects
+from tests.helpers import admin_channel
 from tests.integration.test_accounts import TIMEOUT, channel_message, ensure_root, rpc_error
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,7 @@ class Infra(Protocol):
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def stub(accounts_addr: str) -> AsyncIterator[Stub]:
-    async with grpc.aio.insecure_channel(accounts_addr) as channel:
+    async with admin_channel(accounts_addr) as channel:
         yield accounts_pb2_grpc.AccountsServiceStub(channel)
 
 

@@ -20,6 +20,7 @@ from services.cli.infra import free_port
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
 from services.shared import subjects
 from services.shared.errors import error_code_of
+from tests.helpers import admin_channel
 from tests.integration.test_accounts import (
     PASSWORD,
     TIMEOUT,
@@ -44,7 +45,7 @@ class Infra(Protocol):
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def stub(accounts_addr: str) -> AsyncIterator[Stub]:
-    async with grpc.aio.insecure_channel(accounts_addr) as channel:
+    async with admin_channel(accounts_addr) as channel:
         yield accounts_pb2_grpc.AccountsServiceStub(channel)
 
 
@@ -204,7 +205,7 @@ async def test_register_rejects_bad_usernames_and_passwords(stub: Stub) -> None:
 async def test_generate_default_token_creates_an_unlimited_key(
     generating_accounts: str, root: pb.User
 ) -> None:
-    async with grpc.aio.insecure_channel(generating_accounts) as channel:
+    async with admin_channel(generating_accounts) as channel:
         replica = accounts_pb2_grpc.AccountsServiceStub(channel)
         username = unique("g")
         request = pb.RegisterRequest(username=username, password=PASSWORD)

@@ -13,9 +13,8 @@ import pytest
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.shared.errors import error_code_of
-from services.shared.grpcutil import open_channel
 from tests.fakes.epay import FakeEpay, epay_sign
-from tests.helpers import create_user, root_console
+from tests.helpers import admin_channel, create_user, root_console
 from tests.integration.test_billing import assert_ledger_consistent, new_user, rpc_error, wallet
 
 pytestmark = pytest.mark.integration
@@ -28,7 +27,7 @@ EPAY = FakeEpay(pid="1001", key="merchant-secret-" + uuid.uuid4().hex[:8])
 
 @pytest.fixture
 async def billing(billing_addr: str) -> AsyncIterator[Stub]:
-    channel = open_channel(billing_addr)
+    channel = admin_channel(billing_addr)
     stub = billing_pb2_grpc.BillingServiceStub(channel)
     for key, value in {
         "PayAddress": "https://pay.example.com",

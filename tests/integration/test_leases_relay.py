@@ -16,7 +16,6 @@ from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.cli.infra import free_port
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
-from services.shared.grpcutil import open_channel
 from tests.e2e.relay_kit import world as world
 from tests.e2e.test_chat_flow import (
     World,
@@ -27,6 +26,7 @@ from tests.e2e.test_chat_flow import (
     wait_for_model,
     wallet,
 )
+from tests.helpers import admin_channel
 
 pytestmark = pytest.mark.e2e
 
@@ -76,7 +76,7 @@ async def ask(url: str, key: str, model: str) -> str:
 
 
 async def check_ledger(billing_addr: str, user_id: int) -> None:
-    channel = open_channel(billing_addr)
+    channel = admin_channel(billing_addr)
     try:
         stub = billing_pb2_grpc.BillingServiceStub(channel)
         report = await stub.CheckLedger(

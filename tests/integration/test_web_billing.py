@@ -11,8 +11,14 @@ import httpx
 import pytest
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
-from services.shared.grpcutil import open_channel
-from tests.helpers import create_channel, create_token, create_user, root_console, unique_name
+from tests.helpers import (
+    admin_channel,
+    create_channel,
+    create_token,
+    create_user,
+    root_console,
+    unique_name,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +76,7 @@ async def test_check_in_through_the_console(web_url: str, billing_addr: str) -> 
     root = await root_console(web_url)
     user, _ = await create_user(root, quota=0)
     # Set in billing directly: PUT /api/option/ routes only PRICING_OPTION_KEYS to billing.
-    channel = open_channel(billing_addr)
+    channel = admin_channel(billing_addr)
     try:
         await billing_pb2_grpc.BillingServiceStub(channel).UpdatePricingOption(
             billing_pb2.UpdatePricingOptionRequest(key="CheckInEnabled", value="true"), timeout=10

@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
-from services.shared.grpcutil import open_channel
-from tests.helpers import Console, create_user, root_console
+from tests.helpers import Console, admin_channel, create_user, root_console
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +25,7 @@ async def root(web_url: str) -> AsyncIterator[Console]:
 
 async def spend(billing_addr: str, user_id: int, amount: int) -> None:
     """What traffic does to a balance, without a relay in the way."""
-    channel = open_channel(billing_addr)
+    channel = admin_channel(billing_addr)
     try:
         await billing_pb2_grpc.BillingServiceStub(channel).AdjustQuota(
             billing_pb2.AdjustQuotaRequest(

@@ -1,0 +1,41 @@
+"""The caller -> RPC and NATS user -> subject tables, and the NATS configuration shipped for
+compose/Kubernetes (generated from the table; a stale copy would let the tables drift)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.shared import internal_auth, nats_auth, subjects
+
+ACCOUNTS = "/veloera.accounts.v1.AccountsService/"
+BILLING = "/veloera.billing.v1.BillingService/"
+
+
+def test_the_relay_reaches_its_request_path_and_nothing_that_acts_for_an_admin() -> None:
+    relay = internal_auth.PERMISSIONS[internal_auth.RELAY]
+    for path in (f"{BILLING}Reserve", f"{BILLING}SettleBatch", f"{ACCOUNTS}Authenticate"):
+        assert path in relay
+    for path in (f"{BILLING}AdjustQuota", f"{ACCOUNTS}RevealChannelKey", f"{ACCOUNTS}ListOptions",
+                 f"{ACCOUNTS}UpdateOption", f"{BILLING}CreateRedemptions"):  # fmt: skip
+        assert path not in relay
+
+
+def test_web_acts_for_admins_but_never_moves_money_on_the_request_path() -> None:
+    web = internal_auth.PERMISSIONS[internal_auth.WEB]
+    assert f"{BILLING}AdjustQuota" in web and f"{ACCOUNTS}RevealChannelKey" in web
+    for path in (f"{BILLING}Reserve", f"{BILLING}SettleBatch", f"{ACCOUNTS}GetRoutingSnapshot"):
+        assert path not in web
+
+
+def test_the_relay_nats_user_publishes_settlements_only() -> None:
+    allowed = nats_auth.PERMISSIONS[nats_auth.RELAY]
+    assert allowed is not None
+    publish, _subscribe = allowed
+    assert subjects.SETTLE_BATCHES_SUBJECT in publish
+    for subject in (subjects.ACCOUNTS_CHANGED, subjects.PRICES_CHANGED, subjects.USAGE_SUBJECT):
+        assert subject not in publish
+
+
+def test_the_shipped_nats_configuration_matches_the_table() -> None:
+    shipped = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "nats.conf"
+    assert shipped.read_text() == nats_auth.deploy_config()
