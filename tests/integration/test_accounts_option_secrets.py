@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Protocol
 
 import asyncpg
-import grpc
 import pytest
 from veloera.accounts.v1 import accounts_pb2 as pb
 from veloera.accounts.v1 import accounts_pb2_grpc
@@ -18,7 +17,7 @@ from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.cli.infra import free_port
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
-from tests.helpers import root_console
+from tests.helpers import admin_channel, root_console
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +65,7 @@ async def test_secret_options_are_encrypted_at_rest(
     ):
         stored = await _stored(infra, sql, key)
         assert stored.startswith("v1:") and value not in stored, key
-    async with grpc.aio.insecure_channel(accounts_addr) as channel:
+    async with admin_channel(accounts_addr) as channel:
         stub = accounts_pb2_grpc.AccountsServiceStub(channel)
         reply = await stub.ListOptions(pb.ListOptionsRequest(include_secrets=True))
     options = {o.key: o.value for o in reply.options}
