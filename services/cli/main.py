@@ -1,4 +1,5 @@
-"""The `veloera` command: `veloera up` runs the whole system, `veloera migrate` the migrations."""
+"""The `veloera` command: `veloera up` runs the whole system, `veloera migrate` the migrations,
+`veloera import` moves a new-api, one-api or Veloera (Go) database in."""
 
 from __future__ import annotations
 
@@ -150,13 +151,73 @@ def print_banner(settings: UpSettings) -> None:
     )
 
 
+def _import_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cmd = commands.add_parser(
+        "import", help="move in from a new-api, one-api or Veloera (Go) database"
+    )
+    cmd.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        help="SQLite file, postgres://user:pass@host/db or mysql://user:pass@host/db",
+    )
+    cmd.add_argument(
+        "--dry-run", action="store_true", help="report what would be imported; write nothing"
+    )
+    cmd.add_argument(
+        "--source-name",
+        default="default",
+        help="name of this source in the id mappings (give each source database its own)",
+    )
+    cmd.add_argument("--batch-size", type=int, default=1000, help="rows per transaction")
+    cmd.add_argument("--log-batch-size", type=int, default=20_000, help="log rows per COPY")
+
+
+async def run_import_command(args: argparse.Namespace) -> int:
+    """DATABASE_URL (or the embedded PostgreSQL of VELOERA_DATA_DIR, started for the import)
+    and the CRYPTO_SECRET the services use (or the one `veloera up` keeps in the data dir)."""
+    from rich.console import Console
+
+    from services.importer.command import import_command
+    from services.importer.run import ImportSettings
+
+    settings = load_up_settings()
+    pg: EmbeddedPostgres | None = None
+    database_url, nats_url = settings.database_url, settings.nats_url
+    if nats_url == "-":
+        nats_url = f"nats://127.0.0.1:{settings.embedded_nats_port}"
+    try:
+        if database_url == "-":
+            pg = EmbeddedPostgres(settings.data_dir / "postgres", settings.embedded_pg_port)
+            await asyncio.to_thread(pg.start)
+            database_url = pg.dsn
+        await run_migrations(database_url)
+        secret = load_or_create_secrets(settings.data_dir)["CRYPTO_SECRET"]
+        options = ImportSettings(
+            source=args.source,
+            database_url=database_url,
+            crypto_secret=secret,
+            source_name=args.source_name,
+            dry_run=args.dry_run,
+            batch_size=max(args.batch_size, 1),
+            log_batch_size=max(args.log_batch_size, 1),
+        )
+        return await import_command(options, nats_url=nats_url, console=Console())
+    finally:
+        if pg is not None:
+            await asyncio.to_thread(pg.stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="veloera", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="run the whole system on this machine")
     commands.add_parser("migrate", help="apply database migrations (DATABASE_URL)")
+    _import_parser(commands)
     args = parser.parse_args(argv)
     configure_logging("veloera", os.environ.get("LOG_LEVEL", "INFO"))
+    if args.command == "import":
+        return asyncio.run(run_import_command(args))
     if args.command == "migrate":
         env = Env()
         dsn = env.str("DATABASE_URL")
