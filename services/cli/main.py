@@ -202,7 +202,8 @@ async def run_import_command(args: argparse.Namespace) -> int:
             batch_size=max(args.batch_size, 1),
             log_batch_size=max(args.log_batch_size, 1),
         )
-        return await import_command(options, nats_url=nats_url, console=Console())
+        report = await import_command(options, nats_url=nats_url, console=Console())
+        return 0 if report.ok else 1
     finally:
         if pg is not None:
             await asyncio.to_thread(pg.stop)

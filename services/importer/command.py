@@ -12,14 +12,14 @@ from services.importer.run import ImportSettings, run_import
 ROUTING_VERSION = "SELECT version FROM accounts.routing_state WHERE id = 1"
 
 
-async def import_command(settings: ImportSettings, *, nats_url: str, console: Console) -> int:
-    """Exit status 0 when every check holds, 1 otherwise."""
+async def import_command(settings: ImportSettings, *, nats_url: str, console: Console) -> Report:
+    """Run the import with progress bars, print the report, tell running services."""
     with progress_bars(console) as progress:
         report = await run_import(settings, bars=Bars(progress))
     render(report, console)
     if not settings.dry_run and report.changed:
         await _tell_services(settings, report, nats_url, console)
-    return 0 if report.ok else 1
+    return report
 
 
 async def _tell_services(

@@ -107,6 +107,8 @@ class Ctx:
     bars: Reporter
     now: int = field(default_factory=lambda: int(time.time()))
     pending_inviters: list[tuple[int, int]] = field(default_factory=list)
+    # Wallets this run opened: user id -> (quota, subscription, used quota) from the source.
+    opened: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     root_user_id: int = 0
     option_keys: list[str] = field(default_factory=list)
     pricing_keys: list[str] = field(default_factory=list)
@@ -120,9 +122,12 @@ class Ctx:
         return int(rows[0][0])
 
 
-async def run_import(settings: ImportSettings, *, bars: Reporter | None = None) -> Report:
-    """Import everything from `settings.source`; returns the report (checks included)."""
-    source = await open_source(settings.source)
+async def run_import(
+    settings: ImportSettings, *, bars: Reporter | None = None, source: Source | None = None
+) -> Report:
+    """Import everything from `settings.source` (or an already open `source`); returns the
+    report, checks included."""
+    source = source or await open_source(settings.source)
     try:
         tables = await schema(source)
         product = detect(tables, version=await _setup_version(source, tables))
@@ -340,6 +345,7 @@ async def _open_wallets(
             item.skip("username already exists here")
             continue
         pairs.append((str(source_id), user_id))
+        ctx.opened[user_id] = (u.quota, u.subscription_quota, u.used_quota)
         if u.source_inviter_id and u.source_inviter_id != source_id:
             ctx.pending_inviters.append((user_id, u.source_inviter_id))
         if u.role == 100 and u.deleted_at is None and not ctx.root_user_id:
@@ -751,28 +757,31 @@ async def count_not_imported(ctx: Ctx) -> None:
 
 
 async def run_checks(ctx: Ctx) -> None:
-    """Balances equal the source's, every key is in, the ledger matches every wallet."""
+    """Opening balances equal the source's (and, for wallets this run opened, the balance and
+    used quota too: later runs may meet wallets already in use), every key is in, and the
+    ledger matches every wallet."""
     users = await target.all_mapped(ctx.conn, ctx.name, "users")
-    expected_quota = expected_used = expected_sub = 0
-    columns = ctx.columns("users", ("id", "quota", "used_quota", "subscription_quota"))
+    expected_quota = expected_sub = 0
+    columns = ctx.columns("users", ("id", "quota", "subscription_quota"))
     async for rows in pages(ctx, "users", columns, limit=10_000):
         for row in rows:
             record = dict(zip(columns, row, strict=True))
             if convert.integer(record["id"]) in users:
                 expected_quota += max(convert.integer(record.get("quota")), 0)
                 expected_sub += max(convert.integer(record.get("subscription_quota")), 0)
-                expected_used += convert.integer(record.get("used_quota"))
-    got = await ctx.conn.fetchrow(target.CHECK_WALLETS, ctx.name)
+    got = await ctx.conn.fetchrow(target.CHECK_OPENING, ctx.name)
     assert got is not None
-    same = (got["quota"], got["subscription"], got["used"]) == (
-        expected_quota,
-        expected_sub,
-        expected_used,
-    )
+    same = (got["quota"], got["subscription"]) == (expected_quota, expected_sub)
     ctx.report.checks.append(Check(
-        "balances match the source", same,
-        f"{got['users']} wallets, balance {got['quota']} (source {expected_quota}),"
-        f" used {got['used']} (source {expected_used})",
+        "opening balances match the source", same,
+        f"{len(users)} users, balance {got['quota']} (source {expected_quota}),"
+        f" subscription {got['subscription']} (source {expected_sub})",
+    ))  # fmt: skip
+    wallets = await ctx.conn.fetch(target.WALLETS, list(ctx.opened))
+    differ = [w["user_id"] for w in wallets if ctx.opened[w["user_id"]] != tuple(w)[1:]]
+    ctx.report.checks.append(Check(
+        "new wallets match the source", not differ and len(wallets) == len(ctx.opened),
+        f"{len(wallets)} wallets opened by this run, {len(differ)} differ",
     ))  # fmt: skip
     bad = await ctx.conn.fetchval(target.CHECK_LEDGER, ctx.name)
     ctx.report.checks.append(

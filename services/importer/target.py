@@ -173,12 +173,16 @@ LOG_COLUMNS = (
 )  # fmt: skip
 
 # Checks for the final report, over the users this source brought in.
-CHECK_WALLETS = """
-SELECT count(*) AS users, COALESCE(sum(w.quota), 0) AS quota,
-       COALESCE(sum(w.subscription_quota), 0) AS subscription,
-       COALESCE(sum(w.used_quota), 0) AS used
-FROM import.id_map m JOIN billing.wallets w ON w.user_id = m.target_id
+CHECK_OPENING = """
+SELECT COALESCE(sum(l.delta_quota), 0) AS quota, COALESCE(sum(l.delta_subscription), 0)
+       AS subscription
+FROM import.id_map m JOIN billing.ledger l
+  ON l.idempotency_key = 'import:' || m.source || ':user:' || m.source_id
 WHERE m.source = $1 AND m.entity = 'users'
+"""
+WALLETS = """
+SELECT user_id, quota, subscription_quota, used_quota FROM billing.wallets
+WHERE user_id = ANY($1::bigint[])
 """
 CHECK_LEDGER = """
 SELECT count(*) FROM import.id_map m
