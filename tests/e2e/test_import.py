@@ -136,10 +136,9 @@ async def test_dry_run_reports_everything_and_writes_nothing(
     report, printed = await run_cli(settings(service_env, str(path), dry_run=True), service_env)
     assert report.tables["users"].imported == 4
     assert report.tables["logs"].imported == 13
-    assert report.tables["options"].skipped == {
-        "unknown option ChatLink": 1,
-        "option RetryTimes: RetryTimes must be an integer": 1,
-    } or set(report.tables["options"].skipped) >= {"unknown option ChatLink"}
+    skipped = set(report.tables["options"].skipped)
+    assert "unknown option ChatLink" in skipped
+    assert any(reason.startswith("option RetryTimes") for reason in skipped)
     assert "would import" in printed and "new-api v0.6.10" in printed
     assert await user_ids(service_env, list(upstream.usernames.values())) == {}
     reply = await chat(world.relay_url, upstream.keys["alice"], upstream.model)
@@ -242,17 +241,12 @@ async def postgres_source(infra: Infra, upstream: Upstream) -> str:
 class StopAfterFirstLogPage:
     """Progress that stops the import right after the first page of logs was committed."""
 
-    def __init__(self) -> None:
-        self.log_pages = 0
-
     def begin(self, table: str, total: int) -> None:
         pass
 
     def advance(self, table: str, count: int) -> None:
         if table == "logs" and count:
-            self.log_pages += 1
-            if self.log_pages == 2:  # the first advance counts rows imported earlier (none)
-                raise KeyboardInterrupt
+            raise KeyboardInterrupt
 
 
 async def test_one_api_on_postgres_resumes_after_an_interruption(
@@ -267,7 +261,7 @@ async def test_one_api_on_postgres_resumes_after_an_interruption(
     logged = await fetch(
         service_env, "SELECT count(*) AS n FROM billing.logs WHERE username = $1", name
     )
-    assert 0 < logged[0]["n"] < 5
+    assert logged[0]["n"] == 2  # one page of two
 
     report, printed = await run_cli(options, service_env)
     assert report.ok, printed
@@ -277,8 +271,6 @@ async def test_one_api_on_postgres_resumes_after_an_interruption(
         service_env, "SELECT count(*) AS n FROM billing.logs WHERE username = $1", name
     )
     assert logged[0]["n"] == 5
-    assert report.tables["users"].notes["Lark binding has no equivalent here: dropped"] == 0
-    assert report.tables["channels"].notes == {}
 
     alice = await login(world.web_url, name, OLD_PASSWORD)
     world.consoles.append(alice)
