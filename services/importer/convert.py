@@ -436,7 +436,7 @@ def option(key: str, value: str) -> Option:
 def log_other(value: Any) -> str:
     """The `other` JSON of a log row; anything that is not a JSON object becomes {}."""
     raw = text(value)
-    if not raw:
+    if not raw or "\\u0000" in raw:  # PostgreSQL's jsonb refuses the NUL character
         return "{}"
     try:
         parsed = orjson.loads(raw)

@@ -112,7 +112,7 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:,.0f} rows/s" if speed else "", style="progress.data.speed")
 
 
-def progress_bars(console: Console) -> Progress:
+def progress_bars(console: Console | None = None) -> Progress:
     return Progress(
         TextColumn("{task.description:<18}"),
         BarColumn(),

@@ -48,9 +48,21 @@ class Dialect:
         return q + identifier.replace(q, q + q) + q
 
     def select_page(
-        self, table: str, columns: Sequence[str], *, key: str, after: int, limit: int
+        self,
+        table: str,
+        columns: Sequence[str],
+        *,
+        key: str,
+        after: int,
+        limit: int,
+        present: set[str] | None = None,
     ) -> str:
-        cols = ", ".join(self.quote(c) for c in columns)
+        """The next page after `after`; columns outside `present` (when given) read as NULL,
+        so every page has the same shape whatever the source's schema generation."""
+        cols = ", ".join(
+            self.quote(c) if present is None or c in present else f"NULL AS {self.quote(c)}"
+            for c in columns
+        )
         k = self.quote(key)
         return (
             f"SELECT {cols} FROM {self.quote(table)} WHERE {k} > {int(after)}"
