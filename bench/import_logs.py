@@ -94,7 +94,7 @@ class Timed(Bars):
         super().advance(table, count)
 
 
-async def bench(rows: int, dsn: str | None, work: Path) -> None:
+async def bench(rows: int, dsn: str | None, work: Path, log_batch_size: int) -> None:
     source = work / "new-api.db"
     print(f"building a new-api SQLite database with {rows:,} log rows ...", flush=True)
     print(f"  built in {build_source(source, rows):.1f} s", flush=True)
@@ -106,7 +106,10 @@ async def bench(rows: int, dsn: str | None, work: Path) -> None:
     try:
         await run_migrations(dsn)
         options = ImportSettings(
-            source=str(source), database_url=dsn, crypto_secret=secrets.token_urlsafe(32)
+            source=str(source),
+            database_url=dsn,
+            crypto_secret=secrets.token_urlsafe(32),
+            log_batch_size=log_batch_size,
         )
         started = time.perf_counter()
         with progress_bars() as progress:
@@ -130,9 +133,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dsn", help="an existing, migrated-or-empty database to import into")
+    parser.add_argument("--log-batch-size", type=int, default=20_000, help="log rows per COPY")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="veloera-import-bench-") as work:
-        asyncio.run(bench(args.rows, args.dsn, Path(work)))
+        asyncio.run(bench(args.rows, args.dsn, Path(work), args.log_batch_size))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,12 @@ import logging
 import os
 import secrets
 import signal
+import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import asyncpg
 
 from services.cli.infra import EmbeddedNats, EmbeddedPostgres
 from services.cli.migrate import run_migrations
@@ -202,7 +205,12 @@ async def run_import_command(args: argparse.Namespace) -> int:
             batch_size=max(args.batch_size, 1),
             log_batch_size=max(args.log_batch_size, 1),
         )
-        report = await import_command(options, nats_url=nats_url, console=Console())
+        try:
+            report = await import_command(options, nats_url=nats_url, console=Console())
+        except (OSError, ValueError, RuntimeError, sqlite3.Error, asyncpg.PostgresError) as exc:
+            # A source that is missing, unreadable or not an upstream database: say which.
+            print(f"veloera import: {exc}", file=sys.stderr)
+            return 2
         return 0 if report.ok else 1
     finally:
         if pg is not None:

@@ -32,6 +32,13 @@ CREATE TABLE IF NOT EXISTS import.progress (
     last_id bigint NOT NULL,
     PRIMARY KEY (source, entity)
 );
+-- Log pages committed past the watermark by the parallel writers of a run that did not finish.
+CREATE TABLE IF NOT EXISTS import.log_pages (
+    source text NOT NULL,
+    first_id bigint NOT NULL,
+    last_id bigint NOT NULL,
+    PRIMARY KEY (source, first_id)
+);
 CREATE TABLE IF NOT EXISTS import.runs (
     id bigserial PRIMARY KEY,
     source text NOT NULL,
@@ -57,6 +64,9 @@ SET_PROGRESS = """
 INSERT INTO import.progress (source, entity, last_id) VALUES ($1, $2, $3)
 ON CONFLICT (source, entity) DO UPDATE SET last_id = EXCLUDED.last_id
 """
+LOG_PAGES = "SELECT first_id, last_id FROM import.log_pages WHERE source = $1 ORDER BY first_id"
+ADD_LOG_PAGE = "INSERT INTO import.log_pages (source, first_id, last_id) VALUES ($1, $2, $3)"
+FORGET_LOG_PAGES = "DELETE FROM import.log_pages WHERE source = $1"
 START_RUN = "INSERT INTO import.runs (source, product, dry_run) VALUES ($1, $2, $3) RETURNING id"
 FINISH_RUN = "UPDATE import.runs SET finished_at = now(), report = $2::jsonb WHERE id = $1"
 
@@ -198,6 +208,16 @@ CHECK_KEYS = """
 SELECT count(*) FROM import.id_map m JOIN accounts.tokens t ON t.id = m.target_id
 WHERE m.source = $1 AND m.entity = 'tokens' AND t.deleted_at IS NULL
 """
+
+
+async def connect(dsn: str) -> Conn:
+    """A connection to our database; billing first on the search path, because billing's
+    functions and triggers (log partitions, channel usage) name their tables unqualified."""
+    return await asyncpg.connect(
+        dsn,
+        timeout=30,
+        server_settings={"search_path": "billing", "application_name": "veloera-import"},
+    )
 
 
 async def ensure_schema(conn: Conn) -> None:

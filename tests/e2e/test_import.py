@@ -22,6 +22,7 @@ import pytest
 from rich.console import Console as RichConsole
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
+from services.cli.main import main
 from services.importer.command import import_command
 from services.importer.report import Report
 from services.importer.run import ImportSettings, run_import
@@ -238,15 +239,19 @@ async def postgres_source(infra: Infra, upstream: Upstream) -> str:
     return dsn
 
 
+class Interrupted(Exception):
+    pass
+
+
 class StopAfterFirstLogPage:
-    """Progress that stops the import right after the first page of logs was committed."""
+    """Progress that stops the import once the first page of logs was committed."""
 
     def begin(self, table: str, total: int) -> None:
         pass
 
     def advance(self, table: str, count: int) -> None:
         if table == "logs" and count:
-            raise KeyboardInterrupt
+            raise Interrupted
 
 
 async def test_one_api_on_postgres_resumes_after_an_interruption(
@@ -255,18 +260,20 @@ async def test_one_api_on_postgres_resumes_after_an_interruption(
     upstream = one_api(upstream_url=world.fake.url)
     dsn = await postgres_source(infra, upstream)
     options = settings(service_env, dsn, log_batch_size=2)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted):
         await run_import(options, bars=StopAfterFirstLogPage())
     name = upstream.usernames["alice"]
     logged = await fetch(
         service_env, "SELECT count(*) AS n FROM billing.logs WHERE username = $1", name
     )
-    assert logged[0]["n"] == 2  # one page of two
+    interrupted_at = logged[0]["n"]
+    assert 0 < interrupted_at < 5  # a page or two of two rows each
 
     report, printed = await run_cli(options, service_env)
     assert report.ok, printed
     assert "one-api" in report.product
-    assert counts(report)["users"] == (0, 1) and counts(report)["logs"] == (3, 2)
+    assert counts(report)["users"] == (0, 1)
+    assert counts(report)["logs"] == (5 - interrupted_at, interrupted_at)
     logged = await fetch(
         service_env, "SELECT count(*) AS n FROM billing.logs WHERE username = $1", name
     )
@@ -302,3 +309,23 @@ async def test_mysql_dialect_reads_the_same_fixture(
     alice = await login(world.web_url, upstream.usernames["alice"], OLD_PASSWORD)
     world.consoles.append(alice)
     assert (await alice.call("GET", "/api/user/self"))["quota"] == 5_000_000
+
+
+def test_veloera_import_command_dry_run(
+    service_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`veloera import --from FILE --dry-run` with the services' environment: exit 0, the
+    report printed, nothing written."""
+    upstream = new_api(upstream_url="http://127.0.0.1:9", model_ratio={})
+    path = write_sqlite(upstream, tmp_path / "cli.db")
+    for name in ("DATABASE_URL", "NATS_URL", "CRYPTO_SECRET"):
+        monkeypatch.setenv(name, service_env[name])
+    monkeypatch.setenv("VELOERA_DATA_DIR", str(tmp_path / "data"))
+    assert main(["import", "--from", str(path), "--dry-run", "--source-name", "cli"]) == 0
+    printed = capsys.readouterr().out
+    assert "(dry run)" in printed and "unknown option ChatLink" in printed
+    missing = main(["import", "--from", str(tmp_path / "absent.db")])
+    assert missing == 2 and "no SQLite database" in capsys.readouterr().err
