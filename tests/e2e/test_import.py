@@ -35,6 +35,7 @@ from tests.e2e.upstream_db import (
     Upstream,
     new_api,
     one_api,
+    veloera,
     write_postgres,
     write_sqlite,
 )
@@ -329,3 +330,45 @@ def test_veloera_import_command_dry_run(
     assert "(dry run)" in printed and "unknown option ChatLink" in printed
     missing = main(["import", "--from", str(tmp_path / "absent.db")])
     assert missing == 2 and "no SQLite database" in capsys.readouterr().err
+
+
+async def test_veloera_subscription_balances_and_gift_codes(
+    world: World, service_env: dict[str, str], billing_addr: str, tmp_path: Path
+) -> None:
+    upstream = veloera(upstream_url=world.fake.url, model_ratio=await current_ratios(world.root))
+    path = write_sqlite(upstream, tmp_path / "veloera.db")
+    report, printed = await run_cli(settings(service_env, str(path)), service_env)
+    assert report.ok, printed
+    assert report.product.startswith("veloera")
+    assert counts(report)["redemptions"] == (3, 0)
+    uses = report.tables["redemption_logs"]
+    assert (uses.imported, dict(uses.skipped)) == (2, {"code or user was not imported": 1})
+
+    ids = await user_ids(service_env, [upstream.usernames["alice"]])
+    [alice_id] = ids.values()
+    [wallet] = await fetch(
+        service_env,
+        "SELECT quota, subscription_quota FROM billing.wallets WHERE user_id = $1",
+        alice_id,
+    )
+    assert (wallet["quota"], wallet["subscription_quota"]) == (5_000_000, 3_000)
+    assert (await check_ledger(billing_addr, [alice_id])).consistent
+    gift = upstream.rows("redemptions")[2]
+    [code] = await fetch(
+        service_env,
+        "SELECT id, is_gift, max_uses, used_count, valid_until FROM billing.redemptions"
+        " WHERE key = $1",
+        gift["key"],
+    )
+    assert (code["is_gift"], code["max_uses"], code["used_count"]) == (True, 10, 2)
+    assert code["valid_until"] == gift["valid_until"]
+    used_by = await fetch(
+        service_env, "SELECT user_id FROM billing.redemption_logs WHERE redemption_id = $1",
+        code["id"],
+    )  # fmt: skip
+    assert alice_id in {row["user_id"] for row in used_by}
+    # The gift code was used by alice already: redeeming it again is refused.
+    alice = await login(world.web_url, upstream.usernames["alice"], OLD_PASSWORD)
+    world.consoles.append(alice)
+    again = await alice.envelope("POST", "/api/user/topup", json={"key": gift["key"]})
+    assert not again["success"]

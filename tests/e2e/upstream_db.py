@@ -318,3 +318,40 @@ def _pg_value(value: Any, kind: str) -> Any:
     from datetime import datetime
 
     return datetime.fromisoformat(str(value)[:19] + "+00:00")
+
+
+def veloera(*, upstream_url: str, model_ratio: dict[str, float]) -> Upstream:
+    """A Veloera (Go) database: new-api's tables plus subscription balances, model prefixes,
+    gift codes with their per-user uses (`redemption_logs`)."""
+    upstream = new_api(upstream_url=upstream_url, model_ratio=model_ratio)
+    upstream.product = "veloera"
+    users = upstream.tables["users"]
+    users.columns["subscription_quota"] = "int"
+    for row in users.rows:
+        row["subscription_quota"] = 3_000 if row["id"] == 2 else 0
+    channels = upstream.tables["channels"]
+    channels.columns["model_prefix"] = "text"
+    channels.columns["system_prompt"] = "text"
+    for row in channels.rows:
+        row["model_prefix"], row["system_prompt"] = "", "Be brief."
+    codes = upstream.tables["redemptions"]
+    codes.columns.update(
+        {"is_gift": "bool", "max_uses": "int", "used_count": "int", "valid_from": "int",
+         "valid_until": "int"}
+    )  # fmt: skip
+    for row in codes.rows:
+        row.update(is_gift=False, max_uses=1, used_count=int(row["status"] == 3), valid_from=0,
+                   valid_until=0)  # fmt: skip
+    codes.rows.append(
+        {"id": 3, "user_id": 1, "key": secrets.token_hex(16), "status": 1, "name": "gift",
+         "quota": 500, "created_time": NOW - DAY, "redeemed_time": 0, "used_user_id": 0,
+         "expired_time": 0, "deleted_at": None, "is_gift": True, "max_uses": 10,
+         "used_count": 2, "valid_from": NOW - DAY, "valid_until": NOW + DAY}
+    )  # fmt: skip
+    upstream.tables["redemption_logs"] = Table(
+        {"id": "int", "redemption_id": "int", "user_id": "int", "used_time": "int"},
+        [{"id": 1, "redemption_id": 3, "user_id": 2, "used_time": NOW - 60},
+         {"id": 2, "redemption_id": 3, "user_id": 3, "used_time": NOW - 30},
+         {"id": 3, "redemption_id": 3, "user_id": 42, "used_time": NOW - 10}],
+    )  # fmt: skip
+    return upstream
