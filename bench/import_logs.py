@@ -94,7 +94,9 @@ class Timed(Bars):
         super().advance(table, count)
 
 
-async def bench(rows: int, dsn: str | None, work: Path, log_batch_size: int) -> None:
+async def bench(
+    rows: int, dsn: str | None, work: Path, log_batch_size: int, log_writers: int
+) -> None:
     source = work / "new-api.db"
     print(f"building a new-api SQLite database with {rows:,} log rows ...", flush=True)
     print(f"  built in {build_source(source, rows):.1f} s", flush=True)
@@ -110,6 +112,7 @@ async def bench(rows: int, dsn: str | None, work: Path, log_batch_size: int) -> 
             database_url=dsn,
             crypto_secret=secrets.token_urlsafe(32),
             log_batch_size=log_batch_size,
+            log_writers=log_writers,
         )
         started = time.perf_counter()
         with progress_bars() as progress:
@@ -134,9 +137,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dsn", help="an existing, migrated-or-empty database to import into")
     parser.add_argument("--log-batch-size", type=int, default=20_000, help="log rows per COPY")
+    parser.add_argument("--log-writers", type=int, default=2, help="connections copying logs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="veloera-import-bench-") as work:
-        asyncio.run(bench(args.rows, args.dsn, Path(work), args.log_batch_size))
+        asyncio.run(bench(args.rows, args.dsn, Path(work), args.log_batch_size, args.log_writers))
 
 
 if __name__ == "__main__":

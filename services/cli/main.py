@@ -174,6 +174,9 @@ def _import_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     cmd.add_argument("--batch-size", type=int, default=1000, help="rows per transaction")
     cmd.add_argument("--log-batch-size", type=int, default=20_000, help="log rows per COPY")
+    cmd.add_argument(
+        "--log-writers", type=int, default=2, help="connections copying log pages at once"
+    )
 
 
 async def run_import_command(args: argparse.Namespace) -> int:
@@ -204,6 +207,7 @@ async def run_import_command(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             batch_size=max(args.batch_size, 1),
             log_batch_size=max(args.log_batch_size, 1),
+            log_writers=max(args.log_writers, 1),
         )
         try:
             report = await import_command(options, nats_url=nats_url, console=Console())

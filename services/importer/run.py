@@ -56,7 +56,6 @@ LOG_SOURCE_COLUMNS = (
     "quota", "prompt_tokens", "completion_tokens", "use_time", "is_stream", "channel_id",
     "token_id", "group", "other", "ip", "client_ip",
 )  # fmt: skip
-LOG_WRITERS = 2  # connections copying log pages at once (this box has two cores)
 # Upstream tables with no home here yet: counted and reported as skipped.
 NOT_IMPORTED = {
     "midjourneys": "Midjourney tasks are not supported yet",
@@ -91,6 +90,7 @@ class ImportSettings:
     dry_run: bool = False
     batch_size: int = 1000
     log_batch_size: int = 20_000
+    log_writers: int = 2  # connections copying log pages at once
 
 
 @dataclass
@@ -104,6 +104,7 @@ class Ctx:
     dry_run: bool
     batch: int
     log_batch: int
+    log_writers: int
     report: Report
     bars: Reporter
     now: int = field(default_factory=lambda: int(time.time()))
@@ -161,7 +162,8 @@ async def _run(
         database_url=settings.database_url, source=source, tables=tables, conn=conn,
         box=SecretBox(settings.crypto_secret),
         name=settings.source_name, dry_run=settings.dry_run, batch=settings.batch_size,
-        log_batch=settings.log_batch_size, report=report, bars=bars,
+        log_batch=settings.log_batch_size, log_writers=max(settings.log_writers, 1),
+        report=report, bars=bars,
     )  # fmt: skip
     await target.ensure_schema(conn)
     outer = conn.transaction() if settings.dry_run else None
@@ -653,13 +655,13 @@ async def _copy_logs(
     done: list[tuple[int, int]],
     last_ids: list[int],
 ) -> None:
-    """Pages are read and converted (in a thread) by one task and copied by LOG_WRITERS tasks,
+    """Pages are read and converted (in a thread) by one task and copied by `log_writers` tasks,
     each on its own connection, so PostgreSQL's index maintenance runs on every core. Pages
     commit out of order, each with its id range (import.log_pages): a resumed run skips
     exactly the rows already copied."""
     present = ctx.tables["logs"]
     queue: asyncio.Queue[tuple[int, int, list[tuple[Any, ...]]] | None] = asyncio.Queue(
-        LOG_WRITERS + 1
+        ctx.log_writers + 1
     )
 
     async def produce() -> None:
@@ -670,7 +672,7 @@ async def _copy_logs(
             if rows:
                 records = await asyncio.to_thread(rewrite.records, rows)
                 await queue.put((int(rows[0][0]), int(rows[-1][0]), records))
-        for _ in range(LOG_WRITERS):
+        for _ in range(ctx.log_writers):
             await queue.put(None)
 
     async def write(conn: target.Conn) -> None:
@@ -686,7 +688,7 @@ async def _copy_logs(
             item.imported += len(records)
             ctx.bars.advance("logs", len(records))
 
-    extra = [await target.connect(ctx.database_url) for _ in range(LOG_WRITERS - 1)]
+    extra = [await target.connect(ctx.database_url) for _ in range(ctx.log_writers - 1)]
     tasks = [asyncio.create_task(produce())]
     tasks += [asyncio.create_task(write(conn)) for conn in (ctx.conn, *extra)]
     try:
