@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sqlite3
 import sys
 from dataclasses import dataclass
@@ -194,9 +195,11 @@ async def run_import_command(args: argparse.Namespace) -> int:
         nats_url = f"nats://127.0.0.1:{settings.embedded_nats_port}"
     try:
         if database_url == "-":
-            pg = EmbeddedPostgres(settings.data_dir / "postgres", settings.embedded_pg_port)
-            await asyncio.to_thread(pg.start)
-            database_url = pg.dsn
+            embedded = EmbeddedPostgres(settings.data_dir / "postgres", settings.embedded_pg_port)
+            database_url = embedded.dsn
+            if not await asyncio.to_thread(_listening, settings.embedded_pg_port):
+                pg = embedded  # `veloera up` is not running: start the server for the import
+                await asyncio.to_thread(pg.start)
         await run_migrations(database_url)
         secret = load_or_create_secrets(settings.data_dir)["CRYPTO_SECRET"]
         options = ImportSettings(
@@ -219,6 +222,14 @@ async def run_import_command(args: argparse.Namespace) -> int:
     finally:
         if pg is not None:
             await asyncio.to_thread(pg.stop)
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

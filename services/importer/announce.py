@@ -7,6 +7,7 @@ NATS reachable is picked up within their refresh intervals or at the next start)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import nats
@@ -21,13 +22,21 @@ CONNECT_TIMEOUT = 3
 
 async def announce(nats_url: str, report: Report, *, routing_version: int) -> bool:
     """Publish the change events; False when NATS could not be reached."""
+
+    async def quiet(_exc: Exception) -> None:  # one warning below instead of one per attempt
+        pass
+
     try:
-        nc = await nats.connect(
-            servers=[nats_url],
-            name="veloera-import",
-            connect_timeout=CONNECT_TIMEOUT,
-            max_reconnect_attempts=0,
-            allow_reconnect=False,
+        nc = await asyncio.wait_for(
+            nats.connect(
+                servers=[nats_url],
+                name="veloera-import",
+                connect_timeout=CONNECT_TIMEOUT,
+                max_reconnect_attempts=0,
+                allow_reconnect=False,
+                error_cb=quiet,
+            ),
+            CONNECT_TIMEOUT * 2,
         )
     except Exception as exc:
         logger.warning("cannot reach NATS at %s to announce the import: %s", nats_url, exc)
