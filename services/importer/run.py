@@ -258,6 +258,8 @@ async def import_options(ctx: Ctx) -> None:
             stored.append((key, 0))
             item.imported += 1
         await target.record(ctx.conn, ctx.name, "options", stored)
+        if ctx.option_keys:  # relays reload options with the routing snapshot
+            await ctx.conn.fetchval(target.BUMP_ROUTING)
     ctx.bars.advance("options", len(rows))
 
 

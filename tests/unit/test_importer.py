@@ -6,8 +6,11 @@ import bcrypt
 import pytest
 
 from services.accounts.passwords import hash_password_sync, needs_rehash, verify_password_sync
+from services.cli.infra import free_port
 from services.importer import convert
+from services.importer.announce import announce
 from services.importer.detect import NotUpstreamDatabase, detect
+from services.importer.report import Report
 from services.importer.sources import MYSQL, POSTGRES, SQLITE
 
 BASE = {"users": {"id", "username"}, "tokens": {"id", "key"}, "channels": {"id", "key"}}
@@ -86,3 +89,14 @@ def test_dialects_quote_reserved_names_and_inline_page_bounds() -> None:
     )
     assert SQLITE.quote("group") == POSTGRES.quote("group") == '"group"'
     assert MYSQL.quote("a`b") == "`a``b`"
+
+
+async def test_announcing_gives_up_when_nats_is_unreachable() -> None:
+    """The import is committed either way; an unreachable NATS is reported, not retried."""
+    report = Report(product="new-api", dry_run=False)
+    assert not await announce(f"nats://127.0.0.1:{free_port()}", report, routing_version=1)
+
+
+def test_missing_columns_read_as_null_so_pages_keep_their_shape() -> None:
+    sql = SQLITE.select_page("logs", ["id", "ip"], key="id", after=0, limit=5, present={"id"})
+    assert sql == 'SELECT "id", NULL AS "ip" FROM "logs" WHERE "id" > 0 ORDER BY "id" LIMIT 5'
