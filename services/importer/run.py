@@ -56,12 +56,14 @@ LOG_SOURCE_COLUMNS = (
     "quota", "prompt_tokens", "completion_tokens", "use_time", "is_stream", "channel_id",
     "token_id", "group", "other", "ip", "client_ip",
 )  # fmt: skip
+QUOTA_DATA_COLUMNS = (
+    "id", "user_id", "username", "model_name", "created_at", "token_used", "count", "quota",
+)  # fmt: skip
 # Upstream tables with no home here yet: counted and reported as skipped.
 NOT_IMPORTED = {
     "midjourneys": "Midjourney tasks are not supported yet",
     "tasks": "asynchronous tasks (Suno) are not supported yet",
     "top_ups": "payment orders stay with the old system (balances are imported)",
-    "quota_data": "usage rollups are rebuilt from new traffic",
     "messages": "inbox messages are not imported",
     "user_messages": "inbox messages are not imported",
 }
@@ -179,6 +181,7 @@ async def _run(
         await import_channels(ctx)
         await import_redemptions(ctx)
         await import_logs(ctx)
+        await import_quota_data(ctx)
         await count_not_imported(ctx)
         await run_checks(ctx)
         await conn.execute(target.FINISH_RUN, run_id, orjson.dumps(report.as_dict()).decode())
@@ -800,6 +803,41 @@ def _append(columns: list[list[Any]], values: Sequence[Any]) -> None:
     """Add one row to column-wise lists (the shape `unnest` inserts take)."""
     for column, value in zip(columns, values, strict=True):
         column.append(value)
+
+
+# ---------------------------------------------------------------- usage rollups
+
+
+async def import_quota_data(ctx: Ctx) -> None:
+    """The hourly usage rollups behind the console's dashboard; rows of one user, model and
+    hour are added together (the source may hold several), past a watermark like logs."""
+    if "quota_data" not in ctx.tables:
+        return
+    item = await _begin(ctx, "quota_data")
+    after = await target.progress(ctx.conn, ctx.name, "quota_data")
+    remaining = await _count_after(ctx, "quota_data", after)
+    item.already = item.source - remaining
+    ctx.bars.advance("quota_data", item.already)
+    users = await target.all_mapped(ctx.conn, ctx.name, "users")
+    present = ctx.tables["quota_data"]
+    async for rows in pages(
+        ctx, "quota_data", QUOTA_DATA_COLUMNS, after=after, limit=ctx.log_batch, present=present
+    ):
+        columns: list[list[Any]] = [[] for _ in range(7)]
+        for _id, user, username, model, created, tokens, count, quota in rows:
+            user_id = users.get(_int(user))
+            if user_id is None:
+                item.skip("user was not imported")
+                continue
+            hour = _int(created) // 3600 * 3600
+            _append(columns, (user_id, _str(username), _str(model), hour, _int(tokens),
+                              _int(count), _int(quota)))  # fmt: skip
+        async with ctx.conn.transaction():
+            if columns[0]:
+                await ctx.conn.execute(target.ADD_QUOTA_DATA, *columns)
+            await ctx.conn.execute(target.SET_PROGRESS, ctx.name, "quota_data", int(rows[-1][0]))
+        item.imported += len(columns[0])
+        ctx.bars.advance("quota_data", len(rows))
 
 
 # ---------------------------------------------------------------- skipped tables and checks

@@ -175,6 +175,18 @@ INSERT INTO billing.pricing_options (key, value) VALUES ($1, $2)
 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
 """
 
+ADD_QUOTA_DATA = """
+INSERT INTO billing.quota_data AS q (user_id, username, model_name, created_at, token_used,
+                                     count, quota)
+SELECT u, max(n), m, to_timestamp(h), sum(t)::bigint, sum(c)::bigint, sum(q)::bigint
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
+            $7::bigint[]) AS x(u, n, m, h, t, c, q)
+GROUP BY u, m, h  -- one row per key: a statement may not update the same row twice
+ORDER BY u, m, h
+ON CONFLICT (user_id, model_name, created_at) DO UPDATE
+    SET token_used = q.token_used + EXCLUDED.token_used, count = q.count + EXCLUDED.count,
+        quota = q.quota + EXCLUDED.quota
+"""
 ENSURE_PARTITION = "SELECT billing.ensure_logs_partition(to_timestamp($1))"
 LOG_COLUMNS = (
     "user_id", "created_at", "type", "content", "username", "token_name", "model_name", "quota",

@@ -169,6 +169,8 @@ async def test_new_api_import_keeps_keys_passwords_balances_and_logs(
     assert counts(report)["redemptions"] == (2, 0)
     assert counts(report)["logs"] == (13, 0)
     assert report.tables["midjourneys"].skipped == {"Midjourney tasks are not supported yet": 1}
+    quota_data = report.tables["quota_data"]
+    assert (quota_data.imported, dict(quota_data.skipped)) == (2, {"user was not imported": 1})
     assert report.tables["users"].notes["negative balance imported as 0"] == 1
     assert report.tables["channels"].notes["model_mapping is not a JSON object: dropped"] == 1
 
@@ -208,6 +210,16 @@ async def test_new_api_import_keeps_keys_passwords_balances_and_logs(
     newest = (await alice.call("GET", "/api/log/self", params={"type": CONSUME}))["items"][0]
     assert newest["quota"] == spent and newest["model_name"] == upstream.model
 
+    # The dashboard's hourly rollups: the source's two rows of one hour added together.
+    [hour] = await fetch(
+        service_env,
+        "SELECT count, quota, token_used FROM billing.quota_data"
+        " WHERE user_id = $1 AND model_name = $2 AND created_at < now() - interval '1 hour'",
+        alice.user_id,
+        upstream.model,
+    )
+    assert (hour["count"], hour["quota"], hour["token_used"]) == (2, 200, 30)
+
     ids = await user_ids(service_env, list(names.values()))
     assert len(ids) == 4
     ledger = await check_ledger(billing_addr, list(ids.values()))
@@ -217,6 +229,7 @@ async def test_new_api_import_keeps_keys_passwords_balances_and_logs(
     again, _ = await run_cli(options, service_env)
     assert again.changed == 0 and again.ok
     assert counts(again)["users"] == (0, 4) and counts(again)["logs"] == (0, 13)
+    assert counts(again)["quota_data"] == (0, 3)
     rows = await fetch(
         service_env,
         "SELECT count(*) AS n FROM billing.logs WHERE username = $1 AND model_name = $2",

@@ -185,6 +185,15 @@ def new_api(*, upstream_url: str, model_ratio: dict[str, float]) -> Upstream:
             "midjourneys": Table({"id": "int", "user_id": "int", "mj_id": "text"},
                                  [{"id": 1, "user_id": 2, "mj_id": "x"}]),
             "tasks": Table({"id": "int", "user_id": "int", "task_id": "text"}, []),
+            "quota_data": Table(
+                {"id": "int", "user_id": "int", "username": "text", "model_name": "text",
+                 "created_at": "int", "token_used": "int", "count": "int", "quota": "int"},
+                [{"id": i, "user_id": 2, "username": names["alice"], "model_name": model,
+                  "created_at": NOW // 3600 * 3600 - 7200, "token_used": 15, "count": 1,
+                  "quota": 100} for i in (1, 2)]
+                + [{"id": 3, "user_id": 99, "username": "nobody", "model_name": model,
+                    "created_at": NOW - 7200, "token_used": 1, "count": 1, "quota": 1}],
+            ),
         },
         usernames=names, keys=keys, model=model, channel_key=channel_key,
         access_token=access_token,
