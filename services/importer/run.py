@@ -1,27 +1,25 @@
 """The import itself: options, users (wallets), keys, channels, codes, logs, then checks.
 
 Order matters: users before everything that references them. Each batch commits with its id
-mappings (resumable, idempotent); logs are copied in pages by source id with COPY, the last
-committed id kept in import.progress. A dry run does all of it inside one transaction that is
-rolled back, so it reports exactly what a real run would do, conflicts included.
+mappings (resumable, idempotent); logs are copied in pages by source id with COPY (`logs.py`).
+A dry run does all of it inside one transaction that is rolled back, so it reports exactly what
+a real run would do, conflicts included.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from services.accounts import user_rules
 from services.importer import convert, target
+from services.importer.context import Ctx, Quiet, Reporter, append_row, begin, pages
 from services.importer.detect import Product, detect
+from services.importer.logs import import_logs, import_quota_data
 from services.importer.report import Check, Report, TableReport
-from services.importer.sources import Row, Source, open_source, schema
+from services.importer.sources import Source, open_source, schema
 from services.shared.crypto import SecretBox
 
 # Columns read from each upstream table (whichever of them the source has).
@@ -51,14 +49,6 @@ REDEMPTION_COLUMNS = (
     "used_user_id", "valid_from", "valid_until", "expired_time", "is_gift", "max_uses",
     "used_count", "deleted_at",
 )  # fmt: skip
-LOG_SOURCE_COLUMNS = (
-    "id", "user_id", "created_at", "type", "content", "username", "token_name", "model_name",
-    "quota", "prompt_tokens", "completion_tokens", "use_time", "is_stream", "channel_id",
-    "token_id", "group", "other", "ip", "client_ip",
-)  # fmt: skip
-QUOTA_DATA_COLUMNS = (
-    "id", "user_id", "username", "model_name", "created_at", "token_used", "count", "quota",
-)  # fmt: skip
 # Upstream tables with no home here yet: counted and reported as skipped.
 NOT_IMPORTED = {
     "midjourneys": "Midjourney tasks are not supported yet",
@@ -67,20 +57,6 @@ NOT_IMPORTED = {
     "messages": "inbox messages are not imported",
     "user_messages": "inbox messages are not imported",
 }
-
-
-class Reporter(Protocol):
-    def begin(self, table: str, total: int) -> None: ...
-
-    def advance(self, table: str, count: int) -> None: ...
-
-
-class Quiet:
-    def begin(self, table: str, total: int) -> None:
-        pass
-
-    def advance(self, table: str, count: int) -> None:
-        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,37 +69,6 @@ class ImportSettings:
     batch_size: int = 1000
     log_batch_size: int = 20_000
     log_writers: int = 2  # connections copying log pages at once
-
-
-@dataclass
-class Ctx:
-    database_url: str
-    source: Source
-    tables: dict[str, set[str]]
-    conn: target.Conn
-    box: SecretBox
-    name: str
-    dry_run: bool
-    batch: int
-    log_batch: int
-    log_writers: int
-    report: Report
-    bars: Reporter
-    now: int = field(default_factory=lambda: int(time.time()))
-    pending_inviters: list[tuple[int, int]] = field(default_factory=list)
-    # Wallets this run opened: user id -> (quota, subscription, used quota) from the source.
-    opened: dict[int, tuple[int, int, int]] = field(default_factory=dict)
-    root_user_id: int = 0
-    option_keys: list[str] = field(default_factory=list)
-    pricing_keys: list[str] = field(default_factory=list)
-
-    def columns(self, table: str, wanted: Sequence[str]) -> list[str]:
-        present = self.tables.get(table, set())
-        return [c for c in wanted if c in present]
-
-    async def count(self, table: str) -> int:
-        rows = await self.source.fetch(self.source.dialect.count(table))
-        return int(rows[0][0])
 
 
 async def run_import(
@@ -192,52 +137,13 @@ async def _run(
     return report
 
 
-async def pages(
-    ctx: Ctx,
-    table: str,
-    columns: Sequence[str],
-    *,
-    after: int = 0,
-    limit: int = 0,
-    present: set[str] | None = None,
-) -> AsyncIterator[list[Row]]:
-    """Rows in source id order, one page at a time; the next page is read while the caller
-    writes the current one."""
-    dialect, size = ctx.source.dialect, limit or ctx.batch
-
-    async def read(start: int) -> list[Row]:
-        sql = dialect.select_page(
-            table, columns, key="id", after=start, limit=size, present=present
-        )
-        return await ctx.source.fetch(sql)
-
-    pending = asyncio.ensure_future(read(after))
-    try:
-        while True:
-            rows = await pending
-            if not rows:
-                return
-            pending = asyncio.ensure_future(read(int(rows[-1][0])))
-            yield rows
-    finally:
-        if not pending.done():
-            pending.cancel()
-
-
-async def _begin(ctx: Ctx, table: str) -> TableReport:
-    item = ctx.report.table(table)
-    item.source = await ctx.count(table) if table in ctx.tables else 0
-    ctx.bars.begin(table, item.source)
-    return item
-
-
 # ---------------------------------------------------------------- options
 
 
 async def import_options(ctx: Ctx) -> None:
     if "options" not in ctx.tables:
         return
-    item = await _begin(ctx, "options")
+    item = await begin(ctx, "options")
     rows = await ctx.source.fetch(ctx.source.dialect.select_all("options", ["key", "value"]))
     async with ctx.conn.transaction():
         done = await target.mapped(ctx.conn, ctx.name, "options", [str(r[0]) for r in rows])
@@ -270,7 +176,7 @@ async def import_options(ctx: Ctx) -> None:
 
 
 async def import_users(ctx: Ctx) -> None:
-    item = await _begin(ctx, "users")
+    item = await begin(ctx, "users")
     columns = ctx.columns("users", USER_COLUMNS)
     async for rows in pages(ctx, "users", columns):
         records = [dict(zip(columns, row, strict=True)) for row in rows]
@@ -337,7 +243,7 @@ async def _user_batch(ctx: Ctx, item: TableReport, records: list[dict[str, Any]]
             u.wechat_id, u.telegram_id, u.linux_do_id, u.idc_flare_id, u.created_at,
             u.deleted_at,
         )  # fmt: skip
-        _append(columns, values)
+        append_row(columns, values)
         fresh.append((source_id, u))
     if not fresh:
         return
@@ -366,13 +272,13 @@ async def _open_wallets(
             user_id, u.quota, u.subscription_quota, u.used_quota, u.request_count, u.aff_quota,
             u.aff_history,
         )  # fmt: skip
-        _append(wallets, values)
+        append_row(wallets, values)
         if u.quota or u.subscription_quota:
             entry = (
                 user_id, f"import:{ctx.name}:user:{source_id}", u.quota, u.subscription_quota,
                 f"opening balance imported (source user {source_id})",
             )  # fmt: skip
-            _append(ledger, entry)
+            append_row(ledger, entry)
     await ctx.conn.execute(target.INSERT_WALLETS, *wallets)
     if ledger[0]:
         await ctx.conn.execute(target.INSERT_OPENING, *ledger)
@@ -398,7 +304,7 @@ async def _resolve_inviters(ctx: Ctx) -> None:
 
 
 async def import_tokens(ctx: Ctx) -> None:
-    item = await _begin(ctx, "tokens")
+    item = await begin(ctx, "tokens")
     users = await target.all_mapped(ctx.conn, ctx.name, "users")
     columns = ctx.columns("tokens", TOKEN_COLUMNS)
     async for rows in pages(ctx, "tokens", columns):
@@ -440,7 +346,7 @@ async def _token_batch(
             tok.rate_limit_enabled, tok.rate_limit_period, tok.rate_limit_count,
             tok.rate_limit_success,
         )  # fmt: skip
-        _append(columns, values)
+        append_row(columns, values)
     if not wanted:
         return
     inserted = {
@@ -454,7 +360,7 @@ async def _token_batch(
             item.skip("the same key already exists here")
             continue
         pairs.append((str(source_id), token_id))
-        _append(budgets, (token_id, user_id, tok.remain_quota, tok.used_quota, tok.unlimited))
+        append_row(budgets, (token_id, user_id, tok.remain_quota, tok.used_quota, tok.unlimited))
     await ctx.conn.execute(target.INSERT_BUDGETS, *budgets)
     await target.record(ctx.conn, ctx.name, "tokens", pairs)
     item.imported += len(pairs)
@@ -464,7 +370,7 @@ async def _token_batch(
 
 
 async def import_channels(ctx: Ctx) -> None:
-    item = await _begin(ctx, "channels")
+    item = await begin(ctx, "channels")
     columns = ctx.columns("channels", CHANNEL_COLUMNS)
     abilities = await _source_abilities(ctx)
     ability_report = ctx.report.table("abilities")
@@ -533,7 +439,7 @@ async def _channel(
             routable and convert.flag(ability.get("enabled", True)),
             convert.text(ability.get("tag")) or value.tag,
         )  # fmt: skip
-        _append(columns, values)
+        append_row(columns, values)
     await ctx.conn.execute(target.INSERT_ABILITIES, *columns)
     ctx.report.table("abilities").imported += len(rows)
     await target.record(ctx.conn, ctx.name, "channels", [(str(record["id"]), channel_id)])
@@ -546,7 +452,7 @@ async def _channel(
 async def import_redemptions(ctx: Ctx) -> None:
     if "redemptions" not in ctx.tables:
         return
-    item = await _begin(ctx, "redemptions")
+    item = await begin(ctx, "redemptions")
     users = await target.all_mapped(ctx.conn, ctx.name, "users")
     columns = ctx.columns("redemptions", REDEMPTION_COLUMNS)
     async for rows in pages(ctx, "redemptions", columns):
@@ -583,7 +489,7 @@ async def _redemption_batch(
             code.created_time, code.redeemed_time, users.get(code.source_used_user_id, 0),
             code.valid_from, code.valid_until, code.is_gift, code.max_uses, code.used_count,
         )  # fmt: skip
-        _append(columns, values)
+        append_row(columns, values)
     if not wanted:
         return
     inserted = {
@@ -596,7 +502,7 @@ async def _redemption_batch(
 
 
 async def _redemption_logs(ctx: Ctx, users: dict[int, int]) -> None:
-    item = await _begin(ctx, "redemption_logs")
+    item = await begin(ctx, "redemption_logs")
     codes = await target.all_mapped(ctx.conn, ctx.name, "redemptions")
     columns = ctx.columns("redemption_logs", ("id", "redemption_id", "user_id", "used_time"))
     async for rows in pages(ctx, "redemption_logs", columns):
@@ -622,222 +528,6 @@ async def _redemption_logs(ctx: Ctx, users: dict[int, int]) -> None:
                     ctx.conn, ctx.name, "redemption_logs", [(str(r["id"]), 0) for r in keep]
                 )
         ctx.bars.advance("redemption_logs", len(rows))
-
-
-# ---------------------------------------------------------------- logs
-
-
-async def import_logs(ctx: Ctx) -> None:
-    if "logs" not in ctx.tables:
-        return
-    item = await _begin(ctx, "logs")
-    after = await target.progress(ctx.conn, ctx.name, "logs")
-    done = [(r["first_id"], r["last_id"]) for r in await ctx.conn.fetch(target.LOG_PAGES, ctx.name)]
-    remaining = await _count_after(ctx, "logs", after) - await _count_within(ctx, done)
-    item.already = item.source - remaining
-    ctx.bars.advance("logs", item.already)
-    if ctx.dry_run:
-        item.imported = remaining
-        ctx.bars.advance("logs", remaining)
-        return
-    await _ensure_partitions(ctx, after)
-    rewrite = await LogRewriter.load(ctx)
-    last_ids = [after, *(last for _, last in done)]
-    await _copy_logs(ctx, item, rewrite, after=after, done=done, last_ids=last_ids)
-    async with ctx.conn.transaction():  # every page is in: one watermark instead of the pages
-        await ctx.conn.execute(target.SET_PROGRESS, ctx.name, "logs", max(last_ids))
-        await ctx.conn.execute(target.FORGET_LOG_PAGES, ctx.name)
-    if rewrite.without_user:
-        item.notes["user was not imported: kept without a user"] += rewrite.without_user
-
-
-async def _copy_logs(
-    ctx: Ctx,
-    item: TableReport,
-    rewrite: LogRewriter,
-    *,
-    after: int,
-    done: list[tuple[int, int]],
-    last_ids: list[int],
-) -> None:
-    """Pages are read and converted (in a thread) by one task and copied by `log_writers` tasks,
-    each on its own connection, so PostgreSQL's index maintenance runs on every core. Pages
-    commit out of order, each with its id range (import.log_pages): a resumed run skips
-    exactly the rows already copied."""
-    present = ctx.tables["logs"]
-    queue: asyncio.Queue[tuple[int, int, list[tuple[Any, ...]]] | None] = asyncio.Queue(
-        ctx.log_writers + 1
-    )
-
-    async def produce() -> None:
-        async for page in pages(
-            ctx, "logs", LOG_SOURCE_COLUMNS, after=after, limit=ctx.log_batch, present=present
-        ):
-            rows = [r for r in page if not _within(int(r[0]), done)] if done else page
-            if rows:
-                records = await asyncio.to_thread(rewrite.records, rows)
-                await queue.put((int(rows[0][0]), int(rows[-1][0]), records))
-        for _ in range(ctx.log_writers):
-            await queue.put(None)
-
-    async def write(conn: target.Conn) -> None:
-        while (page := await queue.get()) is not None:
-            first_id, last_id, records = page
-            async with conn.transaction():
-                await conn.copy_records_to_table(
-                    "logs", schema_name="billing", records=records,
-                    columns=target.LOG_COLUMNS, timeout=300,
-                )  # fmt: skip
-                await conn.execute(target.ADD_LOG_PAGE, ctx.name, first_id, last_id)
-            last_ids.append(last_id)
-            item.imported += len(records)
-            ctx.bars.advance("logs", len(records))
-
-    extra = [await target.connect(ctx.database_url) for _ in range(ctx.log_writers - 1)]
-    tasks = [asyncio.create_task(produce())]
-    tasks += [asyncio.create_task(write(conn)) for conn in (ctx.conn, *extra)]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for conn in extra:
-            await conn.close()
-
-
-def _within(source_id: int, ranges: list[tuple[int, int]]) -> bool:
-    return any(first <= source_id <= last for first, last in ranges)
-
-
-async def _count_within(ctx: Ctx, ranges: list[tuple[int, int]]) -> int:
-    dialect, key = ctx.source.dialect, ctx.source.dialect.quote("id")
-    total = 0
-    for first, last in ranges:
-        sql = f"{dialect.count('logs')} WHERE {key} >= {int(first)} AND {key} <= {int(last)}"
-        total += int((await ctx.source.fetch(sql))[0][0])
-    return total
-
-
-async def _count_after(ctx: Ctx, table: str, after: int) -> int:
-    dialect = ctx.source.dialect
-    sql = f"{dialect.count(table)} WHERE {dialect.quote('id')} > {int(after)}"
-    return int((await ctx.source.fetch(sql))[0][0])
-
-
-async def _ensure_partitions(ctx: Ctx, after: int) -> None:
-    """Monthly partitions for the months the source logs cover (else they land in the default
-    partition, where time-window queries cannot prune them)."""
-    dialect = ctx.source.dialect
-    sql = f"{dialect.max_min('logs', 'created_at')} WHERE {dialect.quote('id')} > {int(after)}"
-    low, high = (await ctx.source.fetch(sql))[0]
-    if low is None:
-        return
-    month = datetime.fromtimestamp(int(low), UTC).replace(day=1, hour=0, minute=0, second=0)
-    end = datetime.fromtimestamp(int(high), UTC)
-    while month <= end:
-        await ctx.conn.execute(target.ENSURE_PARTITION, month.timestamp())
-        month = month.replace(year=month.year + month.month // 12, month=month.month % 12 + 1)
-
-
-@dataclass
-class LogRewriter:
-    """Source log rows (LOG_SOURCE_COLUMNS, absent ones NULL) -> COPY records: ids rewritten to
-    ours, times to timestamps. The hot loop of a big import: one tuple unpack per row and type
-    checks instead of conversions for the values drivers already return typed."""
-
-    users: dict[int, int]
-    tokens: dict[int, int]
-    channels: dict[int, int]
-    channel_names: dict[int, str]
-    without_user: int = 0
-
-    @classmethod
-    async def load(cls, ctx: Ctx) -> LogRewriter:
-        names: dict[int, str] = {}
-        if {"id", "name"} <= ctx.tables.get("channels", set()):
-            for cid, name in await ctx.source.fetch(
-                ctx.source.dialect.select_all("channels", ["id", "name"])
-            ):
-                names[int(cid)] = convert.text(name)
-        return cls(
-            users=await target.all_mapped(ctx.conn, ctx.name, "users"),
-            tokens=await target.all_mapped(ctx.conn, ctx.name, "tokens"),
-            channels=await target.all_mapped(ctx.conn, ctx.name, "channels"),
-            channel_names=names,
-        )
-
-    def records(self, rows: list[Row]) -> list[tuple[Any, ...]]:
-        users, tokens, channels, names = self.users, self.tokens, self.channels, self.channel_names
-        out: list[tuple[Any, ...]] = []
-        append, fromts, other = out.append, datetime.fromtimestamp, convert.log_other
-        for (
-            _id, user, created, kind, content, username, token_name, model, quota, prompt,
-            completion, use_time, stream, channel, token, group, extra, ip, client_ip,
-        ) in rows:  # fmt: skip
-            user = _int(user)
-            user_id = users.get(user, 0)
-            if not user_id and user:
-                self.without_user += 1
-            channel = _int(channel)
-            use_time = _int(use_time)
-            append((
-                user_id, fromts(_int(created), UTC), _int(kind), _str(content),
-                _str(username), _str(token_name), _str(model), _int(quota), _int(prompt),
-                _int(completion), use_time, bool(stream), channels.get(channel, 0),
-                names.get(channel, ""), tokens.get(_int(token), 0), _str(group), other(extra),
-                _str(client_ip if client_ip is not None else ip), use_time * 1000,
-            ))  # fmt: skip
-        return out
-
-
-def _int(value: Any) -> int:
-    return value if type(value) is int else convert.integer(value)
-
-
-def _str(value: Any) -> str:
-    return value if type(value) is str else convert.text(value)
-
-
-def _append(columns: list[list[Any]], values: Sequence[Any]) -> None:
-    """Add one row to column-wise lists (the shape `unnest` inserts take)."""
-    for column, value in zip(columns, values, strict=True):
-        column.append(value)
-
-
-# ---------------------------------------------------------------- usage rollups
-
-
-async def import_quota_data(ctx: Ctx) -> None:
-    """The hourly usage rollups behind the console's dashboard; rows of one user, model and
-    hour are added together (the source may hold several), past a watermark like logs."""
-    if "quota_data" not in ctx.tables:
-        return
-    item = await _begin(ctx, "quota_data")
-    after = await target.progress(ctx.conn, ctx.name, "quota_data")
-    remaining = await _count_after(ctx, "quota_data", after)
-    item.already = item.source - remaining
-    ctx.bars.advance("quota_data", item.already)
-    users = await target.all_mapped(ctx.conn, ctx.name, "users")
-    present = ctx.tables["quota_data"]
-    async for rows in pages(
-        ctx, "quota_data", QUOTA_DATA_COLUMNS, after=after, limit=ctx.log_batch, present=present
-    ):
-        columns: list[list[Any]] = [[] for _ in range(7)]
-        for _id, user, username, model, created, tokens, count, quota in rows:
-            user_id = users.get(_int(user))
-            if user_id is None:
-                item.skip("user was not imported")
-                continue
-            hour = _int(created) // 3600 * 3600
-            _append(columns, (user_id, _str(username), _str(model), hour, _int(tokens),
-                              _int(count), _int(quota)))  # fmt: skip
-        async with ctx.conn.transaction():
-            if columns[0]:
-                await ctx.conn.execute(target.ADD_QUOTA_DATA, *columns)
-            await ctx.conn.execute(target.SET_PROGRESS, ctx.name, "quota_data", int(rows[-1][0]))
-        item.imported += len(columns[0])
-        ctx.bars.advance("quota_data", len(rows))
 
 
 # ---------------------------------------------------------------- skipped tables and checks
