@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -304,6 +305,21 @@ async def test_one_api_on_postgres_resumes_after_an_interruption(
             {**await current_ratios(world.root), upstream.model: 1.0})},
     )  # fmt: skip
     assert await charged_after_chat(world, alice, upstream.keys["alice"], upstream.model) > 0
+
+    # The old system wrote one more log row before it was stopped: a last run brings only it.
+    source = await asyncpg.connect(dsn)
+    try:
+        await source.execute(
+            "INSERT INTO logs (id, user_id, created_at, type, content, username, token_name,"
+            " model_name, quota, prompt_tokens, completion_tokens, channel_id, is_stream)"
+            " VALUES (6, 7, $1, 2, '', $2, 'one key', $3, 10, 1, 1, 1, false)",
+            int(time.time()), name, upstream.model,
+        )  # fmt: skip
+    finally:
+        await source.close()
+    last, _ = await run_cli(options, service_env)
+    assert last.changed == 1 and counts(last)["logs"] == (1, 5)
+    assert (await fetch(service_env, LOGS_OF, name))[0]["n"] == 7  # 6 imported + the chat
 
 
 async def test_mysql_dialect_reads_the_same_fixture(
