@@ -113,6 +113,8 @@ async def _run(
         report=report, bars=bars,
     )  # fmt: skip
     await target.ensure_schema(conn)
+    if not await conn.fetchval(target.TRY_LOCK):  # released when the connection closes
+        raise RuntimeError("another veloera import is running against this database")
     outer = conn.transaction() if settings.dry_run else None
     if outer is not None:
         await outer.start()

@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS import.runs (
 );
 """
 
+# One import at a time per target database (session lock, held by the run's connection).
+TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext('veloera-import'))"
+
 MAPPED = """
 SELECT source_id, target_id FROM import.id_map
 WHERE source = $1 AND entity = $2 AND source_id = ANY($3::text[])

@@ -401,3 +401,16 @@ async def test_veloera_subscription_balances_and_gift_codes(
     world.consoles.append(alice)
     again = await alice.envelope("POST", "/api/user/topup", json={"key": gift["key"]})
     assert not again["success"]
+
+
+async def test_a_second_import_at_the_same_time_is_refused(
+    world: World, service_env: dict[str, str], new_api_db: tuple[Upstream, Path]
+) -> None:
+    _, path = new_api_db
+    holder = await asyncpg.connect(service_env["DATABASE_URL"])
+    try:
+        await holder.fetchval("SELECT pg_advisory_lock(hashtext('veloera-import'))")
+        with pytest.raises(RuntimeError, match="another veloera import is running"):
+            await run_import(settings(service_env, str(path)))
+    finally:
+        await holder.close()
