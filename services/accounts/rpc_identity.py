@@ -11,7 +11,7 @@ from veloera.accounts.v1 import accounts_pb2 as pb
 from services.accounts import channels_repo, convert, events, login_guard, user_rules, users_repo
 from services.accounts.deps import Deps, now
 from services.accounts.metrics import LOGINS
-from services.accounts.passwords import hash_password, verify_password
+from services.accounts.passwords import hash_password, needs_rehash, verify_password
 from services.accounts.roles import ENABLED, ROOT
 from services.shared.crypto import random_key
 from services.shared.errors import (
@@ -89,9 +89,16 @@ class IdentityRpcs:
             raise Unauthenticated("username or password is wrong", code="invalid_credentials")
         session_id = secrets.token_urlsafe(32)
         expires_at = stamp + SESSION_SECONDS
+        # An imported bcrypt hash (or outdated argon2 parameters) becomes argon2 now that the
+        # password is known.
+        new_hash = await hash_password(request.password) if needs_rehash(stored_hash) else ""
         async with self._deps.pool.acquire() as conn, conn.transaction():
             await login_guard.succeeded(conn, attempt)
             if row["status"] == ENABLED:
+                if new_hash:
+                    await users_repo.update_user(
+                        conn, user_id=row["id"], changes={"password_hash": new_hash}
+                    )
                 await users_repo.insert_session(
                     conn, id_hash=self._deps.box.lookup_hash(session_id), user_id=row["id"],
                     now=stamp, expires_at=expires_at, client_ip=client_ip,

@@ -1,4 +1,5 @@
-"""The `veloera` command: `veloera up` runs the whole system, `veloera migrate` the migrations."""
+"""The `veloera` command: `veloera up` runs the whole system, `veloera migrate` the migrations,
+`veloera import` moves a new-api, one-api or Veloera (Go) database in."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,11 +241,27 @@ def print_banner(settings: UpSettings) -> None:
     )
 
 
+def run_importer(args: list[str]) -> int:
+    """`veloera import ...` runs `python -m services.importer ...`: the importer reuses
+    accounts' validation rules, and this command imports no service (it starts them all as
+    processes, this one included)."""
+    command = [sys.executable, "-m", "services.importer", *args]
+    return subprocess.run(command, check=False).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="veloera", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="run the whole system on this machine")
     commands.add_parser("migrate", help="apply database migrations (DATABASE_URL)")
+    commands.add_parser(
+        "import",
+        help="move in from a new-api, one-api or Veloera (Go) database (--help for options)",
+        add_help=False,
+    )
+    given = sys.argv[1:] if argv is None else argv
+    if given[:1] == ["import"]:
+        return run_importer(given[1:])
     args = parser.parse_args(argv)
     configure_logging("veloera", os.environ.get("LOG_LEVEL", "INFO"))
     if args.command == "migrate":

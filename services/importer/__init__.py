@@ -1,0 +1,1 @@
+"""`veloera import`: move a new-api, one-api or Veloera (Go) database into this system."""
