@@ -80,6 +80,7 @@ class AccountsServiceStub:
     ResetPassword: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ResetPasswordRequest, _accounts_pb2.ResetPasswordResponse]
     Authenticate: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateRequest, _accounts_pb2.AuthenticateResponse]
     GetRoutingSnapshot: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingSnapshotRequest, _accounts_pb2.RoutingSnapshot]
+    GetRoutingDelta: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingDeltaRequest, _accounts_pb2.RoutingDelta]
 
 @_typing.type_check_only
 class AccountsServiceAsyncStub(AccountsServiceStub):
@@ -131,6 +132,7 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     ResetPassword: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ResetPasswordRequest, _accounts_pb2.ResetPasswordResponse]  # type: ignore[assignment]
     Authenticate: _aio.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateRequest, _accounts_pb2.AuthenticateResponse]  # type: ignore[assignment]
     GetRoutingSnapshot: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingSnapshotRequest, _accounts_pb2.RoutingSnapshot]  # type: ignore[assignment]
+    GetRoutingDelta: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingDeltaRequest, _accounts_pb2.RoutingDelta]  # type: ignore[assignment]
 
 class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -461,5 +463,12 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _accounts_pb2.GetRoutingSnapshotRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.RoutingSnapshot, _abc.Awaitable[_accounts_pb2.RoutingSnapshot]]: ...
+
+    @_abc_1.abstractmethod
+    def GetRoutingDelta(
+        self,
+        request: _accounts_pb2.GetRoutingDeltaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.RoutingDelta, _abc.Awaitable[_accounts_pb2.RoutingDelta]]: ...
 
 def add_AccountsServiceServicer_to_server(servicer: AccountsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
