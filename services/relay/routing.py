@@ -10,9 +10,9 @@ import logging
 import random
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, field
 from itertools import accumulate
 from sys import intern
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -504,9 +504,7 @@ def _by_channel(
 
 
 def _plain(route: Route) -> list[tuple[int, list[tuple[int, int]]]]:
-    return [
-        (tier.priority, list(zip(tier.ids, tier.weights, strict=True))) for tier in route.tiers
-    ]
+    return [(tier.priority, list(zip(tier.ids, tier.weights, strict=True))) for tier in route.tiers]
 
 
 def pick_weighted(pool: Collection[Candidate], rng: random.Random | None = None) -> ChannelInfo:

@@ -89,7 +89,9 @@ def steps(draw: st.DrawFn) -> list[tuple[list[int], dict[int, Stored | None], bo
     return out
 
 
-def snapshot_of(version: int, db: dict[int, Stored], options: list[pb.Option]) -> pb.RoutingSnapshot:
+def snapshot_of(
+    version: int, db: dict[int, Stored], options: list[pb.Option]
+) -> pb.RoutingSnapshot:
     routable = [db[cid] for cid in sorted(db) if db[cid].channel.status in ROUTABLE]
     return pb.RoutingSnapshot(
         version=version,
