@@ -10,6 +10,7 @@ much), the full snapshot is decoded and indexed in a worker thread and the refer
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 
@@ -70,6 +71,9 @@ class SnapshotStore:
         )
         table = await asyncio.to_thread(_build, data)
         self.table = table
+        # Long-lived like start-up's objects (services/shared/gctune.py): keep its million
+        # objects out of the collector's full passes; the old table goes by reference counting.
+        gc.freeze()
         ROUTING_UPDATES.labels("full").inc()
         _observe(table)
         logger.info(
