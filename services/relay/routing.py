@@ -159,20 +159,37 @@ Placement = tuple[str, int, int, tuple[str, ...]]
 
 
 def placements(abilities: Iterable[accounts_pb2.RoutingAbility]) -> tuple[Placement, ...]:
-    """One channel's enabled abilities; a repeated (group, model) keeps its first row (accounts
-    sends them by priority, highest first)."""
-    seen: set[tuple[str, str]] = set()
-    grouped: dict[tuple[str, int, int], list[str]] = {}
+    """One channel's enabled abilities."""
+    grouped: Grouped = {}
     for ability in abilities:
-        if not ability.enabled:
-            continue
-        group, model = intern(ability.group), intern(ability.model)
-        if (group, model) in seen:
-            continue
-        seen.add((group, model))
-        weight = max(ability.weight, 0) + SMOOTHING
-        grouped.setdefault((group, ability.priority, weight), []).append(model)
-    return tuple((g, p, w, tuple(models)) for (g, p, w), models in grouped.items())
+        _group_ability(grouped, ability)
+    return _placed(grouped)
+
+
+# (group, priority, smoothed weight) -> models: one channel's abilities while they are read
+Grouped = dict[tuple[str, int, int], list[str]]
+
+
+def _group_ability(grouped: Grouped, ability: accounts_pb2.RoutingAbility) -> None:
+    if ability.enabled:
+        key = (intern(ability.group), ability.priority, max(ability.weight, 0) + SMOOTHING)
+        grouped.setdefault(key, []).append(intern(ability.model))
+
+
+def _placed(grouped: Grouped) -> tuple[Placement, ...]:
+    """Placements in a fixed order; a (group, model) listed twice (accounts' primary key
+    forbids it) keeps its highest priority, then weight, whatever order the rows came in."""
+    seen: set[tuple[str, str]] = set()
+    out: list[Placement] = []
+    for group, priority, weight in sorted(grouped, key=lambda k: (k[0], -k[1], -k[2])):
+        models = []
+        for model in grouped[(group, priority, weight)]:
+            if (group, model) not in seen:
+                seen.add((group, model))
+                models.append(model)
+        if models:
+            out.append((group, priority, weight, tuple(models)))
+    return tuple(out)
 
 
 class Tier:
@@ -310,12 +327,14 @@ class RoutingTable:
 
     @classmethod
     def from_snapshot(cls, snapshot: accounts_pb2.RoutingSnapshot) -> RoutingTable:
+        # One pass over the abilities, keeping only interned names: holding half a million
+        # ability objects at once would leave the relay's heap that much larger for good.
+        grouped: dict[int, Grouped] = {}
+        for ability in snapshot.abilities:
+            _group_ability(grouped.setdefault(ability.channel_id, {}), ability)
         table = cls(snapshot.version, _options(snapshot.options))
-        abilities = _by_channel(snapshot.abilities)
         for channel in snapshot.channels:
-            table.replace_channel(
-                channel.id, channel_from_proto(channel), abilities.get(channel.id, ())
-            )
+            table.put(channel_from_proto(channel), _placed(grouped.pop(channel.id, {})))
         return table
 
     def apply_delta(self, delta: accounts_pb2.RoutingDelta) -> Iterator[None]:
@@ -345,6 +364,15 @@ class RoutingTable:
         """Put `channel` with its abilities in place of the stored one (None: it is gone or
         manually disabled)."""
         placed = placements(abilities) if channel is not None and channel.enabled else ()
+        self._replace(channel_id, channel, placed)
+
+    def put(self, channel: ChannelInfo, placed: tuple[Placement, ...]) -> None:
+        """Add or replace `channel`, serving what `placed` says (when it is enabled)."""
+        self._replace(channel.id, channel, placed if channel.enabled else ())
+
+    def _replace(
+        self, channel_id: int, channel: ChannelInfo | None, placed: tuple[Placement, ...]
+    ) -> None:
         old = self.channels.pop(channel_id, None)
         if old is not None:
             self._count(old, -1)
