@@ -9,7 +9,7 @@ import httpx
 from openai.types.chat import ChatCompletionMessageParam
 
 from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import World, eventually, new_customer, sdk
+from tests.e2e.test_chat_flow import World, eventually, new_customer, price_model, sdk
 
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 UPDATES = re.compile(r'^veloera_relay_routing_updates_total\{kind="(\w+)"\} ([0-9.e+]+)$', re.M)
@@ -23,15 +23,17 @@ async def routing_updates(world: World) -> dict[str, float]:
 
 async def test_a_channel_edit_reaches_the_relay_as_a_delta(world: World) -> None:
     customer = await new_customer(world)
+    mapped = customer.model + "-mapped"
+    await price_model(world.root, mapped)  # billed under the name the channel maps it to
     before = await routing_updates(world)
-    mapping = json.dumps({customer.model: customer.model + "-mapped"})
+    mapping = json.dumps({customer.model: mapped})
     await world.root.call(
         "PUT", "/api/channel/", json={"id": customer.channel_id, "model_mapping": mapping}
     )
 
     async def mapped_upstream() -> bool | None:
         await sdk(world, customer.key).chat.completions.create(model=customer.model, messages=HI)
-        return True if world.fake.requests_for(customer.model + "-mapped") else None
+        return True if world.fake.requests_for(mapped) else None
 
     await eventually(mapped_upstream, within=5.0)  # the edit changed where requests go
     after = await routing_updates(world)
