@@ -505,11 +505,6 @@ class RoutingTable:
         channel = self.channels.get(channel_id)
         return channel if channel is not None and channel.enabled else None
 
-    def tiers(self, group: str, model: str) -> tuple[tuple[Candidate, ...], ...]:
-        """The tiers `select` walks for exactly (group, model), highest priority first."""
-        route = self._routes.get((group, model))
-        return tuple(tier.candidates() for tier in route.tiers) if route is not None else ()
-
     def index(self) -> dict[str, Any]:
         """Everything routing reads, as plain values (channel ids and weights): two tables
         with equal indexes route every request alike."""

@@ -174,8 +174,8 @@ def test_a_delta_moves_one_channel_between_tiers_and_keeps_the_rest() -> None:
     table = RoutingTable.from_snapshot(snapshot_of(1, db, []))
     db[2] = stored(2, 9)
     table.apply(delta_of(2, [2], db, None))
-    assert [[c.channel.id for c in tier] for tier in table.tiers("default", "m")] == [[2], [1, 3]]
+    assert table.index()["routes"][("default", "m")] == [(9, [(2, 10)]), (0, [(1, 10), (3, 10)])]
     del db[3]
     table.apply(delta_of(3, [3], db, None))
-    assert [[c.channel.id for c in tier] for tier in table.tiers("default", "m")] == [[2], [1]]
+    assert table.index()["routes"][("default", "m")] == [(9, [(2, 10)]), (0, [(1, 10)])]
     assert table.version == 3 and table.pinned(3) is None
