@@ -39,3 +39,19 @@ async def test_a_channel_edit_reaches_the_relay_as_a_delta(world: World) -> None
     after = await routing_updates(world)
     assert after.get("delta", 0) > before.get("delta", 0)
     assert after.get("full", 0) == before.get("full", 0)  # no snapshot was fetched for it
+
+
+async def test_a_change_to_every_channel_makes_the_relay_reload_the_snapshot(world: World) -> None:
+    customer = await new_customer(world)
+    before = await routing_updates(world)
+    await world.root.call("POST", "/api/channel/fix")  # rebuilds every channel's abilities
+
+    async def reloaded() -> dict[str, float] | None:
+        now = await routing_updates(world)
+        return now if now.get("full", 0) > before.get("full", 0) else None
+
+    await eventually(reloaded, within=10.0)
+    reply = await sdk(world, customer.key).chat.completions.create(
+        model=customer.model, messages=HI
+    )
+    assert reply.choices[0].message.content == world.fake.reply_text  # routes from the new table
