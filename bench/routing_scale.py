@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ EDITS_PER_SECOND = 2.0
 LEVELS = (1, 64)
 SIDES = ("direct", "relay", "relay+edits")
 LOAD_TIMEOUT = 180.0  # seconds for the relay to hold the large table
+APPLY = re.compile(
+    r'^veloera_relay_routing_apply_seconds_(count|sum|bucket\{le="0\.005"\}) (\S+)$', re.M
+)
 
 INSERT_CHANNELS = """
 INSERT INTO accounts.channels (type, name, base_url, models, groups, weight, created_time)
@@ -135,6 +139,26 @@ class Editor:
             await asyncio.sleep(max(interval - (time.monotonic() - started), 0.0))
 
 
+async def apply_stats(relay_url: str) -> dict[str, float]:
+    """The relay's delta histogram: count, sum (s), and how many took at most 5 ms."""
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        text = (await client.get(relay_url + "/metrics")).text
+    found = {name.split("{")[0]: float(value) for name, value in APPLY.findall(text)}
+    return {"count": found.get("count", 0.0), "sum": found.get("sum", 0.0),
+            "within_5ms": found.get("bucket", 0.0)}  # fmt: skip
+
+
+def _apply_summary(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    count = after["count"] - before["count"]
+    if count <= 0:
+        return {"deltas": 0, "note": "no veloera_relay_routing_apply_seconds on this relay"}
+    return {
+        "deltas": int(count),
+        "mean_ms": round((after["sum"] - before["sum"]) * 1000 / count, 3),
+        "within_5ms": int(after["within_5ms"] - before["within_5ms"]),
+    }
+
+
 def _rss_mb(pid: int) -> float:
     rss: int = psutil.Process(pid).memory_info().rss
     return round(rss / 2**20, 1)
@@ -158,18 +182,21 @@ async def run(runner: Runner, stack: Stack, config: BenchConfig, channels: int) 
     runner.bases["relay+edits"] = runner.bases["relay"]
     root = await root_console(stack.web_url)
     editor = Editor(root, ids)
+    applied = await apply_stats(stack.relay_url)
     try:
         await _measure(runner, scenario, editor, config)
     finally:
         runner.bases.pop("relay+edits", None)
         await root.aclose()
+    deltas = _apply_summary(applied, await apply_stats(stack.relay_url))
     records = [r for r in runner.records if r.scenario == NAME]
     result = {
         "channels": channels, "models_per_channel": MODELS_PER_CHANNEL,
         "keys_per_channel": KEYS_PER_CHANNEL, "edits_per_second": EDITS_PER_SECOND,
         "relay_rss_mb": {"before": before_mb, "loaded": after_mb, "end": _rss_mb(relay_pid)},
         "load_seconds": round(loaded_s, 1), "edits": editor.done, "edit_errors": editor.failed,
-        "edit_error_kinds": editor.errors, "rows": summarize(records, levels),
+        "edit_error_kinds": editor.errors, "delta_apply": deltas,
+        "rows": summarize(records, levels),
     }  # fmt: skip
     print(render(result), flush=True)
     return result
@@ -253,6 +280,12 @@ def render(result: dict[str, Any]) -> str:
             lines.append(f"  c={level}: edits keep {edited['rps'] / plain['rps']:.0%} of the "
                          f"throughput; p99 {plain['p99']} -> {edited['p99']} ms, max "
                          f"{plain['max']} -> {edited['max']} ms")  # fmt: skip
+    deltas = result["delta_apply"]
+    if deltas.get("deltas"):
+        lines.append(f"  relay event-loop time per delta: {deltas['mean_ms']} ms mean over "
+                     f"{deltas['deltas']} deltas, {deltas['within_5ms']} within 5 ms")  # fmt: skip
+    else:
+        lines.append(f"  relay deltas: {deltas.get('note', 'none')}")
     if result["edit_error_kinds"]:
         lines.append(f"  edit errors: {result['edit_error_kinds']}")
     return "\n".join(lines)

@@ -17,7 +17,7 @@ import time
 import grpc
 from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
-from services.relay.metrics import CHANNELS, KEYS, ROUTING_UPDATES
+from services.relay.metrics import CHANNELS, KEYS, ROUTING_APPLY_SECONDS, ROUTING_UPDATES
 from services.relay.routing import RoutingTable
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,12 @@ class SnapshotStore:
         data = await self._snapshot_bytes(
             accounts_pb2.GetRoutingSnapshotRequest(), timeout=SNAPSHOT_TIMEOUT
         )
-        table = await asyncio.to_thread(_build, data)
+        # Decoded, then indexed, in a worker thread; the wire bytes go before the index is
+        # built and the decoded message right after, so the peak holds one copy at a time.
+        snapshot = await asyncio.to_thread(accounts_pb2.RoutingSnapshot.FromString, data)
+        del data
+        table = await asyncio.to_thread(RoutingTable.from_snapshot, snapshot)
+        del snapshot
         self.table = table
         # Long-lived like start-up's objects (services/shared/gctune.py): keep its million
         # objects out of the collector's full passes; the old table goes by reference counting.
@@ -110,18 +115,16 @@ class SnapshotStore:
             logger.exception("routing refresh failed")
 
 
-def _build(data: bytes) -> RoutingTable:
-    """Decode and index a full snapshot (in a worker thread: seconds for a large one)."""
-    return RoutingTable.from_snapshot(accounts_pb2.RoutingSnapshot.FromString(data))
-
-
 async def _apply(table: RoutingTable, delta: accounts_pb2.RoutingDelta) -> None:
     """Patch `table` channel by channel, yielding to requests every APPLY_SLICE_SECONDS."""
+    busy = 0.0
     started = time.perf_counter()
     for _ in table.apply_delta(delta):
         if time.perf_counter() - started > APPLY_SLICE_SECONDS:
+            busy += time.perf_counter() - started
             await asyncio.sleep(0)
             started = time.perf_counter()
+    ROUTING_APPLY_SECONDS.observe(busy + time.perf_counter() - started)
 
 
 def _observe(table: RoutingTable) -> None:
