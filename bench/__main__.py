@@ -17,6 +17,7 @@ import httpx
 import orjson
 import uvloop
 
+from bench import routing_scale
 from bench.ledger import check_ledger, settlement_lag
 from bench.load import LoadPlan, Target, chat_body, run_load
 from bench.monitor import Monitor
@@ -43,6 +44,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of our services")
     parser.add_argument("--direct-only", action="store_true", help="no system: fake only")
     parser.add_argument("--no-workers", action="store_true", help="skip the 2-relay comparison")
+    parser.add_argument("--scale-channels", type=int, default=5000,
+                        help="routing-scale: channels (100 models, 3 keys; 0: skip)")  # fmt: skip
     parser.add_argument("--no-leases", action="store_true",
                         help="BILLING_LEASES=false: one Reserve per request")  # fmt: skip
     return parser.parse_args()
@@ -155,6 +158,9 @@ async def _with_fake(args: argparse.Namespace, config: BenchConfig, fake: FakePr
     for scenario in held:
         print(f"scenario {scenario.name} ...", flush=True)
         await runner.run(scenario)
+    if "relay" in bases and _wants_scale(args, wanted):
+        print(f"scenario {routing_scale.NAME} ...", flush=True)
+        out["routing_scale"] = await routing_scale.run(runner, stack, config, args.scale_channels)
     if "relay" in bases:
         out["billing"] = await _billing(runner, stack)
     rows = aggregate(runner.records)
@@ -167,6 +173,13 @@ async def _with_fake(args: argparse.Namespace, config: BenchConfig, fake: FakePr
     print()
     print(rss_table(monitor.overall_peak))
     return out
+
+
+def _wants_scale(args: argparse.Namespace, wanted: set[str]) -> bool:
+    """Last (its channels stay): in the full run, or when named; not in --quick unless named."""
+    if args.scale_channels <= 0:
+        return False
+    return routing_scale.NAME in wanted or (not wanted and not args.quick)
 
 
 async def _two_relays(runner: Runner, stack: Stack, monitor: Monitor, config: BenchConfig,

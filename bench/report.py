@@ -23,7 +23,7 @@ def _median_of(records: list[RunRecord], metric: str, pct: str) -> float | None:
     return round(median(found), 3) if found else None
 
 
-def _added(side: list[RunRecord], direct: list[RunRecord], metric: str, pct: str) -> float | None:
+def added(side: list[RunRecord], direct: list[RunRecord], metric: str, pct: str) -> float | None:
     """Median over repeats of (side − direct) for the same repeat number."""
     by_repeat = {r.repeat: r for r in direct}
     deltas = []
@@ -57,10 +57,10 @@ def aggregate(records: list[RunRecord]) -> list[dict[str, Any]]:
             values = {p: _median_of(runs, metric, p) for p in PERCENTILES}
             row[metric] = values if any(v is not None for v in values.values()) else None
         if side != "direct" and direct:
-            row["added_latency_ms"] = {p: _added(runs, direct, "latency_ms", p)
+            row["added_latency_ms"] = {p: added(runs, direct, "latency_ms", p)
                                        for p in PERCENTILES}  # fmt: skip
             if runs[0].summary.get("ttft_ms"):
-                row["added_ttft_ms"] = {p: _added(runs, direct, "ttft_ms", p)
+                row["added_ttft_ms"] = {p: added(runs, direct, "ttft_ms", p)
                                         for p in PERCENTILES}  # fmt: skip
         names = {name for r in runs for name in r.cpu_ms_per_request}
         row["cpu_ms_per_request"] = {

@@ -155,14 +155,17 @@ class Runner:
         for concurrency in scenario.concurrencies:
             if scenario.per_worker <= 0 and self.config.warmup > 0:
                 for side in sides:
-                    warm = self.plan(scenario, concurrency, warmup=True)
-                    await run_side(self.targets(scenario, side), warm)
+                    await self.warm(scenario, concurrency, side)
             for repeat in range(repeats):
                 order = sides if repeat % 2 == 0 else tuple(reversed(sides))
                 for side in order:
-                    await self._one(scenario, concurrency, side, repeat)
+                    await self.measure(scenario, concurrency, side, repeat)
 
-    async def _one(self, scenario: Scenario, concurrency: int, side: str, repeat: int) -> None:
+    async def warm(self, scenario: Scenario, concurrency: int, side: str) -> None:
+        """The unmeasured warm-up run of one side."""
+        await run_side(self.targets(scenario, side), self.plan(scenario, concurrency, warmup=True))
+
+    async def measure(self, scenario: Scenario, concurrency: int, side: str, repeat: int) -> None:
         plan = self.plan(scenario, concurrency)
         async with self.monitor.measure() as usage:
             result = await run_side(self.targets(scenario, side), plan)

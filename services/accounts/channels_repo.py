@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import asyncpg
@@ -123,6 +124,23 @@ ALL_ABILITIES = (
 
 BUMP_VERSION = "UPDATE routing_state SET version = version + 1 WHERE id = 1 RETURNING version"
 GET_VERSION = "SELECT version FROM routing_state WHERE id = 1"
+LOG_CHANGE = """
+INSERT INTO routing_changes (version, channel_ids, options, everything) VALUES ($1, $2, $3, $4)
+"""
+PRUNE_CHANGES = "DELETE FROM routing_changes WHERE version <= $1"
+CHANGES_SINCE = """
+SELECT version, channel_ids, options, everything FROM routing_changes
+WHERE version > $1 ORDER BY version
+"""
+ROUTABLE_CHANNELS_IN = (
+    f"SELECT {CHANNEL_COLUMNS} FROM channels WHERE id = ANY($1::bigint[]) AND status IN (1, 3)"
+    " ORDER BY id"
+)
+ABILITIES_OF_CHANNELS = (
+    'SELECT "group", model, channel_id, priority, weight, enabled, tag FROM abilities'
+    ' WHERE channel_id = ANY($1::bigint[]) ORDER BY "group", model, priority DESC, channel_id'
+)
+CHANGE_LOG_LENGTH = 10_000  # versions a relay may fall behind and still get a delta
 ALL_OPTIONS = "SELECT key, value FROM options"
 GET_OPTION = "SELECT value FROM options WHERE key = $1"
 UPSERT_OPTION = (
@@ -254,9 +272,46 @@ async def all_abilities(conn: Conn) -> list[asyncpg.Record]:
     return await conn.fetch(ALL_ABILITIES)
 
 
-async def bump_version(conn: Conn) -> int:
+async def bump_version(
+    conn: Conn,
+    *,
+    channel_ids: Iterable[int] = (),
+    options: bool = False,
+    everything: bool = False,
+) -> int:
+    """Next routing version, logged with what it changed (same transaction as the change)."""
     version: int = await conn.fetchval(BUMP_VERSION)
+    await conn.execute(LOG_CHANGE, version, sorted(set(channel_ids)), options, everything)
+    await conn.execute(PRUNE_CHANGES, version - CHANGE_LOG_LENGTH)
     return version
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingChanges:
+    """What changed after a version: `complete` is False when the log no longer reaches back
+    that far or a change touched everything (the caller sends a full snapshot)."""
+
+    complete: bool
+    channel_ids: list[int]
+    options: bool
+
+
+async def changes_since(conn: Conn, *, since: int, until: int) -> RoutingChanges:
+    rows = await conn.fetch(CHANGES_SINCE, since)
+    rows = [row for row in rows if row["version"] <= until]
+    complete = len(rows) == until - since and not any(row["everything"] for row in rows)
+    ids: dict[int, None] = {}
+    for row in rows:
+        ids.update(dict.fromkeys(row["channel_ids"]))
+    return RoutingChanges(complete, list(ids), any(row["options"] for row in rows))
+
+
+async def routable_channels_in(conn: Conn, *, channel_ids: list[int]) -> list[asyncpg.Record]:
+    return await conn.fetch(ROUTABLE_CHANNELS_IN, channel_ids)
+
+
+async def abilities_of_channels(conn: Conn, *, channel_ids: list[int]) -> list[asyncpg.Record]:
+    return await conn.fetch(ABILITIES_OF_CHANNELS, channel_ids)
 
 
 async def get_version(conn: Conn) -> int:

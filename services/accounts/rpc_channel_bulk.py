@@ -60,7 +60,7 @@ class ChannelBulkRpcs:
                 assert updated is not None
                 await rebuild_abilities(conn, updated)
                 ids.append(row["id"])
-            version = await channels_repo.bump_version(conn) if ids else 0
+            version = await channels_repo.bump_version(conn, channel_ids=ids) if ids else 0
         return await self._changed(ids, version)
 
     async def SetChannelsStatusByTag(
@@ -80,7 +80,7 @@ class ChannelBulkRpcs:
                 if status == ENABLED:
                     await channels_repo.reenable_keys(conn, channel_id=row["id"])
                 ids.append(row["id"])
-            version = await channels_repo.bump_version(conn) if ids else 0
+            version = await channels_repo.bump_version(conn, channel_ids=ids) if ids else 0
         return await self._changed(ids, version)
 
     async def SetChannelsTag(
@@ -94,7 +94,7 @@ class ChannelBulkRpcs:
         async with self._deps.pool.acquire() as conn, conn.transaction():
             await self._require_admin(conn, request.actor_id)
             ids = await channel_bulk_repo.set_tag(conn, ids=list(request.ids), tag=tag)
-            version = await channels_repo.bump_version(conn) if ids else 0
+            version = await channels_repo.bump_version(conn, channel_ids=ids) if ids else 0
         return await self._changed(ids, version)
 
     async def FixAbilities(
@@ -106,7 +106,7 @@ class ChannelBulkRpcs:
             await channel_bulk_repo.delete_orphan_abilities(conn)
             for row in rows:
                 await rebuild_abilities(conn, row)
-            version = await channels_repo.bump_version(conn)
+            version = await channels_repo.bump_version(conn, everything=True)
         return await self._changed([row["id"] for row in rows], version, always=True)
 
     async def ListChannelTags(

@@ -69,7 +69,7 @@ class ChannelRpcs:
             else:
                 row = await self._create(conn, incoming)
             await rebuild_abilities(conn, row)
-            version = await channels_repo.bump_version(conn)
+            version = await channels_repo.bump_version(conn, channel_ids=[row["id"]])
             keys = await channels_repo.channel_keys(conn, channel_id=row["id"])
         await self._deps.events.changed(events.CHANNEL, ids=[row["id"]], routing_version=version)
         return convert.channel(row, keys, box=self._deps.box, reveal="masked")
@@ -159,7 +159,7 @@ class ChannelRpcs:
             deleted = await channels_repo.delete_channels(
                 conn, ids=list(request.ids), all_disabled=request.all_disabled
             )
-            version = await channels_repo.bump_version(conn) if deleted else 0
+            version = await channels_repo.bump_version(conn, channel_ids=deleted) if deleted else 0
         if deleted:
             await self._deps.events.changed(events.CHANNEL, ids=deleted, routing_version=version)
         return pb.DeleteChannelsResponse(deleted=len(deleted))
@@ -175,7 +175,9 @@ class ChannelRpcs:
             if channel is None or key is None or key["channel_id"] != channel["id"]:
                 raise NotFound("channel key not found")
             outcome = await _apply_report(conn, request, channel, key)
-            version = await channels_repo.bump_version(conn) if outcome.changed else 0
+            version = 0
+            if outcome.changed:
+                version = await channels_repo.bump_version(conn, channel_ids=[channel["id"]])
         if outcome.changed:
             await self._publish_state(request, channel, outcome, version)
         return pb.ReportChannelResultResponse(

@@ -63,7 +63,7 @@ class IdentityRpcs:
             await users_repo.insert_setup(conn, root_user_id=row["id"], now=now())
             for key, value in options.items():
                 await channels_repo.upsert_option(conn, key=key, value=value)
-            version = await channels_repo.bump_version(conn)
+            version = await channels_repo.bump_version(conn, options=True)
         await self._deps.events.changed(events.USER, ids=[row["id"]], routing_version=version)
         await self._deps.events.changed(
             events.OPTION, routing_version=version, option_keys=list(options)

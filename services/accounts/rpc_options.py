@@ -11,6 +11,10 @@ from services.accounts.metrics import SNAPSHOTS
 from services.accounts.rpc_identity import Context
 from services.accounts.types import Conn
 
+# A change to more channels than this is sent as "resync": the relay builds a full snapshot
+# off its event loop rather than patching that many channels on it.
+MAX_DELTA_CHANNELS = 500
+
 
 class OptionRpcs:
     _deps: Deps
@@ -31,7 +35,7 @@ class OptionRpcs:
         async with self._deps.pool.acquire() as conn, conn.transaction():
             actor = await load_actor(conn, request.actor_id)
             roles.require_root(actor["role"])
-            version = await channels_repo.bump_version(conn)  # serialises option writes
+            version = await channels_repo.bump_version(conn, options=True)  # serialises writes
             current = option_rules.merged(await options_repo.load_options(conn, self._deps.box))
             option_rules.check_prerequisites(key, value, current)
             await options_repo.store_option(conn, self._deps.box, key=key, value=value)
@@ -67,29 +71,71 @@ class OptionRpcs:
         SNAPSHOTS.labels("full").inc()
         return snapshot
 
+    async def GetRoutingDelta(
+        self, request: pb.GetRoutingDeltaRequest, context: Context
+    ) -> pb.RoutingDelta:
+        """Only the channels changed after `since_version` (what the routing_changes log
+        names), so a relay's update costs what changed, not the whole table."""
+        since = request.since_version
+        async with (
+            self._deps.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            version = await channels_repo.get_version(conn)
+            if since == version:
+                SNAPSHOTS.labels("unchanged").inc()
+                return pb.RoutingDelta(version=version)
+            changes = None
+            if 0 < since < version:
+                changes = await channels_repo.changes_since(conn, since=since, until=version)
+            if (
+                changes is None
+                or not changes.complete
+                or len(changes.channel_ids) > MAX_DELTA_CHANNELS
+            ):
+                SNAPSHOTS.labels("resync").inc()
+                return pb.RoutingDelta(version=version, resync=True)
+            rows = await channels_repo.routable_channels_in(conn, channel_ids=changes.channel_ids)
+            channels = await self._channels(conn, rows)
+            abilities = await channels_repo.abilities_of_channels(
+                conn, channel_ids=[row["id"] for row in rows]
+            )
+            options = await self._options(conn) if changes.options else []
+        SNAPSHOTS.labels("delta").inc()
+        return pb.RoutingDelta(
+            version=version, channel_ids=changes.channel_ids, channels=channels,
+            abilities=[convert.ability(row) for row in abilities],
+            options_changed=changes.options, options=options,
+        )  # fmt: skip
+
     async def _snapshot(self, conn: Conn) -> pb.RoutingSnapshot:
         version = await channels_repo.get_version(conn)
-        rows = await channels_repo.routable_channels(conn)
-        key_rows = await channels_repo.keys_of_channels(
-            conn, channel_ids=[row["id"] for row in rows]
-        )
+        channels = await self._channels(conn, await channels_repo.routable_channels(conn))
         abilities = await channels_repo.all_abilities(conn)
-        stored = await channels_repo.all_options(conn)
-        by_channel: dict[int, list[asyncpg.Record]] = {}
-        for key_row in key_rows:
-            by_channel.setdefault(key_row["channel_id"], []).append(key_row)
-        box = self._deps.box
-        channels = [
-            convert.channel(row, by_channel.get(row["id"], []), box=box, reveal="plain")
-            for row in rows
-        ]
-        options = option_rules.visible(option_rules.merged(stored), include_secrets=False)
         return pb.RoutingSnapshot(
             version=version,
             channels=channels,
             abilities=[convert.ability(row) for row in abilities],
-            options=_options(options),
+            options=await self._options(conn),
         )
+
+    async def _channels(self, conn: Conn, rows: list[asyncpg.Record]) -> list[pb.Channel]:
+        """The channels with their keys decrypted (the relay sends them upstream)."""
+        key_rows = await channels_repo.keys_of_channels(
+            conn, channel_ids=[row["id"] for row in rows]
+        )
+        by_channel: dict[int, list[asyncpg.Record]] = {}
+        for key_row in key_rows:
+            by_channel.setdefault(key_row["channel_id"], []).append(key_row)
+        box = self._deps.box
+        return [
+            convert.channel(row, by_channel.get(row["id"], []), box=box, reveal="plain")
+            for row in rows
+        ]
+
+    async def _options(self, conn: Conn) -> list[pb.Option]:
+        stored = await channels_repo.all_options(conn)
+        return _options(option_rules.visible(option_rules.merged(stored), include_secrets=False))
 
 
 def _options(values: dict[str, str]) -> list[pb.Option]:

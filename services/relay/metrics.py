@@ -44,6 +44,16 @@ SETTLEMENTS_DEFERRED = Counter(
 STREAM_ENDS = Counter("veloera_relay_stream_ends_total", "How client streams ended", ["reason"])
 CHANNELS = Gauge("veloera_relay_channels", "Channels in the routing snapshot by state", ["state"])
 KEYS = Gauge("veloera_relay_channel_keys", "Enabled channel keys in the routing snapshot")
+ROUTING_UPDATES = Counter(
+    "veloera_relay_routing_updates_total",
+    "Routing state updates by kind (delta: patched in place; full: snapshot rebuilt)",
+    ["kind"],
+)
+ROUTING_APPLY_SECONDS = Histogram(
+    "veloera_relay_routing_apply_seconds",
+    "Event-loop time of one routing delta (its slices summed; a full snapshot is built off it)",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1.0),
+)
 CHANNEL_REPORTS = Counter(
     "veloera_relay_channel_reports_total",
     "Attempt results reported to accounts, and what accounts disabled",

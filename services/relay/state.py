@@ -95,7 +95,7 @@ class RelayContext:
         accounts = accounts_pb2_grpc.AccountsServiceStub(self.accounts_channel)
         self.accounts = accounts
         self.auth = Authenticator(accounts, ttl=s.auth_cache_seconds, max_size=s.auth_cache_size)
-        self.snapshot = SnapshotStore(accounts)
+        self.snapshot = SnapshotStore(self.accounts_channel)
         self.nats = await natsutil.connect(
             s.nats_url, name="relay", user=nats_auth.RELAY, password=s.nats_password
         )

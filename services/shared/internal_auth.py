@@ -55,7 +55,7 @@ ALL_RPCS = _methods(_ACCOUNTS) | _methods(_BILLING)
 # results, write its own error logs, read a key's budget. Nothing that acts for an admin, reveals
 # a key, grants quota or reads secret options.
 RELAY_RPCS = _named(
-    _ACCOUNTS, "Authenticate", "GetRoutingSnapshot", "ReportChannelResult"
+    _ACCOUNTS, "Authenticate", "GetRoutingSnapshot", "GetRoutingDelta", "ReportChannelResult"
 ) | _named(
     _BILLING, "Reserve", "Settle", "Release", "SettleBatch", "AcquireLease", "ReturnLease",
     "WriteLog", "GetPricingOptions", "GetTokenBudgets",
@@ -65,7 +65,9 @@ RELAY_RPCS = _named(
 # it verified); it never moves money on the request path, reads the routing snapshot (decrypted
 # channel keys) or checks the ledger.
 WEB_RPCS = ALL_RPCS - (
-    _named(_ACCOUNTS, "Authenticate", "GetRoutingSnapshot", "ReportChannelResult")
+    _named(
+        _ACCOUNTS, "Authenticate", "GetRoutingSnapshot", "GetRoutingDelta", "ReportChannelResult"
+    )
     | _named(
         _BILLING, "Reserve", "Settle", "Release", "SettleBatch", "AcquireLease", "ReturnLease",
         "WriteLog", "CheckLedger",

@@ -465,6 +465,46 @@ async def test_channel_save_rebuilds_abilities_and_publishes(
     assert all(a.channel_id != saved.id for a in snapshot.abilities)
 
 
+async def test_routing_delta_carries_only_the_changed_channels(stub: Stub, root: pb.User) -> None:
+    def delta(since: int) -> Any:
+        return stub.GetRoutingDelta(pb.GetRoutingDeltaRequest(since_version=since), timeout=TIMEOUT)
+
+    await stub.SaveChannel(pb.SaveChannelRequest(actor_id=root.id, channel=channel_message()))
+    since = await routing_version(stub)
+    saved = await stub.SaveChannel(
+        pb.SaveChannelRequest(actor_id=root.id, channel=channel_message(models=["delta-m"]))
+    )
+    changed = await delta(since)
+    assert not changed.resync and changed.version == since + 1
+    assert list(changed.channel_ids) == [saved.id] and [c.id for c in changed.channels] == [
+        saved.id
+    ]
+    assert [k.key for k in changed.channels[0].keys] == ["sk-first-key-aaaa", "sk-second-key-bbbb"]
+    assert {(a.group, a.model, a.channel_id) for a in changed.abilities} == {
+        ("default", "delta-m", saved.id), ("vip", "delta-m", saved.id)}  # fmt: skip
+    assert not changed.options_changed and not changed.options
+
+    same = await delta(changed.version)
+    assert same.version == changed.version and not same.resync and not same.channel_ids
+
+    disabled = channel_message(id=saved.id, name=saved.name, key="", models=["delta-m"],
+                               status=pb.CHANNEL_STATUS_MANUALLY_DISABLED)  # fmt: skip
+    await stub.SaveChannel(pb.SaveChannelRequest(actor_id=root.id, channel=disabled))
+    await stub.UpdateOption(
+        pb.UpdateOptionRequest(actor_id=root.id, key="AutomaticDisableChannelEnabled", value="true")
+    )
+    gone = await delta(changed.version)  # two versions at once: the disable and the option
+    assert gone.version == changed.version + 2
+    assert list(gone.channel_ids) == [saved.id] and not gone.channels and not gone.abilities
+    assert gone.options_changed and any(
+        o.key == "AutomaticDisableChannelEnabled" for o in gone.options
+    )
+
+    assert (await delta(0)).resync  # a relay without a version takes the snapshot
+    await stub.FixAbilities(pb.FixAbilitiesRequest(actor_id=root.id))
+    assert (await delta(gone.version)).resync  # a change to everything: the snapshot too
+
+
 async def test_get_channel_masks_keys(stub: Stub, root: pb.User) -> None:
     saved = await stub.SaveChannel(
         pb.SaveChannelRequest(actor_id=root.id, channel=channel_message(key="sk-abcdefghijkl"))

@@ -2527,6 +2527,80 @@ class RoutingSnapshot(_message.Message):
 Global___RoutingSnapshot: _TypeAlias = RoutingSnapshot  # noqa: Y015
 
 @_typing.final
+class GetRoutingDeltaRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SINCE_VERSION_FIELD_NUMBER: _builtins.int
+    since_version: _builtins.int
+    """the version the caller holds"""
+    def __init__(
+        self,
+        *,
+        since_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["since_version", b"since_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRoutingDeltaRequest: _TypeAlias = GetRoutingDeltaRequest  # noqa: Y015
+
+@_typing.final
+class RoutingDelta(_message.Message):
+    """What changed after `since_version` up to `version`, read from one consistent snapshot.
+    `resync`: the change log no longer reaches back that far, or the change is too large (or
+    "everything"): fetch GetRoutingSnapshot instead. Otherwise apply `channel_ids` in order: each
+    is replaced by its entry in `channels` with its `abilities`, or dropped when absent there
+    (deleted or manually disabled). `version == since_version`: nothing changed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    RESYNC_FIELD_NUMBER: _builtins.int
+    CHANNEL_IDS_FIELD_NUMBER: _builtins.int
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    ABILITIES_FIELD_NUMBER: _builtins.int
+    OPTIONS_CHANGED_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    resync: _builtins.bool
+    options_changed: _builtins.bool
+    @_builtins.property
+    def channel_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedCompositeFieldContainer[Global___Channel]:
+        """the changed channels still routable, keys decrypted"""
+
+    @_builtins.property
+    def abilities(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoutingAbility]:
+        """theirs"""
+
+    @_builtins.property
+    def options(self) -> _containers.RepeatedCompositeFieldContainer[Global___Option]:
+        """every relay option, when options_changed"""
+
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        resync: _builtins.bool = ...,
+        channel_ids: _abc.Iterable[_builtins.int] | None = ...,
+        channels: _abc.Iterable[Global___Channel] | None = ...,
+        abilities: _abc.Iterable[Global___RoutingAbility] | None = ...,
+        options_changed: _builtins.bool = ...,
+        options: _abc.Iterable[Global___Option] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abilities", b"abilities", "channel_ids", b"channel_ids", "channels", b"channels", "options", b"options", "options_changed", b"options_changed", "resync", b"resync", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RoutingDelta: _TypeAlias = RoutingDelta  # noqa: Y015
+
+@_typing.final
 class HitRateLimitRequest(_message.Message):
     """One request counted against `limit` per `window_seconds` for (scope, subject), e.g.
     ("api", client IP). The count covers the sliding window ending now.

@@ -274,6 +274,11 @@ class AccountsServiceStub:
                 request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingSnapshotRequest.SerializeToString,
                 response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingSnapshot.FromString,
                 _registered_method=True)
+        self.GetRoutingDelta = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/GetRoutingDelta',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingDeltaRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingDelta.FromString,
+                _registered_method=True)
 
 
 class AccountsServiceServicer:
@@ -568,6 +573,12 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRoutingDelta(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -810,6 +821,11 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.GetRoutingSnapshot,
                     request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingSnapshotRequest.FromString,
                     response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingSnapshot.SerializeToString,
+            ),
+            'GetRoutingDelta': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRoutingDelta,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingDeltaRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingDelta.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2108,6 +2124,33 @@ class AccountsService:
             '/veloera.accounts.v1.AccountsService/GetRoutingSnapshot',
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingSnapshotRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingSnapshot.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRoutingDelta(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/GetRoutingDelta',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingDeltaRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingDelta.FromString,
             options,
             channel_credentials,
             insecure,

@@ -82,6 +82,7 @@ class AccountsServiceStub:
     """Sliding-window request counters shared by every web replica (console rate limits)."""
     Authenticate: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateRequest, _accounts_pb2.AuthenticateResponse]
     GetRoutingSnapshot: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingSnapshotRequest, _accounts_pb2.RoutingSnapshot]
+    GetRoutingDelta: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingDeltaRequest, _accounts_pb2.RoutingDelta]
 
 @_typing.type_check_only
 class AccountsServiceAsyncStub(AccountsServiceStub):
@@ -135,6 +136,7 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     """Sliding-window request counters shared by every web replica (console rate limits)."""
     Authenticate: _aio.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateRequest, _accounts_pb2.AuthenticateResponse]  # type: ignore[assignment]
     GetRoutingSnapshot: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingSnapshotRequest, _accounts_pb2.RoutingSnapshot]  # type: ignore[assignment]
+    GetRoutingDelta: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingDeltaRequest, _accounts_pb2.RoutingDelta]  # type: ignore[assignment]
 
 class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -473,5 +475,12 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _accounts_pb2.GetRoutingSnapshotRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.RoutingSnapshot, _abc.Awaitable[_accounts_pb2.RoutingSnapshot]]: ...
+
+    @_abc_1.abstractmethod
+    def GetRoutingDelta(
+        self,
+        request: _accounts_pb2.GetRoutingDeltaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.RoutingDelta, _abc.Awaitable[_accounts_pb2.RoutingDelta]]: ...
 
 def add_AccountsServiceServicer_to_server(servicer: AccountsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -43,7 +43,8 @@ Global___ChangeKind: _TypeAlias = ChangeKind  # noqa: Y015
 @_typing.final
 class ChangeEvent(_message.Message):
     """Published after the change is committed. Caches drop what `ids` names (all of `kind` when
-    empty); routing snapshots with a lower `routing_version` are stale.
+    empty); routing state with a lower `routing_version` is stale: relays ask GetRoutingDelta
+    for what changed since the version they hold (events may arrive out of order or be missed).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
