@@ -21,6 +21,7 @@ from services.web.metrics import MetricsMiddleware
 from services.web.routes import (
     channels,
     checkin,
+    console,
     data,
     email,
     logs,
@@ -59,6 +60,7 @@ def _routes() -> list[BaseRoute]:
         *pricing.ROUTES,
         *redemptions.ROUTES,
         *checkin.ROUTES,
+        *console.ROUTES,
         *topup.ROUTES,
         *pages.ROUTES,
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),

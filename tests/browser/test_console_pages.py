@@ -1,0 +1,159 @@
+"""Every console page in headless chromium, per role: it renders without a console error,
+the navigation offers only what the role may open, zh/en switch, and 390 px has no
+horizontal overflow. Screenshots of the main pages go to SCREENSHOT_DIR (`make screenshots`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.async_api import expect
+
+from tests.browser.conftest import NARROW, WIDE, Site, Tab, TabFactory, sign_in, sign_in_root
+from tests.helpers import create_token
+
+pytestmark = pytest.mark.e2e
+
+PUBLIC = ["/", "/pricing", "/about", "/login", "/register", "/reset"]
+USER = [
+    "/console",
+    "/console/token",
+    "/console/log",
+    "/console/playground",
+    "/console/topup",
+    "/console/inbox",
+    "/console/personal",
+]
+ADMIN = [
+    "/console/channel",
+    "/console/user",
+    "/console/redemption",
+    "/console/message",
+    "/console/setting",
+]
+
+
+async def _visit_all(tab: Tab, paths: list[str]) -> None:
+    for path in paths:
+        await tab.open(path)
+    tab.assert_clean()
+
+
+async def test_public_pages_render_for_guests(open_tab: TabFactory, site: Site) -> None:
+    tab = await open_tab()
+    await _visit_all(tab, PUBLIC)
+    await expect(tab.page.locator("footer a", has_text="Veloera")).to_have_attribute(
+        "href", "https://github.com/Veloera/Veloera"
+    )
+    await tab.page.goto(site.web_url + "/console/token")
+    await tab.rendered("/login")  # a guest is sent to sign in
+    tab.assert_clean()
+
+
+async def test_user_pages_render_and_admin_pages_stay_closed(
+    open_tab: TabFactory, site: Site
+) -> None:
+    tab = await open_tab()
+    await sign_in(tab, site.username, site.password)
+    await _visit_all(tab, [*USER, *PUBLIC[:3]])
+    nav = tab.page.locator("#sidebar")
+    await expect(nav.get_by_role("link", name="API keys")).to_be_visible()
+    await expect(nav.get_by_role("link", name="Channels", exact=True)).to_have_count(0)
+    await expect(nav.get_by_role("link", name="Settings", exact=True)).to_have_count(0)
+    for path in ADMIN:
+        await tab.page.goto(site.web_url + path)
+        await expect(tab.page.locator("#view h1")).to_have_text("No access")
+    tab.assert_clean()
+
+
+async def test_admin_pages_render_for_root(open_tab: TabFactory, site: Site) -> None:
+    tab = await open_tab()
+    await sign_in_root(tab)
+    await _visit_all(tab, [*USER, *ADMIN])
+    await tab.page.get_by_role("tab", name="Ratios and prices").click()
+    await expect(tab.page.locator('.ratio-table[data-key="ModelRatio"]')).to_be_visible()
+    tab.assert_clean()
+
+
+# Keys missing from one language, and keys the pages use that no dictionary has.
+I18N_CHECK = """async () => {
+  const { DICTIONARIES } = await import('/static/js/i18n.js');
+  const en = Object.keys(DICTIONARIES.en), zh = Object.keys(DICTIONARIES.zh);
+  const prefixes = new Set(en.map((k) => k.split('.')[0]));
+  const files = ['main.js', 'ui.js', 'pages/public.js', 'pages/user.js', 'pages/admin.js'];
+  const used = new Set();
+  for (const f of files) {
+    const text = await (await fetch('/static/js/' + f)).text();
+    for (const m of text.matchAll(/"([a-z]+)\\.([A-Za-z]+)"/g)) {
+      if (prefixes.has(m[1])) used.add(m[1] + '.' + m[2]);
+    }
+  }
+  return {
+    onlyEn: en.filter((k) => !zh.includes(k)),
+    onlyZh: zh.filter((k) => !en.includes(k)),
+    unknown: [...used].filter((k) => !en.includes(k)),
+  };
+}"""
+
+
+async def test_language_switch_translates_and_sticks(open_tab: TabFactory, site: Site) -> None:
+    tab = await open_tab()
+    await sign_in(tab, site.username, site.password)
+    await tab.open("/console/token")
+    await tab.page.click("#lang-toggle")
+    await expect(tab.page.locator("#sidebar")).to_contain_text("令牌")
+    await expect(tab.page.locator("#view h1")).to_have_text("令牌")
+    await tab.page.reload()
+    await tab.rendered("/console/token")
+    await expect(tab.page.locator("footer")).to_contain_text("技术支持")
+    await tab.page.click("#lang-toggle")
+    await expect(tab.page.locator("#view h1")).to_have_text("API keys")
+    # Both languages have every key, and every key the pages use exists.
+    missing = await tab.page.evaluate(I18N_CHECK)
+    assert missing == {"onlyEn": [], "onlyZh": [], "unknown": []}
+    tab.assert_clean()
+
+
+async def _no_horizontal_overflow(tab: Tab) -> None:
+    overflow = await tab.page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"{tab.page.url} is {overflow}px wider than the 390px screen"
+
+
+async def test_narrow_screen_has_no_horizontal_overflow(open_tab: TabFactory, site: Site) -> None:
+    await create_token(site.user, name="a-rather-long-key-name")
+    tab = await open_tab(viewport=NARROW)
+    await sign_in(tab, site.username, site.password)
+    for path in [*USER, "/", "/pricing"]:
+        await tab.open(path)
+        await _no_horizontal_overflow(tab)
+    await tab.page.click("#nav-toggle")
+    await expect(tab.page.locator("#sidebar")).to_be_visible()
+    await tab.page.locator("#sidebar").get_by_role("link", name="Usage logs").click()
+    await tab.rendered("/console/log")
+    root = await open_tab(viewport=NARROW)
+    await sign_in_root(root)
+    for path in ADMIN:
+        await root.open(path)
+        await _no_horizontal_overflow(root)
+    tab.assert_clean()
+    root.assert_clean()
+
+
+SHOTS = ["/", "/pricing", "/login", *USER, *ADMIN]
+
+
+async def test_screenshots_of_the_main_pages(
+    open_tab: TabFactory, site: Site, screenshot_dir: Path
+) -> None:
+    for label, viewport in (("1280", WIDE), ("390", NARROW)):
+        tab = await open_tab(viewport=viewport)
+        await sign_in_root(tab)
+        for path in SHOTS:
+            await tab.open(path)
+            name = path.strip("/").replace("/", "-") or "home"
+            await tab.page.screenshot(
+                path=str(screenshot_dir / f"{name}-{label}.png"), full_page=True
+            )
+        tab.assert_clean()
