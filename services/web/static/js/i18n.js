@@ -2,7 +2,7 @@
 const en = {
   "shell.skip": "Skip to content", "shell.menu": "Menu", "shell.logout": "Sign out", "shell.inbox": "Inbox",
   "shell.lang": "EN", "shell.langLabel": "Language: English. Switch to Chinese (中文)", "shell.dark": "Dark theme", "shell.light": "Light theme",
-  "shell.license": "License", "shell.poweredBy": "Powered by",
+  "shell.license": "License",
   "nav.site": "Site", "nav.account": "Console", "nav.admin": "Administration",
   "nav.home": "Home", "nav.pricing": "Pricing", "nav.about": "About", "nav.login": "Sign in", "nav.register": "Register",
   "nav.reset": "Reset password", "nav.setup": "Setup", "nav.dashboard": "Dashboard", "nav.keys": "API keys", "nav.logs": "Usage logs",
@@ -96,7 +96,7 @@ const en = {
 const zh = {
   "shell.skip": "跳到内容", "shell.menu": "菜单", "shell.logout": "退出登录", "shell.inbox": "收件箱",
   "shell.lang": "中文", "shell.langLabel": "语言：中文。切换到英文（English）", "shell.dark": "深色主题", "shell.light": "浅色主题",
-  "shell.license": "许可", "shell.poweredBy": "技术支持：",
+  "shell.license": "许可",
   "nav.site": "站点", "nav.account": "控制台", "nav.admin": "管理",
   "nav.home": "首页", "nav.pricing": "模型价格", "nav.about": "关于", "nav.login": "登录", "nav.register": "注册",
   "nav.reset": "重置密码", "nav.setup": "初始化", "nav.dashboard": "数据看板", "nav.keys": "令牌", "nav.logs": "使用日志",
