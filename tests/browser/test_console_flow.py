@@ -115,6 +115,8 @@ async def test_setup_channel_key_playground_log_and_balance(
 
     await user.open("/console")
     await expect(user.page.locator("#balance")).not_to_have_text(balance_before)
+    await expect(user.page.locator("#request-count")).to_have_text("1")
+    await expect(user.page.locator(".chart canvas")).to_have_count(2)  # by hour, by model
     admin.assert_clean()
     user.assert_clean()
 

@@ -116,6 +116,21 @@ async def test_language_switch_translates_and_sticks(open_tab: TabFactory, site:
     tab.assert_clean()
 
 
+async def test_dark_theme_switch_sticks(open_tab: TabFactory, site: Site) -> None:
+    tab = await open_tab()
+    await tab.open("/pricing")
+    html = tab.page.locator("html")
+    light = await tab.page.evaluate("getComputedStyle(document.body).backgroundColor")
+    await tab.page.click("#theme-toggle")
+    await expect(html).to_have_attribute("data-theme", "dark")
+    await tab.page.reload()
+    await tab.rendered("/pricing")
+    await expect(html).to_have_attribute("data-theme", "dark")
+    dark = await tab.page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert dark != light
+    tab.assert_clean()
+
+
 async def _no_horizontal_overflow(tab: Tab) -> None:
     overflow = await tab.page.evaluate(
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"

@@ -32,6 +32,13 @@ const ROUTES = [
   { path: "/console/setting", title: "nav.settings", role: ROOT, nav: true, render: admin.settings },
 ];
 
+// Upstream Veloera's page paths (e.g. EPay's return URL /log) lead to the same pages.
+const ALIASES = {
+  "/token": "/console/token", "/log": "/console/log", "/topup": "/console/topup", "/channel": "/console/channel",
+  "/user": "/console/user", "/redemption": "/console/redemption", "/setting": "/console/setting",
+  "/chat": "/console/playground", "/detail": "/console", "/dashboard": "/console",
+};
+
 const $ = (id) => document.getElementById(id);
 
 export function navigate(path, replace = false) {
@@ -87,6 +94,7 @@ export async function render() {
   const path = location.pathname.replace(/\/+$/, "") || "/";
   const status = session.status || {};
   if (status.setup === false && path !== "/setup") return navigate("/setup", true);
+  if (ALIASES[path]) return navigate(ALIASES[path] + location.search, true);
   const route = ROUTES.find((r) => r.path === path);
   const view = $("view");
   renderShell();

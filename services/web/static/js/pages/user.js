@@ -368,16 +368,32 @@ export async function wallet(page, { refreshUser }) {
   });
   page.append(pageHeader(t("nav.wallet")), section(t("wallet.balance"), h("p", null, balance)), section(t("wallet.redeemTitle"), redeem));
   if (s.top_up_link) page.append(section(t("wallet.buy"), h("a", { href: s.top_up_link, target: "_blank", rel: "noopener" }, t("wallet.buyLink"))));
-  if (s.enable_online_topup) {
-    const payFields = [{ name: "amount", label: t("wallet.amount"), type: "number", min: String(s.min_topup || 1) }];
-    const pay = h("form", { class: "stack narrow" }, fieldRow(payFields[0]), h("button", { type: "submit" }, t("wallet.pay")));
-    pay.addEventListener("submit", async (e) => {
-      e.preventDefault();
-      const reply = await api("POST", "/api/user/pay", { ...readForm(pay, payFields), payment_method: "alipay" });
-      if (report(reply) && reply.url) location.href = reply.url;
-    });
-    page.append(section(t("wallet.online"), pay));
-  }
+  if (s.enable_online_topup) page.append(section(t("wallet.online"), onlineTopUp(s)));
+}
+
+// EPay: the API signs the order; the browser posts it to the gateway as upstream's page does.
+function onlineTopUp(s) {
+  const fields = [
+    { name: "amount", label: t("wallet.amount"), type: "number", min: String(s.min_topup || 1), required: true },
+    { name: "payment_method", label: t("wallet.method"), type: "select", options: [["alipay", t("wallet.alipay")], ["wxpay", t("wallet.wxpay")]] },
+  ];
+  const price = h("p", { class: "muted", id: "topup-price" });
+  const form = h("form", { class: "stack narrow" }, fields.map((f) => fieldRow(f)), price, h("button", { type: "submit" }, t("wallet.pay")));
+  form.elements.amount.addEventListener("change", async () => {
+    const reply = await api("POST", "/api/user/amount", { amount: Number(form.elements.amount.value) });
+    price.textContent = reply.success ? t("wallet.toPay", { money: reply.data }) : reply.message;
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const data = readForm(form, fields);
+    const reply = await api("POST", "/api/user/pay", data);
+    if (!report(reply)) return;
+    const gateway = h("form", { method: "POST", action: reply.url, hidden: true },
+      Object.entries(reply.data).map(([name, value]) => h("input", { type: "hidden", name, value: String(value) })));
+    document.body.append(gateway);
+    gateway.submit();
+  });
+  return form;
 }
 
 // ---------- Inbox ----------
