@@ -109,3 +109,35 @@ def test_relay_address_follows_relay_port() -> None:
         }
     )
     assert explicit.relay_public_url == "https://api.example"
+
+
+async def test_custom_head_css_and_js_reach_every_page(web_url: str) -> None:
+    root = await root_console(web_url)
+    marker = uuid.uuid4().hex
+    values = {
+        "custom_head_html": f'<meta name="custom" content="{marker}">',
+        "global_css": f"/* {marker} */ body {{ margin: 0; }}",
+        "global_js": f"window.customMarker = '{marker}';",
+    }
+    try:
+        for key, value in values.items():
+            await root.call("PUT", "/api/option/", json={"key": key, "value": value})
+
+        async def served() -> bool | None:
+            async with httpx.AsyncClient(base_url=web_url, timeout=10.0) as client:
+                page = await client.get("/console/token")
+                css = await client.get("/custom/global.css")
+                js = await client.get("/custom/global.js")
+            if values["custom_head_html"] not in page.text:
+                return None
+            assert "custom::custom_head" not in page.text
+            assert css.text == values["global_css"]
+            assert css.headers["content-type"].startswith("text/css")
+            assert js.text == values["global_js"]
+            return True
+
+        await eventually(served)  # the web process caches options for a few seconds
+    finally:
+        for key in values:
+            await root.call("PUT", "/api/option/", json={"key": key, "value": ""})
+        await root.aclose()
