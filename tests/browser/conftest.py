@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,10 +171,20 @@ async def site(
         await root.aclose()
 
 
+@pytest.fixture
+async def set_up(web_url: str) -> AsyncIterator[str]:
+    """The web URL of a system whose root exists (for tests that need no user of their own)."""
+    root = await root_console(web_url)
+    await root.aclose()
+    yield web_url
+
+
 @pytest.fixture(scope="session")
-def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """`make screenshots` sets SCREENSHOT_DIR; otherwise they go to a temporary folder."""
+def screenshot_dir() -> Path | None:
+    """Where `make screenshots` wants the pictures (SCREENSHOT_DIR); None in a plain test run."""
     configured = os.environ.get("SCREENSHOT_DIR", "")
-    path = Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
+    if not configured:
+        return None
+    path = Path(configured)
     path.mkdir(parents=True, exist_ok=True)
-    yield path
+    return path

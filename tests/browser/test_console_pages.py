@@ -4,13 +4,14 @@ horizontal overflow. Screenshots of the main pages go to SCREENSHOT_DIR (`make s
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import NARROW, WIDE, Site, Tab, TabFactory, sign_in, sign_in_root
-from tests.helpers import create_token
+from tests.helpers import create_token, root_console, unique_name
 
 pytestmark = pytest.mark.e2e
 
@@ -39,13 +40,13 @@ async def _visit_all(tab: Tab, paths: list[str]) -> None:
     tab.assert_clean()
 
 
-async def test_public_pages_render_for_guests(open_tab: TabFactory, site: Site) -> None:
+async def test_public_pages_render_for_guests(open_tab: TabFactory, set_up: str) -> None:
     tab = await open_tab()
     await _visit_all(tab, PUBLIC)
     await expect(tab.page.locator("footer a", has_text="Veloera")).to_have_attribute(
         "href", "https://github.com/Veloera/Veloera"
     )
-    await tab.page.goto(site.web_url + "/console/token")
+    await tab.page.goto(set_up + "/console/token")
     await tab.rendered("/login")  # a guest is sent to sign in
     tab.assert_clean()
 
@@ -66,13 +67,30 @@ async def test_user_pages_render_and_admin_pages_stay_closed(
     tab.assert_clean()
 
 
-async def test_settings_edit_ratios_as_tables(open_tab: TabFactory, site: Site) -> None:
-    """(Root opening every page is in the screenshot test below.)"""
+async def test_settings_edit_ratios_as_tables(open_tab: TabFactory, set_up: str) -> None:
+    """A model ratio added as a table row is saved as the ModelRatio JSON option."""
     tab = await open_tab()
     await sign_in_root(tab)
     await tab.open("/console/setting")
     await tab.page.get_by_role("tab", name="Ratios and prices").click()
-    await expect(tab.page.locator('.ratio-table[data-key="ModelRatio"]')).to_be_visible()
+    table = tab.page.locator('.ratio-table[data-key="ModelRatio"]')
+    await table.get_by_role("button", name="Add row").click()
+    model = unique_name("m")
+    await table.locator("tbody tr").last.locator("input.k").fill(model)
+    value = table.locator("tbody tr").last.locator("input.v")
+    await value.fill("not a number")
+    save = tab.page.get_by_role("button", name="Save Ratios and prices")
+    await save.click()
+    await expect(tab.page.locator(".toast.error")).to_contain_text("must be a number")
+    await value.fill("1.5")
+    await save.click()
+    await expect(tab.page.locator(".toast.ok")).to_contain_text("options saved")
+    root = await root_console(set_up)
+    try:
+        options = {o["key"]: o["value"] for o in await root.call("GET", "/api/option/")}
+    finally:
+        await root.aclose()
+    assert json.loads(options["ModelRatio"])[model] == 1.5
     tab.assert_clean()
 
 
@@ -116,7 +134,7 @@ async def test_language_switch_translates_and_sticks(open_tab: TabFactory, site:
     tab.assert_clean()
 
 
-async def test_dark_theme_switch_sticks(open_tab: TabFactory, site: Site) -> None:
+async def test_dark_theme_switch_sticks(open_tab: TabFactory, set_up: str) -> None:
     tab = await open_tab()
     await tab.open("/pricing")
     html = tab.page.locator("html")
@@ -155,18 +173,21 @@ SHOTS = ["/", "/pricing", "/login", *USER, *ADMIN]
 
 
 async def test_screenshots_of_the_main_pages_and_no_overflow_at_390(
-    open_tab: TabFactory, site: Site, screenshot_dir: Path
+    open_tab: TabFactory, site: Site, screenshot_dir: Path | None
 ) -> None:
-    """Root sees every console page; with a key and log rows the tables are not empty."""
+    """Root opens every console page at 390 px (no overflow, no console error); with a key and
+    log rows the tables are not empty. `make screenshots` also takes the 1280 px pictures."""
     await create_token(site.root, name="a-rather-long-key-name")
-    for label, viewport in (("1280", WIDE), ("390", NARROW)):
+    widths = [("390", NARROW)] if screenshot_dir is None else [("1280", WIDE), ("390", NARROW)]
+    for label, viewport in widths:
         tab = await open_tab(viewport=viewport)
         await sign_in_root(tab)
         for path in SHOTS:
             await tab.open(path)
             if viewport is NARROW:
                 await _no_horizontal_overflow(tab)
-            name = path.strip("/").replace("/", "-") or "home"
-            shot = screenshot_dir / f"{name}-{label}.png"
-            await tab.page.screenshot(path=str(shot), full_page=True)
+            if screenshot_dir is not None:
+                name = path.strip("/").replace("/", "-") or "home"
+                shot = screenshot_dir / f"{name}-{label}.png"
+                await tab.page.screenshot(path=str(shot), full_page=True)
         tab.assert_clean()
