@@ -167,7 +167,7 @@ function bindShell() {
   });
   $("theme-toggle").addEventListener("click", () => {
     applyTheme(document.documentElement.dataset.theme === "dark" ? "light" : "dark");
-    window.dispatchEvent(new Event("veloera-theme"));
+    if (document.querySelector(".chart")) render(); // charts take their colours when drawn
   });
   $("logout").addEventListener("click", async () => {
     await api("GET", "/api/user/logout");
