@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import Site, TabFactory, sign_in_root
+from tests.browser.conftest import Site, TabFactory, sign_in, sign_in_root
 from tests.helpers import unique_name
 
 pytestmark = pytest.mark.e2e
@@ -79,4 +80,55 @@ async def test_users_are_managed_by_clicking(open_tab: TabFactory, site: Site) -
     await row.get_by_role("button", name="Delete").click()
     await tab.page.locator("dialog[open]").get_by_role("button", name="Confirm").click()
     await expect(row).to_have_count(0)
+    tab.assert_clean()
+
+
+async def test_message_reaches_the_inbox_with_an_unread_count(
+    open_tab: TabFactory, site: Site
+) -> None:
+    user_id = (await site.user.call("GET", "/api/user/self"))["id"]
+    admin = await open_tab()
+    await sign_in_root(admin)
+    await admin.open("/console/message")
+    await admin.page.get_by_role("button", name="New message").click()
+    dialog = admin.page.locator("dialog[open]")
+    title = unique_name("t")
+    await dialog.locator("#f-title").fill(title)
+    await dialog.locator("#f-content").fill("**Maintenance** tonight")
+    await dialog.locator("#f-to_all").uncheck()
+    await dialog.locator("#f-user_ids").fill(str(user_id))
+    await dialog.locator("button[type=submit]").click()
+    await expect(admin.page.locator("#view tbody tr", has_text=title)).to_have_count(1)
+
+    user = await open_tab()
+    await sign_in(user, site.username, site.password)
+    await expect(user.page.locator("#unread")).to_have_text("1")
+    await user.page.click("#inbox-link")
+    await user.rendered("/console/inbox")
+    await user.page.get_by_text(title).click()
+    await expect(user.page.locator("details[open] .md strong")).to_have_text("Maintenance")
+    await expect(user.page.locator("#unread")).to_be_hidden()
+    admin.assert_clean()
+    user.assert_clean()
+
+
+async def test_access_token_made_in_personal_settings_works_for_scripts(
+    open_tab: TabFactory, site: Site
+) -> None:
+    tab = await open_tab()
+    await sign_in(tab, site.username, site.password)
+    await tab.open("/console/personal")
+    await tab.page.get_by_role("button", name="Generate a new access token").click()
+    token = tab.page.locator("#access-token")
+    await expect(token).not_to_have_text("")
+    user_id = (await site.user.call("GET", "/api/user/self"))["id"]
+    async with httpx.AsyncClient(base_url=site.web_url, timeout=10.0) as client:
+        reply = await client.get(
+            "/api/user/self",
+            headers={
+                "Authorization": f"Bearer {await token.inner_text()}",
+                "Veloera-User": str(user_id),
+            },
+        )
+    assert reply.json()["data"]["username"] == site.username
     tab.assert_clean()
