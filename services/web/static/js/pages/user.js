@@ -347,7 +347,9 @@ export async function playground(page) {
     }
   });
   prompt.addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) form.requestSubmit(); });
-  page.append(h("div", { class: "toolbar" }, keySelect, modelSelect), transcript, form);
+  if (!modelSelect.options.length) page.append(h("p", { class: "muted" }, t("play.noModel")));
+  page.append(h("div", { class: "toolbar" }, h("label", { class: "check" }, t("play.key"), keySelect),
+    h("label", { class: "check" }, t("play.model"), modelSelect)), transcript, form);
 }
 
 // ---------- Wallet ----------
