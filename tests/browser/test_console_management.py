@@ -112,7 +112,7 @@ async def test_message_reaches_the_inbox_with_an_unread_count(
     user.assert_clean()
 
 
-async def test_access_token_made_in_personal_settings_works_for_scripts(
+async def test_personal_settings_access_token_and_sessions(
     open_tab: TabFactory, site: Site
 ) -> None:
     tab = await open_tab()
@@ -131,4 +131,13 @@ async def test_access_token_made_in_personal_settings_works_for_scripts(
             },
         )
     assert reply.json()["data"]["username"] == site.username
+
+    # The test's own API session is another session: signing it out here ends it.
+    rows = tab.page.locator("#view tbody tr")
+    await expect(rows.filter(has_text="This browser")).to_have_count(1)
+    await expect(rows).to_have_count(2)
+    await rows.get_by_role("button", name="Sign out").click()
+    await expect(rows).to_have_count(1)
+    refused = await site.user.envelope("GET", "/api/user/self")
+    assert refused["success"] is False
     tab.assert_clean()

@@ -426,6 +426,47 @@ function smallForm(fields, values, label, onSubmit) {
   return form;
 }
 
+function emailBinding(refreshUser) {
+  const fields = [
+    { name: "email", label: t("auth.email"), type: "email", required: true },
+    { name: "code", label: t("auth.code"), required: true },
+  ];
+  const form = h("form", { class: "stack narrow" }, fields.map((f) => fieldRow(f)),
+    h("div", { class: "actions" },
+      h("button", { type: "button", class: "ghost", onclick: async () => {
+        const email = form.elements.email.value;
+        report(await api("GET", "/api/verification?email=" + encodeURIComponent(email)), t("auth.codeSent"));
+      } }, t("auth.sendCode")),
+      h("button", { type: "submit" }, t("me.bind"))));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const { email, code } = readForm(form, fields);
+    const query = new URLSearchParams({ email, code });
+    if (report(await api("GET", "/api/oauth/email/bind?" + query), t("common.saved"))) await refreshUser();
+  });
+  return form;
+}
+
+// Signed-in browsers and devices; any but this one can be signed out from here.
+async function sessions() {
+  const holder = h("div");
+  const load = async () => {
+    const reply = await api("GET", "/api/user/sessions");
+    if (!report(reply)) return;
+    holder.replaceChildren(table([
+      { label: t("me.signedIn"), cell: (x) => when(x.created_at) },
+      { label: t("me.expires"), cell: (x) => when(x.expires_at) },
+      { label: "IP", cell: (x) => x.ip },
+      { label: t("me.device"), cell: (x) => h("span", { class: "clip", title: x.user_agent }, x.user_agent) },
+      { label: t("common.actions"), cell: (x) => (x.current ? t("me.thisSession") : h("button", { class: "ghost small", onclick: async () => {
+        report(await api("DELETE", "/api/user/sessions/" + x.id), t("common.saved")); load();
+      } }, t("me.signOutSession"))) },
+    ], reply.data));
+  };
+  await load();
+  return holder;
+}
+
 export async function personal(page, { refreshUser }) {
   const me = await refreshUser();
   if (!me) return;
@@ -445,8 +486,10 @@ export async function personal(page, { refreshUser }) {
   } }, t("me.generateToken")), " ", tokenOut, h("p", { class: "help" }, t("me.tokenHelp")));
   page.append(pageHeader(t("nav.personal")),
     section(t("me.profile"), h("p", null, t("auth.username"), ": ", h("strong", null, me.username), " · ", t("me.group"), ": ", me.group, " · ", t("me.email"), ": ", me.email || "-"), profile),
+    section(t("me.bindEmail"), emailBinding(refreshUser)),
     section(t("me.password"), password),
-    section(t("me.accessToken"), access));
+    section(t("me.accessToken"), access),
+    section(t("me.sessions"), await sessions()));
   if (s.aff_enabled) {
     const aff = await api("GET", "/api/user/aff");
     const link = aff.success ? `${location.origin}/register?aff=${aff.data}` : "";
