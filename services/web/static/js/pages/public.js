@@ -55,7 +55,9 @@ export async function pricing(page) {
   const holder = h("div");
   const draw = () => {
     const q = search.value.trim().toLowerCase();
-    const rows = reply.data.filter((m) => m.model_name.toLowerCase().includes(q) && (!group.value || m.enable_groups.includes(group.value)));
+    // A model no enabled channel serves (no group) cannot be used, so it is not offered.
+    const rows = reply.data.filter((m) => m.enable_groups.length && m.model_name.toLowerCase().includes(q)
+      && (!group.value || m.enable_groups.includes(group.value)));
     holder.replaceChildren(table([
       { label: t("pricing.model"), cell: (m) => h("code", null, m.model_name) },
       { label: t("pricing.type"), cell: (m) => t(m.quota_type === 1 ? "pricing.byCall" : "pricing.byToken") },
