@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import NARROW, WIDE, Site, Tab, TabFactory, sign_in, sign_in_root
-from tests.helpers import create_token, root_console, unique_name
+from tests.helpers import create_channel, create_token, root_console, unique_name
 
 pytestmark = pytest.mark.e2e
 
@@ -191,3 +191,26 @@ async def test_screenshots_of_the_main_pages_and_no_overflow_at_390(
                 shot = screenshot_dir / f"{name}-{label}.png"
                 await tab.page.screenshot(path=str(shot), full_page=True)
         tab.assert_clean()
+
+
+async def test_pricing_search_and_group_filter(open_tab: TabFactory, site: Site) -> None:
+    prefix = unique_name("p")
+    plain, vip = prefix + "-a", prefix + "-b"
+    await create_channel(site.root, base_url=site.fake.url, models=[plain])
+    await create_channel(site.root, base_url=site.fake.url, models=[vip], group="vip")
+    options = {o["key"]: o["value"] for o in await site.root.call("GET", "/api/option/")}
+    ratios = json.loads(options.get("ModelRatio") or "{}")
+    ratios.update({plain: 1.0, vip: 2.0})
+    await site.root.call(
+        "PUT", "/api/option/", json={"key": "ModelRatio", "value": json.dumps(ratios)}
+    )
+    tab = await open_tab()
+    await tab.open("/pricing")
+    rows = tab.page.locator("#view tbody tr")
+    await tab.page.fill("#view input[type=search]", prefix)
+    await expect(rows).to_have_count(2)
+    await expect(rows.filter(has_text=plain)).to_contain_text("input $2.0000 / output $2.0000")
+    await tab.page.select_option("#view select", "vip")
+    await expect(rows).to_have_count(1)
+    await expect(rows).to_contain_text(vip)
+    tab.assert_clean()
