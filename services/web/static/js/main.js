@@ -41,9 +41,12 @@ const ALIASES = {
 
 const $ = (id) => document.getElementById(id);
 
+let moved = false; // set by a navigation inside the console: the new page then gets focus
+
 export function navigate(path, replace = false) {
   if (replace) history.replaceState(null, "", path);
   else history.pushState(null, "", path);
+  moved = true;
   render();
 }
 
@@ -115,7 +118,10 @@ export async function render() {
   view.replaceChildren(h("p", { class: "muted" }, t("common.loading")));
   const page = h("div", { class: "page", "data-page": route.path });
   await route.render(page, { navigate, refreshUser, refreshUnread });
-  if (seq === renderSeq) view.replaceChildren(page); // a later navigation wins
+  if (seq !== renderSeq) return; // a later navigation wins
+  view.replaceChildren(page);
+  if (moved && !page.querySelector("[autofocus]")) view.focus({ preventScroll: true }); // keyboard and screen readers start at the new page
+  moved = false;
 }
 
 export async function refreshUser() {
