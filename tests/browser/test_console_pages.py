@@ -214,3 +214,20 @@ async def test_pricing_search_and_group_filter(open_tab: TabFactory, site: Site)
     await expect(rows).to_have_count(1)
     await expect(rows).to_contain_text(vip)
     tab.assert_clean()
+
+
+async def test_register_with_an_invite_link_then_sign_in(open_tab: TabFactory, site: Site) -> None:
+    aff = await site.root.call("GET", "/api/user/aff")
+    tab = await open_tab()
+    await tab.open(f"/register?aff={aff}")
+    username = unique_name("r")
+    await tab.page.fill("#f-username", username)
+    await tab.page.fill("#f-password", "password123")
+    await tab.page.fill("#f-password2", "password123")
+    await tab.page.click("#view form button[type=submit]")
+    await tab.rendered("/login")
+    await sign_in(tab, username, "password123")
+    found = await site.root.call("GET", "/api/user/search", params={"keyword": username})
+    [user] = found["items"]
+    assert user["inviter_id"] == site.root.user_id
+    tab.assert_clean()
