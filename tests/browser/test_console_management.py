@@ -7,7 +7,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import Site, TabFactory, sign_in, sign_in_root
-from tests.helpers import unique_name
+from tests.helpers import create_channel, unique_name
 
 pytestmark = pytest.mark.e2e
 
@@ -140,4 +140,44 @@ async def test_personal_settings_access_token_and_sessions(
     await expect(rows).to_have_count(1)
     refused = await site.user.envelope("GET", "/api/user/self")
     assert refused["success"] is False
+    tab.assert_clean()
+
+
+async def test_channels_tagged_disabled_and_deleted_in_bulk(
+    open_tab: TabFactory, site: Site
+) -> None:
+    prefix = unique_name("b")
+    for suffix in ("1", "2"):
+        await create_channel(
+            site.root, base_url=site.fake.url, models=[unique_name("m")], name=prefix + suffix
+        )
+    tab = await open_tab()
+    await sign_in_root(tab)
+    await tab.open("/console/channel")
+    await tab.page.fill("#f-keyword", prefix)
+    await tab.page.click("#view form.filters button[type=submit]")
+    rows = tab.page.locator("#view tbody tr", has_text=prefix)
+    await expect(rows).to_have_count(2)
+
+    async def select_both() -> None:
+        for suffix in ("1", "2"):
+            await tab.page.get_by_label(f"Select {prefix}{suffix}").check()
+
+    await select_both()
+    await tab.page.get_by_role("button", name="Tag selected").click()
+    await tab.page.locator("dialog[open] #f-tag").fill(prefix)
+    await tab.page.locator("dialog[open] button[type=submit]").click()
+    await expect(rows.filter(has_text="Enabled")).to_have_count(2)
+
+    await tab.page.get_by_role("button", name="Tags", exact=True).click()
+    dialog = tab.page.locator("dialog[open]")
+    await dialog.locator("#f-tag").select_option(prefix)
+    await dialog.locator("#f-action").select_option("disabled")
+    await dialog.locator("button[type=submit]").click()
+    await expect(rows.filter(has_text="Disabled")).to_have_count(2)
+
+    await select_both()
+    await tab.page.get_by_role("button", name="Delete selected").click()
+    await tab.page.locator("dialog[open]").get_by_role("button", name="Confirm").click()
+    await expect(rows).to_have_count(0)
     tab.assert_clean()

@@ -75,6 +75,49 @@ async function editChannel(id, reload) {
   }
 }
 
+function tagSelected(selected, reload) {
+  if (!selected.size) { toast(t("ch.noneSelected")); return; }
+  formDialog({
+    title: t("ch.tagSelected"), fields: [{ name: "tag", label: t("ch.tag"), help: t("ch.tagEmpty") }],
+    onSubmit: async (data) => {
+      const reply = await api("POST", "/api/channel/batch/tag", { ids: [...selected], tag: data.tag });
+      if (reply.success) { toast(t("common.saved"), true); reload(); }
+      return reply;
+    },
+  });
+}
+
+// Every channel with one tag at once: enable, disable, or change the shared fields.
+async function tagTools(reload) {
+  const tags = await api("GET", "/api/channel/tags");
+  if (!report(tags)) return;
+  if (!tags.data.length) { toast(t("ch.noTags")); return; }
+  const fields = [
+    { name: "tag", label: t("ch.tag"), type: "select", options: tags.data.map((x) => [x, x]) },
+    { name: "action", label: t("ch.tagAction"), type: "select", options: [["edit", t("ch.tagEdit")], ["enabled", t("ch.tagEnable")], ["disabled", t("ch.tagDisable")]] },
+    { name: "new_tag", label: t("ch.newTag"), help: t("ch.keepEmpty") },
+    { name: "priority", label: t("ch.priorityOnly"), help: t("ch.keepEmpty") },
+    { name: "weight", label: t("ch.weight"), help: t("ch.keepEmpty") },
+    { name: "models", label: t("ch.models"), help: t("ch.keepEmpty") },
+    { name: "group", label: t("ch.groups"), help: t("ch.keepEmpty") },
+    { name: "model_mapping", label: t("ch.mapping"), type: "textarea", validate: (v) => (v.trim() ? mappingCheck(v) : "") },
+  ];
+  formDialog({
+    title: t("ch.tags"), fields, submitLabel: t("ch.apply"),
+    onSubmit: async (data) => {
+      let reply;
+      if (data.action === "edit") {
+        const body = Object.fromEntries(Object.entries(data).filter(([k, v]) => k !== "action" && v !== ""));
+        reply = await api("PUT", "/api/channel/tag", body);
+      } else {
+        reply = await api("POST", `/api/channel/tag/${data.action}`, { tag: data.tag });
+      }
+      if (reply.success) { toast(t("ch.changedN", { count: reply.data }), true); reload(); }
+      return reply;
+    },
+  });
+}
+
 export async function channels(page) {
   const fields = [
     { name: "keyword", label: t("common.search"), type: "search" },
@@ -85,12 +128,16 @@ export async function channels(page) {
   ];
   const filters = h("form", { class: "filters" }, fields.map((f) => fieldRow(f)), h("div", { class: "field" }, h("button", { type: "submit" }, t("common.search"))));
   const list = h("div");
+  const selected = new Set();
   let current = 1;
   const reload = async () => {
     const params = new URLSearchParams({ ...readForm(filters, fields), p: String(current), page_size: "20" });
     const reply = await api("GET", "/api/channel/search?" + params);
     if (!report(reply)) return;
+    selected.clear();
     list.replaceChildren(table([
+      { label: t("ch.select"), cell: (c) => h("input", { type: "checkbox", "aria-label": t("ch.selectOne", { name: c.name }),
+        onchange: (e) => (e.target.checked ? selected.add(c.id) : selected.delete(c.id)) }) },
       { label: "ID", cell: (c) => String(c.id) },
       { label: t("ch.name"), cell: (c) => h("span", null, c.name, c.tag ? h("small", { class: "tag" }, c.tag) : null) },
       { label: t("ch.type"), cell: (c) => TYPE_NAME.get(c.type) || String(c.type) },
@@ -111,7 +158,21 @@ export async function channels(page) {
     ], reply.data.items, t("ch.none")), pager(current, 20, reply.data.total, (p) => { current = p; reload(); }));
   };
   filters.addEventListener("submit", (e) => { e.preventDefault(); current = 1; reload(); });
-  page.append(pageHeader(t("nav.channels"), h("button", { id: "add-channel", onclick: () => editChannel(0, reload) }, t("ch.add"))), filters, list);
+  const bulk = h("div", { class: "toolbar" },
+    h("button", { class: "ghost", onclick: () => tagSelected(selected, reload) }, t("ch.tagSelected")),
+    h("button", { class: "ghost danger-text", onclick: async () => {
+      if (!selected.size) { toast(t("ch.noneSelected")); return; }
+      if (!(await confirmDialog(t("ch.confirmDeleteN", { count: selected.size })))) return;
+      const reply = await api("POST", "/api/channel/batch", { ids: [...selected] });
+      if (report(reply, t("code.deletedN", { count: reply.data }))) reload();
+    } }, t("ch.deleteSelected")),
+    h("button", { class: "ghost", onclick: () => tagTools(reload) }, t("ch.tags")),
+    h("button", { class: "ghost danger-text", onclick: async () => {
+      if (!(await confirmDialog(t("ch.confirmDeleteDisabled")))) return;
+      const reply = await api("DELETE", "/api/channel/disabled");
+      if (report(reply, t("code.deletedN", { count: reply.data }))) reload();
+    } }, t("ch.deleteDisabled")));
+  page.append(pageHeader(t("nav.channels"), h("button", { id: "add-channel", onclick: () => editChannel(0, reload) }, t("ch.add"))), filters, bulk, list);
   await reload();
 }
 
