@@ -16,7 +16,7 @@ from tests.browser.conftest import Site, Tab, TabFactory, sign_in, sign_in_root
 from tests.e2e.test_chat_flow import eventually, wait_for_model
 from tests.helpers import ROOT_PASSWORD, ROOT_USERNAME, unique_name
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.browser
 
 KEY_QUOTA = 1_000_000
 

@@ -9,7 +9,7 @@ from playwright.async_api import expect
 from tests.browser.conftest import Site, TabFactory, sign_in, sign_in_root
 from tests.helpers import create_channel, unique_name
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.browser
 
 
 async def test_channel_form_checks_mappings_and_keeps_keys_apart(
@@ -181,3 +181,16 @@ async def test_channels_tagged_disabled_and_deleted_in_bulk(
     await tab.page.locator("dialog[open]").get_by_role("button", name="Confirm").click()
     await expect(rows).to_have_count(0)
     tab.assert_clean()
+
+
+async def test_an_ended_session_sends_the_page_to_sign_in(open_tab: TabFactory, site: Site) -> None:
+    tab = await open_tab()
+    await sign_in(tab, site.username, site.password)
+    sessions = await site.user.call("GET", "/api/user/sessions")
+    [browser_session] = [s for s in sessions if not s["current"]]
+    await site.user.call("DELETE", f"/api/user/sessions/{browser_session['id']}")
+    await tab.page.locator("#sidebar").get_by_role("link", name="API keys").click()
+    await tab.rendered("/login")
+    assert tab.page.url.endswith("/login?next=%2Fconsole%2Ftoken")
+    await expect(tab.page.locator("#logout")).to_be_hidden()
+    await sign_in(tab, site.username, site.password)

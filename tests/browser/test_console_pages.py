@@ -13,7 +13,7 @@ from playwright.async_api import expect
 from tests.browser.conftest import NARROW, WIDE, Site, Tab, TabFactory, sign_in, sign_in_root
 from tests.helpers import create_channel, create_token, root_console, unique_name
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.browser
 
 PUBLIC = ["/", "/pricing", "/about", "/login", "/register", "/reset"]
 USER = [

@@ -15,7 +15,7 @@ from tests.e2e.test_chat_flow import eventually
 from tests.fakes.epay import FakeEpay
 from tests.helpers import unique_name
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.browser
 
 GATEWAY = "http://pay.invalid"
 EPAY = FakeEpay(pid="2002", key="browser-merchant-key")

@@ -33,9 +33,10 @@ export async function api(method, path, body) {
   }
   let payload;
   try { payload = await res.json(); } catch { payload = { success: false, message: res.statusText }; }
-  if (res.status === 401) {
+  if (res.status === 401 && session.userId) {
     signedOut();
     payload.unauthorized = true;
+    window.dispatchEvent(new Event("veloera-signed-out")); // the shell sends the user to sign in
   }
   return payload;
 }

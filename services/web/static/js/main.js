@@ -161,6 +161,10 @@ function bindShell() {
     navigate(url.pathname + url.search);
   });
   window.addEventListener("popstate", render);
+  window.addEventListener("veloera-signed-out", () => {
+    const path = location.pathname;
+    if (path.startsWith("/console")) navigate("/login?next=" + encodeURIComponent(path), true);
+  });
   $("nav-toggle").addEventListener("click", () => {
     const open = document.body.classList.toggle("nav-open");
     $("nav-toggle").setAttribute("aria-expanded", String(open));
