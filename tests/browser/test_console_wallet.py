@@ -54,6 +54,10 @@ async def test_codes_created_in_bulk_are_redeemed_in_the_wallet(
     row = admin.page.locator("#view tbody tr", has_text=second[:8])
     await row.get_by_role("button", name="Disable").click()
     await expect(row).to_contain_text("Disabled")
+    await row.get_by_role("button", name="Edit").click()
+    await admin.page.locator("dialog[open] #f-name").fill(name + "x")
+    await admin.page.locator("dialog[open] button[type=submit]").click()
+    await expect(row.locator("td[data-label=Name]")).to_have_text(name + "x")
 
     user = await open_tab()
     await sign_in(user, site.username, site.password)

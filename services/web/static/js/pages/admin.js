@@ -4,7 +4,7 @@ import { t } from "../i18n.js";
 import { CHANNEL_TYPES } from "../channel_types.js";
 import {
   confirmDialog, copy, fieldRow, formDialog, fromLocalInput, h, jsonObjectCheck, money, pageHeader, pager,
-  readForm, report, section, table, toast, when,
+  readForm, report, table, toast, toLocalInput, when,
 } from "../ui.js";
 
 const TYPE_NAME = new Map(CHANNEL_TYPES);
@@ -269,6 +269,24 @@ function showCodes(keys) {
   dialog.showModal();
 }
 
+function editCode(code, reload) {
+  formDialog({
+    title: t("code.edit"),
+    fields: [
+      { name: "name", label: t("code.name"), required: true },
+      { name: "quota", label: t("code.quota"), type: "number", min: "1", required: true },
+      { name: "max_uses", label: t("code.maxUses"), type: "number", help: t("code.maxUsesHelp") },
+      { name: "valid_until", label: t("code.validUntil"), type: "datetime-local" },
+    ],
+    values: { ...code, valid_until: toLocalInput(code.valid_until) },
+    onSubmit: async (data) => {
+      const reply = await api("PUT", "/api/redemption/", { ...data, id: code.id, valid_until: fromLocalInput(data.valid_until) });
+      if (reply.success) { toast(t("common.saved"), true); reload(); }
+      return reply;
+    },
+  });
+}
+
 export async function redemptions(page) {
   const list = h("div");
   let current = 1, keyword = "";
@@ -285,6 +303,7 @@ export async function redemptions(page) {
       { label: t("code.uses"), cell: (c) => `${c.used_count} / ${c.max_uses < 0 ? "∞" : c.max_uses}` },
       { label: t("code.validUntil"), cell: (c) => (c.valid_until ? when(c.valid_until) : t("key.never")) },
       { label: t("common.actions"), cell: (c) => h("span", { class: "row-actions" },
+        h("button", { class: "ghost small", onclick: () => editCode(c, reload) }, t("common.edit")),
         c.status !== 3 ? h("button", { class: "ghost small", onclick: async () => {
           report(await api("PUT", "/api/redemption/?status_only=true", { id: c.id, status: c.status === 1 ? 2 : 1 })); reload();
         } }, t(c.status === 1 ? "common.disable" : "common.enable")) : null,
