@@ -98,8 +98,9 @@ async def open_tab(browser: Browser, web_url: str) -> AsyncIterator[TabFactory]:
     async def factory(viewport: dict[str, int] = WIDE, lang: str = "en") -> Tab:
         context = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
         context.set_default_timeout(10_000)
+        # The console's own pages only (frames of other origins may not touch storage).
         await context.add_init_script(
-            "if (!localStorage.getItem('veloera-lang'))"
+            f"if (location.origin === '{web_url}' && !localStorage.getItem('veloera-lang'))"
             f" localStorage.setItem('veloera-lang', '{lang}');"
         )
         page = await context.new_page()

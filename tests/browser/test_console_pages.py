@@ -5,12 +5,15 @@ horizontal overflow. Screenshots of the main pages go to SCREENSHOT_DIR (`make s
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import NARROW, WIDE, Site, Tab, TabFactory, sign_in, sign_in_root
+from tests.e2e.test_chat_flow import eventually
 from tests.helpers import create_channel, create_token, root_console, unique_name
 
 pytestmark = pytest.mark.browser
@@ -230,4 +233,46 @@ async def test_register_with_an_invite_link_then_sign_in(open_tab: TabFactory, s
     found = await site.root.call("GET", "/api/user/search", params={"keyword": username})
     [user] = found["items"]
     assert user["inviter_id"] == site.root.user_id
+    tab.assert_clean()
+
+
+TEXTS = {
+    "Notice": "**Maintenance** at noon",
+    "HomePageContent": "# Welcome to the gateway",
+    "About": "https://example.invalid/about",
+}
+
+
+@pytest.fixture
+async def admin_texts(site: Site) -> AsyncIterator[None]:
+    for key, value in TEXTS.items():
+        await site.root.call("PUT", "/api/option/", json={"key": key, "value": value})
+
+    async def shown() -> bool | None:
+        async with httpx.AsyncClient(base_url=site.web_url, timeout=10.0) as client:
+            notice = (await client.get("/api/notice")).json()["data"]
+        return True if notice == TEXTS["Notice"] else None
+
+    await eventually(shown)  # the web process caches options for a few seconds
+    yield
+    for key in TEXTS:
+        await site.root.call("PUT", "/api/option/", json={"key": key, "value": ""})
+
+
+async def test_notice_home_and_about_show_the_admins_texts(
+    open_tab: TabFactory, site: Site, admin_texts: None
+) -> None:
+    tab = await open_tab()
+    await tab.page.route("https://example.invalid/**", lambda route: route.fulfill(body="about"))
+    await tab.open("/")
+    notice = tab.page.locator("#notice")
+    await expect(notice.locator("strong")).to_have_text("Maintenance")
+    await expect(tab.page.locator("#view h1")).to_have_text("Welcome to the gateway")
+    await tab.open("/about")
+    await expect(tab.page.locator("#view iframe")).to_have_attribute("src", TEXTS["About"])
+    await notice.get_by_role("button", name="Close").click()
+    await expect(notice).to_be_hidden()
+    await tab.page.reload()
+    await tab.rendered("/about")
+    await expect(notice).to_be_hidden()  # closed stays closed until the text changes
     tab.assert_clean()
