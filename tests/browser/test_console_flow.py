@@ -82,8 +82,10 @@ async def test_setup_channel_key_playground_log_and_balance(
     admin = await open_tab()
     await _setup_by_clicking(admin, site.web_url)
     await sign_in_root(admin)
-    # The relay's address follows RELAY_PORT and carries /v1.
-    await expect(admin.page.locator("#server-address")).to_have_text(site.relay_url + "/v1")
+    # The relay's address (ServerAddress, else RELAY_PUBLIC_URL following RELAY_PORT) with /v1.
+    options = {o["key"]: o["value"] for o in await site.root.call("GET", "/api/option/")}
+    address = options.get("ServerAddress") or site.relay_url
+    await expect(admin.page.locator("#server-address")).to_have_text(address + "/v1")
     model = unique_name("m")
     await _add_channel(admin, site, model)
     await _price_cheaply(site, model)
