@@ -36,7 +36,7 @@ const ROUTES = [
 const ALIASES = {
   "/token": "/console/token", "/log": "/console/log", "/topup": "/console/topup", "/channel": "/console/channel",
   "/user": "/console/user", "/redemption": "/console/redemption", "/setting": "/console/setting",
-  "/chat": "/console/playground", "/detail": "/console", "/dashboard": "/console",
+  "/chat": "/console/playground", "/detail": "/console", "/dashboard": "/console", "/user/reset": "/reset",
 };
 
 const $ = (id) => document.getElementById(id);

@@ -1,7 +1,7 @@
 // Public pages: home, pricing, about, sign-in, registration, password reset, first-run setup.
 import { api, session, signedIn } from "../api.js";
 import { t } from "../i18n.js";
-import { fieldRow, h, money, pageHeader, readForm, report, section, table, toast, when } from "../ui.js";
+import { copy, fieldRow, h, pageHeader, readForm, report, section, table, toast, when } from "../ui.js";
 import { marked } from "../../vendor/marked.esm.js";
 
 // Markdown, HTML, a whole HTML document (in a frame) or a URL (in a frame), as upstream shows them.
@@ -130,8 +130,15 @@ export async function reset(page) {
   const params = new URLSearchParams(location.search);
   page.append(pageHeader(t("nav.reset")));
   if (params.get("token")) {
-    const reply = await api("POST", "/api/user/reset", { email: params.get("email"), token: params.get("token") });
-    if (report(reply)) page.append(h("p", null, t("auth.newPassword")), h("code", null, String(reply.data)));
+    // The mailed link: a click (not the page load, which a mail scanner may trigger) resets.
+    const result = h("div");
+    page.append(h("p", null, params.get("email")), h("button", { id: "confirm-reset", onclick: async (e) => {
+      const reply = await api("POST", "/api/user/reset", { email: params.get("email"), token: params.get("token") });
+      if (!report(reply)) return;
+      e.target.disabled = true;
+      result.replaceChildren(h("p", null, t("auth.newPassword")), h("code", { id: "new-password" }, String(reply.data)), " ",
+        h("button", { class: "ghost small", onclick: () => copy(String(reply.data)) }, t("common.copy")));
+    } }, t("auth.confirmReset")), result);
     return;
   }
   page.append(authForm([{ name: "email", label: t("auth.email"), type: "email", required: true }], t("auth.sendReset"), async (data) => {
