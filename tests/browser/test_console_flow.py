@@ -55,7 +55,8 @@ async def _add_channel(tab: Tab, site: Site, model: str) -> str:
     return name
 
 
-async def _create_key(tab: Tab, name: str, expires: datetime) -> None:
+async def _create_key(tab: Tab, name: str, expires: datetime, model: str = "") -> None:
+    """Every field of the form; limits that still let the playground's request through."""
     await tab.open("/console/token")
     await tab.page.get_by_role("button", name="Create key").click()
     dialog = tab.page.locator("dialog[open]")
@@ -63,6 +64,14 @@ async def _create_key(tab: Tab, name: str, expires: datetime) -> None:
     await dialog.locator("#f-remain_quota").fill(str(KEY_QUOTA))
     await dialog.locator("#f-unlimited_quota").uncheck()
     await dialog.locator("#f-expired_time").fill(expires.strftime("%Y-%m-%dT%H:%M"))
+    if model:
+        await dialog.locator("#f-model_limits_enabled").check()
+        await dialog.locator("#f-model_limits").fill(model)
+    await dialog.locator("#f-allow_ips").fill("127.0.0.1\n::1")
+    await dialog.locator("#f-rate_limit_enabled").check()
+    await dialog.locator("#f-rate_limit_period").fill("60")
+    await dialog.locator("#f-rate_limit_count").fill("100")
+    await dialog.locator("#f-rate_limit_success").fill("50")
     await dialog.locator("button[type=submit]").click()
     await expect(tab.page.locator("#view tbody")).to_contain_text(name)
 
@@ -95,12 +104,17 @@ async def test_setup_channel_key_playground_log_and_balance(
     balance_before = await user.page.locator("#balance").inner_text()
     key_name = unique_name("k")
     expires = datetime.now() + timedelta(days=3)
-    await _create_key(user, key_name, expires)
+    await _create_key(user, key_name, expires, model)
     [token] = [
         t for t in (await site.user.call("GET", "/api/token/"))["items"] if t["name"] == key_name
     ]
     assert token["remain_quota"] == KEY_QUOTA and token["unlimited_quota"] is False
     assert abs(token["expired_time"] - expires.timestamp()) < 60
+    assert token["model_limits_enabled"] is True and token["model_limits"] == model
+    assert token["allow_ips"] == "127.0.0.1\n::1"
+    assert token["rate_limit_enabled"] is True
+    limits = (token["rate_limit_period"], token["rate_limit_count"], token["rate_limit_success"])
+    assert limits == (60, 100, 50)
     await wait_for_model(site.relay_url, token["key"], model)
 
     await user.open("/console/playground")
