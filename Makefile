@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find proto -name '*.proto')
 
-.PHONY: run test check proto bench lint clean
+.PHONY: run test check proto bench lint clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q
+
+# The console's main pages at 1280 px and 390 px, as PNG files to look at (starts the whole
+# system and a headless chromium like the browser tests; installs chromium when missing).
+screenshots: $(STAMP)
+	rm -rf build/screenshots && mkdir -p build/screenshots
+	SCREENSHOT_DIR=$(abspath build/screenshots) $(BIN)/pytest -q -p no:cacheprovider \
+		tests/browser/test_console_pages.py -k screenshots
 
 proto: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m grpc_tools.protoc -I proto \

@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Route
 
 from services.relay.endpoints import BY_PATH
@@ -78,6 +80,17 @@ def create_app(settings: Settings) -> Starlette:
         routes=build_routes(ctx),
         lifespan=lifespan,
         exception_handlers={HTTPException: http_exception},
+        # Any origin may call the API with a key, as upstream `middleware/cors.go` allows:
+        # the console's playground runs on the web service's origin, not the relay's.
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=["*"],
+                allow_methods=ALL_METHODS,
+                allow_headers=["*"],
+                max_age=600,
+            )
+        ],
     )
     app.state.relay = ctx
     return app

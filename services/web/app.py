@@ -23,6 +23,7 @@ from services.web.rate_limit import RateLimitMiddleware
 from services.web.routes import (
     channels,
     checkin,
+    console,
     data,
     email,
     logs,
@@ -61,6 +62,7 @@ def _routes() -> list[BaseRoute]:
         *pricing.ROUTES,
         *redemptions.ROUTES,
         *checkin.ROUTES,
+        *console.ROUTES,
         *topup.ROUTES,
         *pages.ROUTES,
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),

@@ -70,7 +70,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         credential=load_credential(env, WEB),
         session_secret=env.secret("SESSION_SECRET"),
         log_level=env.str("LOG_LEVEL", "INFO"),
-        relay_public_url=env.str("RELAY_PUBLIC_URL", "http://127.0.0.1:3000").rstrip("/"),
+        # The default follows RELAY_PORT, so the console never shows a port nobody listens on.
+        relay_public_url=env.str(
+            "RELAY_PUBLIC_URL", f"http://127.0.0.1:{env.int('RELAY_PORT', 3000)}"
+        ).rstrip("/"),
         rpc_timeout=env.float("WEB_RPC_TIMEOUT", 5.0),
         session_cookie_secure=env.bool("SESSION_COOKIE_SECURE", False),
         trusted_proxies=_trusted_proxies(env, errors),

@@ -372,7 +372,7 @@ async def test_page_has_attribution_and_spa_fallback(web_url: str) -> None:
         text = re.sub(r"<[^>]+>", "", reply.text)
         assert "Powered by Veloera" in " ".join(text.split())
         assert 'href="https://github.com/Veloera/Veloera"' in reply.text
-    script = await _get(web_url, "/static/app.js")
+    script = await _get(web_url, "/static/js/api.js")
     assert script.status_code == 200
     assert "Veloera-User" in script.text
 

@@ -15,7 +15,7 @@ PAGE_SIZE = 100
 MAX_PAGES = 100
 
 
-async def _enabled_models(call: Call) -> dict[str, set[str]]:
+async def enabled_models(call: Call) -> dict[str, set[str]]:
     """Model -> groups served by at least one enabled channel (keys stay masked)."""
     deps = call.deps
     groups_of: dict[str, set[str]] = defaultdict(set)
@@ -39,7 +39,7 @@ async def _enabled_models(call: Call) -> dict[str, set[str]]:
 @endpoint()
 async def pricing(call: Call) -> JSONResponse:
     deps = call.deps
-    groups_of = await _enabled_models(call)
+    groups_of = await enabled_models(call)
     prices = await deps.billing.ListModelPrices(
         billing_pb2.ListModelPricesRequest(models=sorted(groups_of)), timeout=deps.timeout
     )

@@ -132,7 +132,8 @@ async def get_status(call: Call) -> dict[str, Any]:
         "enable_data_export": _flag(options, "DataExportEnabled", True),
         "data_export_default_time": opt("DataExportDefaultTime") or "hour",
         "default_collapse_sidebar": _flag(options, "DefaultCollapseSidebar", False),
-        "enable_online_topup": False,
+        # As upstream's status: EPay is offered once its gateway and merchant are configured.
+        "enable_online_topup": bool(opt("PayAddress") and opt("EpayId")),
         "mj_notify_enabled": _flag(options, "MjNotifyEnabled", False),
         "chats": _chats(opt("Chats", "[]")),
         "demo_site_enabled": _flag(options, "DemoSiteEnabled", False),

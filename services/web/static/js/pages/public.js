@@ -1,0 +1,167 @@
+// Public pages: home, pricing, about, sign-in, registration, password reset, first-run setup.
+import { api, session, signedIn } from "../api.js";
+import { t } from "../i18n.js";
+import { copy, fieldRow, h, pageHeader, readForm, report, section, table, toast, when } from "../ui.js";
+import { marked } from "../../vendor/marked.esm.js";
+
+// Markdown, HTML, a whole HTML document (in a frame) or a URL (in a frame), as upstream shows them.
+function richContent(text) {
+  const trimmed = text.trim();
+  if (/^https?:\/\/\S+$/.test(trimmed)) return h("iframe", { class: "content-frame", src: trimmed, title: "content" });
+  if (/^<!doctype html|^<html/i.test(trimmed)) return h("iframe", { class: "content-frame", srcdoc: trimmed, title: "content" });
+  return h("div", { class: "md", html: marked.parse(trimmed) });
+}
+
+export async function home(page) {
+  const reply = await api("GET", "/api/home_page_content");
+  const content = reply.success ? reply.data : "";
+  if (content) { page.append(richContent(content)); return; }
+  const s = session.status || {};
+  page.append(
+    pageHeader(s.system_name || "Veloera"),
+    section(t("home.status"),
+      h("dl", { class: "facts" },
+        h("dt", null, t("home.version")), h("dd", null, s.version || "-"),
+        h("dt", null, t("home.started")), h("dd", null, when(s.start_time)),
+        h("dt", null, t("home.apiBase")), h("dd", null, h("code", null, (s.server_address || "") + "/v1")),
+        h("dt", null, t("home.source")), h("dd", null, h("a", { href: "https://github.com/Veloera/Veloera" }, "github.com/Veloera/Veloera")),
+        h("dt", null, t("home.license")), h("dd", null, "GPL v3-or-later"))),
+    h("p", null, session.user
+      ? h("a", { class: "button", href: "/console" }, t("nav.dashboard"))
+      : h("a", { class: "button", href: "/login" }, t("nav.login"))));
+}
+
+export async function about(page) {
+  const reply = await api("GET", "/api/about");
+  page.append(pageHeader(t("nav.about")));
+  if (reply.success && reply.data) page.append(richContent(reply.data));
+  else page.append(h("p", null, t("about.empty")), h("p", null, h("a", { href: "https://github.com/Veloera/Veloera" }, "Veloera")));
+}
+
+function priceText(item) {
+  if (!item.priced) return t("pricing.unpriced");
+  if (item.quota_type === 1) return t("pricing.perCall", { price: "$" + Number(item.model_price).toFixed(4) });
+  return `${t("pricing.in")} $${Number(item.input_price_per_million).toFixed(4)} / ${t("pricing.out")} $${Number(item.output_price_per_million).toFixed(4)}`;
+}
+
+export async function pricing(page) {
+  const reply = await api("GET", "/api/pricing");
+  page.append(pageHeader(t("nav.pricing")));
+  if (!report(reply)) return;
+  const groups = Object.keys(reply.group_ratio || {}).sort();
+  const search = h("input", { type: "search", placeholder: t("pricing.search"), "aria-label": t("pricing.search") });
+  const group = h("select", { "aria-label": t("pricing.group") }, h("option", { value: "" }, t("pricing.allGroups")),
+    groups.map((g) => h("option", { value: g }, `${g} (×${reply.group_ratio[g]})`)));
+  const holder = h("div");
+  const draw = () => {
+    const q = search.value.trim().toLowerCase();
+    // A model no enabled channel serves (no group) cannot be used, so it is not offered.
+    const rows = reply.data.filter((m) => m.enable_groups.length && m.model_name.toLowerCase().includes(q)
+      && (!group.value || m.enable_groups.includes(group.value)));
+    holder.replaceChildren(table([
+      { label: t("pricing.model"), cell: (m) => h("code", null, m.model_name) },
+      { label: t("pricing.type"), cell: (m) => t(m.quota_type === 1 ? "pricing.byCall" : "pricing.byToken") },
+      { label: t("pricing.price"), cell: priceText },
+      { label: t("pricing.groups"), cell: (m) => m.enable_groups.join(", ") },
+    ], rows));
+  };
+  search.addEventListener("input", draw);
+  group.addEventListener("change", draw);
+  page.append(h("div", { class: "toolbar" }, search, group), h("p", { class: "muted" }, t("pricing.note")), holder);
+  draw();
+}
+
+function authForm(fields, submitLabel, onSubmit) {
+  const form = h("form", { class: "stack narrow" }, fields.map((f) => fieldRow(f)), h("button", { type: "submit" }, submitLabel));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    await onSubmit(readForm(form, fields), form);
+  });
+  return form;
+}
+
+export async function login(page, { navigate, refreshUnread }) {
+  const fields = [
+    { name: "username", label: t("auth.username"), required: true },
+    { name: "password", label: t("auth.password"), type: "password", required: true },
+  ];
+  page.append(pageHeader(t("nav.login")), authForm(fields, t("nav.login"), async (data) => {
+    const reply = await api("POST", "/api/user/login", data);
+    if (!report(reply)) return;
+    signedIn(reply.data);
+    const me = await api("GET", "/api/user/self");
+    if (me.success) signedIn(me.data);
+    refreshUnread();
+    const next = new URLSearchParams(location.search).get("next");
+    navigate(next && next.startsWith("/") ? next : "/console");
+  }), h("p", null, h("a", { href: "/register" }, t("auth.noAccount")), " · ", h("a", { href: "/reset" }, t("auth.forgot"))));
+}
+
+export async function register(page, { navigate }) {
+  const s = session.status || {};
+  page.append(pageHeader(t("nav.register")));
+  if (!s.register_enabled || !s.password_register_enabled) { page.append(h("p", null, t("auth.registerClosed"))); return; }
+  const aff = new URLSearchParams(location.search).get("aff") || localStorage.getItem("veloera-aff") || "";
+  if (aff) localStorage.setItem("veloera-aff", aff);
+  const fields = [
+    { name: "username", label: t("auth.username"), required: true },
+    { name: "password", label: t("auth.password"), type: "password", required: true },
+    { name: "password2", label: t("auth.confirm"), type: "password", required: true },
+  ];
+  if (s.email_verification) {
+    fields.push({ name: "email", label: t("auth.email"), type: "email", required: true },
+      { name: "verification_code", label: t("auth.code"), required: true });
+  }
+  const form = authForm(fields, t("nav.register"), async (data) => {
+    const reply = await api("POST", "/api/user/register", { ...data, aff_code: aff });
+    if (!report(reply, t("auth.registered"))) return;
+    navigate("/login");
+  });
+  if (s.email_verification) {
+    form.append(h("button", { type: "button", class: "ghost", onclick: async () => {
+      const email = form.elements.email.value;
+      report(await api("GET", "/api/verification?email=" + encodeURIComponent(email)), t("auth.codeSent"));
+    } }, t("auth.sendCode")));
+  }
+  page.append(form);
+}
+
+export async function reset(page) {
+  const params = new URLSearchParams(location.search);
+  page.append(pageHeader(t("nav.reset")));
+  if (params.get("token")) {
+    // The mailed link: a click (not the page load, which a mail scanner may trigger) resets.
+    const result = h("div");
+    page.append(h("p", null, params.get("email")), h("button", { id: "confirm-reset", onclick: async (e) => {
+      const reply = await api("POST", "/api/user/reset", { email: params.get("email"), token: params.get("token") });
+      if (!report(reply)) return;
+      e.target.disabled = true;
+      result.replaceChildren(h("p", null, t("auth.newPassword")), h("code", { id: "new-password" }, String(reply.data)), " ",
+        h("button", { class: "ghost small", onclick: () => copy(String(reply.data)) }, t("common.copy")));
+    } }, t("auth.confirmReset")), result);
+    return;
+  }
+  page.append(authForm([{ name: "email", label: t("auth.email"), type: "email", required: true }], t("auth.sendReset"), async (data) => {
+    report(await api("GET", "/api/reset_password?email=" + encodeURIComponent(data.email)), t("auth.resetSent"));
+  }));
+}
+
+export async function setup(page, { navigate }) {
+  page.append(pageHeader(t("nav.setup")));
+  const state = await api("GET", "/api/setup");
+  if (state.success && state.data.status) { page.append(h("p", null, t("setup.done")), h("a", { href: "/login" }, t("nav.login"))); return; }
+  const fields = [
+    { name: "username", label: t("auth.username"), required: true },
+    { name: "password", label: t("auth.password"), type: "password", required: true },
+    { name: "confirmPassword", label: t("auth.confirm"), type: "password", required: true },
+    { name: "SelfUseModeEnabled", label: t("setup.selfUse"), type: "checkbox", help: t("setup.selfUseHelp") },
+    { name: "DemoSiteEnabled", label: t("setup.demo"), type: "checkbox" },
+  ];
+  page.append(h("p", null, t("setup.intro")), authForm(fields, t("setup.submit"), async (data) => {
+    const reply = await api("POST", "/api/setup", data);
+    if (!report(reply)) return;
+    toast(t("setup.complete"), true);
+    session.status = { ...session.status, setup: true };
+    navigate("/login");
+  }));
+}
