@@ -8,6 +8,7 @@ import re
 import httpx
 from openai.types.chat import ChatCompletionMessageParam
 
+from tests.conftest import METRICS_TOKEN
 from tests.e2e.relay_kit import world as world
 from tests.e2e.test_chat_flow import World, eventually, new_customer, price_model, sdk
 
@@ -17,7 +18,10 @@ UPDATES = re.compile(r'^veloera_relay_routing_updates_total\{kind="(\w+)"\} ([0-
 
 async def routing_updates(world: World) -> dict[str, float]:
     async with httpx.AsyncClient(timeout=10.0) as client:
-        text = (await client.get(world.relay_url + "/metrics")).text
+        reply = await client.get(
+            world.relay_url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+        text = reply.text
     return {kind: float(value) for kind, value in UPDATES.findall(text)}
 
 

@@ -67,6 +67,7 @@ async def test_bad_options_get_clear_errors_and_change_nothing(root: Console) ->
 
 async def test_oauth_toggle_needs_credentials_and_secrets_stay_hidden(root: Console) -> None:
     client_id = f"id-{uuid.uuid4().hex[:6]}"
+    assert (await _set(root, "GitHubClientSecret", ""))["success"]  # another test may set one
     assert (await _set(root, "GitHubClientId", client_id))["success"]
     assert not (await _set(root, "GitHubOAuthEnabled", True))["success"]
     assert (await _set(root, "GitHubClientSecret", "gh-secret-1"))["success"]

@@ -69,9 +69,9 @@ async def test_admin_model_and_group_lists(web_url: str) -> None:
     user, _ = await create_user(root, quota=0)
     model = unique_name("m")
     try:
-        await create_channel(root, base_url="http://127.0.0.1:9", models=[model], type=14)
+        await create_channel(root, base_url="http://127.0.0.1:9", models=[model], type=1)
         by_type = await root.call("GET", "/api/models")
-        assert model in by_type["14"]
+        assert model in by_type["1"]
         options = {o["key"]: o["value"] for o in await root.call("GET", "/api/option/")}
         assert await root.call("GET", "/api/group/") == sorted(json.loads(options["GroupRatio"]))
         for path in ("/api/models", "/api/group/"):
@@ -99,11 +99,14 @@ async def test_relay_answers_the_consoles_cors_preflight(relay_url: str) -> None
 
 
 def test_relay_address_follows_relay_port() -> None:
-    settings = load_settings({"SESSION_SECRET": "s" * 32, "RELAY_PORT": "4123"})
+    settings = load_settings(
+        {"SESSION_SECRET": "s" * 32, "INTERNAL_TOKEN_WEB": "w" * 32, "RELAY_PORT": "4123"}
+    )
     assert settings.relay_public_url == "http://127.0.0.1:4123"
     explicit = load_settings(
         {
             "SESSION_SECRET": "s" * 32,
+            "INTERNAL_TOKEN_WEB": "w" * 32,
             "RELAY_PORT": "4123",
             "RELAY_PUBLIC_URL": "https://api.example/",
         }

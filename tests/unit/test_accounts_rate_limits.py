@@ -31,7 +31,7 @@ def test_retry_after_is_when_one_more_hit_fits() -> None:
     assert not verdict(21, 1, elapsed_then - 1, 100, 20).allowed
 
 
-SECRET_ENV = {"SESSION_SECRET": "s"}
+SECRET_ENV = {"SESSION_SECRET": "s", "INTERNAL_TOKEN_WEB": "w" * 32}
 
 
 def test_rate_limits_are_on_by_default_and_switchable() -> None:
