@@ -17,6 +17,7 @@ from veloera.tasks.v1 import tasks_pb2
 
 from services.shared import nats_auth, subjects
 from services.shared.db import create_pool
+from services.shared.metrics import observe_consumed, observe_idle
 from services.shared.natsutil import connect, drain, ensure_streams
 from services.tasks import handlers, health
 from services.tasks.metrics import MESSAGES, UP
@@ -65,8 +66,10 @@ async def pull_loop(js: JetStreamContext, pool: asyncpg.Pool, settings: Settings
                     settings.fetch_batch, timeout=settings.fetch_timeout
                 )
             except nats.errors.TimeoutError:
-                continue  # an empty fetch means idle
+                observe_idle(subjects.TASKS_DURABLE)  # an empty fetch means idle
+                continue
             for msg in batch:
+                observe_consumed(subjects.TASKS_DURABLE, msg)
                 await handle(msg, pool)
     finally:
         UP.set(0)

@@ -22,6 +22,8 @@ async def test_tasks_probes_answer_health_not_metrics(tasks_service: Child) -> N
     assert alive.status_code == 200 and alive.json() == {"status": "ok"}
     assert ready.status_code == 200 and ready.json() == {"status": "ready"}
     assert "veloera_tasks_worker_up 1.0" in metrics.text
+    # The shared collectors the dashboard and alerts read: its PostgreSQL pool's size.
+    assert 'veloera_db_pool_connections{schema="tasks",state="max"} 5.0' in metrics.text
     assert unknown.status_code == 404
 
 
