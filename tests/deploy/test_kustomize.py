@@ -4,6 +4,7 @@ keep the promises README's "Deploy" and "Security model" make."""
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 from pathlib import Path
@@ -81,7 +82,7 @@ def test_every_service_is_probed_hardened_and_drains(overlay: str) -> None:
         assert spec["topologySpreadConstraints"]
         assert spec["serviceAccountName"] == f"veloera-{name}"
     relay = pod_spec(deployments["veloera-relay"])
-    config = next(iter(by_kind(build(overlay), "ConfigMap").values()))
+    config = by_kind(build(overlay), "ConfigMap")["veloera-config"]
     # The relay's own drain (RELAY_SHUTDOWN_GRACE_SECONDS) fits inside the pod's grace period.
     drain = float(config["data"]["RELAY_SHUTDOWN_GRACE_SECONDS"])
     assert relay["terminationGracePeriodSeconds"] >= drain + 10
@@ -160,3 +161,21 @@ def test_prod_autoscales_the_edges_and_budgets_disruptions() -> None:
         "services.cli",
         "migrate",
     ]
+
+
+def test_dev_runs_postgresql_and_nats_in_the_cluster_with_the_shipped_nats_config() -> None:
+    docs = build("dev")
+    sets = by_kind(docs, "StatefulSet")
+    assert set(sets) == {"nats", "postgres"}
+    shipped = (ROOT / "deploy" / "nats" / "nats.conf").read_text()
+    copy = K8S / "components" / "in-cluster-data" / "nats.conf"
+    assert copy.read_text() == shipped  # kustomize cannot read above its folder: keep in step
+    (config,) = (doc for doc in docs if doc["metadata"]["name"].startswith("nats-config"))
+    assert config["data"]["nats.conf"] == shipped
+    (secret,) = by_kind(docs, "Secret").values()
+    data_url = secret["data"]["DATABASE_URL"]  # base64 of the DSN: it names the in-cluster host
+    assert base64.b64decode(data_url).decode().split("@")[1].startswith("postgres:5432/")
+    policies = by_kind(docs, "NetworkPolicy")
+    (rule,) = policies["veloera-postgres-internal"]["spec"]["ingress"]
+    allowed = rule["from"][0]["podSelector"]["matchExpressions"][1]["values"]
+    assert sorted(allowed) == ["accounts", "billing", "migrate", "tasks"]  # never relay or web
