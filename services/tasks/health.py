@@ -1,8 +1,9 @@
 """The tasks worker's HTTP port: `/healthz` (alive), `/readyz` (can work), `/metrics`.
 
 The worker serves no traffic, so probes need their own answers: `/healthz` says the event loop
-runs; `/readyz` says NATS is connected, PostgreSQL answers and (with UPDATE_TASK on) the pull
-loop is running. Anything else is 404, so a probe never mistakes the metrics page for health.
+runs and the pull loop has not died (a dead loop needs a restart, so liveness fails then);
+`/readyz` says NATS is connected, PostgreSQL answers and (with UPDATE_TASK on) the pull loop
+is running. Anything else is 404, so a probe never mistakes the metrics page for health.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ async def database_answers(pool: asyncpg.Pool) -> bool:
     return True
 
 
-def build_app(readiness: Readiness) -> web.Application:
+def build_app(readiness: Readiness, alive: Callable[[], bool]) -> web.Application:
     async def healthz(request: web.Request) -> web.Response:
+        if not alive():
+            return web.json_response({"status": "pull loop stopped"}, status=503)
         return web.json_response({"status": "ok"})
 
     async def readyz(request: web.Request) -> web.Response:
@@ -50,9 +53,11 @@ def build_app(readiness: Readiness) -> web.Application:
     return app
 
 
-async def serve(readiness: Readiness, host: str, port: int) -> web.AppRunner:
+async def serve(
+    readiness: Readiness, alive: Callable[[], bool], host: str, port: int
+) -> web.AppRunner:
     """Listen on host:port (port 0 or less: no server); the caller cleans the runner up."""
-    runner = web.AppRunner(build_app(readiness), access_log=None)
+    runner = web.AppRunner(build_app(readiness, alive), access_log=None)
     await runner.setup()
     if port > 0:
         await web.TCPSite(runner, host, port).start()

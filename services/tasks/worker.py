@@ -103,7 +103,10 @@ async def run(settings: Settings) -> None:
             missing.append("pull loop")
         return missing
 
-    probes = await health.serve(readiness, settings.bind_host, settings.metrics_port)
+    def alive() -> bool:
+        return worker is None or not worker.done()
+
+    probes = await health.serve(readiness, alive, settings.bind_host, settings.metrics_port)
     logger.info("tasks worker started", extra={"polling": settings.update_task})
     await stop.wait()
     if worker is not None:
