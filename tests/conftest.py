@@ -104,7 +104,8 @@ def billing_addr(billing_service: Child) -> str:
 
 @pytest.fixture(scope="session")
 def tasks_service(service_env: dict[str, str], infra: Infra) -> Iterator[Child]:
-    yield from _run_service(ServiceSpec("tasks"), service_env, infra.work_dir)
+    spec = ServiceSpec("tasks", http_url=f"http://127.0.0.1:{service_env['TASKS_METRICS_PORT']}")
+    yield from _run_service(spec, service_env, infra.work_dir)
 
 
 @pytest.fixture(scope="session")

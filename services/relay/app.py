@@ -19,6 +19,7 @@ from services.relay.routes.models import ModelsRoute
 from services.relay.routes.relay import RelayRoute
 from services.relay.settings import Settings
 from services.relay.state import RelayContext
+from services.shared.access_log import AccessLogMiddleware
 from services.shared.gctune import settle_after_startup
 
 logger = logging.getLogger(__name__)
@@ -83,13 +84,14 @@ def create_app(settings: Settings) -> Starlette:
         # Any origin may call the API with a key, as upstream `middleware/cors.go` allows:
         # the console's playground runs on the web service's origin, not the relay's.
         middleware=[
+            Middleware(AccessLogMiddleware),
             Middleware(
                 CORSMiddleware,
                 allow_origins=["*"],
                 allow_methods=ALL_METHODS,
                 allow_headers=["*"],
                 max_age=600,
-            )
+            ),
         ],
     )
     app.state.relay = ctx

@@ -11,6 +11,8 @@ from typing import TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from services.shared.metrics import watch_pool
+
 logger = logging.getLogger(__name__)
 
 # What repository functions take: a plain connection or one acquired from the pool.
@@ -37,6 +39,7 @@ async def create_pool(
         },
     )
     assert pool is not None
+    watch_pool(pool, schema)
     return pool
 
 

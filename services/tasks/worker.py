@@ -17,9 +17,9 @@ from veloera.tasks.v1 import tasks_pb2
 
 from services.shared import nats_auth, subjects
 from services.shared.db import create_pool
-from services.shared.metrics import serve_metrics
+from services.shared.metrics import observe_consumed, observe_idle
 from services.shared.natsutil import connect, drain, ensure_streams
-from services.tasks import handlers
+from services.tasks import handlers, health
 from services.tasks.metrics import MESSAGES, UP
 from services.tasks.settings import Settings
 
@@ -66,8 +66,10 @@ async def pull_loop(js: JetStreamContext, pool: asyncpg.Pool, settings: Settings
                     settings.fetch_batch, timeout=settings.fetch_timeout
                 )
             except nats.errors.TimeoutError:
-                continue  # an empty fetch means idle
+                observe_idle(subjects.TASKS_DURABLE)  # an empty fetch means idle
+                continue
             for msg in batch:
+                observe_consumed(subjects.TASKS_DURABLE, msg)
                 await handle(msg, pool)
     finally:
         UP.set(0)
@@ -78,7 +80,6 @@ async def pull_loop(js: JetStreamContext, pool: asyncpg.Pool, settings: Settings
 
 
 async def run(settings: Settings) -> None:
-    serve_metrics(settings.metrics_port, settings.bind_host)
     pool = await create_pool(settings.database_url, schema="tasks", min_size=1, max_size=5)
     nc = await connect(
         settings.nats_url,
@@ -93,11 +94,25 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     worker = asyncio.create_task(pull_loop(js, pool, settings)) if settings.update_task else None
+
+    async def readiness() -> list[str]:
+        missing = [] if nc.is_connected else ["nats"]
+        if not await health.database_answers(pool):
+            missing.append("postgresql")
+        if worker is not None and worker.done():
+            missing.append("pull loop")
+        return missing
+
+    def alive() -> bool:
+        return worker is None or not worker.done()
+
+    probes = await health.serve(readiness, alive, settings.bind_host, settings.metrics_port)
     logger.info("tasks worker started", extra={"polling": settings.update_task})
     await stop.wait()
     if worker is not None:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
+    await probes.cleanup()
     await drain(nc)
     await asyncio.wait_for(pool.close(), timeout=_DRAIN_SECONDS)
     logger.info("tasks worker stopped")

@@ -230,6 +230,8 @@ def endpoint(min_role: int = ROLE_GUEST) -> Callable[[Handler], Endpoint]:
                 _check_no_nul(dict(request.query_params), "the query")
                 _check_no_nul(dict(request.path_params), "the path")
                 user = await authenticate(request, deps) if min_role > ROLE_GUEST else _NO_USER
+                if user.id:
+                    request.state.access_fields = {"user_id": user.id}  # for the access log
                 if user.role < min_role:
                     raise ApiError("Permission denied: insufficient role")
                 result = await handler(Call(request, deps, user))

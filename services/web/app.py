@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 from veloera.accounts.v1 import accounts_pb2_grpc
 from veloera.billing.v1 import billing_pb2_grpc
 
+from services.shared.access_log import AccessLogMiddleware
 from services.shared.grpcutil import open_channel
 from services.web.body_limit import BodyLimitMiddleware
 from services.web.deps import Deps
@@ -99,6 +100,7 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=_routes(),
         middleware=[
+            Middleware(AccessLogMiddleware),
             Middleware(MetricsMiddleware),
             Middleware(RateLimitMiddleware),
             Middleware(BodyLimitMiddleware),

@@ -211,7 +211,7 @@ def upgrade_from_trust(work_dir: str) -> None:
         os.chown(pgdata, user.pw_uid, user.pw_gid)
         infra_module._open_prefix(pgdata.parent)
     subprocess.run(
-        [str(infra_module.POSTGRES_BIN_PATH / "initdb"), "-D", str(pgdata), "--auth=trust",
+        [str(infra_module.postgres_bin() / "initdb"), "-D", str(pgdata), "--auth=trust",
          "-U", "postgres", "--no-sync"],
         check=True, capture_output=True, timeout=120, user=user.pw_uid if user else None,
     )  # fmt: skip

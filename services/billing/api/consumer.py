@@ -28,6 +28,7 @@ from services.billing.metering import settle
 from services.billing.metrics import CONSUMER_UP, DEFERRED
 from services.shared import subjects
 from services.shared.errors import DomainError, FailedPrecondition
+from services.shared.metrics import observe_consumed, observe_idle
 
 logger = logging.getLogger(__name__)
 
@@ -146,12 +147,14 @@ async def run_consumer(billing: Billing, js: JetStreamContext, *, batch: int) ->
             except (TimeoutError, nats.errors.TimeoutError):
                 # An empty fetch means idle. nats-py raises a plain TimeoutError
                 # from a batch fetch that got nothing: not catching it killed this loop.
+                observe_idle(subjects.SETTLEMENTS_DURABLE)
                 continue
             except nats.errors.Error:
                 logger.warning("settlement fetch failed", exc_info=True)
                 await asyncio.sleep(RETRY_DELAY_SECONDS)
                 continue
             for msg in messages:
+                observe_consumed(subjects.SETTLEMENTS_DURABLE, msg)
                 await handle(billing, msg)
     finally:
         CONSUMER_UP.set(0)

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import orjson
 from starlette.requests import Request
@@ -41,11 +42,15 @@ SATURATED = "upstream capacity for this group is saturated; try again later"
 
 
 class Labels:
-    __slots__ = ("channel", "model")
+    """What the metrics and the access log say about one request (never the key itself)."""
+
+    __slots__ = ("channel", "key_id", "model", "user_id")
 
     def __init__(self) -> None:
         self.model = ""
         self.channel = 0
+        self.key_id = 0
+        self.user_id = 0
 
 
 def _check_origin(request: Request) -> None:
@@ -89,6 +94,13 @@ class RelayRoute(Attempts):
         except RelayError as err:
             response = error_response(err, request_id)
         count(endpoint.name, response.status_code, labels.model, labels.channel)
+        request.state.access_fields = {
+            "request_id": request_id,
+            "key_id": labels.key_id,
+            "user_id": labels.user_id,
+            "model": labels.model,
+            "channel": labels.channel,
+        }
         return response
 
     async def _read(
@@ -127,6 +139,7 @@ class RelayRoute(Attempts):
         req = await self._read(request, endpoint, path_model)
         ip = client_ip(request, options.reverse_proxy)
         entry = await authorise(ctx, request, key, req.model, ip)
+        labels.key_id, labels.user_id = entry.token.id, entry.user.id
         if options.sensitive_applies(entry.group):
             hit = options.sensitive.find_in(text_fields(req.payload))
             if hit is not None:
@@ -242,6 +255,8 @@ class RelayRoute(Attempts):
                 "channel_id": channel.id,
                 "status": exc.status,
                 "kind": exc.kind,
+                "base_url": public_url(channel.base_url),
+                "error": exc.message[:500],  # scrubbed of keys and addresses above
             },
         )
         if key_id > 0:
@@ -323,6 +338,15 @@ class RelayRoute(Attempts):
             wait_seconds=self.ctx.settings.pseudo_stream_wait_seconds,
             on_cancel=lambda: job.charge.release("client left"),
         )
+
+
+def public_url(url: str) -> str:
+    """A channel's base URL fit for logs: scheme, host, port and path, without user info or
+    query (either may carry a credential)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else host
 
 
 def _scrub_failure(failure: UpstreamFailure, channel: ChannelInfo) -> None:
