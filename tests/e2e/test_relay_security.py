@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -153,3 +154,29 @@ async def test_unknown_v1_urls_are_4xx_except_upstream_s_unimplemented_apis(
         answer = await client.request(method, world.relay_url + path)
     assert answer.status_code == status
     assert "request id" in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("key", ["", "sk-not-a-real-key"], ids=["no key", "wrong key"])
+async def test_a_large_body_without_a_valid_key_is_refused_before_it_is_read(
+    world: World, key: str
+) -> None:
+    """A client announcing 20 MB without a valid key is answered 401 after its headers; the
+    relay does not wait for (or hold) the body."""
+    host, port = world.relay_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        auth = f"Authorization: Bearer {key}\r\n" if key else ""
+        writer.write(
+            (
+                "POST /v1/chat/completions HTTP/1.1\r\n"
+                f"Host: {host}\r\nContent-Type: application/json\r\n{auth}"
+                f"Content-Length: {20 * 1024 * 1024}\r\n\r\n"
+                '{"model": "gpt-4o-mini", "messages": ['
+            ).encode()
+        )
+        await writer.drain()
+        # The rest of the body never comes: only an answer that does not wait for it arrives.
+        status_line = await asyncio.wait_for(reader.readline(), timeout=30)
+    finally:
+        writer.close()
+    assert status_line.split()[1] == b"401", status_line

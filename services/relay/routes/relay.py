@@ -14,7 +14,7 @@ from starlette.responses import Response
 from veloera.accounts.v1 import accounts_pb2
 
 from services.relay import endpoints as ep
-from services.relay.auth import AuthEntry
+from services.relay.auth import AuthEntry, check_token
 from services.relay.charge import Charge
 from services.relay.errorlog import error_entry
 from services.relay.errors import RelayError, error_body, error_response
@@ -136,6 +136,10 @@ class RelayRoute(Attempts):
         key = read_key(request)
         if options.block_browser_extension and endpoint is ep.CHAT:
             _check_origin(request)
+        if _large_body(request):
+            # Nobody without a valid key makes the relay read (and hold) a large body; the
+            # answer is cached, so the full check after the body costs nothing more.
+            check_token(await ctx.auth.authenticate(key.key), time.time())
         req = await self._read(request, endpoint, path_model)
         ip = client_ip(request, options.reverse_proxy)
         entry = await authorise(ctx, request, key, req.model, ip)
@@ -361,3 +365,14 @@ def _scrub_failure(failure: UpstreamFailure, channel: ChannelInfo) -> None:
             for name, value in error.items()
             if name in ("type", "code", "param")
         }
+
+
+EARLY_AUTH_BYTES = 64 * 1024
+
+
+def _large_body(request: Request) -> bool:
+    """A body above EARLY_AUTH_BYTES, or of unknown length (chunked)."""
+    if request.method in ("GET", "HEAD", "DELETE"):
+        return False
+    declared = request.headers.get("content-length")
+    return declared is None or not declared.isdigit() or int(declared) > EARLY_AUTH_BYTES
