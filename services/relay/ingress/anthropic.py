@@ -2,7 +2,8 @@
 
 The request becomes an OpenAI chat request (system prompts, text / image / document blocks,
 tools and tool_choice, tool_use and tool_result turns, stop_sequences, max_tokens, temperature,
-top_p, metadata.user_id, thinking as a reasoning effort); the chat answer goes back as an
+top_p, metadata.user_id, thinking and output_config.effort as a reasoning effort,
+output_config.format as response_format); the chat answer goes back as an
 Anthropic message, and a chat stream as Anthropic's event sequence (message_start, ping,
 content_block_start / delta / stop, message_delta, message_stop). Mirrors upstream Veloera's
 `service/convert.go` (Claude <-> OpenAI) and `relay/claude_handler.go`; the wire format follows
@@ -39,6 +40,8 @@ STOP_REASONS = {
 TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 # Thinking budgets up to these many tokens map to the effort (more: "high").
 EFFORT_BUDGETS = ((4096, "low"), (16384, "medium"))
+EFFORTS = {"low": "low", "medium": "medium"}  # xhigh and max: OpenAI's highest is "high"
+THINKING_ON = ("enabled", "adaptive", "between_tools")
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -283,10 +286,21 @@ def _tool_choice(choice: Any, body: Json) -> None:
         body["parallel_tool_calls"] = False
 
 
-def thinking_effort(thinking: Any) -> str:
-    """The reasoning effort Anthropic's `thinking` asks for ("" when off)."""
-    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive"):
+def thinking_on(thinking: Any) -> bool:
+    return isinstance(thinking, dict) and thinking.get("type") in THINKING_ON
+
+
+def reasoning_effort(body: Json) -> str:
+    """The reasoning effort asked for: `output_config.effort`, else from `thinking`'s budget
+    ("" when neither asks)."""
+    config = body.get("output_config")
+    effort = config.get("effort") if isinstance(config, dict) else None
+    if isinstance(effort, str) and effort:
+        return EFFORTS.get(effort, "high")
+    thinking = body.get("thinking")
+    if not thinking_on(thinking):
         return ""
+    assert isinstance(thinking, dict)
     budget = thinking.get("budget_tokens")
     if not isinstance(budget, int) or isinstance(budget, bool):
         return "medium"
@@ -315,6 +329,19 @@ def _stop_sequences(value: Any) -> list[str]:
     return value
 
 
+def _output_format(config: Any, chat: Json) -> None:
+    """Structured outputs: `output_config.format` (a JSON schema) as OpenAI's response_format."""
+    form = config.get("format") if isinstance(config, dict) else None
+    if isinstance(form, dict) and form.get("type") == "json_schema":
+        schema = form.get("schema")
+        if not isinstance(schema, dict):
+            raise bad_request("output_config.format.schema must be an object", "output_config")
+        chat["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": schema},
+        }
+
+
 def to_chat(body: Json, *, count_only: bool = False) -> Json:
     """The OpenAI chat request for an Anthropic Messages request (`count_only`: a
     count_tokens body, which has no max_tokens)."""
@@ -337,6 +364,7 @@ def to_chat(body: Json, *, count_only: bool = False) -> Json:
         value = body.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool):
             chat[name] = value
+    _output_format(body.get("output_config"), chat)
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
         chat["user"] = metadata["user_id"]
@@ -350,9 +378,11 @@ def parse(raw: bytes) -> ClientRequest:
     """A `/v1/messages` body as the canonical chat request, with its way back attached."""
     body = parse_json_body(raw)
     chat = to_chat(body)
-    effort = thinking_effort(body.get("thinking"))
+    effort = reasoning_effort(body)
     egress = AnthropicEgress(
-        model=chat["model"], thinking=bool(effort), stop_sequences=chat.get("stop", [])
+        model=chat["model"],
+        thinking=thinking_on(body.get("thinking")),
+        stop_sequences=chat.get("stop", []),
     )
     return ClientRequest(
         endpoint=CHAT,
