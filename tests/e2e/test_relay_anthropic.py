@@ -3,13 +3,15 @@ OpenAI-compatible channel: text, streams, tool calls, count_tokens, errors and b
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anthropic
 import httpx
 import pytest
-from anthropic.types import MessageParam, ToolParam
+from anthropic.types import Message, MessageParam, ToolParam
 
 from tests.e2e.relay_kit import charged_once
 from tests.e2e.relay_kit import world as world
@@ -22,6 +24,7 @@ from tests.e2e.test_chat_flow import (
 )
 from tests.e2e.test_relay_edge_cases import steer
 from tests.fakes.openai_upstream import TOOL_CALL, FakeOpenAI
+from tests.helpers import create_channel
 
 pytestmark = pytest.mark.e2e
 HI: list[MessageParam] = [{"role": "user", "content": "hi"}]
@@ -140,6 +143,7 @@ async def test_tool_call_round_trip(
     claude_client = client(world, claude, customer.key)
     ask: list[MessageParam] = [{"role": "user", "content": "Weather in Paris?"}]
 
+    reply: Message
     if streamed:
         async with claude_client.messages.stream(
             model=customer.model, max_tokens=200, messages=ask, tools=[WEATHER]
@@ -304,3 +308,37 @@ async def test_stream_past_max_tokens_is_cut_with_stop_reason_max_tokens(
     log = await charged_once(customer, before)
     assert log["completion_tokens"] == CAP
     assert log["quota"] == expected_charge(log["prompt_tokens"], CAP)
+
+
+async def test_non_stream_only_channel_answers_the_stream_as_events(
+    world: World, claude: list[anthropic.AsyncAnthropic]
+) -> None:
+    customer = await new_customer(world)
+    await create_channel(
+        world.root,
+        base_url=world.fake.url,
+        models=[customer.model],
+        priority=10,
+        setting=json.dumps({"stream_support": "NON_STREAM_ONLY"}),
+    )
+    await asyncio.sleep(0.3)
+    before = await wallet(customer)
+
+    async with client(world, claude, customer.key).messages.stream(
+        model=customer.model, max_tokens=200, messages=HI
+    ) as stream:
+        text = "".join([piece async for piece in stream.text_stream])
+        final = await stream.get_final_message()
+
+    assert text == world.fake.reply_text
+    assert final.stop_reason == "end_turn" and final.usage.output_tokens == 5
+    sent = world.fake.requests_for(customer.model)[-1]
+    assert sent.body.get("stream") is not True
+    log = await charged_once(customer, before)
+    assert log["is_stream"] is True and log["quota"] == expected_charge(10, 5)
+
+
+async def test_messages_with_another_method_is_a_405(world: World) -> None:
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        answer = await http.get(world.relay_url + "/v1/messages")
+    assert answer.status_code == 405

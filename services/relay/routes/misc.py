@@ -17,6 +17,7 @@ from services.relay.state import RelayContext
 
 # OpenAI API families upstream answers 501 for (reference: router/relay-router.go).
 UNIMPLEMENTED = ("files", "fine-tunes", "fine_tuning")
+SERVED_ELSEWHERE = frozenset({"models", "messages", "messages/count_tokens"})  # not in BY_PATH
 
 
 class MiscRoutes:
@@ -52,7 +53,11 @@ class MiscRoutes:
             error = RelayError(
                 501, "API not implemented", type_="veloera_error", code="not_implemented"
             )
-        elif "/" + rest in BY_PATH or rest == "models" or rest.startswith(("models/", "engines/")):
+        elif (
+            "/" + rest in BY_PATH
+            or rest in SERVED_ELSEWHERE
+            or rest.startswith(("models/", "engines/"))
+        ):
             error = RelayError(
                 405,
                 f"{request.method} is not allowed on {request.url.path}",
