@@ -342,3 +342,4 @@ async def test_messages_with_another_method_is_a_405(world: World) -> None:
     async with httpx.AsyncClient(timeout=10.0) as http:
         answer = await http.get(world.relay_url + "/v1/messages")
     assert answer.status_code == 405
+    assert answer.json()["error"]["type"] == "invalid_request_error"

@@ -445,6 +445,29 @@ def test_streamed_tool_calls_become_tool_use_blocks_with_input_json_deltas() -> 
     assert events[-2]["delta"]["stop_reason"] == "tool_use"
 
 
+def test_tool_call_ids_repeated_on_every_delta_or_shared_indexes_keep_blocks_apart() -> None:
+    def call(id_: str, arguments: str, name: str = "f") -> dict[str, Any]:
+        function = {"name": name, "arguments": arguments}
+        return {"index": 0, "id": id_, "type": "function", "function": function}
+
+    events = stream(
+        [
+            chunk({"tool_calls": [call("call_a", '{"x":')]}),
+            chunk({"tool_calls": [call("call_a", "1}")]}),  # the id again: same call
+            chunk({"tool_calls": [call("call_b", "{}", "g")]}),  # index 0 again, new id
+            chunk({}, "tool_calls"),
+        ]
+    )
+    starts = [e["content_block"] for e in events if e["type"] == "content_block_start"]
+    assert [(s["id"], s["name"]) for s in starts] == [("call_a", "f"), ("call_b", "g")]
+    parts = [
+        (e["index"], e["delta"]["partial_json"])
+        for e in events
+        if e["type"] == "content_block_delta"
+    ]
+    assert parts == [(0, '{"x":'), (0, "1}"), (1, "{}")]
+
+
 def test_a_stream_cut_at_the_hold_ends_with_max_tokens() -> None:
     events = stream([chunk({"content": "w0 w1"})], cut=True)
     assert [e["type"] for e in events[-3:]] == [
@@ -537,4 +560,14 @@ def test_errors_take_anthropics_shape(status: int, kind: str) -> None:
     assert orjson.loads(bytes(response.body)) == {
         "type": "error",
         "error": {"type": kind, "message": "nope (request id: req-1)"},
+    }
+
+
+def test_an_error_after_the_stream_started_is_an_error_event() -> None:
+    egress = anthropic.AnthropicEgress(model="m", thinking=False, stop_sequences=[])
+    frame = egress.error_event(502, "upstream down", "req-2")
+    assert frame.startswith(b"event: error\ndata: ") and frame.endswith(b"\n\n")
+    assert orjson.loads(frame.split(b"data: ", 1)[1]) == {
+        "type": "error",
+        "error": {"type": "api_error", "message": "upstream down (request id: req-2)"},
     }

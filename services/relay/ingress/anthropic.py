@@ -539,7 +539,7 @@ class StreamEvents:
         self._index = -1  # the open block's index (-1: none open)
         self._block = 0  # the next block's index
         self._kind = ""  # the open block's kind: text, thinking or tool_use
-        self._tools: dict[int, int] = {}  # OpenAI tool_call index -> block index
+        self._tools: dict[Any, tuple[int, str]] = {}  # tool_call index -> (block, call id)
         self._finish: Any = None
         self._matched: Any = None
 
@@ -581,21 +581,24 @@ class StreamEvents:
             position = call.get("index", 0)
             function = call.get("function")
             function = function if isinstance(function, dict) else {}
-            if call.get("id") or position not in self._tools:
+            call_id = call.get("id")
+            known = self._tools.get(position)
+            # A new call: a new index, or a new id at the same index (some upstreams number
+            # parallel calls all 0); an id repeated on every delta is the same call.
+            if known is None or (call_id and call_id != known[1]):
+                call_id = call_id if isinstance(call_id, str) and call_id else _new_id("toolu_")
                 block: Json = {
                     "type": "tool_use",
-                    "id": call.get("id") or _new_id("toolu_"),
+                    "id": call_id,
                     "name": str(function.get("name") or ""),
                     "input": {},
                 }
                 frames.append(self._open("tool_use", block))
-                self._tools[position] = self._index
+                known = self._tools[position] = (self._index, call_id)
             arguments = function.get("arguments")
             if isinstance(arguments, str) and arguments:
                 delta = {"type": "input_json_delta", "partial_json": arguments}
-                frames.append(
-                    event("content_block_delta", {"index": self._tools[position], "delta": delta})
-                )
+                frames.append(event("content_block_delta", {"index": known[0], "delta": delta}))
         return b"".join(frames)
 
     def chunk(self, chunk: Json) -> bytes:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from services.relay.endpoints import BY_PATH
 from services.relay.errors import RelayError, error_response
 from services.relay.ids import new_request_id
+from services.relay.ingress import anthropic
 from services.relay.routes.common import count
 from services.relay.state import RelayContext
 
@@ -67,6 +68,8 @@ class MiscRoutes:
         else:
             return await self.not_found(request)
         count("other", error.status)
+        if rest.startswith("messages"):  # Anthropic's paths answer in Anthropic's shape
+            return anthropic.error_response(error, new_request_id())
         return error_response(error, new_request_id())
 
     async def not_found(self, request: Request) -> Response:
