@@ -343,3 +343,26 @@ async def test_messages_with_another_method_is_a_405(world: World) -> None:
         answer = await http.get(world.relay_url + "/v1/messages")
     assert answer.status_code == 405
     assert answer.json()["error"]["type"] == "invalid_request_error"
+
+
+async def test_thinking_is_a_reasoning_effort_for_reasoning_models_only(
+    world: World, claude: list[anthropic.AsyncAnthropic]
+) -> None:
+    customer = await new_customer(world)
+    claude_client = client(world, claude, customer.key)
+    thinking: Any = {"type": "enabled", "budget_tokens": 2048}
+
+    await claude_client.messages.create(
+        model=customer.model, max_tokens=3000, messages=HI, thinking=thinking
+    )
+    assert "reasoning_effort" not in world.fake.last_request.body  # not a reasoning model
+
+    await steer(world, customer, "o3-mini")
+    await claude_client.messages.create(
+        model=customer.model, max_tokens=3000, messages=HI, thinking=thinking
+    )
+    sent = world.fake.last_request.body
+    assert sent["model"] == "o3-mini" and sent["reasoning_effort"] == "low"
+    assert sent["max_completion_tokens"] == 3000 and "max_tokens" not in sent
+    logs = await settled_logs(customer, 2)
+    assert any(json.loads(row["other"] or "{}").get("reasoning_effort") == "low" for row in logs)

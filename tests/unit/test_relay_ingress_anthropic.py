@@ -571,3 +571,10 @@ def test_an_error_after_the_stream_started_is_an_error_event() -> None:
         "type": "error",
         "error": {"type": "api_error", "message": "upstream down (request id: req-2)"},
     }
+
+
+def test_a_long_metadata_user_id_is_sent_as_its_hash() -> None:
+    long_id = "user_" + "a" * 64 + "_account_x_session_y"
+    user = anthropic.to_chat(body(metadata={"user_id": long_id}))["user"]
+    assert len(user) == 64 and user != long_id[:64]
+    assert anthropic.to_chat(body(metadata={"user_id": long_id}))["user"] == user

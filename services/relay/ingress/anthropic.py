@@ -12,6 +12,7 @@ Anthropic's Messages API reference.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -42,6 +43,7 @@ TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 EFFORT_BUDGETS = ((4096, "low"), (16384, "medium"))
 EFFORTS = {"low": "low", "medium": "medium"}  # xhigh and max: OpenAI's highest is "high"
 THINKING_ON = ("enabled", "adaptive", "between_tools")
+MAX_USER = 64
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -329,6 +331,14 @@ def _stop_sequences(value: Any) -> list[str]:
     return value
 
 
+def end_user(user_id: str) -> str:
+    """OpenAI's `user` takes at most 64 characters; longer ids (Claude Code's carry account and
+    session) go as their SHA-256, still one stable id per end user."""
+    if len(user_id) <= MAX_USER:
+        return user_id
+    return hashlib.sha256(user_id.encode()).hexdigest()
+
+
 def _output_format(config: Any, chat: Json) -> None:
     """Structured outputs: `output_config.format` (a JSON schema) as OpenAI's response_format."""
     form = config.get("format") if isinstance(config, dict) else None
@@ -367,7 +377,7 @@ def to_chat(body: Json, *, count_only: bool = False) -> Json:
     _output_format(body.get("output_config"), chat)
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
-        chat["user"] = metadata["user_id"]
+        chat["user"] = end_user(metadata["user_id"])
     if body.get("stream") is True and not count_only:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}  # usage for message_delta

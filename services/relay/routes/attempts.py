@@ -82,8 +82,6 @@ class Attempts:
         endpoint = req.endpoint
         if endpoint.chat:
             apply_system_prompt(body, channel.system_prompt)
-            if not effort and req.reasoning_effort and is_o_series(model):
-                effort = req.reasoning_effort  # e.g. Anthropic's `thinking`
             apply_o_series(body, model, effort)
         elif endpoint is ep.RESPONSES:
             if effort:
@@ -125,6 +123,8 @@ class Attempts:
         except LookupError:  # routing skips these channels; never guess another format
             raise UpstreamFailure("connection", 502, "the channel's type has no adaptor") from None
         model, effort = self.upstream_model(job, channel)
+        if not effort and job.req.reasoning_effort and is_o_series(model):
+            effort = job.req.reasoning_effort  # an ingress format's, e.g. Anthropic's thinking
         job.effort = effort
         key_id, key = self.ctx.keys.pick(channel)
         target = Target(channel, key, model, job.req.endpoint, stream)
