@@ -4,6 +4,7 @@ OpenAI-compatible channel: text, streams, tool calls, count_tokens, errors and b
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -23,6 +24,7 @@ from tests.e2e.test_chat_flow import (
     wallet,
 )
 from tests.e2e.test_relay_edge_cases import steer
+from tests.e2e.test_relay_endpoints import PNG_1x1
 from tests.fakes.openai_upstream import TOOL_CALL, FakeOpenAI
 from tests.helpers import create_channel
 
@@ -366,3 +368,32 @@ async def test_thinking_is_a_reasoning_effort_for_reasoning_models_only(
     assert sent["max_completion_tokens"] == 3000 and "max_tokens" not in sent
     logs = await settled_logs(customer, 2)
     assert any(json.loads(row["other"] or "{}").get("reasoning_effort") == "low" for row in logs)
+
+
+async def test_base64_image_reaches_the_channel_as_a_data_url(
+    world: World, claude: list[anthropic.AsyncAnthropic]
+) -> None:
+    customer = await new_customer(world)
+    data = base64.b64encode(PNG_1x1).decode()
+    reply = await client(world, claude, customer.key).messages.create(
+        model=customer.model,
+        max_tokens=100,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is in this picture?"},
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": data},
+                    },
+                ],
+            }
+        ],
+    )
+    assert reply.content[0].type == "text"
+    [sent] = world.fake.requests_for(customer.model)
+    assert sent.body["messages"][0]["content"] == [
+        {"type": "text", "text": "What is in this picture?"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}},
+    ]
