@@ -34,6 +34,8 @@ def _api_routes(prefix: str, relay: RelayRoute, models: ModelsRoute) -> list[Bas
     ]
     return [
         *routes,
+        Route(f"{prefix}/v1/messages", relay.messages, methods=["POST"]),
+        Route(f"{prefix}/v1/messages/count_tokens", relay.count_tokens, methods=["POST"]),
         Route(
             f"{prefix}/v1/engines/{{model}}/embeddings", relay.engine_embeddings, methods=["POST"]
         ),

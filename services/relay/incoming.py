@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.datastructures import UploadFile
@@ -13,6 +13,9 @@ from starlette.types import Message
 from services.relay.adaptors.base import FormFile
 from services.relay.endpoints import RESPONSES, Endpoint
 from services.relay.errors import RelayError
+
+if TYPE_CHECKING:
+    from services.relay.ingress import Egress
 
 MAX_TOKENS_LIMIT = 1 << 30
 CHAT_LIMITS = ("max_tokens", "max_completion_tokens")
@@ -40,6 +43,8 @@ class ClientRequest:
     include_usage: bool = False  # the client asked for stream usage itself
     max_tokens: int = 0
     choices: int = 1  # `n`: answers asked for, each of which may use max_tokens
+    reasoning_effort: str = ""  # an ingress format's wish, sent to reasoning models only
+    egress: Egress | None = None  # the client's format when not OpenAI's (ingress/)
 
 
 def parse_json_body(raw: bytes) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from services.relay.adaptors.base import Adaptor, StreamAccumulator
+from services.relay.ingress import StreamEgress
 from services.relay.metrics import STREAM_ENDS
 from services.relay.output_cap import OutputCap
 from services.relay.upstream import UPSTREAM_ERRORS
@@ -92,12 +93,14 @@ class SSEProcessor:
     Only `data:` lines pass (and `event:` lines with `keep_events`, which Responses streams
     need); upstream `[DONE]` is swallowed (one is sent at the end); the usage-only chunk is
     dropped unless the client asked for usage. With a `cap`, the output stops where it reaches
-    the cap: `cut` turns true and every later line is dropped.
+    the cap: `cut` turns true and every later line is dropped. With an `egress` (a client
+    format other than OpenAI's), each chunk becomes that format's frames instead.
     """
 
     __slots__ = (
         "_adaptor",
         "_cap",
+        "_egress",
         "_force_format",
         "_include_usage",
         "_keep_events",
@@ -117,9 +120,11 @@ class SSEProcessor:
         thinking_to_content: bool = False,
         keep_events: bool = False,
         cap: OutputCap | None = None,
+        egress: StreamEgress | None = None,
     ) -> None:
         self._adaptor = adaptor
         self._cap = cap
+        self._egress = egress
         self.cut = False
         self._keep_events = keep_events
         self._include_usage = include_usage
@@ -173,13 +178,15 @@ class SSEProcessor:
         try:
             chunk = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            return b"data: " + payload + b"\n\n"
+            return b"data: " + payload + b"\n\n" if self._egress is None else b""
         if isinstance(chunk, dict):
             if self.acc.chunks == 0:
                 self.acc.first_chunk_meta = chunk
             usage_only = self._adaptor.accumulate_chunk(chunk, self.acc)
             if usage_only and not self._include_usage:
                 return b""
+            if self._egress is not None:
+                return self._egress.chunk(chunk)
             rewrite = False
             if self._thinking is not None:
                 rewrite = self._thinking.apply(chunk)
@@ -292,8 +299,12 @@ class SSEResponse(StreamBase):
         tail: Callable[[SSEProcessor], bytes] | None = None,
         ping_seconds: float | None = None,
         initial: bytes = b"",
+        done_frame: bytes = DONE_FRAME,
+        ping_frame: bytes = PING_FRAME,
     ) -> None:
         super().__init__(headers, ping_seconds)
+        self._done_frame = done_frame
+        self.ping_frame = ping_frame
         self._chunks = chunks  # the upstream body as it arrives
         self._close_upstream = close_upstream  # frees the upstream connection
         self._processor = processor
@@ -304,7 +315,7 @@ class SSEResponse(StreamBase):
     async def run(self, channel: _Channel) -> bool:
         complete = await self._pump(channel)
         tail = self._tail(self._processor) if self._tail is not None else b""
-        await channel.body(tail + DONE_FRAME, more=False)
+        await channel.body(tail + self._done_frame, more=False)
         return complete
 
     async def cleanup(self, interrupted: bool, disconnected: bool) -> None:
@@ -363,8 +374,10 @@ class PseudoStreamResponse(StreamBase):
         headers: Mapping[str, str],
         wait_seconds: float,
         on_cancel: Callable[[], None],
+        done_frame: bytes = DONE_FRAME,
     ) -> None:
         super().__init__(headers, wait_seconds)
+        self._done_frame = done_frame
         self._produce = produce
         self._on_cancel = on_cancel
         self._complete = False
@@ -372,7 +385,7 @@ class PseudoStreamResponse(StreamBase):
     async def run(self, channel: _Channel) -> bool:
         async for frames in self._produce():
             await channel.body(frames)
-        await channel.body(DONE_FRAME, more=False)
+        await channel.body(self._done_frame, more=False)
         self._complete = True
         return True
 

@@ -22,10 +22,17 @@ from services.relay.shaping import (
     apply_param_override,
     apply_stream_options,
     apply_system_prompt,
+    is_o_series,
     split_effort,
 )
 from services.relay.state import RelayContext
-from services.relay.streaming import SSEProcessor, SSEResponse, usage_chunk
+from services.relay.streaming import (
+    DONE_FRAME,
+    PING_FRAME,
+    SSEProcessor,
+    SSEResponse,
+    usage_chunk,
+)
 from services.relay.upstream import (
     UPSTREAM_ERRORS,
     UpstreamFailure,
@@ -116,6 +123,8 @@ class Attempts:
         except LookupError:  # routing skips these channels; never guess another format
             raise UpstreamFailure("connection", 502, "the channel's type has no adaptor") from None
         model, effort = self.upstream_model(job, channel)
+        if not effort and job.req.reasoning_effort and is_o_series(model):
+            effort = job.req.reasoning_effort  # an ingress format's, e.g. Anthropic's thinking
         job.effort = effort
         key_id, key = self.ctx.keys.pick(channel)
         target = Target(channel, key, model, job.req.endpoint, stream)
@@ -160,6 +169,9 @@ class Attempts:
                 parsed = None
             reply = parsed if isinstance(parsed, dict) else None
         usage = usage_of_reply(job.req, job.meter, adaptor, reply, target.model)
+        egress = job.req.egress
+        if egress is not None:  # the client speaks another format (ingress/)
+            data = egress.reply(reply or {}, bounded(usage, job.max_output))
         logged = job.options.log_chat_content and reply is not None
         settle(
             job,
@@ -170,6 +182,8 @@ class Attempts:
             interrupted=False,
             output=adaptor.reply_text(reply)[0] if logged and reply is not None else "",
         )
+        if egress is not None:
+            return data, "application/json"
         default_type = "application/octet-stream" if job.req.endpoint.binary else "application/json"
         return data, response.headers.get("content-type", default_type)
 
@@ -181,6 +195,8 @@ class Attempts:
         long = target.model.startswith(("o1", "o3"))
         timeout = ctx.long_stream_timeout if long else ctx.stream_timeout
         setting = channel.setting
+        egress = job.req.egress
+        translator = egress.stream(job.meter.prompt_tokens) if egress is not None else None
         processor = SSEProcessor(
             adaptor,
             include_usage=job.req.include_usage,
@@ -188,6 +204,7 @@ class Attempts:
             thinking_to_content=setting.thinking_to_content,
             keep_events=job.req.endpoint is ep.RESPONSES,
             cap=OutputCap(job.max_output, target.model) if job.max_output > 0 else None,
+            egress=translator,
         )
         sent = time.perf_counter()
         response: aiohttp.ClientResponse | None = None
@@ -223,6 +240,9 @@ class Attempts:
         meter = job.meter
 
         def tail(proc: SSEProcessor) -> bytes:
+            if translator is not None:  # the client's format closes the stream its own way
+                usage = bounded(usage_of_stream(proc.acc, meter, target.model), job.max_output)
+                return translator.end(usage, cut=proc.cut)
             wants_usage = job.req.include_usage and proc.acc.usage is None
             if not proc.cut and not wants_usage:
                 return b""
@@ -264,4 +284,6 @@ class Attempts:
             tail=tail,
             ping_seconds=options.ping_seconds if options.ping_enabled else None,
             initial=initial,
+            done_frame=DONE_FRAME if egress is None else egress.done_frame,
+            ping_frame=PING_FRAME if egress is None else egress.ping_frame,
         )

@@ -12,11 +12,13 @@ from starlette.responses import Response
 from services.relay.endpoints import BY_PATH
 from services.relay.errors import RelayError, error_response
 from services.relay.ids import new_request_id
+from services.relay.ingress import anthropic
 from services.relay.routes.common import count
 from services.relay.state import RelayContext
 
 # OpenAI API families upstream answers 501 for (reference: router/relay-router.go).
 UNIMPLEMENTED = ("files", "fine-tunes", "fine_tuning")
+SERVED_ELSEWHERE = frozenset({"models", "messages", "messages/count_tokens"})  # not in BY_PATH
 
 
 class MiscRoutes:
@@ -52,7 +54,11 @@ class MiscRoutes:
             error = RelayError(
                 501, "API not implemented", type_="veloera_error", code="not_implemented"
             )
-        elif "/" + rest in BY_PATH or rest == "models" or rest.startswith(("models/", "engines/")):
+        elif (
+            "/" + rest in BY_PATH
+            or rest in SERVED_ELSEWHERE
+            or rest.startswith(("models/", "engines/"))
+        ):
             error = RelayError(
                 405,
                 f"{request.method} is not allowed on {request.url.path}",
@@ -62,6 +68,8 @@ class MiscRoutes:
         else:
             return await self.not_found(request)
         count("other", error.status)
+        if rest.startswith("messages"):  # Anthropic's paths answer in Anthropic's shape
+            return anthropic.error_response(error, new_request_id())
         return error_response(error, new_request_id())
 
     async def not_found(self, request: Request) -> Response:

@@ -1,4 +1,5 @@
-"""Every relayed OpenAI endpoint: authenticate, route, reserve, call upstream (retry), settle."""
+"""Every relayed endpoint (OpenAI's, and Anthropic Messages through ingress/): authenticate,
+route, reserve, call upstream (retry), settle."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from services.relay import endpoints as ep
 from services.relay.auth import AuthEntry, check_token
 from services.relay.charge import Charge
 from services.relay.errorlog import error_entry
-from services.relay.errors import RelayError, error_body, error_response
+from services.relay.errors import REQUEST_ID_HEADER, RelayError, error_body, error_response
 from services.relay.ids import new_request_id
 from services.relay.incoming import ClientRequest, parse_form_request, parse_json_request
+from services.relay.ingress import Ingress, anthropic
 from services.relay.job import Job, resolve
 from services.relay.metering import meter_request
 from services.relay.metrics import ATTEMPT_FAILURES, RETRIES
@@ -30,7 +32,7 @@ from services.relay.routes.common import authorise, client_ip, count, read_body,
 from services.relay.routing import ChannelInfo
 from services.relay.scrub import scrub
 from services.relay.state import RelayContext
-from services.relay.streaming import PseudoStreamResponse, completion_to_chunks
+from services.relay.streaming import DONE_FRAME, PseudoStreamResponse, completion_to_chunks
 from services.relay.upstream import UpstreamFailure
 from services.shared.sensitive import text_fields
 
@@ -81,19 +83,49 @@ class RelayRoute(Attempts):
     async def engine_embeddings(self, request: Request) -> Response:
         return await self.handle(request, ep.EMBEDDINGS, request.path_params["model"])
 
+    async def messages(self, request: Request) -> Response:
+        """Anthropic Messages, served as a chat request over any OpenAI-compatible channel."""
+        return await self.handle(request, ep.CHAT, ingress=anthropic.INGRESS)
+
+    async def count_tokens(self, request: Request) -> Response:
+        """Anthropic's count_tokens: the relay's own prompt count (the one a request is held
+        and, without upstream usage, billed by); no upstream call, no charge."""
+        request_id = new_request_id()
+        try:
+            key = read_key(request)
+            raw = await read_body(request, self.ctx.settings.max_body_bytes)
+            req = anthropic.parse_count(raw)
+            await authorise(self.ctx, request, key, req.model)
+            meter = await meter_request(self.ctx.media_http, req, self.ctx.media)
+            response = Response(
+                orjson.dumps({"input_tokens": meter.prompt_tokens}),
+                headers={REQUEST_ID_HEADER: request_id},
+                media_type="application/json",
+            )
+        except RelayError as err:
+            response = anthropic.error_response(err, request_id)
+        count("count_tokens", response.status_code)
+        return response
+
     async def handle(
-        self, request: Request, endpoint: ep.Endpoint, path_model: str | None = None
+        self,
+        request: Request,
+        endpoint: ep.Endpoint,
+        path_model: str | None = None,
+        ingress: Ingress | None = None,
     ) -> Response:
         started = time.perf_counter()
         request_id = new_request_id()
         labels = Labels()
         try:
             response = await self._handle(
-                request, endpoint, path_model, request_id, started, labels
+                request, endpoint, path_model, request_id, started, labels, ingress
             )
         except RelayError as err:
-            response = error_response(err, request_id)
-        count(endpoint.name, response.status_code, labels.model, labels.channel)
+            render = error_response if ingress is None else ingress.error_response
+            response = render(err, request_id)
+        name = endpoint.name if ingress is None else ingress.name
+        count(name, response.status_code, labels.model, labels.channel)
         request.state.access_fields = {
             "request_id": request_id,
             "key_id": labels.key_id,
@@ -104,9 +136,15 @@ class RelayRoute(Attempts):
         return response
 
     async def _read(
-        self, request: Request, endpoint: ep.Endpoint, path_model: str | None
+        self,
+        request: Request,
+        endpoint: ep.Endpoint,
+        path_model: str | None,
+        ingress: Ingress | None,
     ) -> ClientRequest:
         raw = await read_body(request, self.ctx.settings.max_body_bytes)
+        if ingress is not None:
+            return ingress.parse(raw)
         content_type = request.headers.get("content-type", "")
         if endpoint.multipart:
             return await parse_form_request(endpoint, raw, content_type)
@@ -127,6 +165,7 @@ class RelayRoute(Attempts):
         request_id: str,
         started: float,
         labels: Labels,
+        ingress: Ingress | None,
     ) -> Response:
         ctx = self.ctx
         table = ctx.snapshot.table
@@ -140,7 +179,7 @@ class RelayRoute(Attempts):
             # Nobody without a valid key makes the relay read (and hold) a large body; the
             # answer is cached, so the full check after the body costs nothing more.
             check_token(await ctx.auth.authenticate(key.key), time.time())
-        req = await self._read(request, endpoint, path_model)
+        req = await self._read(request, endpoint, path_model, ingress)
         ip = client_ip(request, options.reverse_proxy)
         entry = await authorise(ctx, request, key, req.model, ip)
         labels.key_id, labels.user_id = entry.token.id, entry.user.id
@@ -298,6 +337,8 @@ class RelayRoute(Attempts):
             message = f"Upstream error with status code {status}"
             type_, code = "upstream_error", "bad_response_status_code"
         self._log_error(job, status, type_, code, message)
+        if job.req.egress is not None:
+            return job.req.egress.error(status, message, job.request_id, job.overhead_headers())
         param = error.get("param")
         body = error_body(
             message,
@@ -320,15 +361,23 @@ class RelayRoute(Attempts):
     # ------------------------------------------------------------------ pseudo-stream
 
     def _pseudo(self, job: Job, channel: ChannelInfo) -> Response:
+        egress = job.req.egress
+
         async def produce() -> AsyncIterator[bytes]:
             result = await self._attempts(job, channel, self.plain_data)
             if isinstance(result, UpstreamFailure):
                 job.charge.release("upstream failed")
                 error = {"message": result.message, "type": "upstream_error", "code": None}
                 self._log_error(job, result.status, "upstream_error", "", result.message)
+                if egress is not None:
+                    yield egress.error_event(result.status, result.message, job.request_id)
+                    return
                 yield b"data: " + orjson.dumps({"error": error}) + b"\n\n"
                 return
             data, _content_type = result
+            if egress is not None:  # plain_data already answered in the client's format
+                yield egress.replay(data)
+                return
             try:
                 reply = orjson.loads(data)
             except orjson.JSONDecodeError:
@@ -341,6 +390,7 @@ class RelayRoute(Attempts):
             headers=job.overhead_headers(),
             wait_seconds=self.ctx.settings.pseudo_stream_wait_seconds,
             on_cancel=lambda: job.charge.release("client left"),
+            done_frame=DONE_FRAME if egress is None else egress.done_frame,
         )
 
 

@@ -1,0 +1,71 @@
+"""Client wire formats other than OpenAI's, translated at the relay's edge.
+
+An ingress format parses its own request body into the canonical request (an OpenAI chat
+request in a `ClientRequest`) and renders errors in its own shape; the per-request `Egress` it
+attaches to the request turns the canonical answer (a chat completion, a chat stream) back into
+the client's format. OpenAI requests carry no egress, so their path does no extra work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from starlette.responses import Response
+
+from services.relay.adaptors.base import Json, UsageCounts
+from services.relay.errors import RelayError
+
+if TYPE_CHECKING:
+    from services.relay.incoming import ClientRequest
+
+
+class StreamEgress(Protocol):
+    """Turns one stream's canonical chat chunks into the client's frames."""
+
+    def chunk(self, chunk: Json) -> bytes:
+        """Frames for one upstream chunk (after usage accounting)."""
+        ...
+
+    def end(self, usage: UsageCounts, *, cut: bool) -> bytes:
+        """The closing frames: `cut` when the stream stopped at the hold's output cap."""
+        ...
+
+
+class Egress(Protocol):
+    """One request's way back to its client's format."""
+
+    done_frame: bytes  # what ends a stream after `end` (OpenAI's `[DONE]` has no twin)
+    ping_frame: bytes  # the keep-alive frame of the format
+
+    def reply(self, reply: Json, usage: UsageCounts) -> bytes:
+        """A non-stream chat completion as the format's JSON body."""
+        ...
+
+    def replay(self, data: bytes) -> bytes:
+        """A body `reply` made, as stream frames (pseudo-streams)."""
+        ...
+
+    def stream(self, prompt_tokens: int) -> StreamEgress:
+        """A translator for one stream (`prompt_tokens`: the local count, for its header)."""
+        ...
+
+    def error(
+        self, status: int, message: str, request_id: str, headers: dict[str, str] | None
+    ) -> Response:
+        """An error answer in the format's shape."""
+        ...
+
+    def error_event(self, status: int, message: str, request_id: str) -> bytes:
+        """An error frame, once a stream's headers went out."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Ingress:
+    """A client format: its metrics name, its parser and its error shape."""
+
+    name: str
+    parse: Callable[[bytes], ClientRequest]
+    error_response: Callable[[RelayError, str], Response]
