@@ -215,7 +215,9 @@ class Failure:
 
 
 def should_disable(failure: Failure, keywords: list[str]) -> bool:
-    """Reference §3.8: the failure proves the key is unusable (not a transient error)."""
+    """upstream `service/channel.go`: the failure proves the key is unusable (not a transient
+    error).
+    """
     if failure.local_error:
         return False
     if failure.status_code == 401:

@@ -1,4 +1,4 @@
-"""Known channel types (reference §5.1): id -> UI name."""
+"""Known channel types (upstream `common/constants.go`): id -> UI name."""
 
 from __future__ import annotations
 

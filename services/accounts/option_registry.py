@@ -1,4 +1,4 @@
-"""The typed registry of every runtime option accounts stores (reference §8.2)."""
+"""The typed registry of every runtime option accounts stores (upstream `model/option.go`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Runtime options owned by accounts: defaults, secret filtering and validation (§8.2)."""
+"""Runtime options owned by accounts: defaults, secret filtering and validation (upstream
+`model/option.go`).
+"""
 
 from __future__ import annotations
 
@@ -130,7 +132,9 @@ def _json(key: str, text: str, shape: type, what: str) -> Any:
 
 
 def check_global_mapping(text: str) -> None:
-    """Shape `{"mapping": {virtual: [{"model": str, "priorities": int}, ...]}}` (§3.4 step 5)."""
+    """Shape `{"mapping": {virtual: [{"model": str, "priorities": int}, ...]}}` (upstream
+    `middleware/distributor.go`).
+    """
     root = _json("global_model_mapping", text or "{}", dict, "a JSON object")
     mapping = root.get("mapping", {})
     if not isinstance(mapping, dict):

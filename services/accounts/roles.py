@@ -1,4 +1,6 @@
-"""Role and permission rules for acting on users (reference §1.7 user manage, §7.1)."""
+"""Role and permission rules for acting on users (upstream `router/api-router.go` user management,
+`model/user.go`).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Validation of API key fields (reference §1.7 tokens, §2.2)."""
+"""Validation of API key fields (upstream `router/api-router.go` tokens, `model/token.go`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Validation of user fields (reference §2.1: username ≤12, password 8..20)."""
+"""Validation of user fields (upstream `model/user.go`: username ≤12, password 8..20)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Per-user settings (reference §7.7): notification channel, threshold, webhook, log IPs."""
+"""Per-user settings (upstream `service/user_notify.go`): notification channel, threshold, webhook,
+log IPs.
+"""
 
 from __future__ import annotations
 

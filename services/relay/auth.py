@@ -109,7 +109,7 @@ class AuthEntry:
 
 def _user_setting(setting: str) -> dict[str, object]:
     """The user's setting JSON. Client IPs reach the log only when the user turned
-    `show_ip_in_logs` on (§2.5)."""
+    `show_ip_in_logs` on (upstream `model/log.go`)."""
     if not setting:
         return {}
     try:
@@ -137,7 +137,7 @@ def invalid_token(message: str = "invalid token") -> RelayError:
 
 
 def check_token(entry: AuthEntry, now: float) -> None:
-    """Token and user state, in the reference's order (§3.2); `now` in unix seconds."""
+    """Token and user state, in upstream's order (`middleware/auth.go`); `now` in unix seconds."""
     token = entry.token
     status = token.status
     if status == accounts_pb2.TOKEN_STATUS_EXHAUSTED:
@@ -158,7 +158,9 @@ def check_token(entry: AuthEntry, now: float) -> None:
 def check_access(
     entry: AuthEntry, *, model: str | None, client_ip: str, pinned: int | None
 ) -> None:
-    """Pinning, IP allow-list, model allow-list and group (reference §3.2, §3.4)."""
+    """Pinning, IP allow-list, model allow-list and group (upstream `middleware/auth.go`,
+    `middleware/distributor.go`).
+    """
     if pinned is not None and entry.user.role < ROLE_ADMIN:
         raise RelayError(403, "common users cannot specify a channel", code="access_denied")
     if entry.ip_restricted and not entry.ip_allowed(client_ip):

@@ -1,4 +1,6 @@
-"""Error log rows (reference §3.5): a type-6 log row per failed request when LogErrorEnabled."""
+"""Error log rows (upstream `controller/relay.go`): a type-6 log row per failed request when
+LogErrorEnabled.
+"""
 
 from __future__ import annotations
 

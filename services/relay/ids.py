@@ -1,4 +1,4 @@
-"""Request ids: a time string plus 8 random characters (reference §3.1)."""
+"""Request ids: a time string plus 8 random characters (upstream's request-id middleware)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Parse and validate a client request body per endpoint (reference §3.6 step 1)."""
+"""Parse and validate a client request body per endpoint (upstream `relay/relay-text.go`)."""
 
 from __future__ import annotations
 

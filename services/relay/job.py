@@ -1,4 +1,6 @@
-"""The state of one relayed request across its attempts, and channel resolution (§3.4)."""
+"""The state of one relayed request across its attempts, and channel resolution (upstream
+`middleware/distributor.go`).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Image tokens of chat requests (reference §3.10) and SSRF-safe image downloads.
+"""Image tokens of chat requests (upstream `service/token_counter.go`) and SSRF-safe image
+downloads.
 
 An image URL is fetched only to read its size. The host is resolved first and every address
 must be public (no private, loopback, link-local, reserved or multicast address); the

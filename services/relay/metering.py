@@ -1,4 +1,5 @@
-"""What a request is metered by (reference §3.10, §4.4): local prompt counts and usage units.
+"""What a request is metered by (upstream `service/token_counter.go`, `service/quota.go`): local
+prompt counts and usage units.
 
 Billing computes the price; the relay reports tokens, images, characters and audio seconds.
 """

@@ -1,4 +1,4 @@
-"""Retry policy of reference §3.5, as pure functions.
+"""Retry policy of upstream `controller/relay.go`, as pure functions.
 
 - `global.auto_retry_enabled` on: up to `global.auto_retry_count` retries, on the status codes
   of `global.auto_retry_status_codes` (never 408, 504, 524); empty answers always retry.

@@ -25,13 +25,14 @@ from services.shared.channel_types import is_supported
 logger = logging.getLogger(__name__)
 
 CHANNEL_ENABLED = accounts_pb2.CHANNEL_STATUS_ENABLED
-SMOOTHING = 10  # added to every weight, so weight 0 still gets picked (reference §3.4 step 8)
+# Added to every weight, so weight 0 still gets picked (upstream `middleware/distributor.go`)
+SMOOTHING = 10
 NON_STREAM_ONLY = "NON_STREAM_ONLY"
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelSetting:
-    """The channel's `setting` JSON (reference §5.2)."""
+    """The channel's `setting` JSON (upstream `model/channel.go`)."""
 
     force_format: bool = False
     thinking_to_content: bool = False
@@ -79,7 +80,7 @@ GIZMO_PREFIXES = ("gpt-4-gizmo", "gpt-4o-gizmo")
 
 def routing_name(model: str) -> str:
     """The name abilities list a model under: GPTs (`gpt-4-gizmo-*`, `gpt-4o-gizmo-*`) collapse
-    to their wildcard entry (reference §3.4 step 8)."""
+    to their wildcard entry (upstream `middleware/distributor.go`)."""
     for prefix in GIZMO_PREFIXES:
         if model.startswith(prefix):
             return prefix + "-*"
@@ -634,7 +635,7 @@ def pick_weighted(pool: Collection[Candidate], rng: random.Random | None = None)
 
 
 class KeyRotator:
-    """Round-robin over a channel's enabled keys (reference §3.4 step 10)."""
+    """Round-robin over a channel's enabled keys (upstream `middleware/distributor.go`)."""
 
     __slots__ = ("_next",)
 

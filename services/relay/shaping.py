@@ -1,4 +1,6 @@
-"""Request shaping before the adaptor (reference §3.6, §3.11): pure functions on a body copy."""
+"""Request shaping before the adaptor (upstream `relay/relay-text.go` and the other relay paths):
+pure functions on a body copy.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from services.relay.routing import ChannelInfo
 
 Json = dict[str, Any]
 EFFORT_SUFFIXES = ("-high", "-medium", "-low")
-# Types that accept `stream_options` upstream (reference §3.6 step 7).
+# Types that accept `stream_options` upstream (upstream `relay/relay-text.go`).
 STREAM_OPTIONS_TYPES = frozenset({1, 3, 4, 14, 24, 33, 39, 45, 48})
 
 

@@ -2,7 +2,7 @@
 
 `SSEProcessor` is the pure line logic; `SSEResponse` is the ASGI response that pumps an open
 upstream response through it and always closes the upstream (client disconnect included),
-with optional keep-alive pings (reference §3.7).
+with optional keep-alive pings (upstream `relay/helper/stream_scanner.go`).
 """
 
 from __future__ import annotations

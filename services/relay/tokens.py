@@ -1,4 +1,5 @@
-"""Local token counts (reference §3.10): tiktoken-compatible cl100k / o200k, fully offline.
+"""Local token counts (upstream `service/token_counter.go`): tiktoken-compatible cl100k / o200k,
+fully offline.
 
 The encodings ship inside the `bpe-openai` wheel (no download at run time). They load lazily,
 once per process, on the first request that needs a local count.

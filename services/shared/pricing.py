@@ -1,4 +1,5 @@
-"""Pure price math (reference §4): Decimal arithmetic, one rounding at the end, no I/O. Shared by
+"""Pure price math (upstream `relay/helper/price.go` and `service/quota.go`): Decimal arithmetic,
+one rounding at the end, no I/O. Shared by
 billing (settlement) and the relay (lease holds)."""
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ __all__ = [
 KINDS = frozenset({"", "text", "image", "tts", "stt", "rerank", "embedding", "audio", "task"})
 # Non-text kinds whose hold is the price of the expected usage, not prompt + max_tokens.
 ESTIMATED_KINDS = frozenset({"image", "tts", "stt", "task"})
-# Speech to text: 1000 prompt tokens per minute of audio (reference §4.4).
+# Speech to text: 1000 prompt tokens per minute of audio (upstream `service/quota.go`).
 STT_TOKENS_PER_MINUTE = 1000
 
 
@@ -97,7 +98,9 @@ class TokenUsage:
 
     @property
     def is_empty(self) -> bool:
-        """Nothing was produced or consumed: not billed (reference §4.7)."""
+        """Nothing was produced or consumed: not billed (Veloera's empty-reply rule in
+        `service/quota.go`).
+        """
         tokens = self.prompt_tokens + self.completion_tokens + self.cache_creation_tokens
         if self.kind == "task":
             return False  # a submitted task is billed per call
@@ -211,7 +214,9 @@ def _ratio_tokens(price: PriceSnapshot, usage: TokenUsage) -> Decimal:
 
 
 def settle_amount(price: PriceSnapshot, usage: TokenUsage) -> int:
-    """The final charge of a served request (reference §4.4); empty usage costs nothing."""
+    """The final charge of a served request (upstream `service/quota.go`); empty usage costs
+    nothing.
+    """
     if usage.is_empty:
         return 0
     if price.per_call:

@@ -1,12 +1,16 @@
-"""Hard-coded family rules of reference §4.2 and §4.4: completion, audio, image and task ratios."""
+"""Hard-coded family rules of upstream `relay/helper/price.go` and `service/quota.go`: completion,
+audio, image and task ratios.
+"""
 
 from __future__ import annotations
 
 # Create-cache ratio for Claude is built in upstream (no option key for it).
 CLAUDE_CACHE_CREATION_RATIO = 1.25
-# Ratio used for a model nobody priced when unpriced models are accepted (reference §4.2.3).
+# Ratio used for a model nobody priced when unpriced models are accepted (upstream
+# `relay/helper/price.go`).
 UNPRICED_MODEL_RATIO = 37.5
-# Default USD per call of a task model with neither a price nor a ratio (reference §4.4).
+# Default USD per call of a task model with neither a price nor a ratio (upstream
+# `service/quota.go`).
 DEFAULT_TASK_PRICE = 0.1
 # An image model without a fixed price costs this many USD per image per unit of model ratio.
 IMAGE_USD_PER_RATIO = 0.0025
@@ -14,7 +18,8 @@ IMAGE_USD_PER_RATIO = 0.0025
 FREE_TASKS = frozenset({"mj_inpaint", "mj_custom_zoom"})
 TASK_PREFIXES = ("mj_", "suno_", "swap_face")
 
-# (audio ratio, audio completion ratio) by model (reference §4.2.7).
+# (audio ratio, audio completion ratio) by model (upstream `setting/operation_setting/model-
+# ratio.go`).
 _AUDIO_RATIOS: dict[str, tuple[float, float]] = {
     "gpt-4o-realtime-preview": (8.0, 2.0),
     "gpt-4o-realtime-preview-2024-10-01": (8.0, 2.0),
@@ -60,7 +65,9 @@ def image_quality_ratio(model: str, quality: str, size: str) -> float:
 
 
 def locked_completion_ratio(model: str) -> float | None:
-    """Hard-coded family rules that win over the CompletionRatio option (reference §4.2.4)."""
+    """Hard-coded family rules that win over the CompletionRatio option (upstream
+    `setting/operation_setting/model-ratio.go`).
+    """
     name = model.lower()
     if name.startswith("gpt-4") and not name.endswith(("-all", "-gizmo-*")):
         if name.startswith("gpt-4o"):

@@ -19,7 +19,7 @@ class Settings:
     log_level: str
     fetch_batch: int
     fetch_timeout: float
-    # UPDATE_TASK=false leaves polling to other replicas (reference §8.1).
+    # UPDATE_TASK=false leaves polling to other replicas (as upstream's `UPDATE_TASK`).
     update_task: bool
 
 

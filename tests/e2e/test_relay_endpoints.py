@@ -222,7 +222,8 @@ async def test_unsupported_paths_answer_501_in_openai_shape(world: World) -> Non
 
 
 async def test_responses_base_url_with_slash_and_event_lines(world: World) -> None:
-    # A base URL ending with `/` names the API root: no second /v1 for Responses (§3.6).
+    # A base URL ending with `/` names the API root: no second /v1 for Responses (upstream
+    # `relay/relay-text.go`).
     customer = await new_customer(world, base_url=world.fake.url + "/v1/")
     before = await wallet(customer)
     async with httpx.AsyncClient(timeout=10.0) as client:

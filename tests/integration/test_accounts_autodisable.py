@@ -1,4 +1,6 @@
-"""Auto-disable / auto-enable of channel keys and channels over gRPC (reference §3.8)."""
+"""Auto-disable / auto-enable of channel keys and channels over gRPC (upstream
+`service/channel.go`).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Pure billing math (reference §4): ratio and price modes, cache, rounding, minimums."""
+"""Pure billing math (upstream `relay/helper/price.go` and `service/quota.go`): ratio and price
+modes, cache, rounding, minimums.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Billing math beyond text (reference §4.2-4.6): audio, images, speech, tasks, fallback
+"""Billing math beyond text (upstream `relay/helper/price.go` and `service/quota.go`): audio,
+images, speech, tasks, fallback
 pricing, redirect billing, self-use mode and unpriced models."""
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def round_half_up(value: Fraction) -> int:
 
 
 def reference_text(price: PriceSnapshot, usage: TokenUsage) -> int:
-    """Written from reference §4.4 directly, in exact rationals."""
+    """Written from upstream `service/quota.go` directly, in exact rationals."""
     if usage.prompt_tokens + usage.completion_tokens + usage.cache_creation_tokens <= 0:
         return 0
     cached = min(usage.cached_tokens, usage.prompt_tokens)

@@ -1,4 +1,6 @@
-"""Key sources (§3.2) and the reverse-proxy-aware client IP (§7.9)."""
+"""Key sources (upstream `middleware/auth.go`) and the reverse-proxy-aware client IP (upstream's
+reverse-proxy options).
+"""
 
 from __future__ import annotations
 

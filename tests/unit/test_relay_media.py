@@ -1,4 +1,4 @@
-"""Image tokens (reference §3.10) and the SSRF guard of image downloads."""
+"""Image tokens (upstream `service/token_counter.go`) and the SSRF guard of image downloads."""
 
 from __future__ import annotations
 

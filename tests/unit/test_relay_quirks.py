@@ -1,4 +1,5 @@
-"""Relay quirks of reference §3.4/§3.6: Azure dots, gizmo wildcards, Responses URLs and events,
+"""Relay quirks of upstream `middleware/distributor.go` and `relay/relay-text.go`: Azure dots, gizmo
+wildcards, Responses URLs and events,
 and what the log rows carry (error rows, chat content)."""
 
 from __future__ import annotations

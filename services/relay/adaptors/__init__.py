@@ -1,4 +1,4 @@
-"""Channel adaptors by channel type (reference §5.1)."""
+"""Channel adaptors by channel type (upstream `common/constants.go`)."""
 
 from __future__ import annotations
 

@@ -69,7 +69,8 @@ class OpenAIAdaptor:
     def url(self, target: Target) -> str:
         path = target.endpoint.path
         if target.endpoint.task == "responses" and target.channel.base_url.endswith("/"):
-            # A base URL ending with `/` already names the API root (reference §3.6 step 10).
+            # A base URL ending with `/` already names the API root (upstream `relay/relay-
+            # text.go`).
             path = path.removeprefix("/v1")
         return self.base_url(target) + path
 

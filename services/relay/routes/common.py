@@ -25,7 +25,9 @@ def count(route: str, status: int, model: str = "", channel: int = 0) -> None:
 
 
 def read_key(request: Request) -> ParsedKey:
-    """Bearer (with or without `sk-`), then `x-api-key`, then `mj-api-secret` (§3.2)."""
+    """Bearer (with or without `sk-`), then `x-api-key`, then `mj-api-secret` (upstream
+    `middleware/auth.go`).
+    """
     headers = request.headers
     header = headers.get("authorization", "")
     if not header or header == "midjourney-proxy":

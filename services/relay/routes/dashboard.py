@@ -1,4 +1,4 @@
-"""OpenAI-style billing endpoints for third-party tools (reference §1.5):
+"""OpenAI-style billing endpoints for third-party tools (upstream `router/dashboard.go`):
 `GET /dashboard/billing/subscription` and `/dashboard/billing/usage` (also under `/v1/`),
 answered from the key's token budget in billing, in USD (quota / QuotaPerUnit)."""
 

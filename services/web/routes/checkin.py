@@ -1,4 +1,4 @@
-"""Daily check-in (reference §7.4): status and claiming today's reward."""
+"""Daily check-in (a Veloera addition to new-api): status and claiming today's reward."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Usage data for the dashboard (reference §2.9 quota_data): hourly rollups per user and model."""
+"""Usage data for the dashboard (upstream `model/usedata.go`): hourly rollups per user and model."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The global virtual-model mapping (option `global_model_mapping`, reference §3.4 step 5)."""
+"""The global virtual-model mapping (option `global_model_mapping`, upstream
+`middleware/distributor.go`).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Redemption and gift codes (reference §7.5): admin management and `POST /api/user/topup`."""
+"""Redemption and gift codes (upstream `model/redemption.go`): admin management and `POST
+/api/user/topup`.
+"""
 
 from __future__ import annotations
 

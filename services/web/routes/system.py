@@ -77,7 +77,7 @@ def _chats(raw: str) -> list[Any]:
 
 
 def _auth_status(options: dict[str, str]) -> dict[str, Any]:
-    """Sign-in methods with the public parts of their configuration (reference §8.3)."""
+    """Sign-in methods with the public parts of their configuration (upstream `controller/misc.go`)."""
     opt = options.get
     return {
         "email_verification": _flag(options, "EmailVerificationEnabled", False),

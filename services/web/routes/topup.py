@@ -1,4 +1,6 @@
-"""Online top-up through EPay (reference §7.6) and the inviter's reward transfer (§7.3)."""
+"""Online top-up through EPay (upstream `controller/topup.go`) and the inviter's reward transfer
+(upstream `controller/user.go`).
+"""
 
 from __future__ import annotations
 
