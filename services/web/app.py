@@ -40,6 +40,7 @@ from services.web.routes import (
     users,
 )
 from services.web.settings import Settings
+from services.web.turnstile import TurnstileMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ def create_app(settings: Settings) -> Starlette:
         middleware=[
             Middleware(MetricsMiddleware),
             Middleware(RateLimitMiddleware),
+            Middleware(TurnstileMiddleware),
             Middleware(BodyLimitMiddleware),
             Middleware(GZipMiddleware, minimum_size=1024),
         ],
