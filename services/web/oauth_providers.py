@@ -14,6 +14,7 @@ import httpx
 import httpx2
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
+from starlette.requests import HTTPConnection
 
 from services.web.deps import Deps
 
@@ -124,6 +125,15 @@ class DiscoveryCache:
             raise ProviderError("the OIDC provider's discovery document is unreadable")
         self.documents[url] = (time.monotonic(), document)
         return document
+
+
+def discovery_cache(connection: HTTPConnection) -> DiscoveryCache:
+    """The process-wide discovery cache, kept on the app state."""
+    cache: DiscoveryCache | None = getattr(connection.app.state, "oidc_discovery", None)
+    if cache is None:
+        cache = DiscoveryCache({})
+        connection.app.state.oidc_discovery = cache
+    return cache
 
 
 async def oidc_endpoints(

@@ -151,6 +151,10 @@ async def test_oidc_with_discovery_and_registration_closed(
     try:
         async with provider() as fake, signin_web(service_env, root, fake) as app:
             async with browser(app) as client:
+                status = (await client.get("/api/status")).json()["data"]
+                assert status["oidc_enabled"] is True and status["github_oauth"] is True
+                # only the well-known URL is configured: the console's authorize link is discovered
+                assert status["oidc_authorization_endpoint"] == f"{fake.url}/authorize"
                 created = await sign_in(client, fake, profile, "oidc")
                 assert created["success"] is True, created
                 assert created["data"]["username"].startswith("oidc_")

@@ -12,7 +12,6 @@ import secrets
 import time
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from veloera.accounts.v1 import accounts_pb2
@@ -21,9 +20,9 @@ from services.web import flow
 from services.web.api import ROLE_COMMON, ApiError, Call, authenticate, endpoint, ok
 from services.web.client_ip import client_ip
 from services.web.oauth_providers import (
-    DiscoveryCache,
     Identity,
     ProviderError,
+    discovery_cache,
     github_identity,
     oidc_identity,
 )
@@ -89,14 +88,6 @@ async def _identity(call: Call, provider: str, options: dict[str, str], code: st
         call.deps, discovery_cache(call.request), options, code,
         _redirect_uri(call, options, provider),
     )  # fmt: skip
-
-
-def discovery_cache(request: Request) -> DiscoveryCache:
-    cache: DiscoveryCache | None = getattr(request.app.state, "oidc_discovery", None)
-    if cache is None:
-        cache = DiscoveryCache({})
-        request.app.state.oidc_discovery = cache
-    return cache
 
 
 async def _finish(call: Call, provider: str) -> Response:
