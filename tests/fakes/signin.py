@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from yarl import URL
 
 
 class LoopbackServer:
@@ -66,6 +67,8 @@ class FakeOAuthProvider:
     client_secret: str
     url: str = ""
     down: bool = False
+    # Who consents on the authorize page (a browser test's user); None denies consent.
+    consenting_user: dict[str, Any] | None = None
     _codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     _tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
@@ -73,6 +76,7 @@ class FakeOAuthProvider:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/.well-known/openid-configuration", self._discovery)
+        app.router.add_get("/authorize", self._authorize)
         app.router.add_post("/token", self._token)
         app.router.add_get("/userinfo", self._userinfo)
         app.router.add_get("/user", self._userinfo)  # GitHub's shape: api.github.com/user
@@ -83,6 +87,17 @@ class FakeOAuthProvider:
         code = secrets.token_urlsafe(12)
         self._codes[code] = user
         return code
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        """The consent page, consented at once: back to redirect_uri with a code and the state."""
+        query = request.query
+        if query.get("client_id") != self.client_id:
+            return web.Response(status=400, text="unknown client")
+        target = URL(query["redirect_uri"])
+        if self.consenting_user is None:
+            raise web.HTTPFound(str(target.with_query(error="access_denied", state=query["state"])))
+        code = self.issue_code(self.consenting_user)
+        raise web.HTTPFound(str(target.with_query(code=code, state=query["state"])))
 
     async def _discovery(self, request: web.Request) -> web.Response:
         return web.json_response(

@@ -160,7 +160,7 @@ async def test_oidc_with_discovery_and_registration_closed(
                 assert created["data"]["username"].startswith("oidc_")
                 assert created["data"]["display_name"] == "alice"
             # the code went back with the redirect URI the console page has
-            assert fake.token_requests[-1]["redirect_uri"].endswith("/oauth/oidc")
+            assert fake.token_requests[-1]["redirect_uri"] == "http://console.test/oauth/oidc"
             await set_options(root, {"RegisterEnabled": "false"})
             async with browser(app) as client:
                 refused = await sign_in(client, fake, {"sub": "someone-new"}, "oidc")

@@ -18,7 +18,7 @@ from veloera.accounts.v1 import accounts_pb2
 
 from services.web import flow
 from services.web.api import ROLE_COMMON, ApiError, Call, authenticate, endpoint, ok
-from services.web.client_ip import client_ip
+from services.web.client_ip import client_ip, over_https
 from services.web.oauth_providers import (
     Identity,
     ProviderError,
@@ -76,9 +76,13 @@ async def _signed_in_user(call: Call) -> accounts_pb2.User | None:
         return None
 
 
-def _redirect_uri(call: Call, options: dict[str, str], provider: str) -> str:
-    base = options.get("ServerAddress", "").rstrip("/") or str(call.request.base_url).rstrip("/")
-    return f"{base}/oauth/{provider}"
+def _redirect_uri(call: Call, provider: str) -> str:
+    """The console page the provider sent the browser back to, as the browser sees the
+    console (the login page builds the same one from its own origin)."""
+    url = call.request.base_url
+    if over_https(call.request, call.deps):
+        url = url.replace(scheme="https")
+    return f"{str(url).rstrip('/')}/oauth/{provider}"
 
 
 async def _identity(call: Call, provider: str, options: dict[str, str], code: str) -> Identity:
@@ -86,7 +90,7 @@ async def _identity(call: Call, provider: str, options: dict[str, str], code: st
         return await github_identity(call.deps, options, code)
     return await oidc_identity(
         call.deps, discovery_cache(call.request), options, code,
-        _redirect_uri(call, options, provider),
+        _redirect_uri(call, provider),
     )  # fmt: skip
 
 
