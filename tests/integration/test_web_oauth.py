@@ -239,6 +239,13 @@ async def test_state_mismatch_replay_and_provider_down_are_refused(
                 replay = await client.get("/api/oauth/github", params=params)
                 assert replay.status_code == 403  # the state worked once
             async with browser(app) as client:
+                # consent denied: the provider comes back with an error and no code
+                state = (await client.get("/api/oauth/state")).json()["data"]
+                denied = await client.get(
+                    "/api/oauth/github", params={"error": "access_denied", "state": state}
+                )
+                assert "no authorization code" in denied.json()["message"]
+            async with browser(app) as client:
                 fake.down = True
                 down = await sign_in(client, fake, user)
                 assert down == {
@@ -255,5 +262,26 @@ async def test_state_mismatch_replay_and_provider_down_are_refused(
                     },
                 )
                 assert "GitHub refused the sign-in (invalid_grant)" in refused.json()["message"]
+    finally:
+        await root.aclose()
+
+
+async def test_a_disabled_user_cannot_sign_in_with_a_bound_identity(
+    service_env: dict[str, str], web_url: str
+) -> None:
+    root = await root_console(web_url)
+    user = github_user()
+    try:
+        async with provider() as fake, signin_web(service_env, root, fake) as app:
+            async with browser(app) as client:
+                created = await sign_in(client, fake, user)
+                assert created["success"] is True, created
+            await root.call(
+                "POST", "/api/user/manage", json={"id": created["data"]["id"], "action": "disable"}
+            )
+            async with browser(app) as client:
+                refused = await sign_in(client, fake, user)
+                assert refused["success"] is False and "disabled" in refused["message"]
+                assert client.cookies.get("session") is None
     finally:
         await root.aclose()
