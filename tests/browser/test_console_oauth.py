@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import Site, TabFactory
+from tests.browser.conftest import Site, TabFactory, sign_in
 from tests.e2e.test_chat_flow import eventually
 from tests.fakes.signin import FakeOAuthProvider, LoopbackServer
 
@@ -62,4 +62,23 @@ async def test_oidc_button_signs_in_through_the_provider(
     )
     assert me["data"]["oidc_id"] == subject
     assert me["data"]["display_name"] == "Browser Bob"
+    tab.assert_clean()
+
+
+async def test_personal_page_binds_and_unbinds_an_oidc_account(
+    open_tab: TabFactory, site: Site, oidc: FakeOAuthProvider
+) -> None:
+    subject = f"bind-{secrets.token_hex(4)}"
+    oidc.consenting_user = {"sub": subject, "preferred_username": "Bound"}
+    tab = await open_tab()
+    await sign_in(tab, site.username, site.password)
+    await tab.open("/console/personal")
+    await tab.page.click("#bind-oidc")
+    # the provider sends the browser back; signed in, the callback binds
+    await tab.rendered("/console/personal")
+    await expect(tab.page.locator("#unbind-oidc")).to_be_visible()
+    assert (await site.user.call("GET", "/api/user/self"))["oidc_id"] == subject
+    await tab.page.click("#unbind-oidc")
+    await expect(tab.page.locator("#bind-oidc")).to_be_visible()
+    assert (await site.user.call("GET", "/api/user/self"))["oidc_id"] == ""
     tab.assert_clean()

@@ -106,28 +106,37 @@ function withTurnstile(path, box) {
   return box.token ? path + (path.includes("?") ? "&" : "?") + "turnstile=" + encodeURIComponent(box.token) : path;
 }
 
-// GitHub and OIDC buttons for the providers /api/status advertises; the provider sends the
-// browser back to /oauth/<provider>, which finishes the sign-in (or binding).
-function oauthButtons() {
+// Sends the browser to the provider's consent page with a fresh state; the provider sends it
+// back to /oauth/<provider>, which finishes the sign-in (or the binding, when signed in).
+export async function startOAuth(provider) {
   const s = session.status || {};
-  const go = async (build) => {
-    const aff = localStorage.getItem("veloera-aff") || "";
-    const reply = await api("GET", "/api/oauth/state?aff=" + encodeURIComponent(aff));
-    if (report(reply)) location.href = build(reply.data);
-  };
-  const row = h("p", { class: "oauth-buttons" });
-  if (s.github_oauth) {
-    row.append(h("button", { type: "button", class: "ghost", id: "oauth-github", onclick: () => go((state) =>
-      "https://github.com/login/oauth/authorize?" + new URLSearchParams({ client_id: s.github_client_id, state, scope: "user:email" })) },
-    t("auth.withGitHub")), " ");
+  const aff = localStorage.getItem("veloera-aff") || "";
+  const reply = await api("GET", "/api/oauth/state?aff=" + encodeURIComponent(aff));
+  if (!report(reply)) return;
+  const state = reply.data;
+  if (provider === "github") {
+    location.href = "https://github.com/login/oauth/authorize?" + new URLSearchParams({ client_id: s.github_client_id, state, scope: "user:email" });
+    return;
   }
-  if (s.oidc_enabled && s.oidc_authorization_endpoint) {
-    row.append(h("button", { type: "button", class: "ghost", id: "oauth-oidc", onclick: () => go((state) => {
-      const url = new URL(s.oidc_authorization_endpoint);
-      url.search = new URLSearchParams({ client_id: s.oidc_client_id, redirect_uri: location.origin + "/oauth/oidc",
-        response_type: "code", scope: "openid profile email", state }).toString();
-      return url.toString();
-    }) }, t("auth.withOIDC")));
+  const url = new URL(s.oidc_authorization_endpoint);
+  url.search = new URLSearchParams({ client_id: s.oidc_client_id, redirect_uri: location.origin + "/oauth/oidc",
+    response_type: "code", scope: "openid profile email", state }).toString();
+  location.href = url.toString();
+}
+
+// The providers /api/status advertises: [provider, button label key, user field, name].
+export function oauthProviders() {
+  const s = session.status || {};
+  return [
+    s.github_oauth && ["github", "auth.withGitHub", "github_id", "GitHub"],
+    s.oidc_enabled && s.oidc_authorization_endpoint && ["oidc", "auth.withOIDC", "oidc_id", "OIDC"],
+  ].filter(Boolean);
+}
+
+function oauthButtons() {
+  const row = h("p", { class: "oauth-buttons" });
+  for (const [provider, label] of oauthProviders()) {
+    row.append(h("button", { type: "button", class: "ghost", id: "oauth-" + provider, onclick: () => startOAuth(provider) }, t(label)), " ");
   }
   return row;
 }

@@ -6,6 +6,20 @@ import {
   report, section, table, toLocalInput, when,
 } from "../ui.js";
 import { marked } from "../../vendor/marked.esm.js";
+import { oauthProviders, startOAuth } from "./public.js";
+
+// GitHub / OIDC bindings: bind goes through the provider (the callback binds when signed in).
+function oauthBindings(me, refreshUser) {
+  const box = h("div");
+  const render = (user) => box.replaceChildren(...oauthProviders().map(([provider, , field, name]) =>
+    h("p", null, name, ": ", user[field] || "-", " ", user[field]
+      ? h("button", { class: "ghost small", id: "unbind-" + provider, onclick: async () => {
+        if (report(await api("DELETE", `/api/oauth/${provider}/bind`), t("common.saved"))) render(await refreshUser());
+      } }, t("me.unbind"))
+      : h("button", { class: "ghost small", id: "bind-" + provider, onclick: () => startOAuth(provider) }, t("me.bind")))));
+  render(me);
+  return box;
+}
 
 function card(label, value, id) {
   return h("div", { class: "card" }, h("div", { class: "label" }, label), h("div", { class: "value", id }, value));
@@ -487,6 +501,7 @@ export async function personal(page, { refreshUser }) {
   page.append(pageHeader(t("nav.personal")),
     section(t("me.profile"), h("p", null, t("auth.username"), ": ", h("strong", null, me.username), " · ", t("me.group"), ": ", me.group, " · ", t("me.email"), ": ", me.email || "-"), profile),
     section(t("me.bindEmail"), emailBinding(refreshUser)),
+    oauthProviders().length ? section(t("me.bindings"), oauthBindings(me, refreshUser)) : null,
     section(t("me.password"), password),
     section(t("me.accessToken"), access),
     section(t("me.sessions"), await sessions()));
