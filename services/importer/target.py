@@ -90,7 +90,8 @@ IDENTITY_COLUMNS = (
 
 
 def taken_identities(column: str) -> str:
-    assert column in IDENTITY_COLUMNS
+    if column not in IDENTITY_COLUMNS:
+        raise ValueError(f"not an identity column: {column}")
     return f"SELECT {column} FROM accounts.users WHERE {column} = ANY($1::text[])"
 
 
