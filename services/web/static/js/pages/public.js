@@ -85,7 +85,7 @@ function authForm(fields, submitLabel, onSubmit) {
 // per browser session; later protected calls (redeem, check-in) pass without one.
 let turnstileScript = null;
 
-function turnstileWidget() {
+export function turnstileWidget() {
   const s = session.status || {};
   const box = h("div", { class: "turnstile" });
   box.token = "";
@@ -102,8 +102,8 @@ function turnstileWidget() {
   return box;
 }
 
-function withTurnstile(path, box) {
-  return box.token ? path + (path.includes("?") ? "&" : "?") + "turnstile=" + encodeURIComponent(box.token) : path;
+export function withTurnstile(path, box) {
+  return box && box.token ? path + (path.includes("?") ? "&" : "?") + "turnstile=" + encodeURIComponent(box.token) : path;
 }
 
 // Sends the browser to the provider's consent page with a fresh state; the provider sends it
@@ -223,9 +223,12 @@ export async function reset(page) {
     } }, t("auth.confirmReset")), result);
     return;
   }
-  page.append(authForm([{ name: "email", label: t("auth.email"), type: "email", required: true }], t("auth.sendReset"), async (data) => {
-    report(await api("GET", "/api/reset_password?email=" + encodeURIComponent(data.email)), t("auth.resetSent"));
-  }));
+  const widget = turnstileWidget();
+  const form = authForm([{ name: "email", label: t("auth.email"), type: "email", required: true }], t("auth.sendReset"), async (data) => {
+    report(await api("GET", withTurnstile("/api/reset_password?email=" + encodeURIComponent(data.email), widget)), t("auth.resetSent"));
+  });
+  form.insertBefore(widget, form.lastElementChild);
+  page.append(form);
 }
 
 export async function setup(page, { navigate }) {
