@@ -41,6 +41,17 @@ def _default_token_fields(username: str) -> TokenFields:
     )  # fmt: skip
 
 
+async def create_default_token(deps: Deps, conn: Conn, user_id: int, username: str) -> pb.Token:
+    """The initial unlimited key a self-registered user gets (GENERATE_DEFAULT_TOKEN)."""
+    key = random_key(KEY_LENGTH)
+    token_row = await tokens_repo.insert_token(
+        conn, user_id=user_id, key_enc=deps.box.encrypt(key),
+        key_hash=deps.box.lookup_hash(key), now=now(),
+        fields=_default_token_fields(username),
+    )  # fmt: skip
+    return convert.token(token_row, key=key)
+
+
 class AuthRpcs:
     _deps: Deps
 
@@ -61,18 +72,9 @@ class AuthRpcs:
                 email=email, role=COMMON, group="default", aff_code=request.aff_code,
             )  # fmt: skip
             if self._deps.generate_default_token:
-                token = await self._default_token(conn, row["id"], username)
+                token = await create_default_token(self._deps, conn, row["id"], username)
         await self._deps.events.changed(events.USER, ids=[row["id"]])
         return pb.RegisterResponse(user=convert.user(row), default_token=token)
-
-    async def _default_token(self, conn: Conn, user_id: int, username: str) -> pb.Token:
-        key = random_key(KEY_LENGTH)
-        token_row = await tokens_repo.insert_token(
-            conn, user_id=user_id, key_enc=self._deps.box.encrypt(key),
-            key_hash=self._deps.box.lookup_hash(key), now=now(),
-            fields=_default_token_fields(username),
-        )  # fmt: skip
-        return convert.token(token_row, key=key)
 
     async def ListSessions(
         self, request: pb.ListSessionsRequest, context: Context

@@ -13,6 +13,7 @@ from services.accounts.rpc_channels import ChannelRpcs
 from services.accounts.rpc_email import EmailRpcs
 from services.accounts.rpc_identity import IdentityRpcs
 from services.accounts.rpc_inbox import InboxRpcs
+from services.accounts.rpc_oauth import OAuthRpcs
 from services.accounts.rpc_options import OptionRpcs
 from services.accounts.rpc_rate_limits import RateLimitRpcs
 from services.accounts.rpc_tokens import TokenRpcs
@@ -22,6 +23,7 @@ from services.accounts.rpc_users import UserRpcs
 class AccountsServicer(
     IdentityRpcs,
     AuthRpcs,
+    OAuthRpcs,
     UserRpcs,
     TokenRpcs,
     ChannelRpcs,

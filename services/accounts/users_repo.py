@@ -233,3 +233,38 @@ async def revoke_credentials(conn: Conn, *, user_id: int, keep_session_hash: str
     changed it from, if any) and the access token stop working."""
     await conn.execute(REVOKE_OTHER_SESSIONS, user_id, keep_session_hash)
     await conn.execute(CLEAR_ACCESS_TOKEN, user_id)
+
+
+# Third-party identity columns by provider name (controller/github.go, controller/oidc.go).
+IDENTITY_COLUMNS = {"github": "github_id", "oidc": "oidc_id"}
+_MAX_USER_ID = "SELECT coalesce(max(id), 0) FROM users"
+
+
+def _identity_column(column: str) -> str:
+    """`column` when it is an identity column (it is spliced into SQL)."""
+    if column not in IDENTITY_COLUMNS.values():
+        raise ValueError(f"not an identity column: {column}")
+    return column
+
+
+async def user_by_identity(conn: Conn, *, column: str, subject: str) -> asyncpg.Record | None:
+    """The user (soft-deleted ones included) bound to `subject`."""
+    column = _identity_column(column)
+    return await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE {column} = $1", subject)
+
+
+async def set_identity(
+    conn: Conn, *, user_id: int, column: str, subject: str
+) -> asyncpg.Record | None:
+    """Bind (or with "" clear) the identity; the updated live user, None when there is none."""
+    column = _identity_column(column)
+    return await conn.fetchrow(
+        f"UPDATE users SET {column} = $2 WHERE id = $1 AND deleted_at IS NULL"
+        f" RETURNING {USER_COLUMNS}",
+        user_id,
+        subject,
+    )
+
+
+async def max_user_id(conn: Conn) -> int:
+    return int(await conn.fetchval(_MAX_USER_ID))

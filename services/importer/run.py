@@ -8,6 +8,7 @@ a real run would do, conflicts included.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,6 +216,7 @@ async def _user_batch(ctx: Ctx, item: TableReport, records: list[dict[str, Any]]
     taken_tokens = {
         r[0] for r in await conn.fetch(target.TAKEN_ACCESS_TOKENS, list(token_hashes.values()))
     }
+    identities = await _taken_identities(conn, [u for _, u in users])
     inviters = await target.mapped(
         conn, ctx.name, "users", [str(u.source_inviter_id) for _, u in users if u.source_inviter_id]
     )
@@ -239,6 +241,7 @@ async def _user_batch(ctx: Ctx, item: TableReport, records: list[dict[str, Any]]
         if access_hash:
             taken_tokens.add(access_hash)
         inviter = inviters.get(str(u.source_inviter_id), 0)
+        u = _unique_identities(u, identities, item)
         values = (
             u.username, u.password_hash, u.display_name, u.email, u.role, u.status, u.group,
             aff_code, u.aff_count, inviter, u.setting, access_hash, u.github_id, u.oidc_id,
@@ -251,6 +254,34 @@ async def _user_batch(ctx: Ctx, item: TableReport, records: list[dict[str, Any]]
         return
     inserted = {r["username"]: r["id"] for r in await conn.fetch(target.INSERT_USERS, *columns)}
     await _open_wallets(ctx, item, fresh, inserted)
+
+
+async def _taken_identities(conn: target.Conn, users: list[convert.User]) -> dict[str, set[str]]:
+    """Per identity column, the values some user here already holds."""
+    taken: dict[str, set[str]] = {}
+    for column in target.IDENTITY_COLUMNS:
+        wanted = [getattr(u, column) for u in users if getattr(u, column)]
+        rows = await conn.fetch(target.taken_identities(column), wanted) if wanted else []
+        taken[column] = {r[0] for r in rows}
+    return taken
+
+
+def _unique_identities(
+    u: convert.User, taken: dict[str, set[str]], item: TableReport
+) -> convert.User:
+    """The user without identities another user holds (here, or earlier in this import):
+    one identity signs in one user. Upstream's columns were only indexed, not unique."""
+    dropped: dict[str, Any] = {}
+    for column in target.IDENTITY_COLUMNS:
+        value = getattr(u, column)
+        if not value:
+            continue
+        if value in taken[column]:
+            dropped[column] = ""
+            item.notes[f"{column} already bound to another user here: dropped"] += 1
+        else:
+            taken[column].add(value)
+    return dataclasses.replace(u, **dropped) if dropped else u
 
 
 async def _open_wallets(

@@ -78,6 +78,23 @@ TAKEN_AFF_CODES = "SELECT aff_code FROM accounts.users WHERE aff_code = ANY($1::
 TAKEN_ACCESS_TOKENS = (
     "SELECT access_token_hash FROM accounts.users WHERE access_token_hash = ANY($1::text[])"
 )
+# Each identity column is unique among users (accounts migration 0006); the column is trusted.
+IDENTITY_COLUMNS = (
+    "github_id",
+    "oidc_id",
+    "wechat_id",
+    "telegram_id",
+    "linux_do_id",
+    "idc_flare_id",
+)
+
+
+def taken_identities(column: str) -> str:
+    if column not in IDENTITY_COLUMNS:
+        raise ValueError(f"not an identity column: {column}")
+    return f"SELECT {column} FROM accounts.users WHERE {column} = ANY($1::text[])"
+
+
 INSERT_USERS = """
 INSERT INTO accounts.users (username, password_hash, display_name, email, role, status, "group",
     aff_code, aff_count, inviter_id, setting, access_token_hash, github_id, oidc_id, wechat_id,

@@ -30,6 +30,7 @@ from services.web.routes import (
     logs,
     messages,
     model_mapping,
+    oauth,
     options,
     pages,
     pricing,
@@ -41,6 +42,7 @@ from services.web.routes import (
     users,
 )
 from services.web.settings import Settings
+from services.web.turnstile import TurnstileMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ def _routes() -> list[BaseRoute]:
         *system.ROUTES,
         *users.ROUTES,
         *email.ROUTES,
+        *oauth.ROUTES,
         *user_self.ROUTES,
         *messages.ROUTES,
         *model_mapping.ROUTES,
@@ -103,6 +106,7 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(AccessLogMiddleware),
             Middleware(MetricsMiddleware),
             Middleware(RateLimitMiddleware),
+            Middleware(TurnstileMiddleware),
             Middleware(BodyLimitMiddleware),
             Middleware(GZipMiddleware, minimum_size=1024),
         ],

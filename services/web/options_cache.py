@@ -16,9 +16,11 @@ TTL_SECONDS = 3.0
 
 @dataclass(slots=True)
 class OptionsCache:
-    """The non-secret accounts options; one refresh at a time, reused for `ttl` seconds."""
+    """The accounts options (secrets only with `include_secrets`); one refresh at a time,
+    reused for `ttl` seconds."""
 
     ttl: float = TTL_SECONDS
+    include_secrets: bool = False
     _values: dict[str, str] = field(default_factory=dict)
     _loaded_at: float = -1.0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -29,7 +31,8 @@ class OptionsCache:
         async with self._lock:
             if not self._fresh():
                 reply = await deps.accounts.ListOptions(
-                    accounts_pb2.ListOptionsRequest(), timeout=deps.timeout
+                    accounts_pb2.ListOptionsRequest(include_secrets=self.include_secrets),
+                    timeout=deps.timeout,
                 )
                 self._values = {option.key: option.value for option in reply.options}
                 self._loaded_at = time.monotonic()
@@ -45,4 +48,14 @@ def options_cache(request: HTTPConnection) -> OptionsCache:
     if cache is None:
         cache = OptionsCache()
         request.app.state.options_cache = cache
+    return cache
+
+
+def secret_options_cache(request: HTTPConnection) -> OptionsCache:
+    """Options with their secrets decrypted (Turnstile and OAuth client secrets), kept apart
+    from the public cache so nothing that serves options to clients can show them."""
+    cache: OptionsCache | None = getattr(request.app.state, "secret_options_cache", None)
+    if cache is None:
+        cache = OptionsCache(include_secrets=True)
+        request.app.state.secret_options_cache = cache
     return cache

@@ -14,6 +14,11 @@ from services.shared.client_ip import (
 from services.shared.config import ConfigError, Env, Secret
 from services.shared.internal_auth import WEB, Credential, load_credential
 
+TURNSTILE_VERIFY_URL = "https://challenges.cloudflare.com/turnstile/v0/siteverify"
+GITHUB_AUTHORIZE_URL = "https://github.com/login/oauth/authorize"
+GITHUB_TOKEN_URL = "https://github.com/login/oauth/access_token"
+GITHUB_USER_URL = "https://api.github.com/user"
+
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
@@ -41,6 +46,13 @@ class Settings:
     api_rate_limit: RateLimit = RateLimit(True, 180, 180)
     web_rate_limit: RateLimit = RateLimit(True, 60, 180)
     critical_rate_limit: RateLimit = RateLimit(True, 20, 20 * 60)
+    # Cloudflare Turnstile's siteverify (middleware/turnstile-check.go); tests point it at a fake.
+    turnstile_verify_url: str = TURNSTILE_VERIFY_URL
+    turnstile_timeout: float = 5.0
+    # OAuth providers: token exchange, userinfo and OIDC discovery calls are bounded by this.
+    oauth_timeout: float = 10.0
+    github_token_url: str = GITHUB_TOKEN_URL
+    github_user_url: str = GITHUB_USER_URL
 
 
 def _rate_limit(env: Env, prefix: str, limit: int, seconds: int) -> RateLimit:
@@ -80,6 +92,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         api_rate_limit=_rate_limit(env, "GLOBAL_API_RATE_LIMIT", 180, 180),
         web_rate_limit=_rate_limit(env, "GLOBAL_WEB_RATE_LIMIT", 60, 180),
         critical_rate_limit=_rate_limit(env, "CRITICAL_RATE_LIMIT", 20, 20 * 60),
+        turnstile_verify_url=env.str("TURNSTILE_VERIFY_URL", TURNSTILE_VERIFY_URL),
+        turnstile_timeout=max(env.float("TURNSTILE_TIMEOUT", 5.0), 0.1),
+        oauth_timeout=max(env.float("OAUTH_TIMEOUT", 10.0), 0.1),
+        github_token_url=env.str("GITHUB_OAUTH_TOKEN_URL", GITHUB_TOKEN_URL),
+        github_user_url=env.str("GITHUB_USER_URL", GITHUB_USER_URL),
     )
     env.check(service="web")
     if errors:

@@ -89,6 +89,9 @@ async def test_critical_limit_covers_registration_and_login(
             assert _is_429(await anonymous.post("/api/user/register", json={}))
             login = {"username": ROOT_USERNAME, "password": ROOT_PASSWORD}
             assert _is_429(await anonymous.post("/api/user/login", json=login))
+            # OAuth callbacks count too (middleware/rate-limit.go: CriticalRateLimit on /oauth/*).
+            assert _is_429(await anonymous.get("/api/oauth/github", params={"code": "c"}))
+            assert _is_429(await anonymous.get("/api/oauth/oidc", params={"code": "c"}))
             # Routes outside the critical group are not affected.
             assert (await anonymous.get("/api/status")).status_code == 200
         async with client(app, fresh_ip()) as other:

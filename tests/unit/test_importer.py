@@ -100,3 +100,26 @@ async def test_announcing_gives_up_when_nats_is_unreachable() -> None:
 def test_missing_columns_read_as_null_so_pages_keep_their_shape() -> None:
     sql = SQLITE.select_page("logs", ["id", "ip"], key="id", after=0, limit=5, present={"id"})
     assert sql == 'SELECT "id", NULL AS "ip" FROM "logs" WHERE "id" > 0 ORDER BY "id" LIMIT 5'
+
+
+def test_an_identity_already_bound_here_or_earlier_in_the_import_is_dropped() -> None:
+    from services.importer.report import TableReport
+    from services.importer.run import _unique_identities
+
+    def user(name: str, github_id: str, oidc_id: str) -> convert.User:
+        row = {"id": 1, "username": name, "github_id": github_id, "oidc_id": oidc_id}
+        return convert.user(row, now=0)[0]
+
+    from services.importer.target import IDENTITY_COLUMNS
+
+    taken: dict[str, set[str]] = {column: set() for column in IDENTITY_COLUMNS}
+    taken["oidc_id"].add("sub-held-here")
+    item = TableReport("users")
+    first = _unique_identities(user("a", "octo", "sub-held-here"), taken, item)
+    second = _unique_identities(user("b", "octo", "sub-b"), taken, item)
+    assert (first.github_id, first.oidc_id) == ("octo", "")
+    assert (second.github_id, second.oidc_id) == ("", "sub-b")
+    assert item.notes == {
+        "oidc_id already bound to another user here: dropped": 1,
+        "github_id already bound to another user here: dropped": 1,
+    }

@@ -20,12 +20,15 @@ from veloera.billing.v1 import billing_pb2
 import services
 from services.web.api import ApiError, Call, endpoint
 from services.web.deps import Deps
+from services.web.oauth_providers import ProviderError, discovery_cache, oidc_endpoints
 from services.web.options_cache import options_cache
 
 VELOERA_PROJ = Path(services.__file__).resolve().parent.parent / "VELOERA_PROJ"
 ROOT_INITIAL_QUOTA = 100_000_000
 MAX_USERNAME_LENGTH = 12
 MIN_PASSWORD_LENGTH = 8
+# /api/status waits this long for OIDC discovery before reporting OIDC off.
+DISCOVERY_WAIT_SECONDS = 2.0
 
 
 def _version() -> str:
@@ -77,7 +80,8 @@ def _chats(raw: str) -> list[Any]:
 
 
 def _auth_status(options: dict[str, str]) -> dict[str, Any]:
-    """Sign-in methods with the public parts of their configuration (upstream `controller/misc.go`)."""
+    """Sign-in methods with the public parts of their configuration (upstream
+    `controller/misc.go`)."""
     opt = options.get
     return {
         "email_verification": _flag(options, "EmailVerificationEnabled", False),
@@ -143,7 +147,25 @@ async def get_status(call: Call) -> dict[str, Any]:
         "aff_enabled": _flag(options, "AffEnabled", True),
         "log_chat_content_enabled": _flag(options, "LogChatContentEnabled", False),
         **_auth_status(options),
+        **await _oidc_status(call, options),
     }
+
+
+async def _oidc_status(call: Call, options: dict[str, str]) -> dict[str, Any]:
+    """With only the well-known URL configured, the console still needs the authorization
+    endpoint: it comes from discovery. A provider that cannot be discovered is reported off."""
+    if not _flag(options, "oidc.enabled", False) or options.get("oidc.authorization_endpoint"):
+        return {}
+    try:
+        endpoints = await asyncio.wait_for(
+            oidc_endpoints(call.deps, discovery_cache(call.request), options),
+            DISCOVERY_WAIT_SECONDS,
+        )
+    except (ProviderError, TimeoutError):
+        return {"oidc_enabled": False}
+    if not endpoints.authorization:
+        return {"oidc_enabled": False}
+    return {"oidc_authorization_endpoint": endpoints.authorization}
 
 
 @endpoint()

@@ -13,6 +13,7 @@ from veloera.billing.v1 import billing_pb2
 
 from services.web.api import ROLE_COMMON, ApiError, Call, endpoint, ok
 from services.web.convert import SECRET_MASK
+from services.web.deps import Deps
 from services.web.session import COOKIE_NAME, unsign
 
 
@@ -62,18 +63,22 @@ async def register(call: Call) -> None:
         ),
         timeout=deps.timeout,
     )
-    # New-user, invitee and inviter rewards (options QuotaFor*); idempotent per user.
+    await after_signup(deps, reply.user, reply.default_token)
+
+
+async def after_signup(
+    deps: Deps, user: accounts_pb2.User, default_token: accounts_pb2.Token
+) -> None:
+    """What every new account gets, however it signed up: the new-user, invitee and inviter
+    rewards (options QuotaFor*; idempotent per user) and its initial key's budget."""
     await deps.billing.GrantSignupRewards(
-        billing_pb2.SignupRewardsRequest(user_id=reply.user.id, inviter_id=reply.user.inviter_id),
+        billing_pb2.SignupRewardsRequest(user_id=user.id, inviter_id=user.inviter_id),
         timeout=deps.timeout,
     )
-    if reply.default_token.id:
+    if default_token.id:
         await deps.billing.SetTokenBudget(
             billing_pb2.SetTokenBudgetRequest(
-                token_id=reply.default_token.id,
-                user_id=reply.user.id,
-                remain_quota=0,
-                unlimited=True,
+                token_id=default_token.id, user_id=user.id, remain_quota=0, unlimited=True
             ),
             timeout=deps.timeout,
         )

@@ -45,7 +45,12 @@ async def login(call: Call) -> Response:
         ),
         timeout=deps.timeout,
     )
-    user = reply.user
+    return signed_in(call, reply.user, reply.session_id, reply.expires_at)
+
+
+def signed_in(call: Call, user: accounts_pb2.User, session_id: str, expires_at: int) -> Response:
+    """The login answer (the user, as upstream's) with the session cookie set."""
+    deps = call.deps
     response = ok(
         {
             "id": user.id,
@@ -56,10 +61,10 @@ async def login(call: Call) -> Response:
             "group": user.group or "default",
         }
     )
-    max_age = max(int(reply.expires_at - time.time()), 60) if reply.expires_at else None
+    max_age = max(int(expires_at - time.time()), 60) if expires_at else None
     response.set_cookie(
         COOKIE_NAME,
-        sign(deps.settings.session_secret.value, reply.session_id),
+        sign(deps.settings.session_secret.value, session_id),
         max_age=max_age,
         path="/",
         httponly=True,

@@ -1548,6 +1548,135 @@ class RegisterResponse(_message.Message):
 Global___RegisterResponse: _TypeAlias = RegisterResponse  # noqa: Y015
 
 @_typing.final
+class SignInWithIdentityRequest(_message.Message):
+    """Third-party sign-in (controller/github.go, controller/oidc.go): the provider's stable user id
+    (`subject`) logs in the user it is bound to, or registers a new one named `<provider>_<n>`
+    when RegisterEnabled is on. `provider` is "github" or "oidc".
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    AFF_CODE_FIELD_NUMBER: _builtins.int
+    CLIENT_IP_FIELD_NUMBER: _builtins.int
+    USER_AGENT_FIELD_NUMBER: _builtins.int
+    provider: _builtins.str
+    subject: _builtins.str
+    display_name: _builtins.str
+    email: _builtins.str
+    aff_code: _builtins.str
+    client_ip: _builtins.str
+    user_agent: _builtins.str
+    def __init__(
+        self,
+        *,
+        provider: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        email: _builtins.str = ...,
+        aff_code: _builtins.str = ...,
+        client_ip: _builtins.str = ...,
+        user_agent: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aff_code", b"aff_code", "client_ip", b"client_ip", "display_name", b"display_name", "email", b"email", "provider", b"provider", "subject", b"subject", "user_agent", b"user_agent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignInWithIdentityRequest: _TypeAlias = SignInWithIdentityRequest  # noqa: Y015
+
+@_typing.final
+class SignInWithIdentityResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    DEFAULT_TOKEN_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    expires_at: _builtins.int
+    created: _builtins.bool
+    """a new user was registered: the caller grants the signup rewards"""
+    @_builtins.property
+    def user(self) -> Global___User: ...
+    @_builtins.property
+    def default_token(self) -> Global___Token:
+        """id 0 when none was created"""
+
+    def __init__(
+        self,
+        *,
+        user: Global___User | None = ...,
+        session_id: _builtins.str = ...,
+        expires_at: _builtins.int = ...,
+        created: _builtins.bool = ...,
+        default_token: Global___Token | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["default_token", b"default_token", "user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "default_token", b"default_token", "expires_at", b"expires_at", "session_id", b"session_id", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignInWithIdentityResponse: _TypeAlias = SignInWithIdentityResponse  # noqa: Y015
+
+@_typing.final
+class BindIdentityRequest(_message.Message):
+    """Binds the identity to the user; ALREADY_EXISTS when another user holds it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    provider: _builtins.str
+    subject: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        provider: _builtins.str = ...,
+        subject: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["provider", b"provider", "subject", b"subject", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BindIdentityRequest: _TypeAlias = BindIdentityRequest  # noqa: Y015
+
+@_typing.final
+class UnbindIdentityRequest(_message.Message):
+    """Clears the binding; FAILED_PRECONDITION when it is the user's only way to sign in."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    provider: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        provider: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["provider", b"provider", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnbindIdentityRequest: _TypeAlias = UnbindIdentityRequest  # noqa: Y015
+
+@_typing.final
 class Session(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

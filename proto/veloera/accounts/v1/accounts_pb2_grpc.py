@@ -164,6 +164,21 @@ class AccountsServiceStub:
                 request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RegisterRequest.SerializeToString,
                 response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RegisterResponse.FromString,
                 _registered_method=True)
+        self.SignInWithIdentity = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/SignInWithIdentity',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SignInWithIdentityRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SignInWithIdentityResponse.FromString,
+                _registered_method=True)
+        self.BindIdentity = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/BindIdentity',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.BindIdentityRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.User.FromString,
+                _registered_method=True)
+        self.UnbindIdentity = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/UnbindIdentity',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.UnbindIdentityRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.User.FromString,
+                _registered_method=True)
         self.ListSessions = channel.unary_unary(
                 '/veloera.accounts.v1.AccountsService/ListSessions',
                 request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListSessionsRequest.SerializeToString,
@@ -440,6 +455,24 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SignInWithIdentity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BindIdentity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnbindIdentity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListSessions(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -711,6 +744,21 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.Register,
                     request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RegisterRequest.FromString,
                     response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RegisterResponse.SerializeToString,
+            ),
+            'SignInWithIdentity': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignInWithIdentity,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SignInWithIdentityRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SignInWithIdentityResponse.SerializeToString,
+            ),
+            'BindIdentity': grpc.unary_unary_rpc_method_handler(
+                    servicer.BindIdentity,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.BindIdentityRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.User.SerializeToString,
+            ),
+            'UnbindIdentity': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnbindIdentity,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.UnbindIdentityRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.User.SerializeToString,
             ),
             'ListSessions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSessions,
@@ -1530,6 +1578,87 @@ class AccountsService:
             '/veloera.accounts.v1.AccountsService/Register',
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.RegisterRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.RegisterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignInWithIdentity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/SignInWithIdentity',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.SignInWithIdentityRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.SignInWithIdentityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BindIdentity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/BindIdentity',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.BindIdentityRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnbindIdentity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/UnbindIdentity',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.UnbindIdentityRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.User.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,9 @@ class AccountsServiceStub:
     UpdateOption: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.UpdateOptionRequest, _accounts_pb2.Option]
     ListOptionAudit: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListOptionAuditRequest, _accounts_pb2.ListOptionAuditResponse]
     Register: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.RegisterRequest, _accounts_pb2.RegisterResponse]
+    SignInWithIdentity: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.SignInWithIdentityRequest, _accounts_pb2.SignInWithIdentityResponse]
+    BindIdentity: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.BindIdentityRequest, _accounts_pb2.User]
+    UnbindIdentity: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.UnbindIdentityRequest, _accounts_pb2.User]
     ListSessions: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListSessionsRequest, _accounts_pb2.ListSessionsResponse]
     RevokeSession: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.RevokeSessionRequest, _accounts_pb2.RevokeSessionResponse]
     GetUsableGroups: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetUsableGroupsRequest, _accounts_pb2.UsableGroups]
@@ -113,6 +116,9 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     UpdateOption: _aio.UnaryUnaryMultiCallable[_accounts_pb2.UpdateOptionRequest, _accounts_pb2.Option]  # type: ignore[assignment]
     ListOptionAudit: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListOptionAuditRequest, _accounts_pb2.ListOptionAuditResponse]  # type: ignore[assignment]
     Register: _aio.UnaryUnaryMultiCallable[_accounts_pb2.RegisterRequest, _accounts_pb2.RegisterResponse]  # type: ignore[assignment]
+    SignInWithIdentity: _aio.UnaryUnaryMultiCallable[_accounts_pb2.SignInWithIdentityRequest, _accounts_pb2.SignInWithIdentityResponse]  # type: ignore[assignment]
+    BindIdentity: _aio.UnaryUnaryMultiCallable[_accounts_pb2.BindIdentityRequest, _accounts_pb2.User]  # type: ignore[assignment]
+    UnbindIdentity: _aio.UnaryUnaryMultiCallable[_accounts_pb2.UnbindIdentityRequest, _accounts_pb2.User]  # type: ignore[assignment]
     ListSessions: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListSessionsRequest, _accounts_pb2.ListSessionsResponse]  # type: ignore[assignment]
     RevokeSession: _aio.UnaryUnaryMultiCallable[_accounts_pb2.RevokeSessionRequest, _accounts_pb2.RevokeSessionResponse]  # type: ignore[assignment]
     GetUsableGroups: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetUsableGroupsRequest, _accounts_pb2.UsableGroups]  # type: ignore[assignment]
@@ -320,6 +326,27 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _accounts_pb2.RegisterRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.RegisterResponse, _abc.Awaitable[_accounts_pb2.RegisterResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SignInWithIdentity(
+        self,
+        request: _accounts_pb2.SignInWithIdentityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.SignInWithIdentityResponse, _abc.Awaitable[_accounts_pb2.SignInWithIdentityResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def BindIdentity(
+        self,
+        request: _accounts_pb2.BindIdentityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.User, _abc.Awaitable[_accounts_pb2.User]]: ...
+
+    @_abc_1.abstractmethod
+    def UnbindIdentity(
+        self,
+        request: _accounts_pb2.UnbindIdentityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.User, _abc.Awaitable[_accounts_pb2.User]]: ...
 
     @_abc_1.abstractmethod
     def ListSessions(

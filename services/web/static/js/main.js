@@ -18,6 +18,8 @@ const ROUTES = [
   { path: "/register", title: "nav.register", role: GUEST, nav: true, guestOnly: true, render: pub.register },
   { path: "/reset", title: "nav.reset", role: GUEST, render: pub.reset },
   { path: "/setup", title: "nav.setup", role: GUEST, render: pub.setup },
+  { path: "/oauth/github", title: "nav.login", role: GUEST, render: pub.oauthCallback },
+  { path: "/oauth/oidc", title: "nav.login", role: GUEST, render: pub.oauthCallback },
   { path: "/console", title: "nav.dashboard", role: USER, nav: true, render: user.dashboard },
   { path: "/console/token", title: "nav.keys", role: USER, nav: true, render: user.keys },
   { path: "/console/log", title: "nav.logs", role: USER, nav: true, render: user.logs },

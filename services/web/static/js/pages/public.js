@@ -80,21 +80,101 @@ function authForm(fields, submitLabel, onSubmit) {
   return form;
 }
 
+// Cloudflare Turnstile: its script can only come from Cloudflare, so it is loaded only when the
+// administrator switched the check on (TurnstileCheckEnabled). The server checks the token once
+// per browser session; later protected calls (redeem, check-in) pass without one.
+let turnstileScript = null;
+
+export function turnstileWidget() {
+  const s = session.status || {};
+  const box = h("div", { class: "turnstile" });
+  box.token = "";
+  if (!s.turnstile_check) return box;
+  turnstileScript = turnstileScript || new Promise((resolve, reject) => {
+    const script = h("script", { src: "https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit", async: true });
+    script.onload = resolve;
+    script.onerror = reject;
+    document.head.append(script);
+  });
+  turnstileScript.then(() => window.turnstile.render(box, {
+    sitekey: s.turnstile_site_key, callback: (token) => { box.token = token; },
+  }), () => toast("Turnstile cannot be loaded"));
+  return box;
+}
+
+export function withTurnstile(path, box) {
+  return box && box.token ? path + (path.includes("?") ? "&" : "?") + "turnstile=" + encodeURIComponent(box.token) : path;
+}
+
+// Sends the browser to the provider's consent page with a fresh state; the provider sends it
+// back to /oauth/<provider>, which finishes the sign-in (or the binding, when signed in).
+export async function startOAuth(provider) {
+  const s = session.status || {};
+  const aff = localStorage.getItem("veloera-aff") || "";
+  const reply = await api("GET", "/api/oauth/state?aff=" + encodeURIComponent(aff));
+  if (!report(reply)) return;
+  const state = reply.data;
+  if (provider === "github") {
+    location.href = "https://github.com/login/oauth/authorize?" + new URLSearchParams({ client_id: s.github_client_id, state, scope: "user:email" });
+    return;
+  }
+  const url = new URL(s.oidc_authorization_endpoint);
+  url.search = new URLSearchParams({ client_id: s.oidc_client_id, redirect_uri: location.origin + "/oauth/oidc",
+    response_type: "code", scope: "openid profile email", state }).toString();
+  location.href = url.toString();
+}
+
+// The providers /api/status advertises: [provider, button label key, user field, name].
+export function oauthProviders() {
+  const s = session.status || {};
+  return [
+    s.github_oauth && ["github", "auth.withGitHub", "github_id", "GitHub"],
+    s.oidc_enabled && s.oidc_authorization_endpoint && ["oidc", "auth.withOIDC", "oidc_id", "OIDC"],
+  ].filter(Boolean);
+}
+
+function oauthButtons() {
+  const row = h("p", { class: "oauth-buttons" });
+  for (const [provider, label] of oauthProviders()) {
+    row.append(h("button", { type: "button", class: "ghost", id: "oauth-" + provider, onclick: () => startOAuth(provider) }, t(label)), " ");
+  }
+  return row;
+}
+
+async function finishSignIn(user, navigate, refreshUnread) {
+  signedIn(user);
+  const me = await api("GET", "/api/user/self");
+  if (me.success) signedIn(me.data);
+  refreshUnread();
+  const next = new URLSearchParams(location.search).get("next");
+  navigate(next && next.startsWith("/") ? next : "/console");
+}
+
 export async function login(page, { navigate, refreshUnread }) {
   const fields = [
     { name: "username", label: t("auth.username"), required: true },
     { name: "password", label: t("auth.password"), type: "password", required: true },
   ];
-  page.append(pageHeader(t("nav.login")), authForm(fields, t("nav.login"), async (data) => {
-    const reply = await api("POST", "/api/user/login", data);
+  const widget = turnstileWidget();
+  const form = authForm(fields, t("nav.login"), async (data) => {
+    const reply = await api("POST", withTurnstile("/api/user/login", widget), data);
     if (!report(reply)) return;
-    signedIn(reply.data);
-    const me = await api("GET", "/api/user/self");
-    if (me.success) signedIn(me.data);
-    refreshUnread();
-    const next = new URLSearchParams(location.search).get("next");
-    navigate(next && next.startsWith("/") ? next : "/console");
-  }), h("p", null, h("a", { href: "/register" }, t("auth.noAccount")), " · ", h("a", { href: "/reset" }, t("auth.forgot"))));
+    await finishSignIn(reply.data, navigate, refreshUnread);
+  });
+  form.insertBefore(widget, form.lastElementChild);
+  page.append(pageHeader(t("nav.login")), form, oauthButtons(),
+    h("p", null, h("a", { href: "/register" }, t("auth.noAccount")), " · ", h("a", { href: "/reset" }, t("auth.forgot"))));
+}
+
+// /oauth/github and /oauth/oidc: the provider's redirect; signs in, or binds when signed in.
+export async function oauthCallback(page, { navigate, refreshUnread }) {
+  const provider = location.pathname.split("/").pop();
+  const params = new URLSearchParams(location.search);
+  page.append(pageHeader(t("nav.login")), h("p", null, t("auth.finishing")));
+  const reply = await api("GET", `/api/oauth/${provider}?` + new URLSearchParams({ code: params.get("code") || "", state: params.get("state") || "" }));
+  if (!report(reply)) { navigate(session.user ? "/console/personal" : "/login", true); return; }
+  if (reply.data && reply.data.action === "bind") { toast(t("auth.bound")); navigate("/console/personal", true); return; }
+  await finishSignIn(reply.data, navigate, refreshUnread);
 }
 
 export async function register(page, { navigate }) {
@@ -112,18 +192,20 @@ export async function register(page, { navigate }) {
     fields.push({ name: "email", label: t("auth.email"), type: "email", required: true },
       { name: "verification_code", label: t("auth.code"), required: true });
   }
+  const widget = turnstileWidget();
   const form = authForm(fields, t("nav.register"), async (data) => {
-    const reply = await api("POST", "/api/user/register", { ...data, aff_code: aff });
+    const reply = await api("POST", withTurnstile("/api/user/register", widget), { ...data, aff_code: aff });
     if (!report(reply, t("auth.registered"))) return;
     navigate("/login");
   });
+  form.insertBefore(widget, form.lastElementChild);
   if (s.email_verification) {
     form.append(h("button", { type: "button", class: "ghost", onclick: async () => {
       const email = form.elements.email.value;
-      report(await api("GET", "/api/verification?email=" + encodeURIComponent(email)), t("auth.codeSent"));
+      report(await api("GET", withTurnstile("/api/verification?email=" + encodeURIComponent(email), widget)), t("auth.codeSent"));
     } }, t("auth.sendCode")));
   }
-  page.append(form);
+  page.append(form, oauthButtons());
 }
 
 export async function reset(page) {
@@ -141,9 +223,12 @@ export async function reset(page) {
     } }, t("auth.confirmReset")), result);
     return;
   }
-  page.append(authForm([{ name: "email", label: t("auth.email"), type: "email", required: true }], t("auth.sendReset"), async (data) => {
-    report(await api("GET", "/api/reset_password?email=" + encodeURIComponent(data.email)), t("auth.resetSent"));
-  }));
+  const widget = turnstileWidget();
+  const form = authForm([{ name: "email", label: t("auth.email"), type: "email", required: true }], t("auth.sendReset"), async (data) => {
+    report(await api("GET", withTurnstile("/api/reset_password?email=" + encodeURIComponent(data.email), widget)), t("auth.resetSent"));
+  });
+  form.insertBefore(widget, form.lastElementChild);
+  page.append(form);
 }
 
 export async function setup(page, { navigate }) {

@@ -6,6 +6,20 @@ import {
   report, section, table, toLocalInput, when,
 } from "../ui.js";
 import { marked } from "../../vendor/marked.esm.js";
+import { oauthProviders, startOAuth, turnstileWidget, withTurnstile } from "./public.js";
+
+// GitHub / OIDC bindings: bind goes through the provider (the callback binds when signed in).
+function oauthBindings(me, refreshUser) {
+  const box = h("div");
+  const render = (user) => box.replaceChildren(...oauthProviders().map(([provider, , field, name]) =>
+    h("p", null, name, ": ", user[field] || "-", " ", user[field]
+      ? h("button", { class: "ghost small", id: "unbind-" + provider, onclick: async () => {
+        if (report(await api("DELETE", `/api/oauth/${provider}/bind`), t("common.saved"))) render(await refreshUser());
+      } }, t("me.unbind"))
+      : h("button", { class: "ghost small", id: "bind-" + provider, onclick: () => startOAuth(provider) }, t("me.bind")))));
+  render(me);
+  return box;
+}
 
 function card(label, value, id) {
   return h("div", { class: "card" }, h("div", { class: "label" }, label), h("div", { class: "value", id }, value));
@@ -359,10 +373,11 @@ export async function wallet(page, { refreshUser }) {
   const s = session.status || {};
   const balance = h("strong", { id: "wallet-balance" }, money(me ? me.quota : 0));
   const codeFields = [{ name: "key", label: t("wallet.code"), required: true }];
-  const redeem = h("form", { class: "stack narrow" }, fieldRow(codeFields[0]), h("button", { type: "submit" }, t("wallet.redeem")));
+  const widget = turnstileWidget();
+  const redeem = h("form", { class: "stack narrow" }, fieldRow(codeFields[0]), widget, h("button", { type: "submit" }, t("wallet.redeem")));
   redeem.addEventListener("submit", async (e) => {
     e.preventDefault();
-    const reply = await api("POST", "/api/user/topup", readForm(redeem, codeFields));
+    const reply = await api("POST", withTurnstile("/api/user/topup", widget), readForm(redeem, codeFields));
     if (!report(reply, t("wallet.redeemed", { amount: money(reply.data || 0) }))) return;
     redeem.reset();
     const fresh = await refreshUser();
@@ -487,6 +502,7 @@ export async function personal(page, { refreshUser }) {
   page.append(pageHeader(t("nav.personal")),
     section(t("me.profile"), h("p", null, t("auth.username"), ": ", h("strong", null, me.username), " · ", t("me.group"), ": ", me.group, " · ", t("me.email"), ": ", me.email || "-"), profile),
     section(t("me.bindEmail"), emailBinding(refreshUser)),
+    oauthProviders().length ? section(t("me.bindings"), oauthBindings(me, refreshUser)) : null,
     section(t("me.password"), password),
     section(t("me.accessToken"), access),
     section(t("me.sessions"), await sessions()));
@@ -501,8 +517,9 @@ export async function personal(page, { refreshUser }) {
   if (s.check_in_enabled) {
     const status = await api("GET", "/api/user/check_in_status");
     const checked = status.success && !status.data.can_check_in;
-    page.append(section(t("me.checkIn"), h("button", { disabled: Boolean(checked), onclick: async (e) => {
-      if (report(await api("POST", "/api/user/check_in"), t("me.checkedIn"))) e.target.disabled = true;
+    const widget = checked ? null : turnstileWidget();
+    page.append(section(t("me.checkIn"), widget, h("button", { disabled: Boolean(checked), onclick: async (e) => {
+      if (report(await api("POST", withTurnstile("/api/user/check_in", widget)), t("me.checkedIn"))) e.target.disabled = true;
     } }, checked ? t("me.checkedIn") : t("me.checkInNow"))));
   }
   const notify = smallForm([
