@@ -1,10 +1,11 @@
--- Hourly totals of the logs table (count, quota, tokens) per log type and per one console
--- filter: every row (dim ''), per model, per channel, per group and per user. Kept by a statement
+-- Hourly totals of the logs table (count, quota, tokens) per log type and per console filter:
+-- every row (dim ''), per model, channel, group or user, and per pair of model, channel and
+-- group (key: the values joined by U+001F, in the order model, channel, group, user). Kept by a statement
 -- trigger in the inserting transaction (one upsert per INSERT statement, so settlement's batched
 -- insert stays one extra statement), so they are exact at every commit. Stats and page totals
 -- over whole hours read them; only the partial hours at the edges of a range read the logs.
 CREATE TABLE log_hourly (
-    dim    text        NOT NULL,  -- '', 'model', 'channel', 'group', 'user'
+    dim    text        NOT NULL,  -- '', 'model', 'channel', 'group', 'user', 'model+group', ...
     key    text        NOT NULL,  -- the filter's value ('' for dim '')
     type   smallint    NOT NULL,
     hour   timestamptz NOT NULL,  -- start of the UTC hour
@@ -19,22 +20,19 @@ CREATE TABLE log_hourly (
 CREATE FUNCTION billing.roll_up_logs() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO billing.log_hourly AS h (dim, key, type, hour, count, quota, tokens)
-    SELECT CASE WHEN GROUPING(model_name) = 0 THEN 'model'
-                WHEN GROUPING(channel_id) = 0 THEN 'channel'
-                WHEN GROUPING(grp) = 0 THEN 'group'
-                WHEN GROUPING(user_id) = 0 THEN 'user'
-                ELSE '' END,
-           CASE WHEN GROUPING(model_name) = 0 THEN model_name
-                WHEN GROUPING(channel_id) = 0 THEN channel_id::text
-                WHEN GROUPING(grp) = 0 THEN grp
-                WHEN GROUPING(user_id) = 0 THEN user_id::text
-                ELSE '' END,
+    SELECT CASE GROUPING(model_name, channel_id, grp, user_id)
+                WHEN 15 THEN '' WHEN 7 THEN 'model' WHEN 11 THEN 'channel' WHEN 13 THEN 'group'
+                WHEN 14 THEN 'user' WHEN 3 THEN 'model+channel' WHEN 5 THEN 'model+group'
+                WHEN 9 THEN 'channel+group' END,
+           concat_ws(E'\x1f', model_name, channel_id::text, grp, user_id::text),
            type, hour, count(*), sum(quota), sum(prompt_tokens + completion_tokens)
     FROM (SELECT type, date_trunc('hour', created_at, 'UTC') AS hour, model_name, channel_id,
                  "group" AS grp, user_id, quota, prompt_tokens, completion_tokens
           FROM new_rows) r
     GROUP BY GROUPING SETS ((type, hour), (type, hour, model_name), (type, hour, channel_id),
-                            (type, hour, grp), (type, hour, user_id))
+                            (type, hour, grp), (type, hour, user_id),
+                            (type, hour, model_name, channel_id), (type, hour, model_name, grp),
+                            (type, hour, channel_id, grp))
     ORDER BY 1, 2, 3, 4
     ON CONFLICT (dim, key, type, hour) DO UPDATE
         SET count = h.count + EXCLUDED.count,
@@ -76,23 +74,20 @@ CREATE FUNCTION billing.log_hourly_between(since timestamptz, before timestamptz
 RETURNS TABLE (dim text, key text, type smallint, hour timestamptz, count bigint,
                quota numeric, tokens numeric)
 LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN GROUPING(model_name) = 0 THEN 'model'
-                WHEN GROUPING(channel_id) = 0 THEN 'channel'
-                WHEN GROUPING(grp) = 0 THEN 'group'
-                WHEN GROUPING(user_id) = 0 THEN 'user'
-                ELSE '' END,
-           CASE WHEN GROUPING(model_name) = 0 THEN model_name
-                WHEN GROUPING(channel_id) = 0 THEN channel_id::text
-                WHEN GROUPING(grp) = 0 THEN grp
-                WHEN GROUPING(user_id) = 0 THEN user_id::text
-                ELSE '' END,
+    SELECT CASE GROUPING(model_name, channel_id, grp, user_id)
+                WHEN 15 THEN '' WHEN 7 THEN 'model' WHEN 11 THEN 'channel' WHEN 13 THEN 'group'
+                WHEN 14 THEN 'user' WHEN 3 THEN 'model+channel' WHEN 5 THEN 'model+group'
+                WHEN 9 THEN 'channel+group' END,
+           concat_ws(E'\x1f', model_name, channel_id::text, grp, user_id::text),
            type, hour, count(*), sum(quota), sum(prompt_tokens + completion_tokens)
     FROM (SELECT l.type, date_trunc('hour', l.created_at, 'UTC') AS hour, l.model_name,
                  l.channel_id, l."group" AS grp, l.user_id, l.quota, l.prompt_tokens,
                  l.completion_tokens
           FROM billing.logs l WHERE l.created_at >= since AND l.created_at < before) r
     GROUP BY GROUPING SETS ((type, hour), (type, hour, model_name), (type, hour, channel_id),
-                            (type, hour, grp), (type, hour, user_id))
+                            (type, hour, grp), (type, hour, user_id),
+                            (type, hour, model_name, channel_id), (type, hour, model_name, grp),
+                            (type, hour, channel_id, grp))
 $$;
 
 -- Existing history.

@@ -32,8 +32,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::j
         $19)
 RETURNING id
 """
-# Page totals count at most this many rows exactly when the hourly rollups cannot answer (two
-# filters together, or username / token name): beyond it the total is reported as capped.
+# Page totals count at most this many rows exactly when the hourly rollups cannot answer (user
+# with another filter, three filters, username or token name): beyond it the total is capped.
 COUNT_CAP = 10_000
 HOUR = 3600
 # Unix times the filters accept: 1970 up to the last day of year 9999 (PostgreSQL's and
@@ -272,6 +272,12 @@ class Totals:
     first_at: datetime | None  # the earliest matching row
 
 
+# The filter dimensions (and pairs) log_hourly keeps, as its `dim` column names them.
+ROLLUP_DIMS = frozenset(
+    {"", "model", "channel", "group", "user", "model+channel", "model+group", "channel+group"}
+)
+
+
 def _rollup_key(filters: LogFilter) -> tuple[str, str] | None:
     """The log_hourly (dim, key) answering these filters; None when they need the rows."""
     if filters.username or filters.token_name:
@@ -286,9 +292,10 @@ def _rollup_key(filters: LogFilter) -> tuple[str, str] | None:
         )
         if value
     ]
-    if len(dims) > 1:
+    dim = "+".join(name for name, _ in dims)
+    if dim not in ROLLUP_DIMS:
         return None
-    return dims[0] if dims else ("", "")
+    return dim, "\x1f".join(value for _, value in dims)
 
 
 def _hour_bounds(filters: LogFilter) -> tuple[datetime | None, datetime | None]:
