@@ -105,13 +105,17 @@ def scenarios(now: int) -> list[tuple[str, LogFilter]]:
             LogFilter(type=2, channel_id=5, group="vip", start_timestamp=week),
         ),
         ("admin: token + model, all days", LogFilter(token_name="key400", model_name="model-3")),
+        (
+            "admin: model + channel + group, all days",
+            LogFilter(model_name="model-7", channel_id=5, group="vip"),
+        ),
     ]
 
 
 async def measure(conn: asyncpg.Connection) -> None:
     now = int(time.time())
     print(
-        f"{'filter':38} {'page1':>7} {'cursor2':>7} {'p=50':>7} {'p1+total':>9} {'stat':>7}  rows"
+        f"{'filter':40} {'page1':>7} {'cursor2':>7} {'p=50':>7} {'p1+total':>9} {'stat':>7}  rows"
     )
     for name, filters in scenarios(now):
         first = partial(logs.list_page, conn, filters=filters, page=1, page_size=20)
@@ -124,7 +128,7 @@ async def measure(conn: asyncpg.Connection) -> None:
         stat_ms, stat = await timed(partial(logs.stat, conn, filters=filters, now=time.time()))
         capped = "+" if getattr(numbered, "total_capped", False) else ""
         print(
-            f"{name:38} {page_ms:7.1f} {cursor_ms:7.1f} {deep_ms:7.1f} {total_ms:9.1f}"
+            f"{name:40} {page_ms:7.1f} {cursor_ms:7.1f} {deep_ms:7.1f} {total_ms:9.1f}"
             f" {stat_ms:7.1f}  {numbered.total:,}{capped} (quota {stat.quota:,},"
             f" rpm {stat.rpm:.3f})",
             flush=True,
@@ -150,7 +154,7 @@ async def measure_http(web_url: str) -> None:
     root = await root_console(web_url)
     try:
         print(
-            f"{'filter (HTTP)':38} {'page1':>7} {'cursor2':>7} {'p=50':>7} {'p1+total':>9}"
+            f"{'filter (HTTP)':40} {'page1':>7} {'cursor2':>7} {'p=50':>7} {'p1+total':>9}"
             f" {'stat':>7}  rows"
         )
         for name, filters in scenarios(now):
@@ -166,7 +170,7 @@ async def measure_http(web_url: str) -> None:
             stat_ms, stat = await timed(partial(root.call, "GET", "/api/log/stat", params=query))
             capped = "+" if numbered.get("total_capped") else ""
             print(
-                f"{name:38} {page_ms:7.1f} {cursor_ms:7.1f} {deep_ms:7.1f} {total_ms:9.1f}"
+                f"{name:40} {page_ms:7.1f} {cursor_ms:7.1f} {deep_ms:7.1f} {total_ms:9.1f}"
                 f" {stat_ms:7.1f}  {numbered['total']:,}{capped} (quota {stat['quota']:,},"
                 f" rpm {stat['rpm']:.3f})",
                 flush=True,
