@@ -1,16 +1,20 @@
-"""Log-query benchmark (issue 4), run separately: `python -m bench.logs_bench [--rows N]`.
+"""Log-query benchmark (issues 4 and 19), run separately: `python -m bench.logs_bench [--rows N]`.
 
 Starts its own embedded PostgreSQL (or uses `--dsn`), applies the migrations, generates N
-consume-log rows (default 10 million) spread over 90 days with `generate_series` in SQL, then
-times the console's queries through the billing service's own code (`services.billing.store.logs`):
-a filtered first page, the next page by cursor, the numbered page with its total, and the stats
-(quota sum, RPM, TPM) over the same filter. Prints the median of 5 runs of each, in ms.
+consume-log rows (default 10 million) spread over 90 days with `generate_series` in SQL (the
+logs' triggers keep the hourly rollups as settlement's inserts do), then times the console's
+queries through the billing service's own code (`services.billing.store.logs`): a filtered first
+page, the next page by cursor, page 50, the first page with its total, and the stats (quota sum,
+RPM, TPM) over the same filter. With `--http` it starts the whole system instead and times the
+same requests through the web service's `/api/log/` and `/api/log/stat` as root. Prints the
+median of 5 warm runs of each, in ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import tempfile
 import time
@@ -21,10 +25,12 @@ from typing import Any
 
 import asyncpg
 
+from bench.stack import FakeProcess, Stack
 from services.billing.store import logs
 from services.billing.store.logs import LogFilter
 from services.cli.infra import EmbeddedPostgres, free_port, new_secret
 from services.cli.migrate import run_migrations
+from tests.helpers import root_console
 
 DAYS = 90
 USERS = 1000
@@ -57,7 +63,7 @@ async def generate(conn: asyncpg.Connection, rows: int) -> float:
         await conn.execute(GENERATE, done, rows, USERS, MODELS, now, DAYS * 86400.0, size)
         done += size
         print(f"  generated {done:,} rows ({time.perf_counter() - started:.0f} s)", flush=True)
-    await conn.execute("ANALYZE logs")
+    await conn.execute("VACUUM ANALYZE logs")
     return time.perf_counter() - started
 
 
@@ -88,29 +94,110 @@ def scenarios(now: int) -> list[tuple[str, LogFilter]]:
         ("admin: model, last 24 h", LogFilter(model_name="model-3", start_timestamp=day)),
         ("admin: channel, last 24 h", LogFilter(channel_id=5, start_timestamp=day)),
         ("admin: group vip, last 24 h", LogFilter(group="vip", start_timestamp=day)),
+        ("admin: type consume, all days", LogFilter(type=2)),
+        ("admin: type consume, last 7 days", LogFilter(type=2, start_timestamp=week)),
+        ("admin: model, all days", LogFilter(model_name="model-7")),
+        ("admin: group vip, all days", LogFilter(group="vip")),
+        ("admin: channel, all days", LogFilter(channel_id=5)),
+        ("admin: model + group, all days", LogFilter(model_name="model-7", group="vip")),
+        (
+            "admin: consume + channel + group, 7 d",
+            LogFilter(type=2, channel_id=5, group="vip", start_timestamp=week),
+        ),
+        ("admin: token + model, all days", LogFilter(token_name="key400", model_name="model-3")),
+        (
+            "admin: model + channel + group, all days",
+            LogFilter(model_name="model-7", channel_id=5, group="vip"),
+        ),
     ]
 
 
 async def measure(conn: asyncpg.Connection) -> None:
     now = int(time.time())
-    print(f"{'filter':34} {'page1':>8} {'cursor2':>8} {'p=2+total':>10} {'stat':>8}  rows")
+    print(
+        f"{'filter':40} {'page1':>7} {'cursor2':>7} {'p=50':>7} {'p1+total':>9} {'stat':>7}  rows"
+    )
     for name, filters in scenarios(now):
         first = partial(logs.list_page, conn, filters=filters, page=1, page_size=20)
         page_ms, page = await timed(partial(first, count_total=False))
         cursor_ms, _ = await timed(partial(first, cursor=page.next_cursor, count_total=False))
-        total_ms, numbered = await timed(
-            partial(logs.list_page, conn, filters=filters, page=2, page_size=20)
+        deep_ms, _ = await timed(
+            partial(logs.list_page, conn, filters=filters, page=50, page_size=20, count_total=False)
         )
+        total_ms, numbered = await timed(first)
         stat_ms, stat = await timed(partial(logs.stat, conn, filters=filters, now=time.time()))
+        capped = "+" if getattr(numbered, "total_capped", False) else ""
         print(
-            f"{name:34} {page_ms:8.1f} {cursor_ms:8.1f} {total_ms:10.1f} {stat_ms:8.1f}"
-            f"  {numbered.total:,} (quota {stat.quota:,}, rpm {stat.rpm:.3f})",
+            f"{name:40} {page_ms:7.1f} {cursor_ms:7.1f} {deep_ms:7.1f} {total_ms:9.1f}"
+            f" {stat_ms:7.1f}  {numbered.total:,}{capped} (quota {stat.quota:,},"
+            f" rpm {stat.rpm:.3f})",
             flush=True,
         )
 
 
-async def run(dsn: str, rows: int, skip_generate: bool) -> None:
-    await run_migrations(dsn)
+def _params(filters: LogFilter) -> dict[str, str]:
+    """The console's query string for these filters (the admin page filters users by name)."""
+    params = {
+        "type": filters.type,
+        "username": f"user{filters.user_id}" if filters.user_id else filters.username,
+        "token_name": filters.token_name,
+        "model_name": filters.model_name,
+        "channel": filters.channel_id,
+        "group": filters.group,
+        "start_timestamp": filters.start_timestamp,
+    }
+    return {name: str(value) for name, value in params.items() if value}
+
+
+async def measure_http(web_url: str) -> None:
+    now = int(time.time())
+    root = await root_console(web_url)
+    try:
+        print(
+            f"{'filter (HTTP)':40} {'page1':>7} {'cursor2':>7} {'p=50':>7} {'p1+total':>9}"
+            f" {'stat':>7}  rows"
+        )
+        for name, filters in scenarios(now):
+            query = {**_params(filters), "page_size": "20"}
+            call = partial(root.call, "GET", "/api/log/")
+            page_ms, page = await timed(
+                partial(call, params={**query, "p": "1", "skip_total": "1"})
+            )
+            after = {**query, "cursor": page["next_cursor"], "skip_total": "1"}
+            cursor_ms, _ = await timed(partial(call, params=after))
+            deep_ms, _ = await timed(partial(call, params={**query, "p": "50", "skip_total": "1"}))
+            total_ms, numbered = await timed(partial(call, params={**query, "p": "1"}))
+            stat_ms, stat = await timed(partial(root.call, "GET", "/api/log/stat", params=query))
+            capped = "+" if numbered.get("total_capped") else ""
+            print(
+                f"{name:40} {page_ms:7.1f} {cursor_ms:7.1f} {deep_ms:7.1f} {total_ms:9.1f}"
+                f" {stat_ms:7.1f}  {numbered['total']:,}{capped} (quota {stat['quota']:,},"
+                f" rpm {stat['rpm']:.3f})",
+                flush=True,
+            )
+    finally:
+        await root.aclose()
+
+
+async def run_http(dsn: str, rows: int, skip_generate: bool) -> None:
+    """The whole system on `dsn` (or a fresh database) with `rows` log rows; timed through
+    HTTP."""
+    # ~600 calls in a few minutes: above the per-address API rate limit, which is not measured.
+    no_limit = {"GLOBAL_API_RATE_LIMIT_ENABLE": "false"}
+    stack = Stack(
+        fake=FakeProcess(port=0, args=[]), log_level="WARNING", dsn=dsn, extra_env=no_limit
+    )
+    try:
+        await stack.start()
+        await fill(stack.dsn, rows, skip_generate)
+        await measure_http(stack.web_url)
+    finally:
+        stack.stop()
+        shutil.rmtree(stack.work_dir, ignore_errors=True)
+
+
+async def fill(dsn: str, rows: int, skip_generate: bool) -> None:
+    """Partitions for the 90 days and `rows` generated log rows (less those already there)."""
     conn = await asyncpg.connect(dsn, server_settings={"search_path": "billing"})
     try:
         await conn.execute(
@@ -128,6 +215,15 @@ async def run(dsn: str, rows: int, skip_generate: bool) -> None:
             " WHERE inhparent = 'logs'::regclass"
         )
         print(f"logs: {total:,} rows, {size} with indexes; median of 5 warm runs, ms")
+    finally:
+        await conn.close()
+
+
+async def run(dsn: str, rows: int, skip_generate: bool) -> None:
+    await run_migrations(dsn)
+    await fill(dsn, rows, skip_generate)
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": "billing"})
+    try:
         await measure(conn)
     finally:
         await conn.close()
@@ -138,7 +234,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--dsn", default="", help="use this database instead of a fresh one")
     parser.add_argument("--skip-generate", action="store_true")
+    parser.add_argument("--http", action="store_true", help="time through the web service")
     args = parser.parse_args()
+    if args.http:
+        asyncio.run(run_http(args.dsn, args.rows, args.skip_generate))
+        return
     if args.dsn:
         asyncio.run(run(args.dsn, args.rows, args.skip_generate))
         return

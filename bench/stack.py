@@ -78,6 +78,10 @@ class Stack:
     children: dict[str, Child] = field(default_factory=dict)
     key: str = ""
     user_id: int = 0
+    # An existing database (its DSN) instead of a fresh embedded PostgreSQL (the logs bench
+    # reuses one it filled before).
+    dsn: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)  # over the services' environment
 
     @property
     def relay_url(self) -> str:
@@ -93,15 +97,18 @@ class Stack:
 
     async def start(self) -> None:
         plane = generate_plane_secrets(admin=True)
-        self.pg = EmbeddedPostgres(
-            self.work_dir / "postgres", free_port(), plane["EMBEDDED_PG_PASSWORD"]
-        )
+        if not self.dsn:
+            self.pg = EmbeddedPostgres(
+                self.work_dir / "postgres", free_port(), plane["EMBEDDED_PG_PASSWORD"]
+            )
+            await asyncio.to_thread(self.pg.start)
+            self.dsn = self.pg.dsn
         self.nats = EmbeddedNats(self.work_dir / "nats", free_port(), nats_passwords(plane))
-        await asyncio.to_thread(self.pg.start)
         await asyncio.to_thread(self.nats.start)
-        await run_migrations(self.pg.dsn)
-        self.env = loopback_service_env(self.pg.dsn, self.nats.url, plane, log_level=self.log_level)
+        await run_migrations(self.dsn)
+        self.env = loopback_service_env(self.dsn, self.nats.url, plane, log_level=self.log_level)
         self.env["CHANNEL_PRIVATE_ADDRESSES"] = "true"  # the fake upstream listens on loopback
+        self.env.update(self.extra_env)
         specs = [
             ServiceSpec("accounts", grpc_addr=self.env["ACCOUNTS_ADDR"]),
             ServiceSpec("billing", grpc_addr=self.env["BILLING_ADDR"]),

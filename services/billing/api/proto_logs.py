@@ -94,6 +94,7 @@ def page_pb(page: Page, *, admin_view: bool) -> billing_pb2.ListLogsResponse:
     return billing_pb2.ListLogsResponse(
         items=[log_pb(row, admin_view=admin_view) for row in page.rows],
         total=page.total,
+        total_capped=page.total_capped,
         next_cursor=page.next_cursor,
     )
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -31,12 +32,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::j
         $19)
 RETURNING id
 """
-# Above this many rows an unfiltered listing reports the estimated total.
-EXACT_COUNT_LIMIT = 1_000_000
-ESTIMATE_ROWS = """
-SELECT sum(c.reltuples)::bigint FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-WHERE i.inhparent = 'logs'::regclass AND c.reltuples > 0
-"""
+# Page totals count at most this many rows exactly when the hourly rollups cannot answer (user
+# with another filter, three filters, username or token name): beyond it the total is capped.
+COUNT_CAP = 10_000
+HOUR = 3600
+# Unix times the filters accept: 1970 up to the last day of year 9999 (PostgreSQL's and
+# Python's timestamps both end there).
+MAX_TIMESTAMP = 253_402_214_400
 _COLUMNS = """id, user_id, created_at, type, content, username, token_name, model_name, quota,
     prompt_tokens, completion_tokens, use_time, is_stream, channel_id, channel_name, token_id,
     "group", other::text AS other, client_ip, request_id, elapsed_ms"""
@@ -106,7 +108,17 @@ async def insert(conn: Connection, *, row: LogRow) -> int:
     return log_id
 
 
-def _where(filters: LogFilter) -> tuple[str, list[Any]]:
+def _check(filters: LogFilter) -> None:
+    for value in (filters.start_timestamp, filters.end_timestamp):
+        if not 0 <= value <= MAX_TIMESTAMP:
+            raise InvalidArgument("timestamps must be unix seconds between 1970 and 9999")
+
+
+def _where(
+    filters: LogFilter, *, since: datetime | None = None, before: datetime | None = None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause of the filters; `since` (inclusive) and `before` (exclusive) bound
+    created_at further, for the partial hours at the edges of a rollup range."""
     clauses: list[str] = []
     args: list[Any] = []
 
@@ -114,6 +126,10 @@ def _where(filters: LogFilter) -> tuple[str, list[Any]]:
         args.append(value)
         clauses.append(sql.format(f"${len(args)}"))
 
+    if since is not None:
+        add("created_at >= {}", since)
+    if before is not None:
+        add("created_at < {}", before)
     if filters.user_id:
         add("user_id = {}", filters.user_id)
     if filters.type:
@@ -181,6 +197,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise InvalidArgument("cursor is not valid", code="invalid_cursor") from None
 
 
+_ONE_HOUR = timedelta(hours=1)
 _CURSOR = re.compile(r"(\d{1,20})\.(\d{1,20})")
 _INT64_MAX = 2**63 - 1
 
@@ -190,6 +207,7 @@ class Page:
     rows: list[LogRow]
     total: int  # -1 when not counted
     next_cursor: str
+    total_capped: bool = False  # `total` is COUNT_CAP: at least that many rows match
 
 
 async def list_page(
@@ -203,11 +221,12 @@ async def list_page(
 ) -> Page:
     """Newest first by (created_at, id). With `cursor` (keyset pagination) the page follows
     the cursor's row; otherwise `page` (1-based) is an offset kept for compatibility."""
+    _check(filters)
     size = min(page_size if page_size > 0 else DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     where, args = _where(filters)
-    total = -1
+    total, capped = -1, False
     if count_total:
-        total = await _count(conn, where, args)
+        total, capped = await _count(conn, filters)
     query_args = list(args)
     offset = 0
     if cursor:
@@ -227,17 +246,129 @@ async def list_page(
     )
     rows = [_row(record) for record in records[:size]]
     next_cursor = encode_cursor(rows[-1]) if len(records) > size and rows else ""
-    return Page(rows=rows, total=int(total), next_cursor=next_cursor)
+    return Page(rows=rows, total=total, next_cursor=next_cursor, total_capped=capped)
 
 
-async def _count(conn: Connection, where: str, args: list[Any]) -> int:
-    """The exact count of the matching rows; without any filter, the planner's estimate once
-    the table is big (an exact count of every log row costs seconds and no console needs it)."""
-    if not where:
-        estimate = int(await conn.fetchval(ESTIMATE_ROWS) or 0)
-        if estimate >= EXACT_COUNT_LIMIT:
-            return estimate
-    return int(await conn.fetchval(f"SELECT count(*) FROM logs{where}", *args))
+async def _count(conn: Connection, filters: LogFilter) -> tuple[int, bool]:
+    """(total, capped): exact from the hourly rollups when one filter dimension at most is
+    set; otherwise counted up to COUNT_CAP (one more row read tells there are more)."""
+    found = await totals(conn, filters=filters)
+    if found is not None:
+        return found.count, False
+    where, args = _where(filters)
+    n = int(
+        await conn.fetchval(
+            f"SELECT count(*) FROM (SELECT 1 FROM logs{where} LIMIT {COUNT_CAP + 1}) s", *args
+        )
+    )
+    return min(n, COUNT_CAP), n > COUNT_CAP
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    count: int
+    quota: int
+    tokens: int
+    first_at: datetime | None  # the earliest matching row
+
+
+# The filter dimensions (and pairs) log_hourly keeps, as its `dim` column names them.
+ROLLUP_DIMS = frozenset(
+    {"", "model", "channel", "group", "user", "model+channel", "model+group", "channel+group"}
+)
+
+
+def _rollup_key(filters: LogFilter) -> tuple[str, str] | None:
+    """The log_hourly (dim, key) answering these filters; None when they need the rows."""
+    if filters.username or filters.token_name:
+        return None
+    dims = [
+        (dim, str(value))
+        for dim, value in (
+            ("model", filters.model_name),
+            ("channel", filters.channel_id),
+            ("group", filters.group),
+            ("user", filters.user_id),
+        )
+        if value
+    ]
+    dim = "+".join(name for name, _ in dims)
+    if dim not in ROLLUP_DIMS:
+        return None
+    return dim, "\x1f".join(value for _, value in dims)
+
+
+def _hour_bounds(filters: LogFilter) -> tuple[datetime | None, datetime | None]:
+    """The whole hours inside [start, end]: from the first hour starting at or after start to
+    the hour holding end (exclusive); None where the range is open."""
+    low = high = None
+    if filters.start_timestamp:
+        low = datetime.fromtimestamp(-(-filters.start_timestamp // HOUR) * HOUR, tz=UTC)
+    if filters.end_timestamp:
+        high = datetime.fromtimestamp(filters.end_timestamp // HOUR * HOUR, tz=UTC)
+    return low, high
+
+
+ROLLUP_TOTALS = """
+SELECT COALESCE(sum(count), 0) AS n, COALESCE(sum(quota), 0) AS quota,
+       COALESCE(sum(tokens), 0) AS tokens, min(hour) AS first_hour
+FROM log_hourly
+WHERE dim = $1 AND key = $2 AND ($3 = 0 OR type = $3)
+  AND ($4::timestamptz IS NULL OR hour >= $4) AND ($5::timestamptz IS NULL OR hour < $5)
+  AND count > 0
+"""
+RAW_TOTALS = """SELECT count(*) AS n, COALESCE(sum(quota), 0) AS quota,
+    COALESCE(sum(prompt_tokens + completion_tokens), 0) AS tokens, min(created_at) AS first_at
+FROM logs"""
+
+
+async def totals(conn: Connection, *, filters: LogFilter) -> Totals | None:
+    """Count, quota and tokens of the rows matching the filters, read from the hourly rollups
+    for whole hours and from the logs for the partial hours at the range's edges; None when
+    the filters combine dimensions the rollups do not keep."""
+    key = _rollup_key(filters)
+    if key is None:
+        return None
+    low, high = _hour_bounds(filters)
+    if low is not None and high is not None and low >= high:
+        return await _raw_totals(conn, filters)  # inside two hours: the rows are few
+    row = await conn.fetchrow(ROLLUP_TOTALS, *key, filters.type, low, high)
+    assert row is not None
+    parts = [Totals(int(row["n"]), int(row["quota"]), int(row["tokens"]), None)]
+    whole = _replace(filters, start_timestamp=0, end_timestamp=0)
+    if low is not None and filters.start_timestamp < low.timestamp():
+        edge = _replace(whole, start_timestamp=filters.start_timestamp)
+        parts.insert(0, await _raw_totals(conn, edge, before=low))
+    if high is not None:
+        edge = _replace(whole, end_timestamp=filters.end_timestamp)
+        parts.append(await _raw_totals(conn, edge, since=high))
+    first_at = parts[0].first_at
+    if first_at is None and row["first_hour"] is not None:
+        # The earliest row of the first whole hour (for the stats' window), off the index.
+        hour = row["first_hour"]
+        where, args = _where(whole, since=hour, before=hour + _ONE_HOUR)
+        first_at = await conn.fetchval(f"SELECT min(created_at) FROM logs{where}", *args)
+    if first_at is None:
+        first_at = parts[-1].first_at
+    return Totals(
+        count=sum(part.count for part in parts),
+        quota=sum(part.quota for part in parts),
+        tokens=sum(part.tokens for part in parts),
+        first_at=first_at,
+    )
+
+
+async def _raw_totals(
+    conn: Connection,
+    filters: LogFilter,
+    *,
+    since: datetime | None = None,
+    before: datetime | None = None,
+) -> Totals:
+    where, args = _where(filters, since=since, before=before)
+    row = await conn.fetchrow(RAW_TOTALS + where, *args)
+    assert row is not None
+    return Totals(int(row["n"]), int(row["quota"]), int(row["tokens"]), row["first_at"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,29 +390,21 @@ class Stat:
 async def stat(conn: Connection, *, filters: LogFilter, now: float) -> Stat:
     """Quota, requests and tokens of the consume rows matching the filters; RPM and TPM are
     averaged over the window (start..end, or the first matching row..now)."""
+    _check(filters)
     if not filters.type:
-        filters = LogFilter(**{**_asdict(filters), "type": TYPE_CONSUME})
-    where, args = _where(filters)
-    row = await conn.fetchrow(
-        "SELECT count(*) AS n, COALESCE(sum(quota), 0) AS quota,"
-        " COALESCE(sum(prompt_tokens + completion_tokens), 0) AS tokens,"
-        f" extract(epoch FROM min(created_at)) AS first_at FROM logs{where}",
-        *args,
-    )
-    assert row is not None
+        filters = _replace(filters, type=TYPE_CONSUME)
+    found = await totals(conn, filters=filters)
+    if found is None:
+        found = await _raw_totals(conn, filters)
     end = float(filters.end_timestamp or now)
-    start = float(filters.start_timestamp or row["first_at"] or end)
+    first_at = found.first_at.timestamp() if found.first_at is not None else end
+    start = float(filters.start_timestamp or first_at)
     window = max(int(end - start), 60)
-    return Stat(
-        quota=int(row["quota"]),
-        count=int(row["n"]),
-        tokens=int(row["tokens"]),
-        window_seconds=window,
-    )
+    return Stat(quota=found.quota, count=found.count, tokens=found.tokens, window_seconds=window)
 
 
-def _asdict(filters: LogFilter) -> dict[str, Any]:
-    return {name: getattr(filters, name) for name in LogFilter.__slots__}
+def _replace(filters: LogFilter, **changes: Any) -> LogFilter:
+    return dataclasses.replace(filters, **changes)
 
 
 CHANNEL_USAGE = """

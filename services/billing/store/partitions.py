@@ -22,6 +22,16 @@ WHERE i.inhparent = 'logs'::regclass
 """
 # Serialises partition maintenance across replicas (DDL on the same parent).
 LOCK_MAINTENANCE = "SELECT pg_advisory_xact_lock(hashtextextended('billing.logs.partitions', 0))"
+# Deleting logs keeps the hourly rollups (log_hourly) exact: hours wholly before the cut go,
+# the hour it cuts through is rebuilt from the rows left. The table lock holds settlement's
+# rollup upserts back until the deletion commits (dropping partitions locks the logs anyway).
+LOCK_ROLLUPS = "LOCK TABLE log_hourly IN EXCLUSIVE MODE"
+DROP_ROLLUPS = "DELETE FROM log_hourly WHERE hour <= date_trunc('hour', $1::timestamptz, 'UTC')"
+REBUILD_ROLLUP_HOUR = """
+INSERT INTO log_hourly (dim, key, type, hour, count, quota, tokens)
+SELECT * FROM log_hourly_between(date_trunc('hour', $1::timestamptz, 'UTC'),
+                                 date_trunc('hour', $1::timestamptz, 'UTC') + interval '1 hour')
+"""
 _MONTHLY = re.compile(r"logs_(\d{4})(\d{2})")
 
 
@@ -44,11 +54,12 @@ def _month_end(name: str) -> datetime | None:
 
 async def delete_before(conn: Connection, *, before: datetime) -> tuple[int, int]:
     """(rows deleted, partitions dropped): whole months before `before` are dropped, the rest
-    of the rows older than it deleted."""
+    of the rows older than it deleted; the hourly rollups follow."""
     deleted = 0
     dropped = 0
     async with conn.transaction():
         await conn.execute(LOCK_MAINTENANCE)
+        await conn.execute(LOCK_ROLLUPS)
         for record in await conn.fetch(LIST_PARTITIONS):
             name = record["relname"]
             end = _month_end(name)
@@ -59,6 +70,8 @@ async def delete_before(conn: Connection, *, before: datetime) -> tuple[int, int
             dropped += 1
         status = await conn.execute("DELETE FROM logs WHERE created_at < $1", before)
         deleted += int(status.split()[-1])
+        await conn.execute(DROP_ROLLUPS, before)
+        await conn.execute(REBUILD_ROLLUP_HOUR, before)
     return deleted, dropped
 
 

@@ -22,6 +22,8 @@ from services.web.convert import log_item, paged
 
 # `<microseconds>.<log id>` as billing's logs.encode_cursor writes it (bounded: 16 + 19 digits).
 _CURSOR = re.compile(r"\d{1,16}\.\d{1,19}")
+# The last unix second billing's log filters accept (end of year 9999, as far as timestamps go).
+_LAST_TIMESTAMP = 253_402_214_400
 
 
 def _cursor(raw: str) -> str:
@@ -42,8 +44,8 @@ def _request(call: Call, *, user_id: int, admin_view: bool) -> billing_pb2.ListL
         page=page,
         page_size=size,
         type=log_type,  # type: ignore[arg-type]
-        start_timestamp=call.query_int("start_timestamp"),
-        end_timestamp=call.query_int("end_timestamp"),
+        start_timestamp=call.query_int("start_timestamp", minimum=0, maximum=_LAST_TIMESTAMP),
+        end_timestamp=call.query_int("end_timestamp", minimum=0, maximum=_LAST_TIMESTAMP),
         username=params.get("username", "") if admin_view else "",
         token_name=params.get("token_name", ""),
         model_name=params.get("model_name", ""),
@@ -63,6 +65,9 @@ async def _list(call: Call, *, user_id: int, admin_view: bool) -> dict[str, Any]
     items = [log_item(entry) for entry in reply.items]
     result = paged(items, reply.total, request.page, request.page_size)
     result["next_cursor"] = reply.next_cursor
+    # The total stopped counting at a bound (two filters together over a big table): the
+    # console shows it as "10,000+".
+    result["total_capped"] = reply.total_capped
     return result
 
 

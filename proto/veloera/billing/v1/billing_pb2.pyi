@@ -1324,9 +1324,12 @@ class ListLogsResponse(_message.Message):
     ITEMS_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
     NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    TOTAL_CAPPED_FIELD_NUMBER: _builtins.int
     total: _builtins.int
     next_cursor: _builtins.str
     """empty on the last page"""
+    total_capped: _builtins.bool
+    """`total` is a lower bound (the count stopped there) rather than the exact number of rows."""
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___LogEntry]: ...
     def __init__(
@@ -1335,10 +1338,11 @@ class ListLogsResponse(_message.Message):
         items: _abc.Iterable[Global___LogEntry] | None = ...,
         total: _builtins.int = ...,
         next_cursor: _builtins.str = ...,
+        total_capped: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "next_cursor", b"next_cursor", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "next_cursor", b"next_cursor", "total", b"total", "total_capped", b"total_capped"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
