@@ -65,12 +65,25 @@ async def pull_loop(js: JetStreamContext, pool: asyncpg.Pool, settings: Settings
                 batch = await subscription.fetch(
                     settings.fetch_batch, timeout=settings.fetch_timeout
                 )
-            except nats.errors.TimeoutError:
-                observe_idle(subjects.TASKS_DURABLE)  # an empty fetch means idle
+            except (TimeoutError, nats.errors.TimeoutError):
+                # An empty fetch means idle; nats-py raises a plain TimeoutError from a batch
+                # fetch that got nothing, which used to end this loop silently.
+                observe_idle(subjects.TASKS_DURABLE)
+                continue
+            except nats.errors.Error:
+                # NATS restarting or the connection reconnecting: the durable consumer keeps
+                # our place, so wait and fetch again (the loop must outlive any outage).
+                logger.warning("task fetch failed; retrying", exc_info=True)
+                await asyncio.sleep(_RETRY_DELAY_SECONDS)
                 continue
             for msg in batch:
                 observe_consumed(subjects.TASKS_DURABLE, msg)
-                await handle(msg, pool)
+                try:
+                    await handle(msg, pool)
+                except nats.errors.Error:
+                    # The ack or nak did not reach NATS: the message is redelivered after
+                    # ack_wait, and storing it again is idempotent.
+                    logger.warning("task message not acknowledged; it will be redelivered")
     finally:
         UP.set(0)
         # Unsubscribe before the connection drains: a pull subscription cancelled mid-fetch
