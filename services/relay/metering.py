@@ -57,7 +57,7 @@ def _int_field(payload: dict[str, Any], name: str, default: int) -> int:
     value = payload.get(name)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
         return int(value)
     return default
 

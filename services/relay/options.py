@@ -44,9 +44,9 @@ class StatusCodes:
         exact: set[int] = set()
         for raw in text.split(","):
             item = raw.strip().lower()
-            if len(item) == 3 and item.endswith("xx") and item[0].isdigit():
+            if len(item) == 3 and item.endswith("xx") and item[0] in "0123456789":
                 classes.add(int(item[0]))
-            elif item.isdigit():
+            elif item.isascii() and item.isdigit() and len(item) < 10:
                 exact.add(int(item))
         return cls(frozenset(classes), frozenset(exact))
 

@@ -145,3 +145,23 @@ async def test_a_token_whose_budget_is_refused_leaves_nothing_behind(web_url: st
     finally:
         await user.aclose()
         await root.aclose()
+
+
+@pytest.mark.parametrize("keyword", [str(HUGE), "²", "9" * 19])
+async def test_searching_codes_or_channels_by_an_odd_number_finds_nothing(
+    web_url: str, keyword: str
+) -> None:
+    """A code keyword that looks like an id but is not one (beyond int64, a superscript digit)
+    and channel filters of the same kind match nothing instead of failing (the fuzz suite found
+    a billing traceback for the first)."""
+    root = await root_console(web_url)
+    try:
+        for path, params in (
+            ("/api/redemption/search", {"keyword": keyword}),
+            ("/api/channel/", {"types": keyword, "statuses": keyword}),
+        ):
+            reply = await _raw(root, "GET", path, params=params)
+            assert reply.status_code == 200, (path, reply.text)
+            assert reply.json()["success"] is True, (path, reply.text)
+    finally:
+        await root.aclose()

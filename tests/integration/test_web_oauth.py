@@ -59,6 +59,10 @@ async def signin_web(
             "oidc.client_id": CLIENT_ID,
             "oidc.client_secret": CLIENT_SECRET,
             "oidc.well_known": f"{fake.url}/.well-known/openid-configuration",
+            # endpoints come from discovery unless a test names them (another test may have)
+            "oidc.authorization_endpoint": "",
+            "oidc.token_endpoint": "",
+            "oidc.user_info_endpoint": "",
             "oidc.enabled": "true",
             **options,
         },

@@ -75,7 +75,7 @@ def parse_extra(key: str, value: Any, raw: str) -> Any:
             raise _bad(key, "a non-negative number")
         return float(value)
     if key in _INTEGERS:
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise _bad(key, "a non-negative integer")

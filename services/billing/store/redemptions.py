@@ -101,7 +101,8 @@ async def list_page(
     where, args = "", []
     if keyword.strip():
         text = keyword.strip()
-        args = [int(text) if text.isdigit() else -1, f"{text}%"]
+        as_id = int(text) if text.isascii() and text.isdigit() and len(text) < 19 else -1
+        args = [as_id, f"{text}%"]
         where = " WHERE id = $1 OR name LIKE $2"
     total = await conn.fetchval(f"SELECT count(*) FROM redemptions{where}", *args)
     n = len(args)

@@ -13,11 +13,18 @@ from services.web.api import ROLE_ADMIN, ROLE_ROOT, ApiError, Call, endpoint
 from services.web.convert import apply_channel_body, channel_item, paged, split_list
 
 
+def _small_int(text: str) -> bool:
+    """A filter value that is an ASCII integer an int32 field can hold (others are ignored,
+    as unknown types or statuses would match nothing)."""
+    digits = text[1:] if text.startswith("-") else text
+    return digits.isascii() and digits.isdigit() and len(digits) < 10
+
+
 async def _list(call: Call) -> dict[str, Any]:
     params = call.request.query_params
     page, size = call.page()
-    types = [int(t) for t in split_list(params.get("types", "")) if t.lstrip("-").isdigit()]
-    statuses = [int(s) for s in split_list(params.get("statuses", "")) if s.isdigit()]
+    types = [int(t) for t in split_list(params.get("types", "")) if _small_int(t)]
+    statuses = [int(s) for s in split_list(params.get("statuses", "")) if _small_int(s)]
     reply = await call.deps.accounts.ListChannels(
         accounts_pb2.ListChannelsRequest(
             page=page,
