@@ -86,7 +86,7 @@ def create_app(settings: Settings) -> Starlette:
         # Any origin may call the API with a key, as upstream `middleware/cors.go` allows:
         # the console's playground runs on the web service's origin, not the relay's.
         middleware=[
-            Middleware(AccessLogMiddleware),
+            *([Middleware(AccessLogMiddleware)] if settings.access_log else []),
             Middleware(
                 CORSMiddleware,
                 allow_origins=["*"],
