@@ -57,15 +57,12 @@ async def check_in(billing: Billing, *, user_id: int) -> tuple[int, date]:
             raise FailedPrecondition("you have already checked in today", code="already_checked_in")
         await adjust.adjust(
             conn,
-            change=adjust.Adjustment(
-                idempotency_key=f"checkin:{user_id}:{day.isoformat()}",
+            change=adjust.Adjustment.credit(
+                key=f"checkin:{user_id}:{day.isoformat()}",
                 user_id=user_id,
-                delta=quota,
-                set_to=None,
-                reason=f"check-in {day.isoformat()}",
-                actor_id=0,
+                quota=quota,
                 kind="checkin",
-                subscription=False,
+                reason=f"check-in {day.isoformat()}",
                 log_content=f"每日签到奖励 {quota}（{day.isoformat()}）",
             ),
         )

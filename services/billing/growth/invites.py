@@ -23,16 +23,8 @@ class SignupRewards:
 
 
 def _grant(user_id: int, key: str, quota: int, kind: str, content: str) -> adjust.Adjustment:
-    return adjust.Adjustment(
-        idempotency_key=key,
-        user_id=user_id,
-        delta=quota,
-        set_to=None,
-        reason=content,
-        actor_id=0,
-        kind=kind,
-        subscription=False,
-        log_content=content,
+    return adjust.Adjustment.credit(
+        key=key, user_id=user_id, quota=quota, kind=kind, reason=content, log_content=content
     )
 
 

@@ -107,15 +107,12 @@ async def redeem(billing: Billing, *, key: str, user_id: int) -> Code:
 
 def _credit(code: Code, user_id: int) -> adjust.Adjustment:
     kind = "礼品码" if code.is_gift else "兑换码"
-    return adjust.Adjustment(
-        idempotency_key=f"redeem:{code.id}:{user_id}",
+    return adjust.Adjustment.credit(
+        key=f"redeem:{code.id}:{user_id}",
         user_id=user_id,
-        delta=code.quota,
-        set_to=None,
-        reason=f"redemption {code.id}",
-        actor_id=0,
+        quota=code.quota,
         kind="redeem",
-        subscription=False,
+        reason=f"redemption {code.id}",
         log_content=f"通过{kind}充值 {code.quota}，兑换码ID {code.id}",
     )
 

@@ -188,15 +188,12 @@ async def _complete(
         raise FailedPrecondition("the paid amount does not match the order", code="money_mismatch")
     await adjust.adjust(
         conn,
-        change=adjust.Adjustment(
-            idempotency_key=f"topup:{trade_no}",
+        change=adjust.Adjustment.credit(
+            key=f"topup:{trade_no}",
             user_id=user_id,
-            delta=quota,
-            set_to=None,
-            reason=f"EPay order {trade_no}",
-            actor_id=0,
+            quota=quota,
             kind="topup",
-            subscription=False,
+            reason=f"EPay order {trade_no}",
             log_content=f"使用在线充值成功，充值金额: {row['amount']} USD，支付金额：{paid}",
         ),
     )
@@ -215,15 +212,12 @@ async def _rebate(
         return 0
     await adjust.adjust(
         conn,
-        change=adjust.Adjustment(
-            idempotency_key=f"rebate:{trade_no}",
+        change=adjust.Adjustment.credit(
+            key=f"rebate:{trade_no}",
             user_id=inviter_id,
-            delta=rebate,
-            set_to=None,
-            reason=f"rebate for order {trade_no}",
-            actor_id=0,
+            quota=rebate,
             kind="invite",
-            subscription=False,
+            reason=f"rebate for order {trade_no}",
             log_content=f"邀请用户充值返利 {rebate}（{percent:g}%）",
         ),
     )

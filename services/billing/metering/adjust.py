@@ -37,6 +37,24 @@ class Adjustment:
     # set_to only: the shown balance the caller based the new value on (compare-and-set).
     expected: int | None = None
 
+    @classmethod
+    def credit(
+        cls, *, key: str, user_id: int, quota: int, kind: str, reason: str, log_content: str
+    ) -> Adjustment:
+        """Quota the system gives (a code, check-in, top-up, reward): added to the plain
+        balance, no admin behind it, once per `key`."""
+        return cls(
+            idempotency_key=key,
+            user_id=user_id,
+            delta=quota,
+            set_to=None,
+            reason=reason,
+            actor_id=0,
+            kind=kind,
+            subscription=False,
+            log_content=log_content,
+        )
+
 
 def validate(change: Adjustment) -> None:
     if not change.idempotency_key:
