@@ -1,4 +1,5 @@
-"""Accounts' public options, cached in the web process for a few seconds."""
+"""Accounts' options, cached in the web process for a few seconds; an option saved through
+this process is seen by its next request (other web replicas see it within the TTL)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ class OptionsCache:
                 self._loaded_at = time.monotonic()
         return self._values
 
+    def invalidate(self) -> None:
+        """Forget the values: the next `get` reads them from accounts."""
+        self._loaded_at = -1.0
+
     def _fresh(self) -> bool:
         return self._loaded_at >= 0 and time.monotonic() - self._loaded_at < self.ttl
 
@@ -59,3 +64,10 @@ def secret_options_cache(request: HTTPConnection) -> OptionsCache:
         cache = OptionsCache(include_secrets=True)
         request.app.state.secret_options_cache = cache
     return cache
+
+
+def forget_options(request: HTTPConnection) -> None:
+    """After an option write: both caches reload on their next use, so the console, /api/status
+    and the sign-in flows never disagree about what the administrator just saved."""
+    options_cache(request).invalidate()
+    secret_options_cache(request).invalidate()

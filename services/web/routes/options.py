@@ -12,6 +12,7 @@ from veloera.billing.v1 import billing_pb2
 from services.shared.options import PRICING_OPTION_KEYS, SHARED_OPTION_KEYS
 from services.web.api import ROLE_ROOT, ApiError, Call, endpoint
 from services.web.convert import option_text, paged
+from services.web.options_cache import forget_options
 
 _HIDDEN_SUFFIXES = ("Token", "Secret", "Key", "_secret", "_token", "_key")
 
@@ -52,6 +53,7 @@ async def update_option(call: Call) -> None:
             accounts_pb2.UpdateOptionRequest(actor_id=call.user_id, key=key, value=value),
             timeout=deps.timeout,
         )
+    forget_options(call.request)
 
 
 @endpoint(ROLE_ROOT)
