@@ -10,6 +10,7 @@ import asyncpg
 
 from services.shared.db import Connection
 from services.shared.errors import AlreadyExists
+from services.shared.numbers import ascii_int
 
 STATUS_ENABLED = 1
 STATUS_DISABLED = 2
@@ -101,7 +102,8 @@ async def list_page(
     where, args = "", []
     if keyword.strip():
         text = keyword.strip()
-        as_id = int(text) if text.isascii() and text.isdigit() and len(text) < 19 else -1
+        as_id = ascii_int(text)
+        as_id = -1 if as_id is None else as_id
         args = [as_id, f"{text}%"]
         where = " WHERE id = $1 OR name LIKE $2"
     total = await conn.fetchval(f"SELECT count(*) FROM redemptions{where}", *args)
