@@ -61,7 +61,7 @@ async def serve(settings: Settings) -> None:
     stop the background loops and close the pool and the NATS connection."""
     serve_metrics(settings.metrics_port, settings.bind_host)
     pool = await create_pool(
-        settings.database_url, schema="billing", max_size=settings.db_pool_size
+        settings.database_url.value, schema="billing", max_size=settings.db_pool_size
     )
     nc = await connect(
         settings.nats_url,

@@ -12,7 +12,7 @@ from services.shared.internal_auth import load_caller_tokens
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database_url: str
+    database_url: Secret
     crypto_secret: Secret  # decrypts secret options (EpayKey) stored encrypted
     nats_url: str
     nats_password: Secret  # NATS_PASSWORD_BILLING: this service connects as user "billing"
@@ -37,7 +37,7 @@ class Settings:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = Env(environ)
     settings = Settings(
-        database_url=env.str("DATABASE_URL"),
+        database_url=env.secret("DATABASE_URL"),
         crypto_secret=env.secret("CRYPTO_SECRET"),
         nats_url=env.str("NATS_URL"),
         nats_password=nats_auth.load_password(env, nats_auth.BILLING),
