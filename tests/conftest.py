@@ -31,6 +31,7 @@ class Infra:
     nats_url: str  # as the unrestricted admin user, password included
     work_dir: Path
     nats: EmbeddedNats | None = None  # fault tests restart it (and start it again)
+    postgres: EmbeddedPostgres | None = None  # fault tests crash it (and start it again)
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +44,9 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
         nats.start()
         asyncio.run(run_migrations(pg.dsn))
         admin_url = nats.url_for(nats_auth.ADMIN)
-        yield Infra(database_url=pg.dsn, nats_url=admin_url, work_dir=work_dir, nats=nats)
+        yield Infra(
+            database_url=pg.dsn, nats_url=admin_url, work_dir=work_dir, nats=nats, postgres=pg
+        )
     finally:
         nats.stop()
         pg.stop()

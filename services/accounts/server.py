@@ -20,7 +20,14 @@ from services.shared import nats_auth, natsutil
 from services.shared.crypto import SecretBox
 from services.shared.db import create_pool
 from services.shared.gctune import settle_after_startup
-from services.shared.grpcutil import build_grpc_server, mark_not_serving, mark_serving
+from services.shared.grpcutil import (
+    build_grpc_server,
+    follow_dependencies,
+    mark_not_serving,
+    mark_serving,
+    nats_probe,
+    pool_probe,
+)
 from services.shared.metrics import serve_metrics
 
 logger = logging.getLogger(__name__)
@@ -86,9 +93,18 @@ async def serve(settings: Settings) -> None:
         await built.server.start()
         settle_after_startup()
         await mark_serving(built.health, [SERVICE_NAME])
+        follower = asyncio.create_task(
+            follow_dependencies(
+                built.health,
+                [SERVICE_NAME],
+                {"postgres": pool_probe(pool), "nats": nats_probe(nc)},
+                interval=settings.health_interval,
+            )
+        )
         logger.info("accounts serving on %s:%s", settings.bind_host, settings.port)
         await _wait_for_signal()
         logger.info("accounts shutting down")
+        follower.cancel()
         await mark_not_serving(built.health, [SERVICE_NAME])
         await built.server.stop(settings.shutdown_grace)
         await built.servicer.drain()

@@ -23,6 +23,7 @@ class Settings:
     port: int
     metrics_port: int
     shutdown_grace: float
+    health_interval: float  # seconds between dependency probes (gRPC health follows them)
     db_pool_size: int
     generate_default_token: bool
     login_max_failures_per_account: int
@@ -48,6 +49,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         port=env.int("ACCOUNTS_PORT", 50051),
         metrics_port=env.int("ACCOUNTS_METRICS_PORT", 9101),
         shutdown_grace=env.float("ACCOUNTS_SHUTDOWN_GRACE", 10.0),
+        health_interval=env.float("HEALTH_PROBE_INTERVAL", 2.0),
         db_pool_size=env.int("ACCOUNTS_DB_POOL_SIZE", 20),
         generate_default_token=env.bool("GENERATE_DEFAULT_TOKEN", False),
         login_max_failures_per_account=env.int("LOGIN_MAX_FAILURES_PER_ACCOUNT", 5),
