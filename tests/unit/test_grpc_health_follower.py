@@ -14,12 +14,12 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-class RecordingHealth(health.aio.HealthServicer):
+class RecordingHealth(health.aio.HealthServicer):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__()
         self.changes: list[tuple[str, int]] = []
 
-    async def set(self, service: str, status: int) -> None:  # type: ignore[override]
+    async def set(self, service: str, status: int) -> None:
         self.changes.append((service, status))
         await super().set(service, status)
 
