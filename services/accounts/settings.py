@@ -60,13 +60,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         smtp_timeout=env.float("ACCOUNTS_SMTP_TIMEOUT", 10.0),
         email_resend_seconds=env.int("EMAIL_RESEND_SECONDS", 60),
         channel_private_addresses=env.bool("CHANNEL_PRIVATE_ADDRESSES", False),
-        notify=_notify_config(env),
+        notify=notify_config(env),
     )
     env.check(service="accounts")
     return settings
 
 
-def _notify_config(env: Env) -> NotifyConfig:
+def notify_config(env: Env) -> NotifyConfig:
     """The notification worker's settings (upstream's NOTIFY_LIMIT_COUNT and
     NOTIFICATION_LIMIT_DURATION_MINUTE with their defaults, and this worker's own)."""
     config = NotifyConfig(
