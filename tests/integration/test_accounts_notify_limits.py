@@ -41,7 +41,7 @@ async def test_concurrent_claims_from_many_replicas_admit_only_the_limit(infra: 
                     kind="quota_exceed",
                     limit=2,
                     minutes=10,
-                )  # fmt: skip
+                )
                 for i, conn in enumerate(conns)
             )
         )
