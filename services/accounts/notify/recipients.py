@@ -5,6 +5,7 @@ a webhook URL with an optional signing secret."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,7 @@ async def for_event(conn: Conn, user_id: int) -> list[Recipient]:
     return [target for row in rows if (target := recipient(row)) is not None]
 
 
-def recipient(row: asyncpg.Record) -> Recipient | None:
+def recipient(row: asyncpg.Record | Mapping[str, Any]) -> Recipient | None:
     """Where a user wants notifications; None when they have no address for their choice."""
     setting = _setting(row["setting"])
     user_id = int(row["id"])
