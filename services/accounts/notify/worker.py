@@ -93,11 +93,12 @@ class Worker:
             if event is None:
                 return False
             targets = await recipients.for_event(conn, event.user_id)
-        retry = False
         last = attempt >= self.config.max_attempts
-        for target in targets:
-            retry |= await self._one(msg, event.notification, target, options, last=last)
-        return retry
+        # Concurrently: many admins with slow mail servers must not outlast the ack wait.
+        retries = await asyncio.gather(
+            *(self._one(msg, event.notification, target, options, last=last) for target in targets)
+        )
+        return any(retries)
 
     async def _one(
         self,
@@ -133,14 +134,16 @@ class Worker:
                 allow_private=self.config.allow_private,
             )
         except delivery.DeliveryFailed as exc:
+            retry = exc.retry and not last
             logger.warning(
-                "%s notification for user %d not delivered by %s: %s",
+                "%s notification for user %d not delivered by %s: %s (%s)",
                 notification.type,
                 target.user_id,
                 target.channel,
                 exc,
+                "will retry" if retry else "given up",
             )
-            if exc.retry and not last:
+            if retry:
                 NOTIFICATIONS.labels("retry").inc()
                 return True
             await self._finish(seq, target, limits.FAILED)
