@@ -61,3 +61,21 @@ async def test_concurrent_claims_from_many_replicas_admit_only_the_limit(infra: 
     finally:
         for conn in conns:
             await conn.close()
+
+
+async def test_outcomes_older_than_a_day_are_purged(infra: Infra) -> None:
+    user_id = 10**12 + secrets.randbelow(10**9)
+    seq = secrets.randbelow(10**12)
+    [conn] = await _connections(infra, 1)
+    try:
+        await limits.claim(conn, event_seq=seq, user_id=user_id, kind="x", limit=1, minutes=10)
+        await conn.execute(
+            "UPDATE notifications SET created_at = now() - interval '2 days' WHERE user_id = $1",
+            user_id,
+        )
+        assert await limits.purge(conn) >= 1
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM notifications WHERE user_id = $1", user_id
+        )
+    finally:
+        await conn.close()

@@ -30,12 +30,6 @@ async def claim(
         )
         if stored is not None:
             return str(stored)
-        await conn.execute(
-            "DELETE FROM notifications WHERE user_id = $1 AND type = $2"
-            f" AND created_at < now() - interval '{_PURGE_AFTER}'",
-            user_id,
-            kind,
-        )
         sent = await conn.fetchval(
             "SELECT count(*) FROM notifications WHERE user_id = $1 AND type = $2"
             " AND outcome <> 'limited' AND created_at > now() - make_interval(mins => $3)",
@@ -62,3 +56,12 @@ async def finish(conn: Conn, *, event_seq: int, user_id: int, outcome: str) -> N
         user_id,
         outcome,
     )
+
+
+async def purge(conn: Conn) -> int:
+    """Forget outcomes older than a day (far past any limit window or redelivery); returns
+    how many rows went."""
+    status = await conn.execute(
+        f"DELETE FROM notifications WHERE created_at < now() - interval '{_PURGE_AFTER}'"
+    )
+    return int(status.rsplit(" ", 1)[-1])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 
 import aiohttp
@@ -38,6 +39,7 @@ _FETCH_TIMEOUT_SECONDS = 5.0
 _FETCH_BATCH = 16
 _OUTAGE_PAUSE_SECONDS = 2.0
 _MAX_RETRY_DELAY_SECONDS = 600.0
+_PURGE_EVERY_SECONDS = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +193,14 @@ async def pull_loop(nc: NATS, worker: Worker) -> None:
         except (nats.errors.Error, TimeoutError):
             logger.warning("notification consumer not ready; retrying", exc_info=True)
             await asyncio.sleep(_OUTAGE_PAUSE_SECONDS)
+    purged_at = -_PURGE_EVERY_SECONDS
     try:
         while True:
             try:
                 batch = await subscription.fetch(_FETCH_BATCH, timeout=_FETCH_TIMEOUT_SECONDS)
             except (TimeoutError, nats.errors.TimeoutError):
-                continue  # idle
+                purged_at = await _purge_when_due(worker, purged_at)  # idle: a good moment
+                continue
             except nats.errors.Error:
                 logger.warning("notification fetch failed; retrying", exc_info=True)
                 await asyncio.sleep(_OUTAGE_PAUSE_SECONDS)
@@ -205,6 +209,19 @@ async def pull_loop(nc: NATS, worker: Worker) -> None:
     finally:
         with contextlib.suppress(nats.errors.Error):
             await subscription.unsubscribe()
+
+
+async def _purge_when_due(worker: Worker, last: float) -> float:
+    """At most once per _PURGE_EVERY_SECONDS per replica, drop old outcome rows; returns when
+    the last purge ran."""
+    if time.monotonic() - last < _PURGE_EVERY_SECONDS:
+        return last
+    try:
+        async with worker.pool.acquire() as conn:
+            await limits.purge(conn)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        logger.warning("old notification outcomes not purged; will try later")
+    return time.monotonic()
 
 
 async def _handle(worker: Worker, msg: Msg) -> None:
