@@ -110,12 +110,18 @@ async def _notifier(settings: Settings, deps: Deps, nc: NATS) -> AsyncIterator[N
     session = delivery.open_session(allow_private=settings.notify.allow_private)
     worker = Worker(pool=deps.pool, box=deps.box, session=session, config=settings.notify)
     task = asyncio.create_task(pull_loop(nc, worker))
+    task.add_done_callback(_report_stopped)
     try:
         yield
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await session.close()
+
+
+def _report_stopped(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("notification worker stopped", exc_info=task.exception())
 
 
 async def _wait_for_signal() -> None:
