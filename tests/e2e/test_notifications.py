@@ -184,7 +184,7 @@ async def test_a_quota_warning_from_real_usage_reaches_the_webhook_once_per_cros
         found = await _outcomes(infra, customer.user_id, "quota_exceed")
         return found if len(found) == 3 else None
 
-    assert await limited() == ["delivered", "delivered", "limited"]
+    assert await eventually(limited) == ["delivered", "delivered", "limited"]
     assert len(receiver.received(hook)) == 2
 
 
