@@ -64,6 +64,9 @@ def service_env(infra: Infra) -> dict[str, str]:
         "GLOBAL_WEB_RATE_LIMIT_ENABLE": "false",
         "CRITICAL_RATE_LIMIT_ENABLE": "false",
         "CHANNEL_PRIVATE_ADDRESSES": "true",  # the fake upstreams listen on loopback
+        "WEBHOOK_PRIVATE_ADDRESSES": "true",  # so do the notification tests' webhook receivers
+        "NOTIFY_RETRY_SECONDS": "0.2",  # a failing webhook is retried (and given up) quickly
+        "NOTIFY_MAX_ATTEMPTS": "3",
         "RELAY_METRICS_TOKEN": METRICS_TOKEN,
     }
 

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health
+from nats.aio.client import Client as NATS
 from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
 from services.accounts import options_repo
 from services.accounts.deps import Deps, LoginPolicy
 from services.accounts.events import EventPublisher
+from services.accounts.notify import delivery
+from services.accounts.notify.worker import Worker, pull_loop
 from services.accounts.servicer import AccountsServicer
 from services.accounts.settings import Settings
 from services.shared import nats_auth, natsutil
@@ -82,6 +87,7 @@ async def serve(settings: Settings) -> None:
             generate_default_token=settings.generate_default_token,
             smtp_timeout=settings.smtp_timeout,
             channel_private_addresses=settings.channel_private_addresses,
+            webhook_private_addresses=settings.notify.allow_private,
             email_resend_seconds=settings.email_resend_seconds,
         )
         async with pool.acquire() as conn:
@@ -102,8 +108,9 @@ async def serve(settings: Settings) -> None:
             )
         )
         logger.info("accounts serving on %s:%s", settings.bind_host, settings.port)
-        await _wait_for_signal()
-        logger.info("accounts shutting down")
+        async with _notifier(settings, deps, nc):
+            await _wait_for_signal()
+            logger.info("accounts shutting down")
         follower.cancel()
         await mark_not_serving(built.health, [SERVICE_NAME])
         await built.server.stop(settings.shutdown_grace)
@@ -111,6 +118,26 @@ async def serve(settings: Settings) -> None:
     finally:
         await natsutil.drain(nc)
         await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def _notifier(settings: Settings, deps: Deps, nc: NATS) -> AsyncIterator[None]:
+    """The notification worker (services/accounts/notify) for as long as the block runs."""
+    session = delivery.open_session(allow_private=settings.notify.allow_private)
+    worker = Worker(pool=deps.pool, box=deps.box, session=session, config=settings.notify)
+    task = asyncio.create_task(pull_loop(nc, worker))
+    task.add_done_callback(_report_stopped)
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await session.close()
+
+
+def _report_stopped(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("notification worker stopped", exc_info=task.exception())
 
 
 async def _wait_for_signal() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.accounts.notify.worker import NotifyConfig
 from services.shared import nats_auth
 from services.shared.config import Env, Secret
 from services.shared.internal_auth import load_caller_tokens
@@ -34,6 +35,7 @@ class Settings:
     smtp_timeout: float
     email_resend_seconds: int
     channel_private_addresses: bool  # channels may point at loopback / private addresses
+    notify: NotifyConfig
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +62,30 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         smtp_timeout=env.float("ACCOUNTS_SMTP_TIMEOUT", 10.0),
         email_resend_seconds=env.int("EMAIL_RESEND_SECONDS", 60),
         channel_private_addresses=env.bool("CHANNEL_PRIVATE_ADDRESSES", False),
+        notify=notify_config(env),
     )
     env.check(service="accounts")
     return settings
+
+
+def notify_config(env: Env) -> NotifyConfig:
+    """The notification worker's settings (upstream's NOTIFY_LIMIT_COUNT and
+    NOTIFICATION_LIMIT_DURATION_MINUTE with their defaults, and this worker's own)."""
+    config = NotifyConfig(
+        limit_count=env.int("NOTIFY_LIMIT_COUNT", 2),
+        limit_minutes=env.int("NOTIFICATION_LIMIT_DURATION_MINUTE", 10),
+        webhook_timeout=env.float("NOTIFY_WEBHOOK_TIMEOUT", 5.0),
+        smtp_timeout=env.float("ACCOUNTS_SMTP_TIMEOUT", 10.0),
+        max_attempts=env.int("NOTIFY_MAX_ATTEMPTS", 5),
+        retry_seconds=env.float("NOTIFY_RETRY_SECONDS", 10.0),
+        allow_private=env.bool("WEBHOOK_PRIVATE_ADDRESSES", False),
+    )
+    if config.limit_count < 0 or config.limit_minutes < 1:
+        env.fail(
+            "NOTIFY_LIMIT_COUNT must be 0 or more and NOTIFICATION_LIMIT_DURATION_MINUTE 1 or more"
+        )
+    if config.max_attempts < 1 or config.retry_seconds <= 0 or config.webhook_timeout <= 0:
+        env.fail(
+            "NOTIFY_MAX_ATTEMPTS, NOTIFY_RETRY_SECONDS and NOTIFY_WEBHOOK_TIMEOUT must be positive"
+        )
+    return config

@@ -93,7 +93,13 @@ async def test_codes_counted_disabled_and_deleted_in_batches(web_url: str) -> No
         assert await root.call("POST", "/api/redemption/batch-disable", json={"ids": ids}) == 2
         refused = await user.envelope("POST", "/api/user/topup", json={"key": keys[1]})
         assert not refused["success"]
-        for bad in ({"ids": "1,2"}, {"ids": ["x"]}, {"ids": []}, {"ids": list(range(1, 102))}):
+        bad_bodies: list[dict[str, object]] = [
+            {"ids": "1,2"},
+            {"ids": ["x"]},
+            {"ids": []},
+            {"ids": list(range(1, 102))},
+        ]
+        for bad in bad_bodies:
             reply = await root.client.post(
                 "/api/redemption/batch-disable",
                 json=bad,
