@@ -101,10 +101,12 @@ class SSEProcessor:
         "_adaptor",
         "_cap",
         "_egress",
+        "_error_frame",
         "_force_format",
         "_include_usage",
         "_keep_events",
         "_pending",
+        "_scrub",
         "_thinking",
         "acc",
         "cut",
@@ -121,8 +123,12 @@ class SSEProcessor:
         keep_events: bool = False,
         cap: OutputCap | None = None,
         egress: StreamEgress | None = None,
+        scrub: Callable[[str], str] = str,
+        error_frame: Callable[[str], bytes] | None = None,
     ) -> None:
         self._adaptor = adaptor
+        self._scrub = scrub  # upstream error text: the channel's key and address removed
+        self._error_frame = error_frame or openai_error_frame  # in the client's format
         self._cap = cap
         self._egress = egress
         self.cut = False
@@ -180,6 +186,8 @@ class SSEProcessor:
         except orjson.JSONDecodeError:
             return b"data: " + payload + b"\n\n" if self._egress is None else b""
         if isinstance(chunk, dict):
+            if "error" in chunk:
+                return self._upstream_error(chunk)
             if self.acc.chunks == 0:
                 self.acc.first_chunk_meta = chunk
             usage_only = self._adaptor.accumulate_chunk(chunk, self.acc)
@@ -196,8 +204,23 @@ class SSEProcessor:
                 payload = orjson.dumps(chunk)
         return b"data: " + payload + b"\n\n"
 
+    def _upstream_error(self, chunk: dict[str, Any]) -> bytes:
+        """An error the upstream sent inside its stream: passed on in the client's format,
+        its text scrubbed (upstream errors can quote the key or the upstream's address)."""
+        error = chunk["error"]
+        message = error.get("message") if isinstance(error, dict) else error
+        return self._error_frame(
+            self._scrub(message if isinstance(message, str) else "upstream error")
+        )
+
 
 Finisher = Callable[[SSEProcessor, bool], None]
+
+
+def openai_error_frame(message: str) -> bytes:
+    """An error event in OpenAI's stream shape (the SDKs raise on a chunk with `error`)."""
+    error = {"message": message, "type": "upstream_error", "param": None, "code": "stream_broken"}
+    return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
 
 
 class _Channel:
@@ -301,9 +324,11 @@ class SSEResponse(StreamBase):
         initial: bytes = b"",
         done_frame: bytes = DONE_FRAME,
         ping_frame: bytes = PING_FRAME,
+        error_frame: Callable[[str], bytes] | None = None,
     ) -> None:
         super().__init__(headers, ping_seconds)
         self._done_frame = done_frame
+        self._error_frame = error_frame or openai_error_frame
         self.ping_frame = ping_frame
         self._chunks = chunks  # the upstream body as it arrives
         self._close_upstream = close_upstream  # frees the upstream connection
@@ -313,10 +338,13 @@ class SSEResponse(StreamBase):
         self._initial = initial  # frames already read (to make sure the stream is not empty)
 
     async def run(self, channel: _Channel) -> bool:
-        complete = await self._pump(channel)
+        broken = await self._pump(channel)
+        # A stream the upstream broke off ends with an error event, so the client's SDK
+        # raises instead of taking a truncated answer for a whole one.
+        error = self._error_frame(f"the upstream stream broke off ({broken})") if broken else b""
         tail = self._tail(self._processor) if self._tail is not None else b""
-        await channel.body(tail + self._done_frame, more=False)
-        return complete
+        await channel.body(error + tail + self._done_frame, more=False)
+        return not broken
 
     async def cleanup(self, interrupted: bool, disconnected: bool) -> None:
         self._close_upstream()
@@ -328,9 +356,9 @@ class SSEResponse(StreamBase):
         except Exception:
             logger.exception("stream finisher failed")
 
-    async def _pump(self, channel: _Channel) -> bool:
-        """Relay until the upstream ends or the output reached its cap; False when the
-        upstream broke off (idle timeout, error)."""
+    async def _pump(self, channel: _Channel) -> str:
+        """Relay until the upstream ends or the output reached its cap; why the upstream
+        broke off (idle timeout, error), empty when it did not."""
         processor = self._processor
         if self._initial:
             await channel.body(self._initial)
@@ -344,17 +372,17 @@ class SSEResponse(StreamBase):
                         break
         except TimeoutError:
             logger.warning("upstream stream idle timeout")
-            return False
+            return "idle timeout"
         except UPSTREAM_ERRORS as exc:
             logger.warning("upstream stream broke: %s", type(exc).__name__)
-            return False
+            return type(exc).__name__
         if processor.cut:
             self._close_upstream()  # read no more than the hold covers
-            return True
+            return ""
         rest = processor.finish()
         if rest:
             await channel.body(rest)
-        return True
+        return ""
 
 
 class PseudoStreamResponse(StreamBase):

@@ -397,3 +397,18 @@ async def test_base64_image_reaches_the_channel_as_a_data_url(
         {"type": "text", "text": "What is in this picture?"},
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}},
     ]
+
+
+async def test_a_stream_the_upstream_breaks_off_ends_with_an_error_event(
+    world: World, claude: list[anthropic.AsyncAnthropic]
+) -> None:
+    customer = await new_customer(world)
+    await steer(world, customer, "fake-stall")  # sends a first chunk, then nothing
+    claude_client = client(world, claude, customer.key)
+    # after STREAMING_TIMEOUT (3 s in tests) the relay sends Anthropic's `error` event,
+    # which the SDK raises, instead of a message_stop that would pass for a whole answer
+    with pytest.raises(anthropic.APIStatusError, match="broke off"):
+        async with claude_client.messages.stream(
+            model=customer.model, max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
+            await stream.get_final_message()

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from services.relay.adaptors.openai import OpenAIAdaptor
+from services.relay.scrub import scrub
 from services.relay.streaming import (
     DONE_FRAME,
     PING_FRAME,
@@ -289,6 +290,24 @@ async def test_upstream_breaking_off_ends_the_stream_and_bills_it_as_interrupted
     )
     sent = await _run(response)
     body = b"".join(m.get("body", b"") for m in sent)
-    assert body == chunk("Hi") + DONE_FRAME
+    # what came is kept, then an error event the SDKs raise on, then the end
+    assert body.startswith(chunk("Hi")) and body.endswith(DONE_FRAME)
+    error_frame = body[len(chunk("Hi")) : -len(DONE_FRAME)]
+    error = orjson.loads(error_frame.removeprefix(b"data: "))["error"]
+    assert error["code"] == "stream_broken" and "broke off" in error["message"]
     assert finished == [True] and closed == [True]
     assert proc.acc.text_chars == 2
+
+
+async def test_an_error_the_upstream_streams_is_passed_on_scrubbed() -> None:
+    leak = 'data: {"error": {"message": "key sk-live-SECRET rejected by http://10.0.0.7:8000"}}\n\n'
+    proc = SSEProcessor(
+        OpenAIAdaptor(),
+        include_usage=False,
+        scrub=lambda text: scrub(text, ["sk-live-SECRET"]),
+    )
+    frames = proc.feed(chunk("Hi") + leak.encode())
+    assert frames.startswith(chunk("Hi"))
+    error = orjson.loads(frames[len(chunk("Hi")) :].removeprefix(b"data: "))["error"]
+    assert "sk-live-SECRET" not in error["message"] and "10.0.0.7" not in error["message"]
+    assert "rejected" in error["message"]

@@ -16,6 +16,7 @@ from services.relay.metering import usage_of_reply, usage_of_stream
 from services.relay.metrics import FIRST_TOKEN_SECONDS, UPSTREAM_SECONDS
 from services.relay.output_cap import OutputCap, cut_frames
 from services.relay.routing import ChannelInfo
+from services.relay.scrub import scrub
 from services.relay.settlement import settle
 from services.relay.shaping import (
     apply_o_series,
@@ -197,6 +198,11 @@ class Attempts:
         setting = channel.setting
         egress = job.req.egress
         translator = egress.stream(job.meter.prompt_tokens) if egress is not None else None
+        error_frame = (
+            (lambda message: egress.error_event(502, message, job.request_id))
+            if egress is not None
+            else None
+        )
         processor = SSEProcessor(
             adaptor,
             include_usage=job.req.include_usage,
@@ -205,6 +211,9 @@ class Attempts:
             keep_events=job.req.endpoint is ep.RESPONSES,
             cap=OutputCap(job.max_output, target.model) if job.max_output > 0 else None,
             egress=translator,
+            # built only when the upstream sends an error: nothing to pay on the way
+            scrub=lambda text: scrub(text, [key for _id, key in channel.keys]),
+            error_frame=error_frame,
         )
         sent = time.perf_counter()
         response: aiohttp.ClientResponse | None = None
@@ -286,4 +295,5 @@ class Attempts:
             initial=initial,
             done_frame=DONE_FRAME if egress is None else egress.done_frame,
             ping_frame=PING_FRAME if egress is None else egress.ping_frame,
+            error_frame=error_frame,
         )
