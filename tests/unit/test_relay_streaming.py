@@ -293,8 +293,8 @@ async def test_upstream_breaking_off_ends_the_stream_and_bills_it_as_interrupted
     # what came is kept, then an error event the SDKs raise on, then the end
     assert body.startswith(chunk("Hi")) and body.endswith(DONE_FRAME)
     error_frame = body[len(chunk("Hi")) : -len(DONE_FRAME)]
-    error = orjson.loads(error_frame.removeprefix(b"data: "))["error"]
-    assert error["code"] == "stream_broken" and "broke off" in error["message"]
+    sent_error = orjson.loads(error_frame.removeprefix(b"data: "))["error"]
+    assert sent_error["code"] == "stream_broken" and "broke off" in sent_error["message"]
     assert finished == [True] and closed == [True]
     assert proc.acc.text_chars == 2
 
