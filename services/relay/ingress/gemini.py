@@ -330,20 +330,20 @@ def _tools(tools: Any) -> list[Json]:
     return out
 
 
-def _tool_choice(body: Json, chat: Json) -> None:
+def _tool_choice(body: Json) -> str | Json | None:
+    """toolConfig.functionCallingConfig as an OpenAI tool_choice (None: not set)."""
     config = _object(_object(body, "toolConfig"), "functionCallingConfig")
     mode = config.get("mode")
     if mode is None:
-        return
+        return None
     if mode not in MODES:
         raise bad_request(
             "functionCallingConfig.mode must be AUTO, ANY, NONE or VALIDATED", "toolConfig"
         )
     names = _field(config, "allowedFunctionNames")
     if mode == "ANY" and isinstance(names, list) and len(names) == 1 and isinstance(names[0], str):
-        chat["tool_choice"] = {"type": "function", "function": {"name": names[0]}}
-    else:
-        chat["tool_choice"] = MODES[mode]
+        return {"type": "function", "function": {"name": names[0]}}
+    return MODES[mode]
 
 
 def _response_format(config: Json, chat: Json) -> None:
@@ -408,11 +408,13 @@ def to_chat(body: Json, model: str, *, count_only: bool = False) -> Json:
     if count_only and isinstance(_field(body, "generateContentRequest"), dict):
         body = _field(body, "generateContentRequest")
     chat: Json = {"model": model, "messages": _messages(body)}
+    choice = _tool_choice(body)
     if body.get("tools") is not None:
         tools = _tools(body["tools"])
         if tools:
             chat["tools"] = tools
-            _tool_choice(body, chat)
+            if choice is not None:
+                chat["tool_choice"] = choice
     if not count_only:
         _generation(_object(body, "generationConfig"), chat)
     return chat
