@@ -31,6 +31,7 @@ from tests.fakes.openai_upstream import FakeOpenAI
 from tests.helpers import create_channel
 
 pytestmark = pytest.mark.e2e
+CAP = 16
 NO_AUTO_CALLS = types.AutomaticFunctionCallingConfig(disable=True)
 WEATHER = types.Tool(
     function_declarations=[
@@ -84,6 +85,17 @@ def client(
 def thinker() -> Iterator[FakeOpenAI]:
     """An upstream that reports cached prompt tokens and reasoning tokens."""
     fake = FakeOpenAI(prompt_tokens=10, completion_tokens=7, cached_tokens=4, reasoning_tokens=2)
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def wordy() -> Iterator[FakeOpenAI]:
+    """An upstream whose every answer is 2,000 words."""
+    fake = FakeOpenAI(reply_text=" ".join(f"w{i}" for i in range(2000)))
     fake.start()
     try:
         yield fake
@@ -188,11 +200,13 @@ async def test_stream_over_sse_is_gemini_chunks_and_charged_once(
 
 
 async def test_stream_without_alt_sse_is_one_json_array(world: World) -> None:
+    """(With the key as a Bearer token, which Gemini's routes take too.)"""
     customer = await new_customer(world)
     before = await wallet(customer)
     path = f"/v1beta/models/{customer.model}:streamGenerateContent"
 
-    answer = await raw_post(world, path, HI, goog(customer))
+    bearer = {"Authorization": f"Bearer sk-{customer.key}"}
+    answer = await raw_post(world, path, HI, bearer)
 
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"].startswith("application/json")
@@ -205,6 +219,33 @@ async def test_stream_without_alt_sse_is_one_json_array(world: World) -> None:
     assert items[-1]["candidates"][0]["finishReason"] == "STOP"
     assert items[-1]["usageMetadata"]["totalTokenCount"] == 15
     await charged_once(customer, before)
+
+
+async def test_stream_past_max_output_tokens_is_cut_with_max_tokens(
+    world: World, clients: list[genai.Client], wordy: FakeOpenAI
+) -> None:
+    customer = await new_customer(world, base_url=wordy.url)
+    before = await wallet(customer)
+
+    chunks = [
+        chunk
+        async for chunk in await client(
+            world, clients, customer.key
+        ).aio.models.generate_content_stream(
+            model=customer.model,
+            contents="hi",
+            config=types.GenerateContentConfig(max_output_tokens=CAP),
+        )
+    ]
+
+    last = chunks[-1]
+    assert last.candidates and last.candidates[0].finish_reason == types.FinishReason.MAX_TOKENS
+    assert last.usage_metadata is not None
+    assert last.usage_metadata.candidates_token_count == CAP
+    assert 0 < len("".join(chunk.text or "" for chunk in chunks).split()) < 2000
+    assert world.fake.requests_for(customer.model) == []  # served by the wordy channel
+    log = await charged_once(customer, before)
+    assert log["completion_tokens"] == CAP
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["plain", "stream"])

@@ -158,9 +158,12 @@ class _Calls:
         self._made = 0
         self._pending: list[tuple[str, str]] = []  # (id, name), oldest first
 
-    def call(self, name: str, given: Any) -> str:
+    def _new(self) -> str:
         self._made += 1
-        call_id = given if isinstance(given, str) and given else f"call_{self._made}"
+        return f"call_{self._made}"
+
+    def call(self, name: str, given: Any) -> str:
+        call_id = given if isinstance(given, str) and given else self._new()
         self._pending.append((call_id, name))
         return call_id
 
@@ -169,10 +172,7 @@ class _Calls:
             if (isinstance(given, str) and given == call_id) or (not given and called == name):
                 del self._pending[position]
                 return call_id
-        if isinstance(given, str) and given:
-            return given
-        self._made += 1
-        return f"call_{self._made}"
+        return given if isinstance(given, str) and given else self._new()
 
 
 def _call_of(part: Json, calls: _Calls) -> Json:
