@@ -3,11 +3,14 @@ checked against the official `google-genai` SDK's own types."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
 from google.genai import types
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.relay.adaptors.base import UsageCounts
 from services.relay.adaptors.openai import OpenAIAdaptor
@@ -264,3 +267,54 @@ def test_array_stream_with_nothing_but_the_end_is_still_an_array() -> None:
 def test_errors_carry_google_status_names(status: int, name: str) -> None:
     error = orjson.loads(error_body(status, "nope", "req1"))["error"]
     assert error == {"code": status, "message": "nope (request id: req1)", "status": name}
+
+
+# ---------------------------------------------------------------------- never a 500
+
+KEYS = ["contents", "role", "parts", "text", "functionCall", "functionResponse", "name", "args",
+        "id", "inlineData", "fileData", "mimeType", "data", "fileUri", "tools",
+        "functionDeclarations", "parameters", "type", "properties", "toolConfig",
+        "functionCallingConfig", "mode", "generationConfig", "maxOutputTokens", "candidateCount",
+        "stopSequences", "responseSchema", "thinkingConfig", "thinkingBudget",
+        "systemInstruction", "requests", "content", "model", "choices", "message", "delta",
+        "tool_calls", "function", "arguments", "index", "finish_reason"]  # fmt: skip
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_values)
+def test_any_body_is_a_request_or_a_400(body: Any) -> None:
+    raw = orjson.dumps(body)
+    parsers: list[Callable[[], object]] = [
+        lambda: gemini.parse_generate(raw, "m", stream=True, sse=False),
+        lambda: gemini.parse_count(raw, "m"),
+        lambda: gemini.parse_embed(raw, "m", batch=True),
+        lambda: gemini.parse_embed(raw, "m", batch=False),
+    ]
+    for parse in parsers:
+        try:
+            parse()
+        except RelayError as err:
+            assert err.status == 400
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_any_upstream_reply_converts(reply: Any) -> None:
+    if isinstance(reply, dict):
+        response_of(reply, USAGE, model="m", thoughts=True)
+        stream([reply], sse=True)

@@ -71,6 +71,11 @@ def _text(value: Any) -> str:
     return ""
 
 
+def _index(choice: Json, default: int) -> int:
+    index = choice.get("index")
+    return index if isinstance(index, int) and not isinstance(index, bool) else default
+
+
 def _reasoning(holder: Json) -> str:
     reasoning = holder.get("reasoning_content") or holder.get("reasoning")
     return reasoning if isinstance(reasoning, str) else ""
@@ -102,12 +107,12 @@ def response_of(reply: Json, usage: UsageCounts, *, model: str, thoughts: bool) 
             continue
         message = choice.get("message")
         message = message if isinstance(message, dict) else {}
-        index = choice.get("index")
+        index = _index(choice, position)
         candidates.append(
             {
                 "content": {"role": "model", "parts": _parts(message, thoughts) or [{"text": ""}]},
                 "finishReason": finish_reason(choice.get("finish_reason")),
-                "index": index if isinstance(index, int) else position,
+                "index": index,
             }
         )
     answer: Json = {
@@ -201,8 +206,7 @@ class StreamCandidates:
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict):
                 continue
-            index = choice.get("index", 0)
-            index = index if isinstance(index, int) else 0
+            index = _index(choice, 0)
             delta = choice.get("delta")
             delta = delta if isinstance(delta, dict) else {}
             parts: list[Json] = []
