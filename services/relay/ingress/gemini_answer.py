@@ -71,6 +71,12 @@ def _text(value: Any) -> str:
     return ""
 
 
+def _objects(holder: Json, name: str) -> list[Json]:
+    """The objects of a list field (an upstream may send anything there)."""
+    value = holder.get(name)
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def _index(choice: Json, default: int) -> int:
     index = choice.get("index")
     return index if isinstance(index, int) and not isinstance(index, bool) else default
@@ -89,22 +95,17 @@ def _parts(message: Json, thoughts: bool) -> list[Json]:
     text = _text(message.get("content"))
     if text:
         parts.append({"text": text})
-    for call in message.get("tool_calls") or ():
-        if isinstance(call, dict):
-            function = call.get("function")
-            function = function if isinstance(function, dict) else {}
-            parts.append(
-                function_call(call.get("id"), function.get("name"), function.get("arguments"))
-            )
+    for call in _objects(message, "tool_calls"):
+        function = call.get("function")
+        function = function if isinstance(function, dict) else {}
+        parts.append(function_call(call.get("id"), function.get("name"), function.get("arguments")))
     return parts
 
 
 def response_of(reply: Json, usage: UsageCounts, *, model: str, thoughts: bool) -> Json:
     """An OpenAI chat completion as a GenerateContentResponse (one candidate per choice)."""
     candidates: list[Json] = []
-    for position, choice in enumerate(reply.get("choices") or ()):
-        if not isinstance(choice, dict):
-            continue
+    for position, choice in enumerate(_objects(reply, "choices")):
         message = choice.get("message")
         message = message if isinstance(message, dict) else {}
         index = _index(choice, position)
@@ -165,7 +166,7 @@ class StreamCandidates:
     def __init__(self, egress: GeminiEgress) -> None:
         self._model = egress.model
         self._thoughts = egress.thoughts
-        self._framing = egress.framing
+        self._framing = Framing(egress.sse)  # per attempt: a retried stream starts afresh
         self._response_id = ""
         self._calls: dict[int, list[_Call]] = {}  # choice index -> its calls, in order
         self._finish: dict[int, Any] = {}  # choice index -> finish_reason
@@ -203,9 +204,7 @@ class StreamCandidates:
         if not self._response_id and isinstance(chunk.get("id"), str):
             self._response_id = chunk["id"]
         candidates: list[Json] = []
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict):
-                continue
+        for choice in _objects(chunk, "choices"):
             index = _index(choice, 0)
             delta = choice.get("delta")
             delta = delta if isinstance(delta, dict) else {}
@@ -248,10 +247,10 @@ class GeminiEgress:
 
     __slots__ = (
         "done_frame",
-        "framing",
         "media_type",
         "model",
         "ping_frame",
+        "sse",
         "thoughts",
         "wait_frame",
     )
@@ -259,7 +258,7 @@ class GeminiEgress:
     def __init__(self, *, model: str, thoughts: bool, sse: bool) -> None:
         self.model = model
         self.thoughts = thoughts
-        self.framing = Framing(sse)
+        self.sse = sse
         self.done_frame = b"" if sse else b"]"
         self.ping_frame = SSE_PING if sse else ARRAY_PING
         self.wait_frame = self.ping_frame
@@ -270,7 +269,7 @@ class GeminiEgress:
 
     def replay(self, data: bytes) -> bytes:
         """`reply`'s body as one stream chunk (pseudo-streams of non-stream-only channels)."""
-        return self.framing.frame(data)
+        return Framing(self.sse).frame(data)
 
     def stream(self, prompt_tokens: int) -> StreamCandidates:
         return StreamCandidates(self)
@@ -282,7 +281,7 @@ class GeminiEgress:
 
     def error_event(self, status: int, message: str, request_id: str) -> bytes:
         """An error once a stream's headers went out: the error object as a stream chunk."""
-        return self.framing.frame(error_body(status, message, request_id))
+        return Framing(self.sse).frame(error_body(status, message, request_id))
 
 
 class EmbedEgress:
@@ -299,10 +298,7 @@ class EmbedEgress:
         self.batch = batch
 
     def reply(self, reply: Json, usage: UsageCounts) -> bytes:
-        items = [item for item in reply.get("data") or () if isinstance(item, dict)]
-        items.sort(
-            key=lambda item: item.get("index", 0) if isinstance(item.get("index"), int) else 0
-        )
+        items = sorted(_objects(reply, "data"), key=lambda item: _index(item, 0))
         values = [{"values": item.get("embedding") or []} for item in items]
         if self.batch:
             return orjson.dumps({"embeddings": values})

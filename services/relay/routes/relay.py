@@ -1,4 +1,4 @@
-"""Every relayed endpoint (OpenAI's, and Anthropic Messages through ingress/): authenticate,
+"""Every relayed endpoint (OpenAI's, and Anthropic's and Gemini's through ingress/): authenticate,
 route, reserve, call upstream (retry), settle."""
 
 from __future__ import annotations
