@@ -22,7 +22,9 @@ from tests.e2e.test_chat_flow import (
     World,
     expected_charge,
     new_customer,
+    price_model,
     settled_logs,
+    wait_for_model,
     wallet,
 )
 from tests.e2e.test_relay_edge_cases import steer
@@ -333,6 +335,23 @@ async def test_parallel_function_calls_round_trip(
         {"role": "tool", "tool_call_id": "call_rome", "content": '{"sky":"rain"}'},
     ]
     await settled_logs(customer, 2)
+
+
+async def test_model_names_with_slashes_and_colons_reach_their_channel(
+    world: World, clients: list[genai.Client]
+) -> None:
+    customer = await new_customer(world)
+    model = f"org/{customer.model}:8b"
+    await price_model(world.root, model)
+    await create_channel(world.root, base_url=world.fake.url, models=[model])
+    await wait_for_model(world.relay_url, customer.key, model)
+
+    reply = await client(world, clients, customer.key).aio.models.generate_content(
+        model=model, contents="hi"
+    )
+
+    assert reply.text == world.fake.reply_text
+    assert world.fake.requests_for(model)[-1].path == "/v1/chat/completions"
 
 
 async def test_inline_image_reaches_the_channel_as_a_data_url(
