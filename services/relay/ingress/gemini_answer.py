@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from services.relay.adaptors.base import Json, UsageCounts
 from services.relay.errors import REQUEST_ID_HEADER
+from services.relay.streaming import SSE_TYPE
 
 FINISH_REASONS = {
     "stop": "STOP",
@@ -23,9 +24,9 @@ FINISH_REASONS = {
     "tool_calls": "STOP",
     "function_call": "STOP",
 }
-SSE_PING = b"\n"  # google-genai reads comment lines as JSON; a blank line is skipped
-ARRAY_PING = b"\n"  # whitespace between array elements is still JSON
-SSE_TYPE = "text/event-stream"
+# The keep-alive: google-genai reads SSE comment lines as JSON, but skips a blank line; and
+# whitespace between a JSON array's elements is still JSON.
+PING = b"\n"
 JSON_TYPE = "application/json"
 
 
@@ -260,8 +261,7 @@ class GeminiEgress:
         self.thoughts = thoughts
         self.sse = sse
         self.done_frame = b"" if sse else b"]"
-        self.ping_frame = SSE_PING if sse else ARRAY_PING
-        self.wait_frame = self.ping_frame
+        self.ping_frame = self.wait_frame = PING
         self.media_type = SSE_TYPE if sse else JSON_TYPE
 
     def reply(self, reply: Json, usage: UsageCounts) -> bytes:
