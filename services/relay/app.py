@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from services.relay.endpoints import BY_PATH
 from services.relay.routes.dashboard import dashboard_routes
+from services.relay.routes.gemini import GeminiRoutes
 from services.relay.routes.misc import MiscRoutes, http_exception
 from services.relay.routes.models import ModelsRoute
 from services.relay.routes.relay import RelayRoute
@@ -27,7 +28,9 @@ logger = logging.getLogger(__name__)
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
-def _api_routes(prefix: str, relay: RelayRoute, models: ModelsRoute) -> list[BaseRoute]:
+def _api_routes(
+    prefix: str, relay: RelayRoute, models: ModelsRoute, gemini: GeminiRoutes
+) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Route(f"{prefix}/v1{path}", relay.handler(endpoint), methods=["POST"])
         for path, endpoint in BY_PATH.items()
@@ -39,16 +42,33 @@ def _api_routes(prefix: str, relay: RelayRoute, models: ModelsRoute) -> list[Bas
         Route(
             f"{prefix}/v1/engines/{{model}}/embeddings", relay.engine_embeddings, methods=["POST"]
         ),
-        Route(f"{prefix}/v1/models", models.list, methods=["GET"]),
-        Route(f"{prefix}/v1/models/{{model:path}}", models.retrieve, methods=["GET"]),
+        Route(f"{prefix}/v1/models", gemini.either(gemini.list, models.list), methods=["GET"]),
+        Route(
+            f"{prefix}/v1/models/{{model:path}}",
+            gemini.either(gemini.retrieve, models.retrieve),
+            methods=["GET"],
+        ),
+        # google-genai's default API version is v1: its generateContent & co. come here.
+        Route(f"{prefix}/v1/models/{{model:path}}", gemini.action, methods=["POST"]),
+    ]
+
+
+def _gemini_routes(gemini: GeminiRoutes) -> list[BaseRoute]:
+    return [
+        Route("/v1beta/models", gemini.list, methods=["GET"]),
+        Route("/v1beta/models/{model:path}", gemini.retrieve, methods=["GET"]),
+        Route("/v1beta/models/{model:path}", gemini.action, methods=["POST"]),
+        Route("/v1beta/{rest:path}", gemini.not_found, methods=ALL_METHODS),
     ]
 
 
 def build_routes(ctx: RelayContext) -> list[BaseRoute]:
     relay, models, misc = RelayRoute(ctx), ModelsRoute(ctx), MiscRoutes(ctx)
+    gemini = GeminiRoutes(relay, models)
     return [
-        *_api_routes("", relay, models),
-        *_api_routes("/hf", relay, models),  # /hf/v1/* is an alias of /v1/*
+        *_api_routes("", relay, models, gemini),
+        *_api_routes("/hf", relay, models, gemini),  # /hf/v1/* is an alias of /v1/*
+        *_gemini_routes(gemini),
         *dashboard_routes(ctx),
         Route("/veloera", misc.veloera, methods=["GET"]),
         Route("/healthz", misc.healthz, methods=["GET"]),

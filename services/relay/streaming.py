@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 DONE_FRAME = b"data: [DONE]\n\n"
 PING_FRAME = b": PING\n\n"
+WAIT_FRAME = b": WAITING FOR UPSTREAM\n\n"
+SSE_TYPE = "text/event-stream"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _CHUNK_KEYS = ("id", "object", "created", "model", "system_fingerprint", "choices", "usage")
 _CHOICE_KEYS = ("index", "delta", "finish_reason", "logprobs")
@@ -251,11 +253,17 @@ async def _pinger(channel: _Channel, interval: float, frame: bytes) -> None:
 class StreamBase(Response):
     """An SSE response that cancels its work when the client goes away."""
 
-    media_type = "text/event-stream"
+    media_type = SSE_TYPE
 
-    def __init__(self, headers: Mapping[str, str], ping_seconds: float | None) -> None:
+    def __init__(
+        self,
+        headers: Mapping[str, str],
+        ping_seconds: float | None,
+        media_type: str = SSE_TYPE,
+    ) -> None:
         self.status_code = 200
         self.background = None
+        self.media_type = media_type  # JSON for Gemini's array streams
         self.init_headers({**SSE_HEADERS, **headers})
         self._ping_seconds = ping_seconds
 
@@ -325,8 +333,9 @@ class SSEResponse(StreamBase):
         done_frame: bytes = DONE_FRAME,
         ping_frame: bytes = PING_FRAME,
         error_frame: Callable[[str], bytes] | None = None,
+        media_type: str = SSE_TYPE,
     ) -> None:
-        super().__init__(headers, ping_seconds)
+        super().__init__(headers, ping_seconds, media_type)
         self._done_frame = done_frame
         self._error_frame = error_frame or openai_error_frame
         self.ping_frame = ping_frame
@@ -393,8 +402,6 @@ class PseudoStreamResponse(StreamBase):
     `on_cancel()` runs when the client left before the frames were sent.
     """
 
-    ping_frame = b": WAITING FOR UPSTREAM\n\n"
-
     def __init__(
         self,
         produce: Callable[[], AsyncIterator[bytes]],
@@ -403,8 +410,11 @@ class PseudoStreamResponse(StreamBase):
         wait_seconds: float,
         on_cancel: Callable[[], None],
         done_frame: bytes = DONE_FRAME,
+        wait_frame: bytes = WAIT_FRAME,
+        media_type: str = SSE_TYPE,
     ) -> None:
-        super().__init__(headers, wait_seconds)
+        super().__init__(headers, wait_seconds, media_type)
+        self.ping_frame = wait_frame
         self._done_frame = done_frame
         self._produce = produce
         self._on_cancel = on_cancel

@@ -101,6 +101,21 @@ messages = st.lists(
     max_size=3,
 )
 
+gemini_parts = st.dictionaries(
+    st.sampled_from(["text", "inlineData", "fileData", "functionCall", "functionResponse"]),
+    json_values,
+    max_size=2,
+)
+gemini_contents = st.lists(
+    st.fixed_dictionaries(
+        {
+            "role": st.sampled_from(["user", "model"]) | scalars,
+            "parts": st.lists(gemini_parts, max_size=2) | json_values,
+        }
+    ),
+    max_size=2,
+)
+
 
 def bodies(model: str) -> st.SearchStrategy[dict[str, Any]]:
     """Request bodies near a valid one, with any field wrong in type or size."""
@@ -108,6 +123,9 @@ def bodies(model: str) -> st.SearchStrategy[dict[str, Any]]:
         {"model": st.sampled_from([model, model, ""]) | scalars},
         optional={
             "messages": messages | json_values,
+            "contents": gemini_contents | json_values,
+            "generationConfig": json_values,
+            "requests": json_values,
             "input": any_text | st.lists(any_text, max_size=3) | messages | json_values,
             "prompt": any_text | json_values,
             "max_tokens": numbers | scalars,
@@ -134,6 +152,8 @@ def relay_calls(key: str, model: str, channel_id: int) -> st.SearchStrategy[Call
     paths = [f"/v1{path}" for path in BY_PATH] + [
         "/v1/models", f"/v1/models/{model}", "/hf/v1/chat/completions",
         "/v1/engines/x/embeddings", "/v1/nope", "/veloera", "/metrics", "/",
+        f"/v1beta/models/{model}:generateContent", f"/v1/models/{model}:streamGenerateContent",
+        f"/v1beta/models/{model}:batchEmbedContents", "/v1beta/models",
     ]  # fmt: skip
     auth = st.sampled_from(
         [f"Bearer sk-{key}", f"Bearer sk-{key}", f"Bearer sk-{key}-{channel_id}",

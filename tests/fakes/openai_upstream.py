@@ -12,7 +12,8 @@ Behaviour per request, by model name (or the `X-Fake-Behavior` header):
 - `fake-stall`: streams the role chunk, then stalls `stall_seconds` (idle-timeout tests);
 - `fake-empty`: an empty reply (no text); `fake-blank`: a 200 with an empty body, or a stream
   with nothing but `[DONE]`;
-- `fake-tools`: a tool call instead of text; `fake-reasoning`: reasoning_content then text;
+- `fake-tools`: a tool call instead of text; `fake-parallel-tools`: PARALLEL_CALLS, their
+  arguments streamed in pieces; `fake-reasoning`: reasoning_content then text;
 - `fake-nousage`: no usage at all (local counting);
 - `fake-break`: a stream that stops in the middle of a line;
 - `fake-drip`: a stream of `drip_chunks` pieces, `drip_seconds` apart (disconnect tests);
@@ -50,6 +51,19 @@ TOOL_CALL = {
     "type": "function",
     "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
 }
+PARALLEL_CALLS = [
+    {
+        "id": "call_paris",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+    },
+    {
+        "id": "call_rome",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Rome", "unit": "C"}'},
+    },
+]
+TOOL_BEHAVIORS = ("fake-tools", "fake-parallel-tools")
 Handler = Callable[[dict[str, Any], str], Awaitable[Response]]
 USAGE_SLOT = "__fake_usage__"  # stands for the usage block until the raw `fake_usage` replaces it
 
@@ -75,6 +89,7 @@ class FakeOpenAI:
     prompt_tokens: int = 10
     completion_tokens: int = 5
     cached_tokens: int = 0
+    reasoning_tokens: int = 0
     stream_usage: bool = True
     force_status: int | None = None
     slow_seconds: float = 1.0
@@ -237,7 +252,9 @@ class FakeOpenAI:
 
     async def _chat(self, body: dict[str, Any], behavior: str) -> Response:
         model = str(body.get("model", ""))
-        text = "" if behavior in ("fake-empty", "fake-tools") else _reply_of(body, self.reply_text)
+        text = (
+            "" if behavior in ("fake-empty", *TOOL_BEHAVIORS) else _reply_of(body, self.reply_text)
+        )
         raw_usage = body.get("fake_usage")
         usage = raw_usage.encode() if isinstance(raw_usage, str) else None
         if body.get("stream") is True:
@@ -357,13 +374,15 @@ class FakeOpenAI:
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
             "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
         }
 
     def _completion(self, model: str, text: str, behavior: str = "") -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": text}
         finish = "stop"
-        if behavior == "fake-tools":
-            message = {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]}
+        if behavior in TOOL_BEHAVIORS:
+            calls = [TOOL_CALL] if behavior == "fake-tools" else PARALLEL_CALLS
+            message = {"role": "assistant", "content": None, "tool_calls": calls}
             finish = "tool_calls"
         elif behavior == "fake-reasoning":
             message["reasoning_content"] = REASONING
@@ -397,9 +416,16 @@ class FakeOpenAI:
         yield frame([{"index": 0, "delta": role, "finish_reason": None}], **usage_field)
         if behavior == "fake-stall":
             await asyncio.sleep(self.stall_seconds)
+        if behavior == "fake-stall-late":  # some text, then silence
+            yield frame([{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}])
+            await asyncio.sleep(self.stall_seconds)
         if behavior == "fake-tools":
             call = {"index": 0, **TOOL_CALL}
             yield frame([{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}])
+            yield frame([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}])
+        if behavior == "fake-parallel-tools":
+            for frames in _streamed_calls(PARALLEL_CALLS):
+                yield frame([{"index": 0, "delta": {"tool_calls": frames}, "finish_reason": None}])
             yield frame([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}])
         if behavior == "fake-reasoning":
             delta = {"reasoning_content": REASONING}
@@ -424,6 +450,21 @@ class FakeOpenAI:
         elif include_usage:
             yield frame([], usage=self.usage())
         yield b"data: [DONE]\n\n"
+
+
+def _streamed_calls(calls: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Tool call deltas as OpenAI streams them: the id and name first, then the arguments in
+    two pieces."""
+    deltas: list[list[dict[str, Any]]] = []
+    for index, call in enumerate(calls):
+        function = call["function"]
+        arguments = function["arguments"]
+        half = len(arguments) // 2
+        head = {"name": function["name"], "arguments": ""}
+        deltas.append([{"index": index, "id": call["id"], "type": "function", "function": head}])
+        for piece in (arguments[:half], arguments[half:]):
+            deltas.append([{"index": index, "function": {"arguments": piece}}])
+    return deltas
 
 
 def _reply_of(body: dict[str, Any], default: str) -> str:

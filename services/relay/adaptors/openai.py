@@ -169,7 +169,7 @@ class OpenAIAdaptor:
         choices = chunk.get("choices")
         if choices is None and "type" in chunk:
             return self._responses_event(chunk, acc)
-        if not choices:
+        if not choices or not isinstance(choices, list):  # an upstream may send anything
             return isinstance(usage, dict)
         for choice in choices:
             if not isinstance(choice, dict):

@@ -18,6 +18,9 @@ from services.relay.adaptors.base import Json, UsageCounts
 from services.relay.errors import RelayError
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from services.relay.auth import ParsedKey
     from services.relay.incoming import ClientRequest
 
 
@@ -38,6 +41,8 @@ class Egress(Protocol):
 
     done_frame: bytes  # what ends a stream after `end` (OpenAI's `[DONE]` has no twin)
     ping_frame: bytes  # the keep-alive frame of the format
+    wait_frame: bytes  # what a pseudo-stream sends while the non-stream call runs
+    media_type: str  # the stream's content type
 
     def reply(self, reply: Json, usage: UsageCounts) -> bytes:
         """A non-stream chat completion as the format's JSON body."""
@@ -64,8 +69,10 @@ class Egress(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Ingress:
-    """A client format: its metrics name, its parser and its error shape."""
+    """A client format: its metrics name, its parser, its error shape and, when it has its own
+    key header (Gemini's `x-goog-api-key`), its key reader."""
 
     name: str
     parse: Callable[[bytes], ClientRequest]
     error_response: Callable[[RelayError, str], Response]
+    read_key: Callable[[Request], ParsedKey] | None = None

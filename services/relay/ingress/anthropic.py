@@ -686,6 +686,8 @@ class AnthropicEgress:
 
     done_frame = b""  # Anthropic streams end with message_stop, no [DONE]
     ping_frame = PING_FRAME
+    wait_frame = b": WAITING FOR UPSTREAM\n\n"  # before message_start: a comment, not a ping
+    media_type = "text/event-stream"
 
     def __init__(self, *, model: str, thinking: bool, stop_sequences: list[str]) -> None:
         self.model = model

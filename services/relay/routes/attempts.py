@@ -30,6 +30,7 @@ from services.relay.state import RelayContext
 from services.relay.streaming import (
     DONE_FRAME,
     PING_FRAME,
+    SSE_TYPE,
     SSEProcessor,
     SSEResponse,
     usage_chunk,
@@ -296,4 +297,5 @@ class Attempts:
             done_frame=DONE_FRAME if egress is None else egress.done_frame,
             ping_frame=PING_FRAME if egress is None else egress.ping_frame,
             error_frame=error_frame,
+            media_type=SSE_TYPE if egress is None else egress.media_type,
         )

@@ -1,4 +1,4 @@
-"""Every relayed endpoint (OpenAI's, and Anthropic Messages through ingress/): authenticate,
+"""Every relayed endpoint (OpenAI's, and Anthropic's and Gemini's through ingress/): authenticate,
 route, reserve, call upstream (retry), settle."""
 
 from __future__ import annotations
@@ -32,7 +32,13 @@ from services.relay.routes.common import authorise, client_ip, count, read_body,
 from services.relay.routing import ChannelInfo
 from services.relay.scrub import scrub
 from services.relay.state import RelayContext
-from services.relay.streaming import DONE_FRAME, PseudoStreamResponse, completion_to_chunks
+from services.relay.streaming import (
+    DONE_FRAME,
+    SSE_TYPE,
+    WAIT_FRAME,
+    PseudoStreamResponse,
+    completion_to_chunks,
+)
 from services.relay.upstream import UpstreamFailure
 from services.shared.numbers import ascii_int
 from services.shared.sensitive import text_fields
@@ -91,21 +97,29 @@ class RelayRoute(Attempts):
     async def count_tokens(self, request: Request) -> Response:
         """Anthropic's count_tokens: the relay's own prompt count (the one a request is held
         and, without upstream usage, billed by); no upstream call, no charge."""
+        counter = Ingress("count_tokens", anthropic.parse_count, anthropic.error_response)
+        return await self.count_prompt(request, counter, lambda n: {"input_tokens": n})
+
+    async def count_prompt(
+        self, request: Request, counter: Ingress, answer: Callable[[int], dict[str, int]]
+    ) -> Response:
+        """A format's token counting endpoint: `counter` parses the body into the chat
+        request whose prompt is counted locally; `answer` shapes the count."""
         request_id = new_request_id()
         try:
-            key = read_key(request)
+            key = counter.read_key(request) if counter.read_key else read_key(request)
             raw = await read_body(request, self.ctx.settings.max_body_bytes)
-            req = anthropic.parse_count(raw)
+            req = counter.parse(raw)
             await authorise(self.ctx, request, key, req.model)
             meter = await meter_request(self.ctx.media_http, req, self.ctx.media)
             response = Response(
-                orjson.dumps({"input_tokens": meter.prompt_tokens}),
+                orjson.dumps(answer(meter.prompt_tokens)),
                 headers={REQUEST_ID_HEADER: request_id},
                 media_type="application/json",
             )
         except RelayError as err:
-            response = anthropic.error_response(err, request_id)
-        count("count_tokens", response.status_code)
+            response = counter.error_response(err, request_id)
+        count(counter.name, response.status_code)
         return response
 
     async def handle(
@@ -173,7 +187,7 @@ class RelayRoute(Attempts):
         if table is None:
             raise RelayError(503, "routing is not ready", code="not_ready")
         options = table.options
-        key = read_key(request)
+        key = ingress.read_key(request) if ingress and ingress.read_key else read_key(request)
         if options.block_browser_extension and endpoint is ep.CHAT:
             _check_origin(request)
         if _large_body(request):
@@ -392,6 +406,8 @@ class RelayRoute(Attempts):
             wait_seconds=self.ctx.settings.pseudo_stream_wait_seconds,
             on_cancel=lambda: job.charge.release("client left"),
             done_frame=DONE_FRAME if egress is None else egress.done_frame,
+            wait_frame=WAIT_FRAME if egress is None else egress.wait_frame,
+            media_type=SSE_TYPE if egress is None else egress.media_type,
         )
 
 
