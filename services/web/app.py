@@ -38,6 +38,7 @@ from services.web.routes import (
     system,
     tokens,
     topup,
+    two_factor,
     user_self,
     users,
 )
@@ -52,6 +53,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 def _routes() -> list[BaseRoute]:
     return [
         *system.ROUTES,
+        *two_factor.ROUTES,
         *users.ROUTES,
         *email.ROUTES,
         *oauth.ROUTES,

@@ -28,7 +28,7 @@ from services.web.oauth_providers import (
 )
 from services.web.options_cache import secret_options_cache
 from services.web.routes.user_self import after_signup
-from services.web.routes.users import signed_in
+from services.web.routes.users import TWO_FACTOR_REQUIRED, signed_in
 
 ENABLED_OPTION = {"github": "GitHubOAuthEnabled", "oidc": "oidc.enabled"}
 LABEL = {"github": "GitHub", "oidc": "OIDC"}
@@ -110,7 +110,7 @@ async def _finish(call: Call, provider: str) -> Response:
     if user is not None:
         response = await _bind(call, provider, user, identity)
     else:
-        response = await _sign_in(call, provider, identity, aff)
+        response = await _sign_in(call, provider, identity, aff, flow_data)
     flow.set_cookie(response, call.request, call.deps, flow_data)
     return response
 
@@ -125,7 +125,9 @@ async def _bind(call: Call, provider: str, user: accounts_pb2.User, identity: Id
     return ok({"action": "bind", "provider": provider}, message="bind")
 
 
-async def _sign_in(call: Call, provider: str, identity: Identity, aff: str) -> Response:
+async def _sign_in(
+    call: Call, provider: str, identity: Identity, aff: str, flow_data: dict[str, Any]
+) -> Response:
     deps = call.deps
     reply = await deps.accounts.SignInWithIdentity(
         accounts_pb2.SignInWithIdentityRequest(
@@ -138,6 +140,9 @@ async def _sign_in(call: Call, provider: str, identity: Identity, aff: str) -> R
     )  # fmt: skip
     if reply.created:
         await after_signup(deps, reply.user, reply.default_token)
+    if reply.two_factor_required:
+        flow.start_two_factor(flow_data, reply.user.id)
+        return ok({"require_2fa": True}, message=TWO_FACTOR_REQUIRED)
     return signed_in(call, reply.user, reply.session_id, reply.expires_at)
 
 
