@@ -33,6 +33,7 @@ from services.web.routes import (
     oauth,
     options,
     pages,
+    passkeys,
     pricing,
     redemptions,
     system,
@@ -54,6 +55,7 @@ def _routes() -> list[BaseRoute]:
     return [
         *system.ROUTES,
         *two_factor.ROUTES,
+        *passkeys.ROUTES,
         *users.ROUTES,
         *email.ROUTES,
         *oauth.ROUTES,

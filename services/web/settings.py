@@ -53,6 +53,10 @@ class Settings:
     oauth_timeout: float = 10.0
     github_token_url: str = GITHUB_TOKEN_URL
     github_user_url: str = GITHUB_USER_URL
+    # Passkeys (WebAuthn): the console's origin as browsers see it, and the relying party id
+    # (its host name). Empty: the ServerAddress option, else the request's own origin.
+    webauthn_origin: str = ""
+    webauthn_rp_id: str = ""
 
 
 def _rate_limit(env: Env, prefix: str, limit: int, seconds: int) -> RateLimit:
@@ -97,6 +101,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         oauth_timeout=max(env.float("OAUTH_TIMEOUT", 10.0), 0.1),
         github_token_url=env.str("GITHUB_OAUTH_TOKEN_URL", GITHUB_TOKEN_URL),
         github_user_url=env.str("GITHUB_USER_URL", GITHUB_USER_URL),
+        webauthn_origin=env.str("WEBAUTHN_ORIGIN", "").rstrip("/"),
+        webauthn_rp_id=env.str("WEBAUTHN_RP_ID", ""),
     )
     env.check(service="web")
     if errors:
