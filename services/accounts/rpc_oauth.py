@@ -1,4 +1,5 @@
 """RPCs for third-party identities (controller/github.go, controller/oidc.go,
+controller/linuxdo.go, controller/idcflare.go, controller/telegram.go, controller/wechat.go,
 controller/oauth_common.go): sign in or register with a provider's user id, bind it to the
 signed-in user, unbind it. The web service runs the OAuth exchange; accounts only ever sees
 the verified subject. An identity belongs to one user (unique per column, migration 0006)."""
@@ -36,7 +37,14 @@ from services.shared.errors import (
 )
 
 MAX_SUBJECT = 128
-_LABELS = {"github": "GitHub", "oidc": "OIDC"}
+_LABELS = {
+    "github": "GitHub",
+    "oidc": "OIDC",
+    "linuxdo": "LinuxDO",
+    "idcflare": "IDC Flare",
+    "telegram": "Telegram",
+    "wechat": "WeChat",
+}
 _USERNAME_ATTEMPTS = 20
 
 
