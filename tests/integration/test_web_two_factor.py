@@ -18,6 +18,16 @@ from tests.helpers import Console, create_user, root_console
 pytestmark = pytest.mark.integration
 
 PASSWORD = "password123"
+# Wrong codes count as failed logins per address: these tests come from their own addresses
+# (the web service trusts its loopback peer's X-Forwarded-For), so the suite's other logins
+# from 127.0.0.1 never meet their lock.
+ADDRESS = {"X-Forwarded-For": "203.0.113.50"}
+
+
+async def new_user(root: Console) -> tuple[Console, int]:
+    user, user_id = await create_user(root, quota=0)
+    user.client.headers.update(ADDRESS)
+    return user, user_id
 
 
 def code_at(secret: str, steps_from_now: int = 0) -> str:
@@ -39,8 +49,10 @@ async def enrol(console: Console, steps_from_now: int = 0) -> tuple[str, list[st
     return secret, done["backup_codes"]
 
 
-async def password_step(web_url: str, username: str) -> tuple[httpx.AsyncClient, dict[str, Any]]:
-    client = httpx.AsyncClient(base_url=web_url, timeout=10.0)
+async def password_step(
+    web_url: str, username: str, address: dict[str, str] = ADDRESS
+) -> tuple[httpx.AsyncClient, dict[str, Any]]:
+    client = httpx.AsyncClient(base_url=web_url, timeout=10.0, headers=address)
     reply = await client.post("/api/user/login", json={"username": username, "password": PASSWORD})
     return client, reply.json()
 
@@ -57,7 +69,7 @@ async def has_session(client: httpx.AsyncClient, user_id: int) -> bool:
 
 async def test_enrolment_shows_a_qr_code_and_needs_a_right_first_code(web_url: str) -> None:
     root = await root_console(web_url)
-    user, _ = await create_user(root, quota=0)
+    user, _ = await new_user(root)
     setup = await user.call("POST", "/api/user/2fa/setup")
     assert setup["qr_code"].startswith("data:image/svg+xml")
     assert setup["otpauth_uri"].startswith("otpauth://totp/")
@@ -78,7 +90,7 @@ async def test_enrolment_shows_a_qr_code_and_needs_a_right_first_code(web_url: s
 
 async def test_login_takes_a_second_step_and_refuses_a_replayed_code(web_url: str) -> None:
     root = await root_console(web_url)
-    user, user_id = await create_user(root, quota=0)
+    user, user_id = await new_user(root)
     # enrolled with the code of the previous step: the clock window accepts it
     secret, _ = await enrol(user, steps_from_now=-1)
     username = await username_of(user)
@@ -109,7 +121,7 @@ async def test_login_takes_a_second_step_and_refuses_a_replayed_code(web_url: st
 
 async def test_a_backup_code_works_once(web_url: str) -> None:
     root = await root_console(web_url)
-    user, user_id = await create_user(root, quota=0)
+    user, user_id = await new_user(root)
     _, backup = await enrol(user)
     username = await username_of(user)
     client, _ = await password_step(web_url, username)
@@ -129,11 +141,11 @@ async def test_a_backup_code_works_once(web_url: str) -> None:
 async def test_no_second_step_without_a_password_first_and_bad_input_is_refused(
     web_url: str,
 ) -> None:
-    async with httpx.AsyncClient(base_url=web_url, timeout=10.0) as client:
+    async with httpx.AsyncClient(base_url=web_url, timeout=10.0, headers=ADDRESS) as client:
         body = await second_step(client, "123456")
         assert body["success"] is False and "expired" in body["message"]
     root = await root_console(web_url)
-    user, _ = await create_user(root, quota=0)
+    user, _ = await new_user(root)
     await enrol(user)
     client, _ = await password_step(web_url, await username_of(user))
     async with contextlib.aclosing(client):
@@ -146,7 +158,7 @@ async def test_no_second_step_without_a_password_first_and_bad_input_is_refused(
 
 async def test_disable_needs_a_code_and_admin_can_reset(web_url: str) -> None:
     root = await root_console(web_url)
-    user, user_id = await create_user(root, quota=0)
+    user, user_id = await new_user(root)
     secret, backup = await enrol(user)
     username = await username_of(user)
     refused = await user.envelope("POST", "/api/user/2fa/disable", json={"code": "abcde-fghij"})
@@ -157,7 +169,7 @@ async def test_disable_needs_a_code_and_admin_can_reset(web_url: str) -> None:
         assert first["data"]["id"] == user_id and await has_session(client, user_id)
 
     await enrol(user, steps_from_now=1)
-    other, _ = await create_user(root, quota=0)
+    other, _ = await new_user(root)
     denied = await other.envelope("DELETE", f"/api/user/{user_id}/2fa")
     assert denied["success"] is False
     await root.call("DELETE", f"/api/user/{user_id}/2fa")
@@ -165,3 +177,19 @@ async def test_disable_needs_a_code_and_admin_can_reset(web_url: str) -> None:
     async with contextlib.aclosing(client):
         assert first["data"]["id"] == user_id and await has_session(client, user_id)
     assert secret  # the old secret is gone with the reset
+
+
+async def test_wrong_codes_lock_the_second_step_like_wrong_passwords(web_url: str) -> None:
+    root = await root_console(web_url)
+    user, user_id = await new_user(root)
+    secret, _ = await enrol(user)
+    address = {"X-Forwarded-For": "203.0.113.51"}
+    client, _ = await password_step(web_url, await username_of(user), address)
+    async with contextlib.aclosing(client):
+        totp = pyotp.TOTP(secret)
+        wrong = next(c for c in ("000000", "111111") if not totp.verify(c, valid_window=1))
+        for _ in range(5):
+            assert (await second_step(client, wrong))["success"] is False
+        locked = await second_step(client, code_at(secret, 1))
+        assert locked["success"] is False and "too many failed" in locked["message"]
+        assert not await has_session(client, user_id)
