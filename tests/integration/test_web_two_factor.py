@@ -14,6 +14,8 @@ import pyotp
 import pytest
 
 from tests.helpers import Console, create_user, root_console
+from tests.integration import test_web_oauth as oauth
+from tests.integration.test_web_oauth import github_user
 
 pytestmark = pytest.mark.integration
 
@@ -193,3 +195,22 @@ async def test_wrong_codes_lock_the_second_step_like_wrong_passwords(web_url: st
         locked = await second_step(client, code_at(secret, 1))
         assert locked["success"] is False and "too many failed" in locked["message"]
         assert not await has_session(client, user_id)
+
+
+async def test_an_oauth_sign_in_also_waits_for_the_second_factor(
+    service_env: dict[str, str], web_url: str
+) -> None:
+    root = await root_console(web_url)
+    user = github_user()
+    async with oauth.provider() as fake, oauth.signin_web(service_env, root, fake) as app:
+        async with oauth.browser(app) as first:
+            signed_up = await oauth.sign_in(first, fake, user)
+            user_id = signed_up["data"]["id"]
+            secret, _ = await enrol(Console(client=first, user_id=user_id))
+        async with oauth.browser(app) as client:
+            body = await oauth.sign_in(client, fake, user)
+            assert body["success"] is True and body["data"] == {"require_2fa": True}
+            assert not await has_session(client, user_id)
+            done = await second_step(client, code_at(secret, 1))
+            assert done["success"] is True and done["data"]["id"] == user_id
+            assert await has_session(client, user_id)
