@@ -126,11 +126,16 @@ async def test_replayed_cloned_and_foreign_assertions_are_refused(
             assert refused["success"] is False and "not accepted" in refused["message"]
         async with browser(app) as fresh:
             options = (await post(fresh, "/api/user/passkey/login/options"))["data"]
+            with_challenge = fresh.cookies["veloera_flow"]
             assertion = key.assert_(options)
             first = await post(fresh, "/api/user/passkey/login", credential=assertion)
             assert first["success"] is True
             replay = await post(fresh, "/api/user/passkey/login", credential=assertion)
             assert replay["success"] is False and "expired" in replay["message"]
+        async with browser(app) as thief:  # the cookie holding the challenge copied too
+            thief.cookies.set("veloera_flow", with_challenge)
+            stolen = await post(thief, "/api/user/passkey/login", credential=assertion)
+            assert stolen["success"] is False and "expired" in stolen["message"]
         async with browser(app) as clone:  # the counter did not move on: a cloned key
             cloned = await passkey_login(clone, key, count=False)
             assert cloned["success"] is False

@@ -159,6 +159,9 @@ async def test_telegram_login_checks_the_hash_and_its_age_then_binds(
         fresh = telegram_params(tg_id, time.time())
         body = (await client.get("/api/oauth/telegram/login", params=fresh)).json()
         assert body["success"] is True and body["data"]["username"].startswith("telegram_")
+        async with browser(app) as replaying:  # the same signed fields work once
+            again = (await replaying.get("/api/oauth/telegram/login", params=fresh)).json()
+            assert again["success"] is False and "already used" in again["message"]
 
         user, user_id = await create_user(root, quota=0)
         other_tg = secrets.randbelow(10**9)
@@ -178,7 +181,7 @@ async def test_telegram_login_checks_the_hash_and_its_age_then_binds(
         assert self_["telegram_id"] == str(other_tg)
         # an identity bound to one user cannot be bound to another
         taken = await client.get(
-            "/api/oauth/telegram/bind", params=telegram_params(other_tg, time.time()),
+            "/api/oauth/telegram/bind", params=telegram_params(other_tg, time.time() - 5),
             headers={"Veloera-User": str(body["data"]["id"])},
         )  # fmt: skip
         assert taken.json()["success"] is False and "already bound" in taken.json()["message"]

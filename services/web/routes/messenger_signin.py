@@ -20,12 +20,14 @@ from starlette.routing import Route
 from services.web import flow
 from services.web.api import ROLE_COMMON, ApiError, Call, endpoint
 from services.web.oauth_providers import Identity
+from services.web.one_time import first_use
 from services.web.routes.oauth import bind, enabled_options, sign_in, signed_in_user
 
 logger = logging.getLogger(__name__)
 
 # A widget login older than this is refused (a leaked link cannot be replayed for long).
 TELEGRAM_MAX_AGE_SECONDS = 3600
+TELEGRAM_ONCE_SECONDS = TELEGRAM_MAX_AGE_SECONDS + 60
 TELEGRAM_FIELDS = ("id", "first_name", "last_name", "username", "photo_url", "auth_date")
 MAX_CODE = 64
 
@@ -59,6 +61,9 @@ async def _telegram(call: Call, *, bind_only: bool) -> Response:
     options = await enabled_options(call, "telegram")
     params = dict(call.request.query_params)
     identity = telegram_identity(params, options.get("TelegramBotToken", ""), time.time())
+    # The signed fields are a bearer credential until they expire: accepted once.
+    if not await first_use(call.deps, "telegram_login", params["hash"], TELEGRAM_ONCE_SECONDS):
+        raise ApiError("this Telegram login was already used, please log in with Telegram again")
     return await _finish(call, "telegram", identity, bind_only=bind_only)
 
 

@@ -2,7 +2,8 @@
 has them): register one from personal settings (options, then the browser's attestation),
 list and delete them, and sign in with one from the login page as a discoverable credential
 (no username typed). Each ceremony's challenge waits in the signed flow cookie for
-PASSKEY_CHALLENGE_SECONDS and is used once. Accounts keeps the credentials and the counter.
+PASSKEY_CHALLENGE_SECONDS and is used once (one_time: across replicas, whatever the cookie).
+Accounts keeps the credentials and the counter.
 
 The relying party: WEBAUTHN_ORIGIN (else the ServerAddress option, else the origin the request
 came to) and WEBAUTHN_RP_ID (else that origin's host name)."""
@@ -41,6 +42,7 @@ from webauthn.helpers.structs import (
 from services.web import flow
 from services.web.api import ROLE_COMMON, ApiError, Call, endpoint, ok
 from services.web.client_ip import client_ip, over_https
+from services.web.one_time import first_use
 from services.web.options_cache import options_cache
 from services.web.routes.users import signed_in
 
@@ -48,6 +50,8 @@ TIMEOUT_MS = flow.PASSKEY_CHALLENGE_SECONDS * 1000
 MAX_NAME = 64
 EXPIRED = "the passkey request has expired, please try again"
 REFUSED = "the passkey was not accepted"
+# A used challenge stays refused at least this long: longer than it is ever accepted.
+CHALLENGE_WINDOW = flow.PASSKEY_CHALLENGE_SECONDS + 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +87,19 @@ def _remember(call: Call, kind: str, challenge: bytes, user_id: int = 0) -> dict
     return data
 
 
-def _take_challenge(call: Call, kind: str, user_id: int = 0) -> tuple[dict[str, Any], bytes]:
-    """The flow state without the challenge (it works once) and the challenge itself."""
+async def _take_challenge(call: Call, kind: str, user_id: int = 0) -> tuple[dict[str, Any], bytes]:
+    """The flow state without the challenge and the challenge itself, which works once: a
+    second answer to it (a replayed assertion, even with the cookie copied) is refused."""
     data = flow.read(call.request, call.deps)
     stored_kind, stored_user = data.pop("pk_kind", ""), data.pop("pk_user", 0)
     challenge, until = data.pop("pk_challenge", ""), data.pop("pk_until", 0)
     fresh = isinstance(until, int) and until > time.time()
     if not (fresh and stored_kind == kind and stored_user == user_id and challenge):
         raise ApiError(EXPIRED)
-    return data, base64.urlsafe_b64decode(str(challenge) + "==")
+    challenge = str(challenge)
+    if not await first_use(call.deps, "passkey_challenge", challenge, CHALLENGE_WINDOW):
+        raise ApiError(EXPIRED)
+    return data, base64.urlsafe_b64decode(challenge + "==")
 
 
 def _answer(call: Call, data: Any, state: dict[str, Any]) -> Response:
@@ -165,7 +173,7 @@ async def registration_options(call: Call) -> Response:
 async def register(call: Call) -> Response:
     """POST /api/user/passkey/register {credential, name}: the browser's attestation."""
     body, credential = await _credential(call)
-    state, challenge = _take_challenge(call, "register", call.user_id)
+    state, challenge = await _take_challenge(call, "register", call.user_id)
     party = await relying_party(call)
     try:
         verified = verify_registration_response(
@@ -208,7 +216,7 @@ async def login(call: Call) -> Response:
     asked for on top."""
     deps = call.deps
     _, credential = await _credential(call)
-    state, challenge = _take_challenge(call, "login")
+    state, challenge = await _take_challenge(call, "login")
     party = await relying_party(call)
     credential_id = _credential_id(credential)
     try:
