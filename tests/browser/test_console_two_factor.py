@@ -1,7 +1,8 @@
-"""Two-factor authentication in the console: a user turns it on from personal settings (QR
-code, first code, backup codes shown once), then signing in asks for a code after the
-password, and only the right code lands on the dashboard. Codes come from pyotp, as an
-authenticator app would compute them. A fresh user is used so the shared one stays as is."""
+"""Two-factor authentication and passkeys in the console. A user turns 2FA on from personal
+settings (QR code, first code, backup codes shown once); then signing in asks for a code after
+the password, and only the right code lands on the dashboard. Codes come from pyotp, as an
+authenticator app would compute them. A passkey added in settings (Chromium's virtual
+authenticator) signs in from the login page. Fresh users keep the shared one as it is."""
 
 from __future__ import annotations
 
@@ -77,4 +78,41 @@ async def test_login_asks_for_the_second_factor_once_enabled(
     await tab.rendered("/console")
     assert await session_of(tab, site, user_id)
     await expect(tab.page.locator("footer")).to_contain_text("Powered by Veloera")
+    tab.assert_clean()
+
+
+async def test_a_passkey_added_in_settings_signs_in_from_the_login_page(
+    open_tab: TabFactory, site: Site
+) -> None:
+    """Chromium's virtual authenticator plays the user's device. Passkeys need a secure
+    context whose host is a domain, so the console is opened as localhost (the relying party
+    follows the origin the request came to)."""
+    user, user_id = await create_user(site.root, quota=0)
+    username = (await user.call("GET", "/api/user/self"))["username"]
+    tab = await open_tab()
+    tab.base_url = site.web_url.replace("127.0.0.1", "localhost")
+    cdp = await tab.context.new_cdp_session(tab.page)
+    await cdp.send("WebAuthn.enable")
+    await cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+                "hasUserVerification": True, "isUserVerified": True,
+            }
+        },
+    )  # fmt: skip
+    await sign_in(tab, username, "password123")
+    await tab.open("/console/personal")
+    await tab.page.fill("#passkey-name", "Laptop")
+    await tab.page.click("#passkey-add")
+    await expect(tab.page.locator("#passkeys tbody")).to_contain_text("Laptop")
+
+    await tab.page.click("#logout")
+    await tab.rendered("/login")
+    await expect(tab.page.locator("#logout")).to_be_hidden()
+    assert not await session_of(tab, site, user_id)
+    await tab.page.click("#passkey-login")
+    await tab.rendered("/console")
+    assert await session_of(tab, site, user_id)
     tab.assert_clean()
