@@ -144,13 +144,13 @@ export function oauthProviders() {
 
 // The Telegram login widget can only come from telegram.org: loaded only when the administrator
 // switched Telegram sign-in on. `path` is /api/oauth/telegram/login or /bind.
-export function telegramWidget(path, done) {
+export function telegramWidget(path, done, aff = "") {
   const s = session.status || {};
   const box = h("div", { class: "telegram-login" });
   if (!s.telegram_oauth || !s.telegram_bot_name) return box;
   const callback = "veloeraTelegramAuth";
   window[callback] = async (user) => {
-    const reply = await api("GET", path + "?" + new URLSearchParams(user));
+    const reply = await api("GET", path + "?" + new URLSearchParams(aff ? { ...user, aff } : user));
     if (report(reply)) await done(reply.data);
   };
   box.append(h("script", { async: true, src: "https://telegram.org/js/telegram-widget.js?22",
@@ -161,7 +161,7 @@ export function telegramWidget(path, done) {
 
 // WeChat: the official account's QR code; the user sends it a message and types the code it
 // answers with. `path` is /api/oauth/wechat or /api/oauth/wechat/bind.
-export function wechatForm(path, done) {
+export function wechatForm(path, done, aff = "") {
   const s = session.status || {};
   if (!s.wechat_login) return h("div");
   const code = h("input", { id: "wechat-code", placeholder: t("auth.wechatCode") });
@@ -170,7 +170,7 @@ export function wechatForm(path, done) {
     h("p", { class: "help" }, t("auth.wechatHelp")), code, " ", h("button", { type: "submit" }, t("auth.withWeChat")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const reply = await api("GET", path + "?" + new URLSearchParams({ code: code.value.trim() }));
+    const reply = await api("GET", path + "?" + new URLSearchParams(aff ? { code: code.value.trim(), aff } : { code: code.value.trim() }));
     if (report(reply)) await done(reply.data);
   });
   return form;
@@ -266,7 +266,10 @@ export async function register(page, { navigate }) {
       report(await api("GET", withTurnstile("/api/verification?email=" + encodeURIComponent(email), widget)), t("auth.codeSent"));
     } }, t("auth.sendCode")));
   }
-  page.append(form, oauthButtons());
+  // Telegram and WeChat register an unknown account as they sign in (with the invite code).
+  const signedUp = async (data) => { if (data && !data.require_2fa) await finishSignIn(data, navigate, () => {}); };
+  page.append(form, oauthButtons(), telegramWidget("/api/oauth/telegram/login", signedUp, aff),
+    wechatForm("/api/oauth/wechat", signedUp, aff));
 }
 
 export async function reset(page) {
