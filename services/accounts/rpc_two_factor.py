@@ -103,8 +103,6 @@ class TwoFactorRpcs:
         self, request: pb.TwoFactorCodeRequest, context: Context
     ) -> pb.TwoFactorBackupCodes:
         async def enable(conn: Conn, row: asyncpg.Record) -> list[str]:
-            if row["enabled"]:
-                raise AlreadyExists("two-factor authentication is already enabled")
             await two_factor_repo.enable(conn, user_id=request.user_id, now=now())
             return await self._new_backup_codes(conn, request.user_id)
 
@@ -190,13 +188,9 @@ class TwoFactorRpcs:
                 now=now(),
             )  # fmt: skip
         async with self._deps.pool.acquire() as conn, conn.transaction():
-            row = await two_factor_repo.get(conn, user_id=request.user_id, for_update=True)
-            if row is None or row["enabled"] != enabled:
-                raise FailedPrecondition(
-                    "two-factor authentication is not enabled"
-                    if enabled
-                    else "start the two-factor setup first"
-                )
+            row = _in_state(
+                await two_factor_repo.get(conn, user_id=request.user_id, for_update=True), enabled
+            )
             if not await self._accepts(conn, row, code, backup_allowed=backup_allowed):
                 LOGINS.labels("wrong_credentials").inc()
                 raise Unauthenticated(WRONG_CODE, code="invalid_two_factor_code")
@@ -285,6 +279,18 @@ class TwoFactorRpcs:
         return pb.LoginResponse(
             user=convert.user(user), session_id=session_id, expires_at=expires_at
         )
+
+
+def _in_state(row: asyncpg.Record | None, enabled: bool) -> asyncpg.Record:
+    """The row, when two-factor is on (`enabled`) or set up and waiting for its first code
+    (not `enabled`)."""
+    if row is not None and row["enabled"] == enabled:
+        return row
+    if enabled:
+        raise FailedPrecondition("two-factor authentication is not enabled")
+    if row is None:
+        raise FailedPrecondition("start the two-factor setup first")
+    raise AlreadyExists("two-factor authentication is already enabled")
 
 
 async def _status(conn: Conn, user_id: int) -> pb.TwoFactorStatus:

@@ -88,6 +88,11 @@ async def test_enrolment_shows_a_qr_code_and_needs_a_right_first_code(web_url: s
     assert status == {"enabled": True, "backup_codes_left": 10}
     again = await user.envelope("POST", "/api/user/2fa/setup")
     assert again["success"] is False and "already enabled" in again["message"]
+    twice = await user.envelope(
+        "POST", "/api/user/2fa/enable", json={"code": code_at(setup["secret"], 1)}
+    )
+    assert twice["success"] is False and "already enabled" in twice["message"]
+    assert (await user.call("GET", "/api/user/2fa/status"))["backup_codes_left"] == 10
 
 
 async def test_login_takes_a_second_step_and_refuses_a_replayed_code(web_url: str) -> None:
