@@ -182,6 +182,8 @@ class TwoFactorRpcs:
         if not code:
             raise InvalidArgument("enter the code from your authenticator app")
         subject, client_ip = f"2fa:{request.user_id}", request.client_ip[:64]
+        async with self._deps.pool.acquire() as conn:  # a wrong state is no failed attempt
+            _in_state(await two_factor_repo.get(conn, user_id=request.user_id), enabled)
         async with self._deps.pool.acquire() as conn, conn.transaction():
             attempt = await login_guard.begin_attempt(
                 conn, policy=self._deps.login_policy, username=subject, client_ip=client_ip,
