@@ -59,7 +59,7 @@ class Settings:
     linuxdo_connect_url: str = LINUXDO_CONNECT_URL
     idcflare_connect_url: str = IDCFLARE_CONNECT_URL
     # Passkeys (WebAuthn): the console's origin as browsers see it, and the relying party id
-    # (its host name). Empty: the ServerAddress option, else the request's own origin.
+    # (its host name). Empty: the origin the request came to.
     webauthn_origin: str = ""
     webauthn_rp_id: str = ""
 

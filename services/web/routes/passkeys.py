@@ -5,8 +5,9 @@ list and delete them, and sign in with one from the login page as a discoverable
 PASSKEY_CHALLENGE_SECONDS and is used once (one_time: across replicas, whatever the cookie).
 Accounts keeps the credentials and the counter.
 
-The relying party: WEBAUTHN_ORIGIN (else the ServerAddress option, else the origin the request
-came to) and WEBAUTHN_RP_ID (else that origin's host name)."""
+The relying party: WEBAUTHN_ORIGIN (else the origin the request came to) and WEBAUTHN_RP_ID
+(else that origin's host name). Deployments set WEBAUTHN_ORIGIN: a passkey is then bound to the
+console's real origin, and a phishing proxy under another name cannot register one."""
 
 from __future__ import annotations
 
@@ -62,9 +63,12 @@ class RelyingParty:
 
 
 async def relying_party(call: Call) -> RelyingParty:
+    """WEBAUTHN_ORIGIN, else the origin the request came to. Not the ServerAddress option:
+    here that is the relay's address, which both shipped deployments put on another origin
+    than the console (ports 3000 / 3001, api.* / console.*)."""
     settings = call.deps.settings
     options = await options_cache(call.request).get(call.deps)
-    origin = settings.webauthn_origin or options.get("ServerAddress", "").rstrip("/")
+    origin = settings.webauthn_origin
     if not origin:
         url = call.request.base_url
         if over_https(call.request, call.deps):
