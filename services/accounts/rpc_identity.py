@@ -8,7 +8,15 @@ from typing import Any
 import grpc
 from veloera.accounts.v1 import accounts_pb2 as pb
 
-from services.accounts import channels_repo, convert, events, login_guard, user_rules, users_repo
+from services.accounts import (
+    channels_repo,
+    convert,
+    events,
+    login_guard,
+    two_factor_repo,
+    user_rules,
+    users_repo,
+)
 from services.accounts.deps import Deps, now
 from services.accounts.metrics import LOGINS
 from services.accounts.passwords import hash_password, needs_rehash, verify_password
@@ -94,11 +102,12 @@ class IdentityRpcs:
         new_hash = await hash_password(request.password) if needs_rehash(stored_hash) else ""
         async with self._deps.pool.acquire() as conn, conn.transaction():
             await login_guard.succeeded(conn, attempt)
-            if row["status"] == ENABLED:
-                if new_hash:
-                    await users_repo.update_user(
-                        conn, user_id=row["id"], changes={"password_hash": new_hash}
-                    )
+            second_factor = await two_factor_repo.enabled(conn, user_id=row["id"])
+            if row["status"] == ENABLED and new_hash:
+                await users_repo.update_user(
+                    conn, user_id=row["id"], changes={"password_hash": new_hash}
+                )
+            if row["status"] == ENABLED and not second_factor:
                 await users_repo.insert_session(
                     conn, id_hash=self._deps.box.lookup_hash(session_id), user_id=row["id"],
                     now=stamp, expires_at=expires_at, client_ip=client_ip,
@@ -107,6 +116,9 @@ class IdentityRpcs:
         if row["status"] != ENABLED:
             LOGINS.labels("disabled").inc()
             raise PermissionDenied("user is disabled", code="user_disabled")
+        if second_factor:
+            # The session comes from CompleteTwoFactorLogin once the code is right.
+            return pb.LoginResponse(user=pb.User(id=row["id"]), two_factor_required=True)
         LOGINS.labels("ok").inc()
         return pb.LoginResponse(
             user=convert.user(row), session_id=session_id, expires_at=expires_at

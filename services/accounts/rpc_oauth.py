@@ -1,4 +1,5 @@
 """RPCs for third-party identities (controller/github.go, controller/oidc.go,
+controller/linuxdo.go, controller/idcflare.go, controller/telegram.go, controller/wechat.go,
 controller/oauth_common.go): sign in or register with a provider's user id, bind it to the
 signed-in user, unbind it. The web service runs the OAuth exchange; accounts only ever sees
 the verified subject. An identity belongs to one user (unique per column, migration 0006)."""
@@ -10,12 +11,21 @@ import secrets
 import asyncpg
 from veloera.accounts.v1 import accounts_pb2 as pb
 
-from services.accounts import channels_repo, convert, events, option_rules, user_rules, users_repo
-from services.accounts.deps import Deps, now
+from services.accounts import (
+    channels_repo,
+    convert,
+    events,
+    option_rules,
+    two_factor_repo,
+    user_rules,
+    users_repo,
+)
+from services.accounts.deps import Deps
 from services.accounts.metrics import LOGINS
 from services.accounts.roles import COMMON, ENABLED
 from services.accounts.rpc_auth import create_default_token
-from services.accounts.rpc_identity import SESSION_SECONDS, Context
+from services.accounts.rpc_identity import Context
+from services.accounts.rpc_two_factor import open_session
 from services.accounts.rpc_users import insert_new_user
 from services.accounts.types import Conn
 from services.shared.errors import (
@@ -27,7 +37,14 @@ from services.shared.errors import (
 )
 
 MAX_SUBJECT = 128
-_LABELS = {"github": "GitHub", "oidc": "OIDC"}
+_LABELS = {
+    "github": "GitHub",
+    "oidc": "OIDC",
+    "linuxdo": "LinuxDO",
+    "idcflare": "IDC Flare",
+    "telegram": "Telegram",
+    "wechat": "WeChat",
+}
 _USERNAME_ATTEMPTS = 20
 
 
@@ -90,7 +107,15 @@ class OAuthRpcs:
         if row["status"] != ENABLED:
             LOGINS.labels("disabled").inc()
             raise PermissionDenied("user is disabled", code="user_disabled")
-        session_id, expires_at = await self._open_session(row["id"], request)
+        async with self._deps.pool.acquire() as conn:
+            if await two_factor_repo.enabled(conn, user_id=row["id"]):
+                return pb.SignInWithIdentityResponse(
+                    user=pb.User(id=row["id"]), created=created, default_token=token,
+                    two_factor_required=True,
+                )  # fmt: skip
+        session_id, expires_at = await open_session(
+            self._deps, row["id"], request.client_ip, request.user_agent
+        )
         LOGINS.labels("ok").inc()
         return pb.SignInWithIdentityResponse(
             user=convert.user(row), session_id=session_id, expires_at=expires_at,
@@ -125,18 +150,6 @@ class OAuthRpcs:
             raise AlreadyExists("this account is being registered, please retry") from exc
         await self._deps.events.changed(events.USER, ids=[row["id"]])
         return row, token
-
-    async def _open_session(
-        self, user_id: int, request: pb.SignInWithIdentityRequest
-    ) -> tuple[str, int]:
-        session_id, stamp = secrets.token_urlsafe(32), now()
-        async with self._deps.pool.acquire() as conn:
-            await users_repo.insert_session(
-                conn, id_hash=self._deps.box.lookup_hash(session_id), user_id=user_id,
-                now=stamp, expires_at=stamp + SESSION_SECONDS,
-                client_ip=request.client_ip[:64], user_agent=request.user_agent[:512],
-            )  # fmt: skip
-        return session_id, stamp + SESSION_SECONDS
 
     async def BindIdentity(self, request: pb.BindIdentityRequest, context: Context) -> pb.User:
         column, subject = _column(request.provider), _subject(request.subject)

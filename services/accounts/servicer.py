@@ -17,6 +17,7 @@ from services.accounts.rpc_oauth import OAuthRpcs
 from services.accounts.rpc_options import OptionRpcs
 from services.accounts.rpc_rate_limits import RateLimitRpcs
 from services.accounts.rpc_tokens import TokenRpcs
+from services.accounts.rpc_two_factor import TwoFactorRpcs
 from services.accounts.rpc_users import UserRpcs
 
 
@@ -24,6 +25,7 @@ class AccountsServicer(
     IdentityRpcs,
     AuthRpcs,
     OAuthRpcs,
+    TwoFactorRpcs,
     UserRpcs,
     TokenRpcs,
     ChannelRpcs,

@@ -236,7 +236,14 @@ async def revoke_credentials(conn: Conn, *, user_id: int, keep_session_hash: str
 
 
 # Third-party identity columns by provider name (controller/github.go, controller/oidc.go).
-IDENTITY_COLUMNS = {"github": "github_id", "oidc": "oidc_id"}
+IDENTITY_COLUMNS = {
+    "github": "github_id",
+    "oidc": "oidc_id",
+    "linuxdo": "linux_do_id",
+    "idcflare": "idc_flare_id",
+    "telegram": "telegram_id",
+    "wechat": "wechat_id",
+}
 _MAX_USER_ID = "SELECT coalesce(max(id), 0) FROM users"
 
 

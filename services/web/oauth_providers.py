@@ -1,5 +1,6 @@
-"""The OAuth 2 exchanges with GitHub and a generic OpenID Connect provider (controller/github.go,
-controller/oidc.go), through authlib: the authorization code for an access token, then the
+"""The OAuth 2 exchanges with GitHub, a generic OpenID Connect provider, LinuxDO and IDC Flare
+(controller/github.go, controller/oidc.go, controller/linuxdo.go, controller/idcflare.go),
+through authlib: the authorization code for an access token, then the
 provider's user. Every call is bounded by OAUTH_TIMEOUT; any failure becomes ProviderError
 with a message a user can act on. (authlib's httpx integration runs on httpx2.)"""
 
@@ -24,11 +25,14 @@ DISCOVERY_TTL_SECONDS = 300.0
 
 
 class ProviderError(Exception):
-    """The provider refused the code or could not be reached; `message` is for the user."""
+    """The provider refused the code or could not be reached; `message` is for the user,
+    `status` the HTTP status to answer with (502: the provider failed; 403: it vouched for a
+    user this site does not accept)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, status: int = 502) -> None:
         super().__init__(message)
         self.message = message
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +58,14 @@ class Client:
     client_secret: str
     endpoints: Endpoints
     redirect_uri: str = ""  # sent with the code when the provider requires it (OIDC)
+    auth_method: str = "client_secret_post"  # how the client secret goes to the token endpoint
 
 
 async def _exchange(deps: Deps, client: Client, code: str) -> dict[str, Any]:
     """The userinfo JSON for the authorization `code`."""
     oauth = AsyncOAuth2Client(
         client.client_id, client.client_secret,
-        token_endpoint_auth_method="client_secret_post", timeout=deps.settings.oauth_timeout,
+        token_endpoint_auth_method=client.auth_method, timeout=deps.settings.oauth_timeout,
     )  # fmt: skip
     extra = {"redirect_uri": client.redirect_uri} if client.redirect_uri else {}
     try:
@@ -174,4 +179,47 @@ async def oidc_identity(
     if not subject:
         raise ProviderError("the OIDC provider returned no subject")
     name = str(user.get("preferred_username") or user.get("name") or "")
+    return Identity(subject, name, str(user.get("email") or ""))
+
+
+# LinuxDO and IDC Flare run Discourse Connect: the same endpoints on their own hosts, and a
+# trust level (0-4) the site may require a minimum of.
+DISCOURSE_LABELS = {"linuxdo": "LinuxDO", "idcflare": "IDC Flare"}
+DISCOURSE_OPTIONS = {"linuxdo": "LinuxDO", "idcflare": "IDCFlare"}
+
+
+def _trust_level(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+async def discourse_identity(
+    deps: Deps, provider: str, options: dict[str, str], code: str, redirect_uri: str
+) -> Identity:
+    """The LinuxDO / IDC Flare user for `code`, refused below the minimum trust level
+    (`LinuxDOMinimumTrustLevel`, `IDCFlareMinimumTrustLevel`)."""
+    label, prefix = DISCOURSE_LABELS[provider], DISCOURSE_OPTIONS[provider]
+    base = (
+        deps.settings.linuxdo_connect_url
+        if provider == "linuxdo"
+        else deps.settings.idcflare_connect_url
+    )
+    client = Client(
+        label, options.get(f"{prefix}ClientId", ""), options.get(f"{prefix}ClientSecret", ""),
+        Endpoints("", f"{base}/oauth2/token", f"{base}/api/user"), redirect_uri,
+        auth_method="client_secret_basic",
+    )  # fmt: skip
+    user = await _exchange(deps, client, code)
+    subject = str(user.get("id") or "")
+    if not subject:
+        raise ProviderError(f"{label} returned no user id")
+    level = _trust_level(user.get("trust_level"))
+    minimum = _trust_level(options.get(f"{prefix}MinimumTrustLevel"))
+    if level < minimum:
+        raise ProviderError(
+            f"your {label} trust level is {level}; this site requires at least {minimum}", 403
+        )
+    name = str(user.get("name") or user.get("username") or "")
     return Identity(subject, name, str(user.get("email") or ""))

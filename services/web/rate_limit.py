@@ -1,7 +1,8 @@
 """Per-IP request rate limits of the console, counted in accounts so that every web replica
 shares them (middleware/rate-limit.go: GlobalAPIRateLimit on `/api`, GlobalWebRateLimit on
 the console pages and assets, CriticalRateLimit on login, registration, OAuth, email
-verification and password reset). Refused requests get 429 in the API's envelope."""
+verification and password reset, and here two-factor codes and passkey sign-in). Refused
+requests get 429 in the API's envelope."""
 
 from __future__ import annotations
 
@@ -22,13 +23,15 @@ logger = logging.getLogger(__name__)
 CRITICAL_PATHS = frozenset(
     {
         "/api/user/login",
+        "/api/user/login/2fa",
         "/api/user/register",
         "/api/user/reset",
         "/api/verification",
         "/api/reset_password",
     }
 )
-CRITICAL_PREFIXES = ("/api/oauth/",)
+# Every place a two-factor code or a passkey assertion is checked counts like a login.
+CRITICAL_PREFIXES = ("/api/oauth/", "/api/user/2fa/", "/api/user/passkey/login")
 # Probes and scrapes are not console traffic.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 

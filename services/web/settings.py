@@ -18,6 +18,8 @@ TURNSTILE_VERIFY_URL = "https://challenges.cloudflare.com/turnstile/v0/siteverif
 GITHUB_AUTHORIZE_URL = "https://github.com/login/oauth/authorize"
 GITHUB_TOKEN_URL = "https://github.com/login/oauth/access_token"
 GITHUB_USER_URL = "https://api.github.com/user"
+LINUXDO_CONNECT_URL = "https://connect.linux.do"
+IDCFLARE_CONNECT_URL = "https://connect.idcflare.com"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,13 @@ class Settings:
     oauth_timeout: float = 10.0
     github_token_url: str = GITHUB_TOKEN_URL
     github_user_url: str = GITHUB_USER_URL
+    # LinuxDO and IDC Flare Connect (Discourse OAuth 2): /oauth2/token and /api/user below these.
+    linuxdo_connect_url: str = LINUXDO_CONNECT_URL
+    idcflare_connect_url: str = IDCFLARE_CONNECT_URL
+    # Passkeys (WebAuthn): the console's origin as browsers see it, and the relying party id
+    # (its host name). Empty: the origin the request came to.
+    webauthn_origin: str = ""
+    webauthn_rp_id: str = ""
 
 
 def _rate_limit(env: Env, prefix: str, limit: int, seconds: int) -> RateLimit:
@@ -97,6 +106,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         oauth_timeout=max(env.float("OAUTH_TIMEOUT", 10.0), 0.1),
         github_token_url=env.str("GITHUB_OAUTH_TOKEN_URL", GITHUB_TOKEN_URL),
         github_user_url=env.str("GITHUB_USER_URL", GITHUB_USER_URL),
+        linuxdo_connect_url=env.str("LINUXDO_CONNECT_URL", LINUXDO_CONNECT_URL).rstrip("/"),
+        idcflare_connect_url=env.str("IDCFLARE_CONNECT_URL", IDCFLARE_CONNECT_URL).rstrip("/"),
+        webauthn_origin=env.str("WEBAUTHN_ORIGIN", "").rstrip("/"),
+        webauthn_rp_id=env.str("WEBAUTHN_RP_ID", ""),
     )
     env.check(service="web")
     if errors:

@@ -133,7 +133,10 @@ async def test_personal_settings_access_token_and_sessions(
     assert reply.json()["data"]["username"] == site.username
 
     # The test's own API session is another session: signing it out here ends it.
-    rows = tab.page.locator("#view tbody tr")
+    sessions = tab.page.locator("section").filter(
+        has=tab.page.get_by_role("heading", name="Sessions", exact=True)
+    )
+    rows = sessions.locator("tbody tr")
     await expect(rows.filter(has_text="This browser")).to_have_count(1)
     await expect(rows).to_have_count(2)
     await rows.get_by_role("button", name="Sign out").click()

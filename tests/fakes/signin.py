@@ -1,6 +1,7 @@
 """Loopback fakes of the sign-in providers: Cloudflare Turnstile's siteverify, and an OAuth 2 /
 OpenID Connect provider (discovery document, authorize, token and userinfo endpoints) that
-serves both the GitHub-shaped and the OIDC-shaped flows."""
+serves the GitHub-, OIDC- and Discourse-shaped (LinuxDO, IDC Flare) flows, and the external
+WeChat server that turns a verification code into an open id."""
 
 from __future__ import annotations
 
@@ -80,6 +81,9 @@ class FakeOAuthProvider:
         app.router.add_post("/token", self._token)
         app.router.add_get("/userinfo", self._userinfo)
         app.router.add_get("/user", self._userinfo)  # GitHub's shape: api.github.com/user
+        # LinuxDO / IDC Flare Connect's shape (Discourse): /oauth2/token and /api/user
+        app.router.add_post("/oauth2/token", self._token)
+        app.router.add_get("/api/user", self._userinfo)
         return app
 
     def issue_code(self, user: dict[str, Any]) -> str:
@@ -144,3 +148,29 @@ class FakeOAuthProvider:
         if user is None:
             return web.json_response({"message": "Bad credentials"}, status=401)
         return web.json_response(user)
+
+
+@dataclass
+class FakeWeChatServer:
+    """`GET /api/wechat/user?code=`: the open id for a code issued by `issue_code`, once, when
+    the Authorization header carries the server token (as the WeChat server project does)."""
+
+    token: str
+    url: str = ""
+    _codes: dict[str, str] = field(default_factory=dict)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/api/wechat/user", self._user)
+        return app
+
+    def issue_code(self, open_id: str) -> str:
+        code = f"{secrets.randbelow(10**6):06d}"
+        self._codes[code] = open_id
+        return code
+
+    async def _user(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != self.token:
+            return web.json_response({"success": False, "message": "unauthorized"})
+        open_id = self._codes.pop(request.query.get("code", ""), "")
+        return web.json_response({"success": True, "message": "", "data": open_id})

@@ -92,6 +92,11 @@ async def test_critical_limit_covers_registration_and_login(
             # OAuth callbacks count too (middleware/rate-limit.go: CriticalRateLimit on /oauth/*).
             assert _is_429(await anonymous.get("/api/oauth/github", params={"code": "c"}))
             assert _is_429(await anonymous.get("/api/oauth/oidc", params={"code": "c"}))
+            # So do the second factor and passkey sign-in (a code or an assertion is a login).
+            assert _is_429(await anonymous.post("/api/user/login/2fa", json={"code": "123456"}))
+            assert _is_429(await anonymous.post("/api/user/2fa/disable", json={"code": "1"}))
+            assert _is_429(await anonymous.post("/api/user/passkey/login/options"))
+            assert _is_429(await anonymous.post("/api/user/passkey/login", json={}))
             # Routes outside the critical group are not affected.
             assert (await anonymous.get("/api/status")).status_code == 200
         async with client(app, fresh_ip()) as other:

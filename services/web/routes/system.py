@@ -21,7 +21,7 @@ import services
 from services.web.api import ApiError, Call, endpoint
 from services.web.deps import Deps
 from services.web.oauth_providers import ProviderError, discovery_cache, oidc_endpoints
-from services.web.options_cache import options_cache
+from services.web.options_cache import options_cache, secret_options_cache
 
 VELOERA_PROJ = Path(services.__file__).resolve().parent.parent / "VELOERA_PROJ"
 ROOT_INITIAL_QUOTA = 100_000_000
@@ -79,25 +79,37 @@ def _chats(raw: str) -> list[Any]:
     return parsed if isinstance(parsed, list) else []
 
 
-def _auth_status(options: dict[str, str]) -> dict[str, Any]:
+# Each sign-in method with the options it needs to work: it is advertised only when switched
+# on and all of them are set (a secret cleared after the switch was turned on switches it off).
+SIGN_IN_METHODS = {
+    "github_oauth": ("GitHubOAuthEnabled", "GitHubClientId", "GitHubClientSecret"),
+    "linuxdo_oauth": ("LinuxDOOAuthEnabled", "LinuxDOClientId", "LinuxDOClientSecret"),
+    "idcflare_oauth": ("IDCFlareOAuthEnabled", "IDCFlareClientId", "IDCFlareClientSecret"),
+    "telegram_oauth": ("TelegramOAuthEnabled", "TelegramBotName", "TelegramBotToken"),
+    "wechat_login": ("WeChatAuthEnabled", "WeChatServerAddress", "WeChatServerToken"),
+    "oidc_enabled": ("oidc.enabled", "oidc.client_id"),
+}
+
+
+def _configured(secrets: dict[str, str], method: str) -> bool:
+    switch, *needed = SIGN_IN_METHODS[method]
+    return _flag(secrets, switch, False) and all(secrets.get(key) for key in needed)
+
+
+def _auth_status(options: dict[str, str], secrets: dict[str, str]) -> dict[str, Any]:
     """Sign-in methods with the public parts of their configuration (upstream
-    `controller/misc.go`)."""
+    `controller/misc.go`); `secrets` are the options with their secrets, only ever used to
+    tell whether a method is configured."""
     opt = options.get
     return {
         "email_verification": _flag(options, "EmailVerificationEnabled", False),
-        "github_oauth": _flag(options, "GitHubOAuthEnabled", False),
         "github_client_id": opt("GitHubClientId", ""),
-        "linuxdo_oauth": _flag(options, "LinuxDOOAuthEnabled", False),
         "linuxdo_client_id": opt("LinuxDOClientId", ""),
         "linuxdo_minimum_trust_level": _int(options, "LinuxDOMinimumTrustLevel", 0),
-        "idcflare_oauth": _flag(options, "IDCFlareOAuthEnabled", False),
         "idcflare_client_id": opt("IDCFlareClientId", ""),
         "idcflare_minimum_trust_level": _int(options, "IDCFlareMinimumTrustLevel", 0),
-        "telegram_oauth": _flag(options, "TelegramOAuthEnabled", False),
         "telegram_bot_name": opt("TelegramBotName", ""),
-        "wechat_login": _flag(options, "WeChatAuthEnabled", False),
         "wechat_qrcode": opt("WeChatAccountQRCodeImageURL", ""),
-        "oidc_enabled": _flag(options, "oidc.enabled", False),
         "oidc_client_id": opt("oidc.client_id", ""),
         "oidc_authorization_endpoint": opt("oidc.authorization_endpoint", ""),
         "turnstile_check": _flag(options, "TurnstileCheckEnabled", False),
@@ -105,15 +117,19 @@ def _auth_status(options: dict[str, str]) -> dict[str, Any]:
         "password_login_enabled": _flag(options, "PasswordLoginEnabled", True),
         "password_register_enabled": _flag(options, "PasswordRegisterEnabled", True),
         "register_enabled": _flag(options, "RegisterEnabled", True),
+        # WebAuthn and TOTP need no configuration: the console offers them everywhere.
+        "passkey_login": True,
+        **{method: _configured(secrets, method) for method in SIGN_IN_METHODS},
     }
 
 
 @endpoint()
 async def get_status(call: Call) -> dict[str, Any]:
     deps = call.deps
-    setup, options = await asyncio.gather(
+    setup, options, secrets = await asyncio.gather(
         deps.accounts.GetSetupStatus(accounts_pb2.GetSetupStatusRequest(), timeout=deps.timeout),
         _all_options(call),
+        secret_options_cache(call.request).get(deps),
     )
     opt = options.get
     return {
@@ -146,8 +162,8 @@ async def get_status(call: Call) -> dict[str, Any]:
         "check_in_enabled": _flag(options, "CheckInEnabled", False),
         "aff_enabled": _flag(options, "AffEnabled", True),
         "log_chat_content_enabled": _flag(options, "LogChatContentEnabled", False),
-        **_auth_status(options),
-        **await _oidc_status(call, options),
+        **_auth_status(options, secrets),
+        **await _oidc_status(call, secrets),
     }
 
 

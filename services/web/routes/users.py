@@ -13,6 +13,7 @@ from veloera.accounts.v1 import accounts_pb2
 from veloera.billing.v1 import billing_pb2
 
 from services.shared.errors import error_code_of
+from services.web import flow
 from services.web.api import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, ApiError, Call, endpoint, ok
 from services.web.client_ip import client_ip, over_https
 from services.web.convert import paged, user_item
@@ -26,6 +27,8 @@ from services.web.quota_rules import (
     stale_message,
 )
 from services.web.session import COOKIE_NAME, sign, unsign
+
+TWO_FACTOR_REQUIRED = "two-factor authentication required: enter the code from your app"
 
 
 @endpoint()
@@ -45,7 +48,19 @@ async def login(call: Call) -> Response:
         ),
         timeout=deps.timeout,
     )
+    if reply.two_factor_required:
+        return awaiting_second_factor(call, reply.user.id)
     return signed_in(call, reply.user, reply.session_id, reply.expires_at)
+
+
+def awaiting_second_factor(call: Call, user_id: int) -> Response:
+    """The password was right but the user has two-factor authentication on: no session yet,
+    the flow cookie remembers whose code `POST /api/user/login/2fa` checks."""
+    state = flow.read(call.request, call.deps)
+    flow.start_two_factor(state, user_id)
+    response = ok({"require_2fa": True}, message=TWO_FACTOR_REQUIRED)
+    flow.set_cookie(response, call.request, call.deps, state)
+    return response
 
 
 def signed_in(call: Call, user: accounts_pb2.User, session_id: str, expires_at: int) -> Response:
@@ -146,7 +161,7 @@ async def search_users(call: Call) -> dict[str, Any]:
     return await _list(call, params.get("keyword", ""), params.get("group", ""))
 
 
-async def _target(call: Call, user_id: int, *, write: bool = True) -> accounts_pb2.User:
+async def target_user(call: Call, user_id: int, *, write: bool = True) -> accounts_pb2.User:
     """The user an admin acts on; only root may act on users of equal or higher role
     (an admin may read, but not edit, their own record here)."""
     user = await call.deps.accounts.GetUser(
@@ -160,7 +175,7 @@ async def _target(call: Call, user_id: int, *, write: bool = True) -> accounts_p
 
 @endpoint(ROLE_ADMIN)
 async def get_user(call: Call) -> dict[str, Any]:
-    return await _with_wallet(call, await _target(call, call.path_int("id"), write=False))
+    return await _with_wallet(call, await target_user(call, call.path_int("id"), write=False))
 
 
 def _role(value: Any) -> int:
@@ -278,7 +293,7 @@ async def update_user(call: Call) -> dict[str, Any]:
     if user_id <= 0:
         raise ApiError("id is required")
     deps = call.deps
-    user = await _target(call, user_id)
+    user = await target_user(call, user_id)
     change = await _planned_quota_change(call, body, user_id)
     if any(body.get(name) for name in _UPDATABLE):
         user = await deps.accounts.UpdateUser(
@@ -300,7 +315,7 @@ async def manage_user(call: Call) -> dict[str, Any]:
     if action not in _ACTIONS:
         raise ApiError("unknown action")
     user_id = call.body_int(body, "id")
-    await _target(call, user_id)
+    await target_user(call, user_id)
     if action == "promote" and call.role != ROLE_ROOT:
         raise ApiError("Permission denied: only root can promote users")
     user = await call.deps.accounts.ManageUser(
@@ -313,7 +328,7 @@ async def manage_user(call: Call) -> dict[str, Any]:
 @endpoint(ROLE_ADMIN)
 async def delete_user(call: Call) -> None:
     user_id = call.path_int("id")
-    await _target(call, user_id)
+    await target_user(call, user_id)
     await call.deps.accounts.DeleteUser(
         accounts_pb2.DeleteUserRequest(actor_id=call.user_id, id=user_id, hard=True),
         timeout=call.deps.timeout,

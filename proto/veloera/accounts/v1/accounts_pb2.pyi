@@ -281,9 +281,14 @@ class LoginResponse(_message.Message):
     USER_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    TWO_FACTOR_REQUIRED_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """Opaque session id for the web service's cookie; only its hash is stored."""
     expires_at: _builtins.int
+    two_factor_required: _builtins.bool
+    """The password was right but the user has two-factor authentication on: no session yet;
+    CompleteTwoFactorLogin with `user.id` and a code issues it.
+    """
     @_builtins.property
     def user(self) -> Global___User: ...
     def __init__(
@@ -292,10 +297,11 @@ class LoginResponse(_message.Message):
         user: Global___User | None = ...,
         session_id: _builtins.str = ...,
         expires_at: _builtins.int = ...,
+        two_factor_required: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "session_id", b"session_id", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "session_id", b"session_id", "two_factor_required", b"two_factor_required", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1598,10 +1604,13 @@ class SignInWithIdentityResponse(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
     DEFAULT_TOKEN_FIELD_NUMBER: _builtins.int
+    TWO_FACTOR_REQUIRED_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     expires_at: _builtins.int
     created: _builtins.bool
     """a new user was registered: the caller grants the signup rewards"""
+    two_factor_required: _builtins.bool
+    """as LoginResponse: no session until the second factor"""
     @_builtins.property
     def user(self) -> Global___User: ...
     @_builtins.property
@@ -1616,10 +1625,11 @@ class SignInWithIdentityResponse(_message.Message):
         expires_at: _builtins.int = ...,
         created: _builtins.bool = ...,
         default_token: Global___Token | None = ...,
+        two_factor_required: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["default_token", b"default_token", "user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "default_token", b"default_token", "expires_at", b"expires_at", "session_id", b"session_id", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "default_token", b"default_token", "expires_at", b"expires_at", "session_id", b"session_id", "two_factor_required", b"two_factor_required", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2783,3 +2793,355 @@ class HitRateLimitResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HitRateLimitResponse: _TypeAlias = HitRateLimitResponse  # noqa: Y015
+
+@_typing.final
+class TwoFactorUserRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TwoFactorUserRequest: _TypeAlias = TwoFactorUserRequest  # noqa: Y015
+
+@_typing.final
+class TwoFactorStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    BACKUP_CODES_LEFT_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    backup_codes_left: _builtins.int
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool = ...,
+        backup_codes_left: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backup_codes_left", b"backup_codes_left", "enabled", b"enabled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TwoFactorStatus: _TypeAlias = TwoFactorStatus  # noqa: Y015
+
+@_typing.final
+class BeginTwoFactorSetupRequest(_message.Message):
+    """A new (not yet enabled) TOTP secret for the user; an enabled one is never replaced here."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ISSUER_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    issuer: _builtins.str
+    """shown by authenticator apps (the system name)"""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        issuer: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["issuer", b"issuer", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BeginTwoFactorSetupRequest: _TypeAlias = BeginTwoFactorSetupRequest  # noqa: Y015
+
+@_typing.final
+class TwoFactorSetup(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SECRET_FIELD_NUMBER: _builtins.int
+    OTPAUTH_URI_FIELD_NUMBER: _builtins.int
+    secret: _builtins.str
+    """base32"""
+    otpauth_uri: _builtins.str
+    def __init__(
+        self,
+        *,
+        secret: _builtins.str = ...,
+        otpauth_uri: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["otpauth_uri", b"otpauth_uri", "secret", b"secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TwoFactorSetup: _TypeAlias = TwoFactorSetup  # noqa: Y015
+
+@_typing.final
+class TwoFactorCodeRequest(_message.Message):
+    """`code` is a TOTP code or (where the RPC allows) a backup code."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    CLIENT_IP_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    code: _builtins.str
+    client_ip: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        code: _builtins.str = ...,
+        client_ip: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_ip", b"client_ip", "code", b"code", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TwoFactorCodeRequest: _TypeAlias = TwoFactorCodeRequest  # noqa: Y015
+
+@_typing.final
+class TwoFactorBackupCodes(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """shown once; only their hashes are kept"""
+
+    def __init__(
+        self,
+        *,
+        codes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TwoFactorBackupCodes: _TypeAlias = TwoFactorBackupCodes  # noqa: Y015
+
+@_typing.final
+class CompleteTwoFactorLoginRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    CLIENT_IP_FIELD_NUMBER: _builtins.int
+    USER_AGENT_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    code: _builtins.str
+    client_ip: _builtins.str
+    user_agent: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        code: _builtins.str = ...,
+        client_ip: _builtins.str = ...,
+        user_agent: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_ip", b"client_ip", "code", b"code", "user_agent", b"user_agent", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteTwoFactorLoginRequest: _TypeAlias = CompleteTwoFactorLoginRequest  # noqa: Y015
+
+@_typing.final
+class Passkey(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_ID_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    SIGN_COUNT_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    TRANSPORTS_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    LAST_USED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    user_id: _builtins.int
+    credential_id: _builtins.str
+    """base64url"""
+    public_key: _builtins.bytes
+    """COSE key"""
+    sign_count: _builtins.int
+    name: _builtins.str
+    transports: _builtins.str
+    """comma-separated"""
+    created_at: _builtins.int
+    last_used_at: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        user_id: _builtins.int = ...,
+        credential_id: _builtins.str = ...,
+        public_key: _builtins.bytes = ...,
+        sign_count: _builtins.int = ...,
+        name: _builtins.str = ...,
+        transports: _builtins.str = ...,
+        created_at: _builtins.int = ...,
+        last_used_at: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "credential_id", b"credential_id", "id", b"id", "last_used_at", b"last_used_at", "name", b"name", "public_key", b"public_key", "sign_count", b"sign_count", "transports", b"transports", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Passkey: _TypeAlias = Passkey  # noqa: Y015
+
+@_typing.final
+class ListPasskeysResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PASSKEYS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def passkeys(self) -> _containers.RepeatedCompositeFieldContainer[Global___Passkey]: ...
+    def __init__(
+        self,
+        *,
+        passkeys: _abc.Iterable[Global___Passkey] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["passkeys", b"passkeys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPasskeysResponse: _TypeAlias = ListPasskeysResponse  # noqa: Y015
+
+@_typing.final
+class AddPasskeyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_ID_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    SIGN_COUNT_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    TRANSPORTS_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    credential_id: _builtins.str
+    public_key: _builtins.bytes
+    sign_count: _builtins.int
+    name: _builtins.str
+    transports: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        credential_id: _builtins.str = ...,
+        public_key: _builtins.bytes = ...,
+        sign_count: _builtins.int = ...,
+        name: _builtins.str = ...,
+        transports: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential_id", b"credential_id", "name", b"name", "public_key", b"public_key", "sign_count", b"sign_count", "transports", b"transports", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddPasskeyRequest: _TypeAlias = AddPasskeyRequest  # noqa: Y015
+
+@_typing.final
+class DeletePasskeyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    id: _builtins.int
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeletePasskeyRequest: _TypeAlias = DeletePasskeyRequest  # noqa: Y015
+
+@_typing.final
+class DeletePasskeyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeletePasskeyResponse: _TypeAlias = DeletePasskeyResponse  # noqa: Y015
+
+@_typing.final
+class GetPasskeyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREDENTIAL_ID_FIELD_NUMBER: _builtins.int
+    credential_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        credential_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential_id", b"credential_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPasskeyRequest: _TypeAlias = GetPasskeyRequest  # noqa: Y015
+
+@_typing.final
+class SignInWithPasskeyRequest(_message.Message):
+    """The web service verified an assertion of `credential_id` whose counter is `sign_count`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREDENTIAL_ID_FIELD_NUMBER: _builtins.int
+    SIGN_COUNT_FIELD_NUMBER: _builtins.int
+    CLIENT_IP_FIELD_NUMBER: _builtins.int
+    USER_AGENT_FIELD_NUMBER: _builtins.int
+    credential_id: _builtins.str
+    sign_count: _builtins.int
+    client_ip: _builtins.str
+    user_agent: _builtins.str
+    def __init__(
+        self,
+        *,
+        credential_id: _builtins.str = ...,
+        sign_count: _builtins.int = ...,
+        client_ip: _builtins.str = ...,
+        user_agent: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_ip", b"client_ip", "credential_id", b"credential_id", "sign_count", b"sign_count", "user_agent", b"user_agent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignInWithPasskeyRequest: _TypeAlias = SignInWithPasskeyRequest  # noqa: Y015

@@ -279,6 +279,66 @@ class AccountsServiceStub:
                 request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.HitRateLimitRequest.SerializeToString,
                 response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.HitRateLimitResponse.FromString,
                 _registered_method=True)
+        self.GetTwoFactorStatus = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/GetTwoFactorStatus',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.FromString,
+                _registered_method=True)
+        self.BeginTwoFactorSetup = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/BeginTwoFactorSetup',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.BeginTwoFactorSetupRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorSetup.FromString,
+                _registered_method=True)
+        self.EnableTwoFactor = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/EnableTwoFactor',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorBackupCodes.FromString,
+                _registered_method=True)
+        self.DisableTwoFactor = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/DisableTwoFactor',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.FromString,
+                _registered_method=True)
+        self.RegenerateBackupCodes = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/RegenerateBackupCodes',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorBackupCodes.FromString,
+                _registered_method=True)
+        self.ResetTwoFactor = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/ResetTwoFactor',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.FromString,
+                _registered_method=True)
+        self.CompleteTwoFactorLogin = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/CompleteTwoFactorLogin',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.CompleteTwoFactorLoginRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.LoginResponse.FromString,
+                _registered_method=True)
+        self.ListPasskeys = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/ListPasskeys',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListPasskeysResponse.FromString,
+                _registered_method=True)
+        self.AddPasskey = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/AddPasskey',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.AddPasskeyRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.Passkey.FromString,
+                _registered_method=True)
+        self.DeletePasskey = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/DeletePasskey',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeletePasskeyRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeletePasskeyResponse.FromString,
+                _registered_method=True)
+        self.GetPasskey = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/GetPasskey',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetPasskeyRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.Passkey.FromString,
+                _registered_method=True)
+        self.SignInWithPasskey = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/SignInWithPasskey',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SignInWithPasskeyRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.LoginResponse.FromString,
+                _registered_method=True)
         self.Authenticate = channel.unary_unary(
                 '/veloera.accounts.v1.AccountsService/Authenticate',
                 request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.AuthenticateRequest.SerializeToString,
@@ -594,6 +654,79 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTwoFactorStatus(self, request, context):
+        """TOTP two-factor authentication and passkeys (WebAuthn credentials).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BeginTwoFactorSetup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnableTwoFactor(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableTwoFactor(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegenerateBackupCodes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetTwoFactor(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteTwoFactorLogin(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPasskeys(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddPasskey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePasskey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPasskey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignInWithPasskey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Authenticate(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -859,6 +992,66 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.HitRateLimit,
                     request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.HitRateLimitRequest.FromString,
                     response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.HitRateLimitResponse.SerializeToString,
+            ),
+            'GetTwoFactorStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTwoFactorStatus,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.SerializeToString,
+            ),
+            'BeginTwoFactorSetup': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginTwoFactorSetup,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.BeginTwoFactorSetupRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorSetup.SerializeToString,
+            ),
+            'EnableTwoFactor': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnableTwoFactor,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorBackupCodes.SerializeToString,
+            ),
+            'DisableTwoFactor': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableTwoFactor,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.SerializeToString,
+            ),
+            'RegenerateBackupCodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegenerateBackupCodes,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorBackupCodes.SerializeToString,
+            ),
+            'ResetTwoFactor': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetTwoFactor,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.SerializeToString,
+            ),
+            'CompleteTwoFactorLogin': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteTwoFactorLogin,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.CompleteTwoFactorLoginRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.LoginResponse.SerializeToString,
+            ),
+            'ListPasskeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPasskeys,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListPasskeysResponse.SerializeToString,
+            ),
+            'AddPasskey': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddPasskey,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.AddPasskeyRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.Passkey.SerializeToString,
+            ),
+            'DeletePasskey': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePasskey,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeletePasskeyRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeletePasskeyResponse.SerializeToString,
+            ),
+            'GetPasskey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPasskey,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetPasskeyRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.Passkey.SerializeToString,
+            ),
+            'SignInWithPasskey': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignInWithPasskey,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SignInWithPasskeyRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.LoginResponse.SerializeToString,
             ),
             'Authenticate': grpc.unary_unary_rpc_method_handler(
                     servicer.Authenticate,
@@ -2199,6 +2392,330 @@ class AccountsService:
             '/veloera.accounts.v1.AccountsService/HitRateLimit',
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.HitRateLimitRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.HitRateLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTwoFactorStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/GetTwoFactorStatus',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BeginTwoFactorSetup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/BeginTwoFactorSetup',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.BeginTwoFactorSetupRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorSetup.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnableTwoFactor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/EnableTwoFactor',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorBackupCodes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableTwoFactor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/DisableTwoFactor',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegenerateBackupCodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/RegenerateBackupCodes',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorBackupCodes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetTwoFactor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/ResetTwoFactor',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteTwoFactorLogin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/CompleteTwoFactorLogin',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.CompleteTwoFactorLoginRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPasskeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/ListPasskeys',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListPasskeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddPasskey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/AddPasskey',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.AddPasskeyRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.Passkey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePasskey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/DeletePasskey',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeletePasskeyRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeletePasskeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPasskey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/GetPasskey',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetPasskeyRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.Passkey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignInWithPasskey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/SignInWithPasskey',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.SignInWithPasskeyRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.LoginResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -83,6 +83,19 @@ class AccountsServiceStub:
     ResetPassword: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ResetPasswordRequest, _accounts_pb2.ResetPasswordResponse]
     HitRateLimit: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.HitRateLimitRequest, _accounts_pb2.HitRateLimitResponse]
     """Sliding-window request counters shared by every web replica (console rate limits)."""
+    GetTwoFactorStatus: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorUserRequest, _accounts_pb2.TwoFactorStatus]
+    """TOTP two-factor authentication and passkeys (WebAuthn credentials)."""
+    BeginTwoFactorSetup: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.BeginTwoFactorSetupRequest, _accounts_pb2.TwoFactorSetup]
+    EnableTwoFactor: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorCodeRequest, _accounts_pb2.TwoFactorBackupCodes]
+    DisableTwoFactor: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorCodeRequest, _accounts_pb2.TwoFactorStatus]
+    RegenerateBackupCodes: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorCodeRequest, _accounts_pb2.TwoFactorBackupCodes]
+    ResetTwoFactor: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorUserRequest, _accounts_pb2.TwoFactorStatus]
+    CompleteTwoFactorLogin: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.CompleteTwoFactorLoginRequest, _accounts_pb2.LoginResponse]
+    ListPasskeys: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorUserRequest, _accounts_pb2.ListPasskeysResponse]
+    AddPasskey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.AddPasskeyRequest, _accounts_pb2.Passkey]
+    DeletePasskey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.DeletePasskeyRequest, _accounts_pb2.DeletePasskeyResponse]
+    GetPasskey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetPasskeyRequest, _accounts_pb2.Passkey]
+    SignInWithPasskey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.SignInWithPasskeyRequest, _accounts_pb2.LoginResponse]
     Authenticate: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateRequest, _accounts_pb2.AuthenticateResponse]
     GetRoutingSnapshot: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingSnapshotRequest, _accounts_pb2.RoutingSnapshot]
     GetRoutingDelta: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingDeltaRequest, _accounts_pb2.RoutingDelta]
@@ -140,6 +153,19 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     ResetPassword: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ResetPasswordRequest, _accounts_pb2.ResetPasswordResponse]  # type: ignore[assignment]
     HitRateLimit: _aio.UnaryUnaryMultiCallable[_accounts_pb2.HitRateLimitRequest, _accounts_pb2.HitRateLimitResponse]  # type: ignore[assignment]
     """Sliding-window request counters shared by every web replica (console rate limits)."""
+    GetTwoFactorStatus: _aio.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorUserRequest, _accounts_pb2.TwoFactorStatus]  # type: ignore[assignment]
+    """TOTP two-factor authentication and passkeys (WebAuthn credentials)."""
+    BeginTwoFactorSetup: _aio.UnaryUnaryMultiCallable[_accounts_pb2.BeginTwoFactorSetupRequest, _accounts_pb2.TwoFactorSetup]  # type: ignore[assignment]
+    EnableTwoFactor: _aio.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorCodeRequest, _accounts_pb2.TwoFactorBackupCodes]  # type: ignore[assignment]
+    DisableTwoFactor: _aio.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorCodeRequest, _accounts_pb2.TwoFactorStatus]  # type: ignore[assignment]
+    RegenerateBackupCodes: _aio.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorCodeRequest, _accounts_pb2.TwoFactorBackupCodes]  # type: ignore[assignment]
+    ResetTwoFactor: _aio.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorUserRequest, _accounts_pb2.TwoFactorStatus]  # type: ignore[assignment]
+    CompleteTwoFactorLogin: _aio.UnaryUnaryMultiCallable[_accounts_pb2.CompleteTwoFactorLoginRequest, _accounts_pb2.LoginResponse]  # type: ignore[assignment]
+    ListPasskeys: _aio.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorUserRequest, _accounts_pb2.ListPasskeysResponse]  # type: ignore[assignment]
+    AddPasskey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.AddPasskeyRequest, _accounts_pb2.Passkey]  # type: ignore[assignment]
+    DeletePasskey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.DeletePasskeyRequest, _accounts_pb2.DeletePasskeyResponse]  # type: ignore[assignment]
+    GetPasskey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetPasskeyRequest, _accounts_pb2.Passkey]  # type: ignore[assignment]
+    SignInWithPasskey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.SignInWithPasskeyRequest, _accounts_pb2.LoginResponse]  # type: ignore[assignment]
     Authenticate: _aio.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateRequest, _accounts_pb2.AuthenticateResponse]  # type: ignore[assignment]
     GetRoutingSnapshot: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingSnapshotRequest, _accounts_pb2.RoutingSnapshot]  # type: ignore[assignment]
     GetRoutingDelta: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingDeltaRequest, _accounts_pb2.RoutingDelta]  # type: ignore[assignment]
@@ -488,6 +514,91 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.HitRateLimitResponse, _abc.Awaitable[_accounts_pb2.HitRateLimitResponse]]:
         """Sliding-window request counters shared by every web replica (console rate limits)."""
+
+    @_abc_1.abstractmethod
+    def GetTwoFactorStatus(
+        self,
+        request: _accounts_pb2.TwoFactorUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.TwoFactorStatus, _abc.Awaitable[_accounts_pb2.TwoFactorStatus]]:
+        """TOTP two-factor authentication and passkeys (WebAuthn credentials)."""
+
+    @_abc_1.abstractmethod
+    def BeginTwoFactorSetup(
+        self,
+        request: _accounts_pb2.BeginTwoFactorSetupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.TwoFactorSetup, _abc.Awaitable[_accounts_pb2.TwoFactorSetup]]: ...
+
+    @_abc_1.abstractmethod
+    def EnableTwoFactor(
+        self,
+        request: _accounts_pb2.TwoFactorCodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.TwoFactorBackupCodes, _abc.Awaitable[_accounts_pb2.TwoFactorBackupCodes]]: ...
+
+    @_abc_1.abstractmethod
+    def DisableTwoFactor(
+        self,
+        request: _accounts_pb2.TwoFactorCodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.TwoFactorStatus, _abc.Awaitable[_accounts_pb2.TwoFactorStatus]]: ...
+
+    @_abc_1.abstractmethod
+    def RegenerateBackupCodes(
+        self,
+        request: _accounts_pb2.TwoFactorCodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.TwoFactorBackupCodes, _abc.Awaitable[_accounts_pb2.TwoFactorBackupCodes]]: ...
+
+    @_abc_1.abstractmethod
+    def ResetTwoFactor(
+        self,
+        request: _accounts_pb2.TwoFactorUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.TwoFactorStatus, _abc.Awaitable[_accounts_pb2.TwoFactorStatus]]: ...
+
+    @_abc_1.abstractmethod
+    def CompleteTwoFactorLogin(
+        self,
+        request: _accounts_pb2.CompleteTwoFactorLoginRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.LoginResponse, _abc.Awaitable[_accounts_pb2.LoginResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListPasskeys(
+        self,
+        request: _accounts_pb2.TwoFactorUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ListPasskeysResponse, _abc.Awaitable[_accounts_pb2.ListPasskeysResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AddPasskey(
+        self,
+        request: _accounts_pb2.AddPasskeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.Passkey, _abc.Awaitable[_accounts_pb2.Passkey]]: ...
+
+    @_abc_1.abstractmethod
+    def DeletePasskey(
+        self,
+        request: _accounts_pb2.DeletePasskeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.DeletePasskeyResponse, _abc.Awaitable[_accounts_pb2.DeletePasskeyResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetPasskey(
+        self,
+        request: _accounts_pb2.GetPasskeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.Passkey, _abc.Awaitable[_accounts_pb2.Passkey]]: ...
+
+    @_abc_1.abstractmethod
+    def SignInWithPasskey(
+        self,
+        request: _accounts_pb2.SignInWithPasskeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.LoginResponse, _abc.Awaitable[_accounts_pb2.LoginResponse]]: ...
 
     @_abc_1.abstractmethod
     def Authenticate(

@@ -20,6 +20,8 @@ const ROUTES = [
   { path: "/setup", title: "nav.setup", role: GUEST, render: pub.setup },
   { path: "/oauth/github", title: "nav.login", role: GUEST, render: pub.oauthCallback },
   { path: "/oauth/oidc", title: "nav.login", role: GUEST, render: pub.oauthCallback },
+  { path: "/oauth/linuxdo", title: "nav.login", role: GUEST, render: pub.oauthCallback },
+  { path: "/oauth/idcflare", title: "nav.login", role: GUEST, render: pub.oauthCallback },
   { path: "/console", title: "nav.dashboard", role: USER, nav: true, render: user.dashboard },
   { path: "/console/token", title: "nav.keys", role: USER, nav: true, render: user.keys },
   { path: "/console/log", title: "nav.logs", role: USER, nav: true, render: user.logs },

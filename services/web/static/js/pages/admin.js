@@ -218,6 +218,12 @@ function adjustQuota(user, reload) {
   });
 }
 
+// For a user who lost both the authenticator and the backup codes.
+async function resetTwoFactor(user) {
+  if (!(await confirmDialog(t("user.confirmReset2fa", { name: user.username })))) return;
+  report(await api("DELETE", `/api/user/${user.id}/2fa`), t("common.saved"));
+}
+
 async function manage(user, action, reload) {
   if (action === "delete" && !(await confirmDialog(t("user.confirmDelete", { name: user.username })))) return;
   report(await api("POST", "/api/user/manage", { id: user.id, action }), t("common.saved"));
@@ -245,6 +251,7 @@ export async function users(page) {
         u.role === 1 && role() >= 100 ? h("button", { class: "ghost small", onclick: () => manage(u, "promote", reload) }, t("user.promote")) : null,
         u.role === 10 && role() >= 100 ? h("button", { class: "ghost small", onclick: () => manage(u, "demote", reload) }, t("user.demote")) : null,
         h("button", { class: "ghost small", onclick: () => manage(u, u.status === 1 ? "disable" : "enable", reload) }, t(u.status === 1 ? "common.disable" : "common.enable")),
+        h("button", { class: "ghost small", onclick: () => resetTwoFactor(u) }, t("user.reset2fa")),
         h("button", { class: "ghost small danger-text", onclick: () => manage(u, "delete", reload) }, t("common.delete"))) },
     ], reply.data.items), pager(current, 20, reply.data.total, (p) => { current = p; reload(); }));
   };

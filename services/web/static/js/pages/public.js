@@ -3,6 +3,7 @@ import { api, session, signedIn } from "../api.js";
 import { t } from "../i18n.js";
 import { copy, fieldRow, h, pageHeader, readForm, report, section, table, toast, when } from "../ui.js";
 import { marked } from "../../vendor/marked.esm.js";
+import { passkeySignIn, passkeysSupported, twoFactorStep } from "./security.js";
 
 // Markdown, HTML, a whole HTML document (in a frame) or a URL (in a frame), as upstream shows them.
 function richContent(text) {
@@ -118,6 +119,12 @@ export async function startOAuth(provider) {
     location.href = "https://github.com/login/oauth/authorize?" + new URLSearchParams({ client_id: s.github_client_id, state, scope: "user:email" });
     return;
   }
+  if (provider === "linuxdo" || provider === "idcflare") {
+    const host = provider === "linuxdo" ? "https://connect.linux.do" : "https://connect.idcflare.com";
+    location.href = host + "/oauth2/authorize?" + new URLSearchParams({ response_type: "code",
+      client_id: s[provider + "_client_id"], redirect_uri: location.origin + "/oauth/" + provider, state });
+    return;
+  }
   const url = new URL(s.oidc_authorization_endpoint);
   url.search = new URLSearchParams({ client_id: s.oidc_client_id, redirect_uri: location.origin + "/oauth/oidc",
     response_type: "code", scope: "openid profile email", state }).toString();
@@ -130,7 +137,43 @@ export function oauthProviders() {
   return [
     s.github_oauth && ["github", "auth.withGitHub", "github_id", "GitHub"],
     s.oidc_enabled && s.oidc_authorization_endpoint && ["oidc", "auth.withOIDC", "oidc_id", "OIDC"],
+    s.linuxdo_oauth && ["linuxdo", "auth.withLinuxDO", "linux_do_id", "LinuxDO"],
+    s.idcflare_oauth && ["idcflare", "auth.withIDCFlare", "idc_flare_id", "IDC Flare"],
   ].filter(Boolean);
+}
+
+// The Telegram login widget can only come from telegram.org: loaded only when the administrator
+// switched Telegram sign-in on. `path` is /api/oauth/telegram/login or /bind.
+export function telegramWidget(path, done, aff = "") {
+  const s = session.status || {};
+  const box = h("div", { class: "telegram-login" });
+  if (!s.telegram_oauth || !s.telegram_bot_name) return box;
+  const callback = "veloeraTelegramAuth";
+  window[callback] = async (user) => {
+    const reply = await api("GET", path + "?" + new URLSearchParams(aff ? { ...user, aff } : user));
+    if (report(reply)) await done(reply.data);
+  };
+  box.append(h("script", { async: true, src: "https://telegram.org/js/telegram-widget.js?22",
+    "data-telegram-login": s.telegram_bot_name, "data-size": "large", "data-onauth": callback + "(user)",
+    "data-request-access": "write" }));
+  return box;
+}
+
+// WeChat: the official account's QR code; the user sends it a message and types the code it
+// answers with. `path` is /api/oauth/wechat or /api/oauth/wechat/bind.
+export function wechatForm(path, done, aff = "") {
+  const s = session.status || {};
+  if (!s.wechat_login) return h("div");
+  const code = h("input", { id: "wechat-code", placeholder: t("auth.wechatCode") });
+  const form = h("form", { class: "inline", id: "wechat-form" },
+    s.wechat_qrcode ? h("img", { src: s.wechat_qrcode, alt: "WeChat", width: 160, height: 160 }) : "",
+    h("p", { class: "help" }, t("auth.wechatHelp")), code, " ", h("button", { type: "submit" }, t("auth.withWeChat")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const reply = await api("GET", path + "?" + new URLSearchParams(aff ? { code: code.value.trim(), aff } : { code: code.value.trim() }));
+    if (report(reply)) await done(reply.data);
+  });
+  return form;
 }
 
 function oauthButtons() {
@@ -150,23 +193,41 @@ async function finishSignIn(user, navigate, refreshUnread) {
   navigate(next && next.startsWith("/") ? next : "/console");
 }
 
+// A signed-in answer, or the second step when the account has two-factor authentication on.
+async function afterFirstFactor(page, data, navigate, refreshUnread) {
+  const done = (user) => finishSignIn(user, navigate, refreshUnread);
+  if (data && data.require_2fa) {
+    page.replaceChildren(pageHeader(t("sec.twoFactor")), twoFactorStep(done));
+    return;
+  }
+  await done(data);
+}
+
 export async function login(page, { navigate, refreshUnread }) {
   const fields = [
     { name: "username", label: t("auth.username"), required: true },
     { name: "password", label: t("auth.password"), type: "password", required: true },
   ];
   const widget = turnstileWidget();
+  const next = (data) => afterFirstFactor(page, data, navigate, refreshUnread);
   const form = authForm(fields, t("nav.login"), async (data) => {
     const reply = await api("POST", withTurnstile("/api/user/login", widget), data);
     if (!report(reply)) return;
-    await finishSignIn(reply.data, navigate, refreshUnread);
+    await next(reply.data);
   });
   form.insertBefore(widget, form.lastElementChild);
-  page.append(pageHeader(t("nav.login")), form, oauthButtons(),
+  const passkey = passkeysSupported()
+    ? h("button", { type: "button", class: "ghost", id: "passkey-login", onclick: async () => {
+      const user = await passkeySignIn();
+      if (user) await finishSignIn(user, navigate, refreshUnread);
+    } }, t("sec.withPasskey"))
+    : null;
+  page.append(pageHeader(t("nav.login")), form, h("p", { class: "oauth-buttons" }, passkey), oauthButtons(),
+    telegramWidget("/api/oauth/telegram/login", next), wechatForm("/api/oauth/wechat", next),
     h("p", null, h("a", { href: "/register" }, t("auth.noAccount")), " · ", h("a", { href: "/reset" }, t("auth.forgot"))));
 }
 
-// /oauth/github and /oauth/oidc: the provider's redirect; signs in, or binds when signed in.
+// /oauth/<provider>: the provider's redirect; signs in, or binds when signed in.
 export async function oauthCallback(page, { navigate, refreshUnread }) {
   const provider = location.pathname.split("/").pop();
   const params = new URLSearchParams(location.search);
@@ -174,7 +235,7 @@ export async function oauthCallback(page, { navigate, refreshUnread }) {
   const reply = await api("GET", `/api/oauth/${provider}?` + new URLSearchParams({ code: params.get("code") || "", state: params.get("state") || "" }));
   if (!report(reply)) { navigate(session.user ? "/console/personal" : "/login", true); return; }
   if (reply.data && reply.data.action === "bind") { toast(t("auth.bound")); navigate("/console/personal", true); return; }
-  await finishSignIn(reply.data, navigate, refreshUnread);
+  await afterFirstFactor(page, reply.data, navigate, refreshUnread);
 }
 
 export async function register(page, { navigate }) {
@@ -205,7 +266,10 @@ export async function register(page, { navigate }) {
       report(await api("GET", withTurnstile("/api/verification?email=" + encodeURIComponent(email), widget)), t("auth.codeSent"));
     } }, t("auth.sendCode")));
   }
-  page.append(form, oauthButtons());
+  // Telegram and WeChat register an unknown account as they sign in (with the invite code).
+  const signedUp = async (data) => { if (data && !data.require_2fa) await finishSignIn(data, navigate, () => {}); };
+  page.append(form, oauthButtons(), telegramWidget("/api/oauth/telegram/login", signedUp, aff),
+    wechatForm("/api/oauth/wechat", signedUp, aff));
 }
 
 export async function reset(page) {

@@ -3,12 +3,14 @@ import { api, relayBase, role, session } from "../api.js";
 import { t } from "../i18n.js";
 import {
   confirmDialog, copy, fieldRow, formDialog, fromLocalInput, h, money, pageHeader, pager, readForm,
-  report, section, table, toLocalInput, when,
+  report, section, table, toast, toLocalInput, when,
 } from "../ui.js";
 import { marked } from "../../vendor/marked.esm.js";
-import { oauthProviders, startOAuth, turnstileWidget, withTurnstile } from "./public.js";
+import { oauthProviders, startOAuth, telegramWidget, turnstileWidget, wechatForm, withTurnstile } from "./public.js";
+import { passkeysSection, twoFactorSection } from "./security.js";
 
-// GitHub / OIDC bindings: bind goes through the provider (the callback binds when signed in).
+// Third-party bindings: OAuth ones go through the provider (the callback binds when signed in);
+// Telegram and WeChat bind with their widget or code right here.
 function oauthBindings(me, refreshUser) {
   const box = h("div");
   const render = (user) => box.replaceChildren(...oauthProviders().map(([provider, , field, name]) =>
@@ -18,7 +20,16 @@ function oauthBindings(me, refreshUser) {
       } }, t("me.unbind"))
       : h("button", { class: "ghost small", id: "bind-" + provider, onclick: () => startOAuth(provider) }, t("me.bind")))));
   render(me);
-  return box;
+  const bound = async () => { toast(t("auth.bound"), true); render(await refreshUser()); };
+  const s = session.status || {};
+  const messenger = (provider, field, name, widget) => (me[field]
+    ? h("p", null, name, ": ", me[field], " ", h("button", { class: "ghost small", id: "unbind-" + provider, onclick: async () => {
+      if (report(await api("DELETE", `/api/oauth/${provider}/bind`), t("common.saved"))) location.reload();
+    } }, t("me.unbind")))
+    : h("div", null, h("p", null, name, ": -"), widget));
+  return h("div", null, box,
+    s.telegram_oauth ? messenger("telegram", "telegram_id", "Telegram", telegramWidget("/api/oauth/telegram/bind", bound)) : null,
+    s.wechat_login ? messenger("wechat", "wechat_id", "WeChat", wechatForm("/api/oauth/wechat/bind", bound)) : null);
 }
 
 function card(label, value, id) {
@@ -502,7 +513,9 @@ export async function personal(page, { refreshUser }) {
   page.append(pageHeader(t("nav.personal")),
     section(t("me.profile"), h("p", null, t("auth.username"), ": ", h("strong", null, me.username), " · ", t("me.group"), ": ", me.group, " · ", t("me.email"), ": ", me.email || "-"), profile),
     section(t("me.bindEmail"), emailBinding(refreshUser)),
-    oauthProviders().length ? section(t("me.bindings"), oauthBindings(me, refreshUser)) : null,
+    oauthProviders().length || s.telegram_oauth || s.wechat_login ? section(t("me.bindings"), oauthBindings(me, refreshUser)) : null,
+    twoFactorSection(),
+    passkeysSection(),
     section(t("me.password"), password),
     section(t("me.accessToken"), access),
     section(t("me.sessions"), await sessions()));
