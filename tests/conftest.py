@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from services.cli.infra import (
@@ -148,3 +150,20 @@ def fake_openai() -> Iterator[FakeOpenAI]:
         yield fake
     finally:
         fake.stop()
+
+
+@pytest.fixture
+async def closes_clients(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Closes every httpx client the test opened: the sign-in tests make many short-lived
+    consoles (one per login step), and one left open fails the run with a ResourceWarning."""
+    opened: list[httpx.AsyncClient] = []
+    original = httpx.AsyncClient.__init__
+
+    def tracking(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(httpx.AsyncClient, "__init__", tracking)
+    yield
+    for client in opened:
+        await client.aclose()

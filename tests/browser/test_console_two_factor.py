@@ -16,7 +16,7 @@ from playwright.async_api import expect
 from tests.browser.conftest import Site, Tab, TabFactory, sign_in
 from tests.helpers import create_user
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("closes_clients")]
 
 
 async def session_of(tab: Tab, site: Site, user_id: int) -> bool:

@@ -19,7 +19,7 @@ from services.web.settings import load_settings
 from tests.fakes.authenticator import SoftAuthenticator
 from tests.helpers import create_user, root_console, unique_name
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("closes_clients")]
 
 ORIGIN = "http://console.test"
 PASSWORD = "password123"

@@ -22,7 +22,7 @@ from services.web.settings import load_settings
 from tests.fakes.signin import FakeOAuthProvider, FakeWeChatServer, LoopbackServer
 from tests.helpers import ROOT_PASSWORD, ROOT_USERNAME, Console, create_user, root_console
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("closes_clients")]
 
 CLIENT_ID, CLIENT_SECRET = "discourse-client", "discourse-secret-0123456789"
 BOT_TOKEN = "123456:telegram-bot-token"

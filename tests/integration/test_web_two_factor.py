@@ -17,7 +17,7 @@ from tests.helpers import Console, create_user, root_console
 from tests.integration import test_web_oauth as oauth
 from tests.integration.test_web_oauth import github_user
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("closes_clients")]
 
 PASSWORD = "password123"
 # Wrong codes count as failed logins per address: these tests come from their own addresses
