@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import aiohttp
 import grpc
 
 from services.web.settings import Settings
@@ -23,6 +24,8 @@ class Deps:
     accounts: AccountsServiceAsyncStub
     billing: BillingServiceAsyncStub
     channels: list[grpc.aio.Channel]
+    # Upstream calls of channel tests, balance queries and model lists (admin actions).
+    probe_session: aiohttp.ClientSession
     started_at: int = field(default_factory=lambda: int(time.time()))
 
     @property

@@ -53,6 +53,11 @@ class Settings:
     oauth_timeout: float = 10.0
     github_token_url: str = GITHUB_TOKEN_URL
     github_user_url: str = GITHUB_USER_URL
+    # Channel tests, balance queries and model lists call upstreams from here (admin actions):
+    # each call is bounded by CHANNEL_PROBE_TIMEOUT; private upstream addresses only when the
+    # operator allows them, as in the relay.
+    channel_probe_timeout: float = 30.0
+    channel_private_addresses: bool = False
 
 
 def _rate_limit(env: Env, prefix: str, limit: int, seconds: int) -> RateLimit:
@@ -97,6 +102,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         oauth_timeout=max(env.float("OAUTH_TIMEOUT", 10.0), 0.1),
         github_token_url=env.str("GITHUB_OAUTH_TOKEN_URL", GITHUB_TOKEN_URL),
         github_user_url=env.str("GITHUB_USER_URL", GITHUB_USER_URL),
+        channel_probe_timeout=max(env.float("CHANNEL_PROBE_TIMEOUT", 30.0), 0.1),
+        channel_private_addresses=env.bool("CHANNEL_PRIVATE_ADDRESSES", False),
     )
     env.check(service="web")
     if errors:
