@@ -86,7 +86,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     ADMIN: ALL_RPCS,
 }
 # Callers a server must know (it refuses to start without their tokens); the others are optional.
-REQUIRED_CALLERS = (RELAY, WEB)
+REQUIRED_CALLERS = (RELAY, WEB, TASKS)
 
 
 def token_variable(caller: str) -> str:

@@ -11,9 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
+from services.shared import internal_auth
+from services.shared.config import Secret
+from services.tasks import channel_jobs
+from services.tasks.settings import Settings
+from tests.conftest import Infra
 from tests.e2e.test_chat_flow import eventually
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.helpers import Console, create_channel, create_user, root_console
+from tests.helpers import PLANE, Console, create_channel, create_user, root_console
 
 ENABLED, MANUAL, AUTO = 1, 2, 3
 
@@ -258,3 +263,48 @@ async def test_bad_requests_get_clear_failures(
     async with httpx.AsyncClient(base_url=web_url) as anonymous:
         reply = await anonymous.get(f"/api/channel/test/{channel_id}")
         assert reply.status_code == 401 and reply.json()["success"] is False
+
+
+@pytest.fixture
+async def scheduled(accounts_addr: str, infra: Infra) -> AsyncIterator[None]:
+    """The tasks service's scheduled channel jobs, in this process, every 0.6 s, calling
+    accounts with the tasks service's own credential."""
+    token = PLANE[internal_auth.token_variable(internal_auth.TASKS)]
+    settings = Settings(
+        database_url=infra.database_url, nats_url="", nats_password=Secret(""),
+        bind_host="127.0.0.1", metrics_port=0, log_level="INFO", fetch_batch=1,
+        fetch_timeout=1.0, update_task=False, channel_test_minutes=0.01,
+        channel_update_minutes=0.01, accounts_addr=accounts_addr,
+        credential=internal_auth.Credential(internal_auth.TASKS, Secret(token)),
+        channel_probe_timeout=3.0, channel_private_addresses=True,
+    )  # fmt: skip
+    async with channel_jobs.running(settings) as jobs:
+        assert len(jobs) == 2
+        yield
+
+
+async def test_scheduled_tests_disable_a_failing_channel_and_re_enable_it_once_it_recovers(
+    root: Console, upstream: FakeOpenAI, scheduled: None
+) -> None:
+    failing = await create_channel(root, base_url=upstream.url, models=["sched-recover"])
+    by_hand = await create_channel(
+        root, base_url=upstream.url, models=["sched-manual"], status=MANUAL
+    )
+    balance = await create_channel(root, base_url=upstream.url, models=["sched-b"], type=43)
+    upstream.force_status = 401
+
+    async def status_is(channel_id: int, status: int) -> dict[str, Any] | None:
+        item = await channel(root, channel_id)
+        return item if item["status"] == status and item["test_time"] > 0 else None
+
+    await eventually(lambda: status_is(failing, AUTO), within=30.0)
+    upstream.force_status = None
+    await eventually(lambda: status_is(failing, ENABLED), within=30.0)
+    tested = await eventually(lambda: status_is(by_hand, MANUAL), within=30.0)
+    assert tested["status"] == MANUAL  # tested with the rest, never re-enabled
+
+    async def refreshed() -> dict[str, Any] | None:
+        item = await channel(root, balance)
+        return item if item["balance_updated_time"] > 0 else None
+
+    assert (await eventually(refreshed, within=30.0))["balance"] == pytest.approx(12.5)
