@@ -16,7 +16,8 @@ from services.shared.config import Secret
 from services.tasks import channel_jobs
 from services.tasks.settings import Settings
 from tests.conftest import Infra
-from tests.e2e.test_chat_flow import eventually
+from tests.e2e.relay_kit import world as world
+from tests.e2e.test_chat_flow import World, eventually, new_customer
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.helpers import PLANE, Console, create_channel, create_user, root_console
 
@@ -308,3 +309,26 @@ async def test_scheduled_tests_disable_a_failing_channel_and_re_enable_it_once_i
         return item if item["balance_updated_time"] > 0 else None
 
     assert (await eventually(refreshed, within=30.0))["balance"] == pytest.approx(12.5)
+
+
+async def test_the_relay_stops_and_resumes_routing_with_the_tests_verdict(
+    root: Console, upstream: FakeOpenAI, world: World
+) -> None:
+    customer = await new_customer(world, base_url=upstream.url)
+    body = {"model": customer.model, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"Authorization": f"Bearer sk-{customer.key}"}
+
+    async def relay_answers(status: int) -> dict[str, Any] | None:
+        async with httpx.AsyncClient(base_url=world.relay_url, timeout=10.0) as client:
+            reply = await client.post("/v1/chat/completions", json=body, headers=headers)
+        return reply.json() if reply.status_code == status else None
+
+    upstream.force_status = 401
+    assert (await run_test(root, customer.channel_id))["data"]["channel_disabled"]
+    upstream.force_status = None  # the upstream works again, but the channel is off
+    refused = await eventually(lambda: relay_answers(503), within=5.0)
+    assert refused["error"]["code"] == "no_available_channel"
+
+    assert (await run_test(root, customer.channel_id))["data"]["channel_enabled"]
+    served = await eventually(lambda: relay_answers(200), within=5.0)
+    assert served["choices"][0]["message"]["content"] == upstream.reply_text
