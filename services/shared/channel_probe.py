@@ -11,6 +11,7 @@ refused unless the operator allows those (CHANNEL_PRIVATE_ADDRESSES), as the rel
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from services.relay import endpoints, shaping
 from services.relay.adaptors import Adaptors
 from services.relay.adaptors.base import Outgoing, Target
 from services.relay.routing import ChannelInfo, channel_from_proto
+from services.relay.scrub import scrub
 from services.relay.upstream import (
     UPSTREAM_ERRORS,
     UpstreamFailure,
@@ -137,31 +139,33 @@ async def probe_key(
         finally:
             response.release()
     except UpstreamFailure as failure:
-        return _failed(result, failure)
+        return _failed(result, failure, key.key)
     except (TimeoutError, *UPSTREAM_ERRORS) as exc:
-        return _failed(result, failure_of(exc))
+        return _failed(result, failure_of(exc), key.key)
     try:
         payload = orjson.loads(adaptor.convert_response(target, data))
     except (orjson.JSONDecodeError, ValueError):
         return result(False, status_code=200, message="the upstream's answer is not JSON")
     if not isinstance(payload, dict) or "error" in payload:
         message, error = parse_error_body(200, data)
-        return _failed(result, UpstreamFailure("status", 200, message, error=error))
+        return _failed(result, UpstreamFailure("status", 200, message, error=error), key.key)
     return result(True, status_code=200)
 
 
-def _failed(result: Any, failure: UpstreamFailure) -> KeyTestResult:
+def _failed(
+    result: Callable[..., KeyTestResult], failure: UpstreamFailure, key: str
+) -> KeyTestResult:
+    """The failed result; the upstream's message without the key or addresses it may quote."""
     error = failure.error or {}
     code = error.get("code")
     kind = error.get("type")
-    built: KeyTestResult = result(
+    return result(
         False,
         status_code=failure.status,
         error_type=kind if isinstance(kind, str) else "",
         error_code=code if isinstance(code, str) else "",
-        message=failure.message,
+        message=scrub(failure.message, [key]),
     )
-    return built
 
 
 # ---------------------------------------------------------------- GET helpers
@@ -194,8 +198,10 @@ async def _get_json(
     *,
     timeout: float,
     proxy: str,
+    key: str,
 ) -> Any:
-    """GET `url` and decode its JSON; any failure is a ProbeError with the upstream's message."""
+    """GET `url` and decode its JSON; any failure is a ProbeError with the upstream's message
+    (scrubbed of the key and of addresses)."""
     try:
         async with session.get(
             url,
@@ -210,7 +216,7 @@ async def _get_json(
         raise ProbeError(failure_of(exc).message) from None
     if status != 200:
         message, _ = parse_error_body(status, data)
-        raise ProbeError(f"upstream answered {status}: {message}")
+        raise ProbeError(f"upstream answered {status}: {scrub(message, [key])}")
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -247,7 +253,9 @@ async def query_balance(
     auth = {"Authorization": f"Bearer {key}"}
 
     async def get(url: str) -> Any:
-        return await _get_json(session, url, auth, timeout=timeout, proxy=info.setting.proxy)
+        return await _get_json(
+            session, url, auth, timeout=timeout, proxy=info.setting.proxy, key=key
+        )
 
     if channel.type in (OPENAI, CUSTOM):
         return await _openai_balance(get, base)
@@ -320,10 +328,13 @@ async def list_models(
     """The upstream's model ids (`/v1/models`; Gemini's OpenAI-compatible list, Anthropic's
     list with x-api-key, other types through their adaptor's path prefix and auth)."""
     info = _checked(channel, allow_private=allow_private)
-    url, headers = _models_request(channel, info, first_key(channel))
+    key = first_key(channel)
+    url, headers = _models_request(channel, info, key)
     if not url.startswith(("http://", "https://")):
         raise ProbeError("the channel has no base URL")
-    payload = await _get_json(session, url, headers, timeout=timeout, proxy=info.setting.proxy)
+    payload = await _get_json(
+        session, url, headers, timeout=timeout, proxy=info.setting.proxy, key=key
+    )
     return _model_ids(payload)
 
 

@@ -121,6 +121,18 @@ async def test_a_failing_channel_is_disabled_and_re_enabled_once_it_recovers(
     assert [k["status"] for k in stored["keys"]] == [ENABLED]
 
 
+async def test_a_failure_never_shows_or_stores_the_key(root: Console, upstream: FakeOpenAI) -> None:
+    key = "sk-secret-" + "d" * 24
+    channel_id = await create_channel(
+        root, base_url=upstream.url, models=["fake-leak-401"], key=key
+    )
+    failed = await run_test(root, channel_id)  # the upstream quotes the key and an address
+    assert not failed["success"] and "Incorrect API key" in failed["message"]
+    stored = await channel(root, channel_id)
+    for text in (failed["message"], stored["status_reason"], stored["keys"][0]["last_error"]):
+        assert key not in text and "10.20.30.40" not in text and text
+
+
 async def test_a_transient_failure_does_not_disable(root: Console, upstream: FakeOpenAI) -> None:
     channel_id = await create_channel(root, base_url=upstream.url, models=["health-502"])
     upstream.force_status = 502
@@ -197,6 +209,20 @@ async def test_balance_is_queried_and_stored(
     assert data["balance"] == pytest.approx(upstream.credit_usd - upstream.used_usd)
     stored = await channel(root, channel_id)
     assert stored["balance"] == pytest.approx(12.5) and stored["balance_updated_time"] > 0
+
+
+async def test_update_all_balances_runs_in_the_background(
+    root: Console, upstream: FakeOpenAI
+) -> None:
+    channel_id = await create_channel(root, base_url=upstream.url, models=["b-all"], type=40)
+    started = await root.envelope("GET", "/api/channel/update_balance")
+    assert started["success"], started["message"]
+
+    async def refreshed() -> dict[str, Any] | None:
+        item = await channel(root, channel_id)
+        return item if item["balance_updated_time"] > 0 else None
+
+    assert (await eventually(refreshed, within=30.0))["balance"] == pytest.approx(12.5)
 
 
 async def test_balance_of_a_type_without_a_balance_api_is_a_clear_failure(

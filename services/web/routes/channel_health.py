@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,7 +26,6 @@ from services.web.api import ROLE_ADMIN, ApiError, Call, bad_request, endpoint, 
 logger = logging.getLogger(__name__)
 
 MAX_KEY_INDEX = 10_000
-_BACKGROUND = "channel_health_jobs"
 
 
 def _probing(call: Call) -> channel_checks.Probing:
@@ -100,25 +100,24 @@ async def test_channel(call: Call) -> JSONResponse:
     return _test_reply(outcome)
 
 
-def _start(call: Call, name: str, job: Any) -> None:
+def _start(call: Call, name: str, job: Callable[[], Coroutine[Any, Any, int]]) -> None:
     """Run `job` in the background unless the same job already runs in this process."""
-    app: Starlette = call.request.app
-    jobs: dict[str, asyncio.Task[Any]] = app.state.__dict__.setdefault(_BACKGROUND, {})
+    jobs = call.deps.background
     running = jobs.get(name)
     if running is not None and not running.done():
         raise ApiError("this job is already running; wait for it to finish")
-    jobs[name] = asyncio.create_task(job, name=f"channel-{name}")
+    jobs[name] = asyncio.create_task(_logged(name, job()), name=f"channel-{name}")
 
 
 async def stop_background(app: Starlette) -> None:
     """Cancel background jobs at shutdown."""
-    jobs: dict[str, asyncio.Task[Any]] = app.state.__dict__.get(_BACKGROUND, {})
+    jobs: dict[str, asyncio.Task[Any]] = app.state.deps.background
     for task in jobs.values():
         task.cancel()
     await asyncio.gather(*jobs.values(), return_exceptions=True)
 
 
-async def _logged(name: str, job: Any) -> None:
+async def _logged(name: str, job: Coroutine[Any, Any, int]) -> None:
     try:
         count = await job
     except Exception:
@@ -129,7 +128,8 @@ async def _logged(name: str, job: Any) -> None:
 
 @endpoint(ROLE_ADMIN)
 async def test_all_channels(call: Call) -> str:
-    _start(call, "test", _logged("test", channel_checks.run_all_tests(_probing(call))))
+    probing = _probing(call)
+    _start(call, "test", lambda: channel_checks.run_all_tests(probing))
     return "testing every channel in the background; refresh the list to see the results"
 
 
@@ -145,8 +145,8 @@ async def update_balance(call: Call) -> dict[str, Any]:
 
 @endpoint(ROLE_ADMIN)
 async def update_all_balances(call: Call) -> str:
-    job = channel_checks.update_all_balances(_probing(call))
-    _start(call, "balance", _logged("balance update", job))
+    probing = _probing(call)
+    _start(call, "balance update", lambda: channel_checks.update_all_balances(probing))
     return "updating the balance of every enabled channel in the background"
 
 
