@@ -1,7 +1,7 @@
 """Scheduled channel health (upstream `main.go`: AutomaticallyTestChannels every
 CHANNEL_TEST_FREQUENCY minutes, AutomaticallyUpdateChannels every CHANNEL_UPDATE_FREQUENCY
 minutes): each runs in exactly one tasks replica at a time (services/shared/singleton.py) and
-goes through services/shared/channel_checks.py, as the console's manual runs do.
+goes through services/relay/health/checks.py, as the console's manual runs do.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from veloera.accounts.v1 import accounts_pb2_grpc
 
-from services.shared import channel_checks, singleton
-from services.shared.channel_probe import open_session
+from services.relay.health import checks as channel_checks
+from services.relay.health.probe import open_session
+from services.shared import singleton
 from services.shared.grpcutil import open_channel
 from services.tasks.settings import Settings
 

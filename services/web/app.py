@@ -15,8 +15,8 @@ from starlette.staticfiles import StaticFiles
 from veloera.accounts.v1 import accounts_pb2_grpc
 from veloera.billing.v1 import billing_pb2_grpc
 
+from services.relay.health.probe import open_session
 from services.shared.access_log import AccessLogMiddleware
-from services.shared.channel_probe import open_session
 from services.shared.grpcutil import open_channel
 from services.web.body_limit import BodyLimitMiddleware
 from services.web.deps import Deps

@@ -2,7 +2,7 @@
 `controller/channel-test.go`, `controller/channel-billing.go`, `controller/channel.go`).
 
 A manual test or balance query runs here, through the same code the tasks service schedules
-(services/shared/channel_checks.py); accounts records the result and applies the auto-disable
+(services/relay/health/checks.py); accounts records the result and applies the auto-disable
 and auto-enable rules. "Test all" and "update all balances" return at once and run in the
 background, as upstream does (a second start while one runs in this process is refused).
 """
@@ -19,8 +19,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from veloera.accounts.v1 import accounts_pb2
 
-from services.shared import channel_checks, channel_probe
-from services.shared.channel_probe import ProbeError
+from services.relay.health import checks as channel_checks
+from services.relay.health import probe as channel_probe
+from services.relay.health.probe import ProbeError
 from services.web.api import ROLE_ADMIN, ApiError, Call, bad_request, endpoint, parse_int
 
 logger = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Channel tests and balance refreshes end to end: read the channel with its keys from accounts,
-call the upstream (channel_probe), record the result in accounts, which applies the
+call the upstream (probe.py), record the result in accounts, which applies the
 auto-disable / auto-enable rules and tells the relays.
 
 Used by the console for manual runs and by the tasks service for the scheduled ones
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import aiohttp
 from veloera.accounts.v1 import accounts_pb2
 
-from services.shared import channel_probe
-from services.shared.channel_probe import KeyTestResult, ProbeError
+from services.relay.health import probe as channel_probe
+from services.relay.health.probe import KeyTestResult, ProbeError
 
 if TYPE_CHECKING:
     from veloera.accounts.v1.accounts_pb2_grpc import AccountsServiceAsyncStub
