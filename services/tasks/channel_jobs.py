@@ -62,6 +62,7 @@ async def running(settings: Settings) -> AsyncIterator[list[asyncio.Task[None]]]
         timeout=settings.channel_probe_timeout,
         rpc_timeout=RPC_TIMEOUT,
         allow_private=settings.channel_private_addresses,
+        pause=settings.polling_interval,
     )
     tasks = [
         asyncio.create_task(singleton.run_in_one_replica(settings.database_url, name, job))

@@ -32,6 +32,7 @@ class Settings:
     credential: Credential | None = None
     channel_probe_timeout: float = 30.0
     channel_private_addresses: bool = False
+    polling_interval: float = 0.0  # POLLING_INTERVAL: pause between channels in a scheduled run
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -46,12 +47,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fetch_batch=env.int("TASKS_FETCH_BATCH", 16),
         fetch_timeout=env.float("TASKS_FETCH_TIMEOUT", 5.0),
         update_task=env.bool("UPDATE_TASK", True),
-        channel_test_minutes=_minutes(env, "CHANNEL_TEST_FREQUENCY"),
-        channel_update_minutes=_minutes(env, "CHANNEL_UPDATE_FREQUENCY"),
+        channel_test_minutes=_duration(env, "CHANNEL_TEST_FREQUENCY", "minutes"),
+        channel_update_minutes=_duration(env, "CHANNEL_UPDATE_FREQUENCY", "minutes"),
         accounts_addr=env.str("ACCOUNTS_ADDR", "127.0.0.1:50051"),
         credential=_credential(env),
         channel_probe_timeout=max(env.float("CHANNEL_PROBE_TIMEOUT", 30.0), 0.1),
         channel_private_addresses=env.bool("CHANNEL_PRIVATE_ADDRESSES", False),
+        polling_interval=_duration(env, "POLLING_INTERVAL", "seconds"),
     )
     if (settings.channel_test_minutes or settings.channel_update_minutes) and not (
         settings.credential
@@ -64,11 +66,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return settings
 
 
-def _minutes(env: Env, name: str) -> float:
-    """Minutes between runs (fractions allowed); unset or 0: off."""
+def _duration(env: Env, name: str, unit: str) -> float:
+    """A non-negative duration in `unit` (fractions allowed; unset: 0, which means off for
+    the frequencies)."""
     value = env.float(name, 0.0)
     if not math.isfinite(value) or value < 0:
-        env.fail(f"{name} must be a number of minutes (0 or unset: off)")
+        env.fail(f"{name} must be a number of {unit}, 0 or more")
         return 0.0
     return value
 

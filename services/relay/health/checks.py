@@ -38,6 +38,7 @@ class Probing:
     timeout: float
     rpc_timeout: float
     allow_private: bool
+    pause: float = 0.0  # POLLING_INTERVAL: seconds between channels in test-all / update-all
 
 
 @dataclass(slots=True)
@@ -137,7 +138,9 @@ async def run_all_tests(probing: Probing) -> int:
     """upstream `testAllChannels`: every channel in turn; a channel that cannot be tested is
     logged and skipped. Returns how many channels were tested."""
     tested = 0
-    for channel in await load_all(probing):
+    for index, channel in enumerate(await load_all(probing)):
+        if index and probing.pause:
+            await asyncio.sleep(probing.pause)
         try:
             outcome = await run_channel_test(probing, channel)
         except ProbeError as exc:
@@ -170,6 +173,8 @@ async def update_all_balances(probing: Probing) -> int:
     for channel in await load_all(probing):
         if channel.status != ENABLED or channel.type not in channel_probe.BALANCE_TYPES:
             continue
+        if updated and probing.pause:
+            await asyncio.sleep(probing.pause)
         try:
             await update_balance(probing, channel)
         except ProbeError as exc:

@@ -37,6 +37,7 @@ def _probing(call: Call) -> channel_checks.Probing:
         timeout=deps.settings.channel_probe_timeout,
         rpc_timeout=deps.timeout,
         allow_private=deps.settings.channel_private_addresses,
+        pause=deps.settings.polling_interval,
     )
 
 
