@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import aiohttp
+import grpc
 from veloera.accounts.v1 import accounts_pb2
 
 from services.relay.health import probe as channel_probe
@@ -146,6 +147,10 @@ async def run_all_tests(probing: Probing) -> int:
         except ProbeError as exc:
             logger.info("channel %d not tested: %s", channel.id, exc)
             continue
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            continue  # deleted, or its keys replaced, while the run went on
         tested += 1
         if outcome.disabled or outcome.enabled:
             logger.info(
@@ -180,5 +185,9 @@ async def update_all_balances(probing: Probing) -> int:
         except ProbeError as exc:
             logger.info("channel %d balance not updated: %s", channel.id, exc)
             continue
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            continue  # deleted while the run went on
         updated += 1
     return updated
