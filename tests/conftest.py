@@ -31,6 +31,7 @@ class Infra:
     nats_url: str  # as the unrestricted admin user, password included
     work_dir: Path
     nats: EmbeddedNats | None = None  # fault tests restart it (and start it again)
+    postgres: EmbeddedPostgres | None = None  # fault tests crash it (and start it again)
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +44,9 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
         nats.start()
         asyncio.run(run_migrations(pg.dsn))
         admin_url = nats.url_for(nats_auth.ADMIN)
-        yield Infra(database_url=pg.dsn, nats_url=admin_url, work_dir=work_dir, nats=nats)
+        yield Infra(
+            database_url=pg.dsn, nats_url=admin_url, work_dir=work_dir, nats=nats, postgres=pg
+        )
     finally:
         nats.stop()
         pg.stop()
@@ -61,6 +64,9 @@ def service_env(infra: Infra) -> dict[str, str]:
         "GLOBAL_WEB_RATE_LIMIT_ENABLE": "false",
         "CRITICAL_RATE_LIMIT_ENABLE": "false",
         "CHANNEL_PRIVATE_ADDRESSES": "true",  # the fake upstreams listen on loopback
+        "WEBHOOK_PRIVATE_ADDRESSES": "true",  # so do the notification tests' webhook receivers
+        "NOTIFY_RETRY_SECONDS": "0.2",  # a failing webhook is retried (and given up) quickly
+        "NOTIFY_MAX_ATTEMPTS": "3",
         "RELAY_METRICS_TOKEN": METRICS_TOKEN,
     }
 

@@ -18,6 +18,7 @@ from services.accounts.channel_types import (
 )
 from services.shared.addresses import is_private_host
 from services.shared.errors import InvalidArgument
+from services.shared.numbers import ascii_int
 
 JSON_OBJECT_FIELDS = ("model_mapping", "status_code_mapping", "setting", "param_override")
 SETTING_FIELDS = frozenset({"force_format", "thinking_to_content", "proxy", "stream_support"})
@@ -103,7 +104,8 @@ def check_status_code_mapping(text: str) -> str:
 
 def _is_status(value: Any) -> bool:
     text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
-    return text.isdigit() and 100 <= int(text) <= 599
+    code = ascii_int(text, max_digits=3)
+    return code is not None and 100 <= code <= 599
 
 
 def check_url(field: str, url: str, schemes: frozenset[str], *, allow_private: bool) -> str:

@@ -41,6 +41,7 @@ class Deps:
     smtp_timeout: float = 10.0
     email_resend_seconds: int = 60
     channel_private_addresses: bool = False
+    webhook_private_addresses: bool = False  # notification webhooks may be private addresses
 
 
 def now() -> int:

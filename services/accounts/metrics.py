@@ -18,3 +18,8 @@ CHANNELS_AUTO_DISABLED = Counter(
     "veloera_accounts_channels_auto_disabled_total", "Channels disabled automatically"
 )
 SNAPSHOTS = Counter("veloera_accounts_routing_snapshots_total", "Routing snapshots", ["result"])
+NOTIFICATIONS = Counter(
+    "veloera_accounts_notifications_total",
+    "Notification deliveries by outcome (delivered, retry, failed, limited, poison)",
+    ["outcome"],
+)

@@ -64,7 +64,9 @@ class UserRpcs:
         return convert.user(row)
 
     async def UpdateUser(self, request: pb.UpdateUserRequest, context: Context) -> pb.User:
-        changes = await _requested_changes(request)
+        changes = await _requested_changes(
+            request, allow_private=self._deps.webhook_private_addresses
+        )
         async with self._deps.pool.acquire() as conn, conn.transaction():
             actor = await load_actor(conn, request.actor_id)
             target = await users_repo.get_user(conn, user_id=request.id, for_update=True)
@@ -144,7 +146,9 @@ class UserRpcs:
         return pb.DeleteUserResponse()
 
 
-async def _requested_changes(request: pb.UpdateUserRequest) -> dict[str, Any]:
+async def _requested_changes(
+    request: pb.UpdateUserRequest, *, allow_private: bool
+) -> dict[str, Any]:
     """The columns an update asks to set, validated (proto3 optional presence)."""
     changes: dict[str, Any] = {}
     if request.HasField("username"):
@@ -156,7 +160,9 @@ async def _requested_changes(request: pb.UpdateUserRequest) -> dict[str, Any]:
     if request.HasField("email"):
         changes["email"] = user_rules.check_email(request.email)
     if request.HasField("setting"):
-        changes["setting"] = user_settings.check_setting(request.setting)
+        changes["setting"] = user_settings.check_setting(
+            request.setting, allow_private=allow_private
+        )
     if request.HasField("password") and request.password:
         changes["password_hash"] = await hash_password(user_rules.check_password(request.password))
     return changes

@@ -3,24 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health
+from nats.aio.client import Client as NATS
 from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
 from services.accounts import options_repo
 from services.accounts.deps import Deps, LoginPolicy
 from services.accounts.events import EventPublisher
+from services.accounts.notify import delivery
+from services.accounts.notify.worker import Worker, pull_loop
 from services.accounts.servicer import AccountsServicer
 from services.accounts.settings import Settings
 from services.shared import nats_auth, natsutil
 from services.shared.crypto import SecretBox
 from services.shared.db import create_pool
 from services.shared.gctune import settle_after_startup
-from services.shared.grpcutil import build_grpc_server, mark_not_serving, mark_serving
+from services.shared.grpcutil import (
+    build_grpc_server,
+    follow_dependencies,
+    mark_not_serving,
+    mark_serving,
+    nats_probe,
+    pool_probe,
+)
 from services.shared.metrics import serve_metrics
 
 logger = logging.getLogger(__name__)
@@ -75,6 +87,7 @@ async def serve(settings: Settings) -> None:
             generate_default_token=settings.generate_default_token,
             smtp_timeout=settings.smtp_timeout,
             channel_private_addresses=settings.channel_private_addresses,
+            webhook_private_addresses=settings.notify.allow_private,
             email_resend_seconds=settings.email_resend_seconds,
         )
         async with pool.acquire() as conn:
@@ -86,15 +99,45 @@ async def serve(settings: Settings) -> None:
         await built.server.start()
         settle_after_startup()
         await mark_serving(built.health, [SERVICE_NAME])
+        follower = asyncio.create_task(
+            follow_dependencies(
+                built.health,
+                [SERVICE_NAME],
+                {"postgres": pool_probe(pool), "nats": nats_probe(nc)},
+                interval=settings.health_interval,
+            )
+        )
         logger.info("accounts serving on %s:%s", settings.bind_host, settings.port)
-        await _wait_for_signal()
-        logger.info("accounts shutting down")
+        async with _notifier(settings, deps, nc):
+            await _wait_for_signal()
+            logger.info("accounts shutting down")
+        follower.cancel()
         await mark_not_serving(built.health, [SERVICE_NAME])
         await built.server.stop(settings.shutdown_grace)
         await built.servicer.drain()
     finally:
         await natsutil.drain(nc)
         await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def _notifier(settings: Settings, deps: Deps, nc: NATS) -> AsyncIterator[None]:
+    """The notification worker (services/accounts/notify) for as long as the block runs."""
+    session = delivery.open_session(allow_private=settings.notify.allow_private)
+    worker = Worker(pool=deps.pool, box=deps.box, session=session, config=settings.notify)
+    task = asyncio.create_task(pull_loop(nc, worker))
+    task.add_done_callback(_report_stopped)
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await session.close()
+
+
+def _report_stopped(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("notification worker stopped", exc_info=task.exception())
 
 
 async def _wait_for_signal() -> None:

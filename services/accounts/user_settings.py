@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from services.accounts import user_rules
+from services.shared.addresses import is_private_host
 from services.shared.errors import InvalidArgument
 
 NOTIFY_TYPES = frozenset({"email", "webhook"})
@@ -27,8 +28,9 @@ KNOWN_FIELDS = frozenset(
 )
 
 
-def check_setting(text: str) -> str:
-    """The canonical JSON of a valid settings object ('' stays '')."""
+def check_setting(text: str, *, allow_private: bool = False) -> str:
+    """The canonical JSON of a valid settings object ('' stays ''); a webhook at a private or
+    loopback address only when the operator allows it (WEBHOOK_PRIVATE_ADDRESSES)."""
     if not text.strip():
         return ""
     try:
@@ -37,10 +39,12 @@ def check_setting(text: str) -> str:
         raise InvalidArgument("setting must be a JSON object: invalid JSON") from None
     if not isinstance(parsed, dict):
         raise InvalidArgument("setting must be a JSON object")
-    return json.dumps(normalise(parsed), ensure_ascii=False, sort_keys=True)
+    return json.dumps(
+        normalise(parsed, allow_private=allow_private), ensure_ascii=False, sort_keys=True
+    )
 
 
-def normalise(values: dict[str, Any]) -> dict[str, Any]:
+def normalise(values: dict[str, Any], *, allow_private: bool = False) -> dict[str, Any]:
     unknown = set(values) - KNOWN_FIELDS
     if unknown:
         raise InvalidArgument(f"unknown setting fields: {', '.join(sorted(unknown))}")
@@ -52,7 +56,7 @@ def normalise(values: dict[str, Any]) -> dict[str, Any]:
     result["quota_warning_threshold"] = _threshold(values.get("quota_warning_threshold", 0))
     url = str(values.get("webhook_url") or "").strip()
     if url:
-        _check_url(url)
+        _check_url(url, allow_private=allow_private)
     elif notify_type == "webhook":
         raise InvalidArgument("webhook_url is required when notify_type is webhook")
     result["webhook_url"] = url
@@ -83,7 +87,17 @@ def _threshold(value: Any) -> float:
     return int(number) if number.is_integer() else number
 
 
-def _check_url(url: str) -> None:
-    parts = urlsplit(url)
-    if len(url) > MAX_URL or parts.scheme not in {"http", "https"} or not parts.hostname:
+def _check_url(url: str, *, allow_private: bool) -> None:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _port = parts.port
+    except ValueError:
+        raise InvalidArgument("webhook_url must be an http:// or https:// URL") from None
+    if len(url) > MAX_URL or parts.scheme not in {"http", "https"} or not host:
         raise InvalidArgument("webhook_url must be an http:// or https:// URL")
+    if not allow_private and is_private_host(host):
+        raise InvalidArgument(
+            "webhook_url points at a private or loopback address; the operator allows those "
+            "with WEBHOOK_PRIVATE_ADDRESSES=true"
+        )

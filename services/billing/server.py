@@ -23,7 +23,14 @@ from services.shared import nats_auth, natsutil, singleton, subjects
 from services.shared.crypto import SecretBox
 from services.shared.db import create_pool
 from services.shared.gctune import settle_after_startup
-from services.shared.grpcutil import build_grpc_server, mark_not_serving, mark_serving
+from services.shared.grpcutil import (
+    build_grpc_server,
+    follow_dependencies,
+    mark_not_serving,
+    mark_serving,
+    nats_probe,
+    pool_probe,
+)
 from services.shared.metrics import serve_metrics
 from services.shared.natsutil import connect, ensure_streams
 
@@ -61,7 +68,7 @@ async def serve(settings: Settings) -> None:
     stop the background loops and close the pool and the NATS connection."""
     serve_metrics(settings.metrics_port, settings.bind_host)
     pool = await create_pool(
-        settings.database_url, schema="billing", max_size=settings.db_pool_size
+        settings.database_url.value, schema="billing", max_size=settings.db_pool_size
     )
     nc = await connect(
         settings.nats_url,
@@ -116,6 +123,12 @@ async def serve(settings: Settings) -> None:
         ),
         "log partition maintainer": lambda: partitions.run_maintainer(
             pool, months=settings.log_partitions_ahead, interval=_MAINTENANCE_INTERVAL
+        ),
+        "health follower": lambda: follow_dependencies(
+            health,
+            [SERVICE_NAME],
+            {"postgres": pool_probe(pool), "nats": nats_probe(nc)},
+            interval=settings.health_interval,
         ),
     }
     tasks = [asyncio.create_task(_supervise(name, job)) for name, job in background.items()]

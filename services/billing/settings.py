@@ -12,7 +12,7 @@ from services.shared.internal_auth import load_caller_tokens
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database_url: str
+    database_url: Secret
     crypto_secret: Secret  # decrypts secret options (EpayKey) stored encrypted
     nats_url: str
     nats_password: Secret  # NATS_PASSWORD_BILLING: this service connects as user "billing"
@@ -29,6 +29,7 @@ class Settings:
     default_hold_ttl: int
     settlement_fetch_batch: int
     shutdown_grace: float
+    health_interval: float  # seconds between dependency probes (gRPC health follows them)
     db_pool_size: int
     # Monthly log partitions kept created ahead of the current month.
     log_partitions_ahead: int
@@ -37,7 +38,7 @@ class Settings:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = Env(environ)
     settings = Settings(
-        database_url=env.str("DATABASE_URL"),
+        database_url=env.secret("DATABASE_URL"),
         crypto_secret=env.secret("CRYPTO_SECRET"),
         nats_url=env.str("NATS_URL"),
         nats_password=nats_auth.load_password(env, nats_auth.BILLING),
@@ -51,6 +52,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         default_hold_ttl=env.int("HOLD_TTL_SECONDS", 600),
         settlement_fetch_batch=env.int("SETTLEMENT_FETCH_BATCH", 16),
         shutdown_grace=env.float("BILLING_SHUTDOWN_GRACE", 10.0),
+        health_interval=env.float("HEALTH_PROBE_INTERVAL", 2.0),
         db_pool_size=env.int("BILLING_DB_POOL_SIZE", 20),
         log_partitions_ahead=env.int("LOG_PARTITIONS_AHEAD", 3),
     )

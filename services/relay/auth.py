@@ -13,6 +13,7 @@ import orjson
 from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
 from services.relay.errors import RelayError
+from services.shared.numbers import ascii_int
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +41,8 @@ def parse_key(authorization: str) -> ParsedKey | None:
         return None
     if not sep:
         return ParsedKey(key, None)
-    if not (suffix.isascii() and suffix.isdigit()) or len(suffix) > MAX_CHANNEL_DIGITS:
-        return None  # `-²` is a digit to str.isdigit but not to int()
-    return ParsedKey(key, int(suffix))
+    channel_id = ascii_int(suffix, max_digits=MAX_CHANNEL_DIGITS)
+    return None if channel_id is None else ParsedKey(key, channel_id)
 
 
 @dataclass(slots=True)

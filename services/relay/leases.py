@@ -18,7 +18,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
@@ -319,15 +319,14 @@ def price_of(price: billing_pb2.Price) -> PriceSnapshot:
     )
 
 
-def load_lease_config(environ: Mapping[str, str] | None = None) -> LeaseConfig | None:
+def lease_config(env: Env) -> LeaseConfig | None:
     """BILLING_LEASES (default true) turns leases on (false: one Reserve per request);
-    BILLING_LEASE_REQUESTS, BILLING_LEASE_TTL and BILLING_LEASE_HOLD tune them."""
-    env = Env(environ)
+    BILLING_LEASE_REQUESTS, BILLING_LEASE_TTL and BILLING_LEASE_HOLD tune them. Read by the
+    relay's settings with the rest of its environment."""
     enabled = env.bool("BILLING_LEASES", True)
     config = LeaseConfig(
         requests=env.int("BILLING_LEASE_REQUESTS", 64),
         ttl_seconds=env.int("BILLING_LEASE_TTL", 30),
         hold_seconds=env.int("BILLING_LEASE_HOLD", 720),
     )
-    env.check(service="relay")
     return config if enabled else None

@@ -24,6 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from services.shared.numbers import ascii_int
+
 logger = logging.getLogger(__name__)
 
 LOW_DETAIL = 85
@@ -188,8 +190,8 @@ async def fetch_head(client: httpx.AsyncClient, url: str, max_bytes: int) -> byt
     try:
         if response.status_code != 200:
             raise MediaError(f"download answered {response.status_code}")
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_bytes:
+        declared = ascii_int(response.headers.get("content-length", ""))
+        if declared is not None and declared > max_bytes:
             raise MediaError("image too large")
         buffer = bytearray()
         async for chunk in response.aiter_bytes():

@@ -25,6 +25,7 @@ from services.relay.tokens import (
     stt_tokens,
 )
 from services.relay.usage import merged
+from services.shared.numbers import ascii_int
 
 
 @dataclass(slots=True)
@@ -57,9 +58,8 @@ def _int_field(payload: dict[str, Any], name: str, default: int) -> int:
     value = payload.get(name)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
-        return int(value)
-    return default
+    parsed = ascii_int(value) if isinstance(value, str) else None
+    return default if parsed is None else parsed
 
 
 async def meter_request(

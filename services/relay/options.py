@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from services.shared.numbers import ascii_int
 from services.shared.sensitive import SensitiveMatcher
 
 logger = logging.getLogger(__name__)
@@ -46,8 +47,8 @@ class StatusCodes:
             item = raw.strip().lower()
             if len(item) == 3 and item.endswith("xx") and item[0] in "0123456789":
                 classes.add(int(item[0]))
-            elif item.isascii() and item.isdigit() and len(item) < 10:
-                exact.add(int(item))
+            elif (code := ascii_int(item, max_digits=9)) is not None:
+                exact.add(code)
         return cls(frozenset(classes), frozenset(exact))
 
     def matches(self, status: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.relay.leases import LeaseConfig, lease_config
 from services.shared import nats_auth
 from services.shared.config import Env, Secret
 from services.shared.internal_auth import RELAY, Credential, load_credential
@@ -39,6 +40,7 @@ class Settings:
     channel_private_addresses: bool  # upstreams at loopback / private addresses may be used
     metrics_token: str  # /metrics answers only with `Authorization: Bearer <token>`
     access_log: bool  # one structured line per request (costs ~0.1-0.2 ms of CPU per request)
+    leases: LeaseConfig | None  # quota leases from billing; None: one Reserve per request
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +73,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         channel_private_addresses=env.bool("CHANNEL_PRIVATE_ADDRESSES", False),
         metrics_token=env.str("RELAY_METRICS_TOKEN", ""),
         access_log=env.bool("RELAY_ACCESS_LOG", True),
+        leases=lease_config(env),
     )
     env.check(service="relay")
     return settings

@@ -21,7 +21,6 @@ from services.relay import tokens
 from services.relay.adaptors import Adaptors
 from services.relay.auth import Authenticator
 from services.relay.billing import Biller
-from services.relay.leases import load_lease_config
 from services.relay.media import MediaPolicy
 from services.relay.metrics import CHANNEL_REPORTS, ERROR_LOGS
 from services.relay.routing import KeyRotator
@@ -110,7 +109,7 @@ class RelayContext:
             js,
             settle_timeout=s.settle_timeout,
             hold_ttl_seconds=int(s.relay_timeout) + 120,
-            leases=load_lease_config(),
+            leases=s.leases,
         )
         await self.nats.subscribe(subjects.ACCOUNTS_CHANGED, cb=self._on_change)
         await self.nats.subscribe(subjects.PRICES_CHANGED, cb=self._on_prices_changed)

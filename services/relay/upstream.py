@@ -7,17 +7,14 @@ request), aiohttp ~0.1 ms (bench/PROFILE.md). httpx stays for the cold paths (im
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import socket
 from typing import Any
 
 import aiohttp
 import orjson
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from services.relay.adaptors.base import UpstreamRequest
-from services.shared.addresses import is_private_ip
+from services.shared.resolver import PublicResolver
 
 logger = logging.getLogger(__name__)
 
@@ -56,27 +53,6 @@ class UpstreamFailure(Exception):
 def read_timeout(seconds: float) -> aiohttp.ClientTimeout:
     """Connect within CONNECT_TIMEOUT; then at most `seconds` between two reads."""
     return aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT, sock_read=seconds)
-
-
-class PublicResolver(AbstractResolver):
-    """Resolves names to public addresses only: a channel host (or proxy) whose name resolves
-    to a private or loopback address is not connected to (CHANNEL_PRIVATE_ADDRESSES=false).
-    Called on DNS-cache misses only; literal addresses are checked per channel (routing.py)."""
-
-    def __init__(self) -> None:
-        self._inner = aiohttp.DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        found = await self._inner.resolve(host, port, family)
-        public = [item for item in found if not is_private_ip(ipaddress.ip_address(item["host"]))]
-        if not public:
-            raise OSError(f"{host} resolves to a private address")
-        return public
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 def open_session(*, allow_private: bool = True) -> aiohttp.ClientSession:

@@ -10,8 +10,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
+import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from nats.aio.client import Client as NATS
 from prometheus_client import Counter, Histogram
 
 from services.shared.config import Secret
@@ -135,6 +137,64 @@ async def mark_serving(health_servicer: health.aio.HealthServicer, names: list[s
 async def mark_not_serving(health_servicer: health.aio.HealthServicer, names: list[str]) -> None:
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+
+Probe = Callable[[], Awaitable[bool]]
+PROBE_TIMEOUT_SECONDS = 2.0
+
+
+async def follow_dependencies(
+    health_servicer: health.aio.HealthServicer,
+    names: list[str],
+    probes: Mapping[str, Probe],
+    *,
+    interval: float = 2.0,
+    failures_before_not_serving: int = 2,
+) -> None:
+    """Keep the health status true to the dependencies: NOT_SERVING while a probe keeps
+    failing or hanging (PostgreSQL down, NATS away; one slow round on a busy host is not an
+    outage), SERVING again as soon as they all answer, so the web service's /readyz and
+    Kubernetes' gRPC probes see an outage without anyone restarting the service. Runs until
+    cancelled (at shutdown)."""
+    serving, failed_rounds = True, 0
+    while True:
+        await asyncio.sleep(interval)
+        failing = [name for name, probe in probes.items() if not await _answers(probe)]
+        failed_rounds = failed_rounds + 1 if failing else 0
+        if serving and failed_rounds >= failures_before_not_serving:
+            logger.warning("not serving: waiting for %s", ", ".join(failing))
+            await mark_not_serving(health_servicer, names)
+            serving = False
+        elif not serving and not failing:
+            logger.info("serving again: dependencies answer")
+            await mark_serving(health_servicer, names)
+            serving = True
+
+
+async def _answers(probe: Probe) -> bool:
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+            return await probe()
+    except Exception:
+        return False
+
+
+def pool_probe(pool: asyncpg.Pool) -> Probe:
+    """PostgreSQL answers a query through the service's own pool."""
+
+    async def probe() -> bool:
+        return bool(await pool.fetchval("SELECT 1") == 1)
+
+    return probe
+
+
+def nats_probe(nc: NATS) -> Probe:
+    """The NATS connection is up (the client reconnects by itself)."""
+
+    async def probe() -> bool:
+        return bool(nc.is_connected)
+
+    return probe
 
 
 def open_channel(address: str, credential: Credential) -> grpc.aio.Channel:

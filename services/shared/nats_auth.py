@@ -49,7 +49,12 @@ def _consumer(stream: str, durable: str) -> list[str]:
 # user -> (may publish, may subscribe); None: unrestricted.
 PERMISSIONS: dict[str, tuple[list[str], list[str]] | None] = {
     ACCOUNTS: (
-        [*_ENSURE_STREAMS, subjects.ACCOUNTS_CHANGED, subjects.CHANNEL_STATE_SUBJECT],
+        [
+            *_ENSURE_STREAMS,
+            *_consumer(subjects.EVENTS_STREAM, subjects.NOTIFY_DURABLE),
+            subjects.ACCOUNTS_CHANGED,
+            subjects.CHANNEL_STATE_SUBJECT,
+        ],
         [_REPLIES],
     ),
     BILLING: (
@@ -59,11 +64,16 @@ PERMISSIONS: dict[str, tuple[list[str], list[str]] | None] = {
             subjects.PRICES_CHANGED,
             subjects.USAGE_SUBJECT,
             subjects.QUOTA_WARNING_SUBJECT,
+            subjects.USER_NOTIFICATION_SUBJECT,
         ],
         [_REPLIES, subjects.PRICES_CHANGED],
     ),
     TASKS: (
-        [*_ENSURE_STREAMS, *_consumer(subjects.TASKS_STREAM, subjects.TASKS_DURABLE)],
+        [
+            *_ENSURE_STREAMS,
+            *_consumer(subjects.TASKS_STREAM, subjects.TASKS_DURABLE),
+            subjects.USER_NOTIFICATION_SUBJECT,
+        ],
         [_REPLIES],
     ),
     RELAY: (

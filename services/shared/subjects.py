@@ -19,6 +19,11 @@ EVENTS_STREAM = "EVENTS"
 USAGE_SUBJECT = "veloera.events.usage"  # billing.v1.UsageEvent
 QUOTA_WARNING_SUBJECT = "veloera.events.quota_warning"  # billing.v1.QuotaWarningEvent
 CHANNEL_STATE_SUBJECT = "veloera.events.channel_state"  # accounts.v1.ChannelStateEvent
+# Any service may ask for a user to be notified (task failures, ...): accounts.v1.UserNotification.
+USER_NOTIFICATION_SUBJECT = "veloera.events.user_notification"
+# Accounts' notification worker: one durable pull consumer over the three notification subjects.
+NOTIFY_DURABLE = "accounts-notify"
+NOTIFY_SUBJECTS = [QUOTA_WARNING_SUBJECT, CHANNEL_STATE_SUBJECT, USER_NOTIFICATION_SUBJECT]
 
 TASKS_STREAM = "TASKS"
 TASK_SUBMITTED_SUBJECT = "veloera.tasks.submitted"  # tasks.v1.TaskSubmitted
@@ -30,6 +35,6 @@ TASKS_FETCH = "veloera.tasks.fetch"
 # Every stream with its subjects; ensured (created or updated) at start by each service.
 STREAMS: dict[str, list[str]] = {
     SETTLEMENTS_STREAM: [SETTLEMENTS_SUBJECT, RELEASES_SUBJECT, SETTLE_BATCHES_SUBJECT],
-    EVENTS_STREAM: [USAGE_SUBJECT, QUOTA_WARNING_SUBJECT, CHANNEL_STATE_SUBJECT],
+    EVENTS_STREAM: [USAGE_SUBJECT, *NOTIFY_SUBJECTS],
     TASKS_STREAM: [TASK_SUBMITTED_SUBJECT],
 }

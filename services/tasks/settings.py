@@ -13,7 +13,7 @@ from services.shared.internal_auth import Credential
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database_url: str
+    database_url: Secret
     nats_url: str
     nats_password: Secret  # NATS_PASSWORD_TASKS: this service connects as user "tasks"
     bind_host: str
@@ -38,7 +38,7 @@ class Settings:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = Env(environ)
     settings = Settings(
-        database_url=env.str("DATABASE_URL"),
+        database_url=env.secret("DATABASE_URL"),
         nats_url=env.str("NATS_URL"),
         nats_password=nats_auth.load_password(env, nats_auth.TASKS),
         bind_host=env.str("BIND_HOST", "127.0.0.1"),

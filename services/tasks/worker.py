@@ -93,7 +93,7 @@ async def pull_loop(js: JetStreamContext, pool: asyncpg.Pool, settings: Settings
 
 
 async def run(settings: Settings) -> None:
-    pool = await create_pool(settings.database_url, schema="tasks", min_size=1, max_size=5)
+    pool = await create_pool(settings.database_url.value, schema="tasks", min_size=1, max_size=5)
     nc = await connect(
         settings.nats_url,
         name="veloera-tasks",

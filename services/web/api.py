@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from veloera.accounts.v1 import accounts_pb2
 
+from services.shared.numbers import ascii_int
 from services.web.deps import Deps
 from services.web.metrics import RPC_ERRORS
 from services.web.session import COOKIE_NAME, unsign
@@ -62,9 +63,10 @@ def parse_int(value: Any, name: str, *, minimum: int = INT64_MIN, maximum: int =
         raise bad_request(f"{name} must be an integer")
     if isinstance(value, str):
         text = value.strip()
-        if not text.isascii() or not text.lstrip("+-").isdigit() or len(text) > 24:
+        parsed = ascii_int(text, max_digits=24, signed=True)
+        if parsed is None:
             raise bad_request(f"{name} must be an integer")
-        number = int(text)
+        number = parsed
     elif isinstance(value, int):
         number = value
     elif isinstance(value, float) and value.is_integer():
@@ -203,9 +205,10 @@ async def authenticate(request: Request, deps: Deps) -> accounts_pb2.User:
     claimed = request.headers.get(USER_HEADER, "").strip()
     if not claimed:
         raise ApiError("Unauthorized: the Veloera-User header is missing", 401)
-    if not (claimed.isascii() and claimed.isdigit() and len(claimed) <= 18):
+    claimed_id = ascii_int(claimed)
+    if claimed_id is None:
         raise ApiError("Unauthorized: the Veloera-User header is not a user id", 401)
-    credential.claimed_user_id = int(claimed)
+    credential.claimed_user_id = claimed_id
     try:
         user = await deps.accounts.ResolvePrincipal(credential, timeout=deps.timeout)
     except grpc.aio.AioRpcError as exc:

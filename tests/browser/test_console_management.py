@@ -215,6 +215,36 @@ async def test_channels_tagged_disabled_and_deleted_in_bulk(
     tab.assert_clean()
 
 
+async def test_codes_disabled_by_selection_and_deleted_by_name(
+    open_tab: TabFactory, site: Site
+) -> None:
+    name = unique_name("rc")
+    await site.root.call("POST", "/api/redemption/", json={"name": name, "quota": 5, "count": 3})
+    tab = await open_tab()
+    await sign_in_root(tab)
+    await tab.open("/console/redemption")
+    search = tab.page.get_by_role("searchbox", name="Search codes")
+    await search.fill(name)
+    await search.press("Enter")
+    rows = tab.page.locator("#view tbody tr", has_text=name)
+    await expect(rows).to_have_count(3)
+    await tab.page.locator("#view tbody tr", has_text=name).first.get_by_role("checkbox").check()
+    await tab.page.click("#codes-disable-selected")
+    # the status badge (a row's text also runs "Disable" into "Delete")
+    badge = tab.page.locator("#view tbody tr .badge")
+    await expect(badge.filter(has_text="Disabled")).to_have_count(1)
+    await expect(badge.filter(has_text="Unused")).to_have_count(2)
+
+    await tab.page.click("#codes-delete-by-name")
+    await tab.page.locator("dialog[open] #f-name").fill(name)
+    await tab.page.locator("dialog[open] button[type=submit]").click()
+    confirm = tab.page.locator("dialog[open]", has_text=f'Delete all 3 codes named "{name}"?')
+    await confirm.get_by_role("button", name="Confirm").click()
+    await expect(rows).to_have_count(0)
+    assert await site.root.call("GET", "/api/redemption/count-by-name", params={"name": name}) == 0
+    tab.assert_clean()
+
+
 async def test_an_ended_session_sends_the_page_to_sign_in(open_tab: TabFactory, site: Site) -> None:
     tab = await open_tab()
     await sign_in(tab, site.username, site.password)

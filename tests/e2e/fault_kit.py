@@ -179,6 +179,22 @@ def paused(child: Child) -> Iterator[None]:
         child.proc.send_signal(signal.SIGCONT)
 
 
+async def web_ready(web_url: str) -> int:
+    """The status of web's /readyz, which follows accounts' and billing's gRPC health."""
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        return (await client.get(f"{web_url}/readyz")).status_code
+
+
+async def all_ready(web_url: str) -> None:
+    """After an outage a test caused: wait until accounts and billing serve again, so the
+    next test starts from a healthy system."""
+
+    async def ready() -> bool | None:
+        return True if await web_ready(web_url) == 200 else None
+
+    await eventually(ready, within=30.0)
+
+
 async def restore(child: Child) -> None:
     """Start a service the test stopped, and wait until it serves."""
     if child.exited() is not None:

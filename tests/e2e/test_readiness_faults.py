@@ -11,6 +11,7 @@ import pytest
 
 from services.cli.supervisor import Child
 from tests.conftest import Infra
+from tests.e2e.fault_kit import all_ready
 from tests.e2e.test_chat_flow import eventually
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +23,9 @@ async def readiness(base: str) -> tuple[int, dict[str, Any]]:
     return reply.status_code, reply.json()
 
 
-async def test_tasks_is_not_ready_while_nats_is_down(tasks_service: Child, infra: Infra) -> None:
+async def test_tasks_is_not_ready_while_nats_is_down(
+    tasks_service: Child, infra: Infra, web_url: str
+) -> None:
     assert infra.nats is not None
     nats_server = infra.nats
     base = tasks_service.spec.http_url
@@ -48,3 +51,4 @@ async def test_tasks_is_not_ready_while_nats_is_down(tasks_service: Child, infra
 
     await eventually(ready_again, within=30)
     assert tasks_service.restarts == 0 and tasks_service.exited() is None
+    await all_ready(web_url)  # accounts and billing reconnected too

@@ -15,6 +15,7 @@ from services.relay.billing import BATCH_SIZE, DURABLE_WITHIN
 from tests.conftest import Infra
 from tests.e2e.fault_kit import (
     Load,
+    all_ready,
     assert_books_balance,
     paused,
     restore,
@@ -132,6 +133,7 @@ async def test_billing_outage_then_relay_killed_bills_every_served_request_once(
 
 async def test_nats_restarted_mid_load_bills_every_served_request_once(
     world: World,
+    web_url: str,
     relay_service: Child,
     billing_service: Child,
     billing_addr: str,
@@ -160,6 +162,7 @@ async def test_nats_restarted_mid_load_bills_every_served_request_once(
         if nats_server.proc is None or nats_server.proc.poll() is not None:
             await asyncio.to_thread(nats_server.start)
         await restore(relay_service)
+    await all_ready(web_url)
     served = warm.served + load.served
     rows = await settled_rows(infra, customer, served, all_of_them=True)
     assert sorted(r["request_id"] for r in rows) == sorted(served)

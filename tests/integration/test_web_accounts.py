@@ -308,6 +308,7 @@ async def test_channel_bad_inputs_are_refused(root: Console) -> None:
         ({"setting": '{"stream_support": "maybe"}'}, "stream_support"),
         ({"model_mapping": '{"a": 1}'}, "model_mapping"),
         ({"status_code_mapping": '{"400": "abc"}'}, "status_code_mapping"),
+        ({"status_code_mapping": '{"\u00b2": "500"}'}, "status_code_mapping"),  # '²'.isdigit()
         ({"type": 41}, "not supported yet"),
         ({"base_url": "gopher://x"}, "base_url"),
     ]

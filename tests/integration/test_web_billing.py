@@ -72,6 +72,73 @@ async def test_redemption_codes_through_the_console(web_url: str) -> None:
         await root.aclose()
 
 
+async def test_codes_counted_disabled_and_deleted_in_batches(web_url: str) -> None:
+    root = await root_console(web_url)
+    user, _ = await create_user(root, quota=0)
+    try:
+        name, other = unique_name("rb"), unique_name("rb")
+        keys = await root.call(
+            "POST", "/api/redemption/", json={"name": name, "quota": 5, "count": 3}
+        )
+        await root.call("POST", "/api/redemption/", json={"name": other, "quota": 5, "count": 1})
+        assert await root.call("GET", "/api/redemption/count-by-name", params={"name": name}) == 3
+        # the prefix search would also find `name` + more; the count is of exactly this name
+        assert (
+            await root.call("GET", "/api/redemption/count-by-name", params={"name": name[:-1]}) == 0
+        )
+        listed = await root.call("GET", "/api/redemption/search", params={"keyword": name})
+        ids = sorted(item["id"] for item in listed["items"])
+        assert await user.call("POST", "/api/user/topup", json={"key": keys[0]}) == 5
+        # used codes stay used: two of the three change
+        assert await root.call("POST", "/api/redemption/batch-disable", json={"ids": ids}) == 2
+        refused = await user.envelope("POST", "/api/user/topup", json={"key": keys[1]})
+        assert not refused["success"]
+        bad_bodies: list[dict[str, object]] = [
+            {"ids": "1,2"},
+            {"ids": ["x"]},
+            {"ids": []},
+            {"ids": list(range(1, 102))},
+        ]
+        for bad in bad_bodies:
+            reply = await root.client.post(
+                "/api/redemption/batch-disable",
+                json=bad,
+                headers={"Veloera-User": str(root.user_id)},
+            )
+            assert reply.status_code in (200, 400), reply.text  # refused, never a 500
+            assert not reply.json()["success"] and reply.json()["message"], bad
+        assert not (
+            await user.envelope("POST", "/api/redemption/batch-disable", json={"ids": ids})
+        )["success"]
+        assert (
+            await root.call("DELETE", "/api/redemption/delete-by-name", params={"name": name}) == 3
+        )
+        assert await root.call("GET", "/api/redemption/count-by-name", params={"name": name}) == 0
+        assert await root.call("GET", "/api/redemption/count-by-name", params={"name": other}) == 1
+        missing = await root.envelope("DELETE", "/api/redemption/delete-by-name")
+        assert not missing["success"] and "name" in missing["message"]
+        await root.call("POST", "/api/redemption/delete-by-name", json={"name": other})
+        assert await root.call("GET", "/api/redemption/count-by-name", params={"name": other}) == 0
+    finally:
+        await user.aclose()
+        await root.aclose()
+
+
+async def test_delete_disabled_takes_only_disabled_codes(web_url: str) -> None:
+    root = await root_console(web_url)
+    try:
+        name = unique_name("rd")
+        await root.call("POST", "/api/redemption/", json={"name": name, "quota": 5, "count": 2})
+        listed = await root.call("GET", "/api/redemption/search", params={"keyword": name})
+        first = min(item["id"] for item in listed["items"])
+        await root.call("POST", "/api/redemption/batch-disable", json={"ids": [first]})
+        assert await root.call("DELETE", "/api/redemption/delete-disabled") >= 1
+        left = await root.call("GET", "/api/redemption/search", params={"keyword": name})
+        assert [item["status"] for item in left["items"]] == [1]
+    finally:
+        await root.aclose()
+
+
 async def test_check_in_through_the_console(web_url: str, billing_addr: str) -> None:
     root = await root_console(web_url)
     user, _ = await create_user(root, quota=0)

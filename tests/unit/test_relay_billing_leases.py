@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from veloera.billing.v1 import billing_pb2
 
-from services.relay.leases import LeaseBook, LeaseConfig, load_lease_config
+from services.relay.leases import LeaseBook, LeaseConfig, lease_config
+from services.shared.config import Env
 
 PRICE = billing_pb2.Price(
     model_ratio=1.0, group_ratio=1.0, completion_ratio=1.0, quota_per_unit=500_000
@@ -101,10 +102,10 @@ async def test_per_request_answer_falls_back_to_reserve() -> None:
 
 
 def test_leases_are_on_unless_turned_off() -> None:
-    assert load_lease_config({"BILLING_LEASES": "false"}) is None
-    default = load_lease_config({})
+    assert lease_config(Env({"BILLING_LEASES": "false"})) is None
+    default = lease_config(Env({}))
     assert default is not None and default.requests == 64
-    config = load_lease_config({"BILLING_LEASES": "true", "BILLING_LEASE_REQUESTS": "8"})
+    config = lease_config(Env({"BILLING_LEASES": "true", "BILLING_LEASE_REQUESTS": "8"}))
     assert config is not None and config.requests == 8
 
 

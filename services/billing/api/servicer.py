@@ -216,6 +216,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             page=request.page,
             page_size=request.page_size or 10,
             keyword=request.keyword,
+            name=request.name,
         )
         return proto_growth.codes_pb(found)
 
@@ -240,9 +241,19 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         self, request: billing_pb2.DeleteRedemptionRequest, context: Context
     ) -> billing_pb2.DeleteRedemptionResponse:
         deleted = await redemptions.delete(
-            self._billing, code_id=request.id, invalid_only=request.invalid_only
+            self._billing,
+            code_id=request.id,
+            invalid_only=request.invalid_only,
+            name=request.name,
+            disabled_only=request.disabled_only,
         )
         return proto_growth.deleted_pb(deleted)
+
+    async def DisableRedemptions(
+        self, request: billing_pb2.DisableRedemptionsRequest, context: Context
+    ) -> billing_pb2.DisableRedemptionsResponse:
+        disabled = await redemptions.disable(self._billing, ids=list(request.ids))
+        return billing_pb2.DisableRedemptionsResponse(disabled=disabled)
 
     async def Redeem(
         self, request: billing_pb2.RedeemRequest, context: Context

@@ -141,11 +141,14 @@ async def _get(conn: Connection, *, code_id: int) -> Code:
 
 
 async def list_page(
-    billing: Billing, *, page: int, page_size: int, keyword: str
+    billing: Billing, *, page: int, page_size: int, keyword: str, name: str = ""
 ) -> tuple[list[Code], int]:
-    """A page of codes, newest first, optionally by id or name prefix; (codes, total)."""
+    """A page of codes, newest first, optionally by id or name prefix, or of exactly one
+    name; (codes, total)."""
     async with billing.pool.acquire() as conn:
-        return await codes.list_page(conn, page=page, page_size=page_size, keyword=keyword)
+        return await codes.list_page(
+            conn, page=page, page_size=page_size, keyword=keyword, name=name.strip()
+        )
 
 
 async def update(
@@ -184,9 +187,36 @@ async def update(
         )
 
 
-async def delete(billing: Billing, *, code_id: int, invalid_only: bool) -> int:
-    """Delete one code, or every used, disabled or expired one; how many went."""
+async def delete(
+    billing: Billing,
+    *,
+    code_id: int,
+    invalid_only: bool = False,
+    name: str = "",
+    disabled_only: bool = False,
+) -> int:
+    """Delete one code, every used, disabled or expired one, every disabled one, or every
+    one of a name (upstream `DeleteRedemptionByName`); how many went."""
     async with billing.pool.acquire() as conn:
         if invalid_only:
             return await codes.delete_invalid(conn)
+        if disabled_only:
+            return await codes.delete_disabled(conn)
+        if name.strip():
+            return await codes.delete_by_name(conn, name=name.strip())
+        if code_id <= 0:
+            raise InvalidArgument("say which codes to delete: an id, a name or a kind")
         return await codes.delete(conn, code_id=code_id)
+
+
+MAX_BATCH = 100
+
+
+async def disable(billing: Billing, *, ids: list[int]) -> int:
+    """Disable the unused codes among `ids` (used ones stay used); how many changed."""
+    if not ids:
+        raise InvalidArgument("select at least one code")
+    if len(ids) > MAX_BATCH:
+        raise InvalidArgument(f"at most {MAX_BATCH} codes at a time")
+    async with billing.pool.acquire() as conn:
+        return await codes.disable_many(conn, ids=sorted(set(ids)))

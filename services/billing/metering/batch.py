@@ -44,7 +44,9 @@ class Released:
 class SettleOutcome:
     result: SettleResult | None = None
     error: DomainError | None = None
-    balance: int | None = None  # user balance right after this item (fresh settlements)
+    # The balance the user sees right after this item (wallet plus the unspent part of their
+    # leases; fresh settlements only).
+    balance: int | None = None
 
 
 @dataclass(slots=True)
@@ -216,7 +218,10 @@ async def _apply_wallets(conn: Connection, items: list[_Item]) -> None:
         if item.charged > 0:
             wallet.used += item.charged
             wallet.requests += 1
-        item.balance = wallet.pot.total
+        # The balance the user sees: what their relays' leases still hold is theirs too. The
+        # wallet alone drops by a quarter when a lease is granted, and a charge paid from a
+        # lease leaves it unchanged, so a quota warning compared against it never fired.
+        item.balance = wallet.pot.total + rules.total([lease.free for lease in payers]).total
     ids = sorted(wallets)
     await sql.write_wallets(
         conn,

@@ -7,6 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.shared.errors import InvalidArgument
+from services.shared.numbers import ascii_int
 
 _BOOLS: dict[str, bool] = {
     "fallback_pricing_enabled": False,
@@ -75,8 +76,8 @@ def parse_extra(key: str, value: Any, raw: str) -> Any:
             raise _bad(key, "a non-negative number")
         return float(value)
     if key in _INTEGERS:
-        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-            value = int(value)
+        if isinstance(value, str) and (parsed := ascii_int(value.strip())) is not None:
+            value = parsed
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise _bad(key, "a non-negative integer")
         if key == "ModelRequestRateLimitDurationMinutes" and value == 0:

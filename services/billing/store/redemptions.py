@@ -10,6 +10,7 @@ import asyncpg
 
 from services.shared.db import Connection
 from services.shared.errors import AlreadyExists
+from services.shared.numbers import ascii_int
 
 STATUS_ENABLED = 1
 STATUS_DISABLED = 2
@@ -39,6 +40,9 @@ WHERE id = $1 RETURNING {_COLUMNS}
 """
 UPDATE_STATUS = f"UPDATE redemptions SET status = $2 WHERE id = $1 RETURNING {_COLUMNS}"
 DELETE = "DELETE FROM redemptions WHERE id = $1"
+DELETE_BY_NAME = "DELETE FROM redemptions WHERE name = $1"
+DELETE_DISABLED = "DELETE FROM redemptions WHERE status = 2"
+DISABLE_MANY = "UPDATE redemptions SET status = 2 WHERE id = ANY($1::bigint[]) AND status = 1"
 DELETE_INVALID = """
 DELETE FROM redemptions
 WHERE status IN (2, 3) OR (valid_until > 0 AND valid_until < extract(epoch FROM now()))
@@ -95,13 +99,17 @@ async def mark_used(conn: Connection, *, code_id: int, user_id: int) -> None:
 
 
 async def list_page(
-    conn: Connection, *, page: int, page_size: int, keyword: str
+    conn: Connection, *, page: int, page_size: int, keyword: str, name: str = ""
 ) -> tuple[list[Code], int]:
     size = min(max(page_size, 1), 100)
-    where, args = "", []
-    if keyword.strip():
+    where, args = "", list[object]()
+    if name:
+        args = [name]
+        where = " WHERE name = $1"
+    elif keyword.strip():
         text = keyword.strip()
-        as_id = int(text) if text.isascii() and text.isdigit() and len(text) < 19 else -1
+        as_id = ascii_int(text)
+        as_id = -1 if as_id is None else as_id
         args = [as_id, f"{text}%"]
         where = " WHERE id = $1 OR name LIKE $2"
     total = await conn.fetchval(f"SELECT count(*) FROM redemptions{where}", *args)
@@ -147,4 +155,19 @@ async def delete(conn: Connection, *, code_id: int) -> int:
 
 async def delete_invalid(conn: Connection) -> int:
     status = await conn.execute(DELETE_INVALID)
+    return int(status.split()[-1])
+
+
+async def delete_by_name(conn: Connection, *, name: str) -> int:
+    status = await conn.execute(DELETE_BY_NAME, name)
+    return int(status.split()[-1])
+
+
+async def delete_disabled(conn: Connection) -> int:
+    status = await conn.execute(DELETE_DISABLED)
+    return int(status.split()[-1])
+
+
+async def disable_many(conn: Connection, *, ids: list[int]) -> int:
+    status = await conn.execute(DISABLE_MANY, ids)
     return int(status.split()[-1])

@@ -12,6 +12,7 @@ from services.relay.errors import RelayError
 from services.relay.metrics import REQUESTS
 from services.relay.state import RelayContext
 from services.shared.client_ip import client_address, trusted_proxies_from_env
+from services.shared.numbers import ascii_int
 
 _counters: dict[tuple[str, str, str, int], Counter] = {}
 
@@ -64,8 +65,8 @@ async def authorise(
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = ascii_int(request.headers.get("content-length", ""))
+    if declared is not None and declared > limit:
         raise RelayError(
             413, "request body too large", type_="invalid_request_error", code="request_too_large"
         )

@@ -34,6 +34,7 @@ from services.relay.scrub import scrub
 from services.relay.state import RelayContext
 from services.relay.streaming import DONE_FRAME, PseudoStreamResponse, completion_to_chunks
 from services.relay.upstream import UpstreamFailure
+from services.shared.numbers import ascii_int
 from services.shared.sensitive import text_fields
 
 logger = logging.getLogger(__name__)
@@ -424,5 +425,5 @@ def _large_body(request: Request) -> bool:
     """A body above EARLY_AUTH_BYTES, or of unknown length (chunked)."""
     if request.method in ("GET", "HEAD", "DELETE"):
         return False
-    declared = request.headers.get("content-length")
-    return declared is None or not declared.isdigit() or int(declared) > EARLY_AUTH_BYTES
+    declared = ascii_int(request.headers.get("content-length", ""))
+    return declared is None or declared > EARLY_AUTH_BYTES

@@ -9,6 +9,7 @@ from starlette.routing import Route
 from veloera.accounts.v1 import accounts_pb2
 from veloera.billing.v1 import billing_pb2
 
+from services.shared.numbers import ascii_int
 from services.web.api import ROLE_ADMIN, ROLE_ROOT, ApiError, Call, endpoint
 from services.web.convert import apply_channel_body, channel_item, paged, split_list
 
@@ -16,8 +17,7 @@ from services.web.convert import apply_channel_body, channel_item, paged, split_
 def _small_int(text: str) -> bool:
     """A filter value that is an ASCII integer an int32 field can hold (others are ignored,
     as unknown types or statuses would match nothing)."""
-    digits = text[1:] if text.startswith("-") else text
-    return digits.isascii() and digits.isdigit() and len(digits) < 10
+    return ascii_int(text, max_digits=9, signed=True) is not None
 
 
 async def _list(call: Call) -> dict[str, Any]:

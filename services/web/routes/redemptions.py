@@ -9,7 +9,7 @@ from typing import Any
 from starlette.routing import Route
 from veloera.billing.v1 import billing_pb2
 
-from services.web.api import ROLE_ADMIN, ROLE_COMMON, ApiError, Call, endpoint
+from services.web.api import ROLE_ADMIN, ROLE_COMMON, ApiError, Call, endpoint, parse_int
 from services.web.convert import paged
 from services.web.quota_rules import MAX_QUOTA
 
@@ -124,6 +124,55 @@ async def delete_invalid(call: Call) -> int:
     return int(reply.deleted)
 
 
+def _name(call: Call, body: dict[str, Any] | None = None) -> str:
+    name = str((body or {}).get("name") or call.request.query_params.get("name", "")).strip()
+    if not name:
+        raise ApiError("name is required")
+    return name
+
+
+@endpoint(ROLE_ADMIN)
+async def count_by_name(call: Call) -> int:
+    """GET /api/redemption/count-by-name?name= : how many codes a delete by name would take."""
+    reply = await call.deps.billing.ListRedemptions(
+        billing_pb2.ListRedemptionsRequest(name=_name(call), page=1, page_size=1),
+        timeout=call.deps.timeout,
+    )
+    return int(reply.total)
+
+
+@endpoint(ROLE_ADMIN)
+async def delete_by_name(call: Call) -> int:
+    """DELETE (or POST) /api/redemption/delete-by-name, the name in the query or the body."""
+    body = await call.json() if call.request.method == "POST" else None
+    reply = await call.deps.billing.DeleteRedemption(
+        billing_pb2.DeleteRedemptionRequest(name=_name(call, body)), timeout=call.deps.timeout
+    )
+    return int(reply.deleted)
+
+
+@endpoint(ROLE_ADMIN)
+async def delete_disabled(call: Call) -> int:
+    reply = await call.deps.billing.DeleteRedemption(
+        billing_pb2.DeleteRedemptionRequest(disabled_only=True), timeout=call.deps.timeout
+    )
+    return int(reply.deleted)
+
+
+@endpoint(ROLE_ADMIN)
+async def batch_disable(call: Call) -> int:
+    """POST /api/redemption/batch-disable `{ids}`: the unused ones among them are disabled."""
+    body = await call.json()
+    raw = body.get("ids")
+    if not isinstance(raw, list):
+        raise ApiError("ids must be a list of code ids")
+    ids = [parse_int(value, "ids", minimum=1) for value in raw]
+    reply = await call.deps.billing.DisableRedemptions(
+        billing_pb2.DisableRedemptionsRequest(ids=ids), timeout=call.deps.timeout
+    )
+    return int(reply.disabled)
+
+
 @endpoint(ROLE_COMMON)
 async def top_up(call: Call) -> int:
     """Redeem a code for the caller; returns the quota credited."""
@@ -143,6 +192,10 @@ ROUTES = [
     Route("/api/redemption/", create_codes, methods=["POST"]),
     Route("/api/redemption/", update_code, methods=["PUT"]),
     Route("/api/redemption/invalid", delete_invalid, methods=["DELETE"]),
+    Route("/api/redemption/count-by-name", count_by_name, methods=["GET"]),
+    Route("/api/redemption/delete-by-name", delete_by_name, methods=["DELETE", "POST"]),
+    Route("/api/redemption/delete-disabled", delete_disabled, methods=["DELETE"]),
+    Route("/api/redemption/batch-disable", batch_disable, methods=["POST"]),
     Route("/api/redemption/{id:int}", get_code, methods=["GET"]),
     Route("/api/redemption/{id:int}", delete_code, methods=["DELETE"]),
     Route("/api/user/topup", top_up, methods=["POST"]),

@@ -83,7 +83,7 @@ Global___ChangeEvent: _TypeAlias = ChangeEvent  # noqa: Y015
 @_typing.final
 class ChannelStateEvent(_message.Message):
     """Published on a JetStream subject when a channel or one of its keys is disabled or enabled
-    automatically, for notifications (tasks service).
+    automatically, for notifications (accounts' notification worker).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -117,3 +117,45 @@ class ChannelStateEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChannelStateEvent: _TypeAlias = ChannelStateEvent  # noqa: Y015
+
+@_typing.final
+class UserNotification(_message.Message):
+    """A notification for one user, published on a JetStream subject by any service (task failures,
+    ...) and delivered by accounts' notification worker by email or webhook, per the user's
+    notification settings and within the per-user limit (services/accounts/notify).
+    `type` names the kind (e.g. "task_failed") and is the limiter's bucket; `content` may hold
+    `{{value}}` placeholders, filled in order from `values` (as upstream's webhook payload).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_MS_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    type: _builtins.str
+    title: _builtins.str
+    content: _builtins.str
+    occurred_at_ms: _builtins.int
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        type: _builtins.str = ...,
+        title: _builtins.str = ...,
+        content: _builtins.str = ...,
+        values: _abc.Iterable[_builtins.str] | None = ...,
+        occurred_at_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "occurred_at_ms", b"occurred_at_ms", "title", b"title", "type", b"type", "user_id", b"user_id", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UserNotification: _TypeAlias = UserNotification  # noqa: Y015

@@ -1817,20 +1817,24 @@ class ListRedemptionsRequest(_message.Message):
     PAGE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     KEYWORD_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
     page: _builtins.int
     page_size: _builtins.int
     keyword: _builtins.str
     """id or name prefix"""
+    name: _builtins.str
+    """exactly this name (the console's count before a delete by name)"""
     def __init__(
         self,
         *,
         page: _builtins.int = ...,
         page_size: _builtins.int = ...,
         keyword: _builtins.str = ...,
+        name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["keyword", b"keyword", "page", b"page", "page_size", b"page_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keyword", b"keyword", "name", b"name", "page", b"page", "page_size", b"page_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1907,22 +1911,71 @@ class DeleteRedemptionRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     INVALID_ONLY_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DISABLED_ONLY_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """0 with invalid_only: every disabled, used or expired code"""
     invalid_only: _builtins.bool
+    name: _builtins.str
+    """every code of exactly this name"""
+    disabled_only: _builtins.bool
+    """every disabled code"""
     def __init__(
         self,
         *,
         id: _builtins.int = ...,
         invalid_only: _builtins.bool = ...,
+        name: _builtins.str = ...,
+        disabled_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "invalid_only", b"invalid_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disabled_only", b"disabled_only", "id", b"id", "invalid_only", b"invalid_only", "name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteRedemptionRequest: _TypeAlias = DeleteRedemptionRequest  # noqa: Y015
+
+@_typing.final
+class DisableRedemptionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """at most 100; used codes stay used"""
+
+    def __init__(
+        self,
+        *,
+        ids: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ids", b"ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisableRedemptionsRequest: _TypeAlias = DisableRedemptionsRequest  # noqa: Y015
+
+@_typing.final
+class DisableRedemptionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISABLED_FIELD_NUMBER: _builtins.int
+    disabled: _builtins.int
+    def __init__(
+        self,
+        *,
+        disabled: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disabled", b"disabled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisableRedemptionsResponse: _TypeAlias = DisableRedemptionsResponse  # noqa: Y015
 
 @_typing.final
 class DeleteRedemptionResponse(_message.Message):

@@ -174,6 +174,11 @@ class BillingServiceStub:
                 request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteRedemptionRequest.SerializeToString,
                 response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteRedemptionResponse.FromString,
                 _registered_method=True)
+        self.DisableRedemptions = channel.unary_unary(
+                '/veloera.billing.v1.BillingService/DisableRedemptions',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.DisableRedemptionsRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.DisableRedemptionsResponse.FromString,
+                _registered_method=True)
         self.Redeem = channel.unary_unary(
                 '/veloera.billing.v1.BillingService/Redeem',
                 request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.RedeemRequest.SerializeToString,
@@ -387,6 +392,12 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DisableRedemptions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Redeem(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -577,6 +588,11 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.DeleteRedemption,
                     request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteRedemptionRequest.FromString,
                     response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteRedemptionResponse.SerializeToString,
+            ),
+            'DisableRedemptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableRedemptions,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.DisableRedemptionsRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.DisableRedemptionsResponse.SerializeToString,
             ),
             'Redeem': grpc.unary_unary_rpc_method_handler(
                     servicer.Redeem,
@@ -1375,6 +1391,33 @@ class BillingService:
             '/veloera.billing.v1.BillingService/DeleteRedemption',
             veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteRedemptionRequest.SerializeToString,
             veloera_dot_billing_dot_v1_dot_billing__pb2.DeleteRedemptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableRedemptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.BillingService/DisableRedemptions',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.DisableRedemptionsRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.DisableRedemptionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

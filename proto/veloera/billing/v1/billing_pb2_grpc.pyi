@@ -61,6 +61,7 @@ class BillingServiceStub:
     GetRedemption: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetRedemptionRequest, _billing_pb2.Redemption]
     UpdateRedemption: _grpc.UnaryUnaryMultiCallable[_billing_pb2.UpdateRedemptionRequest, _billing_pb2.Redemption]
     DeleteRedemption: _grpc.UnaryUnaryMultiCallable[_billing_pb2.DeleteRedemptionRequest, _billing_pb2.DeleteRedemptionResponse]
+    DisableRedemptions: _grpc.UnaryUnaryMultiCallable[_billing_pb2.DisableRedemptionsRequest, _billing_pb2.DisableRedemptionsResponse]
     Redeem: _grpc.UnaryUnaryMultiCallable[_billing_pb2.RedeemRequest, _billing_pb2.RedeemResponse]
     GrantSignupRewards: _grpc.UnaryUnaryMultiCallable[_billing_pb2.SignupRewardsRequest, _billing_pb2.SignupRewardsResponse]
     TransferAffQuota: _grpc.UnaryUnaryMultiCallable[_billing_pb2.TransferAffQuotaRequest, _billing_pb2.Wallet]
@@ -101,6 +102,7 @@ class BillingServiceAsyncStub(BillingServiceStub):
     GetRedemption: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetRedemptionRequest, _billing_pb2.Redemption]  # type: ignore[assignment]
     UpdateRedemption: _aio.UnaryUnaryMultiCallable[_billing_pb2.UpdateRedemptionRequest, _billing_pb2.Redemption]  # type: ignore[assignment]
     DeleteRedemption: _aio.UnaryUnaryMultiCallable[_billing_pb2.DeleteRedemptionRequest, _billing_pb2.DeleteRedemptionResponse]  # type: ignore[assignment]
+    DisableRedemptions: _aio.UnaryUnaryMultiCallable[_billing_pb2.DisableRedemptionsRequest, _billing_pb2.DisableRedemptionsResponse]  # type: ignore[assignment]
     Redeem: _aio.UnaryUnaryMultiCallable[_billing_pb2.RedeemRequest, _billing_pb2.RedeemResponse]  # type: ignore[assignment]
     GrantSignupRewards: _aio.UnaryUnaryMultiCallable[_billing_pb2.SignupRewardsRequest, _billing_pb2.SignupRewardsResponse]  # type: ignore[assignment]
     TransferAffQuota: _aio.UnaryUnaryMultiCallable[_billing_pb2.TransferAffQuotaRequest, _billing_pb2.Wallet]  # type: ignore[assignment]
@@ -306,6 +308,13 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_pb2.DeleteRedemptionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.DeleteRedemptionResponse, _abc.Awaitable[_billing_pb2.DeleteRedemptionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DisableRedemptions(
+        self,
+        request: _billing_pb2.DisableRedemptionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.DisableRedemptionsResponse, _abc.Awaitable[_billing_pb2.DisableRedemptionsResponse]]: ...
 
     @_abc_1.abstractmethod
     def Redeem(

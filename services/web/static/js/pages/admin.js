@@ -319,12 +319,16 @@ function editCode(code, reload) {
 
 export async function redemptions(page) {
   const list = h("div");
+  const selected = new Set();
   let current = 1, keyword = "";
   const perUnit = (session.status && session.status.quota_per_unit) || 500000;
   const reload = async () => {
     const reply = await api("GET", `/api/redemption/search?keyword=${encodeURIComponent(keyword)}&p=${current}&page_size=20`);
     if (!report(reply)) return;
+    selected.clear();
     list.replaceChildren(table([
+      { label: t("ch.select"), cell: (c) => h("input", { type: "checkbox", "aria-label": t("ch.selectOne", { name: c.name + " #" + c.id }),
+        onchange: (e) => (e.target.checked ? selected.add(c.id) : selected.delete(c.id)) }) },
       { label: "ID", cell: (c) => String(c.id) },
       { label: t("code.name"), cell: (c) => c.name },
       { label: t("code.code"), cell: (c) => h("span", { class: "nowrap" }, h("code", null, c.key.slice(0, 8) + "…"), " ", h("button", { class: "ghost small", onclick: () => copy(c.key) }, t("common.copy"))) },
@@ -348,25 +352,56 @@ export async function redemptions(page) {
     fields: [
       { name: "name", label: t("code.name"), required: true },
       { name: "quota", label: t("code.quota"), type: "number", min: "1", required: true, help: t("key.quotaHelp", { unit: perUnit }) },
-      { name: "count", label: t("code.count"), type: "number", min: "1", required: true },
+      { name: "count", label: t("code.count"), type: "number", min: "1", max: "100", required: true },
+      { name: "key", label: t("code.customKey"), help: t("code.customKeyHelp") },
+      { name: "is_gift", label: t("code.isGift"), type: "checkbox" },
+      { name: "max_uses", label: t("code.maxUses"), type: "number", help: t("code.maxUsesHelp") },
+      { name: "valid_from", label: t("code.validFrom"), type: "datetime-local" },
       { name: "valid_until", label: t("code.validUntil"), type: "datetime-local" },
     ],
     values: { count: 1, quota: perUnit },
     onSubmit: async (data) => {
-      const reply = await api("POST", "/api/redemption/", { ...data, valid_until: fromLocalInput(data.valid_until) });
+      const body = { ...data, valid_from: fromLocalInput(data.valid_from), valid_until: fromLocalInput(data.valid_until) };
+      if (body.max_uses === "") delete body.max_uses;
+      const reply = await api("POST", "/api/redemption/", body);
       if (reply.success) { showCodes(reply.data); reload(); }
       return reply;
     },
   });
   const search = h("input", { type: "search", placeholder: t("code.search"), "aria-label": t("code.search"),
     onchange: (e) => { keyword = e.target.value.trim(); current = 1; reload(); } });
+  const deleteByName = () => formDialog({
+    title: t("code.deleteByName"),
+    fields: [{ name: "name", label: t("code.name"), required: true }],
+    onSubmit: async ({ name }) => {
+      const counted = await api("GET", "/api/redemption/count-by-name?name=" + encodeURIComponent(name));
+      if (!counted.success) return counted;
+      if (!counted.data) return { success: false, message: t("code.noneNamed", { name }) };
+      if (!(await confirmDialog(t("code.confirmByName", { count: counted.data, name })))) return { success: true };
+      const reply = await api("DELETE", "/api/redemption/delete-by-name?name=" + encodeURIComponent(name));
+      if (report(reply, t("code.deletedN", { count: reply.data }))) reload();
+      return reply;
+    },
+  });
+  const bulk = h("div", { class: "toolbar" }, search,
+    h("button", { class: "ghost", id: "codes-disable-selected", onclick: async () => {
+      if (!selected.size) { toast(t("ch.noneSelected")); return; }
+      const reply = await api("POST", "/api/redemption/batch-disable", { ids: [...selected] });
+      if (report(reply, t("code.disabledN", { count: reply.data }))) reload();
+    } }, t("code.disableSelected")),
+    h("button", { class: "ghost danger-text", id: "codes-delete-by-name", onclick: deleteByName }, t("code.deleteByName")),
+    h("button", { class: "ghost danger-text", onclick: async () => {
+      if (!(await confirmDialog(t("code.confirmDisabled")))) return;
+      const reply = await api("DELETE", "/api/redemption/delete-disabled");
+      if (report(reply, t("code.deletedN", { count: reply.data }))) reload();
+    } }, t("code.deleteDisabled")));
   page.append(pageHeader(t("nav.redemptions"),
     h("button", { class: "ghost", onclick: async () => {
       if (!(await confirmDialog(t("code.confirmInvalid")))) return;
       const reply = await api("DELETE", "/api/redemption/invalid");
       if (report(reply, t("code.deletedN", { count: reply.data }))) reload();
     } }, t("code.deleteInvalid")),
-    h("button", { onclick: create }, t("code.create"))), h("div", { class: "toolbar" }, search), list);
+    h("button", { onclick: create }, t("code.create"))), bulk, list);
   await reload();
 }
 
