@@ -112,7 +112,7 @@ async def serve(settings: Settings) -> None:
         "pricing refresher": prices.run_refresher,
         # One replica sweeps at a time (the sweeps were safe in parallel, only wasted work).
         "hold reaper": lambda: singleton.run_in_one_replica(
-            settings.database_url,
+            settings.database_url.value,
             "billing hold reaper",
             lambda: reaper.run(
                 billing, settings.hold_reaper_interval, may_reap=lambda: stream_drained(js)

@@ -65,7 +65,7 @@ async def running(settings: Settings) -> AsyncIterator[list[asyncio.Task[None]]]
         pause=settings.polling_interval,
     )
     tasks = [
-        asyncio.create_task(singleton.run_in_one_replica(settings.database_url, name, job))
+        asyncio.create_task(singleton.run_in_one_replica(settings.database_url.value, name, job))
         for name, job in _jobs(settings, probing).items()
     ]
     try:

@@ -298,7 +298,7 @@ async def scheduled(accounts_addr: str, infra: Infra) -> AsyncIterator[None]:
     accounts with the tasks service's own credential."""
     token = PLANE[internal_auth.token_variable(internal_auth.TASKS)]
     settings = Settings(
-        database_url=infra.database_url, nats_url="", nats_password=Secret(""),
+        database_url=Secret(infra.database_url), nats_url="", nats_password=Secret(""),
         bind_host="127.0.0.1", metrics_port=0, log_level="INFO", fetch_batch=1,
         fetch_timeout=1.0, update_task=False, channel_test_minutes=0.01,
         channel_update_minutes=0.01, accounts_addr=accounts_addr,
