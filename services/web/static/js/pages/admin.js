@@ -150,9 +150,12 @@ export async function channels(page) {
   const list = h("div");
   const selected = new Set();
   let current = 1;
+  let latest = 0;
   const reload = async () => {
+    const mine = ++latest;
     const params = new URLSearchParams({ ...readForm(filters, fields), p: String(current), page_size: "20" });
     const reply = await api("GET", "/api/channel/search?" + params);
+    if (mine !== latest) return; // a later reload is under way: an older answer must not win
     if (!report(reply)) return;
     selected.clear();
     list.replaceChildren(table([
