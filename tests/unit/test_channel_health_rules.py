@@ -10,6 +10,7 @@ from veloera.accounts.v1 import accounts_pb2
 
 from services.accounts.channel_rules import Failure, judge_test, parse_threshold
 from services.relay.health import probe
+from services.relay.routing import channel_from_proto
 
 KEYWORDS = ["you exceeded your current quota"]
 
@@ -89,3 +90,26 @@ def test_model_lists_and_balances_are_read_strictly() -> None:
     for bad in (True, "NaN", "x", None):
         with pytest.raises(probe.ProbeError):
             probe._number({"total": bad}, "total")
+
+
+@pytest.mark.parametrize(
+    ("type_id", "base_url", "url", "auth"),
+    [
+        (1, "", "https://api.openai.com/v1/models", ("authorization", "Bearer k1")),
+        (17, "", "https://dashscope.aliyuncs.com/compatible-mode/v1/models",
+         ("authorization", "Bearer k1")),
+        (49, "", "https://models.github.ai/catalog/models", ("authorization", "Bearer k1")),
+        (14, "", "https://api.anthropic.com/v1/models", ("x-api-key", "k1")),
+        (24, "https://g.example/", "https://g.example/v1beta/openai/models",
+         ("authorization", "Bearer k1")),
+    ],
+)  # fmt: skip
+def test_each_type_lists_its_models_where_its_provider_does(
+    type_id: int, base_url: str, url: str, auth: tuple[str, str]
+) -> None:
+    channel = accounts_pb2.Channel(type=type_id, base_url=base_url, key="k1\nk2")
+    got_url, headers = probe._models_request(
+        channel, channel_from_proto(channel), probe.first_key(channel)
+    )
+    assert got_url == url
+    assert {k.lower(): v for k, v in headers.items()}[auth[0]] == auth[1]

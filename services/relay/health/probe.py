@@ -40,6 +40,8 @@ __all__ = ["ProbeError", "list_models", "open_session", "probe_key", "query_bala
 
 ANTHROPIC = 14
 GEMINI = 24
+GITHUB = 49
+GITHUB_CATALOG = "https://models.github.ai/catalog/models"
 DEFAULT_TEST_MODEL = "gpt-4o-mini"
 _EMBEDDING_HINTS = ("embedding", "m3e", "bge-", "embed")
 MODELS = endpoints.Endpoint("models", "/v1/models")
@@ -347,6 +349,8 @@ def _models_request(
     if channel.type == GEMINI:
         base = _base_url(channel, "https://generativelanguage.googleapis.com")
         return f"{base}/v1beta/openai/models", {"Authorization": f"Bearer {key}"}
+    if channel.type == GITHUB and not channel.base_url.strip():
+        return GITHUB_CATALOG, {"Authorization": f"Bearer {key}"}  # a bare list of models
     try:
         adaptor = _ADAPTORS.for_type(channel.type)
     except LookupError:
