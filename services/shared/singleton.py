@@ -36,13 +36,13 @@ def lock_id(name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def every(interval: float, job: Job, *, name: str, first_after: float | None = None) -> Job:
-    """A job body that runs `job` every `interval` seconds (the first run after `first_after`,
-    default one interval, as upstream's tickers); a failed run is logged and the next one
-    happens on time."""
+def every(interval: float, job: Job, *, name: str) -> Job:
+    """A job body that runs `job` every `interval` seconds, the first run one interval after
+    it starts (as upstream's tickers); a failed run is logged and the next one happens on
+    time."""
 
     async def loop() -> None:
-        await asyncio.sleep(interval if first_after is None else first_after)
+        await asyncio.sleep(interval)
         while True:
             try:
                 await job()
