@@ -236,3 +236,50 @@ def parse_keywords(option_value: str | None) -> list[str]:
     if option_value is None:
         return list(DEFAULT_DISABLE_KEYWORDS)
     return [line.strip() for line in option_value.splitlines() if line.strip()]
+
+
+@dataclass(frozen=True, slots=True)
+class TestVerdict:
+    """What one channel test changes for its key (the channel follows its keys)."""
+
+    disable_key: bool
+    enable_key: bool
+    too_slow: bool
+    reason: str
+
+
+def judge_test(
+    failure: Failure | None,
+    *,
+    response_ms: int,
+    threshold_seconds: float,
+    keywords: list[str],
+    auto_disable: bool,
+    auto_enable: bool,
+    key_enabled: bool,
+    key_auto_disabled: bool,
+) -> TestVerdict:
+    """upstream `controller/channel-test.go` (testAllChannels): a key-killing failure or a
+    response time above ChannelDisableThreshold (0: no limit) disables; a clean, fast pass
+    re-enables what was disabled automatically. `failure` is None for a pass."""
+    limit_ms = int(threshold_seconds * 1000)
+    too_slow = limit_ms > 0 and response_ms > limit_ms
+    reason = failure.error_message if failure is not None else ""
+    if too_slow:
+        reason = f"response time {response_ms / 1000:.2f}s is above {threshold_seconds:.2f}s"
+    bad = too_slow or (failure is not None and should_disable(failure, keywords))
+    return TestVerdict(
+        disable_key=auto_disable and key_enabled and bad,
+        enable_key=auto_enable and key_auto_disabled and failure is None and not too_slow,
+        too_slow=too_slow,
+        reason=reason,
+    )
+
+
+def parse_threshold(option_value: str | None) -> float:
+    """ChannelDisableThreshold in seconds (default 5); unreadable or negative: the default."""
+    try:
+        value = float(option_value) if option_value is not None else 5.0
+    except ValueError:
+        return 5.0
+    return value if value >= 0 else 5.0

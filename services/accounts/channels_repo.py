@@ -330,3 +330,36 @@ async def get_option(conn: Conn, *, key: str) -> str | None:
 
 async def upsert_option(conn: Conn, *, key: str, value: str) -> None:
     await conn.execute(UPSERT_OPTION, key, value)
+
+
+ALL_CHANNELS = f"SELECT {CHANNEL_COLUMNS} FROM channels ORDER BY id"
+CHANNELS_BY_IDS = f"SELECT {CHANNEL_COLUMNS} FROM channels WHERE id = ANY($1::bigint[]) ORDER BY id"
+RECORD_TEST = "UPDATE channels SET test_time = $2, response_time = $3 WHERE id = $1"
+RECORD_TEST_KEY = """
+UPDATE channel_keys SET status = $2, last_error = CASE WHEN $3 = '' THEN last_error ELSE $3 END
+WHERE id = $1
+"""
+RECORD_BALANCE = (
+    "UPDATE channels SET balance = $2, balance_updated_time = $3 WHERE id = $1 RETURNING id"
+)
+
+
+async def all_channels(conn: Conn) -> list[asyncpg.Record]:
+    return await conn.fetch(ALL_CHANNELS)
+
+
+async def channels_by_ids(conn: Conn, *, channel_ids: list[int]) -> list[asyncpg.Record]:
+    return await conn.fetch(CHANNELS_BY_IDS, channel_ids)
+
+
+async def record_test(conn: Conn, *, channel_id: int, test_time: int, response_time: int) -> None:
+    await conn.execute(RECORD_TEST, channel_id, test_time, response_time)
+
+
+async def record_test_key(conn: Conn, *, key_id: int, status: int, error: str) -> None:
+    """A tested key's status; a failed test's error becomes its last error."""
+    await conn.execute(RECORD_TEST_KEY, key_id, status, error)
+
+
+async def record_balance(conn: Conn, *, channel_id: int, balance: float, now: int) -> bool:
+    return await conn.fetchval(RECORD_BALANCE, channel_id, balance, now) is not None

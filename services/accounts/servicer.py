@@ -9,6 +9,7 @@ from veloera.accounts.v1 import accounts_pb2_grpc
 from services.accounts.deps import Deps
 from services.accounts.rpc_auth import AuthRpcs
 from services.accounts.rpc_channel_bulk import ChannelBulkRpcs
+from services.accounts.rpc_channel_health import ChannelHealthRpcs
 from services.accounts.rpc_channels import ChannelRpcs
 from services.accounts.rpc_email import EmailRpcs
 from services.accounts.rpc_identity import IdentityRpcs
@@ -30,6 +31,7 @@ class AccountsServicer(
     TokenRpcs,
     ChannelRpcs,
     ChannelBulkRpcs,
+    ChannelHealthRpcs,
     OptionRpcs,
     InboxRpcs,
     EmailRpcs,

@@ -19,7 +19,7 @@ from services.billing.metering import reaper
 from services.billing.pricing.live import LivePrices
 from services.billing.settings import Settings
 from services.billing.store import partitions
-from services.shared import nats_auth, natsutil, subjects
+from services.shared import nats_auth, natsutil, singleton, subjects
 from services.shared.crypto import SecretBox
 from services.shared.db import create_pool
 from services.shared.gctune import settle_after_startup
@@ -110,8 +110,13 @@ async def serve(settings: Settings) -> None:
     await server.start()
     background: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
         "pricing refresher": prices.run_refresher,
-        "hold reaper": lambda: reaper.run(
-            billing, settings.hold_reaper_interval, may_reap=lambda: stream_drained(js)
+        # One replica sweeps at a time (the sweeps were safe in parallel, only wasted work).
+        "hold reaper": lambda: singleton.run_in_one_replica(
+            settings.database_url.value,
+            "billing hold reaper",
+            lambda: reaper.run(
+                billing, settings.hold_reaper_interval, may_reap=lambda: stream_drained(js)
+            ),
         ),
         "settlement consumer": lambda: run_consumer(
             billing, js, batch=settings.settlement_fetch_batch

@@ -132,7 +132,10 @@ SERVICE_SECRETS: dict[str, tuple[str, ...]] = {
         "DATABASE_URL", "CRYPTO_SECRET", *_CALLER_TOKENS,
         nats_auth.password_variable(nats_auth.BILLING),
     ),
-    "tasks": ("DATABASE_URL", nats_auth.password_variable(nats_auth.TASKS)),
+    "tasks": (
+        "DATABASE_URL", internal_auth.token_variable(internal_auth.TASKS),
+        nats_auth.password_variable(nats_auth.TASKS),
+    ),
     "relay": (
         internal_auth.token_variable(internal_auth.RELAY),
         nats_auth.password_variable(nats_auth.RELAY),

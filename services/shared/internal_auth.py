@@ -30,6 +30,7 @@ MIN_TOKEN_CHARS = 32
 
 RELAY = "relay"
 WEB = "web"
+TASKS = "tasks"
 # Operator tools (ledger checks, the test suite): every RPC. `veloera up` does not create it;
 # set INTERNAL_TOKEN_ADMIN on accounts/billing only while such a tool needs it.
 ADMIN = "admin"
@@ -74,9 +75,18 @@ WEB_RPCS = ALL_RPCS - (
     )
 )  # fmt: skip
 
-PERMISSIONS: dict[str, frozenset[str]] = {RELAY: RELAY_RPCS, WEB: WEB_RPCS, ADMIN: ALL_RPCS}
+# The tasks service's scheduled channel tests and balance queries: read channels with their keys
+# and record what was measured (accounts applies the auto-disable / auto-enable rules).
+TASKS_RPCS = _named(_ACCOUNTS, "GetProbeChannels", "RecordChannelTest", "RecordChannelBalance")
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    RELAY: RELAY_RPCS,
+    WEB: WEB_RPCS,
+    TASKS: TASKS_RPCS,
+    ADMIN: ALL_RPCS,
+}
 # Callers a server must know (it refuses to start without their tokens); the others are optional.
-REQUIRED_CALLERS = (RELAY, WEB)
+REQUIRED_CALLERS = (RELAY, WEB, TASKS)
 
 
 def token_variable(caller: str) -> str:

@@ -19,7 +19,7 @@ from services.shared import nats_auth, subjects
 from services.shared.db import create_pool
 from services.shared.metrics import observe_consumed, observe_idle
 from services.shared.natsutil import connect, drain, ensure_streams
-from services.tasks import handlers, health
+from services.tasks import channel_jobs, handlers, health
 from services.tasks.metrics import MESSAGES, UP
 from services.tasks.settings import Settings
 
@@ -121,7 +121,8 @@ async def run(settings: Settings) -> None:
 
     probes = await health.serve(readiness, alive, settings.bind_host, settings.metrics_port)
     logger.info("tasks worker started", extra={"polling": settings.update_task})
-    await stop.wait()
+    async with channel_jobs.running(settings):
+        await stop.wait()
     if worker is not None:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)

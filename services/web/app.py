@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 from veloera.accounts.v1 import accounts_pb2_grpc
 from veloera.billing.v1 import billing_pb2_grpc
 
+from services.relay.health.probe import open_session
 from services.shared.access_log import AccessLogMiddleware
 from services.shared.grpcutil import open_channel
 from services.web.body_limit import BodyLimitMiddleware
@@ -22,6 +23,7 @@ from services.web.deps import Deps
 from services.web.metrics import MetricsMiddleware
 from services.web.rate_limit import RateLimitMiddleware
 from services.web.routes import (
+    channel_health,
     channels,
     checkin,
     console,
@@ -65,6 +67,7 @@ def _routes() -> list[BaseRoute]:
         *messages.ROUTES,
         *model_mapping.ROUTES,
         *tokens.ROUTES,
+        *channel_health.ROUTES,
         *channels.ROUTES,
         *options.ROUTES,
         *logs.ROUTES,
@@ -92,6 +95,7 @@ def create_app(settings: Settings) -> Starlette:
             accounts=accounts_pb2_grpc.AccountsServiceStub(accounts_channel),
             billing=billing_pb2_grpc.BillingServiceStub(billing_channel),
             channels=[accounts_channel, billing_channel],
+            probe_session=open_session(allow_private=settings.channel_private_addresses),
         )
         logger.info(
             "web console on %s:%d (accounts %s, billing %s)",
@@ -103,6 +107,8 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            await channel_health.stop_background(app)
+            await app.state.deps.probe_session.close()
             await accounts_channel.close(grace=2.0)
             await billing_channel.close(grace=2.0)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import grpc
 
 from services.web.settings import Settings
@@ -23,6 +25,10 @@ class Deps:
     accounts: AccountsServiceAsyncStub
     billing: BillingServiceAsyncStub
     channels: list[grpc.aio.Channel]
+    # Upstream calls of channel tests, balance queries and model lists (admin actions).
+    probe_session: aiohttp.ClientSession
+    # Console jobs running in the background in this process ("test all", "update balances").
+    background: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     started_at: int = field(default_factory=lambda: int(time.time()))
 
     @property

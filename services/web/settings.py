@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -62,6 +63,12 @@ class Settings:
     # (its host name). Empty: the origin the request came to.
     webauthn_origin: str = ""
     webauthn_rp_id: str = ""
+    # Channel tests, balance queries and model lists call upstreams from here (admin actions):
+    # each call is bounded by CHANNEL_PROBE_TIMEOUT; private upstream addresses only when the
+    # operator allows them, as in the relay.
+    channel_probe_timeout: float = 30.0
+    channel_private_addresses: bool = False
+    polling_interval: float = 0.0  # POLLING_INTERVAL: pause between channels in test-all
 
 
 def _rate_limit(env: Env, prefix: str, limit: int, seconds: int) -> RateLimit:
@@ -78,6 +85,15 @@ def _trusted_proxies(env: Env, errors: list[str]) -> TrustedProxies:
     except ValueError as exc:
         errors.append(str(exc))
         return ()
+
+
+def _pause(env: Env) -> float:
+    """POLLING_INTERVAL: seconds, 0 or more."""
+    value = env.float("POLLING_INTERVAL", 0.0)
+    if not math.isfinite(value) or value < 0:
+        env.fail("POLLING_INTERVAL must be a number of seconds, 0 or more")
+        return 0.0
+    return value
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +126,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         idcflare_connect_url=env.str("IDCFLARE_CONNECT_URL", IDCFLARE_CONNECT_URL).rstrip("/"),
         webauthn_origin=env.str("WEBAUTHN_ORIGIN", "").rstrip("/"),
         webauthn_rp_id=env.str("WEBAUTHN_RP_ID", ""),
+        channel_probe_timeout=max(env.float("CHANNEL_PROBE_TIMEOUT", 30.0), 0.1),
+        channel_private_addresses=env.bool("CHANNEL_PRIVATE_ADDRESSES", False),
+        polling_interval=_pause(env),
     )
     env.check(service="web")
     if errors:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from playwright.async_api import expect
@@ -46,6 +48,36 @@ async def test_channel_form_checks_mappings_and_keeps_keys_apart(
     await expect(tab.page.locator("dialog[open] #f-model_mapping")).to_have_value(
         '{"gpt-4o": "gpt-4o-mini"}'
     )
+    tab.assert_clean()
+
+
+async def test_channel_test_balance_and_model_list_by_clicking(
+    open_tab: TabFactory, site: Site
+) -> None:
+    name = unique_name("ch")
+    await create_channel(site.root, base_url=site.fake.url, models=["gpt-4o-mini"], name=name)
+    tab = await open_tab()
+    await sign_in_root(tab)
+    await tab.open("/console/channel")
+    await tab.page.fill("#f-keyword", name)
+    await tab.page.click("#view form.filters button[type=submit]")
+    row = tab.page.locator("#view tbody tr", has_text=name)
+    await expect(row.locator(".response-time")).to_have_text("not tested")
+
+    await row.get_by_role("button", name="Test", exact=True).click()  # against the fake upstream
+    await expect(tab.page.locator(".toast.ok")).to_contain_text("Test passed")
+    await expect(row.locator(".response-time")).to_have_text(re.compile(r"^\d+\.\d\d s$"))
+
+    await row.get_by_role("button", name="Update balance").click()  # OpenAI's billing API
+    await expect(row.locator(".balance")).to_have_text(
+        f"${site.fake.credit_usd - site.fake.used_usd:.2f}"
+    )
+
+    await row.get_by_role("button", name="Edit").click()
+    dialog = tab.page.locator("dialog[open]")
+    await dialog.locator("#f-models").fill("")
+    await dialog.get_by_role("button", name="Fetch models").click()
+    await expect(dialog.locator("#f-models")).to_have_value(",".join(site.fake.models))
     tab.assert_clean()
 
 

@@ -15,14 +15,14 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("accounts", "billing", "tasks", "relay", "web")
-CALLERS = ("INTERNAL_TOKEN_RELAY", "INTERNAL_TOKEN_WEB")
+CALLERS = ("INTERNAL_TOKEN_RELAY", "INTERNAL_TOKEN_WEB", "INTERNAL_TOKEN_TASKS")
 SECRET_BY_SERVICE = {
     # Security model: each service gets only its own credentials.
     "relay": {"INTERNAL_TOKEN_RELAY", "NATS_PASSWORD_RELAY"},
     "web": {"INTERNAL_TOKEN_WEB", "SESSION_SECRET"},
     "accounts": {"DATABASE_URL", "CRYPTO_SECRET", "NATS_PASSWORD_ACCOUNTS", *CALLERS},
     "billing": {"DATABASE_URL", "CRYPTO_SECRET", "NATS_PASSWORD_BILLING", *CALLERS},
-    "tasks": {"DATABASE_URL", "NATS_PASSWORD_TASKS"},
+    "tasks": {"DATABASE_URL", "NATS_PASSWORD_TASKS", "INTERNAL_TOKEN_TASKS"},
 }
 ALL_SECRETS = set().union(*SECRET_BY_SERVICE.values())
 

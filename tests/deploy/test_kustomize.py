@@ -91,13 +91,13 @@ def test_every_service_is_probed_hardened_and_drains(overlay: str) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_each_service_gets_only_its_own_secrets(overlay: str) -> None:
     deployments = by_kind(build(overlay), "Deployment")
-    callers = {"INTERNAL_TOKEN_RELAY", "INTERNAL_TOKEN_WEB"}
+    callers = {"INTERNAL_TOKEN_RELAY", "INTERNAL_TOKEN_WEB", "INTERNAL_TOKEN_TASKS"}
     wanted = {
         "relay": {"INTERNAL_TOKEN_RELAY", "NATS_PASSWORD_RELAY", "RELAY_METRICS_TOKEN"},
         "web": {"INTERNAL_TOKEN_WEB", "SESSION_SECRET"},
         "accounts": {"DATABASE_URL", "CRYPTO_SECRET", "NATS_PASSWORD_ACCOUNTS", *callers},
         "billing": {"DATABASE_URL", "CRYPTO_SECRET", "NATS_PASSWORD_BILLING", *callers},
-        "tasks": {"DATABASE_URL", "NATS_PASSWORD_TASKS"},
+        "tasks": {"DATABASE_URL", "NATS_PASSWORD_TASKS", "INTERNAL_TOKEN_TASKS"},
     }
     for name, keys in wanted.items():
         (container,) = pod_spec(deployments[f"veloera-{name}"])["containers"]

@@ -23,8 +23,11 @@ Per chat request, by body field (clients send them with the SDK's `extra_body`):
   usage chunk's), so any shape reaches the relay as written, integers beyond 64 bits included;
 - `fake_words`: the reply is that many words (`w0 w1 …`), for long streams.
 Per instance: `behavior` applies one of these to every request, `force_status` makes every
-call fail with that status (a broken channel),
+call fail with that status (a broken channel; set it back to None and the channel recovers),
 `stream_usage` turns the final usage chunk off (usage fallback tests).
+Balance APIs (GET, answering `credit_usd` granted and `used_usd` spent in each provider's own
+shape): OpenAI's `/v1/dashboard/billing/subscription` + `/usage` (cents), OpenRouter's
+`/v1/credits`, DeepSeek's `/user/balance`, SiliconFlow's `/v1/user/info`.
 """
 
 from __future__ import annotations
@@ -99,6 +102,9 @@ class FakeOpenAI:
     behavior: str = ""  # applied to every request when set (e.g. "fake-slow")
     drip_sent: int = field(default=0, init=False)  # drip pieces written (disconnect tests)
     models: list[str] = field(default_factory=lambda: ["gpt-4o-mini", "gpt-4o"])
+    credit_usd: float = 20.0  # balance APIs: granted
+    failing_keys: set[str] = field(default_factory=set)  # these Bearer keys get a 401
+    used_usd: float = 7.5  # balance APIs: spent
     host: str = "127.0.0.1"
     max_recorded: int = 200
     requests: list[RecordedRequest] = field(default_factory=list, init=False)
@@ -187,6 +193,18 @@ class FakeOpenAI:
             for path, handler in form_routes.items()
         ]
         routes.append(Route("/v1/models", self._models, methods=["GET"]))
+        routes.append(Route("/v1beta/openai/models", self._gemini_models, methods=["GET"]))
+        balance_routes = {
+            "/v1/dashboard/billing/subscription": self._subscription,
+            "/v1/dashboard/billing/usage": self._billing_usage,
+            "/v1/credits": self._openrouter_credits,
+            "/user/balance": self._deepseek_balance,
+            "/v1/user/info": self._siliconflow_info,
+        }
+        routes += [
+            Route(path, self._get_endpoint(handler), methods=["GET"])
+            for path, handler in balance_routes.items()
+        ]
         routes.append(Route("/{rest:path}", self._json_endpoint(self._chat), methods=["POST"]))
         return Starlette(routes=routes)
 
@@ -219,6 +237,8 @@ class FakeOpenAI:
         )
         if self.force_status is not None:
             return _error(self.force_status)
+        if request.headers.get("authorization", "").removeprefix("Bearer ") in self.failing_keys:
+            return _error(401)
         if behavior.startswith("fail-") and behavior[5:].isdigit():
             return _error(int(behavior[5:]))
         if behavior == "fake-leak-401":  # quotes the key it got and an internal address
@@ -246,7 +266,51 @@ class FakeOpenAI:
             self.requests.append(entry)
             del self.requests[: -self.max_recorded]
 
+    def _get_endpoint(
+        self, handler: Callable[[], dict[str, Any]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            self._record(request, {})
+            if self.force_status is not None:
+                return _error(self.force_status)
+            return _json(handler())
+
+        return endpoint
+
+    def _subscription(self) -> dict[str, Any]:
+        return {
+            "object": "billing_subscription",
+            "has_payment_method": False,
+            "hard_limit_usd": self.credit_usd,
+            "system_hard_limit_usd": self.credit_usd,
+        }
+
+    def _billing_usage(self) -> dict[str, Any]:
+        return {"object": "list", "total_usage": self.used_usd * 100}  # cents
+
+    def _openrouter_credits(self) -> dict[str, Any]:
+        return {"data": {"total_credits": self.credit_usd, "total_usage": self.used_usd}}
+
+    def _deepseek_balance(self) -> dict[str, Any]:
+        left = f"{self.credit_usd - self.used_usd:.2f}"
+        info = {"total_balance": left, "granted_balance": "0.00", "topped_up_balance": left}
+        return {"is_available": True, "balance_infos": [{"currency": "USD", **info}]}
+
+    def _siliconflow_info(self) -> dict[str, Any]:
+        left = f"{self.credit_usd - self.used_usd:.2f}"
+        data = {"id": "u1", "balance": left, "chargeBalance": "0", "totalBalance": left}
+        return {"code": 20000, "message": "OK", "status": True, "data": data}
+
+    async def _gemini_models(self, request: Request) -> Response:
+        """Gemini's OpenAI-compatible list names models `models/<id>`."""
+        self._record(request, {})
+        data = [{"id": f"models/{m}", "object": "model", "owned_by": "google"} for m in self.models]
+        return _json({"object": "list", "data": data})
+
     async def _models(self, request: Request) -> Response:
+        self._record(request, {})
+        if self.force_status is not None:
+            return _error(self.force_status)
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
         return _json({"object": "list", "data": data})
 

@@ -18,12 +18,14 @@ def test_required_variables_fail_fast_naming_each_one() -> None:
         "CRYPTO_SECRET",
         "INTERNAL_TOKEN_RELAY",
         "INTERNAL_TOKEN_WEB",
+        "INTERNAL_TOKEN_TASKS",
     ):
         assert name in message
 
 
 RELAY_TOKEN = "r" * 40
 WEB_TOKEN = "w" * 40
+TASKS_TOKEN = "t" * 40
 
 
 def test_defaults_and_secrets_are_masked() -> None:
@@ -34,14 +36,15 @@ def test_defaults_and_secrets_are_masked() -> None:
             "CRYPTO_SECRET": "s3cret",
             "INTERNAL_TOKEN_RELAY": RELAY_TOKEN,
             "INTERNAL_TOKEN_WEB": WEB_TOKEN,
+            "INTERNAL_TOKEN_TASKS": TASKS_TOKEN,
             "NATS_PASSWORD_ACCOUNTS": "n4ts-pass",
         }
     )
     assert (settings.port, settings.metrics_port, settings.bind_host) == (50051, 9101, "127.0.0.1")
-    for secret in ("s3cret", RELAY_TOKEN, WEB_TOKEN, "n4ts-pass"):
+    for secret in ("s3cret", RELAY_TOKEN, WEB_TOKEN, TASKS_TOKEN, "n4ts-pass"):
         assert secret not in repr(settings)
     assert settings.crypto_secret.value == "s3cret"
-    assert set(settings.caller_tokens) == {"relay", "web"}  # the admin tool only when set
+    assert set(settings.caller_tokens) == {"relay", "web", "tasks"}  # admin only when set
 
 
 def test_a_short_service_token_is_refused() -> None:
@@ -53,5 +56,6 @@ def test_a_short_service_token_is_refused() -> None:
                 "CRYPTO_SECRET": "s3cret",
                 "INTERNAL_TOKEN_RELAY": RELAY_TOKEN,
                 "INTERNAL_TOKEN_WEB": "short",
+                "INTERNAL_TOKEN_TASKS": TASKS_TOKEN,
             }
         )

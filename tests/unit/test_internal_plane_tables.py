@@ -27,6 +27,17 @@ def test_web_acts_for_admins_but_never_moves_money_on_the_request_path() -> None
         assert path not in web
 
 
+def test_tasks_reads_channels_for_health_checks_and_nothing_else() -> None:
+    tasks = internal_auth.PERMISSIONS[internal_auth.TASKS]
+    assert tasks == {
+        f"{ACCOUNTS}GetProbeChannels",
+        f"{ACCOUNTS}RecordChannelTest",
+        f"{ACCOUNTS}RecordChannelBalance",
+    }
+    relay = internal_auth.PERMISSIONS[internal_auth.RELAY]
+    assert not tasks & relay  # the relay never reads decrypted keys of disabled channels
+
+
 def test_the_relay_nats_user_publishes_settlements_only() -> None:
     allowed = nats_auth.PERMISSIONS[nats_auth.RELAY]
     assert allowed is not None

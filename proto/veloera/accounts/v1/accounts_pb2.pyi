@@ -3145,3 +3145,179 @@ class SignInWithPasskeyRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SignInWithPasskeyRequest: _TypeAlias = SignInWithPasskeyRequest  # noqa: Y015
+
+@_typing.final
+class GetProbeChannelsRequest(_message.Message):
+    """---------------------------------------------------------------- channel health
+
+    Channels with their keys decrypted (ChannelKey.key), for calling their upstreams.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDS_FIELD_NUMBER: _builtins.int
+    ALL_FIELD_NUMBER: _builtins.int
+    all: _builtins.bool
+    """every channel, ordered by id"""
+    @_builtins.property
+    def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """these channels (unknown ids are left out)"""
+
+    def __init__(
+        self,
+        *,
+        ids: _abc.Iterable[_builtins.int] | None = ...,
+        all: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all", b"all", "ids", b"ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetProbeChannelsRequest: _TypeAlias = GetProbeChannelsRequest  # noqa: Y015
+
+@_typing.final
+class ProbeChannels(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedCompositeFieldContainer[Global___Channel]: ...
+    def __init__(
+        self,
+        *,
+        channels: _abc.Iterable[Global___Channel] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProbeChannels: _TypeAlias = ProbeChannels  # noqa: Y015
+
+@_typing.final
+class RecordChannelTestRequest(_message.Message):
+    """One test request through one key (upstream `controller/channel-test.go`). Accounts applies
+    the auto-disable / auto-enable rules: a key-killing failure or a response time above
+    ChannelDisableThreshold disables the key (the last key disables the channel) when
+    AutomaticDisableChannelEnabled and the channel's auto_ban; a pass re-enables an
+    automatically disabled key and channel when AutomaticEnableChannelEnabled.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    SUCCESS_FIELD_NUMBER: _builtins.int
+    STATUS_CODE_FIELD_NUMBER: _builtins.int
+    ERROR_TYPE_FIELD_NUMBER: _builtins.int
+    ERROR_CODE_FIELD_NUMBER: _builtins.int
+    ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
+    RESPONSE_TIME_MS_FIELD_NUMBER: _builtins.int
+    LOCAL_ERROR_FIELD_NUMBER: _builtins.int
+    channel_id: _builtins.int
+    key_id: _builtins.int
+    success: _builtins.bool
+    status_code: _builtins.int
+    error_type: _builtins.str
+    error_code: _builtins.str
+    error_message: _builtins.str
+    response_time_ms: _builtins.int
+    local_error: _builtins.bool
+    """the test could not be sent (bad configuration): never disables"""
+    def __init__(
+        self,
+        *,
+        channel_id: _builtins.int = ...,
+        key_id: _builtins.int = ...,
+        success: _builtins.bool = ...,
+        status_code: _builtins.int = ...,
+        error_type: _builtins.str = ...,
+        error_code: _builtins.str = ...,
+        error_message: _builtins.str = ...,
+        response_time_ms: _builtins.int = ...,
+        local_error: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_id", b"channel_id", "error_code", b"error_code", "error_message", b"error_message", "error_type", b"error_type", "key_id", b"key_id", "local_error", b"local_error", "response_time_ms", b"response_time_ms", "status_code", b"status_code", "success", b"success"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordChannelTestRequest: _TypeAlias = RecordChannelTestRequest  # noqa: Y015
+
+@_typing.final
+class RecordChannelTestResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_DISABLED_FIELD_NUMBER: _builtins.int
+    CHANNEL_DISABLED_FIELD_NUMBER: _builtins.int
+    KEY_ENABLED_FIELD_NUMBER: _builtins.int
+    CHANNEL_ENABLED_FIELD_NUMBER: _builtins.int
+    TOO_SLOW_FIELD_NUMBER: _builtins.int
+    key_disabled: _builtins.bool
+    channel_disabled: _builtins.bool
+    key_enabled: _builtins.bool
+    channel_enabled: _builtins.bool
+    too_slow: _builtins.bool
+    """the response time was above ChannelDisableThreshold"""
+    def __init__(
+        self,
+        *,
+        key_disabled: _builtins.bool = ...,
+        channel_disabled: _builtins.bool = ...,
+        key_enabled: _builtins.bool = ...,
+        channel_enabled: _builtins.bool = ...,
+        too_slow: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_disabled", b"channel_disabled", "channel_enabled", b"channel_enabled", "key_disabled", b"key_disabled", "key_enabled", b"key_enabled", "too_slow", b"too_slow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordChannelTestResponse: _TypeAlias = RecordChannelTestResponse  # noqa: Y015
+
+@_typing.final
+class RecordChannelBalanceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    channel_id: _builtins.int
+    balance: _builtins.float
+    """USD"""
+    def __init__(
+        self,
+        *,
+        channel_id: _builtins.int = ...,
+        balance: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "channel_id", b"channel_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordChannelBalanceRequest: _TypeAlias = RecordChannelBalanceRequest  # noqa: Y015
+
+@_typing.final
+class RecordChannelBalanceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BALANCE_UPDATED_TIME_FIELD_NUMBER: _builtins.int
+    balance_updated_time: _builtins.int
+    def __init__(
+        self,
+        *,
+        balance_updated_time: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_updated_time", b"balance_updated_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordChannelBalanceResponse: _TypeAlias = RecordChannelBalanceResponse  # noqa: Y015

@@ -354,6 +354,21 @@ class AccountsServiceStub:
                 request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingDeltaRequest.SerializeToString,
                 response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingDelta.FromString,
                 _registered_method=True)
+        self.GetProbeChannels = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/GetProbeChannels',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetProbeChannelsRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ProbeChannels.FromString,
+                _registered_method=True)
+        self.RecordChannelTest = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/RecordChannelTest',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelTestRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelTestResponse.FromString,
+                _registered_method=True)
+        self.RecordChannelBalance = channel.unary_unary(
+                '/veloera.accounts.v1.AccountsService/RecordChannelBalance',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelBalanceRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelBalanceResponse.FromString,
+                _registered_method=True)
 
 
 class AccountsServiceServicer:
@@ -745,6 +760,26 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetProbeChannels(self, request, context):
+        """Channel health: channel tests and balance queries (the console's manual runs, the tasks
+        service's scheduled ones) read channels with their keys and record what they measured.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordChannelTest(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordChannelBalance(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1067,6 +1102,21 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.GetRoutingDelta,
                     request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingDeltaRequest.FromString,
                     response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingDelta.SerializeToString,
+            ),
+            'GetProbeChannels': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProbeChannels,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetProbeChannelsRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ProbeChannels.SerializeToString,
+            ),
+            'RecordChannelTest': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordChannelTest,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelTestRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelTestResponse.SerializeToString,
+            ),
+            'RecordChannelBalance': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordChannelBalance,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelBalanceRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelBalanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2797,6 +2847,87 @@ class AccountsService:
             '/veloera.accounts.v1.AccountsService/GetRoutingDelta',
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingDeltaRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingDelta.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProbeChannels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/GetProbeChannels',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetProbeChannelsRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ProbeChannels.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordChannelTest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/RecordChannelTest',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelTestRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelTestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordChannelBalance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.AccountsService/RecordChannelBalance',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelBalanceRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelBalanceResponse.FromString,
             options,
             channel_credentials,
             insecure,

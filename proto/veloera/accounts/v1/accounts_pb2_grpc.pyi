@@ -99,6 +99,12 @@ class AccountsServiceStub:
     Authenticate: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateRequest, _accounts_pb2.AuthenticateResponse]
     GetRoutingSnapshot: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingSnapshotRequest, _accounts_pb2.RoutingSnapshot]
     GetRoutingDelta: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingDeltaRequest, _accounts_pb2.RoutingDelta]
+    GetProbeChannels: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetProbeChannelsRequest, _accounts_pb2.ProbeChannels]
+    """Channel health: channel tests and balance queries (the console's manual runs, the tasks
+    service's scheduled ones) read channels with their keys and record what they measured.
+    """
+    RecordChannelTest: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.RecordChannelTestRequest, _accounts_pb2.RecordChannelTestResponse]
+    RecordChannelBalance: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.RecordChannelBalanceRequest, _accounts_pb2.RecordChannelBalanceResponse]
 
 @_typing.type_check_only
 class AccountsServiceAsyncStub(AccountsServiceStub):
@@ -169,6 +175,12 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     Authenticate: _aio.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateRequest, _accounts_pb2.AuthenticateResponse]  # type: ignore[assignment]
     GetRoutingSnapshot: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingSnapshotRequest, _accounts_pb2.RoutingSnapshot]  # type: ignore[assignment]
     GetRoutingDelta: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingDeltaRequest, _accounts_pb2.RoutingDelta]  # type: ignore[assignment]
+    GetProbeChannels: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetProbeChannelsRequest, _accounts_pb2.ProbeChannels]  # type: ignore[assignment]
+    """Channel health: channel tests and balance queries (the console's manual runs, the tasks
+    service's scheduled ones) read channels with their keys and record what they measured.
+    """
+    RecordChannelTest: _aio.UnaryUnaryMultiCallable[_accounts_pb2.RecordChannelTestRequest, _accounts_pb2.RecordChannelTestResponse]  # type: ignore[assignment]
+    RecordChannelBalance: _aio.UnaryUnaryMultiCallable[_accounts_pb2.RecordChannelBalanceRequest, _accounts_pb2.RecordChannelBalanceResponse]  # type: ignore[assignment]
 
 class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -620,5 +632,29 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _accounts_pb2.GetRoutingDeltaRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.RoutingDelta, _abc.Awaitable[_accounts_pb2.RoutingDelta]]: ...
+
+    @_abc_1.abstractmethod
+    def GetProbeChannels(
+        self,
+        request: _accounts_pb2.GetProbeChannelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ProbeChannels, _abc.Awaitable[_accounts_pb2.ProbeChannels]]:
+        """Channel health: channel tests and balance queries (the console's manual runs, the tasks
+        service's scheduled ones) read channels with their keys and record what they measured.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordChannelTest(
+        self,
+        request: _accounts_pb2.RecordChannelTestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.RecordChannelTestResponse, _abc.Awaitable[_accounts_pb2.RecordChannelTestResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RecordChannelBalance(
+        self,
+        request: _accounts_pb2.RecordChannelBalanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.RecordChannelBalanceResponse, _abc.Awaitable[_accounts_pb2.RecordChannelBalanceResponse]]: ...
 
 def add_AccountsServiceServicer_to_server(servicer: AccountsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -67,12 +67,32 @@ async function editChannel(id, reload) {
       return reply;
     },
   });
+  dialog.querySelector("[name=models]").closest(".field").append(
+    h("button", { type: "button", class: "ghost small", id: "fetch-models", onclick: () => fetchModels(id, dialog) }, t("ch.fetchModels")));
   if (id && values.keys && values.keys.length) {
     dialog.querySelector("[name=key]").closest(".field").after(h("div", { class: "field" }, h("span", null, t("ch.keyStatus")),
       h("ul", { class: "key-list" }, values.keys.map((k) => h("li", null, `#${k.index} `,
         h("span", { class: "badge s" + k.status }, t(k.status === 1 ? "ch.enabled" : "ch.autoDisabled")),
         ` ${t("ch.requests")}: ${k.request_count} · ${t("ch.failures")}: ${k.failure_count}`, k.last_error ? h("small", { class: "muted" }, " " + k.last_error) : null)))));
   }
+}
+
+// One channel's test (each of its keys); the answer's response time lands in the list.
+async function testChannel(c, reload) {
+  const reply = await api("GET", `/api/channel/test/${c.id}`);
+  report(reply, t("ch.testOk", { time: (reply.time || 0).toFixed(2) }));
+  reload();
+}
+
+// The upstream's model list into the models field: a saved channel by id (its stored key), a
+// new one from the form's type, base URL and key.
+async function fetchModels(id, dialog) {
+  const form = dialog.querySelector("form");
+  const value = (name) => form.querySelector(`[name=${name}]`).value;
+  const reply = id ? await api("GET", `/api/channel/fetch_models/${id}`)
+    : await api("POST", "/api/channel/fetch_models", { type: Number(value("type")), base_url: value("base_url"), key: value("key") });
+  if (!report(reply, t("ch.modelsFetched", { count: reply.data?.length || 0 }))) return;
+  form.querySelector("[name=models]").value = reply.data.join(",");
 }
 
 function tagSelected(selected, reload) {
@@ -130,9 +150,12 @@ export async function channels(page) {
   const list = h("div");
   const selected = new Set();
   let current = 1;
+  let latest = 0;
   const reload = async () => {
+    const mine = ++latest;
     const params = new URLSearchParams({ ...readForm(filters, fields), p: String(current), page_size: "20" });
     const reply = await api("GET", "/api/channel/search?" + params);
+    if (mine !== latest) return; // a later reload is under way: an older answer must not win
     if (!report(reply)) return;
     selected.clear();
     list.replaceChildren(table([
@@ -146,8 +169,16 @@ export async function channels(page) {
       { label: t("ch.models"), cell: (c) => h("span", { class: "clip", title: c.models }, c.models) },
       { label: t("ch.priority"), cell: (c) => `${c.priority} / ${c.weight}` },
       { label: t("ch.used"), cell: (c) => money(c.used_quota) },
+      { label: t("ch.responseTime"), cell: (c) => h("span", { class: "response-time", title: c.test_time ? t("ch.testedAt", { when: when(c.test_time) }) : "" },
+        c.test_time ? `${(c.response_time / 1000).toFixed(2)} s` : t("ch.notTested")) },
+      { label: t("ch.balance"), cell: (c) => h("span", { class: "balance", title: c.balance_updated_time ? t("ch.balanceAt", { when: when(c.balance_updated_time) }) : "" },
+        c.balance_updated_time ? `$${c.balance.toFixed(2)}` : "—") },
       { label: t("common.actions"), cell: (c) => h("span", { class: "row-actions" },
         h("button", { class: "ghost small", onclick: () => editChannel(c.id, reload) }, t("common.edit")),
+        h("button", { class: "ghost small", "data-test": c.id, onclick: () => testChannel(c, reload) }, t("ch.test")),
+        h("button", { class: "ghost small", onclick: async () => {
+          if (report(await api("GET", `/api/channel/update_balance/${c.id}`))) reload();
+        } }, t("ch.updateBalance")),
         h("button", { class: "ghost small", onclick: async () => {
           report(await api("PUT", "/api/channel/", { id: c.id, status: c.status === 1 ? 2 : 1 })); reload();
         } }, t(c.status === 1 ? "common.disable" : "common.enable")),
@@ -167,6 +198,8 @@ export async function channels(page) {
       if (report(reply, t("code.deletedN", { count: reply.data }))) reload();
     } }, t("ch.deleteSelected")),
     h("button", { class: "ghost", onclick: () => tagTools(reload) }, t("ch.tags")),
+    h("button", { class: "ghost", onclick: async () => report(await api("GET", "/api/channel/test"), t("ch.testAll")) }, t("ch.testAll")),
+    h("button", { class: "ghost", onclick: async () => report(await api("GET", "/api/channel/update_balance"), t("ch.updateAllBalances")) }, t("ch.updateAllBalances")),
     h("button", { class: "ghost danger-text", onclick: async () => {
       if (!(await confirmDialog(t("ch.confirmDeleteDisabled")))) return;
       const reply = await api("DELETE", "/api/channel/disabled");

@@ -1,0 +1,129 @@
+"""Accounts' channel-health RPCs over gRPC: channels with their keys for probes, recorded tests
+(state changes published like the relay's reports) and balances; who may call them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import grpc
+import pytest
+import pytest_asyncio
+from nats.js.client import JetStreamContext
+from veloera.accounts.v1 import accounts_pb2 as pb
+from veloera.accounts.v1 import accounts_pb2_grpc
+
+from services.shared import internal_auth
+from services.shared.config import Secret
+from services.shared.grpcutil import open_channel
+from tests.helpers import PLANE, RELAY
+from tests.integration.test_accounts import TIMEOUT, rpc_error
+from tests.integration.test_accounts_autodisable import (
+    _channel,
+    _get,
+    _next_state,
+    _option,
+    _routable,
+    auto,
+    root,
+    state_events,
+    stub,
+)
+
+pytestmark = pytest.mark.integration
+__all__ = ["auto", "root", "state_events", "stub"]  # fixtures shared with the auto-disable tests
+
+if TYPE_CHECKING:
+    Stub = accounts_pb2_grpc.AccountsServiceAsyncStub
+
+TASKS = internal_auth.Credential(
+    internal_auth.TASKS, Secret(PLANE[internal_auth.token_variable(internal_auth.TASKS)])
+)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def as_tasks(accounts_addr: str) -> AsyncIterator[Stub]:
+    channel = open_channel(accounts_addr, TASKS)
+    try:
+        yield accounts_pb2_grpc.AccountsServiceStub(channel)
+    finally:
+        await channel.close()
+
+
+def _test(channel: pb.Channel, key: pb.ChannelKey, **fields: object) -> pb.RecordChannelTestRequest:
+    return pb.RecordChannelTestRequest(channel_id=channel.id, key_id=key.id, **fields)  # type: ignore[arg-type]
+
+
+async def test_probe_channels_carry_the_plain_keys_and_only_tasks_and_web_get_them(
+    stub: Stub, root: pb.User, as_tasks: Stub, accounts_addr: str
+) -> None:
+    channel = await _channel(stub, root, key="sk-probe-one\nsk-probe-two")
+    reply = await as_tasks.GetProbeChannels(
+        pb.GetProbeChannelsRequest(ids=[channel.id, 987_654_321]), timeout=TIMEOUT
+    )
+    [got] = reply.channels
+    assert [k.key for k in got.keys] == ["sk-probe-one", "sk-probe-two"]
+    assert channel.id in [c.id for c in (await as_tasks.GetProbeChannels(
+        pb.GetProbeChannelsRequest(all=True), timeout=TIMEOUT)).channels]  # fmt: skip
+
+    relay = open_channel(accounts_addr, RELAY)
+    try:
+        error = await rpc_error(
+            accounts_pb2_grpc.AccountsServiceStub(relay).GetProbeChannels(
+                pb.GetProbeChannelsRequest(ids=[channel.id]), timeout=TIMEOUT
+            )
+        )
+    finally:
+        await relay.close()
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    error = await rpc_error(as_tasks.GetUser(pb.GetUserRequest(id=root.id), timeout=TIMEOUT))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_recorded_test_changes_state_like_a_relay_report(
+    stub: Stub,
+    root: pb.User,
+    auto: None,
+    as_tasks: Stub,
+    state_events: JetStreamContext.PushSubscription,
+) -> None:
+    await _option(stub, root, "AutomaticEnableChannelEnabled", "true")
+    channel = await _channel(stub, root, key="sk-only-test-key")
+    [key] = channel.keys
+    reply = await as_tasks.RecordChannelTest(
+        _test(channel, key, status_code=401, error_message="bad key", response_time_ms=40),
+        timeout=TIMEOUT,
+    )
+    assert reply.key_disabled and reply.channel_disabled
+    got = await _get(stub, channel)
+    assert got.status == pb.CHANNEL_STATUS_AUTO_DISABLED and got.response_time == 40
+    routable = await _routable(stub, channel)
+    assert routable and not any(routable)
+    event = await _next_state(state_events, channel.id)
+    assert not event.enabled and "bad key" in event.reason
+
+    reply = await as_tasks.RecordChannelTest(
+        _test(channel, key, success=True, response_time_ms=30), timeout=TIMEOUT
+    )
+    assert reply.key_enabled and reply.channel_enabled
+    assert all(await _routable(stub, channel))
+    assert (await _next_state(state_events, channel.id)).enabled
+
+
+async def test_unknown_or_foreign_keys_and_channels_are_not_found(
+    stub: Stub, root: pb.User, as_tasks: Stub
+) -> None:
+    one, two = await _channel(stub, root), await _channel(stub, root)
+    error = await rpc_error(as_tasks.RecordChannelTest(_test(one, two.keys[0]), timeout=TIMEOUT))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    error = await rpc_error(
+        as_tasks.RecordChannelBalance(
+            pb.RecordChannelBalanceRequest(channel_id=987_654_321, balance=1.0), timeout=TIMEOUT
+        )
+    )
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    stored = await as_tasks.RecordChannelBalance(
+        pb.RecordChannelBalanceRequest(channel_id=one.id, balance=3.25), timeout=TIMEOUT
+    )
+    got = await _get(stub, one)
+    assert got.balance == 3.25 and got.balance_updated_time == stored.balance_updated_time > 0
