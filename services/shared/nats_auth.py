@@ -63,16 +63,26 @@ PERMISSIONS: dict[str, tuple[list[str], list[str]] | None] = {
         [_REPLIES, subjects.PRICES_CHANGED],
     ),
     TASKS: (
-        [*_ENSURE_STREAMS, *_consumer(subjects.TASKS_STREAM, subjects.TASKS_DURABLE)],
-        [_REPLIES],
+        [
+            *_ENSURE_STREAMS,
+            *_consumer(subjects.TASKS_STREAM, subjects.TASKS_DURABLE),
+            subjects.TASK_REFUNDS_SUBJECT,
+            subjects.TASK_POLL,
+            _REPLIES,  # answers to TASKS_FETCH
+        ],
+        [_REPLIES, subjects.TASKS_FETCH],
     ),
     RELAY: (
         [
             *_ENSURE_STREAMS,
-            *subjects.STREAMS[subjects.SETTLEMENTS_STREAM],
+            subjects.SETTLEMENTS_SUBJECT,
+            subjects.RELEASES_SUBJECT,
+            subjects.SETTLE_BATCHES_SUBJECT,
             subjects.TASK_SUBMITTED_SUBJECT,
+            subjects.TASKS_FETCH,
+            _REPLIES,  # answers to TASK_POLL
         ],
-        [_REPLIES, subjects.ACCOUNTS_CHANGED, subjects.PRICES_CHANGED],
+        [_REPLIES, subjects.ACCOUNTS_CHANGED, subjects.PRICES_CHANGED, subjects.TASK_POLL],
     ),
     ADMIN: None,
 }

@@ -1,12 +1,15 @@
-"""The tasks worker: a durable JetStream pull loop over the TASKS stream."""
+"""The tasks worker: a durable JetStream pull loop storing submitted tasks, the poller that
+follows them upstream (poller.py), and the TASKS_FETCH responder (fetch.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
 import asyncpg
+import nats.errors
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -15,8 +18,9 @@ from veloera.tasks.v1 import tasks_pb2
 from services.shared import nats_auth, pull_loop, subjects
 from services.shared.db import create_pool
 from services.shared.natsutil import connect, drain, ensure_streams
-from services.tasks import handlers, health
+from services.tasks import fetch, handlers, health
 from services.tasks.metrics import MESSAGES, UP
+from services.tasks.poller import PollConfig, Poller
 from services.tasks.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -65,6 +69,16 @@ async def consume(js: JetStreamContext, pool: asyncpg.Pool, settings: Settings) 
     await pull_loop.run(js, consumer(settings), handler, up=UP)
 
 
+def poll_config(settings: Settings) -> PollConfig:
+    return PollConfig(
+        interval=settings.poll_interval,
+        lease=settings.poll_lease,
+        batch=settings.poll_batch,
+        request_timeout=settings.poll_request_timeout,
+        task_timeout=settings.task_timeout,
+    )
+
+
 async def run(settings: Settings) -> None:
     pool = await create_pool(settings.database_url, schema="tasks", min_size=1, max_size=5)
     nc = await connect(
@@ -79,25 +93,35 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    worker = asyncio.create_task(consume(js, pool, settings)) if settings.update_task else None
+    fetches = await fetch.serve(nc, pool)
+    loops = (
+        [
+            asyncio.create_task(consume(js, pool, settings)),
+            asyncio.create_task(Poller(pool, nc, js, poll_config(settings)).run()),
+        ]
+        if settings.update_task
+        else []
+    )
 
     async def readiness() -> list[str]:
         missing = [] if nc.is_connected else ["nats"]
         if not await health.database_answers(pool):
             missing.append("postgresql")
-        if worker is not None and worker.done():
+        if any(task.done() for task in loops):
             missing.append("pull loop")
         return missing
 
     def alive() -> bool:
-        return worker is None or not worker.done()
+        return not any(task.done() for task in loops)
 
     probes = await health.serve(readiness, alive, settings.bind_host, settings.metrics_port)
     logger.info("tasks worker started", extra={"polling": settings.update_task})
     await stop.wait()
-    if worker is not None:
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+    for task in loops:
+        task.cancel()
+    await asyncio.gather(*loops, return_exceptions=True)
+    with contextlib.suppress(nats.errors.Error):
+        await fetches.unsubscribe()
     await probes.cleanup()
     await drain(nc)
     await asyncio.wait_for(pool.close(), timeout=_DRAIN_SECONDS)

@@ -1,6 +1,7 @@
 """Durable JetStream pull consumer of deferred batches (and the single settlements and releases
 older relays published): the second way settlements reach billing after the SettleBatch RPC,
-applied through the same settle use case.
+applied through the same settle use case; and the refunds of failed async tasks the tasks
+service publishes (metering/task_refund.py).
 
 Ack policy: ack after the batch is committed (or was already applied: settlements and releases
 are idempotent by request id, so a redelivered or twice-published message charges once; items
@@ -18,11 +19,12 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from veloera.billing.v1 import billing_pb2, events_pb2
+from veloera.tasks.v1 import tasks_pb2
 
 from services.billing.api import proto
 from services.billing.api.settle_batch import apply_batch
 from services.billing.context import Billing
-from services.billing.metering import settle
+from services.billing.metering import settle, task_refund
 from services.billing.metrics import CONSUMER_UP, DEFERRED
 from services.shared import pull_loop, subjects
 from services.shared.errors import DomainError, FailedPrecondition
@@ -49,6 +51,12 @@ async def _apply(billing: Billing, msg: Msg) -> str:
             billing, request_id=release.request_id, reason=release.reason or "deferred"
         )
         return "release"
+    if msg.subject == subjects.TASK_REFUNDS_SUBJECT:
+        refund = tasks_pb2.TaskRefund.FromString(msg.data)
+        if not refund.request_id:
+            raise DecodeError("task refund without a request id")
+        await task_refund.refund_task(billing, refund)
+        return "task_refund"
     deferred_settle = events_pb2.DeferredSettlement.FromString(msg.data).settle
     if not deferred_settle.request_id:
         raise DecodeError("deferred settlement without a request id")
@@ -70,7 +78,11 @@ def _log_rejected(
             )
 
 
-_KINDS = {subjects.RELEASES_SUBJECT: "release", subjects.SETTLE_BATCHES_SUBJECT: "batch"}
+_KINDS = {
+    subjects.RELEASES_SUBJECT: "release",
+    subjects.SETTLE_BATCHES_SUBJECT: "batch",
+    subjects.TASK_REFUNDS_SUBJECT: "task_refund",
+}
 
 
 async def handle(billing: Billing, msg: Msg) -> pull_loop.Outcome:
