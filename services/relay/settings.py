@@ -39,6 +39,8 @@ class Settings:
     channel_private_addresses: bool  # upstreams at loopback / private addresses may be used
     metrics_token: str  # /metrics answers only with `Authorization: Bearer <token>`
     access_log: bool  # one structured line per request (costs ~0.1-0.2 ms of CPU per request)
+    tasks_fetch_timeout: float  # seconds the tasks service has to answer a task fetch
+    task_submit_timeout: float  # seconds a Midjourney or Suno upstream has to answer a submit
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +73,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         channel_private_addresses=env.bool("CHANNEL_PRIVATE_ADDRESSES", False),
         metrics_token=env.str("RELAY_METRICS_TOKEN", ""),
         access_log=env.bool("RELAY_ACCESS_LOG", True),
+        tasks_fetch_timeout=env.float("RELAY_TASKS_FETCH_TIMEOUT", 5.0),
+        task_submit_timeout=env.float("RELAY_TASK_SUBMIT_TIMEOUT", 60.0),
     )
     env.check(service="relay")
     return settings

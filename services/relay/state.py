@@ -17,7 +17,7 @@ from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc, events_pb2
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 import services
-from services.relay import tokens
+from services.relay import task_poll, tokens
 from services.relay.adaptors import Adaptors
 from services.relay.auth import Authenticator
 from services.relay.billing import Biller
@@ -114,6 +114,13 @@ class RelayContext:
         )
         await self.nats.subscribe(subjects.ACCOUNTS_CHANGED, cb=self._on_change)
         await self.nats.subscribe(subjects.PRICES_CHANGED, cb=self._on_prices_changed)
+        await task_poll.serve(
+            self.nats,
+            lambda: self.snapshot.table,
+            lambda: self.http,
+            self.keys,
+            s.channel_private_addresses,
+        )
         await asyncio.to_thread(tokens.warm_up)
         await self.snapshot.load_initial(s.startup_timeout)
         self._spawn(self.snapshot.poll_forever(s.snapshot_refresh_seconds))

@@ -1,0 +1,85 @@
+"""TASK_POLL responder: the tasks service's poller asks an upstream about its tasks through the
+relay, which holds the channel keys (they never leave accounts and the relays). Midjourney:
+`POST /mj/task/list-by-condition {"ids": [...]}`; Suno: `POST /suno/fetch {"ids": [...]}`
+(upstream `controller/midjourney.go`, `relay/channel/task/suno/adaptor.go: FetchTask`).
+Every relay answers in one queue group."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import aiohttp
+from google.protobuf.message import DecodeError
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from veloera.tasks.v1 import tasks_pb2
+
+from services.relay.routing import KeyRotator, RoutingTable
+from services.relay.task_upstream import TaskError, task_upstream_post
+from services.shared import subjects
+from services.shared.channel_types import MIDJOURNEY_TYPES, SUNO
+
+logger = logging.getLogger(__name__)
+
+QUEUE = "relay-task-poll"
+POLL_TIMEOUT = 15.0  # upstream's poll timeout
+
+_PATHS = {
+    tasks_pb2.PLATFORM_MIDJOURNEY: ("/mj/task/list-by-condition", MIDJOURNEY_TYPES),
+    tasks_pb2.PLATFORM_SUNO: ("/suno/fetch", frozenset({SUNO})),
+}
+
+
+async def answer(
+    data: bytes,
+    table: RoutingTable | None,
+    session: aiohttp.ClientSession,
+    keys: KeyRotator,
+    allow_private: bool,
+) -> tasks_pb2.PollTasksResponse:
+    try:
+        request = tasks_pb2.PollTasksRequest.FromString(data)
+    except DecodeError:
+        return tasks_pb2.PollTasksResponse(error="undecodable request")
+    if table is None:
+        return tasks_pb2.PollTasksResponse(error="routing is not ready")
+    if request.platform not in _PATHS:
+        return tasks_pb2.PollTasksResponse(error="platform is not polled")
+    path, types = _PATHS[request.platform]
+    channel = table.pinned(request.channel_id)
+    if channel is None or channel.type not in types:
+        return tasks_pb2.PollTasksResponse(channel_gone=True)
+    if channel.private_target and not allow_private:
+        return tasks_pb2.PollTasksResponse(error="the channel points at a private address")
+    _key_id, key = keys.pick(channel)
+    try:
+        status, body = await task_upstream_post(
+            session,
+            channel,
+            path,
+            {"ids": list(request.upstream_task_ids)},
+            key=key,
+            midjourney=request.platform == tasks_pb2.PLATFORM_MIDJOURNEY,
+            timeout=POLL_TIMEOUT,
+        )
+    except TaskError as exc:
+        return tasks_pb2.PollTasksResponse(error=exc.description)
+    if not 200 <= status < 300:
+        return tasks_pb2.PollTasksResponse(error=f"upstream answered {status}")
+    return tasks_pb2.PollTasksResponse(body=body.decode("utf-8", "replace"))
+
+
+async def serve(
+    nc: NATS,
+    table: Callable[[], RoutingTable | None],
+    session: Callable[[], aiohttp.ClientSession],
+    keys: KeyRotator,
+    allow_private: bool,
+) -> Subscription:
+    async def on_request(msg: Msg) -> None:
+        reply = await answer(msg.data, table(), session(), keys, allow_private)
+        await msg.respond(reply.SerializeToString())
+
+    return await nc.subscribe(subjects.TASK_POLL, queue=QUEUE, cb=on_request)
