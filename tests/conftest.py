@@ -62,6 +62,7 @@ def service_env(infra: Infra) -> dict[str, str]:
         "CRITICAL_RATE_LIMIT_ENABLE": "false",
         "CHANNEL_PRIVATE_ADDRESSES": "true",  # the fake upstreams listen on loopback
         "RELAY_METRICS_TOKEN": METRICS_TOKEN,
+        "TASKS_POLL_INTERVAL": "0.5",  # the fake task upstreams finish in two polls
     }
 
 
