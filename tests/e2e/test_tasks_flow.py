@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.relay_kit import set_model_price, world  # noqa: F401
+from tests.e2e.relay_kit import set_model_price
+from tests.e2e.relay_kit import world as world
 from tests.e2e.test_chat_flow import World, eventually, wait_for_model
 from tests.fakes.task_upstream import FakeTaskUpstream
 from tests.helpers import Console, create_channel, create_token, create_user
@@ -69,7 +70,9 @@ async def _drawer(world: World, fake: FakeTaskUpstream) -> Drawer:
     await create_channel(
         world.root, base_url=fake.url, models=["mj_imagine", "mj_upscale"], type=2, key=fake.key
     )
-    await create_channel(world.root, base_url=fake.url, models=["suno_music"], type=36, key=fake.key)
+    await create_channel(
+        world.root, base_url=fake.url, models=["suno_music"], type=36, key=fake.key
+    )
     console, _user_id = await create_user(world.root, quota=1_000_000)
     world.consoles.append(console)
     token = await create_token(console, unlimited_quota=False, remain_quota=BUDGET)
