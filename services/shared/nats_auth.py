@@ -20,6 +20,7 @@ ACCOUNTS = "accounts"
 BILLING = "billing"
 TASKS = "tasks"
 RELAY = "relay"
+WEB = "web"  # the console: reads task state (TASKS_FETCH) for the task and drawing logs
 # Operator tools and the test suite: no restriction. `veloera up` does not create this user.
 ADMIN = "admin"
 
@@ -84,9 +85,10 @@ PERMISSIONS: dict[str, tuple[list[str], list[str]] | None] = {
         ],
         [_REPLIES, subjects.ACCOUNTS_CHANGED, subjects.PRICES_CHANGED, subjects.TASK_POLL],
     ),
+    WEB: ([subjects.TASKS_FETCH], [_REPLIES]),
     ADMIN: None,
 }
-SERVICE_USERS = (ACCOUNTS, BILLING, TASKS, RELAY)
+SERVICE_USERS = (ACCOUNTS, BILLING, TASKS, RELAY, WEB)
 
 
 def password_variable(user: str) -> str:

@@ -119,6 +119,8 @@ def _filters(request: tasks_pb2.FetchTasksRequest) -> tuple[str, list[object]]:
         add("user_id = {}", request.user_id)
     if request.platform:
         add("platform = {}", request.platform)
+    if request.platforms:
+        add("platform = ANY({}::smallint[])", list(request.platforms))
     if request.upstream_task_ids:
         add("upstream_task_id = ANY({}::text[])", list(request.upstream_task_ids))
     if request.action:

@@ -36,12 +36,14 @@ from services.web.routes import (
     pricing,
     redemptions,
     system,
+    tasks,
     tokens,
     topup,
     user_self,
     users,
 )
 from services.web.settings import Settings
+from services.web.tasks_client import TasksClient
 from services.web.turnstile import TurnstileMiddleware
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ def _routes() -> list[BaseRoute]:
         *channels.ROUTES,
         *options.ROUTES,
         *logs.ROUTES,
+        *tasks.ROUTES,
         *data.ROUTES,
         *pricing.ROUTES,
         *redemptions.ROUTES,
@@ -81,12 +84,15 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         accounts_channel = open_channel(settings.accounts_addr, settings.credential)
         billing_channel = open_channel(settings.billing_addr, settings.credential)
+        tasks_client = TasksClient(settings)
         app.state.deps = Deps(
             settings=settings,
             accounts=accounts_pb2_grpc.AccountsServiceStub(accounts_channel),
             billing=billing_pb2_grpc.BillingServiceStub(billing_channel),
             channels=[accounts_channel, billing_channel],
+            tasks=tasks_client,
         )
+        tasks_client.start()
         logger.info(
             "web console on %s:%d (accounts %s, billing %s)",
             settings.bind_host,
@@ -97,6 +103,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            await tasks_client.close()
             await accounts_channel.close(grace=2.0)
             await billing_channel.close(grace=2.0)
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from services.web.settings import Settings
+from services.web.tasks_client import TasksClient
 
 if TYPE_CHECKING:
     from veloera.accounts.v1.accounts_pb2_grpc import AccountsServiceAsyncStub
@@ -23,6 +24,7 @@ class Deps:
     accounts: AccountsServiceAsyncStub
     billing: BillingServiceAsyncStub
     channels: list[grpc.aio.Channel]
+    tasks: TasksClient
     started_at: int = field(default_factory=lambda: int(time.time()))
 
     @property

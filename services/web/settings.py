@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from services.shared import nats_auth
 from services.shared.client_ip import (
     DEFAULT_TRUSTED_PROXIES,
     ENV_NAME,
@@ -53,6 +54,11 @@ class Settings:
     oauth_timeout: float = 10.0
     github_token_url: str = GITHUB_TOKEN_URL
     github_user_url: str = GITHUB_USER_URL
+    # NATS for the task and drawing logs (TASKS_FETCH); "" leaves them, and /api/status's
+    # enable_drawing / enable_task, off.
+    nats_url: str = ""
+    nats_password: Secret = field(default_factory=lambda: Secret(""))  # NATS_PASSWORD_WEB
+    tasks_fetch_timeout: float = 5.0
 
 
 def _rate_limit(env: Env, prefix: str, limit: int, seconds: int) -> RateLimit:
@@ -97,6 +103,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         oauth_timeout=max(env.float("OAUTH_TIMEOUT", 10.0), 0.1),
         github_token_url=env.str("GITHUB_OAUTH_TOKEN_URL", GITHUB_TOKEN_URL),
         github_user_url=env.str("GITHUB_USER_URL", GITHUB_USER_URL),
+        nats_url=env.str("NATS_URL", ""),
+        nats_password=nats_auth.load_password(env, nats_auth.WEB),
+        tasks_fetch_timeout=max(env.float("WEB_TASKS_FETCH_TIMEOUT", 5.0), 0.1),
     )
     env.check(service="web")
     if errors:

@@ -15,6 +15,7 @@ from tests.e2e.relay_kit import set_model_price
 from tests.e2e.relay_kit import world as world
 from tests.e2e.test_chat_flow import World, eventually, wait_for_model
 from tests.fakes.task_upstream import FakeTaskUpstream
+from tests.integration.test_web_rate_limits import web_app
 from tests.helpers import Console, create_channel, create_token, create_user
 
 pytestmark = pytest.mark.e2e
@@ -235,3 +236,56 @@ async def test_suno_music_is_charged_followed_and_fetched(
     bad = await drawer.post("/suno/submit/dance", {"prompt": "x"})
     assert bad.status_code == 400 and "music or lyrics" in bad.json()["message"]
     await _back_to(drawer, (quota0 - price, budget0 - price))
+
+
+async def test_task_and_drawing_logs_with_filters_and_a_truthful_status(
+    world: World, fake_tasks: FakeTaskUpstream
+) -> None:
+    drawer = await _drawer(world, fake_tasks)
+    drawn = (await drawer.post("/mj/submit/imagine", {"prompt": "an owl"})).json()["result"]
+    sung = (await drawer.post("/suno/submit/music", {"prompt": "owl song"})).json()["data"]
+    await _finished(drawer, f"/mj/task/{drawn}/fetch", ("SUCCESS",))
+    await _finished(drawer, f"/suno/fetch/{sung}", ("SUCCESS",))
+
+    mine = await drawer.console.call("GET", "/api/mj/self", params={"p": 1, "page_size": 10})
+    [drawing] = mine["items"]
+    assert drawing["mj_id"] == drawn and drawing["status"] == "SUCCESS"
+    assert drawing["image_url"] == fake_tasks.image_url(drawn) and drawing["prompt"] == "an owl"
+    assert "channel_id" not in drawing  # admins only
+    tasks = await drawer.console.call("GET", "/api/task/self", params={"platform": "suno"})
+    assert [item["task_id"] for item in tasks["items"]] == [sung]
+    assert tasks["items"][0]["action"] == "MUSIC" and tasks["items"][0]["platform"] == "suno"
+    none = await drawer.console.call("GET", "/api/task/self", params={"status": "FAILURE"})
+    assert none["items"] == [] and none["total"] == 0
+    admin = await world.root.call("GET", "/api/mj/", params={"mj_id": drawn})
+    assert [item["mj_id"] for item in admin["items"]] == [drawn]
+    assert admin["items"][0]["channel_id"] > 0
+    for path, params in (
+        ("/api/task/self", {"status": "EXPLODED"}),
+        ("/api/task/self", {"platform": "dalle"}),
+        ("/api/mj/self", {"start_timestamp": "yesterday"}),
+    ):
+        reply = await drawer.console.client.get(
+            path, params=params, headers={"Veloera-User": str(drawer.console.user_id)}
+        )
+        assert reply.status_code == 400 and reply.json()["success"] is False, reply.text
+    forbidden = await drawer.console.envelope("GET", "/api/mj/")
+    assert forbidden["success"] is False
+
+    status = (await drawer.console.client.get("/api/status")).json()["data"]
+    assert status["enable_drawing"] is True and status["enable_task"] is True
+
+
+async def test_status_reports_drawing_and_tasks_off_without_task_state(
+    world: World, fake_tasks: FakeTaskUpstream, service_env: dict[str, str]
+) -> None:
+    """A console that cannot reach the tasks service (no NATS) offers neither, even with
+    Midjourney and Suno channels enabled; drawing also needs a channel of its own."""
+    await _drawer(world, fake_tasks)
+    async with web_app(service_env, NATS_URL="") as app:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as c:
+            status = (await c.get("/api/status")).json()["data"]
+    assert status["enable_drawing"] is False and status["enable_task"] is False
+    live = (await world.root.client.get("/api/status")).json()["data"]
+    assert live["enable_drawing"] is True and live["enable_task"] is True

@@ -207,6 +207,7 @@ class FetchTasksRequest(_message.Message):
     CHANNEL_ID_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
+    PLATFORMS_FIELD_NUMBER: _builtins.int
     user_id: _builtins.int
     """0: any user (admin)"""
     platform: Global___Platform.ValueType
@@ -221,6 +222,10 @@ class FetchTasksRequest(_message.Message):
     end_time: _builtins.int
     @_builtins.property
     def upstream_task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def platforms(self) -> _containers.RepeatedScalarFieldContainer[Global___Platform.ValueType]:
+        """any of these (with `platform`, both must hold)"""
+
     def __init__(
         self,
         *,
@@ -234,10 +239,11 @@ class FetchTasksRequest(_message.Message):
         channel_id: _builtins.int = ...,
         start_time: _builtins.int = ...,
         end_time: _builtins.int = ...,
+        platforms: _abc.Iterable[Global___Platform.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "channel_id", b"channel_id", "end_time", b"end_time", "page", b"page", "page_size", b"page_size", "platform", b"platform", "start_time", b"start_time", "status", b"status", "upstream_task_ids", b"upstream_task_ids", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "channel_id", b"channel_id", "end_time", b"end_time", "page", b"page", "page_size", b"page_size", "platform", b"platform", "platforms", b"platforms", "start_time", b"start_time", "status", b"status", "upstream_task_ids", b"upstream_task_ids", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
