@@ -15,8 +15,8 @@ from tests.e2e.relay_kit import set_model_price
 from tests.e2e.relay_kit import world as world
 from tests.e2e.test_chat_flow import World, eventually, wait_for_model
 from tests.fakes.task_upstream import FakeTaskUpstream
-from tests.integration.test_web_rate_limits import web_app
 from tests.helpers import Console, create_channel, create_token, create_user
+from tests.integration.test_web_rate_limits import web_app
 
 pytestmark = pytest.mark.e2e
 
