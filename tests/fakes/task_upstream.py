@@ -6,7 +6,7 @@ midjourney-proxy: `POST /mj/submit/{action}` and `/mj/insight-face/swap` answer
 ("banned prompt"), one containing `queue` is accepted with code 22. `POST
 /mj/task/list-by-condition {"ids": [...]}` answers the tasks; each poll moves a task one step:
 SUBMITTED -> IN_PROGRESS (50%) -> SUCCESS (100%, imageUrl) or, when its prompt contains `fail`,
-FAILURE with a failReason.
+FAILURE with a failReason. With `polls_open` cleared, polls wait until it is set again (fault tests).
 
 Suno: `POST /suno/submit/{music|lyrics}` answers `{"code": "success", "data": "<task id>"}`
 (bearer key); a prompt containing `reject` gets `{"code": "error", "message": ...}` and 400.
@@ -16,6 +16,7 @@ steps (times in seconds, `data` the clips).
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -63,6 +64,9 @@ class FakeTaskUpstream:
     tasks: dict[str, FakeTask] = field(default_factory=dict)
     submits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     polls: int = 0
+    # While cleared, Midjourney polls wait (a replica stays mid-poll); `held` counts them.
+    polls_open: threading.Event = field(default_factory=threading.Event)
+    held: int = 0
     _server: uvicorn.Server | None = field(default=None, init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
     _port: int = field(default=0, init=False)
@@ -130,6 +134,11 @@ class FakeTaskUpstream:
         if request.headers.get("mj-api-secret") != self.key:
             return _json({"code": 401, "description": "unauthorized"}, 401)
         ids = orjson.loads(await request.body()).get("ids") or []
+        if not self.polls_open.is_set():
+            with self._lock:
+                self.held += 1
+            await asyncio.to_thread(self.polls_open.wait, 60)
+            return _json([])  # the poller that asked is gone by now; nothing moves
         return _json([self._mj_view(task) for task in self._step(ids, "mj")])
 
     def _step(self, ids: list[str], platform: str) -> list[FakeTask]:
@@ -196,6 +205,7 @@ class FakeTaskUpstream:
         )
 
     def start(self, timeout: float = 10.0) -> None:
+        self.polls_open.set()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, 0))
