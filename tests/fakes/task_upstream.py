@@ -6,7 +6,7 @@ midjourney-proxy: `POST /mj/submit/{action}` and `/mj/insight-face/swap` answer
 ("banned prompt"), one containing `queue` is accepted with code 22. `POST
 /mj/task/list-by-condition {"ids": [...]}` answers the tasks; each poll moves a task one step:
 SUBMITTED -> IN_PROGRESS (50%) -> SUCCESS (100%, imageUrl) or, when its prompt contains `fail`,
-FAILURE with a failReason. With `polls_open` cleared, polls wait until it is set again (fault tests).
+FAILURE with a failReason. With `polls_open` cleared, polls wait until it is set (fault tests).
 
 Suno: `POST /suno/submit/{music|lyrics}` answers `{"code": "success", "data": "<task id>"}`
 (bearer key); a prompt containing `reject` gets `{"code": "error", "message": ...}` and 400.
