@@ -223,6 +223,12 @@ def _json_object(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def mj_image_url(task: tasks_pb2.Task) -> str:
+    """The upstream's image URL of a stored task ("" before it has one)."""
+    url = _json_object(task.data).get("imageUrl")
+    return url if isinstance(url, str) else ""
+
+
 def mj_task_view(task: tasks_pb2.Task, image_base: str = "") -> dict[str, Any]:
     """A stored Midjourney task in midjourney-proxy's task shape (upstream `dto.MidjourneyDto`):
     our status, progress and fail reason over the upstream's last view. With `image_base`

@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.relay_kit import set_model_price
+from tests.e2e.relay_kit import apply, set_model_price
+from tests.e2e.relay_kit import options as options
 from tests.e2e.relay_kit import world as world
 from tests.e2e.test_chat_flow import World, eventually, wait_for_model
-from tests.fakes.task_upstream import FakeTaskUpstream
+from tests.fakes.task_upstream import IMAGE_BYTES, FakeTaskUpstream
 from tests.helpers import Console, create_channel, create_token, create_user
 from tests.integration.test_web_rate_limits import web_app
 
@@ -289,3 +290,36 @@ async def test_status_reports_drawing_and_tasks_off_without_task_state(
     assert status["enable_drawing"] is False and status["enable_task"] is False
     live = (await world.root.client.get("/api/status")).json()["data"]
     assert live["enable_drawing"] is True and live["enable_task"] is True
+
+
+async def test_mj_options_filter_the_body_and_forward_image_urls(
+    world: World, fake_tasks: FakeTaskUpstream, options: dict[str, str]
+) -> None:
+    drawer = await _drawer(world, fake_tasks)
+    await apply(
+        world,
+        options,
+        {
+            "MjForwardUrlEnabled": "true",
+            "MjModeClearEnabled": "true",
+            "MjNotifyEnabled": "false",
+            "ServerAddress": world.relay_url,
+        },
+    )
+    reply = await drawer.post(
+        "/mj-relax/mj/submit/imagine",
+        {"prompt": "a heron --relax", "notifyHook": "http://hook.test/", "accountFilter": {}},
+    )
+    assert reply.status_code == 200, reply.text
+    task_id = reply.json()["result"]
+    path, sent = fake_tasks.submits[-1]
+    assert path == "/mj/submit/imagine"  # the mode segment is not sent upstream
+    assert sent == {"prompt": "a heron"}  # mode flag stripped; hook and filter dropped
+    task = await _finished(drawer, f"/mj/task/{task_id}/fetch", ("SUCCESS",))
+    assert task["imageUrl"] == f"{world.relay_url}/mj/image/{task_id}"
+    async with httpx.AsyncClient(timeout=10) as client:
+        image = await client.get(task["imageUrl"])
+        missing = await client.get(f"{world.relay_url}/mj/image/nope")
+    assert image.status_code == 200 and image.content == IMAGE_BYTES
+    assert image.headers["content-type"] == "image/png"
+    assert missing.status_code == 404 and missing.json()["code"] == 4

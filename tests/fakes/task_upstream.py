@@ -31,6 +31,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+IMAGE_BYTES = b"\x89PNG\r\n\x1a\nfake-image" + bytes(32)
+
 
 def _json(body: object, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
@@ -77,7 +79,10 @@ class FakeTaskUpstream:
         return f"http://{self.host}:{self._port}"
 
     def image_url(self, task_id: str) -> str:
-        return f"https://cdn.example.test/{task_id}.png"
+        return f"{self.url}/image/{task_id}.png"
+
+    async def image(self, request: Request) -> Response:
+        return Response(IMAGE_BYTES, media_type="image/png")
 
     # ------------------------------------------------------------------ midjourney-proxy
 
@@ -201,6 +206,7 @@ class FakeTaskUpstream:
                 Route("/mj/task/list-by-condition", self.mj_list, methods=["POST"]),
                 Route("/suno/submit/{action}", self.suno_submit, methods=["POST"]),
                 Route("/suno/fetch", self.suno_fetch, methods=["POST"]),
+                Route("/image/{name}", self.image, methods=["GET"]),
             ]
         )
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import nats.errors
 import orjson
 from starlette.requests import Request
@@ -34,13 +35,15 @@ from services.relay.routes.common import authorise, client_ip, count, read_body,
 from services.relay.routing import ChannelInfo, RoutingTable
 from services.relay.state import RelayContext
 from services.relay.task_upstream import TaskError, task_upstream_post
-from services.relay.upstream import usable_proxy
+from services.relay.upstream import UPSTREAM_ERRORS, usable_proxy
 from services.shared import subjects
+from services.shared.addresses import url_is_private
 from services.shared.channel_types import MIDJOURNEY_TYPES, SUNO
 
 logger = logging.getLogger(__name__)
 
 _TASK_USAGE = billing_pb2.Usage(kind="task")
+_IMAGE_TIMEOUT = 60.0
 
 
 def _mj_response(status: int, body: object, request_id: str) -> Response:
@@ -236,6 +239,51 @@ class TaskRoutes:
             response = _mj_failure(_input_error(exc), request_id)
         count("mj_notify", response.status_code)
         return response
+
+    async def mj_image(self, request: Request) -> Response:
+        """`/mj/image/{id}` (MjForwardUrlEnabled): the task's image through this relay, so
+        clients never see the upstream's image host. No key, as upstream: the task id is the
+        secret; off unless the option is on."""
+        request_id = new_request_id()
+        try:
+            if not self._options().mj_forward_url:
+                raise TaskError(404, tp.MJ_REQUEST_ERROR, "image forwarding is off")
+            task_id = request.path_params["id"]
+            task = await self._fetch_one(0, tasks_pb2.PLATFORM_MIDJOURNEY, task_id)
+            url = tp.mj_image_url(task) if task is not None else ""
+            if not url:
+                raise TaskError(404, tp.MJ_REQUEST_ERROR, "the task has no image")
+            response = await self._image(url)
+        except (TaskError, RelayError) as exc:
+            response = _mj_failure(exc, request_id)
+        count("mj_image", response.status_code)
+        return response
+
+    async def _image(self, url: str) -> Response:
+        settings = self.ctx.settings
+        if not url.lower().startswith(("http://", "https://")) or (
+            url_is_private(url) and not settings.channel_private_addresses
+        ):
+            raise TaskError(502, tp.MJ_ERROR_UNKNOWN, "the image address cannot be fetched")
+        limit = settings.max_file_download_bytes
+        try:
+            async with self.ctx.http.get(
+                url, timeout=aiohttp.ClientTimeout(total=_IMAGE_TIMEOUT), allow_redirects=False
+            ) as upstream:
+                if upstream.status != 200:
+                    answer = f"image host answered {upstream.status}"
+                    raise TaskError(502, tp.MJ_ERROR_UNKNOWN, answer)
+                body = bytearray()
+                async for chunk in upstream.content.iter_chunked(64 * 1024):
+                    body += chunk
+                    if len(body) > limit:
+                        raise TaskError(502, tp.MJ_ERROR_UNKNOWN, "the image is too large")
+                media_type = upstream.headers.get("Content-Type", "application/octet-stream")
+        except TimeoutError:
+            raise TaskError(504, tp.MJ_ERROR_UNKNOWN, "image host timed out") from None
+        except (ValueError, *UPSTREAM_ERRORS):
+            raise TaskError(502, tp.MJ_ERROR_UNKNOWN, "image host unreachable") from None
+        return Response(bytes(body), media_type=media_type)
 
     def _mj_view(self, task: tasks_pb2.Task) -> dict[str, Any]:
         options = self._options()
@@ -495,6 +543,7 @@ def task_routes(ctx: RelayContext) -> list[BaseRoute]:
         ("/task/{id}/fetch", tasks.mj_fetch, "GET"),
         ("/task/{id}/image-seed", tasks.mj_image_seed, "GET"),
         ("/notify", tasks.mj_notify, "POST"),
+        ("/image/{id}", tasks.mj_image, "GET"),
     ]
     routes: list[BaseRoute] = []
     for path, handler, method in mj:
