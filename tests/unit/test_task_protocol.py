@@ -21,7 +21,7 @@ UPSCALE = "mj_upscale"
         ("change", {"taskId": "t1", "action": "REROLL"}, "REROLL", "mj_reroll", "t1"),
         ("simple-change", {"content": "t9 V3"}, "VARIATION", "mj_variation", "t9"),
         ("simple-change", {"content": "t9 R"}, "REROLL", "mj_reroll", "t9"),
-        ("action", {"taskId": "t2", "customId": "MJ::JOB::upsample::1::x"}, "UPSCALE", UPSCALE, "t2"),
+        ("action", {"taskId": "t2", "customId": "MJ::JOB::upsample::1"}, "UPSCALE", UPSCALE, "t2"),
         ("action", {"taskId": "t2", "customId": "MJ::Inpaint::1"}, "INPAINT", "mj_inpaint", "t2"),
         ("modal", {"taskId": "t3"}, "MODAL", "mj_modal", "t3"),
         ("blend", {"base64Array": ["a", "b"]}, "BLEND", "mj_blend", ""),
