@@ -6,10 +6,13 @@ Every relay answers in one queue group."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
 import aiohttp
+import nats.errors
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -78,8 +81,18 @@ async def serve(
     keys: KeyRotator,
     allow_private: bool,
 ) -> Subscription:
-    async def on_request(msg: Msg) -> None:
+    running: set[asyncio.Task[None]] = set()
+
+    async def respond(msg: Msg) -> None:
         reply = await answer(msg.data, table(), session(), keys, allow_private)
-        await msg.respond(reply.SerializeToString())
+        with contextlib.suppress(nats.errors.Error):
+            await msg.respond(reply.SerializeToString())
+
+    async def on_request(msg: Msg) -> None:
+        # Each in its own task: nats-py runs a subscription's callbacks one after another, and
+        # one slow upstream must not hold every other channel's poll behind it.
+        task = asyncio.create_task(respond(msg))
+        running.add(task)
+        task.add_done_callback(running.discard)
 
     return await nc.subscribe(subjects.TASK_POLL, queue=QUEUE, cb=on_request)

@@ -4,9 +4,12 @@ Every replica answers in one queue group; an answer that cannot be made says why
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import asyncpg
+import nats.errors
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -20,6 +23,7 @@ from services.tasks.metrics import FETCHES
 logger = logging.getLogger(__name__)
 
 QUEUE = "tasks-fetch"
+ANSWER_SECONDS = 4.0  # within the askers' 5 s: a stuck database is an error, not a hang
 
 
 async def answer(pool: asyncpg.Pool, data: bytes) -> tasks_pb2.FetchTasksResponse:
@@ -32,7 +36,7 @@ async def answer(pool: asyncpg.Pool, data: bytes) -> tasks_pb2.FetchTasksRespons
         FETCHES.labels("bad_request").inc()
         return tasks_pb2.FetchTasksResponse(error="page and page_size must not be negative")
     try:
-        async with pool.acquire() as conn:
+        async with asyncio.timeout(ANSWER_SECONDS), pool.acquire() as conn:
             rows, total = await store.fetch(conn, request)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
         logger.warning("task fetch failed", exc_info=True)
@@ -43,8 +47,18 @@ async def answer(pool: asyncpg.Pool, data: bytes) -> tasks_pb2.FetchTasksRespons
 
 
 async def serve(nc: NATS, pool: asyncpg.Pool) -> Subscription:
-    async def on_request(msg: Msg) -> None:
+    """Answer each request in its own task: nats-py runs a subscription's callbacks one after
+    another, so one slow query would otherwise delay every fetch behind it."""
+    running: set[asyncio.Task[None]] = set()
+
+    async def respond(msg: Msg) -> None:
         reply = await answer(pool, msg.data)
-        await msg.respond(reply.SerializeToString())
+        with contextlib.suppress(nats.errors.Error):
+            await msg.respond(reply.SerializeToString())
+
+    async def on_request(msg: Msg) -> None:
+        task = asyncio.create_task(respond(msg))
+        running.add(task)
+        task.add_done_callback(running.discard)
 
     return await nc.subscribe(subjects.TASKS_FETCH, queue=QUEUE, cb=on_request)

@@ -112,8 +112,10 @@ class Poller:
             await self._back_off(tasks)
             return
         if answer.channel_gone:
-            for task in tasks:
-                await self._fail(task, "the task's channel no longer exists or is disabled")
+            # Disabled for now (auto-disabled, an admin's pause) or deleted: the task may still
+            # finish upstream once the channel is back; TASK_TIMEOUT fails it otherwise.
+            POLLS.labels("channel_gone").inc()
+            await self._back_off(tasks)
             return
         if answer.error:
             POLLS.labels("upstream_error").inc()
