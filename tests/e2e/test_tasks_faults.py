@@ -12,7 +12,6 @@ from tests.e2e.fault_kit import restore
 from tests.e2e.relay_kit import world as world
 from tests.e2e.test_chat_flow import World, eventually
 from tests.e2e.test_tasks_flow import MJ_PRICE_USD, _drawer, _finished
-from tests.e2e.test_tasks_flow import fake_tasks as fake_tasks
 from tests.fakes.task_upstream import FakeTaskUpstream
 
 pytestmark = pytest.mark.e2e

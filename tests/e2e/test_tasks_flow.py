@@ -4,7 +4,6 @@ user and the key's budget) when they fail; refusals and bad input cost nothing."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,16 +23,6 @@ pytestmark = pytest.mark.e2e
 MJ_PRICE_USD = 0.02  # 10_000 units at the default 500_000 per USD
 SUNO_PRICE_USD = 0.04
 BUDGET = 100_000
-
-
-@pytest.fixture(scope="module")
-def fake_tasks() -> Iterator[FakeTaskUpstream]:
-    fake = FakeTaskUpstream()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 @dataclass
