@@ -57,3 +57,25 @@ async def task_upstream_post(
         raise TaskError(
             502, tp.MJ_ERROR_UNKNOWN, f"upstream connection failed: {type(exc).__name__}"
         ) from None
+
+
+async def task_upstream_get(
+    session: aiohttp.ClientSession, channel: ChannelInfo, path: str, *, key: str, timeout: float
+) -> tuple[int, bytes]:
+    """One GET with the key as a bearer token (OpenAI's video API)."""
+    url = channel.base_url.rstrip("/") + path
+    try:
+        async with session.get(
+            url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            proxy=channel.setting.proxy or None,
+            allow_redirects=False,
+        ) as response:
+            return response.status, await response.read()
+    except TimeoutError:
+        raise TaskError(504, tp.MJ_ERROR_UNKNOWN, "upstream timed out") from None
+    except (ValueError, *UPSTREAM_ERRORS) as exc:
+        raise TaskError(
+            502, tp.MJ_ERROR_UNKNOWN, f"upstream connection failed: {type(exc).__name__}"
+        ) from None

@@ -5,7 +5,8 @@ of task objects (`status` NOT_START | SUBMITTED | MODAL | IN_PROGRESS | FAILURE 
 `progress` "42%", `failReason`, times in ms), as upstream `controller/midjourney.go` reads it.
 Suno: `POST /suno/fetch {"ids": [...]}` answers `{"code": "success", "data": [...]}` with
 `task_id`, `status`, `fail_reason`, `progress` and times in seconds (upstream
-`relay/channel/task/suno`).
+`relay/channel/task/suno`). Video: OpenAI's video objects, one per id, as a list (the relay
+reads them one by one: task_poll.py).
 """
 
 from __future__ import annotations
@@ -79,6 +80,36 @@ def _suno(item: dict[str, Any]) -> tuple[str, Update]:
     return _str(item.get("task_id")), update
 
 
+_VIDEO_STATUS = {
+    "queued": tasks_pb2.TASK_STATUS_QUEUED,
+    "in_progress": tasks_pb2.TASK_STATUS_IN_PROGRESS,
+    "completed": tasks_pb2.TASK_STATUS_SUCCESS,
+    "failed": tasks_pb2.TASK_STATUS_FAILURE,
+}
+
+
+def _video(item: dict[str, Any]) -> tuple[str, Update]:
+    """OpenAI's video object (`GET /v1/videos/{id}`): status queued | in_progress | completed
+    | failed, progress 0-100, error.message, times in seconds."""
+    status = _VIDEO_STATUS.get(_str(item.get("status")), tasks_pb2.TASK_STATUS_UNKNOWN)
+    error = item.get("error")
+    reason = _str(error.get("message")) if isinstance(error, dict) else ""
+    if status == tasks_pb2.TASK_STATUS_FAILURE and not reason:
+        reason = "video generation failed"
+    progress = _int(item.get("progress"))
+    if status in (tasks_pb2.TASK_STATUS_SUCCESS, tasks_pb2.TASK_STATUS_FAILURE):
+        progress = 100
+    update = Update(
+        status=status,
+        progress=f"{progress}%",
+        fail_reason=reason,
+        data=orjson.dumps(item).decode(),
+        start_time=_int(item.get("created_at")),
+        finish_time=_int(item.get("completed_at")),
+    )
+    return _str(item.get("id")), update
+
+
 def parse(platform: int, body: str) -> dict[str, Update]:
     """Upstream task id -> update; raises BadAnswer when the body is not the platform's shape."""
     try:
@@ -91,6 +122,8 @@ def parse(platform: int, body: str) -> dict[str, Update]:
         items, read = answer.get("data"), _suno
     elif platform == tasks_pb2.PLATFORM_MIDJOURNEY:
         items, read = answer, _midjourney
+    elif platform == tasks_pb2.PLATFORM_VIDEO:
+        items, read = answer, _video
     else:
         raise BadAnswer(f"platform {platform} is not polled")
     if not isinstance(items, list):

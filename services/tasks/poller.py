@@ -31,7 +31,7 @@ from services.tasks.metrics import POLLS, REFUNDS
 logger = logging.getLogger(__name__)
 
 _MAX_BACKOFF_SECONDS = 300.0
-_POLLED = (tasks_pb2.PLATFORM_MIDJOURNEY, tasks_pb2.PLATFORM_SUNO)
+_POLLED = (tasks_pb2.PLATFORM_MIDJOURNEY, tasks_pb2.PLATFORM_SUNO, tasks_pb2.PLATFORM_VIDEO)
 _TRANSIENT = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 

@@ -8,6 +8,10 @@ midjourney-proxy: `POST /mj/submit/{action}` and `/mj/insight-face/swap` answer
 SUBMITTED -> IN_PROGRESS (50%) -> SUCCESS (100%, imageUrl) or, when its prompt contains `fail`,
 FAILURE with a failReason. With `polls_open` cleared, polls wait until it is set (fault tests).
 
+OpenAI videos: `POST /v1/videos` answers a video object (`queued`), `GET /v1/videos/{id}` moves
+it a step (in_progress, then completed, or failed with an error when the prompt says `fail`),
+`GET /v1/videos/{id}/content` answers the file; a prompt with `reject` is a 400.
+
 Suno: `POST /suno/submit/{music|lyrics}` answers `{"code": "success", "data": "<task id>"}`
 (bearer key); a prompt containing `reject` gets `{"code": "error", "message": ...}` and 400.
 `POST /suno/fetch {"ids": [...]}` answers `{"code": "success", "data": [task, ...]}` with the same
@@ -31,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+VIDEO_BYTES = b"\x00\x00\x00\x18ftypmp42fake-video" + bytes(64)
 IMAGE_BYTES = b"\x89PNG\r\n\x1a\nfake-image" + bytes(32)
 
 
@@ -41,9 +46,10 @@ def _json(body: object, status: int = 200) -> Response:
 @dataclass
 class FakeTask:
     id: str
-    platform: str  # "mj" | "suno"
+    platform: str  # "mj" | "suno" | "video"
     action: str
     prompt: str
+    model: str = ""
     step: int = 0
     submit_time: float = field(default_factory=time.time)
 
@@ -196,6 +202,61 @@ class FakeTaskUpstream:
             )
         return _json({"code": "success", "message": "", "data": items})
 
+    # ------------------------------------------------------------------ OpenAI videos
+
+    async def video_create(self, request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {self.key}":
+            return _json({"error": {"message": "Incorrect API key", "type": "auth"}}, 401)
+        body = orjson.loads(await request.body())
+        with self._lock:
+            self.submits.append((request.url.path, body))
+        prompt = str(body.get("prompt") or "")
+        if "reject" in prompt:
+            error = {"message": "Your request was blocked by moderation", "type": "invalid"}
+            return _json({"error": error}, 400)
+        task = FakeTask(
+            id=f"video_{uuid.uuid4().hex[:12]}",
+            platform="video",
+            action="",
+            prompt=prompt,
+            model=str(body.get("model")),
+        )
+        with self._lock:
+            self.tasks[task.id] = task
+        return _json(self._video_view(task))
+
+    def _video_view(self, task: FakeTask) -> dict[str, Any]:
+        status, _progress = task.status()
+        names = {"SUBMITTED": "queued", "IN_PROGRESS": "in_progress"}
+        name = names.get(status) or ("failed" if status == "FAILURE" else "completed")
+        view: dict[str, Any] = {
+            "id": task.id,
+            "object": "video",
+            "model": task.model,
+            "status": name,
+            "progress": {"queued": 0, "in_progress": 50}.get(name, 100),
+            "created_at": int(task.submit_time),
+            "completed_at": int(time.time()) if name in ("completed", "failed") else None,
+            "size": "720x1280",
+            "seconds": "4",
+        }
+        if name == "failed":
+            view["error"] = {"code": "moderation_blocked", "message": "the video was blocked"}
+        return view
+
+    async def video_get(self, request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {self.key}":
+            return _json({"error": {"message": "Incorrect API key", "type": "auth"}}, 401)
+        found = self._step([request.path_params["id"]], "video")
+        if not found:
+            return _json({"error": {"message": "Video not found", "type": "invalid"}}, 404)
+        return _json(self._video_view(found[0]))
+
+    async def video_content(self, request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {self.key}":
+            return _json({"error": {"message": "Incorrect API key", "type": "auth"}}, 401)
+        return Response(VIDEO_BYTES, media_type="video/mp4")
+
     # ------------------------------------------------------------------ lifecycle
 
     def app(self) -> Starlette:
@@ -207,6 +268,9 @@ class FakeTaskUpstream:
                 Route("/suno/submit/{action}", self.suno_submit, methods=["POST"]),
                 Route("/suno/fetch", self.suno_fetch, methods=["POST"]),
                 Route("/image/{name}", self.image, methods=["GET"]),
+                Route("/v1/videos", self.video_create, methods=["POST"]),
+                Route("/v1/videos/{id}", self.video_get, methods=["GET"]),
+                Route("/v1/videos/{id}/content", self.video_content, methods=["GET"]),
             ]
         )
 

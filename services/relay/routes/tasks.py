@@ -25,20 +25,22 @@ from veloera.billing.v1 import billing_pb2
 from veloera.tasks.v1 import tasks_pb2
 
 from services.relay import task_protocol as tp
+from services.relay import video
 from services.relay.auth import AuthEntry, ParsedKey
 from services.relay.charge import Charge
-from services.relay.errors import REQUEST_ID_HEADER, RelayError
+from services.relay.errors import REQUEST_ID_HEADER, RelayError, error_response
 from services.relay.ids import new_request_id
 from services.relay.job import resolve
 from services.relay.options import RelayOptions
 from services.relay.routes.common import authorise, client_ip, count, read_body, read_key
 from services.relay.routing import ChannelInfo, RoutingTable
+from services.relay.scrub import scrub
 from services.relay.state import RelayContext
-from services.relay.task_upstream import TaskError, task_upstream_post
-from services.relay.upstream import UPSTREAM_ERRORS, usable_proxy
+from services.relay.task_upstream import TaskError, task_upstream_get, task_upstream_post
+from services.relay.upstream import UPSTREAM_ERRORS, parse_error_body, usable_proxy
 from services.shared import subjects
 from services.shared.addresses import url_is_private
-from services.shared.channel_types import MIDJOURNEY_TYPES, SUNO
+from services.shared.channel_types import MIDJOURNEY_TYPES, OPENAI, SUNO
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,14 @@ def _suno_failure(exc: TaskError | RelayError, request_id: str) -> Response:
     )
     body = {"code": "error", "message": f"{message} (request id: {request_id})", "data": None}
     return _mj_response(status, body, request_id)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(text or "{}")
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _input_error(exc: tp.TaskInputError) -> TaskError:
@@ -385,6 +395,118 @@ class TaskRoutes:
         count("suno_fetch", response.status_code)
         return response
 
+    # ------------------------------------------------------------------ OpenAI video
+
+    async def video_create(self, request: Request) -> Response:
+        request_id = new_request_id()
+        try:
+            response = await self._video_create(request, request_id)
+        except TaskError as exc:
+            response = error_response(RelayError(exc.status, exc.description), request_id)
+        except RelayError as exc:
+            response = error_response(exc, request_id)
+        count("videos", response.status_code)
+        return response
+
+    async def _video_create(self, request: Request, request_id: str) -> Response:
+        started = time.perf_counter()
+        if not self._options().task_enabled:
+            raise RelayError(403, "tasks are disabled on this site", code="tasks_disabled")
+        key = read_key(request)
+        if not request.headers.get("content-type", "").lower().startswith("application/json"):
+            raise RelayError(
+                415, "this endpoint takes application/json", type_="invalid_request_error"
+            )
+        body = video.parse_create(await read_body(request, self.ctx.settings.max_body_bytes))
+        model = body["model"]
+        entry = await authorise(self.ctx, request, key, model)
+        channel = resolve(self._table(), entry.group, model, key.channel_id).channel
+        if channel.type != OPENAI:
+            raise RelayError(503, f"no video channel for {model}", code="no_available_channel")
+        outgoing = {**body, "model": channel.upstream_model(model)}
+        charge, quota = await self._hold(request_id, entry, model)
+        try:
+            status, raw = await self._post(channel, "/v1/videos", outgoing, midjourney=False)
+        except BaseException:
+            charge.release("upstream failed")
+            raise
+        video_id = video.accepted_id(raw) if 200 <= status < 300 else None
+        if video_id is None:
+            charge.release("upstream refused the video")
+            message, _error = parse_error_body(status, raw)
+            keys = [secret for _id, secret in channel.keys]
+            raise RelayError(status if status >= 400 else 502, scrub(message, keys))
+        self._settle(charge, entry, model, channel, request, started)
+        await self._publish(
+            request_id,
+            entry,
+            channel,
+            platform=tasks_pb2.PLATFORM_VIDEO,
+            upstream_task_id=video_id,
+            action="GENERATE",
+            model=model,
+            quota=quota,
+            properties={k: body[k] for k in ("prompt", "seconds", "size") if k in body},
+        )
+        return Response(raw, media_type="application/json", headers={REQUEST_ID_HEADER: request_id})
+
+    async def video_retrieve(self, request: Request) -> Response:
+        request_id = new_request_id()
+        try:
+            task = await self._video_task(request)
+            response: Response = JSONResponse(
+                video.view(task, _json_object(task.properties)),
+                headers={REQUEST_ID_HEADER: request_id},
+            )
+        except RelayError as exc:
+            response = error_response(exc, request_id)
+        count("videos", response.status_code)
+        return response
+
+    async def video_content(self, request: Request) -> Response:
+        """The finished file, streamed from the channel that made it."""
+        request_id = new_request_id()
+        try:
+            task = await self._video_task(request)
+            if task.status != tasks_pb2.TASK_STATUS_SUCCESS:
+                raise RelayError(409, "the video is not completed", type_="invalid_request_error")
+            channel = self._table().pinned(task.channel_id)
+            if channel is None:
+                raise RelayError(503, "the video's channel is disabled or gone")
+            _key_id, key = self.ctx.keys.pick(channel)
+            status, raw = await task_upstream_get(
+                self.ctx.http,
+                channel,
+                f"/v1/videos/{task.upstream_task_id}/content",
+                key=key,
+                timeout=self.ctx.settings.task_submit_timeout,
+            )
+            if status != 200:
+                raise RelayError(502, f"upstream answered {status}")
+            response = Response(
+                raw, media_type="video/mp4", headers={REQUEST_ID_HEADER: request_id}
+            )
+        except TaskError as exc:
+            response = error_response(RelayError(exc.status, exc.description), request_id)
+        except RelayError as exc:
+            response = error_response(exc, request_id)
+        count("videos", response.status_code)
+        return response
+
+    async def _video_task(self, request: Request) -> tasks_pb2.Task:
+        entry = await self._reader(request)
+        try:
+            task = await self._fetch_one(
+                entry.user.id, tasks_pb2.PLATFORM_VIDEO, request.path_params["id"]
+            )
+        except TaskError as exc:
+            raise RelayError(exc.status, exc.description) from None
+        if task is None:
+            raise RelayError(
+                404, "no video with this id", type_="invalid_request_error", code="not_found"
+            )
+        return task
+
     # ------------------------------------------------------------------ shared steps
 
     def _table(self) -> RoutingTable:
@@ -554,6 +676,9 @@ def task_routes(ctx: RelayContext) -> list[BaseRoute]:
         Route("/suno/submit/{action}", tasks.suno_submit, methods=["POST"]),
         Route("/suno/fetch", tasks.suno_fetch, methods=["POST"]),
         Route("/suno/fetch/{id}", tasks.suno_fetch_one, methods=["GET"]),
+        Route("/v1/videos", tasks.video_create, methods=["POST"]),
+        Route("/v1/videos/{id}", tasks.video_retrieve, methods=["GET"]),
+        Route("/v1/videos/{id}/content", tasks.video_content, methods=["GET"]),
     ]
 
 
