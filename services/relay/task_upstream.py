@@ -10,7 +10,7 @@ import orjson
 
 from services.relay import task_protocol as tp
 from services.relay.routing import ChannelInfo
-from services.relay.upstream import UPSTREAM_ERRORS
+from services.relay.upstream import UPSTREAM_ERRORS, read_timeout
 
 
 class TaskError(Exception):
@@ -79,3 +79,35 @@ async def task_upstream_get(
         raise TaskError(
             502, tp.MJ_ERROR_UNKNOWN, f"upstream connection failed: {type(exc).__name__}"
         ) from None
+
+
+async def open_task_upstream_get(
+    session: aiohttp.ClientSession,
+    channel: ChannelInfo,
+    path: str,
+    *,
+    key: str,
+    idle_timeout: float,
+) -> aiohttp.ClientResponse:
+    """The open 200 answer of a GET (body not read: the caller streams it and releases it);
+    anything else raises TaskError. `idle_timeout` bounds each wait for data, not the whole
+    download."""
+    url = channel.base_url.rstrip("/") + path
+    try:
+        response = await session.get(
+            url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=read_timeout(idle_timeout),
+            proxy=channel.setting.proxy or None,
+            allow_redirects=False,
+        )
+    except TimeoutError:
+        raise TaskError(504, tp.MJ_ERROR_UNKNOWN, "upstream timed out") from None
+    except (ValueError, *UPSTREAM_ERRORS) as exc:
+        raise TaskError(
+            502, tp.MJ_ERROR_UNKNOWN, f"upstream connection failed: {type(exc).__name__}"
+        ) from None
+    if response.status != 200:
+        response.release()
+        raise TaskError(502, tp.MJ_ERROR_UNKNOWN, f"upstream answered {response.status}")
+    return response

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import nats.errors
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from veloera.billing.v1 import billing_pb2
 from veloera.tasks.v1 import tasks_pb2
@@ -36,7 +37,7 @@ from services.relay.routes.common import authorise, client_ip, count, read_body,
 from services.relay.routing import ChannelInfo, RoutingTable
 from services.relay.scrub import scrub
 from services.relay.state import RelayContext
-from services.relay.task_upstream import TaskError, task_upstream_get, task_upstream_post
+from services.relay.task_upstream import TaskError, open_task_upstream_get, task_upstream_post
 from services.relay.upstream import UPSTREAM_ERRORS, parse_error_body, usable_proxy
 from services.shared import subjects
 from services.shared.addresses import url_is_private
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 _TASK_USAGE = billing_pb2.Usage(kind="task")
 _IMAGE_TIMEOUT = 60.0
+_CHUNK = 64 * 1024
 
 
 def _mj_response(status: int, body: object, request_id: str) -> Response:
@@ -66,6 +68,16 @@ def _suno_failure(exc: TaskError | RelayError, request_id: str) -> Response:
     )
     body = {"code": "error", "message": f"{message} (request id: {request_id})", "data": None}
     return _mj_response(status, body, request_id)
+
+
+async def _relay_body(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The upstream's body as it arrives (a video may be large); the connection is released
+    however the client's download ends."""
+    try:
+        async for chunk in upstream.content.iter_chunked(_CHUNK):
+            yield chunk
+    finally:
+        upstream.release()
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -474,17 +486,17 @@ class TaskRoutes:
             if channel is None:
                 raise RelayError(503, "the video's channel is disabled or gone")
             _key_id, key = self.ctx.keys.pick(channel)
-            status, raw = await task_upstream_get(
+            upstream = await open_task_upstream_get(
                 self.ctx.http,
                 channel,
-                f"/v1/videos/{task.upstream_task_id}/content",
+                f"/v1/videos/{quote(task.upstream_task_id, safe='')}/content",
                 key=key,
-                timeout=self.ctx.settings.task_submit_timeout,
+                idle_timeout=self.ctx.settings.task_submit_timeout,
             )
-            if status != 200:
-                raise RelayError(502, f"upstream answered {status}")
-            response = Response(
-                raw, media_type="video/mp4", headers={REQUEST_ID_HEADER: request_id}
+            response: Response = StreamingResponse(
+                _relay_body(upstream),
+                media_type=upstream.headers.get("Content-Type", "video/mp4"),
+                headers={REQUEST_ID_HEADER: request_id},
             )
         except TaskError as exc:
             response = error_response(RelayError(exc.status, exc.description), request_id)
