@@ -21,6 +21,7 @@ from services.relay import task_poll, tokens
 from services.relay.adaptors import Adaptors
 from services.relay.auth import Authenticator
 from services.relay.billing import Biller
+from services.relay.deferral import publish_until_stored
 from services.relay.leases import load_lease_config
 from services.relay.media import MediaPolicy
 from services.relay.metrics import CHANNEL_REPORTS, ERROR_LOGS
@@ -189,6 +190,15 @@ class RelayContext:
             await self.snapshot.refresh_quietly()
         else:
             CHANNEL_REPORTS.labels("reported").inc()
+
+    def hand_over_task(self, payload: bytes, request_id: str) -> None:
+        """Store an accepted task's TaskSubmitted in JetStream in the background, retried until
+        acknowledged (the task was charged: the tasks service must follow it, or a failure
+        could never be refunded). `Nats-Msg-Id` keeps a retried publish stored once."""
+        if self.nats is None:
+            logger.error("accepted task not handed over: no NATS", extra={"request_id": request_id})
+            return
+        self._spawn(publish_until_stored(self.nats.jetstream(), payload, request_id))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

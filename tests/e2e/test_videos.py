@@ -35,6 +35,8 @@ async def _viewer(world: World, fake: FakeTaskUpstream) -> tuple[Drawer, str]:
 async def _settled(viewer: Drawer, video_id: str) -> dict[str, Any]:
     async def probe() -> dict[str, Any] | None:
         reply = await viewer.get(f"/v1/videos/{video_id}")
+        if reply.status_code == 404:
+            return None  # stored by the tasks service a moment after the answer
         assert reply.status_code == 200, reply.text
         body: dict[str, Any] = reply.json()
         return body if body["status"] in ("completed", "failed") else None

@@ -138,7 +138,7 @@ class TaskRoutes:
             return self._mj_refusal(status, raw, answer, request_id)
         self._settle(charge, entry, submit.model, channel, request, started)
         if submit.is_task and answer.result:
-            await self._publish(
+            self._publish(
                 request_id,
                 entry,
                 channel,
@@ -349,7 +349,7 @@ class TaskRoutes:
             charge.release("upstream refused the task")
             return self._suno_refusal(status, raw, request_id)
         self._settle(charge, entry, model, channel, request, started)
-        await self._publish(
+        self._publish(
             request_id,
             entry,
             channel,
@@ -449,7 +449,7 @@ class TaskRoutes:
             keys = [secret for _id, secret in channel.keys]
             raise RelayError(status if status >= 400 else 502, scrub(message, keys))
         self._settle(charge, entry, model, channel, request, started)
-        await self._publish(
+        self._publish(
             request_id,
             entry,
             channel,
@@ -595,7 +595,7 @@ class TaskRoutes:
             timeout=self.ctx.settings.task_submit_timeout,
         )
 
-    async def _publish(
+    def _publish(
         self,
         request_id: str,
         entry: AuthEntry,
@@ -608,8 +608,8 @@ class TaskRoutes:
         quota: int,
         properties: dict[str, Any],
     ) -> None:
-        """Hand the accepted task to the tasks service (JetStream acknowledges it). A task that
-        cannot be handed over is logged loudly: it was charged and will not be followed."""
+        """Hand the accepted task to the tasks service: stored in JetStream in the background,
+        retried until acknowledged (the answer does not wait for it)."""
         event = tasks_pb2.TaskSubmitted(
             request_id=request_id,
             platform=platform,
@@ -623,18 +623,7 @@ class TaskRoutes:
             properties=orjson.dumps(properties).decode(),
             submitted_at_ms=int(time.time() * 1000),
         )
-        nc = self.ctx.nats
-        try:
-            if nc is None:
-                raise RuntimeError("no NATS connection")
-            await nc.jetstream().publish(
-                subjects.TASK_SUBMITTED_SUBJECT, event.SerializeToString(), timeout=5.0
-            )
-        except (nats.errors.Error, TimeoutError, RuntimeError):
-            logger.error(
-                "accepted task not handed to the tasks service",
-                extra={"request_id": request_id, "task": upstream_task_id},
-            )
+        self.ctx.hand_over_task(event.SerializeToString(), request_id)
 
     async def _fetch(
         self, user_id: int, platform: tasks_pb2.Platform.ValueType, ids: list[str]
