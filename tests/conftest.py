@@ -22,6 +22,7 @@ from services.cli.migrate import run_migrations
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
 from services.shared import nats_auth
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.task_upstream import FakeTaskUpstream
 from tests.helpers import PLANE
 
 METRICS_TOKEN = "test-metrics-token"
@@ -70,6 +71,7 @@ def service_env(infra: Infra) -> dict[str, str]:
         "NOTIFY_RETRY_SECONDS": "0.2",  # a failing webhook is retried (and given up) quickly
         "NOTIFY_MAX_ATTEMPTS": "3",
         "RELAY_METRICS_TOKEN": METRICS_TOKEN,
+        "TASKS_POLL_INTERVAL": "0.5",  # the fake task upstreams finish in two polls
     }
 
 
@@ -140,6 +142,18 @@ def web_service(
 @pytest.fixture(scope="session")
 def web_url(web_service: Child) -> str:
     return web_service.spec.http_url
+
+
+@pytest.fixture(scope="session")
+def fake_tasks() -> Iterator[FakeTaskUpstream]:
+    """One midjourney-proxy + Suno fake for the session: the channels tests create for it
+    outlive a test module, and routing may pick any of them."""
+    fake = FakeTaskUpstream()
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
 
 
 @pytest.fixture(scope="session")

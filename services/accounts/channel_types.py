@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from services.shared.channel_types import SUPPORTED_TYPES
+from services.shared.channel_types import SUPPORTED_TYPES, TASK_TYPES
 
 CHANNEL_TYPES = MappingProxyType(
     {
@@ -64,7 +64,9 @@ UNSUPPORTED_TYPES = MappingProxyType(
 )
 # Known types whose provider speaks its own API: without their adaptor the relay would send
 # the key to OpenAI's address in OpenAI's format, so saving one is refused until it exists.
-NO_ADAPTOR_YET = frozenset(CHANNEL_TYPES) - SUPPORTED_TYPES - frozenset(UNSUPPORTED_TYPES)
+NO_ADAPTOR_YET = (
+    frozenset(CHANNEL_TYPES) - SUPPORTED_TYPES - TASK_TYPES - frozenset(UNSUPPORTED_TYPES)
+)
 
 GEMINI = 24
 VERTEX_AI = 41

@@ -18,6 +18,7 @@ from services.relay.routes.gemini import GeminiRoutes
 from services.relay.routes.misc import MiscRoutes, http_exception
 from services.relay.routes.models import ModelsRoute
 from services.relay.routes.relay import RelayRoute
+from services.relay.routes.tasks import task_routes
 from services.relay.settings import Settings
 from services.relay.state import RelayContext
 from services.shared.access_log import AccessLogMiddleware
@@ -70,6 +71,7 @@ def build_routes(ctx: RelayContext) -> list[BaseRoute]:
         *_api_routes("/hf", relay, models, gemini),  # /hf/v1/* is an alias of /v1/*
         *_gemini_routes(gemini),
         *dashboard_routes(ctx),
+        *task_routes(ctx),
         Route("/veloera", misc.veloera, methods=["GET"]),
         Route("/healthz", misc.healthz, methods=["GET"]),
         Route("/readyz", misc.readyz, methods=["GET"]),

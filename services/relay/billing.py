@@ -160,6 +160,37 @@ class Biller:
             raise reserve_error(exc) from None
         return int(reply.max_output_tokens)
 
+    async def reserve_task(
+        self,
+        *,
+        request_id: str,
+        user_id: int,
+        token_id: int,
+        model: str,
+        group: str,
+        accept_unpriced: bool,
+    ) -> int:
+        """Hold one task submit's price (per call: the charge is the hold); returns the amount,
+        which the tasks service refunds if the task fails. Always a Reserve, never a lease: the
+        amount must be billing's own."""
+        request = billing_pb2.ReserveRequest(
+            request_id=request_id,
+            user_id=user_id,
+            token_id=token_id,
+            model=model,
+            group=group,
+            ttl_seconds=self._hold_ttl,
+            requested_model=model,
+            upstream_model=model,
+            accept_unpriced=accept_unpriced,
+            estimate=billing_pb2.Usage(kind="task"),
+        )
+        try:
+            reply = await self._stub.Reserve(request, timeout=RESERVE_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            raise reserve_error(exc) from None
+        return int(reply.reserved)
+
     def prices_changed(self) -> None:
         if self._leases is not None:
             self._leases.prices_changed()

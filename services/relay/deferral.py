@@ -80,3 +80,24 @@ class Deferrer:
             await natsutil.ensure_streams(self._js)
         except Exception as exc:  # NATS may still be on its way back; the next try retries
             logger.warning("could not ensure JetStream streams: %s", exc)
+
+
+async def publish_until_stored(js: JetStreamContext, payload: bytes, request_id: str) -> None:
+    """Hand an accepted task (tasks.v1.TaskSubmitted) to the tasks service, retried until
+    JetStream stores it; the request id is the de-duplication key."""
+    for attempt, delay in enumerate(backoff(BACKOFF_START)):
+        try:
+            await js.publish(
+                subjects.TASK_SUBMITTED_SUBJECT,
+                payload,
+                timeout=PUBLISH_TIMEOUT,
+                headers={MSG_ID_HEADER: f"task:{request_id}"},
+            )
+            return
+        except asyncio.CancelledError:
+            logger.error("accepted task not handed over", extra={"request_id": request_id})
+            raise
+        except Exception as exc:  # every failure is retried: the task was charged
+            if attempt % 20 == 0:
+                logger.warning("task hand-over failed (%s); retrying", exc)
+        await asyncio.sleep(delay)

@@ -103,6 +103,15 @@ class RelayOptions:
     global_mapping: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     log_error: bool = False  # LogErrorEnabled: a type-6 log row per failed request
     log_chat_content: bool = False  # LogChatContentEnabled: prompt and answer in the log row
+    # Midjourney (upstream `relay/relay-mj.go`) and the task switches of the console.
+    mj_notify: bool = False  # MjNotifyEnabled: a client's notifyHook is passed on
+    mj_account_filter: bool = False  # MjAccountFilterEnabled: accountFilter is passed on
+    mj_mode_clear: bool = False  # MjModeClearEnabled: --fast/--relax/--turbo stripped
+    mj_forward_url: bool = False  # MjForwardUrlEnabled: image URLs point at /mj/image/{id}
+    mj_action_check_success: bool = True  # MjActionCheckSuccessEnabled
+    server_address: str = ""  # ServerAddress: this site's public address
+    drawing_enabled: bool = True  # DrawingEnabled: the /mj routes
+    task_enabled: bool = True  # TaskEnabled: the /suno routes
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> RelayOptions:
@@ -140,6 +149,14 @@ class RelayOptions:
             global_mapping=parse_global_mapping(options.get("global_model_mapping", "")),
             log_error=_bool(options, "LogErrorEnabled"),
             log_chat_content=_bool(options, "LogChatContentEnabled"),
+            mj_notify=_bool(options, "MjNotifyEnabled"),
+            mj_account_filter=_bool(options, "MjAccountFilterEnabled"),
+            mj_mode_clear=_bool(options, "MjModeClearEnabled"),
+            mj_forward_url=_bool(options, "MjForwardUrlEnabled"),
+            mj_action_check_success=_bool(options, "MjActionCheckSuccessEnabled", True),
+            server_address=(options.get("ServerAddress") or "").strip(),
+            drawing_enabled=_bool(options, "DrawingEnabled", True),
+            task_enabled=_bool(options, "TaskEnabled", True),
         )
 
     def sensitive_applies(self, group: str) -> bool:

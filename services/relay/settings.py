@@ -41,6 +41,8 @@ class Settings:
     metrics_token: str  # /metrics answers only with `Authorization: Bearer <token>`
     access_log: bool  # one structured line per request (costs ~0.1-0.2 ms of CPU per request)
     leases: LeaseConfig | None  # quota leases from billing; None: one Reserve per request
+    tasks_fetch_timeout: float  # seconds the tasks service has to answer a task fetch
+    task_submit_timeout: float  # seconds a Midjourney or Suno upstream has to answer a submit
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +76,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         metrics_token=env.str("RELAY_METRICS_TOKEN", ""),
         access_log=env.bool("RELAY_ACCESS_LOG", True),
         leases=lease_config(env),
+        tasks_fetch_timeout=env.float("RELAY_TASKS_FETCH_TIMEOUT", 5.0),
+        task_submit_timeout=env.float("RELAY_TASK_SUBMIT_TIMEOUT", 60.0),
     )
     env.check(service="relay")
     return settings

@@ -17,10 +17,11 @@ from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc, events_pb2
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 import services
-from services.relay import tokens
+from services.relay import task_poll, tokens
 from services.relay.adaptors import Adaptors
 from services.relay.auth import Authenticator
 from services.relay.billing import Biller
+from services.relay.deferral import publish_until_stored
 from services.relay.media import MediaPolicy
 from services.relay.metrics import CHANNEL_REPORTS, ERROR_LOGS
 from services.relay.routing import KeyRotator
@@ -113,6 +114,13 @@ class RelayContext:
         )
         await self.nats.subscribe(subjects.ACCOUNTS_CHANGED, cb=self._on_change)
         await self.nats.subscribe(subjects.PRICES_CHANGED, cb=self._on_prices_changed)
+        await task_poll.serve(
+            self.nats,
+            lambda: self.snapshot.table,
+            lambda: self.http,
+            self.keys,
+            s.channel_private_addresses,
+        )
         await asyncio.to_thread(tokens.warm_up)
         await self.snapshot.load_initial(s.startup_timeout)
         self._spawn(self.snapshot.poll_forever(s.snapshot_refresh_seconds))
@@ -181,6 +189,15 @@ class RelayContext:
             await self.snapshot.refresh_quietly()
         else:
             CHANNEL_REPORTS.labels("reported").inc()
+
+    def hand_over_task(self, payload: bytes, request_id: str) -> None:
+        """Store an accepted task's TaskSubmitted in JetStream in the background, retried until
+        acknowledged (the task was charged: the tasks service must follow it, or a failure
+        could never be refunded). `Nats-Msg-Id` keeps a retried publish stored once."""
+        if self.nats is None:
+            logger.error("accepted task not handed over: no NATS", extra={"request_id": request_id})
+            return
+        self._spawn(publish_until_stored(self.nats.jetstream(), payload, request_id))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -28,5 +28,14 @@ SUPPORTED_TYPES = frozenset(
 )
 
 
+# Task platforms: served by the relay's /mj and /suno routes (routes/tasks.py), never by an
+# adaptor (their models are the per-action task names, mj_imagine or suno_music).
+MIDJOURNEY = 2
+MIDJOURNEY_PLUS = 5
+SUNO = 36
+MIDJOURNEY_TYPES = frozenset({MIDJOURNEY, MIDJOURNEY_PLUS})
+TASK_TYPES = MIDJOURNEY_TYPES | {SUNO}
+
+
 def is_supported(type_id: int) -> bool:
-    return type_id in SUPPORTED_TYPES
+    return type_id in SUPPORTED_TYPES or type_id in TASK_TYPES

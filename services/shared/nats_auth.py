@@ -20,6 +20,7 @@ ACCOUNTS = "accounts"
 BILLING = "billing"
 TASKS = "tasks"
 RELAY = "relay"
+WEB = "web"  # the console: reads task state (TASKS_FETCH) for the task and drawing logs
 # Operator tools and the test suite: no restriction. `veloera up` does not create this user.
 ADMIN = "admin"
 
@@ -73,20 +74,28 @@ PERMISSIONS: dict[str, tuple[list[str], list[str]] | None] = {
             *_ENSURE_STREAMS,
             *_consumer(subjects.TASKS_STREAM, subjects.TASKS_DURABLE),
             subjects.USER_NOTIFICATION_SUBJECT,
+            subjects.TASK_REFUNDS_SUBJECT,
+            subjects.TASK_POLL,
+            _REPLIES,  # answers to TASKS_FETCH
         ],
-        [_REPLIES],
+        [_REPLIES, subjects.TASKS_FETCH],
     ),
     RELAY: (
         [
             *_ENSURE_STREAMS,
-            *subjects.STREAMS[subjects.SETTLEMENTS_STREAM],
+            subjects.SETTLEMENTS_SUBJECT,
+            subjects.RELEASES_SUBJECT,
+            subjects.SETTLE_BATCHES_SUBJECT,
             subjects.TASK_SUBMITTED_SUBJECT,
+            subjects.TASKS_FETCH,
+            _REPLIES,  # answers to TASK_POLL
         ],
-        [_REPLIES, subjects.ACCOUNTS_CHANGED, subjects.PRICES_CHANGED],
+        [_REPLIES, subjects.ACCOUNTS_CHANGED, subjects.PRICES_CHANGED, subjects.TASK_POLL],
     ),
+    WEB: ([subjects.TASKS_FETCH], [_REPLIES]),
     ADMIN: None,
 }
-SERVICE_USERS = (ACCOUNTS, BILLING, TASKS, RELAY)
+SERVICE_USERS = (ACCOUNTS, BILLING, TASKS, RELAY, WEB)
 
 
 def password_variable(user: str) -> str:

@@ -13,6 +13,7 @@ SETTLEMENTS_STREAM = "SETTLEMENTS"
 SETTLEMENTS_SUBJECT = "veloera.billing.settlements"  # billing.v1.DeferredSettlement
 RELEASES_SUBJECT = "veloera.billing.releases"  # billing.v1.DeferredRelease
 SETTLE_BATCHES_SUBJECT = "veloera.billing.settle_batches"  # billing.v1.DeferredBatch
+TASK_REFUNDS_SUBJECT = "veloera.billing.task_refunds"  # tasks.v1.TaskRefund
 SETTLEMENTS_DURABLE = "billing-settlements"
 
 EVENTS_STREAM = "EVENTS"
@@ -31,10 +32,18 @@ TASKS_DURABLE = "tasks-worker"
 
 # Request/reply served by the tasks service (tasks.v1.FetchTasksRequest -> FetchTasksResponse).
 TASKS_FETCH = "veloera.tasks.fetch"
+# Request/reply served by the relay, which holds the channel keys (tasks.v1.PollTasksRequest ->
+# PollTasksResponse): the tasks service's poller asks an upstream about its tasks through it.
+TASK_POLL = "veloera.relay.task_poll"
 
 # Every stream with its subjects; ensured (created or updated) at start by each service.
 STREAMS: dict[str, list[str]] = {
-    SETTLEMENTS_STREAM: [SETTLEMENTS_SUBJECT, RELEASES_SUBJECT, SETTLE_BATCHES_SUBJECT],
+    SETTLEMENTS_STREAM: [
+        SETTLEMENTS_SUBJECT,
+        RELEASES_SUBJECT,
+        SETTLE_BATCHES_SUBJECT,
+        TASK_REFUNDS_SUBJECT,
+    ],
     EVENTS_STREAM: [USAGE_SUBJECT, *NOTIFY_SUBJECTS],
     TASKS_STREAM: [TASK_SUBMITTED_SUBJECT],
 }

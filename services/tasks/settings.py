@@ -23,6 +23,11 @@ class Settings:
     fetch_timeout: float
     # UPDATE_TASK=false leaves polling to other replicas (as upstream's `UPDATE_TASK`).
     update_task: bool
+    poll_interval: float  # TASKS_POLL_INTERVAL: seconds between polls of one task
+    poll_lease: float  # TASKS_POLL_LEASE: seconds a claimed task belongs to one replica
+    poll_batch: int
+    poll_request_timeout: float
+    task_timeout: float  # TASK_TIMEOUT: an unfinished task older than this fails
     # Channel health (upstream CHANNEL_TEST_FREQUENCY / CHANNEL_UPDATE_FREQUENCY, in minutes; 0:
     # off): test every channel / refresh every balance, in one tasks replica at a time.
     channel_test_minutes: float = 0.0
@@ -47,6 +52,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fetch_batch=env.int("TASKS_FETCH_BATCH", 16),
         fetch_timeout=env.float("TASKS_FETCH_TIMEOUT", 5.0),
         update_task=env.bool("UPDATE_TASK", True),
+        poll_interval=env.float("TASKS_POLL_INTERVAL", 15.0),
+        poll_lease=env.float("TASKS_POLL_LEASE", 60.0),
+        poll_batch=env.int("TASKS_POLL_BATCH", 500),
+        poll_request_timeout=env.float("TASKS_POLL_TIMEOUT", 20.0),
+        task_timeout=env.float("TASK_TIMEOUT", 3600.0),
         channel_test_minutes=_duration(env, "CHANNEL_TEST_FREQUENCY", "minutes"),
         channel_update_minutes=_duration(env, "CHANNEL_UPDATE_FREQUENCY", "minutes"),
         accounts_addr=env.str("ACCOUNTS_ADDR", "127.0.0.1:50051"),

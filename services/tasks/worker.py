@@ -1,4 +1,5 @@
-"""The tasks worker: a durable JetStream pull loop over the TASKS stream."""
+"""The tasks worker: a durable JetStream pull loop storing submitted tasks, the poller that
+follows them upstream (poller.py), and the TASKS_FETCH responder (fetch.py)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,14 @@ import nats.errors
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig
 from veloera.tasks.v1 import tasks_pb2
 
-from services.shared import nats_auth, subjects
+from services.shared import nats_auth, pull_loop, subjects
 from services.shared.db import create_pool
-from services.shared.metrics import observe_consumed, observe_idle
 from services.shared.natsutil import connect, drain, ensure_streams
-from services.tasks import channel_jobs, handlers, health
+from services.tasks import channel_jobs, fetch, handlers, health
 from services.tasks.metrics import MESSAGES, UP
+from services.tasks.poller import PollConfig, Poller
 from services.tasks.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -30,66 +30,53 @@ _RETRY_DELAY_SECONDS = 5.0
 _DRAIN_SECONDS = 5.0
 
 
-async def handle(msg: Msg, pool: asyncpg.Pool) -> None:
-    """Ack after the work is committed; nak with a delay on a transient failure; term poison."""
+async def handle(msg: Msg, pool: asyncpg.Pool) -> pull_loop.Outcome:
+    """Ack after the row is committed; nak with a delay on a transient failure; term poison."""
     try:
         event = tasks_pb2.TaskSubmitted.FromString(msg.data)
     except DecodeError:
         logger.error("undecodable task message on %s; terminating it", msg.subject)
-        await msg.term()
         MESSAGES.labels("poison").inc()
-        return
+        return pull_loop.TERM
     try:
         async with pool.acquire() as conn:
             await handlers.record_submitted(conn, event=event)
-    except (OSError, asyncpg.PostgresError):
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
         logger.warning("task %s not stored; will retry", event.request_id, exc_info=True)
-        await msg.nak(delay=_RETRY_DELAY_SECONDS)
         MESSAGES.labels("retry").inc()
-        return
-    await msg.ack()
+        return pull_loop.Nak(_RETRY_DELAY_SECONDS)
     MESSAGES.labels("ok").inc()
+    return pull_loop.ACK
 
 
-async def pull_loop(js: JetStreamContext, pool: asyncpg.Pool, settings: Settings) -> None:
-    subscription = await js.pull_subscribe(
-        subjects.TASK_SUBMITTED_SUBJECT,
-        durable=subjects.TASKS_DURABLE,
+def consumer(settings: Settings) -> pull_loop.Consumer:
+    """The durable consumer of submitted jobs shared by every tasks replica."""
+    return pull_loop.Consumer(
         stream=subjects.TASKS_STREAM,
-        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=_ACK_WAIT_SECONDS),
+        durable=subjects.TASKS_DURABLE,
+        filter_subject=subjects.TASK_SUBMITTED_SUBJECT,
+        batch=settings.fetch_batch,
+        fetch_timeout=settings.fetch_timeout,
+        ack_wait=_ACK_WAIT_SECONDS,
+        retry_delay=_RETRY_DELAY_SECONDS,
     )
-    UP.set(1)
-    try:
-        while True:
-            try:
-                batch = await subscription.fetch(
-                    settings.fetch_batch, timeout=settings.fetch_timeout
-                )
-            except (TimeoutError, nats.errors.TimeoutError):
-                # An empty fetch means idle; nats-py raises a plain TimeoutError from a batch
-                # fetch that got nothing, which used to end this loop silently.
-                observe_idle(subjects.TASKS_DURABLE)
-                continue
-            except nats.errors.Error:
-                # NATS restarting or the connection reconnecting: the durable consumer keeps
-                # our place, so wait and fetch again (the loop must outlive any outage).
-                logger.warning("task fetch failed; retrying", exc_info=True)
-                await asyncio.sleep(_RETRY_DELAY_SECONDS)
-                continue
-            for msg in batch:
-                observe_consumed(subjects.TASKS_DURABLE, msg)
-                try:
-                    await handle(msg, pool)
-                except nats.errors.Error:
-                    # The ack or nak did not reach NATS: the message is redelivered after
-                    # ack_wait, and storing it again is idempotent.
-                    logger.warning("task message not acknowledged; it will be redelivered")
-    finally:
-        UP.set(0)
-        # Unsubscribe before the connection drains: a pull subscription cancelled mid-fetch
-        # otherwise keeps drain waiting for its pending request.
-        with contextlib.suppress(nats.errors.Error):
-            await subscription.unsubscribe()
+
+
+async def consume(js: JetStreamContext, pool: asyncpg.Pool, settings: Settings) -> None:
+    async def handler(msg: Msg) -> pull_loop.Outcome:
+        return await handle(msg, pool)
+
+    await pull_loop.run(js, consumer(settings), handler, up=UP)
+
+
+def poll_config(settings: Settings) -> PollConfig:
+    return PollConfig(
+        interval=settings.poll_interval,
+        lease=settings.poll_lease,
+        batch=settings.poll_batch,
+        request_timeout=settings.poll_request_timeout,
+        task_timeout=settings.task_timeout,
+    )
 
 
 async def run(settings: Settings) -> None:
@@ -106,26 +93,36 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    worker = asyncio.create_task(pull_loop(js, pool, settings)) if settings.update_task else None
+    fetches = await fetch.serve(nc, pool)
+    loops = (
+        [
+            asyncio.create_task(consume(js, pool, settings)),
+            asyncio.create_task(Poller(pool, nc, js, poll_config(settings)).run()),
+        ]
+        if settings.update_task
+        else []
+    )
 
     async def readiness() -> list[str]:
         missing = [] if nc.is_connected else ["nats"]
         if not await health.database_answers(pool):
             missing.append("postgresql")
-        if worker is not None and worker.done():
+        if any(task.done() for task in loops):
             missing.append("pull loop")
         return missing
 
     def alive() -> bool:
-        return worker is None or not worker.done()
+        return not any(task.done() for task in loops)
 
     probes = await health.serve(readiness, alive, settings.bind_host, settings.metrics_port)
     logger.info("tasks worker started", extra={"polling": settings.update_task})
     async with channel_jobs.running(settings):
         await stop.wait()
-    if worker is not None:
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+    for task in loops:
+        task.cancel()
+    await asyncio.gather(*loops, return_exceptions=True)
+    with contextlib.suppress(nats.errors.Error):
+        await fetches.unsubscribe()
     await probes.cleanup()
     await drain(nc)
     await asyncio.wait_for(pool.close(), timeout=_DRAIN_SECONDS)

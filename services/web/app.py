@@ -40,6 +40,7 @@ from services.web.routes import (
     pricing,
     redemptions,
     system,
+    tasks,
     tokens,
     topup,
     two_factor,
@@ -47,6 +48,7 @@ from services.web.routes import (
     users,
 )
 from services.web.settings import Settings
+from services.web.tasks_client import TasksClient
 from services.web.turnstile import TurnstileMiddleware
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ def _routes() -> list[BaseRoute]:
         *channels.ROUTES,
         *options.ROUTES,
         *logs.ROUTES,
+        *tasks.ROUTES,
         *data.ROUTES,
         *pricing.ROUTES,
         *redemptions.ROUTES,
@@ -90,13 +93,16 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         accounts_channel = open_channel(settings.accounts_addr, settings.credential)
         billing_channel = open_channel(settings.billing_addr, settings.credential)
+        tasks_client = TasksClient(settings)
         app.state.deps = Deps(
             settings=settings,
             accounts=accounts_pb2_grpc.AccountsServiceStub(accounts_channel),
             billing=billing_pb2_grpc.BillingServiceStub(billing_channel),
             channels=[accounts_channel, billing_channel],
             probe_session=open_session(allow_private=settings.channel_private_addresses),
+            tasks=tasks_client,
         )
+        tasks_client.start()
         logger.info(
             "web console on %s:%d (accounts %s, billing %s)",
             settings.bind_host,
@@ -109,6 +115,7 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await channel_health.stop_background(app)
             await app.state.deps.probe_session.close()
+            await tasks_client.close()
             await accounts_channel.close(grace=2.0)
             await billing_channel.close(grace=2.0)
 

@@ -11,6 +11,7 @@ import aiohttp
 import grpc
 
 from services.web.settings import Settings
+from services.web.tasks_client import TasksClient
 
 if TYPE_CHECKING:
     from veloera.accounts.v1.accounts_pb2_grpc import AccountsServiceAsyncStub
@@ -25,6 +26,7 @@ class Deps:
     accounts: AccountsServiceAsyncStub
     billing: BillingServiceAsyncStub
     channels: list[grpc.aio.Channel]
+    tasks: TasksClient
     # Upstream calls of channel tests, balance queries and model lists (admin actions).
     probe_session: aiohttp.ClientSession
     # Console jobs running in the background in this process ("test all", "update balances").

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from services.shared import nats_auth
 from services.shared.client_ip import (
     DEFAULT_TRUSTED_PROXIES,
     ENV_NAME,
@@ -69,6 +70,11 @@ class Settings:
     channel_probe_timeout: float = 30.0
     channel_private_addresses: bool = False
     polling_interval: float = 0.0  # POLLING_INTERVAL: pause between channels in test-all
+    # NATS for the task and drawing logs (TASKS_FETCH); "" leaves them, and /api/status's
+    # enable_drawing / enable_task, off.
+    nats_url: str = ""
+    nats_password: Secret = field(default_factory=lambda: Secret(""))  # NATS_PASSWORD_WEB
+    tasks_fetch_timeout: float = 5.0
 
 
 def _rate_limit(env: Env, prefix: str, limit: int, seconds: int) -> RateLimit:
@@ -129,6 +135,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         channel_probe_timeout=max(env.float("CHANNEL_PROBE_TIMEOUT", 30.0), 0.1),
         channel_private_addresses=env.bool("CHANNEL_PRIVATE_ADDRESSES", False),
         polling_interval=_pause(env),
+        nats_url=env.str("NATS_URL", ""),
+        nats_password=nats_auth.load_password(env, nats_auth.WEB),
+        tasks_fetch_timeout=max(env.float("WEB_TASKS_FETCH_TIMEOUT", 5.0), 0.1),
     )
     env.check(service="web")
     if errors:

@@ -94,7 +94,7 @@ def test_each_service_gets_only_its_own_secrets(overlay: str) -> None:
     callers = {"INTERNAL_TOKEN_RELAY", "INTERNAL_TOKEN_WEB", "INTERNAL_TOKEN_TASKS"}
     wanted = {
         "relay": {"INTERNAL_TOKEN_RELAY", "NATS_PASSWORD_RELAY", "RELAY_METRICS_TOKEN"},
-        "web": {"INTERNAL_TOKEN_WEB", "SESSION_SECRET"},
+        "web": {"INTERNAL_TOKEN_WEB", "SESSION_SECRET", "NATS_PASSWORD_WEB"},
         "accounts": {"DATABASE_URL", "CRYPTO_SECRET", "NATS_PASSWORD_ACCOUNTS", *callers},
         "billing": {"DATABASE_URL", "CRYPTO_SECRET", "NATS_PASSWORD_BILLING", *callers},
         "tasks": {"DATABASE_URL", "NATS_PASSWORD_TASKS", "INTERNAL_TOKEN_TASKS"},

@@ -300,7 +300,8 @@ async def scheduled(accounts_addr: str, infra: Infra) -> AsyncIterator[None]:
     settings = Settings(
         database_url=Secret(infra.database_url), nats_url="", nats_password=Secret(""),
         bind_host="127.0.0.1", metrics_port=0, log_level="INFO", fetch_batch=1,
-        fetch_timeout=1.0, update_task=False, channel_test_minutes=0.01,
+        fetch_timeout=1.0, update_task=False, poll_interval=15.0, poll_lease=60.0,
+        poll_batch=1, poll_request_timeout=5.0, task_timeout=3600.0, channel_test_minutes=0.01,
         channel_update_minutes=0.01, accounts_addr=accounts_addr,
         credential=internal_auth.Credential(internal_auth.TASKS, Secret(token)),
         channel_probe_timeout=3.0, channel_private_addresses=True,

@@ -230,10 +230,16 @@ def test_public_base_urls_are_kept() -> None:
     )
 
 
-@pytest.mark.parametrize("type_id", [14, 24, 33, 41, 2, 36])
+@pytest.mark.parametrize("type_id", [14, 24, 33, 41])
 def test_types_without_an_adaptor_are_refused(type_id: int) -> None:
     with pytest.raises(InvalidArgument, match="not supported yet: this relay has no adaptor"):
         channel_rules.check_type(type_id)
+
+
+@pytest.mark.parametrize("type_id", [2, 5, 36])
+def test_task_platform_types_are_accepted(type_id: int) -> None:
+    """Midjourney Proxy (Plus) and Suno channels serve the relay's /mj and /suno routes."""
+    channel_rules.check_type(type_id)
 
 
 def test_every_supported_type_has_a_relay_adaptor() -> None:

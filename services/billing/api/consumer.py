@@ -1,6 +1,7 @@
 """Durable JetStream pull consumer of deferred batches (and the single settlements and releases
 older relays published): the second way settlements reach billing after the SettleBatch RPC,
-applied through the same settle use case.
+applied through the same settle use case; and the refunds of failed async tasks the tasks
+service publishes (metering/task_refund.py).
 
 Ack policy: ack after the batch is committed (or was already applied: settlements and releases
 are idempotent by request id, so a redelivered or twice-published message charges once; items
@@ -14,21 +15,19 @@ import asyncio
 import logging
 
 import asyncpg
-import nats.errors
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig
 from veloera.billing.v1 import billing_pb2, events_pb2
+from veloera.tasks.v1 import tasks_pb2
 
 from services.billing.api import proto
 from services.billing.api.settle_batch import apply_batch
 from services.billing.context import Billing
-from services.billing.metering import settle
+from services.billing.metering import settle, task_refund
 from services.billing.metrics import CONSUMER_UP, DEFERRED
-from services.shared import subjects
+from services.shared import pull_loop, subjects
 from services.shared.errors import DomainError, FailedPrecondition
-from services.shared.metrics import observe_consumed, observe_idle
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +51,12 @@ async def _apply(billing: Billing, msg: Msg) -> str:
             billing, request_id=release.request_id, reason=release.reason or "deferred"
         )
         return "release"
+    if msg.subject == subjects.TASK_REFUNDS_SUBJECT:
+        refund = tasks_pb2.TaskRefund.FromString(msg.data)
+        if not refund.request_id:
+            raise DecodeError("task refund without a request id")
+        await task_refund.refund_task(billing, refund)
+        return "task_refund"
     deferred_settle = events_pb2.DeferredSettlement.FromString(msg.data).settle
     if not deferred_settle.request_id:
         raise DecodeError("deferred settlement without a request id")
@@ -73,41 +78,40 @@ def _log_rejected(
             )
 
 
-_KINDS = {subjects.RELEASES_SUBJECT: "release", subjects.SETTLE_BATCHES_SUBJECT: "batch"}
+_KINDS = {
+    subjects.RELEASES_SUBJECT: "release",
+    subjects.SETTLE_BATCHES_SUBJECT: "batch",
+    subjects.TASK_REFUNDS_SUBJECT: "task_refund",
+}
 
 
-async def handle(billing: Billing, msg: Msg) -> None:
+async def handle(billing: Billing, msg: Msg) -> pull_loop.Outcome:
     kind = _KINDS.get(msg.subject, "settle")
     try:
         await _apply(billing, msg)
     except DecodeError:
         logger.error("undecodable message on %s; terminating it", msg.subject)
         DEFERRED.labels(kind, "poison").inc()
-        await msg.term()
-        return
+        return pull_loop.TERM
     except FailedPrecondition as exc:
         # The hold was released or expired before this arrived: nothing left to apply.
         logger.warning("deferred %s not applicable: %s", kind, exc.message)
         DEFERRED.labels(kind, "stale").inc()
-        await msg.ack()
-        return
+        return pull_loop.ACK
     except DomainError as exc:
         logger.error("deferred %s rejected (%s): %s; terminating it", kind, exc.code, exc.message)
         DEFERRED.labels(kind, "rejected").inc()
-        await msg.term()
-        return
+        return pull_loop.TERM
     except _TRANSIENT:
         logger.warning("deferred %s failed; will retry", kind, exc_info=True)
         DEFERRED.labels(kind, "retry").inc()
-        await msg.nak(delay=RETRY_DELAY_SECONDS)
-        return
+        return pull_loop.Nak(RETRY_DELAY_SECONDS)
     except Exception:  # a bug must not stop the loop; the message stays for a later attempt
         logger.exception("deferred %s failed unexpectedly; will retry", kind)
         DEFERRED.labels(kind, "error").inc()
-        await msg.nak(delay=RETRY_DELAY_SECONDS * 6)
-        return
-    await msg.ack()
+        return pull_loop.Nak(RETRY_DELAY_SECONDS * 6)
     DEFERRED.labels(kind, "applied").inc()
+    return pull_loop.ACK
 
 
 async def stream_drained(js: JetStreamContext) -> bool:
@@ -128,34 +132,16 @@ async def stream_drained(js: JetStreamContext) -> bool:
 
 async def run_consumer(billing: Billing, js: JetStreamContext, *, batch: int) -> None:
     """Pull loop on the durable consumer shared by every billing replica; cancel to stop."""
-    await js.add_consumer(
-        subjects.SETTLEMENTS_STREAM,
-        config=ConsumerConfig(
-            durable_name=subjects.SETTLEMENTS_DURABLE,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=ACK_WAIT_SECONDS,
-        ),
+
+    async def handler(msg: Msg) -> pull_loop.Outcome:
+        return await handle(billing, msg)
+
+    consumer = pull_loop.Consumer(
+        stream=subjects.SETTLEMENTS_STREAM,
+        durable=subjects.SETTLEMENTS_DURABLE,
+        batch=batch,
+        fetch_timeout=FETCH_TIMEOUT_SECONDS,
+        ack_wait=ACK_WAIT_SECONDS,
+        retry_delay=RETRY_DELAY_SECONDS,
     )
-    subscription = await js.pull_subscribe_bind(
-        durable=subjects.SETTLEMENTS_DURABLE, stream=subjects.SETTLEMENTS_STREAM
-    )
-    CONSUMER_UP.set(1)
-    try:
-        while True:
-            try:
-                messages = await subscription.fetch(batch, timeout=FETCH_TIMEOUT_SECONDS)
-            except (TimeoutError, nats.errors.TimeoutError):
-                # An empty fetch means idle. nats-py raises a plain TimeoutError
-                # from a batch fetch that got nothing: not catching it killed this loop.
-                observe_idle(subjects.SETTLEMENTS_DURABLE)
-                continue
-            except nats.errors.Error:
-                logger.warning("settlement fetch failed", exc_info=True)
-                await asyncio.sleep(RETRY_DELAY_SECONDS)
-                continue
-            for msg in messages:
-                observe_consumed(subjects.SETTLEMENTS_DURABLE, msg)
-                await handle(billing, msg)
-    finally:
-        CONSUMER_UP.set(0)
-        await subscription.unsubscribe()
+    await pull_loop.run(js, consumer, handler, up=CONSUMER_UP)

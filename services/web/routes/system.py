@@ -18,6 +18,7 @@ from veloera.accounts.v1 import accounts_pb2
 from veloera.billing.v1 import billing_pb2
 
 import services
+from services.shared.channel_types import MIDJOURNEY_TYPES, SUNO
 from services.web.api import ApiError, Call, endpoint
 from services.web.deps import Deps
 from services.web.oauth_providers import ProviderError, discovery_cache, oidc_endpoints
@@ -147,8 +148,7 @@ async def get_status(call: Call) -> dict[str, Any]:
         "display_in_currency": _flag(options, "DisplayInCurrencyEnabled", True),
         "display_token_stat": _flag(options, "DisplayTokenStatEnabled", True),
         "enable_batch_update": False,
-        "enable_drawing": _flag(options, "DrawingEnabled", True),
-        "enable_task": _flag(options, "TaskEnabled", True),
+        **await _task_features(call, options),
         "enable_data_export": _flag(options, "DataExportEnabled", True),
         "data_export_default_time": opt("DataExportDefaultTime") or "hour",
         "default_collapse_sidebar": _flag(options, "DefaultCollapseSidebar", False),
@@ -165,6 +165,35 @@ async def get_status(call: Call) -> dict[str, Any]:
         **_auth_status(options, secrets),
         **await _oidc_status(call, secrets),
     }
+
+
+async def _has_enabled_channel(call: Call, types: frozenset[int]) -> bool:
+    deps = call.deps
+    reply = await deps.accounts.ListChannels(
+        accounts_pb2.ListChannelsRequest(
+            page=1,
+            page_size=1,
+            types=sorted(types),
+            statuses=[accounts_pb2.CHANNEL_STATUS_ENABLED],
+        ),
+        timeout=deps.timeout,
+    )
+    return reply.total > 0
+
+
+async def _task_features(call: Call, options: dict[str, str]) -> dict[str, bool]:
+    """Drawing (Midjourney) and tasks (Suno) are on when their option is, an enabled channel
+    of the platform exists and task state can be read (the console's NATS link is up):
+    otherwise the console would offer pages that can only fail."""
+    drawing = _flag(options, "DrawingEnabled", True)
+    task = _flag(options, "TaskEnabled", True)
+    if not call.deps.tasks.connected:
+        return {"enable_drawing": False, "enable_task": False}
+    if drawing:
+        drawing = await _has_enabled_channel(call, MIDJOURNEY_TYPES)
+    if task:
+        task = await _has_enabled_channel(call, frozenset({SUNO}))
+    return {"enable_drawing": drawing, "enable_task": task}
 
 
 async def _oidc_status(call: Call, options: dict[str, str]) -> dict[str, Any]:

@@ -137,6 +137,9 @@ class Task(_message.Message):
     FINISH_TIME_FIELD_NUMBER: _builtins.int
     PROPERTIES_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
+    MODEL_NAME_FIELD_NUMBER: _builtins.int
+    TOKEN_ID_FIELD_NUMBER: _builtins.int
+    REFUNDED_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     platform: Global___Platform.ValueType
     upstream_task_id: _builtins.str
@@ -154,6 +157,10 @@ class Task(_message.Message):
     """JSON"""
     data: _builtins.str
     """JSON, the upstream's raw view"""
+    model_name: _builtins.str
+    token_id: _builtins.int
+    refunded: _builtins.bool
+    """a failure whose quota went back (user and key)"""
     def __init__(
         self,
         *,
@@ -172,10 +179,13 @@ class Task(_message.Message):
         finish_time: _builtins.int = ...,
         properties: _builtins.str = ...,
         data: _builtins.str = ...,
+        model_name: _builtins.str = ...,
+        token_id: _builtins.int = ...,
+        refunded: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "channel_id", b"channel_id", "data", b"data", "fail_reason", b"fail_reason", "finish_time", b"finish_time", "id", b"id", "platform", b"platform", "progress", b"progress", "properties", b"properties", "quota", b"quota", "start_time", b"start_time", "status", b"status", "submit_time", b"submit_time", "upstream_task_id", b"upstream_task_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "channel_id", b"channel_id", "data", b"data", "fail_reason", b"fail_reason", "finish_time", b"finish_time", "id", b"id", "model_name", b"model_name", "platform", b"platform", "progress", b"progress", "properties", b"properties", "quota", b"quota", "refunded", b"refunded", "start_time", b"start_time", "status", b"status", "submit_time", b"submit_time", "token_id", b"token_id", "upstream_task_id", b"upstream_task_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -192,13 +202,30 @@ class FetchTasksRequest(_message.Message):
     UPSTREAM_TASK_IDS_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    PLATFORMS_FIELD_NUMBER: _builtins.int
     user_id: _builtins.int
     """0: any user (admin)"""
     platform: Global___Platform.ValueType
     page: _builtins.int
     page_size: _builtins.int
+    action: _builtins.str
+    """Filters of the console's task and drawing logs (upstream `controller/task.go`); zero: any."""
+    status: Global___TaskStatus.ValueType
+    channel_id: _builtins.int
+    start_time: _builtins.int
+    """unix seconds, on submit_time"""
+    end_time: _builtins.int
     @_builtins.property
     def upstream_task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def platforms(self) -> _containers.RepeatedScalarFieldContainer[Global___Platform.ValueType]:
+        """any of these (with `platform`, both must hold)"""
+
     def __init__(
         self,
         *,
@@ -207,10 +234,16 @@ class FetchTasksRequest(_message.Message):
         upstream_task_ids: _abc.Iterable[_builtins.str] | None = ...,
         page: _builtins.int = ...,
         page_size: _builtins.int = ...,
+        action: _builtins.str = ...,
+        status: Global___TaskStatus.ValueType = ...,
+        channel_id: _builtins.int = ...,
+        start_time: _builtins.int = ...,
+        end_time: _builtins.int = ...,
+        platforms: _abc.Iterable[Global___Platform.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "page_size", b"page_size", "platform", b"platform", "upstream_task_ids", b"upstream_task_ids", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "channel_id", b"channel_id", "end_time", b"end_time", "page", b"page", "page_size", b"page_size", "platform", b"platform", "platforms", b"platforms", "start_time", b"start_time", "status", b"status", "upstream_task_ids", b"upstream_task_ids", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -222,7 +255,10 @@ class FetchTasksResponse(_message.Message):
 
     TASKS_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
     total: _builtins.int
+    error: _builtins.str
+    """set when the request could not be answered (bad filter, database down)"""
     @_builtins.property
     def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Task]: ...
     def __init__(
@@ -230,11 +266,115 @@ class FetchTasksResponse(_message.Message):
         *,
         tasks: _abc.Iterable[Global___Task] | None = ...,
         total: _builtins.int = ...,
+        error: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["tasks", b"tasks", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "tasks", b"tasks", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FetchTasksResponse: _TypeAlias = FetchTasksResponse  # noqa: Y015
+
+@_typing.final
+class TaskRefund(_message.Message):
+    """Published by the tasks service (JetStream stream SETTLEMENTS) when a charged task failed:
+    billing gives `quota` back to the user and to the key's budget, once per request_id.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    TOKEN_ID_FIELD_NUMBER: _builtins.int
+    QUOTA_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    UPSTREAM_TASK_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MODEL_NAME_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """the submit's request id; the refund's idempotency key"""
+    user_id: _builtins.int
+    token_id: _builtins.int
+    quota: _builtins.int
+    platform: Global___Platform.ValueType
+    upstream_task_id: _builtins.str
+    reason: _builtins.str
+    """the upstream's fail reason (or the timeout), for the log row"""
+    model_name: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        user_id: _builtins.int = ...,
+        token_id: _builtins.int = ...,
+        quota: _builtins.int = ...,
+        platform: Global___Platform.ValueType = ...,
+        upstream_task_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        model_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_name", b"model_name", "platform", b"platform", "quota", b"quota", "reason", b"reason", "request_id", b"request_id", "token_id", b"token_id", "upstream_task_id", b"upstream_task_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskRefund: _TypeAlias = TaskRefund  # noqa: Y015
+
+@_typing.final
+class PollTasksRequest(_message.Message):
+    """Request/reply served by the relay (it holds the channels' keys): ask one channel's upstream
+    about some of its tasks. The tasks service decides when; the relay only makes the call.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    UPSTREAM_TASK_IDS_FIELD_NUMBER: _builtins.int
+    platform: Global___Platform.ValueType
+    channel_id: _builtins.int
+    @_builtins.property
+    def upstream_task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        platform: Global___Platform.ValueType = ...,
+        channel_id: _builtins.int = ...,
+        upstream_task_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_id", b"channel_id", "platform", b"platform", "upstream_task_ids", b"upstream_task_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PollTasksRequest: _TypeAlias = PollTasksRequest  # noqa: Y015
+
+@_typing.final
+class PollTasksResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BODY_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    CHANNEL_GONE_FIELD_NUMBER: _builtins.int
+    body: _builtins.str
+    """The upstream's answer (JSON) when it answered 2xx; else `error` says what went wrong."""
+    error: _builtins.str
+    channel_gone: _builtins.bool
+    """the channel no longer exists or is disabled"""
+    def __init__(
+        self,
+        *,
+        body: _builtins.str = ...,
+        error: _builtins.str = ...,
+        channel_gone: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "channel_gone", b"channel_gone", "error", b"error"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PollTasksResponse: _TypeAlias = PollTasksResponse  # noqa: Y015

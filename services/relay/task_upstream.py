@@ -1,0 +1,113 @@
+"""One POST to a task platform's upstream (Midjourney proxy or Suno), shared by the submit
+routes (routes/tasks.py) and the poll responder (task_poll.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import orjson
+
+from services.relay import task_protocol as tp
+from services.relay.routing import ChannelInfo
+from services.relay.upstream import UPSTREAM_ERRORS, read_timeout
+
+
+class TaskError(Exception):
+    """An answer in the platform's error shape (Midjourney: code/description)."""
+
+    def __init__(self, status: int, code: int, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.code = code
+        self.description = description
+
+
+async def task_upstream_post(
+    session: aiohttp.ClientSession,
+    channel: ChannelInfo,
+    path: str,
+    body: dict[str, Any],
+    *,
+    key: str,
+    midjourney: bool,
+    timeout: float,
+) -> tuple[int, bytes]:
+    """One POST to a task platform: midjourney-proxy takes the key as `mj-api-secret`, Suno
+    as a bearer token (upstream `relay/relay-mj.go`, `relay/channel/task/suno/adaptor.go`)."""
+    headers = {"Content-Type": "application/json"}
+    if midjourney:
+        headers["mj-api-secret"] = key
+    else:
+        headers["Authorization"] = f"Bearer {key}"
+    url = channel.base_url.rstrip("/") + path
+    try:
+        async with session.post(
+            url,
+            data=orjson.dumps(body),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            proxy=channel.setting.proxy or None,
+            allow_redirects=False,
+        ) as response:
+            return response.status, await response.read()
+    except TimeoutError:
+        raise TaskError(504, tp.MJ_ERROR_UNKNOWN, "upstream timed out") from None
+    except (ValueError, *UPSTREAM_ERRORS) as exc:
+        raise TaskError(
+            502, tp.MJ_ERROR_UNKNOWN, f"upstream connection failed: {type(exc).__name__}"
+        ) from None
+
+
+async def task_upstream_get(
+    session: aiohttp.ClientSession, channel: ChannelInfo, path: str, *, key: str, timeout: float
+) -> tuple[int, bytes]:
+    """One GET with the key as a bearer token (OpenAI's video API)."""
+    url = channel.base_url.rstrip("/") + path
+    try:
+        async with session.get(
+            url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            proxy=channel.setting.proxy or None,
+            allow_redirects=False,
+        ) as response:
+            return response.status, await response.read()
+    except TimeoutError:
+        raise TaskError(504, tp.MJ_ERROR_UNKNOWN, "upstream timed out") from None
+    except (ValueError, *UPSTREAM_ERRORS) as exc:
+        raise TaskError(
+            502, tp.MJ_ERROR_UNKNOWN, f"upstream connection failed: {type(exc).__name__}"
+        ) from None
+
+
+async def open_task_upstream_get(
+    session: aiohttp.ClientSession,
+    channel: ChannelInfo,
+    path: str,
+    *,
+    key: str,
+    idle_timeout: float,
+) -> aiohttp.ClientResponse:
+    """The open 200 answer of a GET (body not read: the caller streams it and releases it);
+    anything else raises TaskError. `idle_timeout` bounds each wait for data, not the whole
+    download."""
+    url = channel.base_url.rstrip("/") + path
+    try:
+        response = await session.get(
+            url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=read_timeout(idle_timeout),
+            proxy=channel.setting.proxy or None,
+            allow_redirects=False,
+        )
+    except TimeoutError:
+        raise TaskError(504, tp.MJ_ERROR_UNKNOWN, "upstream timed out") from None
+    except (ValueError, *UPSTREAM_ERRORS) as exc:
+        raise TaskError(
+            502, tp.MJ_ERROR_UNKNOWN, f"upstream connection failed: {type(exc).__name__}"
+        ) from None
+    if response.status != 200:
+        response.release()
+        raise TaskError(502, tp.MJ_ERROR_UNKNOWN, f"upstream answered {response.status}")
+    return response
