@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.relay.adaptors.anthropic import AnthropicAdaptor
 from services.relay.adaptors.azure import DEFAULT_API_VERSION, AzureAdaptor
 from services.relay.adaptors.baidu_v2 import BaiduV2Adaptor
 from services.relay.adaptors.base import Adaptor
@@ -40,6 +41,7 @@ class Adaptors:
                 types.VOLCENGINE: VolcEngineAdaptor(),
                 types.BAIDU_V2: BaiduV2Adaptor(),
                 types.XAI: XAIAdaptor(),
+                types.ANTHROPIC: AnthropicAdaptor(),
             }
         )
         assert set(table) == types.SUPPORTED_TYPES, "shared/channel_types.py lists the adaptors"

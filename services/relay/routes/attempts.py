@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
 from starlette.responses import Response
 
 from services.relay import endpoints as ep
-from services.relay.adaptors.base import Adaptor, Outgoing, Target, UpstreamRequest
+from services.relay.adaptors.base import (
+    Adaptor,
+    Outgoing,
+    StreamConverter,
+    Target,
+    UpstreamRequest,
+)
+from services.relay.adaptors.native import StreamError
 from services.relay.job import Job
 from services.relay.metering import usage_of_reply, usage_of_stream
 from services.relay.metrics import FIRST_TOKEN_SECONDS, UPSTREAM_SECONDS
@@ -41,6 +49,23 @@ from services.relay.upstream import (
     usable_proxy,
 )
 from services.relay.usage import bounded
+
+
+async def converted(
+    chunks: AsyncIterator[bytes], converter: StreamConverter
+) -> AsyncIterator[bytes]:
+    """A provider's stream as OpenAI chunk frames; its error event before anything was relayed
+    fails the attempt like a non-2xx answer would."""
+    try:
+        async for data in chunks:
+            frames = converter.feed(data)
+            if frames:
+                yield frames
+        rest = converter.finish()
+        if rest:
+            yield rest
+    except StreamError as exc:
+        raise UpstreamFailure("status", exc.status, exc.message, error=exc.error) from None
 
 
 class Attempts:
@@ -105,7 +130,11 @@ class Attempts:
         return Outgoing(json=body)
 
     async def send(
-        self, channel: ChannelInfo, request: UpstreamRequest, timeout: aiohttp.ClientTimeout
+        self,
+        channel: ChannelInfo,
+        adaptor: Adaptor,
+        request: UpstreamRequest,
+        timeout: aiohttp.ClientTimeout,
     ) -> aiohttp.ClientResponse:
         """The open 2xx answer, through the channel's `setting.proxy` when it has one."""
         if channel.private_target and not self.ctx.settings.channel_private_addresses:
@@ -113,7 +142,7 @@ class Attempts:
         proxy = channel.setting.proxy
         if proxy and not usable_proxy(proxy):
             raise UpstreamFailure("connection", 502, "the channel's proxy cannot be used")
-        return await open_upstream(self.ctx.http, request, timeout, proxy)
+        return await open_upstream(self.ctx.http, request, timeout, proxy, adaptor.parse_error)
 
     def prepare(
         self, job: Job, channel: ChannelInfo, *, stream: bool
@@ -145,7 +174,7 @@ class Attempts:
         try:
             try:
                 async with asyncio.timeout(ctx.settings.relay_timeout):
-                    response = await self.send(channel, request, ctx.plain_timeout)
+                    response = await self.send(channel, adaptor, request, ctx.plain_timeout)
                     try:
                         data = await response.read()
                     finally:
@@ -210,8 +239,11 @@ class Attempts:
         response: aiohttp.ClientResponse | None = None
         try:
             try:
-                response = await self.send(channel, request, timeout)
-                chunks = response.content.iter_any()
+                response = await self.send(channel, adaptor, request, timeout)
+                chunks: AsyncIterator[bytes] = response.content.iter_any()
+                converter = adaptor.stream_converter(target)
+                if converter is not None:  # a provider streaming its own format
+                    chunks = converted(chunks, converter)
                 initial = b""
                 # Read until the first frame, so an empty stream can still go elsewhere.
                 while not initial:
