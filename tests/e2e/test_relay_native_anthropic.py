@@ -17,7 +17,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.e2e.relay_kit import apply, charged_once
+from tests.e2e.relay_kit import apply, charged_once, customer_on
 from tests.e2e.relay_kit import options as options
 from tests.e2e.relay_kit import world as world
 from tests.e2e.test_chat_flow import (
@@ -29,12 +29,11 @@ from tests.e2e.test_chat_flow import (
     expected_charge,
     price_model,
     sdk,
-    wait_for_model,
     wallet,
 )
 from tests.e2e.test_relay_endpoints import PNG_1x1
 from tests.fakes.anthropic_upstream import REPLY, THOUGHT, TOOL_USES, FakeAnthropic
-from tests.helpers import create_channel, create_token, create_user
+from tests.helpers import create_channel
 
 pytestmark = pytest.mark.e2e
 HI: Any = [{"role": "user", "content": "hi"}]
@@ -83,16 +82,8 @@ async def claude_channel(world: World, fake: FakeAnthropic, model: str, **fields
 
 async def customer_of(world: World, fake: FakeAnthropic, model: str) -> Customer:
     """A user with a key and a priced `model` served by one Anthropic channel."""
-    await price_model(world.root, model)
-    channel_id = await claude_channel(world, fake, model)
-    console, user_id = await create_user(world.root, quota=1_000_000)
-    world.consoles.append(console)
-    token = await create_token(console)
-    customer = Customer(
-        console=console, user_id=user_id, token=token, model=model, channel_id=channel_id
-    )
-    await wait_for_model(world.relay_url, customer.key, model)
-    return customer
+    key = "sk-ant-" + uuid.uuid4().hex
+    return await customer_on(world, model, base_url=fake.url, type_=CLAUDE, key=key)
 
 
 def sent_to(fake: FakeAnthropic, model: str) -> dict[str, Any]:

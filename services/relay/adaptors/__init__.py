@@ -10,6 +10,7 @@ from services.relay.adaptors.cloudflare import CloudflareAdaptor
 from services.relay.adaptors.compat import COMPAT_TYPES, CompatAdaptor
 from services.relay.adaptors.custom import CustomAdaptor
 from services.relay.adaptors.deepseek import DeepSeekAdaptor
+from services.relay.adaptors.gemini import GeminiAdaptor
 from services.relay.adaptors.minimax import MiniMaxAdaptor
 from services.relay.adaptors.ollama import OllamaAdaptor
 from services.relay.adaptors.openai import OpenAIAdaptor
@@ -42,6 +43,7 @@ class Adaptors:
                 types.BAIDU_V2: BaiduV2Adaptor(),
                 types.XAI: XAIAdaptor(),
                 types.ANTHROPIC: AnthropicAdaptor(),
+                types.GEMINI: GeminiAdaptor(),
             }
         )
         assert set(table) == types.SUPPORTED_TYPES, "shared/channel_types.py lists the adaptors"

@@ -31,10 +31,12 @@ from services.relay.adaptors.native import (
     canonical_body,
     completion,
     error_frame,
+    only,
     split_data_url,
     text_of,
 )
 from services.relay.adaptors.openai import OpenAIAdaptor, usage_from
+from services.relay.endpoints import CHAT
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 8192  # `claude.default_max_tokens`
@@ -318,8 +320,15 @@ def to_completion(message: Json, model: str) -> bytes:
     return completion(
         id_=str(message.get("id") or ""),
         model=str(message.get("model") or model),
-        message=reply,
-        finish_reason=FINISH_REASONS.get(stop, "stop") if isinstance(stop, str) else None,
+        choices=[
+            {
+                "index": 0,
+                "message": reply,
+                "finish_reason": FINISH_REASONS.get(stop, "stop")
+                if isinstance(stop, str)
+                else None,
+            }
+        ],
         usage=openai_usage(message.get("usage")),
     )
 
@@ -442,6 +451,7 @@ class AnthropicAdaptor(OpenAIAdaptor):
         return {"x-api-key": target.key, "anthropic-version": API_VERSION}
 
     def build_request(self, target: Target, body: Outgoing) -> UpstreamRequest:
+        only(target.endpoint, CHAT)
         headers = self.headers(target)
         headers["Content-Type"] = "application/json"
         headers["Accept"] = "text/event-stream" if target.stream else "application/json"

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from services.relay.adaptors.base import Json, Outgoing
+from services.relay.endpoints import Endpoint
 from services.relay.errors import RelayError
 
 
@@ -30,6 +31,17 @@ def canonical_body(body: Outgoing) -> Json:
     if not isinstance(parsed, dict):
         raise RelayError(400, "the request body must be a JSON object", code="invalid_json")
     return parsed
+
+
+def only(target_endpoint: Endpoint, *served: Endpoint) -> None:
+    """Refuse an endpoint the provider's adaptor does not convert (a 400, never a guess)."""
+    if target_endpoint not in served:
+        raise RelayError(
+            400,
+            f"{target_endpoint.path} is not served by this channel type",
+            type_="invalid_request_error",
+            code="unsupported_endpoint",
+        )
 
 
 def split_data_url(url: str) -> tuple[str, str] | None:
@@ -71,21 +83,14 @@ def arguments_of(arguments: Any) -> Json:
     return parsed if isinstance(parsed, dict) else {}
 
 
-def completion(
-    *,
-    id_: str,
-    model: str,
-    message: Json,
-    finish_reason: str | None,
-    usage: Json | None,
-) -> bytes:
-    """An OpenAI chat completion with one choice."""
+def completion(*, id_: str, model: str, choices: list[Json], usage: Json | None) -> bytes:
+    """An OpenAI chat completion."""
     body: Json = {
         "id": id_,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+        "choices": choices,
     }
     if usage is not None:
         body["usage"] = usage
