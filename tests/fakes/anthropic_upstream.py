@@ -57,8 +57,13 @@ def error_body(status: int, message: str) -> Response:
     )
 
 
-def _event(kind: str, data: dict[str, Any]) -> bytes:
-    return f"event: {kind}\n".encode() + b"data: " + orjson.dumps({"type": kind, **data}) + b"\n\n"
+def _event(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": kind, **data}
+
+
+def sse(event: dict[str, Any]) -> bytes:
+    """One event as Anthropic sends it: an `event:` line naming the type, then its data."""
+    return f"event: {event['type']}\n".encode() + b"data: " + orjson.dumps(event) + b"\n\n"
 
 
 def _pieces(text: str, size: int) -> list[str]:
@@ -98,10 +103,10 @@ class FakeAnthropic(LoopbackServer):
         code = model.split("-")[1] if model.startswith("fail-") else ""
         if code.isdigit():
             return error_body(int(code), f"fake failure {code}")
-        content, stop = self._content(model)
+        content, stop = self.content(model)
         if body.get("stream"):
             return StreamingResponse(
-                self._events(model, content, stop), media_type="text/event-stream"
+                self._sse(self.events(model, content, stop)), media_type="text/event-stream"
             )
         message = {
             "id": "msg_fake",
@@ -115,7 +120,7 @@ class FakeAnthropic(LoopbackServer):
         }
         return Response(orjson.dumps(message), media_type="application/json")
 
-    def _content(self, model: str) -> tuple[list[dict[str, Any]], str]:
+    def content(self, model: str) -> tuple[list[dict[str, Any]], str]:
         if model.startswith("tools"):
             return [{"type": "text", "text": "Checking."}] + [
                 {"type": "tool_use", **use} for use in TOOL_USES
@@ -131,12 +136,18 @@ class FakeAnthropic(LoopbackServer):
             return text, "stop_sequence"
         return text, "end_turn"
 
-    async def _events(
-        self, model: str, content: list[dict[str, Any]], stop: str
-    ) -> AsyncIterator[bytes]:
+    @staticmethod
+    async def _sse(events: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+        for event in events:
+            yield sse(event)
+
+    def events(self, model: str, content: list[dict[str, Any]], stop: str) -> list[dict[str, Any]]:
+        """The stream's events for `content` (Bedrock wraps the same events in its framing)."""
         if model.startswith("stream-error"):
-            yield _event("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}})
-            return
+            return [
+                _event("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}})
+            ]
+        events: list[dict[str, Any]] = []
         start_usage = {**self.usage(), "output_tokens": 1}
         message: dict[str, Any] = {
             "id": "msg_fake",
@@ -148,24 +159,26 @@ class FakeAnthropic(LoopbackServer):
             "stop_sequence": None,
             "usage": start_usage,
         }
-        yield _event("message_start", {"message": message})
-        yield _event("ping", {})
+        events.append(_event("message_start", {"message": message}))
+        events.append(_event("ping", {}))
         for index, block in enumerate(content):
-            for frame in self._block(index, block):
-                yield frame
+            events += self._block(index, block)
             if model.startswith("midstream-error"):
                 error = {"type": "api_error", "message": "Internal server error"}
-                yield _event("error", {"error": error})
-                return
+                events.append(_event("error", {"error": error}))
+                return events
         delta = {"stop_reason": stop, "stop_sequence": "END" if stop == "stop_sequence" else None}
-        yield _event(
-            "message_delta", {"delta": delta, "usage": {"output_tokens": self.output_tokens}}
+        events.append(
+            _event(
+                "message_delta", {"delta": delta, "usage": {"output_tokens": self.output_tokens}}
+            )
         )
-        yield _event("message_stop", {})
+        events.append(_event("message_stop", {}))
+        return events
 
-    def _block(self, index: int, block: dict[str, Any]) -> list[bytes]:
+    def _block(self, index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
         kind = block["type"]
-        frames: list[bytes] = []
+        frames: list[dict[str, Any]] = []
         start: dict[str, Any]
         use: dict[str, Any]
         if kind == "text":

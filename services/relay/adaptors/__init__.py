@@ -6,6 +6,7 @@ from services.relay.adaptors.anthropic import AnthropicAdaptor
 from services.relay.adaptors.azure import DEFAULT_API_VERSION, AzureAdaptor
 from services.relay.adaptors.baidu_v2 import BaiduV2Adaptor
 from services.relay.adaptors.base import Adaptor
+from services.relay.adaptors.bedrock import BedrockAdaptor
 from services.relay.adaptors.cloudflare import CloudflareAdaptor
 from services.relay.adaptors.compat import COMPAT_TYPES, CompatAdaptor
 from services.relay.adaptors.custom import CustomAdaptor
@@ -44,6 +45,7 @@ class Adaptors:
                 types.XAI: XAIAdaptor(),
                 types.ANTHROPIC: AnthropicAdaptor(),
                 types.GEMINI: GeminiAdaptor(),
+                types.AWS: BedrockAdaptor(),
             }
         )
         assert set(table) == types.SUPPORTED_TYPES, "shared/channel_types.py lists the adaptors"

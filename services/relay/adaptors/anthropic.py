@@ -18,6 +18,7 @@ from services.relay.adaptors.base import (
     Json,
     Outgoing,
     StreamAccumulator,
+    StreamConverter,
     Target,
     UpstreamRequest,
     UsageCounts,
@@ -347,12 +348,13 @@ class MessageStream:
         self._sent = False  # some chunk went out (an error event is then an in-stream error)
 
     def feed(self, data: bytes) -> bytes:
-        return b"".join(self._event(event) for event in self._lines.feed(data))
+        return b"".join(self.event(event) for event in self._lines.feed(data))
 
     def finish(self) -> bytes:
-        return b"".join(self._event(event) for event in self._lines.finish())
+        return b"".join(self.event(event) for event in self._lines.finish())
 
-    def _event(self, event: Json) -> bytes:
+    def event(self, event: Json) -> bytes:
+        """Frames for one event (Bedrock delivers the same events in its own framing)."""
         kind = event.get("type")
         frame = b""
         if kind == "message_start":
@@ -427,8 +429,13 @@ class MessageStream:
         error = error if isinstance(error, dict) else {}
         type_ = str(error.get("type") or "api_error")
         message = str(error.get("message") or "upstream stream error")
+        return self.fail(ERROR_STATUS.get(type_, 500), message, type_)
+
+    def fail(self, status: int, message: str, type_: str) -> bytes:
+        """An error event: the attempt fails when nothing was relayed yet, else an error
+        chunk ends what the client sees."""
         if not self._sent:
-            raise StreamError(ERROR_STATUS.get(type_, 500), message, {"type": type_})
+            raise StreamError(status, message, {"type": type_})
         return error_frame(message, type_)
 
 
@@ -470,7 +477,7 @@ class AnthropicAdaptor(OpenAIAdaptor):
             return data
         return to_completion(message, target.model)
 
-    def stream_converter(self, target: Target) -> MessageStream:
+    def stream_converter(self, target: Target) -> StreamConverter:
         return MessageStream(target.model)
 
     def parse_usage(self, payload: Json) -> UsageCounts | None:

@@ -18,7 +18,13 @@ from typing import Any
 
 import orjson
 
-from services.relay.adaptors.base import Json, Outgoing, Target, UpstreamRequest
+from services.relay.adaptors.base import (
+    Json,
+    Outgoing,
+    StreamConverter,
+    Target,
+    UpstreamRequest,
+)
 from services.relay.adaptors.counts import CountReader
 from services.relay.adaptors.native import (
     ChunkWriter,
@@ -567,7 +573,7 @@ class GeminiAdaptor(OpenAIAdaptor):
             return data
         return to_completion(response, target.model)
 
-    def stream_converter(self, target: Target) -> GenerateStream:
+    def stream_converter(self, target: Target) -> StreamConverter:
         return GenerateStream(target.model)
 
     def parse_error(self, status: int, body: bytes) -> tuple[str, Json | None]:
