@@ -288,6 +288,29 @@ async def test_thinking_suffix_turns_on_extended_thinking(
     assert sent["temperature"] == 1.0 and "top_p" not in sent
 
 
+async def test_claude_options_set_extra_headers_and_the_default_max_tokens(
+    world: World, claude_fake: FakeAnthropic, options: dict[str, str]
+) -> None:
+    model = named("plain")
+    beta = ["output-128k-2025-02-19", "token-efficient-tools-2025-02-19"]
+    await apply(
+        world,
+        options,
+        {
+            "claude.model_headers_settings": json.dumps(
+                {model: {"anthropic-beta": beta, "x-api-key": ["not-this"]}}
+            ),
+            "claude.default_max_tokens": json.dumps({"default": 8192, model: 64000}),
+        },
+    )
+    customer = await customer_of(world, claude_fake, model)
+    await sdk(world, customer.key).chat.completions.create(model=model, messages=HI)
+    request = next(r for r in claude_fake.requests if r.body.get("model") == model)
+    assert request.headers["anthropic-beta"] == ",".join(beta)
+    assert request.headers["x-api-key"].startswith("sk-ant-")  # the key is never overridden
+    assert request.body["max_tokens"] == 64000
+
+
 async def test_cache_reads_and_writes_are_billed_once_at_their_ratios(
     world: World, options: dict[str, str]
 ) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 import openai
 import pytest
 
-from tests.e2e.relay_kit import charged_once, customer_on
+from tests.e2e.relay_kit import apply, charged_once, customer_on
+from tests.e2e.relay_kit import options as options
 from tests.e2e.relay_kit import world as world
 from tests.e2e.test_chat_flow import (
     COMPLETION_RATIO,
@@ -115,6 +116,29 @@ async def test_channel_other_sets_the_api_version(world: World, gemini_fake: Fak
     customer = await customer_of(world, gemini_fake, named("plain"), other="v1")
     await sdk(world, customer.key).chat.completions.create(model=customer.model, messages=HI)
     assert sent_to(gemini_fake, customer.model).path.startswith("/v1/models/")
+
+
+async def test_version_and_safety_options_apply_per_model(
+    world: World, gemini_fake: FakeGemini, options: dict[str, str]
+) -> None:
+    model = named("plain")
+    await apply(
+        world,
+        options,
+        {
+            "gemini.version_settings": json.dumps({"default": "v1beta", model: "v1alpha"}),
+            "gemini.safety_settings": json.dumps(
+                {"default": "OFF", "HARM_CATEGORY_HARASSMENT": "BLOCK_ONLY_HIGH"}
+            ),
+        },
+    )
+    customer = await customer_of(world, gemini_fake, model)
+    await sdk(world, customer.key).chat.completions.create(model=model, messages=HI)
+    request = sent_to(gemini_fake, model)
+    assert request.path.startswith("/v1alpha/models/")
+    thresholds = {s["category"]: s["threshold"] for s in request.body["safetySettings"]}
+    assert thresholds.pop("HARM_CATEGORY_HARASSMENT") == "BLOCK_ONLY_HIGH"
+    assert set(thresholds.values()) == {"OFF"}
 
 
 async def test_stream_becomes_openai_chunks_with_one_final_usage_chunk(
@@ -257,9 +281,21 @@ async def test_images_are_sent_inline(world: World, gemini_fake: FakeGemini) -> 
     ],
 )
 async def test_thinking_suffixes_set_the_thinking_config_and_thoughts_are_billed(
-    world: World, gemini_fake: FakeGemini, suffix: str, config: dict[str, Any]
+    world: World,
+    gemini_fake: FakeGemini,
+    options: dict[str, str],
+    suffix: str,
+    config: dict[str, Any],
 ) -> None:
     model = named("thinking", suffix)
+    await apply(
+        world,
+        options,
+        {
+            "gemini.thinking_adapter_enabled": "true",
+            "gemini.models_supported_thinking_budget": json.dumps([model.removesuffix(suffix)]),
+        },
+    )
     customer = await customer_of(world, gemini_fake, model)
     before = await wallet(customer)
     reply = await sdk(world, customer.key).chat.completions.create(

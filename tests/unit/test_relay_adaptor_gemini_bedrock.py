@@ -12,6 +12,7 @@ from services.relay.adaptors.bedrock import InvokeStream, credentials_of, model_
 from services.relay.adaptors.gemini import GenerateStream, clean_schema, parse_error, thinking_of
 from services.relay.adaptors.native import StreamError
 from services.relay.errors import RelayError
+from services.relay.options import ProviderOptions
 from tests.fakes.bedrock_upstream import chunk_frame, frame
 
 
@@ -42,19 +43,27 @@ def test_schema_cleaning_is_recursive_and_keeps_what_gemini_reads() -> None:
     }
 
 
+ADAPTER = ProviderOptions(gemini_thinking=True, gemini_thinking_models=frozenset({"g"}))
+
+
 @pytest.mark.parametrize(
-    ("model", "max_tokens", "name", "config"),
+    ("model", "max_tokens", "providers", "name", "config"),
     [
-        ("g-thinking-512", 0, "g", {"thinkingBudget": 512, "includeThoughts": True}),
-        ("g-thinking", 1000, "g", {"thinkingBudget": 600, "includeThoughts": True}),
-        ("g-thinking", 0, "g", {"thinkingBudget": 24576, "includeThoughts": True}),
-        ("g-nothinking", 0, "g", {"thinkingBudget": 0}),
-        ("g", 0, "g", None),
+        ("g-thinking-512", 0, ADAPTER, "g", {"thinkingBudget": 512, "includeThoughts": True}),
+        ("g-thinking", 1000, ADAPTER, "g", {"thinkingBudget": 600, "includeThoughts": True}),
+        ("g-thinking", 0, ADAPTER, "g", {"thinkingBudget": 24576, "includeThoughts": True}),
+        ("g-nothinking", 0, ADAPTER, "g", {"thinkingBudget": 0}),
+        ("h-thinking-512", 0, ADAPTER, "h", {"includeThoughts": True}),  # no budget: not listed
+        ("h-nothinking", 0, ADAPTER, "h", None),
+        ("g", 0, ADAPTER, "g", None),
+        ("g-thinking", 0, ProviderOptions(), "g-thinking", None),  # the adapter is off
     ],
 )
-def test_thinking_suffixes(model: str, max_tokens: int, name: str, config: Any) -> None:
+def test_thinking_suffixes(
+    model: str, max_tokens: int, providers: ProviderOptions, name: str, config: Any
+) -> None:
     generation: dict[str, Any] = {"maxOutputTokens": max_tokens} if max_tokens else {}
-    assert thinking_of(model, generation) == name
+    assert thinking_of(model, generation, providers) == name
     assert generation.get("thinkingConfig") == config
 
 

@@ -38,11 +38,11 @@ from services.relay.adaptors.native import (
 )
 from services.relay.adaptors.openai import OpenAIAdaptor, usage_from
 from services.relay.endpoints import CHAT
+from services.relay.options import DEFAULT_PROVIDER_OPTIONS, ProviderOptions
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 8192  # `claude.default_max_tokens`
 THINKING_SUFFIX = "-thinking"
-THINKING_SHARE = 0.8  # `claude.thinking_adapter_budget_tokens_percentage`
 THINKING_MIN_MAX_TOKENS = 1280
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -198,18 +198,27 @@ def _tool_choice(choice: Any, parallel: Any) -> Json | None:
     return picked
 
 
-def _max_tokens(body: Json) -> int:
+def _max_tokens(body: Json, model: str, providers: ProviderOptions) -> int:
+    """The request's max_tokens, else `claude.default_max_tokens` for the model or its
+    "default", else 8192 (Anthropic requires one)."""
     for name in ("max_completion_tokens", "max_tokens"):
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
-    return DEFAULT_MAX_TOKENS
+    defaults = providers.claude_max_tokens
+    return defaults.get(model) or defaults.get("default") or DEFAULT_MAX_TOKENS
 
 
-def to_messages(body: Json, model: str) -> Json:
+def to_messages(
+    body: Json, model: str, providers: ProviderOptions = DEFAULT_PROVIDER_OPTIONS
+) -> Json:
     """The Messages request for a canonical chat request."""
     system, messages = _messages(body.get("messages"))
-    native: Json = {"model": model, "messages": messages, "max_tokens": _max_tokens(body)}
+    native: Json = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": _max_tokens(body, model, providers),
+    }
     if system:
         native["system"] = system
     for name in ("temperature", "top_p", "top_k"):
@@ -232,17 +241,17 @@ def to_messages(body: Json, model: str) -> Json:
         native["metadata"] = {"user_id": user}
     if body.get("stream") is True:
         native["stream"] = True
-    if model.endswith(THINKING_SUFFIX):
-        _think(native, model)
+    if providers.claude_thinking and model.endswith(THINKING_SUFFIX):
+        _think(native, model, providers.claude_thinking_share)
     return native
 
 
-def _think(native: Json, model: str) -> None:
-    """The `-thinking` suffix: extended thinking on a budget of 80% of max_tokens; Anthropic
-    wants temperature 1 and no top_p then (upstream `claude.thinking_adapter_enabled`)."""
+def _think(native: Json, model: str, share: float) -> None:
+    """The `-thinking` suffix (`claude.thinking_adapter_enabled`): extended thinking on a
+    budget of `share` (80%) of max_tokens; Anthropic wants temperature 1 and no top_p then."""
     native["model"] = model.removesuffix(THINKING_SUFFIX)
     native["max_tokens"] = max(native["max_tokens"], THINKING_MIN_MAX_TOKENS)
-    budget = int(native["max_tokens"] * THINKING_SHARE)
+    budget = int(native["max_tokens"] * share)
     native["thinking"] = {"type": "enabled", "budget_tokens": budget}
     native["temperature"] = 1.0
     native.pop("top_p", None)
@@ -459,10 +468,12 @@ class AnthropicAdaptor(OpenAIAdaptor):
 
     def build_request(self, target: Target, body: Outgoing) -> UpstreamRequest:
         only(target.endpoint, CHAT)
-        headers = self.headers(target)
+        native = to_messages(canonical_body(body), target.model, target.providers)
+        # `claude.model_headers_settings` (e.g. anthropic-beta flags); never the key's headers.
+        headers = dict(target.providers.claude_headers.get(native["model"], {}))
+        headers.update(self.headers(target))
         headers["Content-Type"] = "application/json"
         headers["Accept"] = "text/event-stream" if target.stream else "application/json"
-        native = to_messages(canonical_body(body), target.model)
         native["stream"] = target.stream
         if not target.stream:
             native.pop("stream")

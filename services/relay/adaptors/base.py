@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import orjson
 
 from services.relay.endpoints import Endpoint
+from services.relay.options import DEFAULT_PROVIDER_OPTIONS, ProviderOptions
 from services.relay.routing import ChannelInfo
 
 Json = dict[str, Any]
@@ -97,6 +98,7 @@ class Target:
     model: str
     endpoint: Endpoint
     stream: bool
+    providers: ProviderOptions = DEFAULT_PROVIDER_OPTIONS  # Claude and Gemini settings
 
 
 class StreamConverter(Protocol):

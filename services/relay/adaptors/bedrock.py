@@ -36,6 +36,7 @@ from services.relay.adaptors.base import (
 from services.relay.adaptors.native import canonical_body, only
 from services.relay.endpoints import CHAT
 from services.relay.errors import RelayError
+from services.relay.options import ProviderOptions
 
 SERVICE = "bedrock"
 BEDROCK_VERSION = "bedrock-2023-05-31"
@@ -122,9 +123,9 @@ def model_id(model: str, region: str) -> str:
     return known
 
 
-def to_invoke(body: Json, model: str) -> tuple[Json, str]:
+def to_invoke(body: Json, model: str, providers: ProviderOptions) -> tuple[Json, str]:
     """(the InvokeModel body, the model name with any -thinking suffix handled)."""
-    messages = to_messages(body, model)
+    messages = to_messages(body, model, providers)
     native: Json = {"anthropic_version": BEDROCK_VERSION}
     native.update({name: messages[name] for name in BODY_FIELDS if name in messages})
     return native, str(messages["model"])
@@ -203,7 +204,7 @@ class BedrockAdaptor(AnthropicAdaptor):
     def build_request(self, target: Target, body: Outgoing) -> UpstreamRequest:
         only(target.endpoint, CHAT)
         credentials, region = credentials_of(target.key)
-        native, model = to_invoke(canonical_body(body), target.model)
+        native, model = to_invoke(canonical_body(body), target.model, target.providers)
         base = target.channel.base_url.rstrip("/")
         root = base or f"https://bedrock-runtime.{region}.amazonaws.com"
         action = "invoke-with-response-stream" if target.stream else "invoke"

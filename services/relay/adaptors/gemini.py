@@ -40,6 +40,7 @@ from services.relay.adaptors.native import (
 )
 from services.relay.adaptors.openai import OpenAIAdaptor
 from services.relay.endpoints import CHAT, EMBEDDINGS
+from services.relay.options import DEFAULT_PROVIDER_OPTIONS, ProviderOptions
 
 DEFAULT_VERSION = "v1beta"  # `gemini.version_settings` default
 VERSION = re.compile(r"v\d+(alpha|beta)?\d*")
@@ -50,7 +51,6 @@ SAFETY_CATEGORIES = (
     "HARM_CATEGORY_DANGEROUS_CONTENT",
     "HARM_CATEGORY_CIVIC_INTEGRITY",
 )
-SAFETY_SETTINGS = [{"category": c, "threshold": "BLOCK_NONE"} for c in SAFETY_CATEGORIES]
 # JSON-schema keywords Gemini's function declarations refuse (upstream's schema cleaning).
 REJECTED_SCHEMA_KEYS = frozenset(
     {
@@ -71,7 +71,6 @@ REJECTED_SCHEMA_KEYS = frozenset(
     }
 )
 STRING_FORMATS = frozenset({"enum", "date-time"})  # the only string formats Gemini accepts
-THINKING_SHARE = 0.6  # `gemini.thinking_adapter_budget_tokens_percentage`
 THINKING_MAX_BUDGET = 24576
 THINKING_BUDGET = re.compile(r"-thinking-(\d+)$")
 FINISH_REASONS = {
@@ -273,36 +272,50 @@ def _response_format(value: Any, config: Json) -> None:
             config["responseSchema"] = clean_schema(schema)
 
 
-def thinking_of(model: str, config: Json) -> str:
-    """The model name without its thinking suffix, `config.thinkingConfig` set from it."""
-    budget = THINKING_BUDGET.search(model)
-    if budget is not None:
-        config["thinkingConfig"] = {
-            "thinkingBudget": int(budget.group(1)),
-            "includeThoughts": True,
-        }
-        return model[: budget.start()]
-    if model.endswith("-nothinking"):
-        config["thinkingConfig"] = {"thinkingBudget": 0}
-        return model.removesuffix("-nothinking")
-    if model.endswith("-thinking"):
-        share = int(THINKING_SHARE * config.get("maxOutputTokens", 0))
-        config["thinkingConfig"] = {
-            "thinkingBudget": share if 0 < share <= THINKING_MAX_BUDGET else THINKING_MAX_BUDGET,
-            "includeThoughts": True,
-        }
-        return model.removesuffix("-thinking")
-    return model
+def thinking_of(model: str, config: Json, providers: ProviderOptions) -> str:
+    """With `gemini.thinking_adapter_enabled`: the model name without its thinking suffix,
+    `config.thinkingConfig` set from it (a budget only for the models listed in
+    `gemini.models_supported_thinking_budget`). Without it the name goes out as it is."""
+    if not providers.gemini_thinking:
+        return model
+    budget: int | None = None
+    include = True
+    match = THINKING_BUDGET.search(model)
+    if match is not None:
+        name, budget = model[: match.start()], int(match.group(1))
+    elif model.endswith("-nothinking"):
+        name, budget, include = model.removesuffix("-nothinking"), 0, False
+    elif model.endswith("-thinking"):
+        name = model.removesuffix("-thinking")
+        share = int(providers.gemini_thinking_share * config.get("maxOutputTokens", 0))
+        budget = share if 0 < share <= THINKING_MAX_BUDGET else THINKING_MAX_BUDGET
+    else:
+        return model
+    thinking: Json = {"includeThoughts": True} if include else {}
+    if name in providers.gemini_thinking_models:
+        thinking["thinkingBudget"] = budget
+    if thinking:
+        config["thinkingConfig"] = thinking
+    return name
 
 
-def to_generate(body: Json, model: str) -> tuple[Json, str]:
+def safety_settings(providers: ProviderOptions) -> list[Json]:
+    """`gemini.safety_settings`: a threshold per category, its "default", else BLOCK_NONE."""
+    chosen = providers.gemini_safety
+    fallback = chosen.get("default", "BLOCK_NONE")
+    return [{"category": c, "threshold": chosen.get(c, fallback)} for c in SAFETY_CATEGORIES]
+
+
+def to_generate(
+    body: Json, model: str, providers: ProviderOptions = DEFAULT_PROVIDER_OPTIONS
+) -> tuple[Json, str]:
     """(the generateContent request, the model name for the URL)."""
     system, contents = _contents(body.get("messages"))
-    native: Json = {"contents": contents, "safetySettings": SAFETY_SETTINGS}
+    native: Json = {"contents": contents, "safetySettings": safety_settings(providers)}
     if system:
         native["systemInstruction"] = {"parts": system}
     config = _generation_config(body)
-    model = thinking_of(model, config)
+    model = thinking_of(model, config, providers)
     if config:
         native["generationConfig"] = config
     declarations = _declarations(body.get("tools"))
@@ -536,10 +549,14 @@ class GeminiAdaptor(OpenAIAdaptor):
     supports_stream_options = False
     default_base_url = "https://generativelanguage.googleapis.com"
 
-    def version(self, target: Target) -> str:
-        """The API version: the channel's `other` when it names one, else v1beta."""
+    def version(self, target: Target, model: str) -> str:
+        """The API version: the channel's `other` when it names one, else
+        `gemini.version_settings` for the model or its "default", else v1beta."""
         other = target.channel.other.strip()
-        return other if VERSION.fullmatch(other) else DEFAULT_VERSION
+        if VERSION.fullmatch(other):
+            return other
+        versions = target.providers.gemini_versions
+        return versions.get(model) or versions.get("default") or DEFAULT_VERSION
 
     def headers(self, target: Target) -> dict[str, str]:
         return {"x-goog-api-key": target.key}
@@ -547,14 +564,13 @@ class GeminiAdaptor(OpenAIAdaptor):
     def build_request(self, target: Target, body: Outgoing) -> UpstreamRequest:
         only(target.endpoint, CHAT, EMBEDDINGS)
         canonical = canonical_body(body)
-        root = f"{self.base_url(target)}/{self.version(target)}/models/"
         if target.endpoint is EMBEDDINGS:
-            url = f"{root}{target.model}:batchEmbedContents"
-            native = to_batch_embed(canonical, target.model)
+            model, action = target.model, "batchEmbedContents"
+            native = to_batch_embed(canonical, model)
         else:
-            native, model = to_generate(canonical, target.model)
+            native, model = to_generate(canonical, target.model, target.providers)
             action = "streamGenerateContent?alt=sse" if target.stream else "generateContent"
-            url = f"{root}{model}:{action}"
+        url = f"{self.base_url(target)}/{self.version(target, model)}/models/{model}:{action}"
         headers = self.headers(target)
         headers["Content-Type"] = "application/json"
         headers["Accept"] = "text/event-stream" if target.stream else "application/json"

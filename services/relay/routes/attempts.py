@@ -156,7 +156,7 @@ class Attempts:
             effort = job.req.reasoning_effort  # an ingress format's, e.g. Anthropic's thinking
         job.effort = effort
         key_id, key = self.ctx.keys.pick(channel)
-        target = Target(channel, key, model, job.req.endpoint, stream)
+        target = Target(channel, key, model, job.req.endpoint, stream, job.options.providers)
         body = self.outgoing(job, channel, adaptor, model, effort, stream)
         return adaptor, target, key_id, adaptor.build_request(target, body)
 
