@@ -106,12 +106,12 @@ class FakeGemini(LoopbackServer):
         problem = self._invalid(body)
         if problem:
             return error_body(400, problem)
-        parts, finish = self._parts(model)
+        parts, finish = self.parts(model)
         if action == "streamGenerateContent":
             if request.query_params.get("alt") != "sse":
                 return error_body(400, "the fake only streams with alt=sse")
             return StreamingResponse(
-                self._chunks(model, parts, finish), media_type="text/event-stream"
+                self.chunks(model, parts, finish), media_type="text/event-stream"
             )
         if action != "generateContent":
             return error_body(404, f"unknown action {action}")
@@ -138,7 +138,7 @@ class FakeGemini(LoopbackServer):
             return f'Invalid JSON payload received. Unknown name "{unknown}"'
         return ""
 
-    def _parts(self, model: str) -> tuple[list[dict[str, Any]], str]:
+    def parts(self, model: str) -> tuple[list[dict[str, Any]], str]:
         if model.startswith("tools"):
             return [{"functionCall": call} for call in CALLS], "STOP"
         text = {"text": self.reply_text}
@@ -150,7 +150,7 @@ class FakeGemini(LoopbackServer):
             return [], "SAFETY"
         return [text], "STOP"
 
-    async def _chunks(
+    async def chunks(
         self, model: str, parts: list[dict[str, Any]], finish: str
     ) -> AsyncIterator[bytes]:
         pieces: list[dict[str, Any]] = []

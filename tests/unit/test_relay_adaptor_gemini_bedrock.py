@@ -11,6 +11,7 @@ import pytest
 from services.relay.adaptors.bedrock import InvokeStream, credentials_of, model_id
 from services.relay.adaptors.gemini import GenerateStream, clean_schema, parse_error, thinking_of
 from services.relay.adaptors.native import StreamError
+from services.relay.adaptors.vertex import AccessTokens, claude_id, region_of
 from services.relay.errors import RelayError
 from services.relay.options import ProviderOptions
 from tests.fakes.bedrock_upstream import chunk_frame, frame
@@ -161,3 +162,22 @@ def test_bedrock_event_stream_split_anywhere_and_exception_frames() -> None:
     with pytest.raises(StreamError) as caught:
         InvokeStream("m").feed(exception)
     assert (caught.value.status, caught.value.message) == (429, "slow down")
+
+
+def test_vertex_claude_ids_and_regions() -> None:
+    assert claude_id("claude-3-7-sonnet-20250219") == "claude-3-7-sonnet@20250219"
+    assert claude_id("claude-3-5-sonnet-20241022") == "claude-3-5-sonnet-v2@20241022"
+    assert claude_id("claude-opus-4@20250514") == "claude-opus-4@20250514"
+    regions = '{"default": "us-central1", "claude-x": "global"}'
+    assert region_of(regions, "claude-x") == "global"
+    assert region_of(regions, "gemini-y") == "us-central1"
+    assert region_of("europe-west4", "m") == "europe-west4"
+    assert region_of("", "m") == "us-central1"
+
+
+async def test_vertex_token_uri_must_be_google_s_unless_private_addresses_are_allowed() -> None:
+    account = '{"project_id": "p", "token_uri": "http://10.0.0.1/token", "client_email": "x"}'
+    with pytest.raises(RelayError, match="token_uri must be"):
+        await AccessTokens(any_token_uri=False).token(account)
+    with pytest.raises(RelayError, match="not a service-account JSON"):
+        await AccessTokens(any_token_uri=False).token("not json")

@@ -99,6 +99,7 @@ class Target:
     endpoint: Endpoint
     stream: bool
     providers: ProviderOptions = DEFAULT_PROVIDER_OPTIONS  # Claude and Gemini settings
+    token: str = ""  # the access token the key was exchanged for (`needs_token` adaptors)
 
 
 class StreamConverter(Protocol):
@@ -115,6 +116,11 @@ class StreamConverter(Protocol):
 
 class Adaptor(Protocol):
     supports_stream_options: bool
+    needs_token: bool  # the key is exchanged for an access token before each request
+
+    async def access_token(self, key: str) -> str:
+        """The access token for `key` (only called when `needs_token`)."""
+        ...
 
     def stream_converter(self, target: Target) -> StreamConverter | None:
         """The converter of the provider's stream, or None when it streams OpenAI chunks."""

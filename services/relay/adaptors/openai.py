@@ -61,7 +61,11 @@ def encode_form(url: str, body: Outgoing) -> tuple[bytes, str]:
 
 class OpenAIAdaptor:
     supports_stream_options = True
+    needs_token = False
     default_base_url = "https://api.openai.com"
+
+    async def access_token(self, key: str) -> str:
+        return key  # never called: the key is the credential
 
     # ------------------------------------------------------------ request side
 

@@ -144,7 +144,7 @@ class Attempts:
             raise UpstreamFailure("connection", 502, "the channel's proxy cannot be used")
         return await open_upstream(self.ctx.http, request, timeout, proxy, adaptor.parse_error)
 
-    def prepare(
+    async def prepare(
         self, job: Job, channel: ChannelInfo, *, stream: bool
     ) -> tuple[Adaptor, Target, int, UpstreamRequest]:
         try:
@@ -156,7 +156,13 @@ class Attempts:
             effort = job.req.reasoning_effort  # an ingress format's, e.g. Anthropic's thinking
         job.effort = effort
         key_id, key = self.ctx.keys.pick(channel)
-        target = Target(channel, key, model, job.req.endpoint, stream, job.options.providers)
+        token = ""
+        if adaptor.needs_token:  # a key exchanged for an access token first (Vertex AI)
+            try:
+                token = await adaptor.access_token(key)
+            except StreamError as exc:
+                raise UpstreamFailure("status", exc.status, exc.message) from None
+        target = Target(channel, key, model, job.req.endpoint, stream, job.options.providers, token)
         body = self.outgoing(job, channel, adaptor, model, effort, stream)
         return adaptor, target, key_id, adaptor.build_request(target, body)
 
@@ -169,7 +175,7 @@ class Attempts:
     async def plain_data(self, job: Job, channel: ChannelInfo) -> tuple[bytes, str]:
         """Call once without streaming, settle, return the body and its content type."""
         ctx = self.ctx
-        adaptor, target, key_id, request = self.prepare(job, channel, stream=False)
+        adaptor, target, key_id, request = await self.prepare(job, channel, stream=False)
         sent = time.perf_counter()
         try:
             try:
@@ -220,7 +226,7 @@ class Attempts:
 
     async def stream_attempt(self, job: Job, channel: ChannelInfo) -> Response:
         ctx = self.ctx
-        adaptor, target, key_id, request = self.prepare(job, channel, stream=True)
+        adaptor, target, key_id, request = await self.prepare(job, channel, stream=True)
         long = target.model.startswith(("o1", "o3"))
         timeout = ctx.long_stream_timeout if long else ctx.stream_timeout
         setting = channel.setting
