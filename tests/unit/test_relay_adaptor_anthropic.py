@@ -15,7 +15,7 @@ from services.relay.adaptors.anthropic import (
     usage_counts,
 )
 from services.relay.adaptors.base import Outgoing, StreamAccumulator, Target
-from services.relay.adaptors.native import StreamError
+from services.relay.adaptors.native import ProviderError
 from services.relay.endpoints import CHAT
 from services.relay.routing import ChannelInfo
 
@@ -139,7 +139,7 @@ def test_stream_split_anywhere_gives_the_same_chunks() -> None:
 
 def test_error_event_first_fails_the_attempt_later_is_an_error_chunk() -> None:
     error = {"type": "overloaded_error", "message": "Overloaded"}
-    with pytest.raises(StreamError) as caught:
+    with pytest.raises(ProviderError) as caught:
         MessageStream("m").feed(event("error", error=error))
     assert caught.value.status == 529
     stream = MessageStream("m")

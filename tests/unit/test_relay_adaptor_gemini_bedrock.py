@@ -10,7 +10,7 @@ import pytest
 
 from services.relay.adaptors.bedrock import InvokeStream, credentials_of, model_id
 from services.relay.adaptors.gemini import GenerateStream, clean_schema, parse_error, thinking_of
-from services.relay.adaptors.native import StreamError
+from services.relay.adaptors.native import ProviderError
 from services.relay.adaptors.vertex import AccessTokens, claude_id, region_of
 from services.relay.errors import RelayError
 from services.relay.options import ProviderOptions
@@ -94,7 +94,7 @@ def test_gemini_stream_split_anywhere_and_errors() -> None:
         assert chunks[-1]["usage"]["completion_tokens"] == 3
         assert [c for c in chunks if c.get("usage")] == chunks[-1:]
     error = b'data: {"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}}\n'
-    with pytest.raises(StreamError) as caught:
+    with pytest.raises(ProviderError) as caught:
         GenerateStream("g").feed(error)
     assert caught.value.status == 429
 
@@ -159,7 +159,7 @@ def test_bedrock_event_stream_split_anywhere_and_exception_frames() -> None:
         {":message-type": "exception", ":exception-type": "throttlingException"},
         b'{"message": "slow down"}',
     )
-    with pytest.raises(StreamError) as caught:
+    with pytest.raises(ProviderError) as caught:
         InvokeStream("m").feed(exception)
     assert (caught.value.status, caught.value.message) == (429, "slow down")
 

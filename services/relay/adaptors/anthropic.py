@@ -27,7 +27,7 @@ from services.relay.adaptors.counts import CountReader
 from services.relay.adaptors.native import (
     ChunkWriter,
     DataLines,
-    StreamError,
+    ProviderError,
     arguments_of,
     canonical_body,
     completion,
@@ -444,7 +444,7 @@ class MessageStream:
         """An error event: the attempt fails when nothing was relayed yet, else an error
         chunk ends what the client sees."""
         if not self._sent:
-            raise StreamError(status, message, {"type": type_})
+            raise ProviderError(status, message, {"type": type_})
         return error_frame(message, type_)
 
 

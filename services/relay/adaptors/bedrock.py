@@ -85,7 +85,7 @@ EXCEPTION_STATUS = {
     "accessDeniedException": 403,
     "resourceNotFoundException": 404,
     "modelTimeoutException": 408,
-    "modelStreamErrorException": 424,
+    "modelProviderErrorException": 424,
     "throttlingException": 429,
     "internalServerException": 500,
     "serviceUnavailableException": 503,

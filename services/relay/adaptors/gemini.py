@@ -29,7 +29,7 @@ from services.relay.adaptors.counts import CountReader
 from services.relay.adaptors.native import (
     ChunkWriter,
     DataLines,
-    StreamError,
+    ProviderError,
     arguments_of,
     canonical_body,
     completion,
@@ -512,7 +512,7 @@ class GenerateStream:
         code = error.get("code")
         status = code if isinstance(code, int) and 400 <= code < 600 else 500
         if not self._sent:
-            raise StreamError(status, message, _error_object(status, error))
+            raise ProviderError(status, message, _error_object(status, error))
         return error_frame(message, ERROR_TYPES.get(status, "upstream_error"), _status(error))
 
 

@@ -127,9 +127,10 @@ class ChunkWriter:
         return self._frame([], usage)
 
 
-class StreamError(Exception):
-    """A provider's error event before anything was relayed: the attempt failed like a non-2xx
-    answer (the relay may still try another channel)."""
+class ProviderError(Exception):
+    """A provider's failure that came without a non-2xx answer: an error event before anything
+    was relayed, or a credential refused while exchanging it for a token. The attempt fails as
+    a non-2xx answer with `status` would (the relay may still try another channel)."""
 
     def __init__(self, status: int, message: str, error: Json) -> None:
         super().__init__(message)

@@ -33,7 +33,7 @@ from services.relay.adaptors.base import (
     Target,
     UpstreamRequest,
 )
-from services.relay.adaptors.native import StreamError, canonical_body, only
+from services.relay.adaptors.native import ProviderError, canonical_body, only
 from services.relay.endpoints import CHAT
 from services.relay.errors import RelayError
 
@@ -101,9 +101,9 @@ class AccessTokens:
             async with asyncio.timeout(TOKEN_TIMEOUT):
                 await asyncio.to_thread(credentials.refresh, AuthRequest())
         except TimeoutError:
-            raise StreamError(504, "the service-account token request timed out", {}) from None
+            raise ProviderError(504, "the service-account token request timed out", {}) from None
         except GoogleAuthError as exc:
-            raise StreamError(401, f"the service account was refused: {exc}", {}) from None
+            raise ProviderError(401, f"the service account was refused: {exc}", {}) from None
         expiry = credentials.expiry  # naive UTC, as google-auth keeps it
         if expiry is None:
             return str(credentials.token), time.time() + 3600

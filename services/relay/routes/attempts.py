@@ -18,7 +18,7 @@ from services.relay.adaptors.base import (
     Target,
     UpstreamRequest,
 )
-from services.relay.adaptors.native import StreamError
+from services.relay.adaptors.native import ProviderError
 from services.relay.job import Job
 from services.relay.metering import usage_of_reply, usage_of_stream
 from services.relay.metrics import FIRST_TOKEN_SECONDS, UPSTREAM_SECONDS
@@ -64,7 +64,7 @@ async def converted(
         rest = converter.finish()
         if rest:
             yield rest
-    except StreamError as exc:
+    except ProviderError as exc:
         raise UpstreamFailure("status", exc.status, exc.message, error=exc.error) from None
 
 
@@ -160,7 +160,7 @@ class Attempts:
         if adaptor.needs_token:  # a key exchanged for an access token first (Vertex AI)
             try:
                 token = await adaptor.access_token(key)
-            except StreamError as exc:
+            except ProviderError as exc:
                 raise UpstreamFailure("status", exc.status, exc.message) from None
         target = Target(channel, key, model, job.req.endpoint, stream, job.options.providers, token)
         body = self.outgoing(job, channel, adaptor, model, effort, stream)
