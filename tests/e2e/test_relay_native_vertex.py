@@ -13,11 +13,13 @@ from typing import Any
 import openai
 import pytest
 
-from tests.e2e.relay_kit import charged_once, customer_on
+from tests.e2e.relay_kit import apply, charged_once, customer_on
+from tests.e2e.relay_kit import options as options
 from tests.e2e.relay_kit import world as world
 from tests.e2e.test_chat_flow import (
     Customer,
     World,
+    eventually,
     expected_charge,
     sdk,
     settled_logs,
@@ -124,7 +126,10 @@ async def test_claude_stream_on_vertex(world: World, vertex: FakeVertex) -> None
     assert vertex.last.body["stream"] is True
 
 
-async def test_a_service_account_google_refuses_is_a_401(world: World, vertex: FakeVertex) -> None:
+async def test_a_service_account_google_refuses_is_a_401_and_disables_the_channel(
+    world: World, vertex: FakeVertex, options: dict[str, str]
+) -> None:
+    await apply(world, options, {"AutomaticDisableChannelEnabled": "true"})
     other = FakeVertex()  # another key: its JWT does not verify against this fake's key
     account = json.loads(other.service_account())
     account["token_uri"] = f"{vertex.url}/token"
@@ -133,3 +138,10 @@ async def test_a_service_account_google_refuses_is_a_401(world: World, vertex: F
     )
     with pytest.raises(openai.AuthenticationError, match="service account was refused"):
         await sdk(world, customer.key).chat.completions.create(model=customer.model, messages=HI)
+
+    async def disabled() -> bool | None:
+        channel = await world.root.call("GET", f"/api/channel/{customer.channel_id}")
+        statuses = {key["status"] for key in channel["keys"]} | {channel["status"]}
+        return True if statuses - {1} else None
+
+    assert await eventually(disabled)

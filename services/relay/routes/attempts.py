@@ -158,10 +158,12 @@ class Attempts:
         key_id, key = self.ctx.keys.pick(channel)
         token = ""
         if adaptor.needs_token:  # a key exchanged for an access token first (Vertex AI)
+            asked = time.perf_counter()
             try:
                 token = await adaptor.access_token(key)
-            except ProviderError as exc:
-                raise UpstreamFailure("status", exc.status, exc.message) from None
+            except ProviderError as exc:  # reported like a refusal (auto-disable sees a 401)
+                failure = UpstreamFailure("status", exc.status, exc.message)
+                raise self.failed(job, channel, key_id, failure, asked) from None
         target = Target(channel, key, model, job.req.endpoint, stream, job.options.providers, token)
         body = self.outgoing(job, channel, adaptor, model, effort, stream)
         return adaptor, target, key_id, adaptor.build_request(target, body)
