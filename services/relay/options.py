@@ -55,6 +55,103 @@ class StatusCodes:
         return status in self.exact or status // 100 in self.classes
 
 
+def _float(options: Mapping[str, str], key: str, default: float) -> float:
+    try:
+        value = float(options.get(key, "").strip())
+    except ValueError:
+        return default
+    return value if 0 < value <= 1 else default
+
+
+def _object(options: Mapping[str, str], key: str) -> dict[str, object]:
+    text = options.get(key, "")
+    if not text.strip():
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        logger.warning("%s is not valid JSON; ignored", key)
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _strings(options: Mapping[str, str], key: str) -> dict[str, str]:
+    return {str(k): v for k, v in _object(options, key).items() if isinstance(v, str) and v}
+
+
+def _model_headers(options: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """`claude.model_headers_settings`: model -> header -> values (joined with `,`)."""
+    result: dict[str, dict[str, str]] = {}
+    for model, headers in _object(options, "claude.model_headers_settings").items():
+        if not isinstance(headers, dict):
+            continue
+        joined = {
+            str(name): ",".join(str(v) for v in values) if isinstance(values, list) else str(values)
+            for name, values in headers.items()
+            if isinstance(values, list | str) and values
+        }
+        if joined:
+            result[str(model)] = joined
+    return result
+
+
+def _max_tokens(options: Mapping[str, str]) -> dict[str, int]:
+    """`claude.default_max_tokens`: model (or "default") -> max_tokens."""
+    return {
+        str(k): v
+        for k, v in _object(options, "claude.default_max_tokens").items()
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0
+    }
+
+
+def _list(options: Mapping[str, str], key: str) -> frozenset[str]:
+    try:
+        value = orjson.loads(options.get(key, "") or "[]")
+    except orjson.JSONDecodeError:
+        return frozenset()
+    return (
+        frozenset(v for v in value if isinstance(v, str))
+        if isinstance(value, list)
+        else frozenset()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderOptions:
+    """The Claude and Gemini settings adaptors read (upstream `setting/model_setting/`)."""
+
+    claude_headers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    claude_max_tokens: Mapping[str, int] = field(default_factory=dict)
+    claude_thinking: bool = True
+    claude_thinking_share: float = 0.8
+    gemini_safety: Mapping[str, str] = field(default_factory=dict)
+    gemini_versions: Mapping[str, str] = field(default_factory=dict)
+    gemini_thinking: bool = False
+    gemini_thinking_share: float = 0.6
+    gemini_thinking_models: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, options: Mapping[str, str]) -> ProviderOptions:
+        return cls(
+            claude_headers=_model_headers(options),
+            claude_max_tokens=_max_tokens(options),
+            claude_thinking=_bool(options, "claude.thinking_adapter_enabled", True),
+            claude_thinking_share=_float(
+                options, "claude.thinking_adapter_budget_tokens_percentage", 0.8
+            ),
+            gemini_safety=_strings(options, "gemini.safety_settings"),
+            gemini_versions=_strings(options, "gemini.version_settings"),
+            gemini_thinking=_bool(options, "gemini.thinking_adapter_enabled"),
+            gemini_thinking_share=_float(
+                options, "gemini.thinking_adapter_budget_tokens_percentage", 0.6
+            ),
+            gemini_thinking_models=_list(options, "gemini.models_supported_thinking_budget"),
+        )
+
+
+DEFAULT_PROVIDER_OPTIONS = ProviderOptions()
+
+
 def parse_global_mapping(text: str) -> dict[str, tuple[str, ...]]:
     """`{"mapping": {virtual: [{"model", "priorities"}]}}` → virtual → top-priority models."""
     if not text.strip():
@@ -112,6 +209,7 @@ class RelayOptions:
     server_address: str = ""  # ServerAddress: this site's public address
     drawing_enabled: bool = True  # DrawingEnabled: the /mj routes
     task_enabled: bool = True  # TaskEnabled: the /suno routes
+    providers: ProviderOptions = DEFAULT_PROVIDER_OPTIONS
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> RelayOptions:
@@ -157,6 +255,7 @@ class RelayOptions:
             server_address=(options.get("ServerAddress") or "").strip(),
             drawing_enabled=_bool(options, "DrawingEnabled", True),
             task_enabled=_bool(options, "TaskEnabled", True),
+            providers=ProviderOptions.parse(options),
         )
 
     def sensitive_applies(self, group: str) -> bool:

@@ -79,6 +79,7 @@ def _usage(job: Job, usage: UsageCounts) -> billing_pb2.Usage:
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         cached_tokens=usage.cached_tokens,
+        cache_creation_tokens=usage.cache_creation_tokens,
         reasoning_tokens=usage.reasoning_tokens,
         estimated=usage.estimated,
         image_count=usage.image_count,

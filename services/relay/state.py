@@ -72,7 +72,9 @@ class RelayContext:
         self.settings = settings
         self.keys = KeyRotator()
         self.virtual = RoundRobin()
-        self.adaptors = Adaptors(settings.azure_api_version)
+        self.adaptors = Adaptors(
+            settings.azure_api_version, any_token_uri=settings.channel_private_addresses
+        )
         self.media = MediaPolicy(
             enabled=settings.get_media_token,
             enabled_non_stream=settings.get_media_token_not_stream,

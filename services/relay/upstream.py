@@ -11,9 +11,8 @@ import logging
 from typing import Any
 
 import aiohttp
-import orjson
 
-from services.relay.adaptors.base import UpstreamRequest
+from services.relay.adaptors.base import ErrorReader, UpstreamRequest, parse_error_body
 from services.shared.resolver import PublicResolver
 
 logger = logging.getLogger(__name__)
@@ -80,33 +79,16 @@ def failure_of(exc: BaseException) -> UpstreamFailure:
     return UpstreamFailure("connection", 502, f"upstream connection failed: {type(exc).__name__}")
 
 
-def parse_error_body(status: int, body: bytes) -> tuple[str, dict[str, Any] | None]:
-    """The upstream's error message and its OpenAI error object (if it sent one)."""
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return f"bad response status code {status}", None
-    error = payload.get("error") if isinstance(payload, dict) else None
-    if isinstance(error, dict):
-        message = error.get("message")
-        return (
-            message
-            if isinstance(message, str) and message
-            else f"bad response status code {status}"
-        ), error
-    if isinstance(error, str) and error:
-        return error, None
-    return f"bad response status code {status}", None
-
-
 async def open_upstream(
     session: aiohttp.ClientSession,
     request: UpstreamRequest,
     timeout: aiohttp.ClientTimeout,
     proxy: str = "",
+    read_error: ErrorReader = parse_error_body,
 ) -> aiohttp.ClientResponse:
     """Send and return the open 2xx response (body not read yet); the caller must
-    `release()` it. Anything else raises UpstreamFailure."""
+    `release()` it. Anything else raises UpstreamFailure (`read_error`: how the provider's error
+    body reads)."""
     try:
         response = await session.post(
             request.url,
@@ -129,5 +111,5 @@ async def open_upstream(
         body = b""
     finally:
         response.release()
-    message, error = parse_error_body(response.status, body)
+    message, error = read_error(response.status, body)
     raise UpstreamFailure("status", response.status, message, error=error)

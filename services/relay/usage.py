@@ -43,6 +43,7 @@ def bounded(usage: UsageCounts, cap: int) -> UsageCounts:
         prompt_tokens=prompt,
         completion_tokens=completion,
         cached_tokens=min(within(usage.cached_tokens), prompt),
+        cache_creation_tokens=within(usage.cache_creation_tokens),
         reasoning_tokens=min(within(usage.reasoning_tokens), completion),
         image_count=within(usage.image_count),
         characters=within(usage.characters),

@@ -9,9 +9,16 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_chat_flow import Customer, World, settled_logs, wallet
+from tests.e2e.test_chat_flow import (
+    Customer,
+    World,
+    price_model,
+    settled_logs,
+    wait_for_model,
+    wallet,
+)
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.helpers import Console, root_console
+from tests.helpers import Console, create_channel, create_token, create_user, root_console
 
 
 @pytest.fixture
@@ -68,3 +75,21 @@ async def apply(world: World, changed: dict[str, str], values: dict[str, str]) -
         changed[key] = value
         await set_option(world.root, key, value)
     await asyncio.sleep(0.3)
+
+
+async def customer_on(
+    world: World, model: str, *, base_url: str, type_: int, key: str, **fields: Any
+) -> Customer:
+    """A user with a key and a priced `model` served by one channel of type `type_`."""
+    await price_model(world.root, model)
+    channel_id = await create_channel(
+        world.root, base_url=base_url, models=[model], type=type_, key=key, **fields
+    )
+    console, user_id = await create_user(world.root, quota=1_000_000)
+    world.consoles.append(console)
+    token = await create_token(console)
+    customer = Customer(
+        console=console, user_id=user_id, token=token, model=model, channel_id=channel_id
+    )
+    await wait_for_model(world.relay_url, customer.key, model)
+    return customer

@@ -11,12 +11,11 @@ import pytest
 from aiohttp import web
 
 from services.cli.infra import free_port
-from services.relay.adaptors.base import UpstreamRequest
+from services.relay.adaptors.base import UpstreamRequest, parse_error_body
 from services.relay.upstream import (
     UpstreamFailure,
     open_session,
     open_upstream,
-    parse_error_body,
     read_timeout,
     usable_proxy,
 )

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from services.relay.adaptors.anthropic import AnthropicAdaptor
 from services.relay.adaptors.azure import DEFAULT_API_VERSION, AzureAdaptor
 from services.relay.adaptors.baidu_v2 import BaiduV2Adaptor
 from services.relay.adaptors.base import Adaptor
+from services.relay.adaptors.bedrock import BedrockAdaptor
 from services.relay.adaptors.cloudflare import CloudflareAdaptor
 from services.relay.adaptors.compat import COMPAT_TYPES, CompatAdaptor
 from services.relay.adaptors.custom import CustomAdaptor
 from services.relay.adaptors.deepseek import DeepSeekAdaptor
+from services.relay.adaptors.gemini import GeminiAdaptor
 from services.relay.adaptors.minimax import MiniMaxAdaptor
 from services.relay.adaptors.ollama import OllamaAdaptor
 from services.relay.adaptors.openai import OpenAIAdaptor
 from services.relay.adaptors.openrouter import OpenRouterAdaptor
+from services.relay.adaptors.vertex import VertexAdaptor
 from services.relay.adaptors.volcengine import VolcEngineAdaptor
 from services.relay.adaptors.xai import XAIAdaptor
 from services.shared import channel_types as types
@@ -25,7 +29,9 @@ class Adaptors:
     """Adaptor per channel type. A type without one is never guessed at: OpenAI's adaptor would
     send its key to the wrong provider (routing already skips such channels)."""
 
-    def __init__(self, azure_api_version: str = DEFAULT_API_VERSION) -> None:
+    def __init__(
+        self, azure_api_version: str = DEFAULT_API_VERSION, *, any_token_uri: bool = False
+    ) -> None:
         table: dict[int, Adaptor] = {t: CompatAdaptor(spec) for t, spec in COMPAT_TYPES.items()}
         table.update(
             {
@@ -40,6 +46,10 @@ class Adaptors:
                 types.VOLCENGINE: VolcEngineAdaptor(),
                 types.BAIDU_V2: BaiduV2Adaptor(),
                 types.XAI: XAIAdaptor(),
+                types.ANTHROPIC: AnthropicAdaptor(),
+                types.GEMINI: GeminiAdaptor(),
+                types.AWS: BedrockAdaptor(),
+                types.VERTEX_AI: VertexAdaptor(any_token_uri=any_token_uri),
             }
         )
         assert set(table) == types.SUPPORTED_TYPES, "shared/channel_types.py lists the adaptors"

@@ -8,13 +8,19 @@ URL and headers; formats such as Anthropic or Gemini override the conversions to
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from services.relay.endpoints import Endpoint
+from services.relay.options import DEFAULT_PROVIDER_OPTIONS, ProviderOptions
 from services.relay.routing import ChannelInfo
 
 Json = dict[str, Any]
+# (status, error body) -> (message, the error object in OpenAI's shape, when there is one)
+ErrorReader = Callable[[int, bytes], tuple[str, Json | None]]
 
 
 @dataclass(slots=True)
@@ -28,6 +34,7 @@ class UsageCounts:
     characters: int = 0
     audio_seconds: float = 0.0
     clamped: bool = False  # some reported count was odd (negative, huge, not an int)
+    cache_creation_tokens: int = 0  # cache writes (Anthropic), billed on top of prompt_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +98,37 @@ class Target:
     model: str
     endpoint: Endpoint
     stream: bool
+    providers: ProviderOptions = DEFAULT_PROVIDER_OPTIONS  # Claude and Gemini settings
+    token: str = ""  # the access token the key was exchanged for (`needs_token` adaptors)
+
+
+class StreamConverter(Protocol):
+    """A provider's own stream format as OpenAI chat chunk frames (`data: {...}` lines)."""
+
+    def feed(self, data: bytes) -> bytes:
+        """Frames for the next bytes of the provider's stream."""
+        ...
+
+    def finish(self) -> bytes:
+        """Frames for what the stream left without a final newline."""
+        ...
 
 
 class Adaptor(Protocol):
     supports_stream_options: bool
+    needs_token: bool  # the key is exchanged for an access token before each request
+
+    async def access_token(self, key: str) -> str:
+        """The access token for `key` (only called when `needs_token`)."""
+        ...
+
+    def stream_converter(self, target: Target) -> StreamConverter | None:
+        """The converter of the provider's stream, or None when it streams OpenAI chunks."""
+        ...
+
+    def parse_error(self, status: int, body: bytes) -> tuple[str, Json | None]:
+        """The message and the OpenAI error object of a non-2xx answer."""
+        ...
 
     def build_request(self, target: Target, body: Outgoing) -> UpstreamRequest:
         """The upstream URL, headers and body."""
@@ -119,3 +153,22 @@ class Adaptor(Protocol):
     def accumulate_chunk(self, chunk: Json, acc: StreamAccumulator) -> bool:
         """Record one stream chunk; True when it is a usage-only chunk (no choices)."""
         ...
+
+
+def parse_error_body(status: int, body: bytes) -> tuple[str, dict[str, Any] | None]:
+    """The upstream's error message and its OpenAI error object (if it sent one)."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return f"bad response status code {status}", None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        message = error.get("message")
+        return (
+            message
+            if isinstance(message, str) and message
+            else f"bad response status code {status}"
+        ), error
+    if isinstance(error, str) and error:
+        return error, None
+    return f"bad response status code {status}", None

@@ -15,9 +15,11 @@ from services.relay.adaptors.base import (
     Json,
     Outgoing,
     StreamAccumulator,
+    StreamConverter,
     Target,
     UpstreamRequest,
     UsageCounts,
+    parse_error_body,
 )
 from services.relay.adaptors.counts import CountReader
 
@@ -59,7 +61,11 @@ def encode_form(url: str, body: Outgoing) -> tuple[bytes, str]:
 
 class OpenAIAdaptor:
     supports_stream_options = True
+    needs_token = False
     default_base_url = "https://api.openai.com"
+
+    async def access_token(self, key: str) -> str:
+        return key  # never called: the key is the credential
 
     # ------------------------------------------------------------ request side
 
@@ -103,6 +109,12 @@ class OpenAIAdaptor:
         return UpstreamRequest(url, headers, content)
 
     # ------------------------------------------------------------ response side
+
+    def stream_converter(self, target: Target) -> StreamConverter | None:
+        return None  # OpenAI chunks already
+
+    def parse_error(self, status: int, body: bytes) -> tuple[str, Json | None]:
+        return parse_error_body(status, body)
 
     def convert_response(self, target: Target, data: bytes) -> bytes:
         return data

@@ -22,7 +22,7 @@ from veloera.accounts.v1 import accounts_pb2
 
 from services.relay import endpoints, shaping
 from services.relay.adaptors import Adaptors
-from services.relay.adaptors.base import Outgoing, Target
+from services.relay.adaptors.base import Outgoing, Target, parse_error_body
 from services.relay.routing import ChannelInfo, channel_from_proto
 from services.relay.scrub import scrub
 from services.relay.upstream import (
@@ -31,7 +31,6 @@ from services.relay.upstream import (
     failure_of,
     open_session,
     open_upstream,
-    parse_error_body,
     usable_proxy,
 )
 from services.shared.channel_types import is_supported

@@ -423,12 +423,12 @@ def _new_id(prefix: str) -> str:
 
 
 def usage_block(usage: UsageCounts) -> Json:
-    """Anthropic usage: input_tokens excludes cache reads, which are reported apart."""
+    """Anthropic usage: input_tokens excludes cache reads and writes, reported apart."""
     cached = min(usage.cached_tokens, usage.prompt_tokens)
     return {
         "input_tokens": usage.prompt_tokens - cached,
         "output_tokens": usage.completion_tokens,
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": usage.cache_creation_tokens,
         "cache_read_input_tokens": cached,
     }
 

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
 from starlette.responses import Response
 
 from services.relay import endpoints as ep
-from services.relay.adaptors.base import Adaptor, Outgoing, Target, UpstreamRequest
+from services.relay.adaptors.base import (
+    Adaptor,
+    Outgoing,
+    StreamConverter,
+    Target,
+    UpstreamRequest,
+)
+from services.relay.adaptors.native import ProviderError
 from services.relay.job import Job
 from services.relay.metering import usage_of_reply, usage_of_stream
 from services.relay.metrics import FIRST_TOKEN_SECONDS, UPSTREAM_SECONDS
@@ -43,6 +51,23 @@ from services.relay.upstream import (
     usable_proxy,
 )
 from services.relay.usage import bounded
+
+
+async def converted(
+    chunks: AsyncIterator[bytes], converter: StreamConverter
+) -> AsyncIterator[bytes]:
+    """A provider's stream as OpenAI chunk frames; its error event before anything was relayed
+    fails the attempt like a non-2xx answer would."""
+    try:
+        async for data in chunks:
+            frames = converter.feed(data)
+            if frames:
+                yield frames
+        rest = converter.finish()
+        if rest:
+            yield rest
+    except ProviderError as exc:
+        raise UpstreamFailure("status", exc.status, exc.message, error=exc.error) from None
 
 
 class Attempts:
@@ -107,7 +132,11 @@ class Attempts:
         return Outgoing(json=body)
 
     async def send(
-        self, channel: ChannelInfo, request: UpstreamRequest, timeout: aiohttp.ClientTimeout
+        self,
+        channel: ChannelInfo,
+        adaptor: Adaptor,
+        request: UpstreamRequest,
+        timeout: aiohttp.ClientTimeout,
     ) -> aiohttp.ClientResponse:
         """The open 2xx answer, through the channel's `setting.proxy` when it has one."""
         if channel.private_target and not self.ctx.settings.channel_private_addresses:
@@ -115,9 +144,9 @@ class Attempts:
         proxy = channel.setting.proxy
         if proxy and not usable_proxy(proxy):
             raise UpstreamFailure("connection", 502, "the channel's proxy cannot be used")
-        return await open_upstream(self.ctx.http, request, timeout, proxy)
+        return await open_upstream(self.ctx.http, request, timeout, proxy, adaptor.parse_error)
 
-    def prepare(
+    async def prepare(
         self, job: Job, channel: ChannelInfo, *, stream: bool
     ) -> tuple[Adaptor, Target, int, UpstreamRequest]:
         try:
@@ -129,7 +158,15 @@ class Attempts:
             effort = job.req.reasoning_effort  # an ingress format's, e.g. Anthropic's thinking
         job.effort = effort
         key_id, key = self.ctx.keys.pick(channel)
-        target = Target(channel, key, model, job.req.endpoint, stream)
+        token = ""
+        if adaptor.needs_token:  # a key exchanged for an access token first (Vertex AI)
+            asked = time.perf_counter()
+            try:
+                token = await adaptor.access_token(key)
+            except ProviderError as exc:  # reported like a refusal (auto-disable sees a 401)
+                failure = UpstreamFailure("status", exc.status, exc.message)
+                raise self.failed(job, channel, key_id, failure, asked) from None
+        target = Target(channel, key, model, job.req.endpoint, stream, job.options.providers, token)
         body = self.outgoing(job, channel, adaptor, model, effort, stream)
         return adaptor, target, key_id, adaptor.build_request(target, body)
 
@@ -142,12 +179,12 @@ class Attempts:
     async def plain_data(self, job: Job, channel: ChannelInfo) -> tuple[bytes, str]:
         """Call once without streaming, settle, return the body and its content type."""
         ctx = self.ctx
-        adaptor, target, key_id, request = self.prepare(job, channel, stream=False)
+        adaptor, target, key_id, request = await self.prepare(job, channel, stream=False)
         sent = time.perf_counter()
         try:
             try:
                 async with asyncio.timeout(ctx.settings.relay_timeout):
-                    response = await self.send(channel, request, ctx.plain_timeout)
+                    response = await self.send(channel, adaptor, request, ctx.plain_timeout)
                     try:
                         data = await response.read()
                     finally:
@@ -193,7 +230,7 @@ class Attempts:
 
     async def stream_attempt(self, job: Job, channel: ChannelInfo) -> Response:
         ctx = self.ctx
-        adaptor, target, key_id, request = self.prepare(job, channel, stream=True)
+        adaptor, target, key_id, request = await self.prepare(job, channel, stream=True)
         long = target.model.startswith(("o1", "o3"))
         timeout = ctx.long_stream_timeout if long else ctx.stream_timeout
         setting = channel.setting
@@ -220,8 +257,11 @@ class Attempts:
         response: aiohttp.ClientResponse | None = None
         try:
             try:
-                response = await self.send(channel, request, timeout)
-                chunks = response.content.iter_any()
+                response = await self.send(channel, adaptor, request, timeout)
+                chunks: AsyncIterator[bytes] = response.content.iter_any()
+                converter = adaptor.stream_converter(target)
+                if converter is not None:  # a provider streaming its own format
+                    chunks = converted(chunks, converter)
                 initial = b""
                 # Read until the first frame, so an empty stream can still go elsewhere.
                 while not initial:

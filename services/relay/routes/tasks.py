@@ -27,6 +27,7 @@ from veloera.tasks.v1 import tasks_pb2
 
 from services.relay import task_protocol as tp
 from services.relay import video
+from services.relay.adaptors.base import parse_error_body
 from services.relay.auth import AuthEntry, ParsedKey
 from services.relay.charge import Charge
 from services.relay.errors import REQUEST_ID_HEADER, RelayError, error_response
@@ -38,7 +39,7 @@ from services.relay.routing import ChannelInfo, RoutingTable
 from services.relay.scrub import scrub
 from services.relay.state import RelayContext
 from services.relay.task_upstream import TaskError, open_task_upstream_get, task_upstream_post
-from services.relay.upstream import UPSTREAM_ERRORS, parse_error_body, usable_proxy
+from services.relay.upstream import UPSTREAM_ERRORS, usable_proxy
 from services.shared import subjects
 from services.shared.addresses import url_is_private
 from services.shared.channel_types import MIDJOURNEY_TYPES, OPENAI, SUNO

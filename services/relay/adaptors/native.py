@@ -1,0 +1,181 @@
+"""Shared pieces of the adaptors whose provider speaks its own API (Anthropic, Gemini): the
+canonical request read back from pass-through bytes, data URLs, OpenAI chunk and completion
+builders, and the line splitter their stream converters feed on.
+
+Such an adaptor converts the canonical OpenAI chat request into the provider's wire format and
+the provider's answer back into an OpenAI chat completion (or chunks), so everything after it
+(usage accounting, egress formats, the output cap) sees OpenAI's shapes only.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from services.relay.adaptors.base import Json, Outgoing
+from services.relay.endpoints import Endpoint
+from services.relay.errors import RelayError
+
+
+def canonical_body(body: Outgoing) -> Json:
+    """The shaped request as JSON: pass-through bytes are the client's OpenAI body, which a
+    native provider cannot read as it is (upstream adaptors opt out of pass-through too)."""
+    if body.json is not None:
+        return body.json
+    try:
+        parsed = orjson.loads(body.raw or b"{}")
+    except orjson.JSONDecodeError:
+        raise RelayError(400, "the request body is not JSON", code="invalid_json") from None
+    if not isinstance(parsed, dict):
+        raise RelayError(400, "the request body must be a JSON object", code="invalid_json")
+    return parsed
+
+
+def only(target_endpoint: Endpoint, *served: Endpoint) -> None:
+    """Refuse an endpoint the provider's adaptor does not convert (a 400, never a guess)."""
+    if target_endpoint not in served:
+        raise RelayError(
+            400,
+            f"{target_endpoint.path} is not served by this channel type",
+            type_="invalid_request_error",
+            code="unsupported_endpoint",
+        )
+
+
+def split_data_url(url: str) -> tuple[str, str] | None:
+    """(media type, base64 data) of a `data:<type>;base64,<data>` URL, else None."""
+    if not url.startswith("data:"):
+        return None
+    head, sep, data = url[5:].partition(",")
+    if not sep or not head.endswith(";base64"):
+        return None
+    return head.removesuffix(";base64") or "application/octet-stream", data
+
+
+def text_of(content: Any) -> str:
+    """The text of an OpenAI message content (a string or an array of parts)."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    texts = [
+        part["text"]
+        for part in content
+        if isinstance(part, dict)
+        and part.get("type") == "text"
+        and isinstance(part.get("text"), str)
+    ]
+    return "\n".join(texts)
+
+
+def arguments_of(arguments: Any) -> Json:
+    """A tool call's JSON-text arguments as an object (a provider wants the object)."""
+    if isinstance(arguments, dict):
+        return arguments
+    if not isinstance(arguments, str) or not arguments.strip():
+        return {}
+    try:
+        parsed = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def completion(*, id_: str, model: str, choices: list[Json], usage: Json | None) -> bytes:
+    """An OpenAI chat completion."""
+    body: Json = {
+        "id": id_,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+    }
+    if usage is not None:
+        body["usage"] = usage
+    return orjson.dumps(body)
+
+
+class ChunkWriter:
+    """OpenAI `chat.completion.chunk` frames sharing one id, creation time and model."""
+
+    __slots__ = ("created", "id", "model")
+
+    def __init__(self, id_: str, model: str) -> None:
+        self.id = id_
+        self.model = model
+        self.created = int(time.time())
+
+    def _frame(self, choices: list[Json], usage: Json | None = None) -> bytes:
+        chunk: Json = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        }
+        if usage is not None:
+            chunk["usage"] = usage
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    def delta(self, delta: Json, finish_reason: str | None = None) -> bytes:
+        return self._frame([{"index": 0, "delta": delta, "finish_reason": finish_reason}])
+
+    def usage(self, usage: Json) -> bytes:
+        """The usage-only chunk (no choices) that ends an OpenAI stream."""
+        return self._frame([], usage)
+
+
+class ProviderError(Exception):
+    """A provider's failure that came without a non-2xx answer: an error event before anything
+    was relayed, or a credential refused while exchanging it for a token. The attempt fails as
+    a non-2xx answer with `status` would (the relay may still try another channel)."""
+
+    def __init__(self, status: int, message: str, error: Json) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error = error
+
+
+def error_frame(message: str, type_: str, code: str | None = None) -> bytes:
+    """An error reported inside a stream whose headers already went out, as OpenAI-compatible
+    upstreams send it."""
+    error = {"message": message, "type": type_, "code": code}
+    return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+
+
+class DataLines:
+    """Splits a provider's SSE bytes into the JSON payloads of its `data:` lines (a line may
+    arrive in pieces; `event:` lines are redundant with the payloads' own type fields)."""
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, data: bytes) -> list[Json]:
+        if self._pending:
+            data = self._pending + data
+        lines = data.split(b"\n")
+        self._pending = lines.pop()
+        return [payload for line in lines if (payload := _payload(line)) is not None]
+
+    def finish(self) -> list[Json]:
+        rest, self._pending = self._pending, b""
+        payload = _payload(rest)
+        return [payload] if payload is not None else []
+
+
+def _payload(line: bytes) -> Json | None:
+    if not line.startswith(b"data:"):
+        return None
+    text = line[5:].strip()
+    if not text or text == b"[DONE]":
+        return None
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None

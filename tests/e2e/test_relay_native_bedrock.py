@@ -1,0 +1,151 @@
+"""End to end: AWS Claude (type 33) channels. The official `openai` SDK through the relay to a
+fake Bedrock runtime that checks every SigV4 signature with botocore: InvokeModel text, the
+binary event stream with parallel tool calls, Claude names as cross-region model ids, AWS error
+bodies and exception frames as OpenAI errors."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+
+from tests.e2e.relay_kit import charged_once, customer_on
+from tests.e2e.relay_kit import world as world
+from tests.e2e.test_chat_flow import Customer, World, expected_charge, price_model, sdk, wallet
+from tests.fakes.anthropic_upstream import REPLY, TOOL_USES
+from tests.fakes.bedrock_upstream import FakeBedrock
+
+pytestmark = pytest.mark.e2e
+HI: Any = [{"role": "user", "content": "hi"}]
+AWS = 33
+ACCESS, SECRET = "AKIAFAKEEXAMPLE", "fake/secret+key"
+TOOLS: Any = [
+    {"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
+    for name in ("get_weather", "get_time")
+]
+
+
+@pytest.fixture(scope="module")
+def bedrock() -> Iterator[FakeBedrock]:
+    fake = FakeBedrock(secrets={ACCESS: SECRET})
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def named(behaviour: str) -> str:
+    return f"{behaviour}{uuid.uuid4().hex[:8]}"
+
+
+async def customer_of(
+    world: World, fake: FakeBedrock, model: str, *, key: str = "", **fields: Any
+) -> Customer:
+    key = key or f"{ACCESS}|{SECRET}|us-east-1"
+    return await customer_on(world, model, base_url=fake.url, type_=AWS, key=key, **fields)
+
+
+async def test_invoke_model_is_signed_answered_as_a_completion_and_charged_once(
+    world: World, bedrock: FakeBedrock
+) -> None:
+    customer = await customer_of(world, bedrock, named("plain"))
+    before = await wallet(customer)
+
+    reply = await sdk(world, customer.key).chat.completions.create(
+        model=customer.model, messages=[{"role": "system", "content": "Be brief."}, *HI]
+    )
+
+    assert reply.choices[0].message.content == REPLY
+    assert reply.usage is not None
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (10, 5)
+    request = bedrock.last
+    assert request.path == f"/model/{customer.model}/invoke"
+    assert request.headers["authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={ACCESS}/")
+    assert SECRET not in json.dumps(request.headers)
+    assert request.body["system"] == [{"type": "text", "text": "Be brief."}]
+    assert request.body["max_tokens"] == 8192
+    log = await charged_once(customer, before)
+    assert log["quota"] == expected_charge(10, 5)
+
+
+async def test_event_stream_with_parallel_tool_calls(world: World, bedrock: FakeBedrock) -> None:
+    customer = await customer_of(world, bedrock, named("tools"))
+    before = await wallet(customer)
+    stream = await sdk(world, customer.key).chat.completions.create(
+        model=customer.model,
+        messages=HI,
+        tools=TOOLS,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    calls: dict[int, dict[str, str]] = {}
+    finish = None
+    usage = None
+    async for chunk in stream:
+        usage = chunk.usage or usage
+        for choice in chunk.choices:
+            finish = choice.finish_reason or finish
+            for call in choice.delta.tool_calls or []:
+                slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
+                slot["id"] = call.id or slot["id"]
+                if call.function:
+                    slot["name"] = call.function.name or slot["name"]
+                    slot["arguments"] += call.function.arguments or ""
+    got = [(c["id"], c["name"], json.loads(c["arguments"])) for _, c in sorted(calls.items())]
+    assert got == [(u["id"], u["name"], u["input"]) for u in TOOL_USES]
+    assert finish == "tool_calls"
+    assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (10, 5)
+    assert bedrock.last.path.endswith("/invoke-with-response-stream")
+    log = await charged_once(customer, before)
+    assert log["is_stream"] is True and log["quota"] == expected_charge(10, 5)
+
+
+async def test_claude_names_become_cross_region_model_ids(
+    world: World, bedrock: FakeBedrock
+) -> None:
+    upstream = "claude-3-7-sonnet-20250219"
+    await price_model(world.root, upstream)
+    model = named("c")
+    customer = await customer_of(world, bedrock, model, model_mapping=json.dumps({model: upstream}))
+    await sdk(world, customer.key).chat.completions.create(model=model, messages=HI)
+    assert bedrock.last.path == "/model/us.anthropic.claude-3-7-sonnet-20250219-v1:0/invoke"
+
+
+async def test_a_wrong_secret_is_aws_s_signature_error(world: World, bedrock: FakeBedrock) -> None:
+    customer = await customer_of(
+        world, bedrock, named("plain"), key=f"{ACCESS}|not-the-secret|us-east-1"
+    )
+    with pytest.raises(openai.PermissionDeniedError, match="signature we calculated"):
+        await sdk(world, customer.key).chat.completions.create(model=customer.model, messages=HI)
+
+
+async def test_a_throttling_exception_frame_is_a_429(world: World, bedrock: FakeBedrock) -> None:
+    customer = await customer_of(world, bedrock, named("throttled"))
+    before = await wallet(customer)
+    with pytest.raises(openai.RateLimitError):
+        await sdk(world, customer.key).chat.completions.create(
+            model=customer.model, messages=HI, stream=True
+        )
+    assert (await wallet(customer))["quota"] == before["quota"]
+
+
+async def test_aws_error_bodies_keep_their_status_and_message(
+    world: World, bedrock: FakeBedrock
+) -> None:
+    customer = await customer_of(world, bedrock, f"fail-400-{uuid.uuid4().hex[:6]}")
+    with pytest.raises(openai.BadRequestError, match="fake failure 400"):
+        await sdk(world, customer.key).chat.completions.create(model=customer.model, messages=HI)
+
+
+async def test_a_key_not_in_ak_sk_region_form_is_a_clear_error(
+    world: World, bedrock: FakeBedrock
+) -> None:
+    customer = await customer_of(world, bedrock, named("plain"), key="just-one-part")
+    with pytest.raises(openai.APIStatusError, match="AK\\|SK\\|region") as caught:
+        await sdk(world, customer.key).chat.completions.create(model=customer.model, messages=HI)
+    assert caught.value.status_code == 502
