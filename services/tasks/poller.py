@@ -22,6 +22,7 @@ import asyncpg
 import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from veloera.accounts.v1 import events_pb2 as accounts_events
 from veloera.tasks.v1 import tasks_pb2
 
 from services.shared import subjects
@@ -29,6 +30,11 @@ from services.tasks import platforms, store
 from services.tasks.metrics import POLLS, REFUNDS
 
 logger = logging.getLogger(__name__)
+_PLATFORM_NAMES = {
+    tasks_pb2.PLATFORM_MIDJOURNEY: "Midjourney",
+    tasks_pb2.PLATFORM_SUNO: "Suno",
+    tasks_pb2.PLATFORM_VIDEO: "video",
+}
 
 _MAX_BACKOFF_SECONDS = 300.0
 _POLLED = (tasks_pb2.PLATFORM_MIDJOURNEY, tasks_pb2.PLATFORM_SUNO, tasks_pb2.PLATFORM_VIDEO)
@@ -185,3 +191,29 @@ class Poller:
         async with self._pool.acquire() as conn:
             await store.mark_refunded(conn, task["id"])
         REFUNDS.labels("published").inc()
+        await self._notify_failure(task, refund.reason)
+
+    async def _notify_failure(self, task: asyncpg.Record, reason: str) -> None:
+        """Tell the user (email or webhook, as their settings say; accounts delivers it) that
+        the task failed and its charge came back. Best effort: a lost notice costs nothing,
+        and JetStream drops a second copy of the same task's notice."""
+        notice = accounts_events.UserNotification(
+            user_id=task["user_id"],
+            type="task_failed",
+            title="A task failed and was refunded",
+            content="Your {{value}} task {{value}} failed ({{value}}); its charge was refunded.",
+            values=[
+                _PLATFORM_NAMES.get(task["platform"], "async"),
+                task["upstream_task_id"],
+                reason or "unknown reason",
+            ],
+            occurred_at_ms=int(time.time() * 1000),
+        )
+        try:
+            await self._js.publish(
+                subjects.USER_NOTIFICATION_SUBJECT,
+                notice.SerializeToString(),
+                headers={"Nats-Msg-Id": f"task-failed:{task['request_id']}"},
+            )
+        except (nats.errors.Error, TimeoutError):
+            logger.warning("failure notice of task %s not published", task["request_id"])

@@ -8,8 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import nats
+import nats.js.errors
 import pytest
+from veloera.accounts.v1 import events_pb2 as accounts_events
 
+from services.shared import subjects
+from tests.conftest import Infra
 from tests.e2e.relay_kit import apply, set_model_price
 from tests.e2e.relay_kit import options as options
 from tests.e2e.relay_kit import world as world
@@ -128,8 +133,29 @@ async def test_imagine_is_charged_once_and_fetch_shows_the_image(
     assert len([r for r in await drawer.logs() if r["model_name"] == "mj_imagine"]) == 1
 
 
+async def _failure_notice(infra: Infra, user_id: int) -> accounts_events.UserNotification:
+    """The newest user notification on the events stream, once it is this user's."""
+    nc = await nats.connect(infra.nats_url)
+    try:
+        js = nc.jetstream()
+
+        async def newest() -> accounts_events.UserNotification | None:
+            try:
+                raw = await js.get_last_msg(
+                    subjects.EVENTS_STREAM, subjects.USER_NOTIFICATION_SUBJECT
+                )
+            except nats.js.errors.NotFoundError:
+                return None
+            notice = accounts_events.UserNotification.FromString(raw.data or b"")
+            return notice if notice.user_id == user_id else None
+
+        return await eventually(newest, within=20)
+    finally:
+        await nc.close()
+
+
 async def test_a_failed_task_is_refunded_once_to_user_and_key(
-    world: World, fake_tasks: FakeTaskUpstream
+    world: World, fake_tasks: FakeTaskUpstream, infra: Infra
 ) -> None:
     drawer = await _drawer(world, fake_tasks)
     quota0, budget0 = await drawer.balances()
@@ -143,6 +169,10 @@ async def test_a_failed_task_is_refunded_once_to_user_and_key(
         return True if await drawer.balances() == (quota0, budget0) else None
 
     await eventually(refunded, within=20)
+    # the user is told (accounts delivers it by email or webhook, as their settings say)
+    notice = await _failure_notice(infra, drawer.console.user_id)
+    assert notice.type == "task_failed"
+    assert list(notice.values) == ["Midjourney", task_id, "banned by the moderator"]
     logs = await drawer.logs()
     refunds = [row for row in logs if "补偿" in row["content"]]
     assert len(refunds) == 1 and refunds[0]["quota"] == int(MJ_PRICE_USD * 500_000)
