@@ -5,11 +5,13 @@ import { h } from "./ui.js";
 import * as pub from "./pages/public.js";
 import * as user from "./pages/user.js";
 import * as admin from "./pages/admin.js";
+import * as taskLogs from "./pages/tasks.js";
 import { marked } from "../vendor/marked.esm.js";
 
 const GUEST = 0, USER = 1, ADMIN = 10, ROOT = 100;
 
-// nav: shown in the side navigation; guestOnly: hidden once signed in.
+// nav: shown in the side navigation; guestOnly: hidden once signed in; when: shown only while
+// /api/status says that feature is on (the page itself stays reachable by URL).
 const ROUTES = [
   { path: "/", title: "nav.home", role: GUEST, nav: true, render: pub.home },
   { path: "/pricing", title: "nav.pricing", role: GUEST, nav: true, render: pub.pricing },
@@ -26,6 +28,8 @@ const ROUTES = [
   { path: "/console/token", title: "nav.keys", role: USER, nav: true, render: user.keys },
   { path: "/console/log", title: "nav.logs", role: USER, nav: true, render: user.logs },
   { path: "/console/playground", title: "nav.playground", role: USER, nav: true, render: user.playground },
+  { path: "/console/midjourney", title: "nav.drawings", role: USER, nav: true, when: "enable_drawing", render: taskLogs.drawings },
+  { path: "/console/task", title: "nav.tasks", role: USER, nav: true, when: "enable_task", render: taskLogs.tasks },
   { path: "/console/topup", title: "nav.wallet", role: USER, nav: true, render: user.wallet },
   { path: "/console/inbox", title: "nav.inbox", role: USER, nav: true, render: user.inbox },
   { path: "/console/personal", title: "nav.personal", role: USER, nav: true, render: user.personal },
@@ -40,6 +44,7 @@ const ROUTES = [
 const ALIASES = {
   "/token": "/console/token", "/log": "/console/log", "/topup": "/console/topup", "/channel": "/console/channel",
   "/user": "/console/user", "/redemption": "/console/redemption", "/setting": "/console/setting",
+  "/midjourney": "/console/midjourney", "/task": "/console/task",
   "/chat": "/console/playground", "/detail": "/console", "/dashboard": "/console", "/user/reset": "/reset",
 };
 
@@ -55,7 +60,8 @@ export function navigate(path, replace = false) {
 }
 
 function visible(route) {
-  return route.nav && route.role <= role() && !(route.guestOnly && session.user);
+  return route.nav && route.role <= role() && !(route.guestOnly && session.user)
+    && !(route.when && !(session.status || {})[route.when]);
 }
 
 function renderNav(current) {
