@@ -177,6 +177,23 @@ def chat_body(model: str, *, stream: bool = False, prompt: str = "Say hello.") -
     return orjson.dumps(payload)
 
 
+def anthropic_body(model: str) -> bytes:
+    """The chat request as Anthropic's Messages API (what Claude Code sends)."""
+    return orjson.dumps(
+        {"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "Say hello."}]}
+    )
+
+
+def gemini_body() -> bytes:
+    """The chat request as Gemini's generateContent (the model is in the path)."""
+    return orjson.dumps(
+        {
+            "contents": [{"role": "user", "parts": [{"text": "Say hello."}]}],
+            "generationConfig": {"maxOutputTokens": 16},
+        }
+    )
+
+
 def embeddings_body(model: str) -> bytes:
     return orjson.dumps({"model": model, "input": "The quick brown fox jumps over the dog."})
 

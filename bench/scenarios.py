@@ -7,7 +7,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench.fake_upstream import SLOW_MODEL
-from bench.load import LoadPlan, LoadResult, Target, chat_body, embeddings_body, run_load
+from bench.load import (
+    LoadPlan,
+    LoadResult,
+    Target,
+    anthropic_body,
+    chat_body,
+    embeddings_body,
+    gemini_body,
+    run_load,
+)
 from bench.monitor import Monitor
 from bench.stack import EMBED_MODEL, MODEL
 
@@ -70,6 +79,12 @@ def build_scenarios(config: BenchConfig, embeddings: bool) -> list[Scenario]:
                  keep_ids=True),
         Scenario("stream16", CHAT, chat_body(MODEL, stream=True), stream=True,
                  concurrencies=levels, duration=config.duration),
+        # The same chat through the Anthropic and Gemini ingress formats: the relay side only
+        # (the fake speaks OpenAI); compare with chat's relay side for the translation's cost.
+        Scenario("anthropic", "/v1/messages", anthropic_body(MODEL), concurrencies=low,
+                 duration=config.duration, sides=("relay",)),
+        Scenario("gemini", f"/v1beta/models/{MODEL}:generateContent", gemini_body(),
+                 concurrencies=low, duration=config.duration, sides=("relay",)),
         Scenario("embeddings", EMBEDDINGS, embeddings_body(EMBED_MODEL), concurrencies=low,
                  duration=config.duration,
                  sides=("direct", "relay") if embeddings else ("direct",)),
