@@ -27,7 +27,7 @@ from services.relay.metrics import CHANNEL_REPORTS, ERROR_LOGS
 from services.relay.routing import KeyRotator
 from services.relay.settings import Settings
 from services.relay.snapshot import SnapshotStore
-from services.relay.upstream import open_session, read_timeout
+from services.relay.upstream import Sessions, open_session, read_timeout
 from services.shared import grpcutil, nats_auth, natsutil, subjects
 
 logger = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ class RelayContext:
     async def open(self) -> None:
         s = self.settings
         self.http = open_session(allow_private=s.channel_private_addresses)
+        self.sessions = Sessions(self.http)  # plus one per SOCKS5 proxy a channel names
         self.media_http = httpx.AsyncClient(follow_redirects=False)  # image downloads only
         self.accounts_channel = grpcutil.open_channel(s.accounts_addr, s.credential)
         self.billing_channel = grpcutil.open_channel(s.billing_addr, s.credential)
@@ -119,7 +120,7 @@ class RelayContext:
         await task_poll.serve(
             self.nats,
             lambda: self.snapshot.table,
-            lambda: self.http,
+            lambda: self.sessions,
             self.keys,
             s.channel_private_addresses,
         )
@@ -136,8 +137,8 @@ class RelayContext:
             await self.biller.drain(self.settings.shutdown_grace_seconds)
         if self.nats is not None:
             await natsutil.drain(self.nats)
-        if hasattr(self, "http"):
-            await self.http.close()
+        if hasattr(self, "sessions"):
+            await self.sessions.close()
         if hasattr(self, "media_http"):
             await self.media_http.aclose()
         for name in ("accounts_channel", "billing_channel"):

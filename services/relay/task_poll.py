@@ -12,7 +12,6 @@ import logging
 from collections.abc import Callable
 from urllib.parse import quote
 
-import aiohttp
 import nats.errors
 import orjson
 from google.protobuf.message import DecodeError
@@ -23,6 +22,7 @@ from veloera.tasks.v1 import tasks_pb2
 
 from services.relay.routing import ChannelInfo, KeyRotator, RoutingTable
 from services.relay.task_upstream import TaskError, task_upstream_get, task_upstream_post
+from services.relay.upstream import Sessions
 from services.shared import subjects
 from services.shared.channel_types import MIDJOURNEY_TYPES, OPENAI, SUNO
 
@@ -42,7 +42,7 @@ _MAX_VIDEO_IDS = 20  # OpenAI's video API has no batch read: one GET per video
 async def answer(
     data: bytes,
     table: RoutingTable | None,
-    session: aiohttp.ClientSession,
+    sessions: Sessions,
     keys: KeyRotator,
     allow_private: bool,
 ) -> tasks_pb2.PollTasksResponse:
@@ -62,10 +62,10 @@ async def answer(
         return tasks_pb2.PollTasksResponse(error="the channel points at a private address")
     _key_id, key = keys.pick(channel)
     if request.platform == tasks_pb2.PLATFORM_VIDEO:
-        return await _videos(session, channel, key, list(request.upstream_task_ids))
+        return await _videos(sessions, channel, key, list(request.upstream_task_ids))
     try:
         status, body = await task_upstream_post(
-            session,
+            sessions,
             channel,
             path,
             {"ids": list(request.upstream_task_ids)},
@@ -81,14 +81,14 @@ async def answer(
 
 
 async def _videos(
-    session: aiohttp.ClientSession, channel: ChannelInfo, key: str, ids: list[str]
+    sessions: Sessions, channel: ChannelInfo, key: str, ids: list[str]
 ) -> tasks_pb2.PollTasksResponse:
     """Each video's object, as one JSON list (what the tasks service's parser reads)."""
     found: list[object] = []
     for video_id in ids[:_MAX_VIDEO_IDS]:
         try:
             status, body = await task_upstream_get(
-                session,
+                sessions,
                 channel,
                 f"/v1/videos/{quote(video_id, safe='')}",
                 key=key,
@@ -110,14 +110,14 @@ async def _videos(
 async def serve(
     nc: NATS,
     table: Callable[[], RoutingTable | None],
-    session: Callable[[], aiohttp.ClientSession],
+    sessions: Callable[[], Sessions],
     keys: KeyRotator,
     allow_private: bool,
 ) -> Subscription:
     running: set[asyncio.Task[None]] = set()
 
     async def respond(msg: Msg) -> None:
-        reply = await answer(msg.data, table(), session(), keys, allow_private)
+        reply = await answer(msg.data, table(), sessions(), keys, allow_private)
         with contextlib.suppress(nats.errors.Error):
             await msg.respond(reply.SerializeToString())
 

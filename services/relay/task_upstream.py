@@ -10,7 +10,7 @@ import orjson
 
 from services.relay import task_protocol as tp
 from services.relay.routing import ChannelInfo
-from services.relay.upstream import UPSTREAM_ERRORS, read_timeout
+from services.relay.upstream import UPSTREAM_ERRORS, Sessions, read_timeout
 
 
 class TaskError(Exception):
@@ -24,7 +24,7 @@ class TaskError(Exception):
 
 
 async def task_upstream_post(
-    session: aiohttp.ClientSession,
+    sessions: Sessions,
     channel: ChannelInfo,
     path: str,
     body: dict[str, Any],
@@ -42,12 +42,13 @@ async def task_upstream_post(
         headers["Authorization"] = f"Bearer {key}"
     url = channel.base_url.rstrip("/") + path
     try:
+        session, proxy = sessions.route(channel.setting.proxy)
         async with session.post(
             url,
             data=orjson.dumps(body),
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=timeout),
-            proxy=channel.setting.proxy or None,
+            proxy=proxy or None,
             allow_redirects=False,
         ) as response:
             return response.status, await response.read()
@@ -60,16 +61,17 @@ async def task_upstream_post(
 
 
 async def task_upstream_get(
-    session: aiohttp.ClientSession, channel: ChannelInfo, path: str, *, key: str, timeout: float
+    sessions: Sessions, channel: ChannelInfo, path: str, *, key: str, timeout: float
 ) -> tuple[int, bytes]:
     """One GET with the key as a bearer token (OpenAI's video API)."""
     url = channel.base_url.rstrip("/") + path
     try:
+        session, proxy = sessions.route(channel.setting.proxy)
         async with session.get(
             url,
             headers={"Authorization": f"Bearer {key}"},
             timeout=aiohttp.ClientTimeout(total=timeout),
-            proxy=channel.setting.proxy or None,
+            proxy=proxy or None,
             allow_redirects=False,
         ) as response:
             return response.status, await response.read()
@@ -82,7 +84,7 @@ async def task_upstream_get(
 
 
 async def open_task_upstream_get(
-    session: aiohttp.ClientSession,
+    sessions: Sessions,
     channel: ChannelInfo,
     path: str,
     *,
@@ -94,11 +96,12 @@ async def open_task_upstream_get(
     download."""
     url = channel.base_url.rstrip("/") + path
     try:
+        session, proxy = sessions.route(channel.setting.proxy)
         response = await session.get(
             url,
             headers={"Authorization": f"Bearer {key}"},
             timeout=read_timeout(idle_timeout),
-            proxy=channel.setting.proxy or None,
+            proxy=proxy or None,
             allow_redirects=False,
         )
     except TimeoutError:

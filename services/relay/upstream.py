@@ -7,10 +7,13 @@ request), aiohttp ~0.1 ms (bench/PROFILE.md). httpx stays for the cold paths (im
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+from aiohttp_socks import ProxyConnector
 
 from services.relay.adaptors.base import ErrorReader, UpstreamRequest, parse_error_body
 from services.shared.resolver import PublicResolver
@@ -67,9 +70,60 @@ def open_session(*, allow_private: bool = True) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True)
 
 
+SOCKS_SCHEMES = ("socks5://", "socks5h://")
+
+
 def usable_proxy(proxy: str) -> bool:
-    """aiohttp speaks to HTTP(S) forward proxies; other schemes (socks5) cannot be used."""
-    return proxy.lower().startswith(PROXY_SCHEMES)
+    """HTTP(S) forward proxies (aiohttp's own) and SOCKS5 proxies (aiohttp-socks)."""
+    return proxy.lower().startswith(PROXY_SCHEMES + SOCKS_SCHEMES)
+
+
+class Sessions:
+    """The relay's upstream sessions: the shared one (direct, or through an HTTP(S) proxy given
+    per request), and one per SOCKS5 proxy, made on first use (a SOCKS proxy is part of the
+    connector, not of the request). `socks5h://` resolves names at the proxy."""
+
+    def __init__(self, shared: aiohttp.ClientSession) -> None:
+        self.shared = shared
+        self._socks: dict[str, aiohttp.ClientSession] = {}
+
+    def route(self, proxy: str) -> tuple[aiohttp.ClientSession, str]:
+        """The session to send through and the per-request proxy argument for it."""
+        if not proxy.lower().startswith(SOCKS_SCHEMES):
+            return self.shared, proxy
+        session = self._socks.get(proxy)
+        if session is None:
+            rdns = proxy.lower().startswith("socks5h://")
+            url = "socks5://" + proxy.split("://", 1)[1] if rdns else proxy
+            connector = ProxyConnector.from_url(url, rdns=rdns, limit=1024, keepalive_timeout=60.0)
+            session = aiohttp.ClientSession(
+                connector=connector, trust_env=False, auto_decompress=True
+            )
+            self._socks[proxy] = session
+        return session, ""
+
+    async def close_proxies(self) -> None:
+        """Close the SOCKS sessions (the shared one stays open)."""
+        for session in self._socks.values():
+            await session.close()
+        self._socks.clear()
+
+    async def close(self) -> None:
+        await self.close_proxies()
+        await self.shared.close()
+
+
+@contextlib.asynccontextmanager
+async def through(
+    session: aiohttp.ClientSession, proxy: str
+) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
+    """For one-off calls (channel tests, balances): `session` with `proxy` as the per-request
+    proxy, or a SOCKS session made for the call and closed after it."""
+    sessions = Sessions(session)
+    try:
+        yield sessions.route(proxy)
+    finally:
+        await sessions.close_proxies()
 
 
 def failure_of(exc: BaseException) -> UpstreamFailure:

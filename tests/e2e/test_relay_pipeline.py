@@ -33,6 +33,7 @@ from tests.e2e.test_chat_flow import (
     wallet,
 )
 from tests.fakes.openai_upstream import REASONING, FakeOpenAI
+from tests.fakes.socks5 import FakeSocks5
 from tests.helpers import create_channel, create_token, create_user, unique_name
 
 pytestmark = pytest.mark.e2e
@@ -496,6 +497,33 @@ async def test_global_virtual_model_mapping(world: World, options: dict[str, str
     after = await wallet(customer)
     assert log["model_name"] == virtual
     assert before["quota"] - after["quota"] == log["quota"] == expected_charge(10, 5)
+
+
+@pytest.mark.parametrize("scheme", ["socks5", "socks5h"])
+async def test_a_socks5_proxy_carries_the_channels_traffic(world: World, scheme: str) -> None:
+    """socks5:// resolves names here, socks5h:// at the proxy; either way the upstream is only
+    reached through the proxy, and the request is charged once."""
+    proxy = FakeSocks5()
+    await proxy.start()
+    try:
+        customer = await new_customer(world, base_url="http://127.0.0.1:9")  # unreachable
+        fake_port = int(world.fake.url.rsplit(":", 1)[1])
+        await add_channel(
+            world,
+            customer,
+            priority=10,
+            base_url=f"http://localhost:{fake_port}",
+            setting=json.dumps({"proxy": f"{scheme}://127.0.0.1:{proxy.port}"}),
+        )
+        reply = await sdk(world, customer.key).chat.completions.create(
+            model=customer.model, messages=HI
+        )
+        assert reply.choices[0].message.content == world.fake.reply_text
+        hosts = {host for host, port in proxy.targets if port == fake_port}
+        assert hosts == ({"localhost"} if scheme == "socks5h" else {"127.0.0.1"}), proxy.targets
+        await settled_logs(customer, 1)
+    finally:
+        await proxy.stop()
 
 
 async def test_channel_proxy_setting_is_used(world: World) -> None:

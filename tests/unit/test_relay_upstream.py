@@ -133,9 +133,10 @@ async def test_a_malformed_channel_url_is_a_connection_failure(
     assert failure.kind == "connection" and failure.status == 502
 
 
-def test_only_http_proxies_are_usable() -> None:
+def test_http_and_socks5_proxies_are_usable() -> None:
     assert usable_proxy("http://proxy:8080") and usable_proxy("HTTPS://proxy")
-    assert not usable_proxy("socks5://proxy:1080")
+    assert usable_proxy("socks5://proxy:1080") and usable_proxy("socks5h://proxy:1080")
+    assert not usable_proxy("socks4://proxy:1080") and not usable_proxy("ftp://proxy")
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from services.relay.upstream import (
     failure_of,
     open_session,
     open_upstream,
+    through,
     usable_proxy,
 )
 from services.shared.channel_types import is_supported
@@ -132,13 +133,14 @@ async def probe_key(
     target = Target(info, key.key, upstream_model, endpoint, stream=False)
     request = adaptor.build_request(target, Outgoing(json=body))
     try:
-        response = await open_upstream(
-            session, request, aiohttp.ClientTimeout(total=timeout), info.setting.proxy
-        )
-        try:
-            data = await response.read()
-        finally:
-            response.release()
+        async with through(session, info.setting.proxy) as (via, proxy):
+            response = await open_upstream(
+                via, request, aiohttp.ClientTimeout(total=timeout), proxy
+            )
+            try:
+                data = await response.read()
+            finally:
+                response.release()
     except UpstreamFailure as failure:
         return _failed(result, failure, key.key)
     except (TimeoutError, *UPSTREAM_ERRORS) as exc:
@@ -204,13 +206,16 @@ async def _get_json(
     """GET `url` and decode its JSON; any failure is a ProbeError with the upstream's message
     (scrubbed of the key and of addresses)."""
     try:
-        async with session.get(
-            url,
-            headers={**headers, "Accept": "application/json"},
-            timeout=aiohttp.ClientTimeout(total=timeout),
-            proxy=proxy or None,
-            allow_redirects=False,
-        ) as response:
+        async with (
+            through(session, proxy) as (via, http_proxy),
+            via.get(
+                url,
+                headers={**headers, "Accept": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                proxy=http_proxy or None,
+                allow_redirects=False,
+            ) as response,
+        ):
             data = await response.read()
             status = response.status
     except (TimeoutError, ValueError, *UPSTREAM_ERRORS) as exc:

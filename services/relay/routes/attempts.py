@@ -144,7 +144,8 @@ class Attempts:
         proxy = channel.setting.proxy
         if proxy and not usable_proxy(proxy):
             raise UpstreamFailure("connection", 502, "the channel's proxy cannot be used")
-        return await open_upstream(self.ctx.http, request, timeout, proxy, adaptor.parse_error)
+        session, proxy = self.ctx.sessions.route(proxy)
+        return await open_upstream(session, request, timeout, proxy, adaptor.parse_error)
 
     async def prepare(
         self, job: Job, channel: ChannelInfo, *, stream: bool

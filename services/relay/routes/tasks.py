@@ -488,7 +488,7 @@ class TaskRoutes:
                 raise RelayError(503, "the video's channel is disabled or gone")
             _key_id, key = self.ctx.keys.pick(channel)
             upstream = await open_task_upstream_get(
-                self.ctx.http,
+                self.ctx.sessions,
                 channel,
                 f"/v1/videos/{quote(task.upstream_task_id, safe='')}/content",
                 key=key,
@@ -587,7 +587,7 @@ class TaskRoutes:
             raise TaskError(502, tp.MJ_ERROR_UNKNOWN, "the channel's proxy cannot be used")
         _key_id, key = self.ctx.keys.pick(channel)
         return await task_upstream_post(
-            self.ctx.http,
+            self.ctx.sessions,
             channel,
             path,
             body,
