@@ -89,9 +89,15 @@ async def run(
     subscription = await subscribe(js, consumer)
     if up is not None:
         up.set(1)
+    me = asyncio.current_task()
     try:
         while True:
             messages = await _fetch(subscription, consumer)
+            if me is not None and me.cancelling():
+                # Python 3.11's wait_for (inside nats-py's fetch) can turn a cancellation that
+                # meets a fetch timeout into a TimeoutError; the task still knows it was asked
+                # to stop, so stop here instead of fetching forever (a hung shutdown).
+                raise asyncio.CancelledError
             for msg in messages:
                 observe_consumed(consumer.durable, msg)
                 await _handle(msg, consumer, handler)
