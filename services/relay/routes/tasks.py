@@ -196,12 +196,7 @@ class TaskRoutes:
     async def mj_fetch(self, request: Request) -> Response:
         request_id = new_request_id()
         try:
-            entry = await self._reader(request)
-            task = await self._fetch_one(
-                entry.user.id, tasks_pb2.PLATFORM_MIDJOURNEY, request.path_params["id"]
-            )
-            if task is None:
-                raise TaskError(404, tp.MJ_REQUEST_ERROR, "task_not_found")
+            task = await self._own_task(request, tasks_pb2.PLATFORM_MIDJOURNEY, tp.MJ_REQUEST_ERROR)
             response = _mj_response(200, self._mj_view(task), request_id)
         except (TaskError, RelayError) as exc:
             response = _mj_failure(exc, request_id)
@@ -212,12 +207,7 @@ class TaskRoutes:
         """The seed midjourney-proxy reported for a finished task (from the stored view)."""
         request_id = new_request_id()
         try:
-            entry = await self._reader(request)
-            task = await self._fetch_one(
-                entry.user.id, tasks_pb2.PLATFORM_MIDJOURNEY, request.path_params["id"]
-            )
-            if task is None:
-                raise TaskError(404, tp.MJ_REQUEST_ERROR, "task_not_found")
+            task = await self._own_task(request, tasks_pb2.PLATFORM_MIDJOURNEY, tp.MJ_REQUEST_ERROR)
             seed = tp.mj_seed(task)
             if not seed:
                 raise TaskError(404, tp.MJ_REQUEST_ERROR, "the task has no image seed yet")
@@ -395,12 +385,7 @@ class TaskRoutes:
     async def suno_fetch_one(self, request: Request) -> Response:
         request_id = new_request_id()
         try:
-            entry = await self._reader(request)
-            task = await self._fetch_one(
-                entry.user.id, tasks_pb2.PLATFORM_SUNO, request.path_params["id"]
-            )
-            if task is None:
-                raise TaskError(404, 0, "task_not_found")
+            task = await self._own_task(request, tasks_pb2.PLATFORM_SUNO, 0)
             body = {"code": "success", "message": "", "data": tp.suno_task_view(task)}
             response = _mj_response(200, body, request_id)
         except (TaskError, RelayError) as exc:
@@ -647,6 +632,16 @@ class TaskRoutes:
         if answer.error:
             raise TaskError(503, tp.MJ_ERROR_UNKNOWN, f"task state is unavailable: {answer.error}")
         return list(answer.tasks)
+
+    async def _own_task(
+        self, request: Request, platform: tasks_pb2.Platform.ValueType, not_found_code: int
+    ) -> tasks_pb2.Task:
+        """The caller's task named by the path's `id`, or a 404 in the platform's shape."""
+        entry = await self._reader(request)
+        task = await self._fetch_one(entry.user.id, platform, request.path_params["id"])
+        if task is None:
+            raise TaskError(404, not_found_code, "task_not_found")
+        return task
 
     async def _fetch_one(
         self, user_id: int, platform: tasks_pb2.Platform.ValueType, task_id: str
