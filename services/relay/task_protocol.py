@@ -195,6 +195,12 @@ def mj_answer(body: bytes) -> MjAnswer | None:
     )
 
 
+def mj_accepted(body: bytes) -> MjAnswer | None:
+    """The submit answer when midjourney-proxy accepted the task (codes 1, 21, 22)."""
+    answer = mj_answer(body)
+    return answer if answer is not None and answer.accepted else None
+
+
 def mj_error(code: int, description: str) -> dict[str, Any]:
     """midjourney-proxy's answer shape for an error of ours (upstream `MidjourneyErrorWrapper`)."""
     return {"code": code, "description": description, "result": "", "properties": {}}

@@ -3,6 +3,8 @@ routes (routes/tasks.py) and the poll responder (task_poll.py)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -23,6 +25,48 @@ class TaskError(Exception):
         self.description = description
 
 
+@contextlib.contextmanager
+def _upstream_errors() -> Iterator[None]:
+    """Connection failures and timeouts as the platform's 502 and 504."""
+    try:
+        yield
+    except TimeoutError:
+        raise TaskError(504, tp.MJ_ERROR_UNKNOWN, "upstream timed out") from None
+    except (ValueError, *UPSTREAM_ERRORS) as exc:
+        raise TaskError(
+            502, tp.MJ_ERROR_UNKNOWN, f"upstream connection failed: {type(exc).__name__}"
+        ) from None
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def _exchange(
+    sessions: Sessions,
+    channel: ChannelInfo,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str],
+    timeout: float,
+    data: bytes | None = None,
+) -> tuple[int, bytes]:
+    """One request through the channel's proxy, its whole answer read within `timeout`."""
+    with _upstream_errors():
+        session, proxy = sessions.route(channel.setting.proxy)
+        async with session.request(
+            method,
+            channel.base_url.rstrip("/") + path,
+            data=data,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            proxy=proxy or None,
+            allow_redirects=False,
+        ) as response:
+            return response.status, await response.read()
+
+
 async def task_upstream_post(
     sessions: Sessions,
     channel: ChannelInfo,
@@ -35,52 +79,18 @@ async def task_upstream_post(
 ) -> tuple[int, bytes]:
     """One POST to a task platform: midjourney-proxy takes the key as `mj-api-secret`, Suno
     as a bearer token (upstream `relay/relay-mj.go`, `relay/channel/task/suno/adaptor.go`)."""
-    headers = {"Content-Type": "application/json"}
-    if midjourney:
-        headers["mj-api-secret"] = key
-    else:
-        headers["Authorization"] = f"Bearer {key}"
-    url = channel.base_url.rstrip("/") + path
-    try:
-        session, proxy = sessions.route(channel.setting.proxy)
-        async with session.post(
-            url,
-            data=orjson.dumps(body),
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-            proxy=proxy or None,
-            allow_redirects=False,
-        ) as response:
-            return response.status, await response.read()
-    except TimeoutError:
-        raise TaskError(504, tp.MJ_ERROR_UNKNOWN, "upstream timed out") from None
-    except (ValueError, *UPSTREAM_ERRORS) as exc:
-        raise TaskError(
-            502, tp.MJ_ERROR_UNKNOWN, f"upstream connection failed: {type(exc).__name__}"
-        ) from None
+    headers = {"mj-api-secret": key} if midjourney else _bearer(key)
+    headers["Content-Type"] = "application/json"
+    return await _exchange(
+        sessions, channel, "POST", path, headers=headers, timeout=timeout, data=orjson.dumps(body)
+    )
 
 
 async def task_upstream_get(
     sessions: Sessions, channel: ChannelInfo, path: str, *, key: str, timeout: float
 ) -> tuple[int, bytes]:
     """One GET with the key as a bearer token (OpenAI's video API)."""
-    url = channel.base_url.rstrip("/") + path
-    try:
-        session, proxy = sessions.route(channel.setting.proxy)
-        async with session.get(
-            url,
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=aiohttp.ClientTimeout(total=timeout),
-            proxy=proxy or None,
-            allow_redirects=False,
-        ) as response:
-            return response.status, await response.read()
-    except TimeoutError:
-        raise TaskError(504, tp.MJ_ERROR_UNKNOWN, "upstream timed out") from None
-    except (ValueError, *UPSTREAM_ERRORS) as exc:
-        raise TaskError(
-            502, tp.MJ_ERROR_UNKNOWN, f"upstream connection failed: {type(exc).__name__}"
-        ) from None
+    return await _exchange(sessions, channel, "GET", path, headers=_bearer(key), timeout=timeout)
 
 
 async def open_task_upstream_get(
@@ -94,22 +104,15 @@ async def open_task_upstream_get(
     """The open 200 answer of a GET (body not read: the caller streams it and releases it);
     anything else raises TaskError. `idle_timeout` bounds each wait for data, not the whole
     download."""
-    url = channel.base_url.rstrip("/") + path
-    try:
+    with _upstream_errors():
         session, proxy = sessions.route(channel.setting.proxy)
         response = await session.get(
-            url,
-            headers={"Authorization": f"Bearer {key}"},
+            channel.base_url.rstrip("/") + path,
+            headers=_bearer(key),
             timeout=read_timeout(idle_timeout),
             proxy=proxy or None,
             allow_redirects=False,
         )
-    except TimeoutError:
-        raise TaskError(504, tp.MJ_ERROR_UNKNOWN, "upstream timed out") from None
-    except (ValueError, *UPSTREAM_ERRORS) as exc:
-        raise TaskError(
-            502, tp.MJ_ERROR_UNKNOWN, f"upstream connection failed: {type(exc).__name__}"
-        ) from None
     if response.status != 200:
         response.release()
         raise TaskError(502, tp.MJ_ERROR_UNKNOWN, f"upstream answered {response.status}")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -47,6 +48,7 @@ from services.shared.channel_types import MIDJOURNEY_TYPES, OPENAI, SUNO
 logger = logging.getLogger(__name__)
 
 _TASK_USAGE = billing_pb2.Usage(kind="task")
+T = TypeVar("T")
 _IMAGE_TIMEOUT = 60.0
 _CHUNK = 64 * 1024
 
@@ -89,8 +91,47 @@ def _json_object(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _input_error(exc: tp.TaskInputError) -> TaskError:
-    return TaskError(400, tp.MJ_REQUEST_ERROR, str(exc))
+def _video_failure(exc: TaskError | RelayError, request_id: str) -> Response:
+    if isinstance(exc, TaskError):
+        exc = RelayError(exc.status, exc.description)
+    return error_response(exc, request_id)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+Inner = Callable[[Request, str], Awaitable[Response]]
+Failure = Callable[[TaskError | RelayError, str], Response]
+
+
+def _answered(metric: str, failure: Failure, inner: Inner) -> Handler:
+    """A route: a new request id, every refusal in the platform's error shape, counted."""
+
+    async def handle(request: Request) -> Response:
+        request_id = new_request_id()
+        try:
+            response = await inner(request, request_id)
+        except tp.TaskInputError as exc:
+            response = failure(TaskError(400, tp.MJ_REQUEST_ERROR, str(exc)), request_id)
+        except (TaskError, RelayError) as exc:
+            response = failure(exc, request_id)
+        count(metric, response.status_code)
+        return response
+
+    return handle
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A task submit that passed its platform's checks: who pays, where it goes, what is sent."""
+
+    request: Request
+    request_id: str
+    started: float
+    entry: AuthEntry
+    channel: ChannelInfo
+    model: str
+    path: str
+    body: dict[str, Any]
+    midjourney: bool = False
 
 
 class TaskRoutes:
@@ -99,20 +140,9 @@ class TaskRoutes:
 
     # ------------------------------------------------------------------ Midjourney
 
-    async def mj_submit(self, request: Request) -> Response:
-        kind = request.path_params.get("action", "swap")
-        request_id = new_request_id()
-        try:
-            response = await self._mj_submit(request, kind, request_id)
-        except (TaskError, RelayError) as exc:
-            response = _mj_failure(exc, request_id)
-        except tp.TaskInputError as exc:
-            response = _mj_failure(_input_error(exc), request_id)
-        count("mj_submit", response.status_code)
-        return response
-
-    async def _mj_submit(self, request: Request, kind: str, request_id: str) -> Response:
+    async def mj_submit(self, request: Request, request_id: str) -> Response:
         started = time.perf_counter()
+        kind = request.path_params.get("action", "swap")
         options = self._options()
         if not options.drawing_enabled:
             raise TaskError(403, tp.MJ_REQUEST_ERROR, "drawing is disabled on this site")
@@ -127,35 +157,26 @@ class TaskRoutes:
             account_filter=options.mj_account_filter,
             mode_clear=options.mj_mode_clear,
         )
-        charge, quota = await self._hold(request_id, entry, submit.model)
-        try:
-            status, raw = await self._post(channel, submit.path, outgoing, midjourney=True)
-        except BaseException:
-            charge.release("upstream failed")
-            raise
-        answer = tp.mj_answer(raw) if 200 <= status < 300 else None
-        if answer is None or not answer.accepted:
-            charge.release("upstream refused the task")
-            return self._mj_refusal(status, raw, answer, request_id)
-        self._settle(charge, entry, submit.model, channel, request, started)
+        sub = Submission(
+            request, request_id, started, entry, channel, submit.model, submit.path, outgoing, True
+        )
+        answer, quota, (status, raw) = await self._submit(sub, tp.mj_accepted)
+        if answer is None:
+            return self._mj_refusal(status, raw, request_id)
         if submit.is_task and answer.result:
             self._publish(
-                request_id,
-                entry,
-                channel,
-                platform=tasks_pb2.PLATFORM_MIDJOURNEY,
-                upstream_task_id=answer.result,
-                action=submit.action,
-                model=submit.model,
-                quota=quota,
-                properties={"prompt": body.get("prompt", ""), "origin_task": submit.origin_task},
+                sub,
+                tasks_pb2.PLATFORM_MIDJOURNEY,
+                answer.result,
+                submit.action,
+                quota,
+                {"prompt": body.get("prompt", ""), "origin_task": submit.origin_task},
             )
         return _mj_response(200, answer.raw, request_id)
 
-    def _mj_refusal(
-        self, status: int, raw: bytes, answer: tp.MjAnswer | None, request_id: str
-    ) -> Response:
+    def _mj_refusal(self, status: int, raw: bytes, request_id: str) -> Response:
         """Nothing was charged; the client sees the upstream's own code and description."""
+        answer = tp.mj_answer(raw) if 200 <= status < 300 else None
         if answer is not None:
             body = tp.mj_error(answer.code, answer.description or "the upstream refused the task")
             return _mj_response(400 if status < 300 else status, body, request_id)
@@ -193,84 +214,40 @@ class TaskRoutes:
             raise TaskError(503, tp.MJ_ERROR_UNKNOWN, f"no Midjourney channel for {submit.model}")
         return channel
 
-    async def mj_fetch(self, request: Request) -> Response:
-        request_id = new_request_id()
-        try:
-            task = await self._own_task(request, tasks_pb2.PLATFORM_MIDJOURNEY, tp.MJ_REQUEST_ERROR)
-            response = _mj_response(200, self._mj_view(task), request_id)
-        except (TaskError, RelayError) as exc:
-            response = _mj_failure(exc, request_id)
-        count("mj_fetch", response.status_code)
-        return response
+    async def mj_fetch(self, request: Request, request_id: str) -> Response:
+        task = await self._own_task(request, tasks_pb2.PLATFORM_MIDJOURNEY, tp.MJ_REQUEST_ERROR)
+        return _mj_response(200, self._mj_view(task), request_id)
 
-    async def mj_image_seed(self, request: Request) -> Response:
+    async def mj_image_seed(self, request: Request, request_id: str) -> Response:
         """The seed midjourney-proxy reported for a finished task (from the stored view)."""
-        request_id = new_request_id()
-        try:
-            task = await self._own_task(request, tasks_pb2.PLATFORM_MIDJOURNEY, tp.MJ_REQUEST_ERROR)
-            seed = tp.mj_seed(task)
-            if not seed:
-                raise TaskError(404, tp.MJ_REQUEST_ERROR, "the task has no image seed yet")
-            response = _mj_response(
-                200, {"code": 1, "description": "ok", "result": seed}, request_id
-            )
-        except (TaskError, RelayError) as exc:
-            response = _mj_failure(exc, request_id)
-        count("mj_fetch", response.status_code)
-        return response
+        task = await self._own_task(request, tasks_pb2.PLATFORM_MIDJOURNEY, tp.MJ_REQUEST_ERROR)
+        seed = tp.mj_seed(task)
+        if not seed:
+            raise TaskError(404, tp.MJ_REQUEST_ERROR, "the task has no image seed yet")
+        return _mj_response(200, {"code": 1, "description": "ok", "result": seed}, request_id)
 
-    async def mj_list(self, request: Request) -> Response:
-        request_id = new_request_id()
-        try:
-            entry = await self._reader(request)
-            body = tp.parse_object(await read_body(request, self.ctx.settings.max_body_bytes))
-            ids = body.get("ids")
-            if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
-                raise TaskError(400, tp.MJ_REQUEST_ERROR, "ids must be a list of task ids")
-            tasks = (
-                await self._fetch(entry.user.id, tasks_pb2.PLATFORM_MIDJOURNEY, ids) if ids else []
-            )
-            response = _mj_response(200, [self._mj_view(task) for task in tasks], request_id)
-        except (TaskError, RelayError) as exc:
-            response = _mj_failure(exc, request_id)
-        except tp.TaskInputError as exc:
-            response = _mj_failure(_input_error(exc), request_id)
-        count("mj_fetch", response.status_code)
-        return response
+    async def mj_list(self, request: Request, request_id: str) -> Response:
+        tasks = await self._listed(request, tasks_pb2.PLATFORM_MIDJOURNEY, tp.MJ_REQUEST_ERROR)
+        return _mj_response(200, [self._mj_view(task) for task in tasks], request_id)
 
-    async def mj_notify(self, request: Request) -> Response:
+    async def mj_notify(self, request: Request, request_id: str) -> Response:
         """midjourney-proxy's callback: accepted (authenticated) and otherwise ignored; the
         poller reads the same state from the upstream, so a forged callback changes nothing."""
-        request_id = new_request_id()
-        try:
-            await self._reader(request)
-            tp.parse_object(await read_body(request, self.ctx.settings.max_body_bytes))
-            response = _mj_response(200, {"code": 1, "description": "ok"}, request_id)
-        except (TaskError, RelayError) as exc:
-            response = _mj_failure(exc, request_id)
-        except tp.TaskInputError as exc:
-            response = _mj_failure(_input_error(exc), request_id)
-        count("mj_notify", response.status_code)
-        return response
+        await self._reader(request)
+        tp.parse_object(await read_body(request, self.ctx.settings.max_body_bytes))
+        return _mj_response(200, {"code": 1, "description": "ok"}, request_id)
 
-    async def mj_image(self, request: Request) -> Response:
+    async def mj_image(self, request: Request, request_id: str) -> Response:
         """`/mj/image/{id}` (MjForwardUrlEnabled): the task's image through this relay, so
         clients never see the upstream's image host. No key, as upstream: the task id is the
         secret; off unless the option is on."""
-        request_id = new_request_id()
-        try:
-            if not self._options().mj_forward_url:
-                raise TaskError(404, tp.MJ_REQUEST_ERROR, "image forwarding is off")
-            task_id = request.path_params["id"]
-            task = await self._fetch_one(0, tasks_pb2.PLATFORM_MIDJOURNEY, task_id)
-            url = tp.mj_image_url(task) if task is not None else ""
-            if not url:
-                raise TaskError(404, tp.MJ_REQUEST_ERROR, "the task has no image")
-            response = await self._image(url)
-        except (TaskError, RelayError) as exc:
-            response = _mj_failure(exc, request_id)
-        count("mj_image", response.status_code)
-        return response
+        if not self._options().mj_forward_url:
+            raise TaskError(404, tp.MJ_REQUEST_ERROR, "image forwarding is off")
+        task = await self._fetch_one(0, tasks_pb2.PLATFORM_MIDJOURNEY, request.path_params["id"])
+        url = tp.mj_image_url(task) if task is not None else ""
+        if not url:
+            raise TaskError(404, tp.MJ_REQUEST_ERROR, "the task has no image")
+        return await self._image(url)
 
     async def _image(self, url: str) -> Response:
         settings = self.ctx.settings
@@ -305,19 +282,9 @@ class TaskRoutes:
 
     # ------------------------------------------------------------------ Suno
 
-    async def suno_submit(self, request: Request) -> Response:
-        request_id = new_request_id()
-        try:
-            response = await self._suno_submit(request, request.path_params["action"], request_id)
-        except (TaskError, RelayError) as exc:
-            response = _suno_failure(exc, request_id)
-        except tp.TaskInputError as exc:
-            response = _suno_failure(_input_error(exc), request_id)
-        count("suno_submit", response.status_code)
-        return response
-
-    async def _suno_submit(self, request: Request, action: str, request_id: str) -> Response:
+    async def suno_submit(self, request: Request, request_id: str) -> Response:
         started = time.perf_counter()
+        action = request.path_params["action"]
         if not self._options().task_enabled:
             raise TaskError(403, 0, "tasks are disabled on this site")
         key = read_key(request)
@@ -327,30 +294,13 @@ class TaskRoutes:
         channel = resolve(self._table(), entry.group, model, key.channel_id).channel
         if channel.type != SUNO:
             raise TaskError(503, 0, f"no Suno channel for {model}")
-        charge, quota = await self._hold(request_id, entry, model)
-        try:
-            status, raw = await self._post(
-                channel, f"/suno/submit/{action}", body, midjourney=False
-            )
-        except BaseException:
-            charge.release("upstream failed")
-            raise
-        task_id = tp.suno_accepted(raw) if 200 <= status < 300 else None
+        path = f"/suno/submit/{action}"
+        sub = Submission(request, request_id, started, entry, channel, model, path, body)
+        task_id, quota, (status, raw) = await self._submit(sub, tp.suno_accepted)
         if task_id is None:
-            charge.release("upstream refused the task")
             return self._suno_refusal(status, raw, request_id)
-        self._settle(charge, entry, model, channel, request, started)
-        self._publish(
-            request_id,
-            entry,
-            channel,
-            platform=tasks_pb2.PLATFORM_SUNO,
-            upstream_task_id=task_id,
-            action=task_action,
-            model=model,
-            quota=quota,
-            properties={"input": body.get("prompt") or body.get("gpt_description_prompt", "")},
-        )
+        prompt = body.get("prompt") or body.get("gpt_description_prompt", "")
+        self._publish(sub, tasks_pb2.PLATFORM_SUNO, task_id, task_action, quota, {"input": prompt})
         return _mj_response(200, {"code": "success", "message": "", "data": task_id}, request_id)
 
     def _suno_refusal(self, status: int, raw: bytes, request_id: str) -> Response:
@@ -362,51 +312,19 @@ class TaskRoutes:
         text = message if isinstance(message, str) and message else f"upstream answered {status}"
         return _suno_failure(TaskError(400 if status < 300 else status, 0, text), request_id)
 
-    async def suno_fetch(self, request: Request) -> Response:
-        request_id = new_request_id()
-        try:
-            entry = await self._reader(request)
-            body = tp.parse_object(await read_body(request, self.ctx.settings.max_body_bytes))
-            ids = body.get("ids")
-            if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
-                raise TaskError(400, 0, "ids must be a list of task ids")
-            tasks = await self._fetch(entry.user.id, tasks_pb2.PLATFORM_SUNO, ids) if ids else []
-            data = [tp.suno_task_view(task) for task in tasks]
-            response = _mj_response(
-                200, {"code": "success", "message": "", "data": data}, request_id
-            )
-        except (TaskError, RelayError) as exc:
-            response = _suno_failure(exc, request_id)
-        except tp.TaskInputError as exc:
-            response = _suno_failure(_input_error(exc), request_id)
-        count("suno_fetch", response.status_code)
-        return response
+    async def suno_fetch(self, request: Request, request_id: str) -> Response:
+        tasks = await self._listed(request, tasks_pb2.PLATFORM_SUNO, 0)
+        data = [tp.suno_task_view(task) for task in tasks]
+        return _mj_response(200, {"code": "success", "message": "", "data": data}, request_id)
 
-    async def suno_fetch_one(self, request: Request) -> Response:
-        request_id = new_request_id()
-        try:
-            task = await self._own_task(request, tasks_pb2.PLATFORM_SUNO, 0)
-            body = {"code": "success", "message": "", "data": tp.suno_task_view(task)}
-            response = _mj_response(200, body, request_id)
-        except (TaskError, RelayError) as exc:
-            response = _suno_failure(exc, request_id)
-        count("suno_fetch", response.status_code)
-        return response
+    async def suno_fetch_one(self, request: Request, request_id: str) -> Response:
+        task = await self._own_task(request, tasks_pb2.PLATFORM_SUNO, 0)
+        body = {"code": "success", "message": "", "data": tp.suno_task_view(task)}
+        return _mj_response(200, body, request_id)
 
     # ------------------------------------------------------------------ OpenAI video
 
-    async def video_create(self, request: Request) -> Response:
-        request_id = new_request_id()
-        try:
-            response = await self._video_create(request, request_id)
-        except TaskError as exc:
-            response = error_response(RelayError(exc.status, exc.description), request_id)
-        except RelayError as exc:
-            response = error_response(exc, request_id)
-        count("videos", response.status_code)
-        return response
-
-    async def _video_create(self, request: Request, request_id: str) -> Response:
+    async def video_create(self, request: Request, request_id: str) -> Response:
         started = time.perf_counter()
         if not self._options().task_enabled:
             raise RelayError(403, "tasks are disabled on this site", code="tasks_disabled")
@@ -422,83 +340,51 @@ class TaskRoutes:
         if channel.type != OPENAI:
             raise RelayError(503, f"no video channel for {model}", code="no_available_channel")
         outgoing = {**body, "model": channel.upstream_model(model)}
-        charge, quota = await self._hold(request_id, entry, model)
-        try:
-            status, raw = await self._post(channel, "/v1/videos", outgoing, midjourney=False)
-        except BaseException:
-            charge.release("upstream failed")
-            raise
-        video_id = video.accepted_id(raw) if 200 <= status < 300 else None
+        path = "/v1/videos"
+        sub = Submission(request, request_id, started, entry, channel, model, path, outgoing)
+        video_id, quota, (status, raw) = await self._submit(sub, video.accepted_id)
         if video_id is None:
-            charge.release("upstream refused the video")
             message, _error = parse_error_body(status, raw)
             keys = [secret for _id, secret in channel.keys]
             raise RelayError(status if status >= 400 else 502, scrub(message, keys))
-        self._settle(charge, entry, model, channel, request, started)
-        self._publish(
-            request_id,
-            entry,
-            channel,
-            platform=tasks_pb2.PLATFORM_VIDEO,
-            upstream_task_id=video_id,
-            action="GENERATE",
-            model=model,
-            quota=quota,
-            properties={k: body[k] for k in ("prompt", "seconds", "size") if k in body},
-        )
+        shown: dict[str, Any] = {k: body[k] for k in ("prompt", "seconds", "size") if k in body}
+        self._publish(sub, tasks_pb2.PLATFORM_VIDEO, video_id, "GENERATE", quota, shown)
         return Response(raw, media_type="application/json", headers={REQUEST_ID_HEADER: request_id})
 
-    async def video_retrieve(self, request: Request) -> Response:
-        request_id = new_request_id()
-        try:
-            task = await self._video_task(request)
-            response: Response = JSONResponse(
-                video.view(task, _json_object(task.properties)),
-                headers={REQUEST_ID_HEADER: request_id},
-            )
-        except RelayError as exc:
-            response = error_response(exc, request_id)
-        count("videos", response.status_code)
-        return response
+    async def video_retrieve(self, request: Request, request_id: str) -> Response:
+        task = await self._video_task(request)
+        return JSONResponse(
+            video.view(task, _json_object(task.properties)),
+            headers={REQUEST_ID_HEADER: request_id},
+        )
 
-    async def video_content(self, request: Request) -> Response:
+    async def video_content(self, request: Request, request_id: str) -> Response:
         """The finished file, streamed from the channel that made it."""
-        request_id = new_request_id()
-        try:
-            task = await self._video_task(request)
-            if task.status != tasks_pb2.TASK_STATUS_SUCCESS:
-                raise RelayError(409, "the video is not completed", type_="invalid_request_error")
-            channel = self._table().pinned(task.channel_id)
-            if channel is None:
-                raise RelayError(503, "the video's channel is disabled or gone")
-            _key_id, key = self.ctx.keys.pick(channel)
-            upstream = await open_task_upstream_get(
-                self.ctx.sessions,
-                channel,
-                f"/v1/videos/{quote(task.upstream_task_id, safe='')}/content",
-                key=key,
-                idle_timeout=self.ctx.settings.task_submit_timeout,
-            )
-            response: Response = StreamingResponse(
-                _relay_body(upstream),
-                media_type=upstream.headers.get("Content-Type", "video/mp4"),
-                headers={REQUEST_ID_HEADER: request_id},
-            )
-        except TaskError as exc:
-            response = error_response(RelayError(exc.status, exc.description), request_id)
-        except RelayError as exc:
-            response = error_response(exc, request_id)
-        count("videos", response.status_code)
-        return response
+        task = await self._video_task(request)
+        if task.status != tasks_pb2.TASK_STATUS_SUCCESS:
+            raise RelayError(409, "the video is not completed", type_="invalid_request_error")
+        channel = self._table().pinned(task.channel_id)
+        if channel is None:
+            raise RelayError(503, "the video's channel is disabled or gone")
+        _key_id, key = self.ctx.keys.pick(channel)
+        upstream = await open_task_upstream_get(
+            self.ctx.sessions,
+            channel,
+            f"/v1/videos/{quote(task.upstream_task_id, safe='')}/content",
+            key=key,
+            idle_timeout=self.ctx.settings.task_submit_timeout,
+        )
+        return StreamingResponse(
+            _relay_body(upstream),
+            media_type=upstream.headers.get("Content-Type", "video/mp4"),
+            headers={REQUEST_ID_HEADER: request_id},
+        )
 
     async def _video_task(self, request: Request) -> tasks_pb2.Task:
         entry = await self._reader(request)
-        try:
-            task = await self._fetch_one(
-                entry.user.id, tasks_pb2.PLATFORM_VIDEO, request.path_params["id"]
-            )
-        except TaskError as exc:
-            raise RelayError(exc.status, exc.description) from None
+        task = await self._fetch_one(
+            entry.user.id, tasks_pb2.PLATFORM_VIDEO, request.path_params["id"]
+        )
         if task is None:
             raise RelayError(
                 404, "no video with this id", type_="invalid_request_error", code="not_found"
@@ -520,48 +406,55 @@ class TaskRoutes:
         """A fetch needs a valid key, no model and no channel (upstream skips Distribute)."""
         return await authorise(self.ctx, request, read_key(request), None)
 
-    async def _hold(self, request_id: str, entry: AuthEntry, model: str) -> tuple[Charge, int]:
-        reserved = await self.ctx.biller.reserve_task(
-            request_id=request_id,
+    async def _submit(
+        self, sub: Submission, accepted: Callable[[bytes], T | None]
+    ) -> tuple[T | None, int, tuple[int, bytes]]:
+        """The one money path of a submit: hold the action's price, send the task, settle the
+        hold when `accepted` finds the upstream took it (its answer, e.g. the task id) and
+        release it otherwise. Returns (answer or None, the price held, the upstream's answer)."""
+        entry = sub.entry
+        quota = await self.ctx.biller.reserve_task(
+            request_id=sub.request_id,
             user_id=entry.user.id,
             token_id=entry.token.id,
-            model=model,
+            model=sub.model,
             group=entry.group,
             accept_unpriced=entry.accept_unpriced,
         )
-        return Charge(self.ctx.biller, request_id), reserved
+        charge = Charge(self.ctx.biller, sub.request_id)
+        try:
+            status, raw = await self._post(sub.channel, sub.path, sub.body, sub.midjourney)
+        except BaseException:
+            charge.release("upstream failed")
+            raise
+        answer = accepted(raw) if 200 <= status < 300 else None
+        if answer is None:
+            charge.release("upstream refused the task")
+        else:
+            charge.settle(lambda: self._settlement(sub))
+        return answer, quota, (status, raw)
 
-    def _settle(
-        self,
-        charge: Charge,
-        entry: AuthEntry,
-        model: str,
-        channel: ChannelInfo,
-        request: Request,
-        started: float,
-    ) -> None:
-        def build() -> billing_pb2.SettleRequest:
-            table = self.ctx.snapshot.table
-            proxy = table.options.reverse_proxy if table is not None else ""
-            return billing_pb2.SettleRequest(
-                request_id=charge.request_id,
-                usage=_TASK_USAGE,
-                username=entry.user.username,
-                token_name=entry.token.name,
-                model_name=model,
-                upstream_model=model,
-                channel_id=channel.id,
-                channel_name=channel.name,
-                elapsed_ms=int((time.perf_counter() - started) * 1000),
-                channels_tried=[channel.id],
-                client_ip=client_ip(request, proxy) if entry.log_ip else "",
-                quota_warning_threshold=entry.quota_warning_threshold,
-            )
-
-        charge.settle(build)
+    def _settlement(self, sub: Submission) -> billing_pb2.SettleRequest:
+        entry, channel = sub.entry, sub.channel
+        table = self.ctx.snapshot.table
+        proxy = table.options.reverse_proxy if table is not None else ""
+        return billing_pb2.SettleRequest(
+            request_id=sub.request_id,
+            usage=_TASK_USAGE,
+            username=entry.user.username,
+            token_name=entry.token.name,
+            model_name=sub.model,
+            upstream_model=sub.model,
+            channel_id=channel.id,
+            channel_name=channel.name,
+            elapsed_ms=int((time.perf_counter() - sub.started) * 1000),
+            channels_tried=[channel.id],
+            client_ip=client_ip(sub.request, proxy) if entry.log_ip else "",
+            quota_warning_threshold=entry.quota_warning_threshold,
+        )
 
     async def _post(
-        self, channel: ChannelInfo, path: str, body: dict[str, Any], *, midjourney: bool
+        self, channel: ChannelInfo, path: str, body: dict[str, Any], midjourney: bool
     ) -> tuple[int, bytes]:
         """POST to the channel's upstream; (status, body). Connection failures and timeouts
         raise TaskError 502/504 (the hold is then released)."""
@@ -583,33 +476,29 @@ class TaskRoutes:
 
     def _publish(
         self,
-        request_id: str,
-        entry: AuthEntry,
-        channel: ChannelInfo,
-        *,
+        sub: Submission,
         platform: tasks_pb2.Platform.ValueType,
         upstream_task_id: str,
         action: str,
-        model: str,
         quota: int,
         properties: dict[str, Any],
     ) -> None:
         """Hand the accepted task to the tasks service: stored in JetStream in the background,
         retried until acknowledged (the answer does not wait for it)."""
         event = tasks_pb2.TaskSubmitted(
-            request_id=request_id,
+            request_id=sub.request_id,
             platform=platform,
             upstream_task_id=upstream_task_id,
             action=action,
-            user_id=entry.user.id,
-            token_id=entry.token.id,
-            channel_id=channel.id,
+            user_id=sub.entry.user.id,
+            token_id=sub.entry.token.id,
+            channel_id=sub.channel.id,
             quota=quota,
-            model_name=model,
+            model_name=sub.model,
             properties=orjson.dumps(properties).decode(),
             submitted_at_ms=int(time.time() * 1000),
         )
-        self.ctx.hand_over_task(event.SerializeToString(), request_id)
+        self.ctx.hand_over_task(event.SerializeToString(), sub.request_id)
 
     async def _fetch(
         self, user_id: int, platform: tasks_pb2.Platform.ValueType, ids: list[str]
@@ -632,6 +521,17 @@ class TaskRoutes:
         if answer.error:
             raise TaskError(503, tp.MJ_ERROR_UNKNOWN, f"task state is unavailable: {answer.error}")
         return list(answer.tasks)
+
+    async def _listed(
+        self, request: Request, platform: tasks_pb2.Platform.ValueType, input_code: int
+    ) -> list[tasks_pb2.Task]:
+        """The caller's tasks named by the body's `ids` (a list-by-condition or batch fetch)."""
+        entry = await self._reader(request)
+        body = tp.parse_object(await read_body(request, self.ctx.settings.max_body_bytes))
+        ids = body.get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+            raise TaskError(400, input_code, "ids must be a list of task ids")
+        return await self._fetch(entry.user.id, platform, ids) if ids else []
 
     async def _own_task(
         self, request: Request, platform: tasks_pb2.Platform.ValueType, not_found_code: int
@@ -656,30 +556,30 @@ def task_routes(ctx: RelayContext) -> list[BaseRoute]:
     `/mj/...` one (upstream collapses the mode segment)."""
     tasks = TaskRoutes(ctx)
     mj = [
-        ("/submit/{action}", tasks.mj_submit, "POST"),
-        ("/insight-face/swap", tasks.mj_submit, "POST"),
-        ("/task/list-by-condition", tasks.mj_list, "POST"),
-        ("/task/{id}/fetch", tasks.mj_fetch, "GET"),
-        ("/task/{id}/image-seed", tasks.mj_image_seed, "GET"),
-        ("/notify", tasks.mj_notify, "POST"),
-        ("/image/{id}", tasks.mj_image, "GET"),
+        ("/submit/{action}", "mj_submit", tasks.mj_submit, "POST"),
+        ("/insight-face/swap", "mj_submit", tasks.mj_submit, "POST"),
+        ("/task/list-by-condition", "mj_fetch", tasks.mj_list, "POST"),
+        ("/task/{id}/fetch", "mj_fetch", tasks.mj_fetch, "GET"),
+        ("/task/{id}/image-seed", "mj_fetch", tasks.mj_image_seed, "GET"),
+        ("/notify", "mj_notify", tasks.mj_notify, "POST"),
+        ("/image/{id}", "mj_image", tasks.mj_image, "GET"),
     ]
     routes: list[BaseRoute] = []
-    for path, handler, method in mj:
+    for path, metric, inner, method in mj:
+        handler = _answered(metric, _mj_failure, inner)
         routes.append(Route(f"/mj{path}", handler, methods=[method]))
         routes.append(Route(f"/{{mode}}/mj{path}", _with_mode(handler), methods=[method]))
-    return [
-        *routes,
-        Route("/suno/submit/{action}", tasks.suno_submit, methods=["POST"]),
-        Route("/suno/fetch", tasks.suno_fetch, methods=["POST"]),
-        Route("/suno/fetch/{id}", tasks.suno_fetch_one, methods=["GET"]),
-        Route("/v1/videos", tasks.video_create, methods=["POST"]),
-        Route("/v1/videos/{id}", tasks.video_retrieve, methods=["GET"]),
-        Route("/v1/videos/{id}/content", tasks.video_content, methods=["GET"]),
+    others = [
+        ("/suno/submit/{action}", "suno_submit", _suno_failure, tasks.suno_submit, "POST"),
+        ("/suno/fetch", "suno_fetch", _suno_failure, tasks.suno_fetch, "POST"),
+        ("/suno/fetch/{id}", "suno_fetch", _suno_failure, tasks.suno_fetch_one, "GET"),
+        ("/v1/videos", "videos", _video_failure, tasks.video_create, "POST"),
+        ("/v1/videos/{id}", "videos", _video_failure, tasks.video_retrieve, "GET"),
+        ("/v1/videos/{id}/content", "videos", _video_failure, tasks.video_content, "GET"),
     ]
-
-
-Handler = Callable[[Request], Awaitable[Response]]
+    for path, metric, failure, inner, method in others:
+        routes.append(Route(path, _answered(metric, failure, inner), methods=[method]))
+    return routes
 
 
 def _with_mode(handler: Handler) -> Handler:
