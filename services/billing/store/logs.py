@@ -82,9 +82,9 @@ class LogFilter:
     group: str = ""
 
 
-async def insert(conn: Connection, *, row: LogRow) -> int:
-    log_id: int = await conn.fetchval(
-        INSERT_LOG,
+def insert_values(row: LogRow) -> tuple[Any, ...]:
+    """The row's values in INSERT_LOG's column order (one insert, or a batch by columns)."""
+    return (
         row.user_id,
         row.type,
         row.content,
@@ -105,6 +105,10 @@ async def insert(conn: Connection, *, row: LogRow) -> int:
         row.request_id,
         row.elapsed_ms,
     )
+
+
+async def insert(conn: Connection, *, row: LogRow) -> int:
+    log_id: int = await conn.fetchval(INSERT_LOG, *insert_values(row))
     return log_id
 
 

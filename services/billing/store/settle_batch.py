@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from services.billing.store.holds import COLUMNS, Hold, hold_of
-from services.billing.store.logs import LogRow
+from services.billing.store.logs import LogRow, insert_values
 from services.billing.store.wallets import Balances, TokenState
 from services.shared.db import Connection
 
@@ -130,28 +128,7 @@ async def insert_logs_and_finish(conn: Connection, *, rows: list[LogRow]) -> dic
     """Insert the consume rows and mark their holds settled; request id -> log id."""
     columns: list[list[Any]] = [[] for _ in range(19)]
     for row in rows:
-        values = (
-            row.user_id,
-            row.type,
-            row.content,
-            row.username,
-            row.token_name,
-            row.model_name,
-            row.quota,
-            row.prompt_tokens,
-            row.completion_tokens,
-            row.use_time,
-            row.is_stream,
-            row.channel_id,
-            row.channel_name,
-            row.token_id,
-            row.group,
-            orjson.dumps(row.other).decode(),
-            row.client_ip,
-            row.request_id,
-            row.elapsed_ms,
-        )
-        for column, value in zip(columns, values, strict=True):
+        for column, value in zip(columns, insert_values(row), strict=True):
             column.append(value)
     finished = await conn.fetch(INSERT_LOGS_AND_FINISH, *columns)
     return {r["request_id"]: r["id"] for r in finished}
