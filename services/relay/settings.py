@@ -43,6 +43,7 @@ class Settings:
     leases: LeaseConfig | None  # quota leases from billing; None: one Reserve per request
     tasks_fetch_timeout: float  # seconds the tasks service has to answer a task fetch
     task_submit_timeout: float  # seconds a Midjourney or Suno upstream has to answer a submit
+    channel_probe_timeout: float = 30.0  # seconds each upstream call of a channel probe may take
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +79,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         leases=lease_config(env),
         tasks_fetch_timeout=env.float("RELAY_TASKS_FETCH_TIMEOUT", 5.0),
         task_submit_timeout=env.float("RELAY_TASK_SUBMIT_TIMEOUT", 60.0),
+        channel_probe_timeout=max(env.float("CHANNEL_PROBE_TIMEOUT", 30.0), 0.1),
     )
     env.check(service="relay")
     return settings

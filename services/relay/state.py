@@ -22,6 +22,8 @@ from services.relay.adaptors import Adaptors
 from services.relay.auth import Authenticator
 from services.relay.billing import Biller
 from services.relay.deferral import publish_until_stored
+from services.relay.health import responder as channel_probes
+from services.relay.health.checks import Probing
 from services.relay.media import MediaPolicy
 from services.relay.metrics import CHANNEL_REPORTS, ERROR_LOGS
 from services.relay.routing import KeyRotator
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 REPORT_TIMEOUT = 5.0
 WRITE_LOG_TIMEOUT = 5.0
+PROBE_RPC_TIMEOUT = 10.0  # accounts reads and writes around a channel probe
 MAX_PENDING_REPORTS = 1000
 VELOERA_PROJ = Path(services.__file__).resolve().parent.parent / "VELOERA_PROJ"
 
@@ -124,6 +127,14 @@ class RelayContext:
             self.keys,
             s.channel_private_addresses,
         )
+        probing = Probing(
+            accounts=accounts,
+            session=self.http,
+            timeout=s.channel_probe_timeout,
+            rpc_timeout=PROBE_RPC_TIMEOUT,
+            allow_private=s.channel_private_addresses,
+        )
+        await channel_probes.serve(self.nats, probing)
         await asyncio.to_thread(tokens.warm_up)
         await self.snapshot.load_initial(s.startup_timeout)
         self._spawn(self.snapshot.poll_forever(s.snapshot_refresh_seconds))

@@ -6,24 +6,20 @@ Every relay answers in one queue group."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from urllib.parse import quote
 
-import nats.errors
 import orjson
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from veloera.tasks.v1 import tasks_pb2
 
 from services.relay.routing import ChannelInfo, KeyRotator, RoutingTable
 from services.relay.task_upstream import TaskError, task_upstream_get, task_upstream_post
 from services.relay.upstream import Sessions
-from services.shared import subjects
+from services.shared import natsutil, subjects
 from services.shared.channel_types import MIDJOURNEY_TYPES, OPENAI, SUNO
 
 logger = logging.getLogger(__name__)
@@ -114,18 +110,9 @@ async def serve(
     keys: KeyRotator,
     allow_private: bool,
 ) -> Subscription:
-    running: set[asyncio.Task[None]] = set()
-
-    async def respond(msg: Msg) -> None:
-        reply = await answer(msg.data, table(), sessions(), keys, allow_private)
-        with contextlib.suppress(nats.errors.Error):
-            await msg.respond(reply.SerializeToString())
-
-    async def on_request(msg: Msg) -> None:
-        # Each in its own task: nats-py runs a subscription's callbacks one after another, and
-        # one slow upstream must not hold every other channel's poll behind it.
-        task = asyncio.create_task(respond(msg))
-        running.add(task)
-        task.add_done_callback(running.discard)
-
-    return await nc.subscribe(subjects.TASK_POLL, queue=QUEUE, cb=on_request)
+    return await natsutil.serve_requests(
+        nc,
+        subjects.TASK_POLL,
+        QUEUE,
+        lambda data: answer(data, table(), sessions(), keys, allow_private),
+    )

@@ -43,3 +43,11 @@ TASK_TYPES = MIDJOURNEY_TYPES | {SUNO}
 
 def is_supported(type_id: int) -> bool:
     return type_id in SUPPORTED_TYPES or type_id in TASK_TYPES
+
+
+# Types whose provider has a balance query (upstream `controller/channel-billing.go`; the
+# queries are in services/relay/health/probe.py).
+API2GPT = 12
+AIGC2D = 13
+SILICONFLOW = 40
+BALANCE_TYPES = frozenset({OPENAI, CUSTOM, API2GPT, AIGC2D, OPENROUTER, SILICONFLOW, DEEPSEEK})

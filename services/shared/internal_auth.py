@@ -53,21 +53,24 @@ _BILLING = billing_pb2.DESCRIPTOR.services_by_name["BillingService"]
 ALL_RPCS = _methods(_ACCOUNTS) | _methods(_BILLING)
 
 # The relay's request path: check API keys, read routing, hold and settle money, report channel
-# results, write its own error logs, read a key's budget. Nothing that acts for an admin, reveals
-# a key, grants quota or reads secret options.
+# results, write its own error logs, read a key's budget; and the channel probes it answers for
+# the console and the tasks service (read a channel with its keys, record what was measured).
+# Nothing that acts for an admin, grants quota or reads secret options.
 RELAY_RPCS = _named(
-    _ACCOUNTS, "Authenticate", "GetRoutingSnapshot", "GetRoutingDelta", "ReportChannelResult"
+    _ACCOUNTS, "Authenticate", "GetRoutingSnapshot", "GetRoutingDelta", "ReportChannelResult",
+    "GetProbeChannels", "RecordChannelTest", "RecordChannelBalance",
 ) | _named(
     _BILLING, "Reserve", "Settle", "Release", "SettleBatch", "AcquireLease", "ReturnLease",
     "WriteLog", "GetPricingOptions", "GetTokenBudgets",
 )  # fmt: skip
 
 # The console acts for signed-in users and admins (every `actor_id` it sends comes from a session
-# it verified); it never moves money on the request path, reads the routing snapshot (decrypted
-# channel keys) or checks the ledger.
+# it verified); it never moves money on the request path, reads the routing snapshot or the
+# probe channels (decrypted channel keys), records probes (the relays do) or checks the ledger.
 WEB_RPCS = ALL_RPCS - (
     _named(
-        _ACCOUNTS, "Authenticate", "GetRoutingSnapshot", "GetRoutingDelta", "ReportChannelResult"
+        _ACCOUNTS, "Authenticate", "GetRoutingSnapshot", "GetRoutingDelta", "ReportChannelResult",
+        "GetProbeChannels", "RecordChannelTest", "RecordChannelBalance",
     )
     | _named(
         _BILLING, "Reserve", "Settle", "Release", "SettleBatch", "AcquireLease", "ReturnLease",
@@ -75,9 +78,9 @@ WEB_RPCS = ALL_RPCS - (
     )
 )  # fmt: skip
 
-# The tasks service's scheduled channel tests and balance queries: read channels with their keys
-# and record what was measured (accounts applies the auto-disable / auto-enable rules).
-TASKS_RPCS = _named(_ACCOUNTS, "GetProbeChannels", "RecordChannelTest", "RecordChannelBalance")
+# The tasks service's scheduled channel tests and balance queries: list the channels (keys
+# masked); the relays make the probes and record them.
+TASKS_RPCS = _named(_ACCOUNTS, "ListChannels")
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     RELAY: RELAY_RPCS,

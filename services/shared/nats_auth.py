@@ -76,6 +76,7 @@ PERMISSIONS: dict[str, tuple[list[str], list[str]] | None] = {
             subjects.USER_NOTIFICATION_SUBJECT,
             subjects.TASK_REFUNDS_SUBJECT,
             subjects.TASK_POLL,
+            subjects.CHANNEL_PROBE,
             _REPLIES,  # answers to TASKS_FETCH
         ],
         [_REPLIES, subjects.TASKS_FETCH],
@@ -88,11 +89,17 @@ PERMISSIONS: dict[str, tuple[list[str], list[str]] | None] = {
             subjects.SETTLE_BATCHES_SUBJECT,
             subjects.TASK_SUBMITTED_SUBJECT,
             subjects.TASKS_FETCH,
-            _REPLIES,  # answers to TASK_POLL
+            _REPLIES,  # answers to TASK_POLL and CHANNEL_PROBE
         ],
-        [_REPLIES, subjects.ACCOUNTS_CHANGED, subjects.PRICES_CHANGED, subjects.TASK_POLL],
+        [
+            _REPLIES,
+            subjects.ACCOUNTS_CHANGED,
+            subjects.PRICES_CHANGED,
+            subjects.TASK_POLL,
+            subjects.CHANNEL_PROBE,
+        ],
     ),
-    WEB: ([subjects.TASKS_FETCH], [_REPLIES]),
+    WEB: ([subjects.TASKS_FETCH, subjects.CHANNEL_PROBE], [_REPLIES]),
     ADMIN: None,
 }
 SERVICE_USERS = (ACCOUNTS, BILLING, TASKS, RELAY, WEB)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import nats
 import nats.errors
+from google.protobuf.message import Message
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -75,3 +80,25 @@ async def drain(nc: NATS, timeout: float = 5.0) -> None:
     except (TimeoutError, nats.errors.Error):
         logger.warning("NATS drain did not finish within %.0fs; closing", timeout)
         await nc.close()
+
+
+async def serve_requests(
+    nc: NATS, subject: str, queue: str, answer: Callable[[bytes], Awaitable[Message]]
+) -> Subscription:
+    """Answer each request on `subject` (one replica of the queue group) in its own task:
+    nats-py runs a subscription's callbacks one after another, so one slow answer (an upstream,
+    a query) would otherwise hold every request behind it. A requester that went away is
+    ignored."""
+    running: set[asyncio.Task[None]] = set()
+
+    async def respond(msg: Msg) -> None:
+        reply = await answer(msg.data)
+        with contextlib.suppress(nats.errors.Error):
+            await msg.respond(reply.SerializeToString())
+
+    async def on_request(msg: Msg) -> None:
+        task = asyncio.create_task(respond(msg))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    return await nc.subscribe(subject, queue=queue, cb=on_request)

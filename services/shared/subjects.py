@@ -35,6 +35,9 @@ TASKS_FETCH = "veloera.tasks.fetch"
 # Request/reply served by the relay, which holds the channel keys (tasks.v1.PollTasksRequest ->
 # PollTasksResponse): the tasks service's poller asks an upstream about its tasks through it.
 TASK_POLL = "veloera.relay.task_poll"
+# Request/reply served by the relays (relay.v1.ChannelProbeRequest -> ChannelProbeResponse):
+# channel tests, balance queries and model lists for the console and the tasks service.
+CHANNEL_PROBE = "veloera.relay.channel_probe"
 
 # Every stream with its subjects; ensured (created or updated) at start by each service.
 STREAMS: dict[str, list[str]] = {

@@ -5,18 +5,15 @@ Every replica answers in one queue group; an answer that cannot be made says why
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
-import nats.errors
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from veloera.tasks.v1 import tasks_pb2
 
-from services.shared import subjects
+from services.shared import natsutil, subjects
 from services.tasks import store
 from services.tasks.metrics import FETCHES
 
@@ -47,18 +44,6 @@ async def answer(pool: asyncpg.Pool, data: bytes) -> tasks_pb2.FetchTasksRespons
 
 
 async def serve(nc: NATS, pool: asyncpg.Pool) -> Subscription:
-    """Answer each request in its own task: nats-py runs a subscription's callbacks one after
-    another, so one slow query would otherwise delay every fetch behind it."""
-    running: set[asyncio.Task[None]] = set()
-
-    async def respond(msg: Msg) -> None:
-        reply = await answer(pool, msg.data)
-        with contextlib.suppress(nats.errors.Error):
-            await msg.respond(reply.SerializeToString())
-
-    async def on_request(msg: Msg) -> None:
-        task = asyncio.create_task(respond(msg))
-        running.add(task)
-        task.add_done_callback(running.discard)
-
-    return await nc.subscribe(subjects.TASKS_FETCH, queue=QUEUE, cb=on_request)
+    return await natsutil.serve_requests(
+        nc, subjects.TASKS_FETCH, QUEUE, lambda data: answer(pool, data)
+    )

@@ -36,7 +36,6 @@ class Settings:
     # INTERNAL_TOKEN_TASKS: this service's credential with accounts (needed for channel health).
     credential: Credential | None = None
     channel_probe_timeout: float = 30.0
-    channel_private_addresses: bool = False
     polling_interval: float = 0.0  # POLLING_INTERVAL: pause between channels in a scheduled run
 
 
@@ -62,7 +61,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         accounts_addr=env.str("ACCOUNTS_ADDR", "127.0.0.1:50051"),
         credential=_credential(env),
         channel_probe_timeout=max(env.float("CHANNEL_PROBE_TIMEOUT", 30.0), 0.1),
-        channel_private_addresses=env.bool("CHANNEL_PRIVATE_ADDRESSES", False),
         polling_interval=_duration(env, "POLLING_INTERVAL", "seconds"),
     )
     if (settings.channel_test_minutes or settings.channel_update_minutes) and not (

@@ -116,7 +116,7 @@ async def run(settings: Settings) -> None:
 
     probes = await health.serve(readiness, alive, settings.bind_host, settings.metrics_port)
     logger.info("tasks worker started", extra={"polling": settings.update_task})
-    async with channel_jobs.running(settings):
+    async with channel_jobs.running(settings, nc):
         await stop.wait()
     for task in loops:
         task.cancel()

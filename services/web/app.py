@@ -15,12 +15,13 @@ from starlette.staticfiles import StaticFiles
 from veloera.accounts.v1 import accounts_pb2_grpc
 from veloera.billing.v1 import billing_pb2_grpc
 
-from services.relay.health.probe import open_session
 from services.shared.access_log import AccessLogMiddleware
+from services.shared.channel_probes import ProbeClient
 from services.shared.grpcutil import open_channel
 from services.web.body_limit import BodyLimitMiddleware
 from services.web.deps import Deps
 from services.web.metrics import MetricsMiddleware
+from services.web.nats_link import NatsLink
 from services.web.rate_limit import RateLimitMiddleware
 from services.web.routes import (
     channel_health,
@@ -48,7 +49,6 @@ from services.web.routes import (
     users,
 )
 from services.web.settings import Settings
-from services.web.tasks_client import TasksClient
 from services.web.turnstile import TurnstileMiddleware
 
 logger = logging.getLogger(__name__)
@@ -93,16 +93,16 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         accounts_channel = open_channel(settings.accounts_addr, settings.credential)
         billing_channel = open_channel(settings.billing_addr, settings.credential)
-        tasks_client = TasksClient(settings)
+        nats_link = NatsLink(settings)
         app.state.deps = Deps(
             settings=settings,
             accounts=accounts_pb2_grpc.AccountsServiceStub(accounts_channel),
             billing=billing_pb2_grpc.BillingServiceStub(billing_channel),
             channels=[accounts_channel, billing_channel],
-            probe_session=open_session(allow_private=settings.channel_private_addresses),
-            tasks=tasks_client,
+            tasks=nats_link,
+            probes=ProbeClient(nats_link.connection, settings.channel_probe_timeout),
         )
-        tasks_client.start()
+        nats_link.start()
         logger.info(
             "web console on %s:%d (accounts %s, billing %s)",
             settings.bind_host,
@@ -114,8 +114,7 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             await channel_health.stop_background(app)
-            await app.state.deps.probe_session.close()
-            await tasks_client.close()
+            await nats_link.close()
             await accounts_channel.close(grace=2.0)
             await billing_channel.close(grace=2.0)
 

@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import grpc
 
+from services.shared.channel_probes import ProbeClient
+from services.web.nats_link import NatsLink
 from services.web.settings import Settings
-from services.web.tasks_client import TasksClient
 
 if TYPE_CHECKING:
     from veloera.accounts.v1.accounts_pb2_grpc import AccountsServiceAsyncStub
@@ -26,9 +26,9 @@ class Deps:
     accounts: AccountsServiceAsyncStub
     billing: BillingServiceAsyncStub
     channels: list[grpc.aio.Channel]
-    tasks: TasksClient
-    # Upstream calls of channel tests, balance queries and model lists (admin actions).
-    probe_session: aiohttp.ClientSession
+    tasks: NatsLink
+    # Channel tests, balance queries and model lists, made by the relays (admin actions).
+    probes: ProbeClient
     # Console jobs running in the background in this process ("test all", "update balances").
     background: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     started_at: int = field(default_factory=lambda: int(time.time()))

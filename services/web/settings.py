@@ -68,7 +68,6 @@ class Settings:
     # each call is bounded by CHANNEL_PROBE_TIMEOUT; private upstream addresses only when the
     # operator allows them, as in the relay.
     channel_probe_timeout: float = 30.0
-    channel_private_addresses: bool = False
     polling_interval: float = 0.0  # POLLING_INTERVAL: pause between channels in test-all
     # NATS for the task and drawing logs (TASKS_FETCH); "" leaves them, and /api/status's
     # enable_drawing / enable_task, off.
@@ -133,7 +132,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         webauthn_origin=env.str("WEBAUTHN_ORIGIN", "").rstrip("/"),
         webauthn_rp_id=env.str("WEBAUTHN_RP_ID", ""),
         channel_probe_timeout=max(env.float("CHANNEL_PROBE_TIMEOUT", 30.0), 0.1),
-        channel_private_addresses=env.bool("CHANNEL_PRIVATE_ADDRESSES", False),
         polling_interval=_pause(env),
         nats_url=env.str("NATS_URL", ""),
         nats_password=nats_auth.load_password(env, nats_auth.WEB),

@@ -10,8 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from veloera.relay.v1.relay_pb2 import ChannelProbeResponse
 
-from services.shared import internal_auth
+from services.shared import internal_auth, nats_auth, natsutil, subjects
+from services.shared.channel_probes import ChannelGone, ProbeClient, ProbeFailed, ProbeUnavailable
 from services.shared.config import Secret
 from services.tasks import channel_jobs
 from services.tasks.settings import Settings
@@ -36,7 +38,8 @@ def upstream() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-async def root(web_url: str, upstream: FakeOpenAI) -> AsyncIterator[Console]:
+async def root(web_url: str, relay_url: str, upstream: FakeOpenAI) -> AsyncIterator[Console]:
+    """Root with auto-disable and auto-enable on; the relay makes the probes."""
     console = await root_console(web_url)
     before = {item["key"]: item["value"] for item in await console.call("GET", "/api/option/")}
     wanted = {
@@ -295,7 +298,8 @@ async def test_bad_requests_get_clear_failures(
 @pytest.fixture
 async def scheduled(accounts_addr: str, infra: Infra) -> AsyncIterator[None]:
     """The tasks service's scheduled channel jobs, in this process, every 0.6 s, calling
-    accounts with the tasks service's own credential."""
+    accounts with the tasks service's own credential and asking the session's relay over NATS
+    as the tasks service's NATS user."""
     token = PLANE[internal_auth.token_variable(internal_auth.TASKS)]
     settings = Settings(
         database_url=Secret(infra.database_url), nats_url="", nats_password=Secret(""),
@@ -304,11 +308,21 @@ async def scheduled(accounts_addr: str, infra: Infra) -> AsyncIterator[None]:
         poll_batch=1, poll_request_timeout=5.0, task_timeout=3600.0, channel_test_minutes=0.01,
         channel_update_minutes=0.01, accounts_addr=accounts_addr,
         credential=internal_auth.Credential(internal_auth.TASKS, Secret(token)),
-        channel_probe_timeout=3.0, channel_private_addresses=True,
+        channel_probe_timeout=3.0,
     )  # fmt: skip
-    async with channel_jobs.running(settings) as jobs:
-        assert len(jobs) == 2
-        yield
+    assert infra.nats is not None
+    nc = await natsutil.connect(
+        infra.nats.url,
+        name="test-tasks",
+        user=nats_auth.TASKS,
+        password=Secret(PLANE[nats_auth.password_variable(nats_auth.TASKS)]),
+    )
+    try:
+        async with channel_jobs.running(settings, nc) as jobs:
+            assert len(jobs) == 2
+            yield
+    finally:
+        await natsutil.drain(nc)
 
 
 async def test_scheduled_tests_disable_a_failing_channel_and_re_enable_it_once_it_recovers(
@@ -359,3 +373,30 @@ async def test_the_relay_stops_and_resumes_routing_with_the_tests_verdict(
     assert (await run_test(root, customer.channel_id))["data"]["channel_enabled"]
     served = await eventually(lambda: relay_answers(200), within=5.0)
     assert served["choices"][0]["message"]["content"] == upstream.reply_text
+
+
+async def test_probes_over_nats_answer_gone_channels_and_bad_requests_clearly(
+    relay_url: str, infra: Infra
+) -> None:
+    """What the console and the tasks service get from the relays for a channel that does not
+    exist, a request that cannot be decoded, and when NATS is not connected."""
+    assert infra.nats is not None
+    nc = await natsutil.connect(
+        infra.nats.url,
+        name="test-web",
+        user=nats_auth.WEB,
+        password=Secret(PLANE[nats_auth.password_variable(nats_auth.WEB)]),
+    )
+    try:
+        client = ProbeClient(lambda: nc, probe_timeout=3.0)
+        for probe in (client.test(987_654_321), client.balance(987_654_321)):
+            with pytest.raises(ChannelGone):
+                await probe
+        with pytest.raises(ProbeFailed, match="no key"):
+            await client.unsaved_models(1, "", " ")
+        reply = await nc.request(subjects.CHANNEL_PROBE, b"\xff\x01", timeout=10.0)
+        assert ChannelProbeResponse.FromString(reply.data).error == "undecodable request"
+    finally:
+        await natsutil.drain(nc)
+    with pytest.raises(ProbeUnavailable, match="not connected"):
+        await ProbeClient(lambda: None, probe_timeout=3.0).test(1)

@@ -27,15 +27,24 @@ def test_web_acts_for_admins_but_never_moves_money_on_the_request_path() -> None
         assert path not in web
 
 
-def test_tasks_reads_channels_for_health_checks_and_nothing_else() -> None:
-    tasks = internal_auth.PERMISSIONS[internal_auth.TASKS]
-    assert tasks == {
+def test_tasks_lists_channels_for_health_checks_and_nothing_else() -> None:
+    assert internal_auth.PERMISSIONS[internal_auth.TASKS] == {f"{ACCOUNTS}ListChannels"}
+
+
+def test_only_the_relay_makes_and_records_channel_probes() -> None:
+    probe_rpcs = {
         f"{ACCOUNTS}GetProbeChannels",
         f"{ACCOUNTS}RecordChannelTest",
         f"{ACCOUNTS}RecordChannelBalance",
     }
-    relay = internal_auth.PERMISSIONS[internal_auth.RELAY]
-    assert not tasks & relay  # the relay never reads decrypted keys of disabled channels
+    assert probe_rpcs <= internal_auth.PERMISSIONS[internal_auth.RELAY]
+    for caller in (internal_auth.WEB, internal_auth.TASKS):
+        assert not probe_rpcs & internal_auth.PERMISSIONS[caller], caller
+    for user in (nats_auth.WEB, nats_auth.TASKS):
+        allowed = nats_auth.PERMISSIONS[user]
+        assert allowed is not None and subjects.CHANNEL_PROBE in allowed[0], user
+    relay = nats_auth.PERMISSIONS[nats_auth.RELAY]
+    assert relay is not None and subjects.CHANNEL_PROBE in relay[1]
 
 
 def test_the_relay_nats_user_publishes_settlements_only() -> None:

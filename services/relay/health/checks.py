@@ -2,19 +2,17 @@
 call the upstream (probe.py), record the result in accounts, which applies the
 auto-disable / auto-enable rules and tells the relays.
 
-Used by the console for manual runs and by the tasks service for the scheduled ones
-(CHANNEL_TEST_FREQUENCY, CHANNEL_UPDATE_FREQUENCY), so both follow the same rules.
+The relay makes them when the console (manual runs) or the tasks service (scheduled runs) asks
+over NATS (responder.py), so both follow the same rules.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import aiohttp
-import grpc
 from veloera.accounts.v1 import accounts_pb2
 
 from services.relay.health import probe as channel_probe
@@ -23,10 +21,11 @@ from services.relay.health.probe import KeyTestResult, ProbeError
 if TYPE_CHECKING:
     from veloera.accounts.v1.accounts_pb2_grpc import AccountsServiceAsyncStub
 
-logger = logging.getLogger(__name__)
-
-ENABLED = accounts_pb2.CHANNEL_STATUS_ENABLED
 MANUALLY_DISABLED = accounts_pb2.CHANNEL_STATUS_MANUALLY_DISABLED
+
+
+class ChannelNotFound(Exception):
+    """The channel does not exist (any more)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +38,6 @@ class Probing:
     timeout: float
     rpc_timeout: float
     allow_private: bool
-    pause: float = 0.0  # POLLING_INTERVAL: seconds between channels in test-all / update-all
 
 
 @dataclass(slots=True)
@@ -67,15 +65,8 @@ async def load_channel(probing: Probing, channel_id: int) -> accounts_pb2.Channe
         accounts_pb2.GetProbeChannelsRequest(ids=[channel_id]), timeout=probing.rpc_timeout
     )
     if not reply.channels:
-        raise ProbeError("channel not found")
+        raise ChannelNotFound(channel_id)
     return reply.channels[0]
-
-
-async def load_all(probing: Probing) -> list[accounts_pb2.Channel]:
-    reply = await probing.accounts.GetProbeChannels(
-        accounts_pb2.GetProbeChannelsRequest(all=True), timeout=probing.rpc_timeout
-    )
-    return list(reply.channels)
 
 
 def keys_to_test(
@@ -135,31 +126,6 @@ async def run_channel_test(
     return outcome
 
 
-async def run_all_tests(probing: Probing) -> int:
-    """upstream `testAllChannels`: every channel in turn; a channel that cannot be tested is
-    logged and skipped. Returns how many channels were tested."""
-    tested = 0
-    for index, channel in enumerate(await load_all(probing)):
-        if index and probing.pause:
-            await asyncio.sleep(probing.pause)
-        try:
-            outcome = await run_channel_test(probing, channel)
-        except ProbeError as exc:
-            logger.info("channel %d not tested: %s", channel.id, exc)
-            continue
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.NOT_FOUND:
-                raise
-            continue  # deleted, or its keys replaced, while the run went on
-        tested += 1
-        if outcome.disabled or outcome.enabled:
-            logger.info(
-                "channel test changed a channel",
-                extra={"channel_id": channel.id, "enabled": outcome.enabled},
-            )
-    return tested
-
-
 async def update_balance(probing: Probing, channel: accounts_pb2.Channel) -> tuple[float, int]:
     """Query and store the channel's balance: (USD, the time it was stored)."""
     balance = await channel_probe.query_balance(
@@ -170,24 +136,3 @@ async def update_balance(probing: Probing, channel: accounts_pb2.Channel) -> tup
         timeout=probing.rpc_timeout,
     )
     return balance, reply.balance_updated_time
-
-
-async def update_all_balances(probing: Probing) -> int:
-    """upstream `updateAllChannelsBalance`: enabled channels whose type has a balance query."""
-    updated = 0
-    for channel in await load_all(probing):
-        if channel.status != ENABLED or channel.type not in channel_probe.BALANCE_TYPES:
-            continue
-        if updated and probing.pause:
-            await asyncio.sleep(probing.pause)
-        try:
-            await update_balance(probing, channel)
-        except ProbeError as exc:
-            logger.info("channel %d balance not updated: %s", channel.id, exc)
-            continue
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.NOT_FOUND:
-                raise
-            continue  # deleted while the run went on
-        updated += 1
-    return updated

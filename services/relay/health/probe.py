@@ -34,7 +34,16 @@ from services.relay.upstream import (
     through,
     usable_proxy,
 )
-from services.shared.channel_types import is_supported
+from services.shared.channel_types import (
+    AIGC2D,
+    API2GPT,
+    BALANCE_TYPES,
+    CUSTOM,
+    OPENAI,
+    OPENROUTER,
+    SILICONFLOW,
+    is_supported,
+)
 
 __all__ = ["ProbeError", "list_models", "open_session", "probe_key", "query_balance"]
 
@@ -230,15 +239,6 @@ async def _get_json(
 
 
 # ---------------------------------------------------------------- balance
-
-OPENAI = 1
-CUSTOM = 8
-API2GPT = 12
-AIGC2D = 13
-OPENROUTER = 20
-SILICONFLOW = 40
-DEEPSEEK = 43
-BALANCE_TYPES = frozenset({OPENAI, CUSTOM, API2GPT, AIGC2D, OPENROUTER, SILICONFLOW, DEEPSEEK})
 
 
 async def query_balance(

@@ -1,10 +1,11 @@
 """Channel tests, balance queries and upstream model lists for admins (upstream
 `controller/channel-test.go`, `controller/channel-billing.go`, `controller/channel.go`).
 
-A manual test or balance query runs here, through the same code the tasks service schedules
-(services/relay/health/checks.py); accounts records the result and applies the auto-disable
-and auto-enable rules. "Test all" and "update all balances" return at once and run in the
-background, as upstream does (a second start while one runs in this process is refused).
+The relays make them (services/shared/channel_probes.py: CHANNEL_PROBE over NATS), as they do
+for the tasks service's scheduled runs; accounts records the result and applies the
+auto-disable and auto-enable rules. "Test all" and "update all balances" return at once and
+run in the background, as upstream does (a second start while one runs in this process is
+refused).
 """
 
 from __future__ import annotations
@@ -12,43 +13,36 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from veloera.accounts.v1 import accounts_pb2
+from veloera.relay.v1 import relay_pb2
 
-from services.relay.health import checks as channel_checks
-from services.relay.health import probe as channel_probe
-from services.relay.health.probe import ProbeError
+from services.shared import channel_probes
+from services.shared.channel_probes import ProbeFailed, ProbeUnavailable
 from services.web.api import ROLE_ADMIN, ApiError, Call, bad_request, endpoint, parse_int
 
 logger = logging.getLogger(__name__)
 
 MAX_KEY_INDEX = 10_000
+T = TypeVar("T")
 
 
-def _probing(call: Call) -> channel_checks.Probing:
-    deps = call.deps
-    return channel_checks.Probing(
-        accounts=deps.accounts,
-        session=deps.probe_session,
-        timeout=deps.settings.channel_probe_timeout,
-        rpc_timeout=deps.timeout,
-        allow_private=deps.settings.channel_private_addresses,
-        pause=deps.settings.polling_interval,
-    )
+async def _asked(probe: Coroutine[Any, Any, T]) -> T:
+    """The relay's answer, or its refusal (or why no relay answered) for the admin to read."""
+    try:
+        return await probe
+    except (ProbeFailed, ProbeUnavailable) as exc:
+        raise ApiError(str(exc)) from None
 
 
-async def _channel(call: Call) -> accounts_pb2.Channel:
+def _channel_id(call: Call) -> int:
     channel_id = call.path_int("id")
     if channel_id <= 0:
         raise bad_request("the channel id must be a positive integer")
-    try:
-        return await channel_checks.load_channel(_probing(call), channel_id)
-    except ProbeError as exc:
-        raise ApiError(str(exc)) from None
+    return channel_id
 
 
 def _key_index(call: Call) -> int | None:
@@ -56,24 +50,25 @@ def _key_index(call: Call) -> int | None:
     return None if raw == "" else parse_int(raw, "key_index", minimum=0, maximum=MAX_KEY_INDEX)
 
 
-def _test_reply(outcome: channel_checks.ChannelTest) -> JSONResponse:
+def _test_reply(outcome: relay_pb2.ChannelProbeResponse) -> JSONResponse:
     failed = [r for r in outcome.results if not r.success]
+    response_ms = max((r.response_ms for r in outcome.results), default=0)
     if failed:
         message = "; ".join(f"key #{r.key_index}: {r.message}" for r in failed)
     elif outcome.too_slow:
-        message = f"response time {outcome.response_ms} ms is above ChannelDisableThreshold"
+        message = f"response time {response_ms} ms is above ChannelDisableThreshold"
     else:
         message = ""
     return JSONResponse(
         {
-            "success": outcome.success,
+            "success": channel_probes.tested_ok(outcome),
             "message": message,
-            "time": outcome.response_ms / 1000,
+            "time": response_ms / 1000,
             "data": {
                 "model": outcome.model,
-                "response_time": outcome.response_ms,
-                "channel_disabled": outcome.disabled,
-                "channel_enabled": outcome.enabled,
+                "response_time": response_ms,
+                "channel_disabled": outcome.channel_disabled,
+                "channel_enabled": outcome.channel_enabled,
                 "keys": [
                     {
                         "index": r.key_index,
@@ -91,15 +86,10 @@ def _test_reply(outcome: channel_checks.ChannelTest) -> JSONResponse:
 @endpoint(ROLE_ADMIN)
 async def test_channel(call: Call) -> JSONResponse:
     """One channel: the chosen model (or its test model), each key or `?key_index=`."""
-    channel = await _channel(call)
+    channel_id = _channel_id(call)
     model = call.request.query_params.get("model", "").strip()
-    try:
-        outcome = await channel_checks.run_channel_test(
-            _probing(call), channel, model=model, key_index=_key_index(call)
-        )
-    except ProbeError as exc:
-        raise ApiError(str(exc)) from None
-    return _test_reply(outcome)
+    probe = call.deps.probes.test(channel_id, model=model, key_index=_key_index(call))
+    return _test_reply(await _asked(probe))
 
 
 def _start(call: Call, name: str, job: Callable[[], Coroutine[Any, Any, int]]) -> None:
@@ -130,42 +120,31 @@ async def _logged(name: str, job: Coroutine[Any, Any, int]) -> None:
 
 @endpoint(ROLE_ADMIN)
 async def test_all_channels(call: Call) -> str:
-    probing = _probing(call)
-    _start(call, "test", lambda: channel_checks.run_all_tests(probing))
+    deps = call.deps
+    pause = deps.settings.polling_interval
+    run = channel_probes.run_all_tests
+    _start(call, "test", lambda: run(deps.probes, deps.accounts, deps.timeout, pause))
     return "testing every channel in the background; refresh the list to see the results"
 
 
 @endpoint(ROLE_ADMIN)
 async def update_balance(call: Call) -> dict[str, Any]:
-    channel = await _channel(call)
-    try:
-        balance, updated = await channel_checks.update_balance(_probing(call), channel)
-    except ProbeError as exc:
-        raise ApiError(str(exc)) from None
-    return {"balance": balance, "balance_updated_time": updated}
+    answer = await _asked(call.deps.probes.balance(_channel_id(call)))
+    return {"balance": answer.balance, "balance_updated_time": answer.balance_updated_time}
 
 
 @endpoint(ROLE_ADMIN)
 async def update_all_balances(call: Call) -> str:
-    probing = _probing(call)
-    _start(call, "balance update", lambda: channel_checks.update_all_balances(probing))
-    return "updating the balance of every enabled channel in the background"
-
-
-async def _models(call: Call, channel: accounts_pb2.Channel) -> list[str]:
     deps = call.deps
-    try:
-        return await channel_probe.list_models(
-            deps.probe_session, channel, timeout=deps.settings.channel_probe_timeout,
-            allow_private=deps.settings.channel_private_addresses,
-        )  # fmt: skip
-    except ProbeError as exc:
-        raise ApiError(str(exc)) from None
+    pause = deps.settings.polling_interval
+    run = channel_probes.update_all_balances
+    _start(call, "balance update", lambda: run(deps.probes, deps.accounts, deps.timeout, pause))
+    return "updating the balance of every enabled channel in the background"
 
 
 @endpoint(ROLE_ADMIN)
 async def fetch_models(call: Call) -> list[str]:
-    return await _models(call, await _channel(call))
+    return await _asked(call.deps.probes.models(_channel_id(call)))
 
 
 @endpoint(ROLE_ADMIN)
@@ -180,8 +159,8 @@ async def fetch_models_unsaved(call: Call) -> list[str]:
         raise bad_request("key is required")
     if base_url.strip() and not base_url.strip().lower().startswith(("http://", "https://")):
         raise bad_request("base_url must be an http or https URL")
-    channel = accounts_pb2.Channel(type=channel_type, base_url=base_url.strip(), key=key)
-    return await _models(call, channel)
+    probe = call.deps.probes.unsaved_models(channel_type, base_url.strip(), key)
+    return await _asked(probe)
 
 
 ROUTES = [

@@ -14,7 +14,7 @@ from veloera.tasks.v1 import tasks_pb2
 
 from services.web.api import ROLE_ADMIN, ROLE_COMMON, ApiError, Call, bad_request, endpoint
 from services.web.convert import paged
-from services.web.tasks_client import TaskStateUnavailable
+from services.web.nats_link import TaskStateUnavailable
 
 _LAST_TIMESTAMP = 253_402_214_400
 _PLATFORMS = {"suno": tasks_pb2.PLATFORM_SUNO, "video": tasks_pb2.PLATFORM_VIDEO}

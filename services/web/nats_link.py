@@ -1,8 +1,10 @@
-"""The console's line to the tasks service: TASKS_FETCH over NATS request/reply.
+"""The console's NATS connection: task state from the tasks service (TASKS_FETCH) and channel
+probes from the relays (CHANNEL_PROBE, services/shared/channel_probes.py), both request/reply.
 
-The connection is optional (NATS_URL unset: no task logs) and made in the background, so the
-console starts and serves everything else while NATS is away; until it connects, task logs
-answer that task state is unavailable and /api/status reports drawing and tasks as off.
+The connection is optional (NATS_URL unset: no task logs, no channel tests) and made in the
+background, so the console starts and serves everything else while NATS is away; until it
+connects, task logs answer that task state is unavailable, /api/status reports drawing and tasks
+as off, and channel tests say that the relays cannot be reached.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class TaskStateUnavailable(Exception):
     """Task state cannot be read now (no NATS, no tasks replica answering, its store down)."""
 
 
-class TasksClient:
+class NatsLink:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._nc: NATS | None = None
@@ -41,6 +43,9 @@ class TasksClient:
     @property
     def connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
+
+    def connection(self) -> NATS | None:
+        return self._nc
 
     def start(self) -> None:
         if self.configured:
@@ -57,7 +62,7 @@ class TasksClient:
                 )
                 return
             except (OSError, TimeoutError, nats.errors.Error) as exc:
-                logger.warning("NATS not reachable (%s); task logs wait for it", exc)
+                logger.warning("NATS not reachable (%s); task logs and channel tests wait", exc)
                 await asyncio.sleep(_RETRY_SECONDS)
 
     async def close(self) -> None:
