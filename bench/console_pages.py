@@ -28,28 +28,9 @@ from playwright.async_api import Browser, Page, Request, async_playwright
 
 from bench.logs_bench import fill
 from bench.stack import FakeProcess, Stack
-from tests.browser.conftest import LAUNCH_FLAGS, ensure_chromium
+from tests.browser.conftest import ADMIN, LAUNCH_FLAGS, PUBLIC, TASK_PAGES, USER, ensure_chromium
 from tests.helpers import ROOT_PASSWORD, ROOT_USERNAME, create_user, root_console
 
-PUBLIC = ["/", "/pricing", "/about", "/login", "/register", "/reset"]
-USER = [
-    "/console",
-    "/console/token",
-    "/console/log",
-    "/console/playground",
-    "/console/topup",
-    "/console/inbox",
-    "/console/personal",
-    "/console/midjourney",
-    "/console/task",
-]
-ADMIN = [
-    "/console/channel",
-    "/console/user",
-    "/console/redemption",
-    "/console/message",
-    "/console/setting",
-]
 RENDER_TIMEOUT_MS = 30_000
 
 
@@ -167,9 +148,10 @@ async def measure(web_url: str, dsn: str, repeats: int) -> None:
         )
         try:
             await measure_role(browser, web_url, "guest", PUBLIC, None, repeats)
-            await measure_role(browser, web_url, "user", USER, (username, "password123"), repeats)
+            user_pages, user_login = USER + TASK_PAGES, (username, "password123")
+            await measure_role(browser, web_url, "user", user_pages, user_login, repeats)
             root_login = (ROOT_USERNAME, ROOT_PASSWORD)
-            await measure_role(browser, web_url, "root", USER + ADMIN, root_login, repeats)
+            await measure_role(browser, web_url, "root", user_pages + ADMIN, root_login, repeats)
         finally:
             await browser.close()
     finally:

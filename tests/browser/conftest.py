@@ -31,6 +31,25 @@ LAUNCH_FLAGS = [
 ]
 INSTALL_TIMEOUT = 600.0
 WIDE = {"width": 1280, "height": 900}
+# The console's pages by the role that may open them (also what bench/console_pages.py times).
+PUBLIC = ["/", "/pricing", "/about", "/login", "/register", "/reset"]
+USER = [
+    "/console",
+    "/console/token",
+    "/console/log",
+    "/console/playground",
+    "/console/topup",
+    "/console/inbox",
+    "/console/personal",
+]
+ADMIN = [
+    "/console/channel",
+    "/console/user",
+    "/console/redemption",
+    "/console/message",
+    "/console/setting",
+]
+TASK_PAGES = ["/console/midjourney", "/console/task"]  # shown once drawing / tasks are on
 NARROW = {"width": 390, "height": 844}
 
 

@@ -12,29 +12,22 @@ import httpx
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import NARROW, WIDE, Site, Tab, TabFactory, sign_in, sign_in_root
+from tests.browser.conftest import (
+    ADMIN,
+    NARROW,
+    PUBLIC,
+    USER,
+    WIDE,
+    Site,
+    Tab,
+    TabFactory,
+    sign_in,
+    sign_in_root,
+)
 from tests.e2e.test_chat_flow import eventually
 from tests.helpers import create_channel, create_token, root_console, unique_name
 
 pytestmark = pytest.mark.browser
-
-PUBLIC = ["/", "/pricing", "/about", "/login", "/register", "/reset"]
-USER = [
-    "/console",
-    "/console/token",
-    "/console/log",
-    "/console/playground",
-    "/console/topup",
-    "/console/inbox",
-    "/console/personal",
-]
-ADMIN = [
-    "/console/channel",
-    "/console/user",
-    "/console/redemption",
-    "/console/message",
-    "/console/setting",
-]
 
 
 async def _visit_all(tab: Tab, paths: list[str]) -> None:
