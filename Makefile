@@ -4,6 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find proto -name '*.proto')
+# buf (proto lint and breaking-change checks) from the npm registry's @bufbuild/buf, which ships
+# the binary; `make check` installs it under build/ (needs npm; `make run` and `make test` don't).
+BUF_VERSION := 1.75.0
+BUF := build/buf-$(BUF_VERSION)/node_modules/.bin/buf
+BREAKING_AGAINST ?= main
 
 .PHONY: run test check proto bench lint clean screenshots
 
@@ -33,7 +38,11 @@ proto: $(STAMP)
 		--python_out=proto --grpc_python_out=proto --mypy_out=proto --mypy_grpc_out=proto \
 		$(PROTOS)
 
-check: $(STAMP)
+$(BUF):
+	npm install --prefix build/buf-$(BUF_VERSION) --no-save --no-audit --no-fund --loglevel=error \
+		@bufbuild/buf@$(BUF_VERSION)
+
+check: $(STAMP) $(BUF)
 	rm -rf build/proto-check && mkdir -p build/proto-check
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m grpc_tools.protoc -I proto \
 		--python_out=build/proto-check --grpc_python_out=build/proto-check \
@@ -44,6 +53,13 @@ check: $(STAMP)
 	$(BIN)/ruff format --check services tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	cd proto && $(abspath $(BUF)) lint
+	# Wire compatibility with $(BREAKING_AGAINST) (on main itself: main with itself). Every
+	# service ships together, so a deliberate break is allowed: `make check BREAKING_AGAINST=`.
+	if [ -n "$(BREAKING_AGAINST)" ] && git rev-parse -q --verify $(BREAKING_AGAINST) >/dev/null; then \
+		cd proto && $(abspath $(BUF)) breaking \
+			--against '$(abspath .)/.git#branch=$(BREAKING_AGAINST),subdir=proto'; \
+	else echo 'buf breaking skipped (no $(BREAKING_AGAINST) branch to compare with)'; fi
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -109,7 +109,7 @@ class InboxRpcs:
         return _message(row, user_ids=users.get(row["id"], []))
 
     async def ListUserMessages(
-        self, request: pb.UserMessagesRequest, context: Context
+        self, request: pb.ListUserMessagesRequest, context: Context
     ) -> pb.ListMessagesResponse:
         limit, offset = paging(request.page, request.page_size)
         async with self._deps.pool.acquire() as conn:

@@ -90,7 +90,7 @@ class TokenRpcs:
         return pb.ListTokensResponse(tokens=tokens, total=total)
 
     async def DeleteTokens(
-        self, request: pb.DeleteTokenRequest, context: Context
+        self, request: pb.DeleteTokensRequest, context: Context
     ) -> pb.DeleteTokenResponse:
         if not request.ids:
             raise InvalidArgument("no token ids given")

@@ -71,11 +71,20 @@ def matching_step(secret: str, code: str, at: float) -> int | None:
     return None
 
 
+# What a current code confirms (each carries user_id, code and client_ip).
+CodeRequest = (
+    pb.EnableTwoFactorRequest
+    | pb.DisableTwoFactorRequest
+    | pb.RegenerateBackupCodesRequest
+    | pb.CompleteTwoFactorLoginRequest
+)
+
+
 class TwoFactorRpcs:
     _deps: Deps
 
     async def GetTwoFactorStatus(
-        self, request: pb.TwoFactorUserRequest, context: Context
+        self, request: pb.GetTwoFactorStatusRequest, context: Context
     ) -> pb.TwoFactorStatus:
         async with self._deps.pool.acquire() as conn:
             return await _status(conn, request.user_id)
@@ -100,7 +109,7 @@ class TwoFactorRpcs:
         return pb.TwoFactorSetup(secret=secret, otpauth_uri=uri)
 
     async def EnableTwoFactor(
-        self, request: pb.TwoFactorCodeRequest, context: Context
+        self, request: pb.EnableTwoFactorRequest, context: Context
     ) -> pb.TwoFactorBackupCodes:
         async def enable(conn: Conn, row: asyncpg.Record) -> list[str]:
             await two_factor_repo.enable(conn, user_id=request.user_id, now=now())
@@ -110,7 +119,7 @@ class TwoFactorRpcs:
         return pb.TwoFactorBackupCodes(codes=codes)
 
     async def DisableTwoFactor(
-        self, request: pb.TwoFactorCodeRequest, context: Context
+        self, request: pb.DisableTwoFactorRequest, context: Context
     ) -> pb.TwoFactorStatus:
         async def disable(conn: Conn, row: asyncpg.Record) -> None:
             await two_factor_repo.remove(conn, user_id=request.user_id)
@@ -119,7 +128,7 @@ class TwoFactorRpcs:
         return pb.TwoFactorStatus(enabled=False)
 
     async def RegenerateBackupCodes(
-        self, request: pb.TwoFactorCodeRequest, context: Context
+        self, request: pb.RegenerateBackupCodesRequest, context: Context
     ) -> pb.TwoFactorBackupCodes:
         async def regenerate(conn: Conn, row: asyncpg.Record) -> list[str]:
             return await self._new_backup_codes(conn, request.user_id)
@@ -128,7 +137,7 @@ class TwoFactorRpcs:
         return pb.TwoFactorBackupCodes(codes=codes)
 
     async def ResetTwoFactor(
-        self, request: pb.TwoFactorUserRequest, context: Context
+        self, request: pb.ResetTwoFactorRequest, context: Context
     ) -> pb.TwoFactorStatus:
         """An administrator's reset for a user who lost the authenticator and the codes."""
         async with self._deps.pool.acquire() as conn, conn.transaction():
@@ -143,10 +152,7 @@ class TwoFactorRpcs:
         async def sign_in(conn: Conn, row: asyncpg.Record) -> None:
             return None
 
-        check = pb.TwoFactorCodeRequest(
-            user_id=request.user_id, code=request.code, client_ip=request.client_ip
-        )
-        await self._with_code(check, sign_in, backup_allowed=True)
+        await self._with_code(request, sign_in, backup_allowed=True)
         async with self._deps.pool.acquire() as conn:
             user = await users_repo.get_user(conn, user_id=request.user_id)
         if user is None or user["deleted_at"] is not None:
@@ -170,7 +176,7 @@ class TwoFactorRpcs:
 
     async def _with_code(
         self,
-        request: pb.TwoFactorCodeRequest,
+        request: CodeRequest,
         action: Callable[[Conn, asyncpg.Record], Awaitable[T]],
         *,
         backup_allowed: bool,
@@ -213,7 +219,7 @@ class TwoFactorRpcs:
         )
 
     async def ListPasskeys(
-        self, request: pb.TwoFactorUserRequest, context: Context
+        self, request: pb.ListPasskeysRequest, context: Context
     ) -> pb.ListPasskeysResponse:
         async with self._deps.pool.acquire() as conn:
             rows = await two_factor_repo.list_passkeys(conn, user_id=request.user_id)

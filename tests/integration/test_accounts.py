@@ -310,9 +310,9 @@ async def test_token_lifecycle_is_private_to_its_owner(stub: Stub, root: pb.User
     disabled = await stub.UpdateToken(status_only)
     assert disabled.status == pb.TOKEN_STATUS_DISABLED and disabled.name == "desktop"
 
-    stolen = stub.DeleteTokens(pb.DeleteTokenRequest(user_id=stranger.id, ids=[token.id]))
+    stolen = stub.DeleteTokens(pb.DeleteTokensRequest(user_id=stranger.id, ids=[token.id]))
     assert (await stolen).deleted == 0
-    deleted = await stub.DeleteTokens(pb.DeleteTokenRequest(user_id=owner.id, ids=[token.id]))
+    deleted = await stub.DeleteTokens(pb.DeleteTokensRequest(user_id=owner.id, ids=[token.id]))
     assert deleted.deleted == 1
     gone = stub.GetToken(pb.GetTokenRequest(user_id=owner.id, id=token.id))
     assert (await rpc_error(gone)).code() == grpc.StatusCode.NOT_FOUND
@@ -381,7 +381,7 @@ async def test_authenticate_returns_token_user_and_groups(stub: Stub, root: pb.U
     assert unknown.code() == grpc.StatusCode.UNAUTHENTICATED
     assert (unknown.details(), error_code_of(unknown)) == ("invalid token", "invalid_token")
 
-    await stub.DeleteTokens(pb.DeleteTokenRequest(user_id=owner.id, ids=[token.id]))
+    await stub.DeleteTokens(pb.DeleteTokensRequest(user_id=owner.id, ids=[token.id]))
     deleted = await rpc_error(stub.Authenticate(pb.AuthenticateRequest(key=token.key)))
     assert error_code_of(deleted) == "invalid_token"
 

@@ -349,9 +349,9 @@ async def test_inbox_reaches_chosen_users_only(stub: Stub, root: pb.User) -> Non
     message = pb.InboxMessage(title="Maintenance", content="**Tonight**", user_ids=[alice.id])
     saved = await stub.SaveMessage(pb.SaveMessageRequest(actor_id=root.id, message=message))
     assert list(saved.user_ids) == [alice.id]
-    mine = await stub.ListUserMessages(pb.UserMessagesRequest(user_id=alice.id))
+    mine = await stub.ListUserMessages(pb.ListUserMessagesRequest(user_id=alice.id))
     assert [m.id for m in mine.messages] == [saved.id] and mine.unread == 1
-    theirs = await stub.ListUserMessages(pb.UserMessagesRequest(user_id=bob.id))
+    theirs = await stub.ListUserMessages(pb.ListUserMessagesRequest(user_id=bob.id))
     assert saved.id not in [m.id for m in theirs.messages]
     hidden = pb.MarkMessageReadRequest(user_id=bob.id, id=saved.id)
     assert (await rpc_error(stub.MarkMessageRead(hidden))).code() == grpc.StatusCode.NOT_FOUND

@@ -164,7 +164,9 @@ async def test_check_in_rewards_once_per_day(billing: Stub) -> None:
     await set_option(billing, "CheckInQuota", "1000")
     await set_option(billing, "CheckInMaxQuota", "2000")
     user = new_user()
-    status = await billing.GetCheckInStatus(billing_pb2.CheckInRequest(user_id=user), timeout=10)
+    status = await billing.GetCheckInStatus(
+        billing_pb2.GetCheckInStatusRequest(user_id=user), timeout=10
+    )
     assert status.enabled and status.can_check_in
     results = await asyncio.gather(
         *(billing.CheckIn(billing_pb2.CheckInRequest(user_id=user), timeout=10) for _ in range(4)),
@@ -176,7 +178,9 @@ async def test_check_in_rewards_once_per_day(billing: Stub) -> None:
     assert all(error_code_of(e) == "already_checked_in" for e in errors)
     assert 1000 <= rewards[0].quota <= 2000
     assert (await wallet(billing, user)).quota == rewards[0].quota
-    status = await billing.GetCheckInStatus(billing_pb2.CheckInRequest(user_id=user), timeout=10)
+    status = await billing.GetCheckInStatus(
+        billing_pb2.GetCheckInStatusRequest(user_id=user), timeout=10
+    )
     assert not status.can_check_in
     logs = await billing.ListLogs(
         billing_pb2.ListLogsRequest(user_id=user, type=billing_pb2.LOG_TYPE_CHECK_IN), timeout=10

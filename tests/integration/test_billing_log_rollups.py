@@ -156,7 +156,7 @@ async def test_totals_and_stats_match_a_plain_query_for_every_filter(
 
 async def _check(billing: Stub, conn: asyncpg.Connection, request: Any) -> None:
     page = await billing.ListLogs(request, timeout=10)
-    stat = await billing.GetLogStat(request, timeout=10)
+    stat = await billing.GetLogStat(billing_pb2.GetLogStatRequest(query=request), timeout=10)
     listed = await _plain(conn, request)
     assert (page.total, page.total_capped) == (listed["n"], False), request
     assert len(page.items) == min(listed["n"], request.page_size or 10)
@@ -202,9 +202,8 @@ async def test_a_total_beyond_the_cap_is_reported_as_capped(billing: Stub, infra
             timeout=10,
         )
         assert (few.total, few.total_capped) == (30, False)
-        stat = await billing.GetLogStat(
-            billing_pb2.ListLogsRequest(user_id=user, model_name="capped-model"), timeout=10
-        )
+        query = billing_pb2.ListLogsRequest(user_id=user, model_name="capped-model")
+        stat = await billing.GetLogStat(billing_pb2.GetLogStatRequest(query=query), timeout=10)
         assert (stat.count, stat.quota) == (COUNT_CAP + 50, COUNT_CAP + 50)
     finally:
         await conn.close()
@@ -256,7 +255,8 @@ async def test_log_triggers_work_under_another_search_path(billing: Stub, infra:
         billing_pb2.GetChannelUsageRequest(channel_ids=[channel]), timeout=10
     )
     assert [(u.used_quota, u.request_count) for u in used.usage] == [(7, 1)]
-    stat = await billing.GetLogStat(billing_pb2.ListLogsRequest(user_id=user), timeout=10)
+    query = billing_pb2.ListLogsRequest(user_id=user)
+    stat = await billing.GetLogStat(billing_pb2.GetLogStatRequest(query=query), timeout=10)
     assert (stat.count, stat.quota) == (1, 7)
 
 

@@ -80,9 +80,8 @@ async def test_stat_sums_quota_and_averages_rpm_over_the_window(billing: Stub) -
     await fund(billing, user, 10_000_000)
     charged = [await served(billing, user, 100, 50) for _ in range(4)]
     start = int(time.time()) - 120
-    stat = await billing.GetLogStat(
-        billing_pb2.ListLogsRequest(user_id=user, start_timestamp=start), timeout=10
-    )
+    query = billing_pb2.ListLogsRequest(user_id=user, start_timestamp=start)
+    stat = await billing.GetLogStat(billing_pb2.GetLogStatRequest(query=query), timeout=10)
     assert stat.quota == sum(charged) and stat.count == 4
     assert stat.window_seconds >= 120
     assert stat.rpm == pytest.approx(4 * 60 / stat.window_seconds)
@@ -94,7 +93,7 @@ async def test_hourly_usage_rollup(billing: Stub) -> None:
     await fund(billing, user, 10_000_000)
     charged = [await served(billing, user, 30, 20) for _ in range(3)]
     hour = await billing.GetQuotaData(
-        billing_pb2.QuotaDataRequest(user_id=user, start_timestamp=int(time.time()) - 7200),
+        billing_pb2.GetQuotaDataRequest(user_id=user, start_timestamp=int(time.time()) - 7200),
         timeout=10,
     )
     assert len(hour.items) == 1
@@ -107,11 +106,11 @@ async def test_hourly_usage_rollup(billing: Stub) -> None:
     )
     assert point.created_at % 3600 == 0 and point.username == "tester"
     day = await billing.GetQuotaData(
-        billing_pb2.QuotaDataRequest(username="tester", granularity="day"), timeout=10
+        billing_pb2.GetQuotaDataRequest(username="tester", granularity="day"), timeout=10
     )
     assert any(p.user_id == user and p.created_at % 86400 == 0 for p in day.items)
     bad = await rpc_error(
-        billing.GetQuotaData(billing_pb2.QuotaDataRequest(user_id=user, granularity="minute"))
+        billing.GetQuotaData(billing_pb2.GetQuotaDataRequest(user_id=user, granularity="minute"))
     )
     assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
 

@@ -178,7 +178,7 @@ async def _scenario(billing: Stub, *, batched: bool) -> dict[str, object]:
     log_rows = sorted(
         (e.quota, e.content, e.prompt_tokens, e.completion_tokens, e.other) for e in page.items
     )
-    usage = await billing.GetQuotaData(billing_pb2.QuotaDataRequest(user_id=user), timeout=10)
+    usage = await billing.GetQuotaData(billing_pb2.GetQuotaDataRequest(user_id=user), timeout=10)
     await assert_ledger_consistent(billing, user)
     return {
         "results": results,

@@ -70,16 +70,16 @@ async def complete(billing: Stub, params: dict[str, str]) -> billing_pb2.Complet
 async def test_quote_uses_price_and_group_ratio(billing: Stub) -> None:
     user = new_user()
     plain = await billing.QuoteTopUp(
-        billing_pb2.TopUpQuoteRequest(user_id=user, amount=10, group="default"), timeout=10
+        billing_pb2.QuoteTopUpRequest(user_id=user, amount=10, group="default"), timeout=10
     )
     assert (plain.money, plain.quota) == (73.0, 5_000_000)
     vip = await billing.QuoteTopUp(
-        billing_pb2.TopUpQuoteRequest(user_id=user, amount=10, group="vip"), timeout=10
+        billing_pb2.QuoteTopUpRequest(user_id=user, amount=10, group="vip"), timeout=10
     )
     assert vip.money == pytest.approx(58.4)
     for amount in (1, 0, -5):
         low = await rpc_error(
-            billing.QuoteTopUp(billing_pb2.TopUpQuoteRequest(user_id=user, amount=amount))
+            billing.QuoteTopUp(billing_pb2.QuoteTopUpRequest(user_id=user, amount=amount))
         )
         assert error_code_of(low) == "invalid_topup_amount"
 
@@ -154,7 +154,7 @@ async def test_signup_rewards_and_aff_transfer(billing: Stub) -> None:
         )
     try:
         user, inviter = new_user(), new_user()
-        request = billing_pb2.SignupRewardsRequest(user_id=user, inviter_id=inviter)
+        request = billing_pb2.GrantSignupRewardsRequest(user_id=user, inviter_id=inviter)
         granted = await billing.GrantSignupRewards(request, timeout=10)
         assert (granted.new_user_quota, granted.invitee_quota, granted.inviter_quota) == (
             1000,

@@ -165,9 +165,10 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return proto_logs.page_pb(page, admin_view=request.admin_view)
 
     async def GetLogStat(
-        self, request: billing_pb2.ListLogsRequest, context: Context
+        self, request: billing_pb2.GetLogStatRequest, context: Context
     ) -> billing_pb2.LogStat:
-        return proto_logs.stat_pb(await history.stat(self._billing, proto_logs.log_filter(request)))
+        filters = proto_logs.log_filter(request.query)
+        return proto_logs.stat_pb(await history.stat(self._billing, filters))
 
     async def GetChannelUsage(
         self, request: billing_pb2.GetChannelUsageRequest, context: Context
@@ -188,7 +189,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return proto_logs.deleted_pb(deleted)
 
     async def GetQuotaData(
-        self, request: billing_pb2.QuotaDataRequest, context: Context
+        self, request: billing_pb2.GetQuotaDataRequest, context: Context
     ) -> billing_pb2.QuotaDataResponse:
         points = await history.quota_data(
             self._billing,
@@ -268,13 +269,13 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return proto_growth.check_in_pb(done)
 
     async def GetCheckInStatus(
-        self, request: billing_pb2.CheckInRequest, context: Context
+        self, request: billing_pb2.GetCheckInStatusRequest, context: Context
     ) -> billing_pb2.CheckInStatus:
         status = await checkin.status(self._billing, user_id=request.user_id)
         return proto_growth.check_in_status_pb(status)
 
     async def GrantSignupRewards(
-        self, request: billing_pb2.SignupRewardsRequest, context: Context
+        self, request: billing_pb2.GrantSignupRewardsRequest, context: Context
     ) -> billing_pb2.SignupRewardsResponse:
         granted = await invites.grant_signup(
             self._billing, user_id=request.user_id, inviter_id=request.inviter_id
@@ -288,7 +289,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return proto.wallet_pb(wallet)
 
     async def QuoteTopUp(
-        self, request: billing_pb2.TopUpQuoteRequest, context: Context
+        self, request: billing_pb2.QuoteTopUpRequest, context: Context
     ) -> billing_pb2.TopUpQuote:
         quoted = topups.quote(self._billing, amount=request.amount, group=request.group)
         return proto_growth.top_up_quote_pb(quoted)

@@ -13,7 +13,7 @@ from services.web.api import ROLE_COMMON, Call, endpoint
 @endpoint(ROLE_COMMON)
 async def check_in_status(call: Call) -> dict[str, Any]:
     reply = await call.deps.billing.GetCheckInStatus(
-        billing_pb2.CheckInRequest(user_id=call.user_id), timeout=call.deps.timeout
+        billing_pb2.GetCheckInStatusRequest(user_id=call.user_id), timeout=call.deps.timeout
     )
     return {"can_check_in": reply.can_check_in, "enabled": reply.enabled, "day": reply.day}
 

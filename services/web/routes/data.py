@@ -12,7 +12,7 @@ from services.web.api import ROLE_ADMIN, ROLE_COMMON, Call, endpoint
 
 async def _data(call: Call, *, user_id: int, username: str) -> list[dict[str, Any]]:
     reply = await call.deps.billing.GetQuotaData(
-        billing_pb2.QuotaDataRequest(
+        billing_pb2.GetQuotaDataRequest(
             user_id=user_id,
             username=username,
             start_timestamp=call.query_int("start_timestamp"),

@@ -73,7 +73,8 @@ async def _list(call: Call, *, user_id: int, admin_view: bool) -> dict[str, Any]
 
 async def _stat(call: Call, *, user_id: int, admin_view: bool) -> dict[str, Any]:
     request = _request(call, user_id=user_id, admin_view=admin_view)
-    reply = await call.deps.billing.GetLogStat(request, timeout=call.deps.timeout)
+    query = billing_pb2.GetLogStatRequest(query=request)
+    reply = await call.deps.billing.GetLogStat(query, timeout=call.deps.timeout)
     return {
         "quota": reply.quota,
         "rpm": round(reply.rpm, 3),

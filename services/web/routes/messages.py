@@ -99,7 +99,7 @@ async def my_messages(call: Call) -> dict[str, Any]:
     page, size = call.page()
     unread_only = call.request.query_params.get("unread", "") in {"1", "true"}
     reply = await call.deps.accounts.ListUserMessages(
-        accounts_pb2.UserMessagesRequest(
+        accounts_pb2.ListUserMessagesRequest(
             user_id=call.user_id, page=page, page_size=size, unread_only=unread_only
         ),
         timeout=call.deps.timeout,
@@ -112,7 +112,7 @@ async def my_messages(call: Call) -> dict[str, Any]:
 @endpoint(ROLE_COMMON)
 async def unread_count(call: Call) -> int:
     reply = await call.deps.accounts.ListUserMessages(
-        accounts_pb2.UserMessagesRequest(user_id=call.user_id, page=1, page_size=1),
+        accounts_pb2.ListUserMessagesRequest(user_id=call.user_id, page=1, page_size=1),
         timeout=call.deps.timeout,
     )
     return reply.unread

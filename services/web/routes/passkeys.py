@@ -131,7 +131,7 @@ def _credential_id(credential: dict[str, Any]) -> str:
 
 async def _passkeys(call: Call) -> list[accounts_pb2.Passkey]:
     reply = await call.deps.accounts.ListPasskeys(
-        accounts_pb2.TwoFactorUserRequest(user_id=call.user_id), timeout=call.deps.timeout
+        accounts_pb2.ListPasskeysRequest(user_id=call.user_id), timeout=call.deps.timeout
     )
     return list(reply.passkeys)
 

@@ -137,7 +137,7 @@ async def _undo_created(call: Call, token_id: int) -> None:
     logger.warning("token budget failed; deleting token %d", token_id)
     try:
         await call.deps.accounts.DeleteTokens(
-            accounts_pb2.DeleteTokenRequest(user_id=call.user_id, ids=[token_id]),
+            accounts_pb2.DeleteTokensRequest(user_id=call.user_id, ids=[token_id]),
             timeout=call.deps.timeout,
         )
     except grpc.aio.AioRpcError as exc:
@@ -207,7 +207,7 @@ async def batch_delete_tokens(call: Call) -> int:
         raise ApiError("ids must be a non-empty list of token ids")
     ids = [call.body_int({"id": value}, "id") for value in raw]
     reply = await call.deps.accounts.DeleteTokens(
-        accounts_pb2.DeleteTokenRequest(user_id=call.user_id, ids=ids),
+        accounts_pb2.DeleteTokensRequest(user_id=call.user_id, ids=ids),
         timeout=call.deps.timeout,
     )
     if reply.ids:
@@ -222,7 +222,7 @@ async def batch_delete_tokens(call: Call) -> int:
 async def delete_token(call: Call) -> None:
     token_id = call.path_int("id")
     reply = await call.deps.accounts.DeleteTokens(
-        accounts_pb2.DeleteTokenRequest(user_id=call.user_id, ids=[token_id]),
+        accounts_pb2.DeleteTokensRequest(user_id=call.user_id, ids=[token_id]),
         timeout=call.deps.timeout,
     )
     if reply.deleted == 0:

@@ -34,7 +34,7 @@ def _amount(call: Call, body: dict[str, Any]) -> int:
 async def quote(call: Call) -> str:
     body = await call.json()
     reply = await call.deps.billing.QuoteTopUp(
-        billing_pb2.TopUpQuoteRequest(
+        billing_pb2.QuoteTopUpRequest(
             user_id=call.user_id, amount=_amount(call, body), group=call.user.group or "default"
         ),
         timeout=call.deps.timeout,

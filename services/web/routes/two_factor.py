@@ -6,7 +6,7 @@ is drawn here (segno, SVG) so the console needs no script from elsewhere."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import segno
 from starlette.responses import Response
@@ -34,8 +34,18 @@ async def _code(call: Call) -> str:
     return code
 
 
-async def _code_request(call: Call) -> accounts_pb2.TwoFactorCodeRequest:
-    return accounts_pb2.TwoFactorCodeRequest(
+CodeRequest = TypeVar(
+    "CodeRequest",
+    accounts_pb2.EnableTwoFactorRequest,
+    accounts_pb2.DisableTwoFactorRequest,
+    accounts_pb2.RegenerateBackupCodesRequest,
+)
+
+
+async def _code_request(call: Call, kind: type[CodeRequest]) -> CodeRequest:
+    """The change's request with the signed-in user's code (a wrong one counts as a failed
+    login attempt from the client's address)."""
+    return kind(
         user_id=call.user_id, code=await _code(call),
         client_ip=await client_ip(call.request, call.deps),
     )  # fmt: skip
@@ -49,7 +59,7 @@ def qr_svg_data_uri(text: str) -> str:
 @endpoint(ROLE_COMMON)
 async def status(call: Call) -> dict[str, Any]:
     reply = await call.deps.accounts.GetTwoFactorStatus(
-        accounts_pb2.TwoFactorUserRequest(user_id=call.user_id), timeout=call.deps.timeout
+        accounts_pb2.GetTwoFactorStatusRequest(user_id=call.user_id), timeout=call.deps.timeout
     )
     return {"enabled": reply.enabled, "backup_codes_left": reply.backup_codes_left}
 
@@ -75,25 +85,24 @@ async def setup(call: Call) -> dict[str, Any]:
 async def enable(call: Call) -> dict[str, Any]:
     """POST /api/user/2fa/enable {code}: the first code confirms the secret; the backup codes
     are in this answer only."""
-    reply = await call.deps.accounts.EnableTwoFactor(
-        await _code_request(call), timeout=call.deps.timeout
-    )
+    request = await _code_request(call, accounts_pb2.EnableTwoFactorRequest)
+    reply = await call.deps.accounts.EnableTwoFactor(request, timeout=call.deps.timeout)
     return {"enabled": True, "backup_codes": list(reply.codes)}
 
 
 @endpoint(ROLE_COMMON)
 async def disable(call: Call) -> dict[str, Any]:
     """POST /api/user/2fa/disable {code}: a TOTP or a backup code turns it off."""
-    await call.deps.accounts.DisableTwoFactor(await _code_request(call), timeout=call.deps.timeout)
+    request = await _code_request(call, accounts_pb2.DisableTwoFactorRequest)
+    await call.deps.accounts.DisableTwoFactor(request, timeout=call.deps.timeout)
     return {"enabled": False}
 
 
 @endpoint(ROLE_COMMON)
 async def backup_codes(call: Call) -> dict[str, Any]:
     """POST /api/user/2fa/backup_codes {code}: new backup codes; the old ones stop working."""
-    reply = await call.deps.accounts.RegenerateBackupCodes(
-        await _code_request(call), timeout=call.deps.timeout
-    )
+    request = await _code_request(call, accounts_pb2.RegenerateBackupCodesRequest)
+    reply = await call.deps.accounts.RegenerateBackupCodes(request, timeout=call.deps.timeout)
     return {"backup_codes": list(reply.codes)}
 
 
@@ -102,7 +111,7 @@ async def admin_reset(call: Call) -> dict[str, Any]:
     """DELETE /api/user/{id}/2fa: for a user who lost the authenticator and the codes."""
     user = await target_user(call, call.path_int("id"))
     await call.deps.accounts.ResetTwoFactor(
-        accounts_pb2.TwoFactorUserRequest(user_id=user.id), timeout=call.deps.timeout
+        accounts_pb2.ResetTwoFactorRequest(user_id=user.id), timeout=call.deps.timeout
     )
     return {"enabled": False}
 

@@ -72,7 +72,7 @@ async def after_signup(
     """What every new account gets, however it signed up: the new-user, invitee and inviter
     rewards (options QuotaFor*; idempotent per user) and its initial key's budget."""
     await deps.billing.GrantSignupRewards(
-        billing_pb2.SignupRewardsRequest(user_id=user.id, inviter_id=user.inviter_id),
+        billing_pb2.GrantSignupRewardsRequest(user_id=user.id, inviter_id=user.inviter_id),
         timeout=deps.timeout,
     )
     if default_token.id:

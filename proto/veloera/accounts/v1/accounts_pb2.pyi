@@ -87,14 +87,14 @@ class _ChannelStatus:
 
 class _ChannelStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChannelStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
-    CHANNEL_STATUS_UNKNOWN: _ChannelStatus.ValueType  # 0
+    CHANNEL_STATUS_UNSPECIFIED: _ChannelStatus.ValueType  # 0
     CHANNEL_STATUS_ENABLED: _ChannelStatus.ValueType  # 1
     CHANNEL_STATUS_MANUALLY_DISABLED: _ChannelStatus.ValueType  # 2
     CHANNEL_STATUS_AUTO_DISABLED: _ChannelStatus.ValueType  # 3
 
 class ChannelStatus(_ChannelStatus, metaclass=_ChannelStatusEnumTypeWrapper): ...
 
-CHANNEL_STATUS_UNKNOWN: ChannelStatus.ValueType  # 0
+CHANNEL_STATUS_UNSPECIFIED: ChannelStatus.ValueType  # 0
 CHANNEL_STATUS_ENABLED: ChannelStatus.ValueType  # 1
 CHANNEL_STATUS_MANUALLY_DISABLED: ChannelStatus.ValueType  # 2
 CHANNEL_STATUS_AUTO_DISABLED: ChannelStatus.ValueType  # 3
@@ -883,7 +883,7 @@ class ListTokensResponse(_message.Message):
 Global___ListTokensResponse: _TypeAlias = ListTokensResponse  # noqa: Y015
 
 @_typing.final
-class DeleteTokenRequest(_message.Message):
+class DeleteTokensRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -903,7 +903,7 @@ class DeleteTokenRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___DeleteTokenRequest: _TypeAlias = DeleteTokenRequest  # noqa: Y015
+Global___DeleteTokensRequest: _TypeAlias = DeleteTokensRequest  # noqa: Y015
 
 @_typing.final
 class DeleteTokenResponse(_message.Message):
@@ -2285,7 +2285,7 @@ class GetMessageRequest(_message.Message):
 Global___GetMessageRequest: _TypeAlias = GetMessageRequest  # noqa: Y015
 
 @_typing.final
-class UserMessagesRequest(_message.Message):
+class ListUserMessagesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -2310,7 +2310,7 @@ class UserMessagesRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___UserMessagesRequest: _TypeAlias = UserMessagesRequest  # noqa: Y015
+Global___ListUserMessagesRequest: _TypeAlias = ListUserMessagesRequest  # noqa: Y015
 
 @_typing.final
 class MarkMessageReadRequest(_message.Message):
@@ -2795,7 +2795,7 @@ class HitRateLimitResponse(_message.Message):
 Global___HitRateLimitResponse: _TypeAlias = HitRateLimitResponse  # noqa: Y015
 
 @_typing.final
-class TwoFactorUserRequest(_message.Message):
+class GetTwoFactorStatusRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -2811,7 +2811,47 @@ class TwoFactorUserRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___TwoFactorUserRequest: _TypeAlias = TwoFactorUserRequest  # noqa: Y015
+Global___GetTwoFactorStatusRequest: _TypeAlias = GetTwoFactorStatusRequest  # noqa: Y015
+
+@_typing.final
+class ResetTwoFactorRequest(_message.Message):
+    """An administrator's reset for a user who lost the authenticator and the backup codes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResetTwoFactorRequest: _TypeAlias = ResetTwoFactorRequest  # noqa: Y015
+
+@_typing.final
+class ListPasskeysRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPasskeysRequest: _TypeAlias = ListPasskeysRequest  # noqa: Y015
 
 @_typing.final
 class TwoFactorStatus(_message.Message):
@@ -2884,8 +2924,11 @@ class TwoFactorSetup(_message.Message):
 Global___TwoFactorSetup: _TypeAlias = TwoFactorSetup  # noqa: Y015
 
 @_typing.final
-class TwoFactorCodeRequest(_message.Message):
-    """`code` is a TOTP code or (where the RPC allows) a backup code."""
+class EnableTwoFactorRequest(_message.Message):
+    """`code` is a TOTP code or (where the RPC allows) a backup code.
+    The three changes a current code (TOTP; a backup code where allowed) must confirm; a wrong code
+    counts as a failed login attempt from `client_ip`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -2908,7 +2951,57 @@ class TwoFactorCodeRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___TwoFactorCodeRequest: _TypeAlias = TwoFactorCodeRequest  # noqa: Y015
+Global___EnableTwoFactorRequest: _TypeAlias = EnableTwoFactorRequest  # noqa: Y015
+
+@_typing.final
+class DisableTwoFactorRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    CLIENT_IP_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    code: _builtins.str
+    client_ip: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        code: _builtins.str = ...,
+        client_ip: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_ip", b"client_ip", "code", b"code", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisableTwoFactorRequest: _TypeAlias = DisableTwoFactorRequest  # noqa: Y015
+
+@_typing.final
+class RegenerateBackupCodesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    CLIENT_IP_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    code: _builtins.str
+    client_ip: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        code: _builtins.str = ...,
+        client_ip: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_ip", b"client_ip", "code", b"code", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegenerateBackupCodesRequest: _TypeAlias = RegenerateBackupCodesRequest  # noqa: Y015
 
 @_typing.final
 class TwoFactorBackupCodes(_message.Message):

@@ -116,7 +116,7 @@ class AccountsServiceStub:
                 _registered_method=True)
         self.DeleteTokens = channel.unary_unary(
                 '/veloera.accounts.v1.AccountsService/DeleteTokens',
-                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteTokenRequest.SerializeToString,
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteTokensRequest.SerializeToString,
                 response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteTokenResponse.FromString,
                 _registered_method=True)
         self.SaveChannel = channel.unary_unary(
@@ -246,7 +246,7 @@ class AccountsServiceStub:
                 _registered_method=True)
         self.ListUserMessages = channel.unary_unary(
                 '/veloera.accounts.v1.AccountsService/ListUserMessages',
-                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.UserMessagesRequest.SerializeToString,
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListUserMessagesRequest.SerializeToString,
                 response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListMessagesResponse.FromString,
                 _registered_method=True)
         self.MarkMessageRead = channel.unary_unary(
@@ -281,7 +281,7 @@ class AccountsServiceStub:
                 _registered_method=True)
         self.GetTwoFactorStatus = channel.unary_unary(
                 '/veloera.accounts.v1.AccountsService/GetTwoFactorStatus',
-                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.SerializeToString,
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetTwoFactorStatusRequest.SerializeToString,
                 response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.FromString,
                 _registered_method=True)
         self.BeginTwoFactorSetup = channel.unary_unary(
@@ -291,22 +291,22 @@ class AccountsServiceStub:
                 _registered_method=True)
         self.EnableTwoFactor = channel.unary_unary(
                 '/veloera.accounts.v1.AccountsService/EnableTwoFactor',
-                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.SerializeToString,
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.EnableTwoFactorRequest.SerializeToString,
                 response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorBackupCodes.FromString,
                 _registered_method=True)
         self.DisableTwoFactor = channel.unary_unary(
                 '/veloera.accounts.v1.AccountsService/DisableTwoFactor',
-                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.SerializeToString,
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DisableTwoFactorRequest.SerializeToString,
                 response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.FromString,
                 _registered_method=True)
         self.RegenerateBackupCodes = channel.unary_unary(
                 '/veloera.accounts.v1.AccountsService/RegenerateBackupCodes',
-                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.SerializeToString,
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RegenerateBackupCodesRequest.SerializeToString,
                 response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorBackupCodes.FromString,
                 _registered_method=True)
         self.ResetTwoFactor = channel.unary_unary(
                 '/veloera.accounts.v1.AccountsService/ResetTwoFactor',
-                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.SerializeToString,
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ResetTwoFactorRequest.SerializeToString,
                 response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.FromString,
                 _registered_method=True)
         self.CompleteTwoFactorLogin = channel.unary_unary(
@@ -316,7 +316,7 @@ class AccountsServiceStub:
                 _registered_method=True)
         self.ListPasskeys = channel.unary_unary(
                 '/veloera.accounts.v1.AccountsService/ListPasskeys',
-                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.SerializeToString,
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListPasskeysRequest.SerializeToString,
                 response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListPasskeysResponse.FromString,
                 _registered_method=True)
         self.AddPasskey = channel.unary_unary(
@@ -865,7 +865,7 @@ def add_AccountsServiceServicer_to_server(servicer, server):
             ),
             'DeleteTokens': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteTokens,
-                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteTokenRequest.FromString,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteTokensRequest.FromString,
                     response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteTokenResponse.SerializeToString,
             ),
             'SaveChannel': grpc.unary_unary_rpc_method_handler(
@@ -995,7 +995,7 @@ def add_AccountsServiceServicer_to_server(servicer, server):
             ),
             'ListUserMessages': grpc.unary_unary_rpc_method_handler(
                     servicer.ListUserMessages,
-                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.UserMessagesRequest.FromString,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListUserMessagesRequest.FromString,
                     response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListMessagesResponse.SerializeToString,
             ),
             'MarkMessageRead': grpc.unary_unary_rpc_method_handler(
@@ -1030,7 +1030,7 @@ def add_AccountsServiceServicer_to_server(servicer, server):
             ),
             'GetTwoFactorStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTwoFactorStatus,
-                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.FromString,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetTwoFactorStatusRequest.FromString,
                     response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.SerializeToString,
             ),
             'BeginTwoFactorSetup': grpc.unary_unary_rpc_method_handler(
@@ -1040,22 +1040,22 @@ def add_AccountsServiceServicer_to_server(servicer, server):
             ),
             'EnableTwoFactor': grpc.unary_unary_rpc_method_handler(
                     servicer.EnableTwoFactor,
-                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.FromString,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.EnableTwoFactorRequest.FromString,
                     response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorBackupCodes.SerializeToString,
             ),
             'DisableTwoFactor': grpc.unary_unary_rpc_method_handler(
                     servicer.DisableTwoFactor,
-                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.FromString,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DisableTwoFactorRequest.FromString,
                     response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.SerializeToString,
             ),
             'RegenerateBackupCodes': grpc.unary_unary_rpc_method_handler(
                     servicer.RegenerateBackupCodes,
-                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.FromString,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RegenerateBackupCodesRequest.FromString,
                     response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorBackupCodes.SerializeToString,
             ),
             'ResetTwoFactor': grpc.unary_unary_rpc_method_handler(
                     servicer.ResetTwoFactor,
-                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.FromString,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ResetTwoFactorRequest.FromString,
                     response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.SerializeToString,
             ),
             'CompleteTwoFactorLogin': grpc.unary_unary_rpc_method_handler(
@@ -1065,7 +1065,7 @@ def add_AccountsServiceServicer_to_server(servicer, server):
             ),
             'ListPasskeys': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPasskeys,
-                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.FromString,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListPasskeysRequest.FromString,
                     response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListPasskeysResponse.SerializeToString,
             ),
             'AddPasskey': grpc.unary_unary_rpc_method_handler(
@@ -1576,7 +1576,7 @@ class AccountsService:
             request,
             target,
             '/veloera.accounts.v1.AccountsService/DeleteTokens',
-            veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteTokenRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteTokensRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteTokenResponse.FromString,
             options,
             channel_credentials,
@@ -2278,7 +2278,7 @@ class AccountsService:
             request,
             target,
             '/veloera.accounts.v1.AccountsService/ListUserMessages',
-            veloera_dot_accounts_dot_v1_dot_accounts__pb2.UserMessagesRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListUserMessagesRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListMessagesResponse.FromString,
             options,
             channel_credentials,
@@ -2467,7 +2467,7 @@ class AccountsService:
             request,
             target,
             '/veloera.accounts.v1.AccountsService/GetTwoFactorStatus',
-            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetTwoFactorStatusRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.FromString,
             options,
             channel_credentials,
@@ -2521,7 +2521,7 @@ class AccountsService:
             request,
             target,
             '/veloera.accounts.v1.AccountsService/EnableTwoFactor',
-            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.EnableTwoFactorRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorBackupCodes.FromString,
             options,
             channel_credentials,
@@ -2548,7 +2548,7 @@ class AccountsService:
             request,
             target,
             '/veloera.accounts.v1.AccountsService/DisableTwoFactor',
-            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.DisableTwoFactorRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.FromString,
             options,
             channel_credentials,
@@ -2575,7 +2575,7 @@ class AccountsService:
             request,
             target,
             '/veloera.accounts.v1.AccountsService/RegenerateBackupCodes',
-            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorCodeRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.RegenerateBackupCodesRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorBackupCodes.FromString,
             options,
             channel_credentials,
@@ -2602,7 +2602,7 @@ class AccountsService:
             request,
             target,
             '/veloera.accounts.v1.AccountsService/ResetTwoFactor',
-            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ResetTwoFactorRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorStatus.FromString,
             options,
             channel_credentials,
@@ -2656,7 +2656,7 @@ class AccountsService:
             request,
             target,
             '/veloera.accounts.v1.AccountsService/ListPasskeys',
-            veloera_dot_accounts_dot_v1_dot_accounts__pb2.TwoFactorUserRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListPasskeysRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.ListPasskeysResponse.FromString,
             options,
             channel_credentials,

@@ -49,7 +49,7 @@ class AccountsServiceStub:
     UpdateToken: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.UpdateTokenRequest, _accounts_pb2.Token]
     GetToken: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetTokenRequest, _accounts_pb2.Token]
     ListTokens: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListTokensRequest, _accounts_pb2.ListTokensResponse]
-    DeleteTokens: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.DeleteTokenRequest, _accounts_pb2.DeleteTokenResponse]
+    DeleteTokens: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.DeleteTokensRequest, _accounts_pb2.DeleteTokenResponse]
     SaveChannel: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.SaveChannelRequest, _accounts_pb2.Channel]
     GetChannel: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetChannelRequest, _accounts_pb2.Channel]
     ListChannels: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListChannelsRequest, _accounts_pb2.ListChannelsResponse]
@@ -75,7 +75,7 @@ class AccountsServiceStub:
     DeleteMessage: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.DeleteMessageRequest, _accounts_pb2.DeleteMessageResponse]
     ListMessages: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListMessagesRequest, _accounts_pb2.ListMessagesResponse]
     GetMessage: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetMessageRequest, _accounts_pb2.InboxMessage]
-    ListUserMessages: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.UserMessagesRequest, _accounts_pb2.ListMessagesResponse]
+    ListUserMessages: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListUserMessagesRequest, _accounts_pb2.ListMessagesResponse]
     MarkMessageRead: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.MarkMessageReadRequest, _accounts_pb2.MarkMessageReadResponse]
     SendEmailCode: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.SendEmailCodeRequest, _accounts_pb2.SendEmailCodeResponse]
     BindEmail: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.BindEmailRequest, _accounts_pb2.User]
@@ -83,15 +83,15 @@ class AccountsServiceStub:
     ResetPassword: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ResetPasswordRequest, _accounts_pb2.ResetPasswordResponse]
     HitRateLimit: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.HitRateLimitRequest, _accounts_pb2.HitRateLimitResponse]
     """Sliding-window request counters shared by every web replica (console rate limits)."""
-    GetTwoFactorStatus: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorUserRequest, _accounts_pb2.TwoFactorStatus]
+    GetTwoFactorStatus: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetTwoFactorStatusRequest, _accounts_pb2.TwoFactorStatus]
     """TOTP two-factor authentication and passkeys (WebAuthn credentials)."""
     BeginTwoFactorSetup: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.BeginTwoFactorSetupRequest, _accounts_pb2.TwoFactorSetup]
-    EnableTwoFactor: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorCodeRequest, _accounts_pb2.TwoFactorBackupCodes]
-    DisableTwoFactor: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorCodeRequest, _accounts_pb2.TwoFactorStatus]
-    RegenerateBackupCodes: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorCodeRequest, _accounts_pb2.TwoFactorBackupCodes]
-    ResetTwoFactor: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorUserRequest, _accounts_pb2.TwoFactorStatus]
+    EnableTwoFactor: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.EnableTwoFactorRequest, _accounts_pb2.TwoFactorBackupCodes]
+    DisableTwoFactor: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.DisableTwoFactorRequest, _accounts_pb2.TwoFactorStatus]
+    RegenerateBackupCodes: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.RegenerateBackupCodesRequest, _accounts_pb2.TwoFactorBackupCodes]
+    ResetTwoFactor: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ResetTwoFactorRequest, _accounts_pb2.TwoFactorStatus]
     CompleteTwoFactorLogin: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.CompleteTwoFactorLoginRequest, _accounts_pb2.LoginResponse]
-    ListPasskeys: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorUserRequest, _accounts_pb2.ListPasskeysResponse]
+    ListPasskeys: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListPasskeysRequest, _accounts_pb2.ListPasskeysResponse]
     AddPasskey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.AddPasskeyRequest, _accounts_pb2.Passkey]
     DeletePasskey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.DeletePasskeyRequest, _accounts_pb2.DeletePasskeyResponse]
     GetPasskey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetPasskeyRequest, _accounts_pb2.Passkey]
@@ -125,7 +125,7 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     UpdateToken: _aio.UnaryUnaryMultiCallable[_accounts_pb2.UpdateTokenRequest, _accounts_pb2.Token]  # type: ignore[assignment]
     GetToken: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetTokenRequest, _accounts_pb2.Token]  # type: ignore[assignment]
     ListTokens: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListTokensRequest, _accounts_pb2.ListTokensResponse]  # type: ignore[assignment]
-    DeleteTokens: _aio.UnaryUnaryMultiCallable[_accounts_pb2.DeleteTokenRequest, _accounts_pb2.DeleteTokenResponse]  # type: ignore[assignment]
+    DeleteTokens: _aio.UnaryUnaryMultiCallable[_accounts_pb2.DeleteTokensRequest, _accounts_pb2.DeleteTokenResponse]  # type: ignore[assignment]
     SaveChannel: _aio.UnaryUnaryMultiCallable[_accounts_pb2.SaveChannelRequest, _accounts_pb2.Channel]  # type: ignore[assignment]
     GetChannel: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetChannelRequest, _accounts_pb2.Channel]  # type: ignore[assignment]
     ListChannels: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListChannelsRequest, _accounts_pb2.ListChannelsResponse]  # type: ignore[assignment]
@@ -151,7 +151,7 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     DeleteMessage: _aio.UnaryUnaryMultiCallable[_accounts_pb2.DeleteMessageRequest, _accounts_pb2.DeleteMessageResponse]  # type: ignore[assignment]
     ListMessages: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListMessagesRequest, _accounts_pb2.ListMessagesResponse]  # type: ignore[assignment]
     GetMessage: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetMessageRequest, _accounts_pb2.InboxMessage]  # type: ignore[assignment]
-    ListUserMessages: _aio.UnaryUnaryMultiCallable[_accounts_pb2.UserMessagesRequest, _accounts_pb2.ListMessagesResponse]  # type: ignore[assignment]
+    ListUserMessages: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListUserMessagesRequest, _accounts_pb2.ListMessagesResponse]  # type: ignore[assignment]
     MarkMessageRead: _aio.UnaryUnaryMultiCallable[_accounts_pb2.MarkMessageReadRequest, _accounts_pb2.MarkMessageReadResponse]  # type: ignore[assignment]
     SendEmailCode: _aio.UnaryUnaryMultiCallable[_accounts_pb2.SendEmailCodeRequest, _accounts_pb2.SendEmailCodeResponse]  # type: ignore[assignment]
     BindEmail: _aio.UnaryUnaryMultiCallable[_accounts_pb2.BindEmailRequest, _accounts_pb2.User]  # type: ignore[assignment]
@@ -159,15 +159,15 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     ResetPassword: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ResetPasswordRequest, _accounts_pb2.ResetPasswordResponse]  # type: ignore[assignment]
     HitRateLimit: _aio.UnaryUnaryMultiCallable[_accounts_pb2.HitRateLimitRequest, _accounts_pb2.HitRateLimitResponse]  # type: ignore[assignment]
     """Sliding-window request counters shared by every web replica (console rate limits)."""
-    GetTwoFactorStatus: _aio.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorUserRequest, _accounts_pb2.TwoFactorStatus]  # type: ignore[assignment]
+    GetTwoFactorStatus: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetTwoFactorStatusRequest, _accounts_pb2.TwoFactorStatus]  # type: ignore[assignment]
     """TOTP two-factor authentication and passkeys (WebAuthn credentials)."""
     BeginTwoFactorSetup: _aio.UnaryUnaryMultiCallable[_accounts_pb2.BeginTwoFactorSetupRequest, _accounts_pb2.TwoFactorSetup]  # type: ignore[assignment]
-    EnableTwoFactor: _aio.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorCodeRequest, _accounts_pb2.TwoFactorBackupCodes]  # type: ignore[assignment]
-    DisableTwoFactor: _aio.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorCodeRequest, _accounts_pb2.TwoFactorStatus]  # type: ignore[assignment]
-    RegenerateBackupCodes: _aio.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorCodeRequest, _accounts_pb2.TwoFactorBackupCodes]  # type: ignore[assignment]
-    ResetTwoFactor: _aio.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorUserRequest, _accounts_pb2.TwoFactorStatus]  # type: ignore[assignment]
+    EnableTwoFactor: _aio.UnaryUnaryMultiCallable[_accounts_pb2.EnableTwoFactorRequest, _accounts_pb2.TwoFactorBackupCodes]  # type: ignore[assignment]
+    DisableTwoFactor: _aio.UnaryUnaryMultiCallable[_accounts_pb2.DisableTwoFactorRequest, _accounts_pb2.TwoFactorStatus]  # type: ignore[assignment]
+    RegenerateBackupCodes: _aio.UnaryUnaryMultiCallable[_accounts_pb2.RegenerateBackupCodesRequest, _accounts_pb2.TwoFactorBackupCodes]  # type: ignore[assignment]
+    ResetTwoFactor: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ResetTwoFactorRequest, _accounts_pb2.TwoFactorStatus]  # type: ignore[assignment]
     CompleteTwoFactorLogin: _aio.UnaryUnaryMultiCallable[_accounts_pb2.CompleteTwoFactorLoginRequest, _accounts_pb2.LoginResponse]  # type: ignore[assignment]
-    ListPasskeys: _aio.UnaryUnaryMultiCallable[_accounts_pb2.TwoFactorUserRequest, _accounts_pb2.ListPasskeysResponse]  # type: ignore[assignment]
+    ListPasskeys: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListPasskeysRequest, _accounts_pb2.ListPasskeysResponse]  # type: ignore[assignment]
     AddPasskey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.AddPasskeyRequest, _accounts_pb2.Passkey]  # type: ignore[assignment]
     DeletePasskey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.DeletePasskeyRequest, _accounts_pb2.DeletePasskeyResponse]  # type: ignore[assignment]
     GetPasskey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetPasskeyRequest, _accounts_pb2.Passkey]  # type: ignore[assignment]
@@ -298,7 +298,7 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def DeleteTokens(
         self,
-        request: _accounts_pb2.DeleteTokenRequest,
+        request: _accounts_pb2.DeleteTokensRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.DeleteTokenResponse, _abc.Awaitable[_accounts_pb2.DeleteTokenResponse]]: ...
 
@@ -480,7 +480,7 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def ListUserMessages(
         self,
-        request: _accounts_pb2.UserMessagesRequest,
+        request: _accounts_pb2.ListUserMessagesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.ListMessagesResponse, _abc.Awaitable[_accounts_pb2.ListMessagesResponse]]: ...
 
@@ -530,7 +530,7 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def GetTwoFactorStatus(
         self,
-        request: _accounts_pb2.TwoFactorUserRequest,
+        request: _accounts_pb2.GetTwoFactorStatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.TwoFactorStatus, _abc.Awaitable[_accounts_pb2.TwoFactorStatus]]:
         """TOTP two-factor authentication and passkeys (WebAuthn credentials)."""
@@ -545,28 +545,28 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def EnableTwoFactor(
         self,
-        request: _accounts_pb2.TwoFactorCodeRequest,
+        request: _accounts_pb2.EnableTwoFactorRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.TwoFactorBackupCodes, _abc.Awaitable[_accounts_pb2.TwoFactorBackupCodes]]: ...
 
     @_abc_1.abstractmethod
     def DisableTwoFactor(
         self,
-        request: _accounts_pb2.TwoFactorCodeRequest,
+        request: _accounts_pb2.DisableTwoFactorRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.TwoFactorStatus, _abc.Awaitable[_accounts_pb2.TwoFactorStatus]]: ...
 
     @_abc_1.abstractmethod
     def RegenerateBackupCodes(
         self,
-        request: _accounts_pb2.TwoFactorCodeRequest,
+        request: _accounts_pb2.RegenerateBackupCodesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.TwoFactorBackupCodes, _abc.Awaitable[_accounts_pb2.TwoFactorBackupCodes]]: ...
 
     @_abc_1.abstractmethod
     def ResetTwoFactor(
         self,
-        request: _accounts_pb2.TwoFactorUserRequest,
+        request: _accounts_pb2.ResetTwoFactorRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.TwoFactorStatus, _abc.Awaitable[_accounts_pb2.TwoFactorStatus]]: ...
 
@@ -580,7 +580,7 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def ListPasskeys(
         self,
-        request: _accounts_pb2.TwoFactorUserRequest,
+        request: _accounts_pb2.ListPasskeysRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.ListPasskeysResponse, _abc.Awaitable[_accounts_pb2.ListPasskeysResponse]]: ...
 

@@ -27,7 +27,7 @@ class _LogType:
 
 class _LogTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LogType.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
-    LOG_TYPE_UNKNOWN: _LogType.ValueType  # 0
+    LOG_TYPE_UNSPECIFIED: _LogType.ValueType  # 0
     LOG_TYPE_TOPUP: _LogType.ValueType  # 1
     LOG_TYPE_CONSUME: _LogType.ValueType  # 2
     LOG_TYPE_MANAGE: _LogType.ValueType  # 3
@@ -38,7 +38,7 @@ class _LogTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LogType.Value
 class LogType(_LogType, metaclass=_LogTypeEnumTypeWrapper):
     """---------------------------------------------------------------- logs and ledger"""
 
-LOG_TYPE_UNKNOWN: LogType.ValueType  # 0
+LOG_TYPE_UNSPECIFIED: LogType.ValueType  # 0
 LOG_TYPE_TOPUP: LogType.ValueType  # 1
 LOG_TYPE_CONSUME: LogType.ValueType  # 2
 LOG_TYPE_MANAGE: LogType.ValueType  # 3
@@ -1277,7 +1277,7 @@ class ListLogsRequest(_message.Message):
     page: _builtins.int
     page_size: _builtins.int
     type: Global___LogType.ValueType
-    """LOG_TYPE_UNKNOWN: every type"""
+    """LOG_TYPE_UNSPECIFIED: every type"""
     start_timestamp: _builtins.int
     end_timestamp: _builtins.int
     username: _builtins.str
@@ -1347,6 +1347,28 @@ class ListLogsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListLogsResponse: _TypeAlias = ListLogsResponse  # noqa: Y015
+
+@_typing.final
+class GetLogStatRequest(_message.Message):
+    """Totals over the rows a listing with these filters would show (its paging fields are ignored)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def query(self) -> Global___ListLogsRequest: ...
+    def __init__(
+        self,
+        *,
+        query: Global___ListLogsRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["query", b"query"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["query", b"query"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLogStatRequest: _TypeAlias = GetLogStatRequest  # noqa: Y015
 
 @_typing.final
 class LogStat(_message.Message):
@@ -1448,7 +1470,7 @@ class DeleteLogsResponse(_message.Message):
 Global___DeleteLogsResponse: _TypeAlias = DeleteLogsResponse  # noqa: Y015
 
 @_typing.final
-class QuotaDataRequest(_message.Message):
+class GetQuotaDataRequest(_message.Message):
     """---------------------------------------------------------------- usage data (quota_data)"""
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -1480,7 +1502,7 @@ class QuotaDataRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___QuotaDataRequest: _TypeAlias = QuotaDataRequest  # noqa: Y015
+Global___GetQuotaDataRequest: _TypeAlias = GetQuotaDataRequest  # noqa: Y015
 
 @_typing.final
 class QuotaDataPoint(_message.Message):
@@ -2041,7 +2063,7 @@ class RedeemResponse(_message.Message):
 Global___RedeemResponse: _TypeAlias = RedeemResponse  # noqa: Y015
 
 @_typing.final
-class SignupRewardsRequest(_message.Message):
+class GrantSignupRewardsRequest(_message.Message):
     """---------------------------------------------------------------- invites and top-ups
 
     After a user registered (reference §7.3): QuotaForNewUser to the user; with an inviter,
@@ -2067,7 +2089,7 @@ class SignupRewardsRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___SignupRewardsRequest: _TypeAlias = SignupRewardsRequest  # noqa: Y015
+Global___GrantSignupRewardsRequest: _TypeAlias = GrantSignupRewardsRequest  # noqa: Y015
 
 @_typing.final
 class SignupRewardsResponse(_message.Message):
@@ -2121,7 +2143,7 @@ class TransferAffQuotaRequest(_message.Message):
 Global___TransferAffQuotaRequest: _TypeAlias = TransferAffQuotaRequest  # noqa: Y015
 
 @_typing.final
-class TopUpQuoteRequest(_message.Message):
+class QuoteTopUpRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -2144,7 +2166,7 @@ class TopUpQuoteRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___TopUpQuoteRequest: _TypeAlias = TopUpQuoteRequest  # noqa: Y015
+Global___QuoteTopUpRequest: _TypeAlias = QuoteTopUpRequest  # noqa: Y015
 
 @_typing.final
 class TopUpQuote(_message.Message):
@@ -2354,6 +2376,25 @@ class CheckInRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckInRequest: _TypeAlias = CheckInRequest  # noqa: Y015
+
+@_typing.final
+class GetCheckInStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCheckInStatusRequest: _TypeAlias = GetCheckInStatusRequest  # noqa: Y015
 
 @_typing.final
 class CheckInResponse(_message.Message):

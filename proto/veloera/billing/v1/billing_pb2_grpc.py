@@ -121,7 +121,7 @@ class BillingServiceStub:
                 _registered_method=True)
         self.GetLogStat = channel.unary_unary(
                 '/veloera.billing.v1.BillingService/GetLogStat',
-                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ListLogsRequest.SerializeToString,
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GetLogStatRequest.SerializeToString,
                 response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.LogStat.FromString,
                 _registered_method=True)
         self.WriteLog = channel.unary_unary(
@@ -141,7 +141,7 @@ class BillingServiceStub:
                 _registered_method=True)
         self.GetQuotaData = channel.unary_unary(
                 '/veloera.billing.v1.BillingService/GetQuotaData',
-                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.QuotaDataRequest.SerializeToString,
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GetQuotaDataRequest.SerializeToString,
                 response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.QuotaDataResponse.FromString,
                 _registered_method=True)
         self.ListModelPrices = channel.unary_unary(
@@ -186,7 +186,7 @@ class BillingServiceStub:
                 _registered_method=True)
         self.GrantSignupRewards = channel.unary_unary(
                 '/veloera.billing.v1.BillingService/GrantSignupRewards',
-                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SignupRewardsRequest.SerializeToString,
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GrantSignupRewardsRequest.SerializeToString,
                 response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SignupRewardsResponse.FromString,
                 _registered_method=True)
         self.TransferAffQuota = channel.unary_unary(
@@ -196,7 +196,7 @@ class BillingServiceStub:
                 _registered_method=True)
         self.QuoteTopUp = channel.unary_unary(
                 '/veloera.billing.v1.BillingService/QuoteTopUp',
-                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.TopUpQuoteRequest.SerializeToString,
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.QuoteTopUpRequest.SerializeToString,
                 response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.TopUpQuote.FromString,
                 _registered_method=True)
         self.CreateTopUp = channel.unary_unary(
@@ -216,7 +216,7 @@ class BillingServiceStub:
                 _registered_method=True)
         self.GetCheckInStatus = channel.unary_unary(
                 '/veloera.billing.v1.BillingService/GetCheckInStatus',
-                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInRequest.SerializeToString,
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GetCheckInStatusRequest.SerializeToString,
                 response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInStatus.FromString,
                 _registered_method=True)
 
@@ -536,7 +536,7 @@ def add_BillingServiceServicer_to_server(servicer, server):
             ),
             'GetLogStat': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLogStat,
-                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ListLogsRequest.FromString,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GetLogStatRequest.FromString,
                     response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.LogStat.SerializeToString,
             ),
             'WriteLog': grpc.unary_unary_rpc_method_handler(
@@ -556,7 +556,7 @@ def add_BillingServiceServicer_to_server(servicer, server):
             ),
             'GetQuotaData': grpc.unary_unary_rpc_method_handler(
                     servicer.GetQuotaData,
-                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.QuotaDataRequest.FromString,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GetQuotaDataRequest.FromString,
                     response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.QuotaDataResponse.SerializeToString,
             ),
             'ListModelPrices': grpc.unary_unary_rpc_method_handler(
@@ -601,7 +601,7 @@ def add_BillingServiceServicer_to_server(servicer, server):
             ),
             'GrantSignupRewards': grpc.unary_unary_rpc_method_handler(
                     servicer.GrantSignupRewards,
-                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SignupRewardsRequest.FromString,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GrantSignupRewardsRequest.FromString,
                     response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SignupRewardsResponse.SerializeToString,
             ),
             'TransferAffQuota': grpc.unary_unary_rpc_method_handler(
@@ -611,7 +611,7 @@ def add_BillingServiceServicer_to_server(servicer, server):
             ),
             'QuoteTopUp': grpc.unary_unary_rpc_method_handler(
                     servicer.QuoteTopUp,
-                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.TopUpQuoteRequest.FromString,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.QuoteTopUpRequest.FromString,
                     response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.TopUpQuote.SerializeToString,
             ),
             'CreateTopUp': grpc.unary_unary_rpc_method_handler(
@@ -631,7 +631,7 @@ def add_BillingServiceServicer_to_server(servicer, server):
             ),
             'GetCheckInStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCheckInStatus,
-                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInRequest.FromString,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GetCheckInStatusRequest.FromString,
                     response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInStatus.SerializeToString,
             ),
     }
@@ -1119,7 +1119,7 @@ class BillingService:
             request,
             target,
             '/veloera.billing.v1.BillingService/GetLogStat',
-            veloera_dot_billing_dot_v1_dot_billing__pb2.ListLogsRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.GetLogStatRequest.SerializeToString,
             veloera_dot_billing_dot_v1_dot_billing__pb2.LogStat.FromString,
             options,
             channel_credentials,
@@ -1227,7 +1227,7 @@ class BillingService:
             request,
             target,
             '/veloera.billing.v1.BillingService/GetQuotaData',
-            veloera_dot_billing_dot_v1_dot_billing__pb2.QuotaDataRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.GetQuotaDataRequest.SerializeToString,
             veloera_dot_billing_dot_v1_dot_billing__pb2.QuotaDataResponse.FromString,
             options,
             channel_credentials,
@@ -1470,7 +1470,7 @@ class BillingService:
             request,
             target,
             '/veloera.billing.v1.BillingService/GrantSignupRewards',
-            veloera_dot_billing_dot_v1_dot_billing__pb2.SignupRewardsRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.GrantSignupRewardsRequest.SerializeToString,
             veloera_dot_billing_dot_v1_dot_billing__pb2.SignupRewardsResponse.FromString,
             options,
             channel_credentials,
@@ -1524,7 +1524,7 @@ class BillingService:
             request,
             target,
             '/veloera.billing.v1.BillingService/QuoteTopUp',
-            veloera_dot_billing_dot_v1_dot_billing__pb2.TopUpQuoteRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.QuoteTopUpRequest.SerializeToString,
             veloera_dot_billing_dot_v1_dot_billing__pb2.TopUpQuote.FromString,
             options,
             channel_credentials,
@@ -1632,7 +1632,7 @@ class BillingService:
             request,
             target,
             '/veloera.billing.v1.BillingService/GetCheckInStatus',
-            veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.GetCheckInStatusRequest.SerializeToString,
             veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInStatus.FromString,
             options,
             channel_credentials,

@@ -50,11 +50,11 @@ class BillingServiceStub:
     QuotePrice: _grpc.UnaryUnaryMultiCallable[_billing_pb2.QuotePriceRequest, _billing_pb2.Price]
     ListLogs: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListLogsRequest, _billing_pb2.ListLogsResponse]
     CheckLedger: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CheckLedgerRequest, _billing_pb2.CheckLedgerResponse]
-    GetLogStat: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListLogsRequest, _billing_pb2.LogStat]
+    GetLogStat: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetLogStatRequest, _billing_pb2.LogStat]
     WriteLog: _grpc.UnaryUnaryMultiCallable[_billing_pb2.WriteLogRequest, _billing_pb2.LogEntry]
     GetChannelUsage: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetChannelUsageRequest, _billing_pb2.GetChannelUsageResponse]
     DeleteLogs: _grpc.UnaryUnaryMultiCallable[_billing_pb2.DeleteLogsRequest, _billing_pb2.DeleteLogsResponse]
-    GetQuotaData: _grpc.UnaryUnaryMultiCallable[_billing_pb2.QuotaDataRequest, _billing_pb2.QuotaDataResponse]
+    GetQuotaData: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetQuotaDataRequest, _billing_pb2.QuotaDataResponse]
     ListModelPrices: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListModelPricesRequest, _billing_pb2.ListModelPricesResponse]
     CreateRedemptions: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CreateRedemptionsRequest, _billing_pb2.CreateRedemptionsResponse]
     ListRedemptions: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListRedemptionsRequest, _billing_pb2.ListRedemptionsResponse]
@@ -63,13 +63,13 @@ class BillingServiceStub:
     DeleteRedemption: _grpc.UnaryUnaryMultiCallable[_billing_pb2.DeleteRedemptionRequest, _billing_pb2.DeleteRedemptionResponse]
     DisableRedemptions: _grpc.UnaryUnaryMultiCallable[_billing_pb2.DisableRedemptionsRequest, _billing_pb2.DisableRedemptionsResponse]
     Redeem: _grpc.UnaryUnaryMultiCallable[_billing_pb2.RedeemRequest, _billing_pb2.RedeemResponse]
-    GrantSignupRewards: _grpc.UnaryUnaryMultiCallable[_billing_pb2.SignupRewardsRequest, _billing_pb2.SignupRewardsResponse]
+    GrantSignupRewards: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GrantSignupRewardsRequest, _billing_pb2.SignupRewardsResponse]
     TransferAffQuota: _grpc.UnaryUnaryMultiCallable[_billing_pb2.TransferAffQuotaRequest, _billing_pb2.Wallet]
-    QuoteTopUp: _grpc.UnaryUnaryMultiCallable[_billing_pb2.TopUpQuoteRequest, _billing_pb2.TopUpQuote]
+    QuoteTopUp: _grpc.UnaryUnaryMultiCallable[_billing_pb2.QuoteTopUpRequest, _billing_pb2.TopUpQuote]
     CreateTopUp: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CreateTopUpRequest, _billing_pb2.CreateTopUpResponse]
     CompleteTopUp: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CompleteTopUpRequest, _billing_pb2.CompleteTopUpResponse]
     CheckIn: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CheckInRequest, _billing_pb2.CheckInResponse]
-    GetCheckInStatus: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CheckInRequest, _billing_pb2.CheckInStatus]
+    GetCheckInStatus: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetCheckInStatusRequest, _billing_pb2.CheckInStatus]
 
 @_typing.type_check_only
 class BillingServiceAsyncStub(BillingServiceStub):
@@ -91,11 +91,11 @@ class BillingServiceAsyncStub(BillingServiceStub):
     QuotePrice: _aio.UnaryUnaryMultiCallable[_billing_pb2.QuotePriceRequest, _billing_pb2.Price]  # type: ignore[assignment]
     ListLogs: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListLogsRequest, _billing_pb2.ListLogsResponse]  # type: ignore[assignment]
     CheckLedger: _aio.UnaryUnaryMultiCallable[_billing_pb2.CheckLedgerRequest, _billing_pb2.CheckLedgerResponse]  # type: ignore[assignment]
-    GetLogStat: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListLogsRequest, _billing_pb2.LogStat]  # type: ignore[assignment]
+    GetLogStat: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetLogStatRequest, _billing_pb2.LogStat]  # type: ignore[assignment]
     WriteLog: _aio.UnaryUnaryMultiCallable[_billing_pb2.WriteLogRequest, _billing_pb2.LogEntry]  # type: ignore[assignment]
     GetChannelUsage: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetChannelUsageRequest, _billing_pb2.GetChannelUsageResponse]  # type: ignore[assignment]
     DeleteLogs: _aio.UnaryUnaryMultiCallable[_billing_pb2.DeleteLogsRequest, _billing_pb2.DeleteLogsResponse]  # type: ignore[assignment]
-    GetQuotaData: _aio.UnaryUnaryMultiCallable[_billing_pb2.QuotaDataRequest, _billing_pb2.QuotaDataResponse]  # type: ignore[assignment]
+    GetQuotaData: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetQuotaDataRequest, _billing_pb2.QuotaDataResponse]  # type: ignore[assignment]
     ListModelPrices: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListModelPricesRequest, _billing_pb2.ListModelPricesResponse]  # type: ignore[assignment]
     CreateRedemptions: _aio.UnaryUnaryMultiCallable[_billing_pb2.CreateRedemptionsRequest, _billing_pb2.CreateRedemptionsResponse]  # type: ignore[assignment]
     ListRedemptions: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListRedemptionsRequest, _billing_pb2.ListRedemptionsResponse]  # type: ignore[assignment]
@@ -104,13 +104,13 @@ class BillingServiceAsyncStub(BillingServiceStub):
     DeleteRedemption: _aio.UnaryUnaryMultiCallable[_billing_pb2.DeleteRedemptionRequest, _billing_pb2.DeleteRedemptionResponse]  # type: ignore[assignment]
     DisableRedemptions: _aio.UnaryUnaryMultiCallable[_billing_pb2.DisableRedemptionsRequest, _billing_pb2.DisableRedemptionsResponse]  # type: ignore[assignment]
     Redeem: _aio.UnaryUnaryMultiCallable[_billing_pb2.RedeemRequest, _billing_pb2.RedeemResponse]  # type: ignore[assignment]
-    GrantSignupRewards: _aio.UnaryUnaryMultiCallable[_billing_pb2.SignupRewardsRequest, _billing_pb2.SignupRewardsResponse]  # type: ignore[assignment]
+    GrantSignupRewards: _aio.UnaryUnaryMultiCallable[_billing_pb2.GrantSignupRewardsRequest, _billing_pb2.SignupRewardsResponse]  # type: ignore[assignment]
     TransferAffQuota: _aio.UnaryUnaryMultiCallable[_billing_pb2.TransferAffQuotaRequest, _billing_pb2.Wallet]  # type: ignore[assignment]
-    QuoteTopUp: _aio.UnaryUnaryMultiCallable[_billing_pb2.TopUpQuoteRequest, _billing_pb2.TopUpQuote]  # type: ignore[assignment]
+    QuoteTopUp: _aio.UnaryUnaryMultiCallable[_billing_pb2.QuoteTopUpRequest, _billing_pb2.TopUpQuote]  # type: ignore[assignment]
     CreateTopUp: _aio.UnaryUnaryMultiCallable[_billing_pb2.CreateTopUpRequest, _billing_pb2.CreateTopUpResponse]  # type: ignore[assignment]
     CompleteTopUp: _aio.UnaryUnaryMultiCallable[_billing_pb2.CompleteTopUpRequest, _billing_pb2.CompleteTopUpResponse]  # type: ignore[assignment]
     CheckIn: _aio.UnaryUnaryMultiCallable[_billing_pb2.CheckInRequest, _billing_pb2.CheckInResponse]  # type: ignore[assignment]
-    GetCheckInStatus: _aio.UnaryUnaryMultiCallable[_billing_pb2.CheckInRequest, _billing_pb2.CheckInStatus]  # type: ignore[assignment]
+    GetCheckInStatus: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetCheckInStatusRequest, _billing_pb2.CheckInStatus]  # type: ignore[assignment]
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -235,7 +235,7 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def GetLogStat(
         self,
-        request: _billing_pb2.ListLogsRequest,
+        request: _billing_pb2.GetLogStatRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.LogStat, _abc.Awaitable[_billing_pb2.LogStat]]: ...
 
@@ -263,7 +263,7 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def GetQuotaData(
         self,
-        request: _billing_pb2.QuotaDataRequest,
+        request: _billing_pb2.GetQuotaDataRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.QuotaDataResponse, _abc.Awaitable[_billing_pb2.QuotaDataResponse]]: ...
 
@@ -326,7 +326,7 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def GrantSignupRewards(
         self,
-        request: _billing_pb2.SignupRewardsRequest,
+        request: _billing_pb2.GrantSignupRewardsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.SignupRewardsResponse, _abc.Awaitable[_billing_pb2.SignupRewardsResponse]]: ...
 
@@ -340,7 +340,7 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def QuoteTopUp(
         self,
-        request: _billing_pb2.TopUpQuoteRequest,
+        request: _billing_pb2.QuoteTopUpRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.TopUpQuote, _abc.Awaitable[_billing_pb2.TopUpQuote]]: ...
 
@@ -368,7 +368,7 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def GetCheckInStatus(
         self,
-        request: _billing_pb2.CheckInRequest,
+        request: _billing_pb2.GetCheckInStatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.CheckInStatus, _abc.Awaitable[_billing_pb2.CheckInStatus]]: ...
 
