@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -31,6 +32,15 @@ class LoginPolicy:
     slowdown_seconds: int = 5
 
 
+@dataclass(slots=True)
+class AccessTimes:
+    """When each API key was last written as accessed (at most once a minute per key), and the
+    background writes still running (awaited at shutdown)."""
+
+    touched: dict[int, float] = field(default_factory=dict)
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+
 @dataclass(frozen=True, slots=True)
 class Deps:
     pool: asyncpg.Pool
@@ -42,6 +52,7 @@ class Deps:
     email_resend_seconds: int = 60
     channel_private_addresses: bool = False
     webhook_private_addresses: bool = False  # notification webhooks may be private addresses
+    access: AccessTimes = field(default_factory=AccessTimes)
 
 
 def now() -> int:

@@ -39,11 +39,15 @@ if TYPE_CHECKING:
 TASKS = internal_auth.Credential(
     internal_auth.TASKS, Secret(PLANE[internal_auth.token_variable(internal_auth.TASKS)])
 )
+WEB = internal_auth.Credential(
+    internal_auth.WEB, Secret(PLANE[internal_auth.token_variable(internal_auth.WEB)])
+)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def as_tasks(accounts_addr: str) -> AsyncIterator[Stub]:
-    channel = open_channel(accounts_addr, TASKS)
+async def as_relay(accounts_addr: str) -> AsyncIterator[Stub]:
+    """Accounts as the relays call it: they make the channel probes and record them."""
+    channel = open_channel(accounts_addr, RELAY)
     try:
         yield accounts_pb2_grpc.AccountsServiceStub(channel)
     finally:
@@ -54,29 +58,36 @@ def _test(channel: pb.Channel, key: pb.ChannelKey, **fields: object) -> pb.Recor
     return pb.RecordChannelTestRequest(channel_id=channel.id, key_id=key.id, **fields)  # type: ignore[arg-type]
 
 
-async def test_probe_channels_carry_the_plain_keys_and_only_tasks_and_web_get_them(
-    stub: Stub, root: pb.User, as_tasks: Stub, accounts_addr: str
+async def test_probe_channels_carry_the_plain_keys_and_only_the_relay_gets_them(
+    stub: Stub, root: pb.User, as_relay: Stub, accounts_addr: str
 ) -> None:
     channel = await _channel(stub, root, key="sk-probe-one\nsk-probe-two")
-    reply = await as_tasks.GetProbeChannels(
+    reply = await as_relay.GetProbeChannels(
         pb.GetProbeChannelsRequest(ids=[channel.id, 987_654_321]), timeout=TIMEOUT
     )
     [got] = reply.channels
     assert [k.key for k in got.keys] == ["sk-probe-one", "sk-probe-two"]
-    assert channel.id in [c.id for c in (await as_tasks.GetProbeChannels(
+    assert channel.id in [c.id for c in (await as_relay.GetProbeChannels(
         pb.GetProbeChannelsRequest(all=True), timeout=TIMEOUT)).channels]  # fmt: skip
 
-    relay = open_channel(accounts_addr, RELAY)
-    try:
-        error = await rpc_error(
-            accounts_pb2_grpc.AccountsServiceStub(relay).GetProbeChannels(
-                pb.GetProbeChannelsRequest(ids=[channel.id]), timeout=TIMEOUT
-            )
-        )
-    finally:
-        await relay.close()
-    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
-    error = await rpc_error(as_tasks.GetUser(pb.GetUserRequest(id=root.id), timeout=TIMEOUT))
+    for credential in (TASKS, WEB):
+        other = open_channel(accounts_addr, credential)
+        try:
+            others = accounts_pb2_grpc.AccountsServiceStub(other)
+            for call in (
+                others.GetProbeChannels(
+                    pb.GetProbeChannelsRequest(ids=[channel.id]), timeout=TIMEOUT
+                ),
+                others.RecordChannelBalance(
+                    pb.RecordChannelBalanceRequest(channel_id=channel.id, balance=1.0),
+                    timeout=TIMEOUT,
+                ),
+            ):
+                error = await rpc_error(call)
+                assert error.code() == grpc.StatusCode.PERMISSION_DENIED, credential.caller
+        finally:
+            await other.close()
+    error = await rpc_error(as_relay.GetUser(pb.GetUserRequest(id=root.id), timeout=TIMEOUT))
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -84,13 +95,13 @@ async def test_a_recorded_test_changes_state_like_a_relay_report(
     stub: Stub,
     root: pb.User,
     auto: None,
-    as_tasks: Stub,
+    as_relay: Stub,
     state_events: JetStreamContext.PushSubscription,
 ) -> None:
     await _option(stub, root, "AutomaticEnableChannelEnabled", "true")
     channel = await _channel(stub, root, key="sk-only-test-key")
     [key] = channel.keys
-    reply = await as_tasks.RecordChannelTest(
+    reply = await as_relay.RecordChannelTest(
         _test(channel, key, status_code=401, error_message="bad key", response_time_ms=40),
         timeout=TIMEOUT,
     )
@@ -102,7 +113,7 @@ async def test_a_recorded_test_changes_state_like_a_relay_report(
     event = await _next_state(state_events, channel.id)
     assert not event.enabled and "bad key" in event.reason
 
-    reply = await as_tasks.RecordChannelTest(
+    reply = await as_relay.RecordChannelTest(
         _test(channel, key, success=True, response_time_ms=30), timeout=TIMEOUT
     )
     assert reply.key_enabled and reply.channel_enabled
@@ -111,18 +122,18 @@ async def test_a_recorded_test_changes_state_like_a_relay_report(
 
 
 async def test_unknown_or_foreign_keys_and_channels_are_not_found(
-    stub: Stub, root: pb.User, as_tasks: Stub
+    stub: Stub, root: pb.User, as_relay: Stub
 ) -> None:
     one, two = await _channel(stub, root), await _channel(stub, root)
-    error = await rpc_error(as_tasks.RecordChannelTest(_test(one, two.keys[0]), timeout=TIMEOUT))
+    error = await rpc_error(as_relay.RecordChannelTest(_test(one, two.keys[0]), timeout=TIMEOUT))
     assert error.code() == grpc.StatusCode.NOT_FOUND
     error = await rpc_error(
-        as_tasks.RecordChannelBalance(
+        as_relay.RecordChannelBalance(
             pb.RecordChannelBalanceRequest(channel_id=987_654_321, balance=1.0), timeout=TIMEOUT
         )
     )
     assert error.code() == grpc.StatusCode.NOT_FOUND
-    stored = await as_tasks.RecordChannelBalance(
+    stored = await as_relay.RecordChannelBalance(
         pb.RecordChannelBalanceRequest(channel_id=one.id, balance=3.25), timeout=TIMEOUT
     )
     got = await _get(stub, one)

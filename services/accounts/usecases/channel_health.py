@@ -1,4 +1,4 @@
-"""RPCs for channel health: channels with their keys for tests and balance queries, and the
+"""Use cases for channel health: channels with their keys for tests and balance queries, and the
 recording of what a test or a balance query measured (upstream `controller/channel-test.go`,
 `controller/channel-billing.go`).
 
@@ -16,7 +16,6 @@ from veloera.accounts.v1 import accounts_pb2 as pb
 from services.accounts import channel_rules, channels_repo, convert, events
 from services.accounts.deps import Deps, now
 from services.accounts.metrics import CHANNELS_AUTO_DISABLED, KEYS_AUTO_DISABLED
-from services.accounts.rpc_identity import Context
 from services.accounts.types import Conn
 from services.shared.errors import NotFound
 
@@ -26,70 +25,67 @@ AUTO_DISABLED = 3
 MAX_ERROR_LENGTH = 500
 
 
-class ChannelHealthRpcs:
-    _deps: Deps
-
-    async def GetProbeChannels(
-        self, request: pb.GetProbeChannelsRequest, context: Context
-    ) -> pb.ProbeChannels:
-        async with self._deps.pool.acquire() as conn:
-            if request.all:
-                rows = await channels_repo.all_channels(conn)
-            else:
-                rows = await channels_repo.channels_by_ids(conn, channel_ids=list(request.ids))
-            key_rows = await channels_repo.keys_of_channels(
-                conn, channel_ids=[row["id"] for row in rows]
-            )
-        by_channel: dict[int, list[asyncpg.Record]] = {}
-        for key_row in key_rows:
-            by_channel.setdefault(key_row["channel_id"], []).append(key_row)
-        box = self._deps.box
-        return pb.ProbeChannels(
-            channels=[
-                convert.channel(row, by_channel.get(row["id"], []), box=box, reveal="plain")
-                for row in rows
-            ]
+async def get_probe_channels(deps: Deps, request: pb.GetProbeChannelsRequest) -> pb.ProbeChannels:
+    async with deps.pool.acquire() as conn:
+        if request.all:
+            rows = await channels_repo.all_channels(conn)
+        else:
+            rows = await channels_repo.channels_by_ids(conn, channel_ids=list(request.ids))
+        key_rows = await channels_repo.keys_of_channels(
+            conn, channel_ids=[row["id"] for row in rows]
         )
+    by_channel: dict[int, list[asyncpg.Record]] = {}
+    for key_row in key_rows:
+        by_channel.setdefault(key_row["channel_id"], []).append(key_row)
+    box = deps.box
+    return pb.ProbeChannels(
+        channels=[
+            convert.channel(row, by_channel.get(row["id"], []), box=box, reveal="plain")
+            for row in rows
+        ]
+    )
 
-    async def RecordChannelTest(
-        self, request: pb.RecordChannelTestRequest, context: Context
-    ) -> pb.RecordChannelTestResponse:
-        async with self._deps.pool.acquire() as conn, conn.transaction():
-            channel = await channels_repo.get_channel(
-                conn, channel_id=request.channel_id, for_update=True
-            )
-            key = await channels_repo.get_key_for_update(conn, key_id=request.key_id)
-            if channel is None or key is None or key["channel_id"] != channel["id"]:
-                raise NotFound("channel key not found")
-            reply, reason = await _apply_test(conn, request, channel, key)
-            await channels_repo.record_test(
-                conn, channel_id=channel["id"], test_time=now(),
-                response_time=request.response_time_ms,
-            )  # fmt: skip
-            changed = reply.key_disabled or reply.key_enabled or reply.channel_enabled
-            version = 0
-            if changed:
-                version = await channels_repo.bump_version(conn, channel_ids=[channel["id"]])
+
+async def record_channel_test(
+    deps: Deps, request: pb.RecordChannelTestRequest
+) -> pb.RecordChannelTestResponse:
+    async with deps.pool.acquire() as conn, conn.transaction():
+        channel = await channels_repo.get_channel(
+            conn, channel_id=request.channel_id, for_update=True
+        )
+        key = await channels_repo.get_key_for_update(conn, key_id=request.key_id)
+        if channel is None or key is None or key["channel_id"] != channel["id"]:
+            raise NotFound("channel key not found")
+        reply, reason = await _apply_test(conn, request, channel, key)
+        await channels_repo.record_test(
+            conn, channel_id=channel["id"], test_time=now(),
+            response_time=request.response_time_ms,
+        )  # fmt: skip
+        changed = reply.key_disabled or reply.key_enabled or reply.channel_enabled
+        version = 0
         if changed:
-            publisher = self._deps.events
-            await publisher.changed(events.CHANNEL, ids=[channel["id"]], routing_version=version)
-            await publisher.channel_state(
-                channel_id=channel["id"], key_id=key["id"], channel_name=channel["name"],
-                enabled=not reply.key_disabled, reason=reason if reply.key_disabled else "",
-            )  # fmt: skip
-        return reply
+            version = await channels_repo.bump_version(conn, channel_ids=[channel["id"]])
+    if changed:
+        publisher = deps.events
+        await publisher.changed(events.CHANNEL, ids=[channel["id"]], routing_version=version)
+        await publisher.channel_state(
+            channel_id=channel["id"], key_id=key["id"], channel_name=channel["name"],
+            enabled=not reply.key_disabled, reason=reason if reply.key_disabled else "",
+        )  # fmt: skip
+    return reply
 
-    async def RecordChannelBalance(
-        self, request: pb.RecordChannelBalanceRequest, context: Context
-    ) -> pb.RecordChannelBalanceResponse:
-        updated = now()
-        async with self._deps.pool.acquire() as conn:
-            found = await channels_repo.record_balance(
-                conn, channel_id=request.channel_id, balance=request.balance, now=updated
-            )
-        if not found:
-            raise NotFound("channel not found")
-        return pb.RecordChannelBalanceResponse(balance_updated_time=updated)
+
+async def record_channel_balance(
+    deps: Deps, request: pb.RecordChannelBalanceRequest
+) -> pb.RecordChannelBalanceResponse:
+    updated = now()
+    async with deps.pool.acquire() as conn:
+        found = await channels_repo.record_balance(
+            conn, channel_id=request.channel_id, balance=request.balance, now=updated
+        )
+    if not found:
+        raise NotFound("channel not found")
+    return pb.RecordChannelBalanceResponse(balance_updated_time=updated)
 
 
 async def _apply_test(
