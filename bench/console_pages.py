@@ -28,8 +28,8 @@ from playwright.async_api import Browser, Page, Request, async_playwright
 
 from bench.logs_bench import fill
 from bench.stack import FakeProcess, Stack
-from tests.browser.conftest import ADMIN, LAUNCH_FLAGS, PUBLIC, TASK_PAGES, USER, ensure_chromium
-from tests.helpers import ROOT_PASSWORD, ROOT_USERNAME, create_user, root_console
+from tests.support.browser import ADMIN, LAUNCH_FLAGS, PUBLIC, TASK_PAGES, USER, ensure_chromium
+from tests.support.helpers import ROOT_PASSWORD, ROOT_USERNAME, create_user, root_console
 
 RENDER_TIMEOUT_MS = 30_000
 

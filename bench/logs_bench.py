@@ -30,7 +30,7 @@ from services.billing.store import logs
 from services.billing.store.logs import LogFilter
 from services.cli.infra import EmbeddedPostgres, free_port, new_secret
 from services.cli.migrate import run_migrations
-from tests.helpers import root_console
+from tests.support.helpers import root_console
 
 DAYS = 90
 USERS = 1000

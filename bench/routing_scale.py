@@ -29,7 +29,7 @@ from bench.report import added
 from bench.scenarios import CHAT, BenchConfig, Runner, RunRecord, Scenario
 from bench.stack import MODEL, Stack
 from services.shared.crypto import SecretBox
-from tests.helpers import Console, root_console
+from tests.support.helpers import Console, root_console
 
 NAME = "routing-scale"
 MODELS_PER_CHANNEL = 100

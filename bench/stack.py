@@ -27,7 +27,7 @@ from services.cli.infra import (
 )
 from services.cli.migrate import run_migrations
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
-from tests.helpers import create_channel, create_token, create_user, root_console
+from tests.support.helpers import create_channel, create_token, create_user, root_console
 
 MODEL = "bench-model"
 EMBED_MODEL = "bench-embed"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +22,9 @@ from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
 from services.shared import nats_auth
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.task_upstream import FakeTaskUpstream
-from tests.helpers import PLANE
-
-METRICS_TOKEN = "test-metrics-token"
-
-
-@dataclass(frozen=True)
-class Infra:
-    database_url: str  # as the superuser, password included
-    nats_url: str  # as the unrestricted admin user, password included
-    work_dir: Path
-    nats: EmbeddedNats | None = None  # fault tests restart it (and start it again)
-    postgres: EmbeddedPostgres | None = None  # fault tests crash it (and start it again)
+from tests.support.helpers import PLANE
+from tests.support.infra import METRICS_TOKEN, Infra
+from tests.support.options import saved_options as saved_options
 
 
 @pytest.fixture(scope="session")

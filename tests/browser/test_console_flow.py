@@ -12,9 +12,9 @@ import httpx
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import Site, Tab, TabFactory, sign_in, sign_in_root
-from tests.e2e.test_chat_flow import eventually, wait_for_model
-from tests.helpers import ROOT_PASSWORD, ROOT_USERNAME, unique_name
+from tests.support.browser import Site, Tab, TabFactory, sign_in, sign_in_root
+from tests.support.helpers import ROOT_PASSWORD, ROOT_USERNAME, unique_name
+from tests.support.world import eventually, wait_for_model
 
 pytestmark = pytest.mark.browser
 

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import Site, TabFactory, sign_in, sign_in_root
-from tests.helpers import create_channel, unique_name
+from tests.support.browser import Site, TabFactory, sign_in, sign_in_root
+from tests.support.helpers import create_channel, unique_name
 
 pytestmark = pytest.mark.browser
 

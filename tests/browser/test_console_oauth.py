@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import Site, TabFactory, sign_in
-from tests.e2e.test_chat_flow import eventually
 from tests.fakes.signin import FakeOAuthProvider, LoopbackServer
+from tests.support.browser import Site, TabFactory, sign_in
+from tests.support.world import eventually
 
 pytestmark = pytest.mark.browser
 

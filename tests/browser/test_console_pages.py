@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import (
+from tests.support.browser import (
     ADMIN,
     NARROW,
     PUBLIC,
@@ -24,8 +24,8 @@ from tests.browser.conftest import (
     sign_in,
     sign_in_root,
 )
-from tests.e2e.test_chat_flow import eventually
-from tests.helpers import create_channel, create_token, root_console, unique_name
+from tests.support.helpers import create_channel, create_token, root_console, unique_name
+from tests.support.world import eventually
 
 pytestmark = pytest.mark.browser
 

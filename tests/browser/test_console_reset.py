@@ -12,9 +12,9 @@ from aiosmtpd.controller import Controller
 from playwright.async_api import expect
 
 from services.cli.infra import free_port
-from tests.browser.conftest import Site, TabFactory, sign_in
-from tests.e2e.test_chat_flow import eventually
-from tests.integration.test_accounts_email import Mailbox
+from tests.support.browser import Site, TabFactory, sign_in
+from tests.support.mail import Mailbox
+from tests.support.world import eventually
 
 pytestmark = pytest.mark.browser
 

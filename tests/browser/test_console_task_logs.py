@@ -8,11 +8,11 @@ import httpx
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import Site, TabFactory, sign_in
-from tests.e2e.relay_kit import set_model_price
-from tests.e2e.test_chat_flow import eventually, wait_for_model
 from tests.fakes.task_upstream import FakeTaskUpstream
-from tests.helpers import create_channel, create_token
+from tests.support.browser import Site, TabFactory, sign_in
+from tests.support.helpers import create_channel, create_token
+from tests.support.relay_kit import set_model_price
+from tests.support.world import eventually, wait_for_model
 
 pytestmark = pytest.mark.browser
 

@@ -13,8 +13,8 @@ import pyotp
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import Site, Tab, TabFactory, sign_in
-from tests.helpers import create_user
+from tests.support.browser import Site, Tab, TabFactory, sign_in
+from tests.support.helpers import create_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("closes_clients")]
 

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from playwright.async_api import Route, expect
 
-from tests.browser.conftest import Site, Tab, TabFactory, sign_in, sign_in_root
-from tests.e2e.test_chat_flow import eventually
 from tests.fakes.epay import FakeEpay
-from tests.helpers import unique_name
+from tests.support.browser import Site, Tab, TabFactory, sign_in, sign_in_root
+from tests.support.helpers import unique_name
+from tests.support.world import eventually
 
 pytestmark = pytest.mark.browser
 

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Infra
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import Customer, World, eventually, new_customer, price_model
-from tests.helpers import create_channel
+from tests.support.helpers import create_channel
+from tests.support.infra import Infra
+from tests.support.relay_kit import world as world
+from tests.support.world import Customer, World, eventually, new_customer, price_model
 
 pytestmark = pytest.mark.e2e
 PROMPT = "a secret prompt that never reaches a log"

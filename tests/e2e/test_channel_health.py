@@ -17,11 +17,11 @@ from services.shared.channel_probes import ChannelGone, ProbeClient, ProbeFailed
 from services.shared.config import Secret
 from services.tasks import channel_jobs
 from services.tasks.settings import Settings
-from tests.conftest import Infra
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import World, eventually, new_customer
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.helpers import PLANE, Console, create_channel, create_user, root_console
+from tests.support.helpers import PLANE, Console, create_channel, create_user, root_console
+from tests.support.infra import Infra
+from tests.support.relay_kit import world as world
+from tests.support.world import World, eventually, new_customer
 
 ENABLED, MANUAL, AUTO = 1, 2, 3
 
@@ -38,10 +38,11 @@ def upstream() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-async def root(web_url: str, relay_url: str, upstream: FakeOpenAI) -> AsyncIterator[Console]:
+async def root(
+    web_url: str, relay_url: str, upstream: FakeOpenAI, saved_options: None
+) -> AsyncIterator[Console]:
     """Root with auto-disable and auto-enable on; the relay makes the probes."""
     console = await root_console(web_url)
-    before = {item["key"]: item["value"] for item in await console.call("GET", "/api/option/")}
     wanted = {
         "AutomaticDisableChannelEnabled": "true",
         "AutomaticEnableChannelEnabled": "true",
@@ -54,9 +55,6 @@ async def root(web_url: str, relay_url: str, upstream: FakeOpenAI) -> AsyncItera
     finally:
         upstream.force_status, upstream.behavior = None, ""
         upstream.failing_keys.clear()
-        for key in wanted:
-            value = before.get(key, "")
-            await console.call("PUT", "/api/option/", json={"key": key, "value": value})
         await console.aclose()
 
 

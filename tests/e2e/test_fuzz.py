@@ -24,10 +24,10 @@ from starlette.routing import Route
 
 from services.relay.endpoints import BY_PATH
 from services.web.app import _routes as web_routes
-from tests.conftest import Infra
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import Customer, World, new_customer, sdk
-from tests.helpers import Console, create_user
+from tests.support.helpers import Console, create_user
+from tests.support.infra import Infra
+from tests.support.relay_kit import world as world
+from tests.support.world import Customer, World, new_customer, sdk
 
 pytestmark = pytest.mark.e2e
 

@@ -28,10 +28,10 @@ from services.importer.command import import_command
 from services.importer.report import Report
 from services.importer.run import ImportSettings, run_import
 from services.importer.sources import SQLITE_COLUMNS, DbApiSource, Dialect
-from tests.conftest import Infra
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import World, eventually, wait_for_model
-from tests.e2e.upstream_db import (
+from tests.support.helpers import PLANE, Console, admin_channel, login
+from tests.support.infra import Infra
+from tests.support.relay_kit import world as world
+from tests.support.upstream_db import (
     OLD_PASSWORD,
     Upstream,
     new_api,
@@ -40,7 +40,7 @@ from tests.e2e.upstream_db import (
     write_postgres,
     write_sqlite,
 )
-from tests.helpers import PLANE, Console, admin_channel, login
+from tests.support.world import World, eventually, wait_for_model
 
 pytestmark = pytest.mark.e2e
 CONSUME = 2

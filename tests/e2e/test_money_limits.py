@@ -13,9 +13,11 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
-from tests.e2e.relay_kit import set_option
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import (
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.support.helpers import Console, admin_channel
+from tests.support.relay_kit import set_option
+from tests.support.relay_kit import world as world
+from tests.support.world import (
     Customer,
     World,
     eventually,
@@ -23,8 +25,6 @@ from tests.e2e.test_chat_flow import (
     sdk,
     wallet,
 )
-from tests.fakes.openai_upstream import FakeOpenAI
-from tests.helpers import Console, admin_channel
 
 pytestmark = pytest.mark.e2e
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]

@@ -23,10 +23,13 @@ from veloera.accounts.v1 import events_pb2
 
 from services.cli.infra import free_port
 from services.shared import subjects
-from tests.e2e.relay_kit import apply
-from tests.e2e.relay_kit import options as options
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import (
+from tests.support.helpers import Console, create_user, unique_name
+from tests.support.mail import Mailbox
+from tests.support.mail import mailbox as mailbox
+from tests.support.relay_kit import add_channel, apply, mapped
+from tests.support.relay_kit import options as options
+from tests.support.relay_kit import world as world
+from tests.support.world import (
     Customer,
     World,
     eventually,
@@ -36,10 +39,6 @@ from tests.e2e.test_chat_flow import (
     settled_logs,
     wallet,
 )
-from tests.e2e.test_relay_pipeline import add_channel, mapped
-from tests.helpers import Console, create_user, unique_name
-from tests.integration.test_accounts_email import Mailbox
-from tests.integration.test_accounts_email import mailbox as mailbox
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,7 @@ import signal
 import pytest
 
 from services.cli.supervisor import Child
-from tests.conftest import Infra
-from tests.e2e.fault_kit import (
+from tests.support.fault_kit import (
     all_ready,
     assert_books_balance,
     served_at_least,
@@ -18,8 +17,9 @@ from tests.e2e.fault_kit import (
     steady_load,
     web_ready,
 )
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import World, eventually, new_customer, wallet
+from tests.support.infra import Infra
+from tests.support.relay_kit import world as world
+from tests.support.world import World, eventually, new_customer, wallet
 
 pytestmark = pytest.mark.e2e
 

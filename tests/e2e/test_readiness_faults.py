@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from services.cli.supervisor import Child
-from tests.conftest import Infra
-from tests.e2e.fault_kit import all_ready
-from tests.e2e.test_chat_flow import eventually
+from tests.support.fault_kit import all_ready
+from tests.support.infra import Infra
+from tests.support.world import eventually
 
 pytestmark = pytest.mark.e2e
 

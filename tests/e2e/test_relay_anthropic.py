@@ -14,19 +14,17 @@ import httpx
 import pytest
 from anthropic.types import Message, MessageParam, ToolParam
 
-from tests.e2e.relay_kit import charged_once
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import (
+from tests.fakes.openai_upstream import TOOL_CALL, FakeOpenAI
+from tests.support.helpers import create_channel
+from tests.support.relay_kit import PNG_1x1, charged_once, steer
+from tests.support.relay_kit import world as world
+from tests.support.world import (
     World,
     expected_charge,
     new_customer,
     settled_logs,
     wallet,
 )
-from tests.e2e.test_relay_edge_cases import steer
-from tests.e2e.test_relay_endpoints import PNG_1x1
-from tests.fakes.openai_upstream import TOOL_CALL, FakeOpenAI
-from tests.helpers import create_channel
 
 pytestmark = pytest.mark.e2e
 HI: list[MessageParam] = [{"role": "user", "content": "hi"}]

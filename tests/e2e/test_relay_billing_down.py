@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from services.cli.supervisor import Child, wait_ready
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import (
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.support.relay_kit import world as world
+from tests.support.world import (
     World,
     eventually,
     expected_charge,
@@ -17,7 +18,6 @@ from tests.e2e.test_chat_flow import (
     settled_logs,
     wallet,
 )
-from tests.fakes.openai_upstream import FakeOpenAI
 
 pytestmark = pytest.mark.e2e
 

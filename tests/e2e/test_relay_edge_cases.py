@@ -3,47 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 
 import httpx
 import openai
 import pytest
-from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
-from tests.conftest import METRICS_TOKEN
-from tests.e2e.relay_kit import charged_once
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import (
+from tests.fakes.openai_upstream import TOOL_CALL
+from tests.support.helpers import create_token
+from tests.support.infra import METRICS_TOKEN
+from tests.support.relay_kit import HI, TOOLS, charged_once, steer
+from tests.support.relay_kit import world as world
+from tests.support.world import (
     Customer,
     World,
     expected_charge,
     new_customer,
-    price_model,
     sdk,
     settled_logs,
     wallet,
 )
-from tests.fakes.openai_upstream import TOOL_CALL
-from tests.helpers import create_channel, create_token
 
 pytestmark = pytest.mark.e2e
-HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
-TOOLS: list[ChatCompletionToolParam] = [
-    {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
-]
-
-
-async def steer(world: World, customer: Customer, behaviour: str, priority: int = 10) -> None:
-    await price_model(world.root, behaviour)
-    await create_channel(
-        world.root,
-        base_url=world.fake.url,
-        models=[customer.model],
-        priority=priority,
-        model_mapping=json.dumps({customer.model: behaviour}),
-    )
-    await asyncio.sleep(0.3)
 
 
 async def post(world: World, customer: Customer, **kwargs: object) -> httpx.Response:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import io
-import wave
-
 import httpx
 import openai
 import pytest
 
 from services.relay.tokens import count_text
-from tests.e2e.relay_kit import charged_once, set_model_price
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import (
+from tests.fakes.openai_upstream import SPEECH_BYTES, TRANSCRIPT
+from tests.support.relay_kit import (
+    IMAGE_PRICE,
+    QUOTA_PER_UNIT,
+    PNG_1x1,
+    charged_once,
+    set_model_price,
+    wav_bytes,
+)
+from tests.support.relay_kit import world as world
+from tests.support.world import (
     MODEL_RATIO,
     World,
     expected_charge,
@@ -21,28 +26,8 @@ from tests.e2e.test_chat_flow import (
     settled_logs,
     wallet,
 )
-from tests.fakes.openai_upstream import SPEECH_BYTES, TRANSCRIPT
 
 pytestmark = pytest.mark.e2e
-
-QUOTA_PER_UNIT = 500_000
-IMAGE_PRICE = 0.02  # USD per image
-
-
-def wav_bytes(seconds: int) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(b"\0\0" * 8000 * seconds)
-    return buffer.getvalue()
-
-
-PNG_1x1 = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c63f8cfc0f01f0005000201a5b1e1a10000000049454e44ae426082"
-)
 
 
 async def test_completions_non_stream_and_stream(world: World) -> None:

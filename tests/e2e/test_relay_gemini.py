@@ -15,9 +15,11 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from tests.e2e.relay_kit import charged_once
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import (
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.support.helpers import create_channel
+from tests.support.relay_kit import PNG_1x1, charged_once, steer
+from tests.support.relay_kit import world as world
+from tests.support.world import (
     Customer,
     World,
     expected_charge,
@@ -27,10 +29,6 @@ from tests.e2e.test_chat_flow import (
     wait_for_model,
     wallet,
 )
-from tests.e2e.test_relay_edge_cases import steer
-from tests.e2e.test_relay_endpoints import PNG_1x1
-from tests.fakes.openai_upstream import FakeOpenAI
-from tests.helpers import create_channel
 
 pytestmark = pytest.mark.e2e
 CAP = 16

@@ -11,10 +11,11 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from tests.e2e.relay_kit import apply, charged_once
-from tests.e2e.relay_kit import options as options
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import (
+from tests.support.helpers import create_channel
+from tests.support.relay_kit import apply, charged_once
+from tests.support.relay_kit import options as options
+from tests.support.relay_kit import world as world
+from tests.support.world import (
     Customer,
     World,
     eventually,
@@ -24,7 +25,6 @@ from tests.e2e.test_chat_flow import (
     settled_logs,
     wallet,
 )
-from tests.helpers import create_channel
 
 pytestmark = pytest.mark.e2e
 ERROR_LOG = 6

@@ -13,11 +13,11 @@ from typing import Any
 import openai
 import pytest
 
-from tests.e2e.relay_kit import charged_once, customer_on
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import Customer, World, expected_charge, price_model, sdk, wallet
 from tests.fakes.anthropic_upstream import REPLY, TOOL_USES
 from tests.fakes.bedrock_upstream import FakeBedrock
+from tests.support.relay_kit import charged_once, customer_on
+from tests.support.relay_kit import world as world
+from tests.support.world import Customer, World, expected_charge, price_model, sdk, wallet
 
 pytestmark = pytest.mark.e2e
 HI: Any = [{"role": "user", "content": "hi"}]

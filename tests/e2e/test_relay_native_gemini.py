@@ -14,10 +14,12 @@ from typing import Any
 import openai
 import pytest
 
-from tests.e2e.relay_kit import apply, charged_once, customer_on
-from tests.e2e.relay_kit import options as options
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import (
+from tests.fakes.gemini_upstream import CALLS, REPLY, THOUGHT, FakeGemini
+from tests.fakes.loopback import Recorded
+from tests.support.relay_kit import PNG_1x1, apply, charged_once, customer_on
+from tests.support.relay_kit import options as options
+from tests.support.relay_kit import world as world
+from tests.support.world import (
     COMPLETION_RATIO,
     MODEL_RATIO,
     Customer,
@@ -26,9 +28,6 @@ from tests.e2e.test_chat_flow import (
     sdk,
     wallet,
 )
-from tests.e2e.test_relay_endpoints import PNG_1x1
-from tests.fakes.gemini_upstream import CALLS, REPLY, THOUGHT, FakeGemini
-from tests.fakes.loopback import Recorded
 
 pytestmark = pytest.mark.e2e
 HI: Any = [{"role": "user", "content": "hi"}]

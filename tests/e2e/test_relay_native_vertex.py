@@ -13,10 +13,14 @@ from typing import Any
 import openai
 import pytest
 
-from tests.e2e.relay_kit import apply, charged_once, customer_on
-from tests.e2e.relay_kit import options as options
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import (
+from tests.fakes.anthropic_upstream import REPLY as CLAUDE_REPLY
+from tests.fakes.anthropic_upstream import TOOL_USES
+from tests.fakes.gemini_upstream import REPLY as GEMINI_REPLY
+from tests.fakes.vertex_upstream import PROJECT, FakeVertex
+from tests.support.relay_kit import apply, charged_once, customer_on
+from tests.support.relay_kit import options as options
+from tests.support.relay_kit import world as world
+from tests.support.world import (
     Customer,
     World,
     eventually,
@@ -25,10 +29,6 @@ from tests.e2e.test_chat_flow import (
     settled_logs,
     wallet,
 )
-from tests.fakes.anthropic_upstream import REPLY as CLAUDE_REPLY
-from tests.fakes.anthropic_upstream import TOOL_USES
-from tests.fakes.gemini_upstream import REPLY as GEMINI_REPLY
-from tests.fakes.vertex_upstream import PROJECT, FakeVertex
 
 pytestmark = pytest.mark.e2e
 HI: Any = [{"role": "user", "content": "hi"}]

@@ -16,10 +16,13 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from services.relay.tokens import count_text
-from tests.e2e.relay_kit import apply, charged_once
-from tests.e2e.relay_kit import options as options
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import (
+from tests.fakes.openai_upstream import REASONING, FakeOpenAI
+from tests.fakes.socks5 import FakeSocks5
+from tests.support.helpers import create_channel, create_token, create_user, unique_name
+from tests.support.relay_kit import add_channel, apply, charged_once, mapped
+from tests.support.relay_kit import options as options
+from tests.support.relay_kit import world as world
+from tests.support.world import (
     CONSUME_LOG,
     Customer,
     World,
@@ -32,32 +35,13 @@ from tests.e2e.test_chat_flow import (
     wait_for_model,
     wallet,
 )
-from tests.fakes.openai_upstream import REASONING, FakeOpenAI
-from tests.fakes.socks5 import FakeSocks5
-from tests.helpers import create_channel, create_token, create_user, unique_name
 
 pytestmark = pytest.mark.e2e
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
-async def add_channel(world: World, customer: Customer, **fields: Any) -> int:
-    """Another channel for the customer's model; the relay sees it once listed again."""
-    channel_id = await create_channel(
-        world.root,
-        base_url=fields.pop("base_url", world.fake.url),
-        models=[customer.model],
-        **fields,
-    )
-    await asyncio.sleep(0.3)  # the change event reloads the relay's snapshot
-    return channel_id
-
-
 BEHAVIOURS = ("fail-500", "fail-400", "fail-401", "fake-blank", "fake-drip", "fake-reasoning",
               "fake-stall")  # fmt: skip
-
-
-def mapped(customer: Customer, behaviour: str) -> str:
-    return json.dumps({customer.model: behaviour})
 
 
 @pytest.fixture(autouse=True)

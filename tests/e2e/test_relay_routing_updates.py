@@ -8,9 +8,9 @@ import re
 import httpx
 from openai.types.chat import ChatCompletionMessageParam
 
-from tests.conftest import METRICS_TOKEN
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import World, eventually, new_customer, price_model, sdk
+from tests.support.infra import METRICS_TOKEN
+from tests.support.relay_kit import world as world
+from tests.support.world import World, eventually, new_customer, price_model, sdk
 
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 UPDATES = re.compile(r'^veloera_relay_routing_updates_total\{kind="(\w+)"\} ([0-9.e+]+)$', re.M)

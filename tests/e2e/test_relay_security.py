@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.relay_kit import apply, set_option
-from tests.e2e.relay_kit import options as options
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import World, new_customer, price_model, wait_for_model
-from tests.helpers import create_channel, create_token, create_user, unique_name
+from tests.support.helpers import create_channel, create_token, create_user, unique_name
+from tests.support.relay_kit import apply, set_option
+from tests.support.relay_kit import options as options
+from tests.support.relay_kit import world as world
+from tests.support.world import World, new_customer, price_model, wait_for_model
 
 pytestmark = pytest.mark.e2e
 CHANNEL_KEY = "sk-channel-secret-0123456789"

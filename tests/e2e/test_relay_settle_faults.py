@@ -12,8 +12,7 @@ import pytest
 
 from services.cli.supervisor import Child
 from services.relay.billing import BATCH_SIZE, DURABLE_WITHIN
-from tests.conftest import Infra
-from tests.e2e.fault_kit import (
+from tests.support.fault_kit import (
     Load,
     all_ready,
     assert_books_balance,
@@ -24,8 +23,9 @@ from tests.e2e.fault_kit import (
     steady_load,
     wait_stored,
 )
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import Customer, World, eventually, new_customer, wallet
+from tests.support.infra import Infra
+from tests.support.relay_kit import world as world
+from tests.support.world import Customer, World, eventually, new_customer, wallet
 
 pytestmark = pytest.mark.e2e
 

@@ -10,9 +10,19 @@ from typing import Any, TypeVar
 import openai
 import pytest
 
-from tests.e2e.relay_kit import set_model_price
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import (
+from tests.fakes.openai_upstream import SPEECH_BYTES, TOOL_CALL, TRANSCRIPT
+from tests.support.relay_kit import (
+    HI,
+    IMAGE_PRICE,
+    QUOTA_PER_UNIT,
+    TOOLS,
+    PNG_1x1,
+    set_model_price,
+    steer,
+    wav_bytes,
+)
+from tests.support.relay_kit import world as world
+from tests.support.world import (
     CONSUME_LOG,
     Customer,
     World,
@@ -20,9 +30,6 @@ from tests.e2e.test_chat_flow import (
     new_customer,
     wallet,
 )
-from tests.e2e.test_relay_edge_cases import HI, TOOLS, steer
-from tests.e2e.test_relay_endpoints import IMAGE_PRICE, QUOTA_PER_UNIT, PNG_1x1, wav_bytes
-from tests.fakes.openai_upstream import SPEECH_BYTES, TOOL_CALL, TRANSCRIPT
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")

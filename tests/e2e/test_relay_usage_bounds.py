@@ -9,9 +9,9 @@ import httpx
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from tests.e2e.relay_kit import charged_once
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import World, expected_charge, new_customer, sdk, wallet
+from tests.support.relay_kit import charged_once
+from tests.support.relay_kit import world as world
+from tests.support.world import World, expected_charge, new_customer, sdk, wallet
 
 pytestmark = pytest.mark.e2e
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]

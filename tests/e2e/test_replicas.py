@@ -15,11 +15,13 @@ import pytest
 
 from services.cli.infra import loopback_service_env
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
-from tests.conftest import Infra
-from tests.e2e.fault_kit import assert_books_balance, consume_rows
-from tests.e2e.relay_kit import set_option
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import (
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.support.fault_kit import assert_books_balance, consume_rows
+from tests.support.helpers import PLANE
+from tests.support.infra import Infra
+from tests.support.relay_kit import set_option
+from tests.support.relay_kit import world as world
+from tests.support.world import (
     Customer,
     World,
     eventually,
@@ -27,8 +29,6 @@ from tests.e2e.test_chat_flow import (
     wait_for_model,
     wallet,
 )
-from tests.fakes.openai_upstream import FakeOpenAI
-from tests.helpers import PLANE
 
 pytestmark = pytest.mark.e2e
 

@@ -7,12 +7,12 @@ import pytest
 
 from services.cli.infra import free_port
 from services.cli.supervisor import Child, ServiceSpec, start_all
-from tests.conftest import Infra
-from tests.e2e.fault_kit import restore
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import World, eventually
-from tests.e2e.test_tasks_flow import MJ_PRICE_USD, _drawer, _finished
 from tests.fakes.task_upstream import FakeTaskUpstream
+from tests.support.fault_kit import restore
+from tests.support.infra import Infra
+from tests.support.relay_kit import world as world
+from tests.support.tasks_kit import MJ_PRICE_USD, _drawer, _finished
+from tests.support.world import World, eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from services.cli.infra import free_port
-from tests.helpers import ROOT_PASSWORD
+from tests.support.helpers import ROOT_PASSWORD
 
 pytestmark = pytest.mark.e2e
 

@@ -9,12 +9,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.relay_kit import set_model_price
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import World, eventually, wait_for_model
-from tests.e2e.test_tasks_flow import BUDGET, Drawer, _back_to
 from tests.fakes.task_upstream import VIDEO_BYTES, FakeTaskUpstream
-from tests.helpers import create_channel, create_token, create_user, unique_name
+from tests.support.helpers import create_channel, create_token, create_user, unique_name
+from tests.support.relay_kit import set_model_price
+from tests.support.relay_kit import world as world
+from tests.support.tasks_kit import BUDGET, Drawer, _back_to
+from tests.support.world import World, eventually, wait_for_model
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from veloera.billing.v1 import billing_pb2_grpc
 
-from tests.helpers import admin_channel
+from tests.support.helpers import admin_channel
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
@@ -18,12 +18,19 @@ from veloera.accounts.v1 import accounts_pb2_grpc, events_pb2
 
 from services.shared import subjects
 from services.shared.errors import error_code_of
-from tests.helpers import ROOT_PASSWORD, ROOT_USERNAME, admin_channel
+from tests.support.accounts_kit import (
+    PASSWORD,
+    TIMEOUT,
+    channel_message,
+    ensure_root,
+    make_user,
+    next_event,
+    rpc_error,
+    unique,
+)
+from tests.support.helpers import admin_channel
 
 pytestmark = pytest.mark.integration
-
-PASSWORD = "password123"
-TIMEOUT = 10.0
 
 
 class Infra(Protocol):
@@ -46,36 +53,6 @@ async def root(stub: Stub) -> pb.User:
     return await ensure_root(stub)
 
 
-def unique(prefix: str) -> str:
-    """A unique name of at most 12 characters."""
-    return f"{prefix[:4]}{uuid.uuid4().hex[:8]}"
-
-
-async def ensure_root(stub: Stub) -> pb.User:
-    """Run Setup when the database is fresh, otherwise log in as the root created earlier."""
-    status = await stub.GetSetupStatus(pb.GetSetupStatusRequest(), timeout=TIMEOUT)
-    if not status.initialized:
-        request = pb.SetupRequest(username=ROOT_USERNAME, password=ROOT_PASSWORD)
-        return await stub.Setup(request, timeout=TIMEOUT)
-    login = pb.LoginRequest(username=ROOT_USERNAME, password=ROOT_PASSWORD)
-    return (await stub.Login(login, timeout=TIMEOUT)).user
-
-
-async def make_user(
-    stub: Stub, actor: pb.User, *, role: pb.Role.ValueType = pb.ROLE_COMMON, prefix: str = "u"
-) -> pb.User:
-    request = pb.CreateUserRequest(
-        actor_id=actor.id, username=unique(prefix), password=PASSWORD, role=role
-    )
-    return await stub.CreateUser(request, timeout=TIMEOUT)
-
-
-async def rpc_error(call: Any) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return caught.value
-
-
 async def make_token(stub: Stub, user: pb.User, **fields: Any) -> pb.Token:
     token = pb.Token(name=fields.pop("name", "my key"), expired_time=-1, **fields)
     return await stub.CreateToken(
@@ -83,35 +60,9 @@ async def make_token(stub: Stub, user: pb.User, **fields: Any) -> pb.Token:
     )
 
 
-def channel_message(**fields: Any) -> pb.Channel:
-    defaults: dict[str, Any] = {
-        "type": 1,
-        "name": unique("ch"),
-        "key": "sk-first-key-aaaa\nsk-second-key-bbbb",
-        "models": ["gpt-4o", "GPT-4o"],
-        "groups": ["default", "vip"],
-        "priority": 5,
-        "weight": 3,
-        "auto_ban": True,
-    }
-    return pb.Channel(**{**defaults, **fields})
-
-
 async def routing_version(stub: Stub) -> int:
     reply = await stub.GetRoutingSnapshot(pb.GetRoutingSnapshotRequest(), timeout=TIMEOUT)
     return reply.version
-
-
-async def next_event(
-    sub: Subscription, match: Callable[[events_pb2.ChangeEvent], bool]
-) -> events_pb2.ChangeEvent:
-    """The first change event `match` accepts (other tests' events are skipped)."""
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        msg = await sub.next_msg(timeout=max(deadline - time.monotonic(), 0.1))
-        event = events_pb2.ChangeEvent.FromString(msg.data)
-        if match(event):
-            return event
 
 
 @pytest_asyncio.fixture(loop_scope="session")

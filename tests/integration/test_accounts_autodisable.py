@@ -4,23 +4,27 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
-import nats
 import pytest
-import pytest_asyncio
-from nats.js.api import DeliverPolicy
 from nats.js.client import JetStreamContext
 from veloera.accounts.v1 import accounts_pb2 as pb
-from veloera.accounts.v1 import accounts_pb2_grpc, events_pb2
+from veloera.accounts.v1 import accounts_pb2_grpc
 
-from services.accounts.channel_rules import DEFAULT_DISABLE_KEYWORDS
-from services.shared import subjects
-from tests.helpers import admin_channel
-from tests.integration.test_accounts import TIMEOUT, channel_message, ensure_root, rpc_error
+from tests.support.accounts_kit import (
+    TIMEOUT,
+    _channel,
+    _get,
+    _next_state,
+    _option,
+    _routable,
+    rpc_error,
+)
+from tests.support.accounts_kit import auto as auto
+from tests.support.accounts_kit import root as root
+from tests.support.accounts_kit import state_events as state_events
+from tests.support.accounts_kit import stub as stub
 
 pytestmark = pytest.mark.integration
 
@@ -35,78 +39,11 @@ class Infra(Protocol):
     nats_url: str
 
 
-@pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def stub(accounts_addr: str) -> AsyncIterator[Stub]:
-    async with admin_channel(accounts_addr) as channel:
-        yield accounts_pb2_grpc.AccountsServiceStub(channel)
-
-
-@pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def root(stub: Stub) -> pb.User:
-    return await ensure_root(stub)
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def state_events(infra: Infra) -> AsyncIterator[JetStreamContext.PushSubscription]:
-    """Channel state events published from now on, read from JetStream."""
-    nc = await nats.connect(infra.nats_url)
-    js = nc.jetstream()
-    sub = await js.subscribe(
-        subjects.CHANNEL_STATE_SUBJECT, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW
-    )
-    yield sub
-    await nc.drain()
-
-
-async def _next_state(
-    sub: JetStreamContext.PushSubscription, channel_id: int
-) -> events_pb2.ChannelStateEvent:
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        msg = await sub.next_msg(timeout=max(deadline - time.monotonic(), 0.1))
-        event = events_pb2.ChannelStateEvent.FromString(msg.data)
-        if event.channel_id == channel_id:
-            return event
-
-
-async def _option(stub: Stub, root: pb.User, key: str, value: str) -> None:
-    await stub.UpdateOption(
-        pb.UpdateOptionRequest(actor_id=root.id, key=key, value=value), timeout=TIMEOUT
-    )
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def auto(stub: Stub, root: pb.User) -> AsyncIterator[None]:
-    """Auto-disable on, auto-enable off, default keywords; restored afterwards."""
-    await _option(stub, root, "AutomaticDisableChannelEnabled", "true")
-    await _option(stub, root, "AutomaticEnableChannelEnabled", "false")
-    await _option(stub, root, "AutomaticDisableKeywords", "\n".join(DEFAULT_DISABLE_KEYWORDS))
-    yield
-    await _option(stub, root, "AutomaticEnableChannelEnabled", "false")
-    await _option(stub, root, "AutomaticDisableKeywords", "\n".join(DEFAULT_DISABLE_KEYWORDS))
-
-
-async def _channel(stub: Stub, root: pb.User, **fields: Any) -> pb.Channel:
-    return await stub.SaveChannel(
-        pb.SaveChannelRequest(actor_id=root.id, channel=channel_message(**fields)),
-        timeout=TIMEOUT,
-    )
-
-
 async def _report(
     stub: Stub, channel: pb.Channel, key: pb.ChannelKey, **fields: Any
 ) -> pb.ReportChannelResultResponse:
     request = pb.ReportChannelResultRequest(channel_id=channel.id, key_id=key.id, **fields)
     return await stub.ReportChannelResult(request, timeout=TIMEOUT)
-
-
-async def _get(stub: Stub, channel: pb.Channel) -> pb.Channel:
-    return await stub.GetChannel(pb.GetChannelRequest(id=channel.id), timeout=TIMEOUT)
-
-
-async def _routable(stub: Stub, channel: pb.Channel) -> list[bool]:
-    snapshot = await stub.GetRoutingSnapshot(pb.GetRoutingSnapshotRequest(), timeout=TIMEOUT)
-    return [a.enabled for a in snapshot.abilities if a.channel_id == channel.id]
 
 
 async def test_a_401_disables_the_key_and_the_last_key_disables_the_channel(

@@ -16,9 +16,8 @@ from veloera.accounts.v1 import accounts_pb2_grpc
 from services.shared import internal_auth
 from services.shared.config import Secret
 from services.shared.grpcutil import open_channel
-from tests.helpers import PLANE, RELAY
-from tests.integration.test_accounts import TIMEOUT, rpc_error
-from tests.integration.test_accounts_autodisable import (
+from tests.support.accounts_kit import (
+    TIMEOUT,
     _channel,
     _get,
     _next_state,
@@ -26,9 +25,11 @@ from tests.integration.test_accounts_autodisable import (
     _routable,
     auto,
     root,
+    rpc_error,
     state_events,
     stub,
 )
+from tests.support.helpers import PLANE, RELAY
 
 pytestmark = pytest.mark.integration
 __all__ = ["auto", "root", "state_events", "stub"]  # fixtures shared with the auto-disable tests

@@ -20,8 +20,7 @@ from services.cli.infra import free_port
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
 from services.shared import subjects
 from services.shared.errors import error_code_of
-from tests.helpers import admin_channel
-from tests.integration.test_accounts import (
+from tests.support.accounts_kit import (
     PASSWORD,
     TIMEOUT,
     ensure_root,
@@ -30,6 +29,7 @@ from tests.integration.test_accounts import (
     rpc_error,
     unique,
 )
+from tests.support.helpers import admin_channel
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from services.accounts.option_registry import DEFAULT_CHATS
-from tests.helpers import Console, login, root_console, unique_name
+from tests.support.helpers import Console, login, root_console, unique_name
 
 pytestmark = pytest.mark.integration
 

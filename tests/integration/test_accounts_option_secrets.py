@@ -17,7 +17,7 @@ from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.cli.infra import free_port
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
-from tests.helpers import admin_channel, root_console
+from tests.support.helpers import admin_channel, root_console
 
 pytestmark = pytest.mark.integration
 

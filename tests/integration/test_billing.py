@@ -6,7 +6,6 @@ import asyncio
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -17,93 +16,24 @@ from veloera.billing.v1 import billing_pb2, billing_pb2_grpc, events_pb2
 
 from services.shared import subjects
 from services.shared.errors import error_code_of
+from tests.support.accounts_kit import rpc_error
+from tests.support.billing_kit import (
+    HOLD,
+    MODEL,
+    assert_ledger_consistent,
+    eventually,
+    fund,
+    new_request,
+    new_user,
+    reserve,
+    settle,
+    wallet,
+)
 
 pytestmark = pytest.mark.integration
 
 if TYPE_CHECKING:
     Stub = billing_pb2_grpc.BillingServiceAsyncStub
-# gpt-4: model ratio 15, completion ratio 2 (locked family rule), group "default" ratio 1.
-MODEL = "gpt-4"
-HOLD = (10 + 90 * 2) * 15  # prompt 10 + max_tokens 90 x completion ratio 2, x model ratio 15
-
-
-def new_user() -> int:
-    return secrets.randbelow(2**40) + 2**41
-
-
-def new_request() -> str:
-    return f"req-{uuid.uuid4().hex}"
-
-
-async def fund(billing: Stub, user_id: int, amount: int) -> None:
-    await billing.AdjustQuota(
-        billing_pb2.AdjustQuotaRequest(
-            idempotency_key=f"test-fund:{uuid.uuid4()}",
-            user_id=user_id,
-            delta=amount,
-            kind="grant",
-            reason="test funds",
-        ),
-        timeout=10,
-    )
-
-
-async def reserve(
-    billing: Stub, user_id: int, request_id: str | None = None, token_id: int = 0, **kw: Any
-) -> billing_pb2.ReserveResponse:
-    request = billing_pb2.ReserveRequest(
-        request_id=request_id or new_request(),
-        user_id=user_id,
-        token_id=token_id,
-        model=kw.pop("model", MODEL),
-        group="default",
-        prompt_tokens=10,
-        max_tokens=90,
-        **kw,
-    )
-    return await billing.Reserve(request, timeout=10)
-
-
-async def settle(
-    billing: Stub, request_id: str, prompt: int, completion: int
-) -> billing_pb2.SettleResponse:
-    request = billing_pb2.SettleRequest(
-        request_id=request_id,
-        usage=billing_pb2.Usage(prompt_tokens=prompt, completion_tokens=completion),
-        username="tester",
-        token_name="key",
-        model_name=MODEL,
-        channel_id=7,
-        channel_name="primary",
-        channels_tried=[7],
-        elapsed_ms=1200,
-    )
-    return await billing.Settle(request, timeout=10)
-
-
-async def wallet(billing: Stub, user_id: int) -> billing_pb2.Wallet:
-    return await billing.GetWallet(billing_pb2.GetWalletRequest(user_id=user_id), timeout=10)
-
-
-async def rpc_error(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return caught.value
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.1)
-
-
-async def assert_ledger_consistent(billing: Stub, *user_ids: int) -> None:
-    report = await billing.CheckLedger(
-        billing_pb2.CheckLedgerRequest(user_ids=list(user_ids)), timeout=30
-    )
-    assert report.consistent, list(report.mismatches)
-    assert report.wallets_checked == len(user_ids)
 
 
 async def test_parallel_reserves_never_overdraw(billing: Stub) -> None:

@@ -12,19 +12,19 @@ import pytest
 from veloera.billing.v1 import billing_pb2
 
 from services.shared.errors import error_code_of
-from tests.integration.test_accounts import Infra
-from tests.integration.test_billing import (
+from tests.support.accounts_kit import rpc_error
+from tests.support.billing_kit import (
     HOLD,
+    acquire,
     assert_ledger_consistent,
     fund,
     new_user,
-    rpc_error,
     wallet,
 )
-from tests.integration.test_leases import acquire
+from tests.support.infra import Infra
 
 if TYPE_CHECKING:
-    from tests.integration.test_billing import Stub
+    from tests.support.billing_kit import Stub
 
 pytestmark = pytest.mark.integration
 

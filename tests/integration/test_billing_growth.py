@@ -12,13 +12,13 @@ import pytest
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.shared.errors import error_code_of
-from tests.integration.test_billing import (
+from tests.support.accounts_kit import rpc_error
+from tests.support.billing_kit import (
     assert_ledger_consistent,
     fund,
     new_request,
     new_user,
     reserve,
-    rpc_error,
     settle,
     wallet,
 )

@@ -15,7 +15,7 @@ import pytest
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.billing.store.logs import COUNT_CAP
-from tests.helpers import root_console
+from tests.support.helpers import root_console
 
 pytestmark = pytest.mark.integration
 

@@ -15,14 +15,14 @@ import pytest
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc, events_pb2
 
 from services.shared import subjects
-from tests.integration.test_billing import (
+from tests.support.accounts_kit import rpc_error
+from tests.support.billing_kit import (
     MODEL,
     assert_ledger_consistent,
     fund,
     new_request,
     new_user,
     reserve,
-    rpc_error,
     settle,
     wallet,
 )

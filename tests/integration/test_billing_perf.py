@@ -10,7 +10,7 @@ import grpc
 import pytest
 from veloera.billing.v1 import billing_pb2
 
-from tests.integration.test_billing import (
+from tests.support.billing_kit import (
     HOLD,
     MODEL,
     assert_ledger_consistent,
@@ -22,7 +22,7 @@ from tests.integration.test_billing import (
 )
 
 if TYPE_CHECKING:
-    from tests.integration.test_billing import Stub
+    from tests.support.billing_kit import Stub
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,7 @@ from veloera.billing.v1 import billing_pb2
 from veloera.tasks.v1 import tasks_pb2
 
 from services.shared import subjects
-from tests.conftest import Infra
-from tests.integration.test_billing import (
+from tests.support.billing_kit import (
     assert_ledger_consistent,
     eventually,
     fund,
@@ -22,11 +21,12 @@ from tests.integration.test_billing import (
     new_user,
     wallet,
 )
+from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
 
 if TYPE_CHECKING:
-    from tests.integration.test_billing import Stub
+    from tests.support.billing_kit import Stub
 
 
 async def test_a_task_refund_published_twice_credits_user_and_key_once(

@@ -14,8 +14,9 @@ from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.shared.errors import error_code_of
 from tests.fakes.epay import FakeEpay, epay_sign
-from tests.helpers import admin_channel, create_user, root_console
-from tests.integration.test_billing import assert_ledger_consistent, new_user, rpc_error, wallet
+from tests.support.accounts_kit import rpc_error
+from tests.support.billing_kit import assert_ledger_consistent, new_user, wallet
+from tests.support.helpers import admin_channel, create_user, root_console
 
 pytestmark = pytest.mark.integration
 

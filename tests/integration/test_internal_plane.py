@@ -28,8 +28,8 @@ from services.cli.infra import EmbeddedPostgres, free_port, new_secret
 from services.shared import internal_auth, nats_auth, subjects
 from services.shared.config import Secret
 from services.shared.grpcutil import open_channel
-from tests.conftest import Infra
-from tests.helpers import RELAY
+from tests.support.helpers import RELAY
+from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
 

@@ -14,71 +14,28 @@ import pytest
 from veloera.billing.v1 import billing_pb2, events_pb2
 
 from services.shared import subjects
-from tests.integration.test_accounts import Infra
-from tests.integration.test_billing import (
+from tests.support.accounts_kit import rpc_error
+from tests.support.billing_kit import (
+    CHARGE,
     HOLD,
-    MODEL,
+    acquire,
     assert_ledger_consistent,
     eventually,
     fund,
+    leased,
     new_request,
     new_user,
     reserve,
-    rpc_error,
     settle,
+    settle_batch,
     wallet,
 )
+from tests.support.infra import Infra
 
 if TYPE_CHECKING:
-    from tests.integration.test_billing import Stub
+    from tests.support.billing_kit import Stub
 
 pytestmark = pytest.mark.integration
-
-CHARGE = (10 + 2 * 20) * 15  # prompt 10, completion 20 (completion ratio 2), model ratio 15
-
-
-async def acquire(
-    billing: Stub,
-    user: int,
-    *,
-    holder: str = "relay-a",
-    requests: int = 10,
-    ttl_seconds: int = 60,
-    hold_seconds: int = 60,
-    token_id: int = 0,
-) -> billing_pb2.Lease:
-    request = billing_pb2.AcquireLeaseRequest(
-        holder=holder,
-        user_id=user,
-        model=MODEL,
-        group="default",
-        prompt_tokens=10,
-        max_tokens=90,
-        requests=requests,
-        ttl_seconds=ttl_seconds,
-        hold_seconds=hold_seconds,
-        token_id=token_id,
-    )
-    return await billing.AcquireLease(request, timeout=10)
-
-
-def leased(
-    lease: billing_pb2.Lease, request_id: str, completion: int = 20
-) -> billing_pb2.SettleRequest:
-    return billing_pb2.SettleRequest(
-        request_id=request_id,
-        usage=billing_pb2.Usage(prompt_tokens=10, completion_tokens=completion),
-        model_name=MODEL,
-        lease_id=lease.lease_id,
-        lease_reserved=lease.first_hold,
-    )
-
-
-async def settle_batch(
-    billing: Stub, items: list[billing_pb2.SettleRequest], returns: list[str] | None = None
-) -> billing_pb2.SettleBatchResponse:
-    request = billing_pb2.SettleBatchRequest(settlements=items, return_leases=returns or [])
-    return await billing.SettleBatch(request, timeout=30)
 
 
 async def test_leases_never_grant_more_than_the_wallet_across_holders(billing: Stub) -> None:

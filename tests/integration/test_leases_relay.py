@@ -16,8 +16,9 @@ from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.cli.infra import free_port
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
-from tests.e2e.relay_kit import world as world
-from tests.e2e.test_chat_flow import (
+from tests.support.helpers import admin_channel
+from tests.support.relay_kit import world as world
+from tests.support.world import (
     World,
     eventually,
     expected_charge,
@@ -26,7 +27,6 @@ from tests.e2e.test_chat_flow import (
     wait_for_model,
     wallet,
 )
-from tests.helpers import admin_channel
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,8 @@ from nats.aio.msg import Msg
 from nats.js.api import RetentionPolicy, StreamConfig
 
 from services.shared import pull_loop
-from tests.conftest import Infra
-from tests.e2e.test_chat_flow import eventually
+from tests.support.infra import Infra
+from tests.support.world import eventually
 
 pytestmark = pytest.mark.integration
 

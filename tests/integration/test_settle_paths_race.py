@@ -12,19 +12,22 @@ import pytest
 from veloera.billing.v1 import billing_pb2, events_pb2
 
 from services.shared import subjects
-from tests.integration.test_billing import (
+from tests.support.billing_kit import (
+    CHARGE,
     HOLD,
+    acquire,
     assert_ledger_consistent,
     eventually,
     fund,
+    leased,
     new_request,
     new_user,
+    settle_batch,
     wallet,
 )
-from tests.integration.test_leases import CHARGE, acquire, leased, settle_batch
 
 if TYPE_CHECKING:
-    from tests.integration.test_billing import Stub
+    from tests.support.billing_kit import Stub
 
 pytestmark = pytest.mark.integration
 

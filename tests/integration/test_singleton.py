@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from services.shared import singleton
-from tests.conftest import Infra
-from tests.e2e.test_chat_flow import eventually
+from tests.support.infra import Infra
+from tests.support.world import eventually
 
 pytestmark = pytest.mark.integration
 

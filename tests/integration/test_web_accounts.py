@@ -11,7 +11,14 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.helpers import Console, create_token, create_user, login, root_console, unique_name
+from tests.support.helpers import (
+    Console,
+    create_token,
+    create_user,
+    login,
+    root_console,
+    unique_name,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -65,34 +72,32 @@ async def test_bad_options_get_clear_errors_and_change_nothing(root: Console) ->
     assert await _options(root) == before
 
 
-async def test_oauth_toggle_needs_credentials_and_secrets_stay_hidden(root: Console) -> None:
+async def test_oauth_toggle_needs_credentials_and_secrets_stay_hidden(
+    root: Console, saved_options: None
+) -> None:
     client_id = f"id-{uuid.uuid4().hex[:6]}"
     assert (await _set(root, "GitHubClientSecret", ""))["success"]  # another test may set one
     assert (await _set(root, "GitHubClientId", client_id))["success"]
     assert not (await _set(root, "GitHubOAuthEnabled", True))["success"]
     assert (await _set(root, "GitHubClientSecret", "gh-secret-1"))["success"]
-    try:
-        assert (await _set(root, "GitHubOAuthEnabled", True))["success"]
-        options = await _options(root)
-        assert options["GitHubOAuthEnabled"] == "true" and options["GitHubClientId"] == client_id
-        assert "GitHubClientSecret" not in options and "SMTPToken" not in options
-        audit = await root.call("GET", "/api/option/audit", params={"key": "GitHubClientSecret"})
-        assert audit["items"][0]["new_value"] == "***"
-    finally:
-        assert (await _set(root, "GitHubOAuthEnabled", False))["success"]
+    assert (await _set(root, "GitHubOAuthEnabled", True))["success"]
+    options = await _options(root)
+    assert options["GitHubOAuthEnabled"] == "true" and options["GitHubClientId"] == client_id
+    assert "GitHubClientSecret" not in options and "SMTPToken" not in options
+    audit = await root.call("GET", "/api/option/audit", params={"key": "GitHubClientSecret"})
+    assert audit["items"][0]["new_value"] == "***"
 
 
-async def test_email_domain_restriction_requires_a_whitelist(root: Console) -> None:
+async def test_email_domain_restriction_requires_a_whitelist(
+    root: Console, saved_options: None
+) -> None:
     assert (await _set(root, "EmailDomainWhitelist", " , "))["success"]
-    try:
-        message = await _refused(
-            root, "PUT", "/api/option/", json={"key": "EmailDomainRestrictionEnabled", "value": 1}
-        )
-        assert "EmailDomainWhitelist" in message
-        assert (await _set(root, "EmailDomainWhitelist", "example.com,\nexample.org"))["success"]
-        assert (await _options(root))["EmailDomainWhitelist"] == "example.com,example.org"
-    finally:
-        await _set(root, "EmailDomainRestrictionEnabled", False)
+    message = await _refused(
+        root, "PUT", "/api/option/", json={"key": "EmailDomainRestrictionEnabled", "value": 1}
+    )
+    assert "EmailDomainWhitelist" in message
+    assert (await _set(root, "EmailDomainWhitelist", "example.com,\nexample.org"))["success"]
+    assert (await _options(root))["EmailDomainWhitelist"] == "example.com,example.org"
 
 
 async def test_global_model_mapping_round_trip(root: Console) -> None:
@@ -138,13 +143,12 @@ async def test_register_then_login_with_invite_code(web_url: str, root: Console)
         await inviter.aclose()
 
 
-async def test_register_closed_by_the_admin(web_url: str, root: Console) -> None:
+async def test_register_closed_by_the_admin(
+    web_url: str, root: Console, saved_options: None
+) -> None:
     assert (await _set(root, "RegisterEnabled", False))["success"]
-    try:
-        reply = await _register(web_url, username=unique_name("r"), password=PASSWORD)
-        assert reply["success"] is False and "closed" in reply["message"]
-    finally:
-        assert (await _set(root, "RegisterEnabled", True))["success"]
+    reply = await _register(web_url, username=unique_name("r"), password=PASSWORD)
+    assert reply["success"] is False and "closed" in reply["message"]
 
 
 async def test_profile_update_needs_the_current_password(web_url: str, root: Console) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import (
+from tests.support.helpers import (
     ROOT_PASSWORD,
     ROOT_USERNAME,
     Console,

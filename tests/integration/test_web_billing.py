@@ -11,7 +11,7 @@ import httpx
 import pytest
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
-from tests.helpers import (
+from tests.support.helpers import (
     admin_channel,
     create_channel,
     create_token,

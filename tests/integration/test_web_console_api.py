@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from services.web.settings import load_settings
-from tests.e2e.test_chat_flow import eventually
-from tests.helpers import create_channel, create_user, root_console, unique_name
+from tests.support.helpers import create_channel, create_user, root_console, unique_name
+from tests.support.world import eventually
 
 pytestmark = pytest.mark.integration
 

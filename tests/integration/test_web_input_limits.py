@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import Console, create_user, root_console, unique_name
+from tests.support.helpers import Console, create_user, root_console, unique_name
 
 pytestmark = pytest.mark.integration
 

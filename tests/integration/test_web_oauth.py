@@ -4,112 +4,22 @@ the fake, with the session's accounts and billing services behind them."""
 
 from __future__ import annotations
 
-import contextlib
 import secrets
-from collections.abc import AsyncIterator
-from typing import Any
 
-import httpx
 import pytest
-from starlette.applications import Starlette
 
-from services.web.app import create_app
-from services.web.settings import load_settings
-from tests.fakes.signin import FakeOAuthProvider, LoopbackServer
-from tests.helpers import Console, create_user, root_console
+from tests.support.helpers import create_user, root_console
+from tests.support.web_kit import (
+    CLIENT_SECRET,
+    browser,
+    github_user,
+    provider,
+    set_options,
+    sign_in,
+    signin_web,
+)
 
 pytestmark = pytest.mark.integration
-
-CLIENT_ID, CLIENT_SECRET = "veloera-client", "client-secret-0123456789"
-OFF = {
-    "GLOBAL_API_RATE_LIMIT_ENABLE": "false",
-    "GLOBAL_WEB_RATE_LIMIT_ENABLE": "false",
-    "CRITICAL_RATE_LIMIT_ENABLE": "false",
-}
-
-
-@contextlib.asynccontextmanager
-async def provider() -> AsyncIterator[FakeOAuthProvider]:
-    fake = FakeOAuthProvider(CLIENT_ID, CLIENT_SECRET)
-    server = LoopbackServer(fake.app())
-    await server.start()
-    fake.url = server.url
-    try:
-        yield fake
-    finally:
-        await server.stop()
-
-
-async def set_options(root: Console, options: dict[str, str]) -> None:
-    for key, value in options.items():
-        await root.call("PUT", "/api/option/", json={"key": key, "value": value})
-
-
-@contextlib.asynccontextmanager
-async def signin_web(
-    service_env: dict[str, str], root: Console, fake: FakeOAuthProvider, **options: str
-) -> AsyncIterator[Starlette]:
-    """GitHub and OIDC switched on against `fake`, and a web app that talks to it."""
-    await set_options(
-        root,
-        {
-            "GitHubClientId": CLIENT_ID,
-            "GitHubClientSecret": CLIENT_SECRET,
-            "GitHubOAuthEnabled": "true",
-            "oidc.client_id": CLIENT_ID,
-            "oidc.client_secret": CLIENT_SECRET,
-            "oidc.well_known": f"{fake.url}/.well-known/openid-configuration",
-            # endpoints come from discovery unless a test names them (another test may have)
-            "oidc.authorization_endpoint": "",
-            "oidc.token_endpoint": "",
-            "oidc.user_info_endpoint": "",
-            "oidc.enabled": "true",
-            **options,
-        },
-    )
-    env = {
-        **service_env,
-        **OFF,
-        "GITHUB_OAUTH_TOKEN_URL": f"{fake.url}/token",
-        "GITHUB_USER_URL": f"{fake.url}/user",
-        "OAUTH_TIMEOUT": "3",
-    }
-    app = create_app(load_settings(env))
-    try:
-        async with app.router.lifespan_context(app):
-            yield app
-    finally:
-        await set_options(
-            root,
-            {"GitHubOAuthEnabled": "false", "oidc.enabled": "false", "RegisterEnabled": "true"},
-        )
-
-
-def browser(app: Starlette) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 40000))
-    return httpx.AsyncClient(transport=transport, base_url="http://console.test")
-
-
-async def sign_in(
-    client: httpx.AsyncClient,
-    fake: FakeOAuthProvider,
-    user: dict[str, Any],
-    provider_name: str = "github",
-    aff: str = "",
-    headers: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """The console's round trip: a state, consent at the provider, then the callback."""
-    state = (await client.get("/api/oauth/state", params={"aff": aff})).json()["data"]
-    code = fake.issue_code(user)
-    reply = await client.get(
-        f"/api/oauth/{provider_name}", params={"code": code, "state": state}, headers=headers
-    )
-    body: dict[str, Any] = reply.json()
-    return body
-
-
-def github_user(name: str = "Octo Cat") -> dict[str, Any]:
-    return {"id": secrets.randbelow(10**9), "login": f"octo{secrets.token_hex(3)}", "name": name}
 
 
 async def test_github_registers_then_logs_in_with_signup_rewards(

@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from services.web.app import create_app
 from services.web.settings import load_settings
 from tests.fakes.authenticator import SoftAuthenticator
-from tests.helpers import create_user, root_console, unique_name
+from tests.support.helpers import create_user, root_console, unique_name
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("closes_clients")]
 

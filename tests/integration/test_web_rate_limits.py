@@ -12,25 +12,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from services.web.app import create_app
-from services.web.settings import load_settings
-from tests.helpers import ROOT_PASSWORD, ROOT_USERNAME, create_user, root_console
+from tests.support.helpers import ROOT_PASSWORD, ROOT_USERNAME, create_user, root_console
+from tests.support.web_kit import web_app
 
 pytestmark = pytest.mark.integration
-
-LIMITS_OFF = {
-    "GLOBAL_API_RATE_LIMIT_ENABLE": "false",
-    "GLOBAL_WEB_RATE_LIMIT_ENABLE": "false",
-    "CRITICAL_RATE_LIMIT_ENABLE": "false",
-}
-
-
-@contextlib.asynccontextmanager
-async def web_app(service_env: dict[str, str], **env: str) -> AsyncIterator[Starlette]:
-    """A web replica with `env` over the session's environment, lifespan running."""
-    app = create_app(load_settings({**service_env, **LIMITS_OFF, **env}))
-    async with app.router.lifespan_context(app):
-        yield app
 
 
 def client(app: Starlette, peer: str, scheme: str = "http") -> httpx.AsyncClient:

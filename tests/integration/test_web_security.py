@@ -10,7 +10,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.helpers import Console, create_user, login, root_console
+from tests.support.helpers import Console, create_user, login, root_console
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from services.web.routes.messenger_signin import telegram_hash
 from services.web.routes.system import _auth_status
 from services.web.settings import load_settings
 from tests.fakes.signin import FakeOAuthProvider, FakeWeChatServer, LoopbackServer
-from tests.helpers import ROOT_PASSWORD, ROOT_USERNAME, Console, create_user, root_console
+from tests.support.helpers import ROOT_PASSWORD, ROOT_USERNAME, Console, create_user, root_console
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("closes_clients")]
 

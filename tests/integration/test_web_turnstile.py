@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from services.web.app import create_app
 from services.web.settings import load_settings
 from tests.fakes.signin import FakeTurnstile, LoopbackServer
-from tests.helpers import Console, root_console, unique_name
+from tests.support.helpers import Console, root_console, unique_name
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ import httpx
 import pyotp
 import pytest
 
-from tests.helpers import Console, create_user, root_console
-from tests.integration import test_web_oauth as oauth
-from tests.integration.test_web_oauth import github_user
+from tests.support import web_kit as oauth
+from tests.support.helpers import Console, create_user, root_console
+from tests.support.web_kit import github_user
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("closes_clients")]
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
-from tests.helpers import Console, admin_channel, create_user, root_console
+from tests.support.helpers import Console, admin_channel, create_user, root_console
 
 pytestmark = pytest.mark.integration
 

@@ -11,37 +11,15 @@ from veloera.accounts.v1 import accounts_pb2
 
 from services.relay.auth import (
     Authenticator,
-    AuthEntry,
     ParsedKey,
     check_access,
     check_token,
     parse_key,
 )
 from services.relay.errors import RelayError
+from tests.support.relay_auth import entry
 
 KEY = "x" * 48
-
-
-def entry(
-    *,
-    token: dict[str, object] | None = None,
-    user: dict[str, object] | None = None,
-    usable: tuple[str, ...] = ("default",),
-) -> AuthEntry:
-    token_fields: dict[str, object] = {"id": 1, "status": 1, "expired_time": -1, **(token or {})}
-    user_fields: dict[str, object] = {
-        "id": 2,
-        "status": 1,
-        "role": 1,
-        "group": "default",
-        **(user or {}),
-    }
-    reply = accounts_pb2.AuthenticateResponse(
-        token=accounts_pb2.Token(**token_fields),  # type: ignore[arg-type]
-        user=accounts_pb2.User(**user_fields),  # type: ignore[arg-type]
-        usable_groups=list(usable),
-    )
-    return AuthEntry.from_reply(reply)
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from services.relay.metering import Metering
 from services.relay.options import RelayOptions
 from services.relay.routing import ChannelInfo, RoutingTable, routing_name
 from services.relay.streaming import SSEProcessor
-from tests.unit.test_relay_auth import entry
+from tests.support.relay_auth import entry
 
 ADAPTORS = Adaptors(azure_api_version="2099-01-01")
 BEFORE_CUTOFF = 1_700_000_000  # 2023-11

@@ -18,8 +18,8 @@ from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.cli.supervisor import Child, wait_ready
 from services.shared import subjects
-from tests.e2e.test_chat_flow import CONSUME_LOG, Customer, World, eventually, wallet
-from tests.helpers import admin_channel
+from tests.support.helpers import admin_channel
+from tests.support.world import CONSUME_LOG, Customer, World, eventually, wallet
 
 REQUEST_ID_HEADER = "X-Veloera-Request-Id"
 CLIENTS = 16

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import bcrypt
 
-from tests.helpers import unique_name
+from tests.support.helpers import unique_name
 
 SQL_TYPES = {
     "sqlite": {"int": "integer", "text": "text", "bool": "numeric", "float": "real",

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import wave
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
-from tests.e2e.test_chat_flow import (
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.support.helpers import Console, create_channel, create_token, create_user, root_console
+from tests.support.world import (
     Customer,
     World,
     price_model,
@@ -17,8 +22,6 @@ from tests.e2e.test_chat_flow import (
     wait_for_model,
     wallet,
 )
-from tests.fakes.openai_upstream import FakeOpenAI
-from tests.helpers import Console, create_channel, create_token, create_user, root_console
 
 
 @pytest.fixture
@@ -93,3 +96,61 @@ async def customer_on(
     )
     await wait_for_model(world.relay_url, customer.key, model)
     return customer
+
+
+HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+
+
+TOOLS: list[ChatCompletionToolParam] = [
+    {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+]
+
+
+async def steer(world: World, customer: Customer, behaviour: str, priority: int = 10) -> None:
+    await price_model(world.root, behaviour)
+    await create_channel(
+        world.root,
+        base_url=world.fake.url,
+        models=[customer.model],
+        priority=priority,
+        model_mapping=json.dumps({customer.model: behaviour}),
+    )
+    await asyncio.sleep(0.3)
+
+
+QUOTA_PER_UNIT = 500_000
+
+
+IMAGE_PRICE = 0.02  # USD per image
+
+
+def wav_bytes(seconds: int) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\0\0" * 8000 * seconds)
+    return buffer.getvalue()
+
+
+PNG_1x1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c63f8cfc0f01f0005000201a5b1e1a10000000049454e44ae426082"
+)
+
+
+async def add_channel(world: World, customer: Customer, **fields: Any) -> int:
+    """Another channel for the customer's model; the relay sees it once listed again."""
+    channel_id = await create_channel(
+        world.root,
+        base_url=fields.pop("base_url", world.fake.url),
+        models=[customer.model],
+        **fields,
+    )
+    await asyncio.sleep(0.3)  # the change event reloads the relay's snapshot
+    return channel_id
+
+
+def mapped(customer: Customer, behaviour: str) -> str:
+    return json.dumps({customer.model: behaviour})
