@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.accounts.types import Conn
+from services.shared.statuses import ChannelStatus
 
 CHANNEL_COLUMNS = (
     "id, type, name, base_url, models, groups, priority, weight, status, model_mapping,"
@@ -205,7 +206,7 @@ async def set_channel_status(
     conn: Conn, *, channel_id: int, status: int, reason: str, now: int
 ) -> None:
     await conn.execute(SET_CHANNEL_STATUS, channel_id, status, reason, now)
-    await conn.execute(SET_ABILITIES_ENABLED, channel_id, status == 1)
+    await conn.execute(SET_ABILITIES_ENABLED, channel_id, status == ChannelStatus.ENABLED)
 
 
 async def channel_keys(conn: Conn, *, channel_id: int) -> list[asyncpg.Record]:

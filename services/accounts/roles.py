@@ -7,14 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.shared.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from services.shared.statuses import Role, UserStatus
 
-COMMON = 1
-ADMIN = 10
-ROOT = 100
+COMMON, ADMIN, ROOT = Role.COMMON, Role.ADMIN, Role.ROOT
 VALID_ROLES = frozenset({COMMON, ADMIN, ROOT})
 
-ENABLED = 1
-DISABLED = 2
+ENABLED, DISABLED = UserStatus.ENABLED, UserStatus.DISABLED
 
 MANAGE_ACTIONS = frozenset({"disable", "enable", "delete", "promote", "demote"})
 

@@ -7,12 +7,13 @@ from veloera.accounts.v1 import accounts_pb2 as pb
 from services.accounts.ipnets import normalize_allow_list
 from services.accounts.tokens_repo import TokenFields
 from services.shared.errors import FailedPrecondition, InvalidArgument
+from services.shared.statuses import TokenStatus
 
 MAX_NAME = 30
 NEVER = -1
-ENABLED = 1
-EXPIRED = 3
-VALID_STATUSES = frozenset({1, 2, 3, 4})
+ENABLED = TokenStatus.ENABLED
+EXPIRED = TokenStatus.EXPIRED
+VALID_STATUSES = frozenset(TokenStatus)
 DEFAULT_RATE_PERIOD = 60
 DEFAULT_RATE_COUNT = 1000
 DEFAULT_RATE_SUCCESS = 10

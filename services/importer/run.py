@@ -22,6 +22,7 @@ from services.importer.logs import import_logs, import_quota_data
 from services.importer.report import Check, Report, TableReport
 from services.importer.sources import Source, open_source, schema
 from services.shared.crypto import SecretBox
+from services.shared.statuses import Role
 
 # Columns read from each upstream table (whichever of them the source has).
 USER_COLUMNS = (
@@ -299,7 +300,7 @@ async def _open_wallets(
         ctx.opened[user_id] = (u.quota, u.subscription_quota, u.used_quota)
         if u.source_inviter_id and u.source_inviter_id != source_id:
             ctx.pending_inviters.append((user_id, u.source_inviter_id))
-        if u.role == 100 and u.deleted_at is None and not ctx.root_user_id:
+        if u.role == Role.ROOT and u.deleted_at is None and not ctx.root_user_id:
             ctx.root_user_id = user_id
         values = (
             user_id, u.quota, u.subscription_quota, u.used_quota, u.request_count, u.aff_quota,

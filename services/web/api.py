@@ -14,16 +14,15 @@ from starlette.responses import Response
 from veloera.accounts.v1 import accounts_pb2
 
 from services.shared.numbers import ascii_int
+from services.shared.statuses import Role
 from services.web.deps import Deps
 from services.web.metrics import RPC_ERRORS
 from services.web.session import COOKIE_NAME, unsign
 
 logger = logging.getLogger(__name__)
 
-ROLE_GUEST = 0
-ROLE_COMMON = 1
-ROLE_ADMIN = 10
-ROLE_ROOT = 100
+ROLE_GUEST, ROLE_COMMON = Role.GUEST, Role.COMMON
+ROLE_ADMIN, ROLE_ROOT = Role.ADMIN, Role.ROOT
 
 USER_HEADER = "veloera-user"
 DEFAULT_PAGE_SIZE = 10

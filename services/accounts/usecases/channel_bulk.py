@@ -13,8 +13,9 @@ from services.accounts.deps import Deps, load_actor, now
 from services.accounts.types import Conn
 from services.accounts.usecases.channels import ENABLED, rebuild_abilities
 from services.shared.errors import InvalidArgument, NotFound
+from services.shared.statuses import ChannelStatus
 
-MANUALLY_DISABLED = 2
+MANUALLY_DISABLED = ChannelStatus.MANUALLY_DISABLED
 
 
 async def reveal_channel_key(

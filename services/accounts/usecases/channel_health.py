@@ -18,10 +18,11 @@ from services.accounts.deps import Deps, now
 from services.accounts.metrics import CHANNELS_AUTO_DISABLED, KEYS_AUTO_DISABLED
 from services.accounts.types import Conn
 from services.shared.errors import NotFound
+from services.shared.statuses import ChannelStatus
 
-ENABLED = 1
-MANUALLY_DISABLED = 2
-AUTO_DISABLED = 3
+ENABLED = ChannelStatus.ENABLED
+MANUALLY_DISABLED = ChannelStatus.MANUALLY_DISABLED
+AUTO_DISABLED = ChannelStatus.AUTO_DISABLED
 MAX_ERROR_LENGTH = 500
 
 

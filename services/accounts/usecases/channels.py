@@ -12,9 +12,10 @@ from services.accounts.metrics import CHANNELS_AUTO_DISABLED, KEYS_AUTO_DISABLED
 from services.accounts.types import Conn
 from services.shared.crypto import SecretBox, mask_key
 from services.shared.errors import InvalidArgument, NotFound, PermissionDenied
+from services.shared.statuses import ChannelStatus
 
-ENABLED = 1
-AUTO_DISABLED = 3
+ENABLED = ChannelStatus.ENABLED
+AUTO_DISABLED = ChannelStatus.AUTO_DISABLED
 MAX_ERROR_LENGTH = 500
 
 

@@ -193,7 +193,8 @@ def _base_url(channel: accounts_pb2.Channel, default: str = "") -> str:
 
 def first_key(channel: accounts_pb2.Channel) -> str:
     """The first usable key: enabled keys first (a list with keys), else the entered text."""
-    keys = sorted(channel.keys, key=lambda k: (k.status != 1, k.index))
+    enabled = accounts_pb2.CHANNEL_STATUS_ENABLED
+    keys = sorted(channel.keys, key=lambda k: (k.status != enabled, k.index))
     for key in keys:
         if key.key:
             return key.key
