@@ -5,6 +5,7 @@ option refused in one pass is retried after the others, until nothing changes.""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import grpc
@@ -14,6 +15,7 @@ from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from tests.support.helpers import admin_channel, root_console
 
 TIMEOUT = 10.0
+MAX_PASSES = 5  # each pass restores what its prerequisites allow
 
 
 async def _all(stub: accounts_pb2_grpc.AccountsServiceAsyncStub) -> dict[str, str]:
@@ -26,25 +28,21 @@ async def _all(stub: accounts_pb2_grpc.AccountsServiceAsyncStub) -> dict[str, st
 async def _put_back(
     stub: accounts_pb2_grpc.AccountsServiceAsyncStub, actor_id: int, before: dict[str, str]
 ) -> None:
-    while True:
+    changed: list[str] = []
+    for _ in range(MAX_PASSES):
         now = await _all(stub)
         changed = sorted(
             k for k in before.keys() | now.keys() if now.get(k, "") != before.get(k, "")
         )
         if not changed:
             return
-        restored = 0
         for key in changed:
             request = accounts_pb2.UpdateOptionRequest(
                 actor_id=actor_id, key=key, value=before.get(key, "")
             )
-            try:
+            with contextlib.suppress(grpc.aio.AioRpcError):  # a prerequisite is not back yet
                 await stub.UpdateOption(request, timeout=TIMEOUT)
-            except grpc.aio.AioRpcError:
-                continue  # a prerequisite is not back yet: the next pass
-            restored += 1
-        if not restored:
-            raise AssertionError(f"options that cannot be put back: {changed}")
+    raise AssertionError(f"options that cannot be put back: {changed}")
 
 
 @pytest.fixture
