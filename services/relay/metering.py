@@ -17,7 +17,7 @@ from services.relay.adaptors.base import Adaptor, Json, StreamAccumulator, Usage
 from services.relay.audio import duration_seconds
 from services.relay.incoming import ClientRequest
 from services.relay.media import MediaPolicy, image_tokens
-from services.relay.tokens import (
+from services.relay.tokenizer import (
     completion_tokens,
     count_input,
     count_messages,

@@ -17,7 +17,7 @@ from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc, events_pb2
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 import services
-from services.relay import task_poll, tokens
+from services.relay import task_poll, tokenizer
 from services.relay.adaptors import Adaptors
 from services.relay.auth import Authenticator
 from services.relay.billing import Biller
@@ -135,7 +135,7 @@ class RelayContext:
             allow_private=s.channel_private_addresses,
         )
         await channel_probes.serve(self.nats, probing)
-        await asyncio.to_thread(tokens.warm_up)
+        await asyncio.to_thread(tokenizer.warm_up)
         await self.snapshot.load_initial(s.startup_timeout)
         self._spawn(self.snapshot.poll_forever(s.snapshot_refresh_seconds))
         # Connect to billing now, so the first request does not pay for it.

@@ -14,7 +14,7 @@ from services.relay.adaptors.base import StreamAccumulator, UsageCounts
 from services.relay.adaptors.openai import OpenAIAdaptor
 from services.relay.output_cap import OutputCap, cut_frames
 from services.relay.streaming import DONE_FRAME, SSEProcessor, SSEResponse
-from services.relay.tokens import count_text
+from services.relay.tokenizer import count_text
 
 MODEL = "gpt-4o-mini"
 BILLED = UsageCounts(prompt_tokens=7, completion_tokens=16)
