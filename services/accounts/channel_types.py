@@ -70,6 +70,9 @@ NO_ADAPTOR_YET = (
 
 GEMINI = 24
 VERTEX_AI = 41
+# Types served by the operator's own server (no provider address to default to): saving one
+# without a base URL is refused instead of failing every request.
+NEEDS_BASE_URL = frozenset({44, 47})  # MokaAI M3E, Xinference
 # Types whose single key is a JSON document (never split on commas).
 JSON_KEY_TYPES = frozenset({VERTEX_AI})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 from veloera.accounts.v1 import accounts_pb2 as pb
 
-from services.accounts import channel_rules, channels_repo, convert, events, roles
+from services.accounts import channel_rules, channel_types, channels_repo, convert, events, roles
 from services.accounts.channels_repo import ChannelFields
 from services.accounts.deps import Deps, load_actor, now, paging
 from services.accounts.metrics import CHANNELS_AUTO_DISABLED, KEYS_AUTO_DISABLED
@@ -41,12 +41,13 @@ def channel_fields(
         "setting": channel_rules.check_setting(channel.setting, allow_private=allow_private),
         "param_override": channel_rules.check_json_object("param_override", channel.param_override),
     }
+    base_url = channel_rules.check_url(
+        "base_url", channel.base_url, channel_rules.BASE_URL_SCHEMES, allow_private=allow_private
+    )
+    if not base_url and channel.type in channel_types.NEEDS_BASE_URL:
+        raise InvalidArgument("this channel type needs a base URL (the address of its server)")
     return ChannelFields(
-        type=channel.type, name=name, models=models,
-        base_url=channel_rules.check_url(
-            "base_url", channel.base_url, channel_rules.BASE_URL_SCHEMES,
-            allow_private=allow_private,
-        ),
+        type=channel.type, name=name, models=models, base_url=base_url,
         groups=groups, priority=channel.priority, weight=channel.weight, status=status,
         model_prefix=channel.model_prefix.strip(), system_prompt=channel.system_prompt,
         tag=channel.tag.strip(), test_model=channel.test_model.strip(),

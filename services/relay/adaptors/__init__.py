@@ -12,7 +12,9 @@ from services.relay.adaptors.compat import COMPAT_TYPES, CompatAdaptor
 from services.relay.adaptors.custom import CustomAdaptor
 from services.relay.adaptors.deepseek import DeepSeekAdaptor
 from services.relay.adaptors.gemini import GeminiAdaptor
+from services.relay.adaptors.jina import JinaAdaptor
 from services.relay.adaptors.minimax import MiniMaxAdaptor
+from services.relay.adaptors.mokaai import MokaAIAdaptor
 from services.relay.adaptors.ollama import OllamaAdaptor
 from services.relay.adaptors.openai import OpenAIAdaptor
 from services.relay.adaptors.openrouter import OpenRouterAdaptor
@@ -50,6 +52,8 @@ class Adaptors:
                 types.GEMINI: GeminiAdaptor(),
                 types.AWS: BedrockAdaptor(),
                 types.VERTEX_AI: VertexAdaptor(any_token_uri=any_token_uri),
+                types.JINA: JinaAdaptor(),
+                types.MOKAAI: MokaAIAdaptor(),
             }
         )
         assert set(table) == types.SUPPORTED_TYPES, "shared/channel_types.py lists the adaptors"
