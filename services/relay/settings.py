@@ -10,6 +10,8 @@ from services.shared import nats_auth
 from services.shared.config import Env, Secret
 from services.shared.internal_auth import RELAY, Credential, load_credential
 
+COHERE_SAFETY_MODES = frozenset({"NONE", "CONTEXTUAL", "STRICT"})
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -33,6 +35,7 @@ class Settings:
     shutdown_grace_seconds: float
     retry_count: int  # extra attempts on another channel after a retryable failure
     azure_api_version: str
+    cohere_safety: str  # COHERE_SAFETY_SETTING: NONE, CONTEXTUAL or STRICT
     get_media_token: bool
     get_media_token_not_stream: bool
     max_file_download_bytes: int
@@ -69,6 +72,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         shutdown_grace_seconds=env.float("RELAY_SHUTDOWN_GRACE_SECONDS", 30.0),
         retry_count=env.int("RELAY_RETRY_COUNT", 1),
         azure_api_version=env.str("AZURE_DEFAULT_API_VERSION", "2024-12-01-preview"),
+        cohere_safety=env.str("COHERE_SAFETY_SETTING", "NONE").strip().upper(),
         get_media_token=env.bool("GET_MEDIA_TOKEN", True),
         get_media_token_not_stream=env.bool("GET_MEDIA_TOKEN_NOT_STREAM", True),
         max_file_download_bytes=env.int("MAX_FILE_DOWNLOAD_MB", 20) * 1024 * 1024,
@@ -81,5 +85,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         task_submit_timeout=env.float("RELAY_TASK_SUBMIT_TIMEOUT", 60.0),
         channel_probe_timeout=max(env.float("CHANNEL_PROBE_TIMEOUT", 30.0), 0.1),
     )
+    if settings.cohere_safety not in COHERE_SAFETY_MODES:
+        env.fail("COHERE_SAFETY_SETTING must be NONE, CONTEXTUAL or STRICT")
     env.check(service="relay")
     return settings

@@ -76,7 +76,9 @@ class RelayContext:
         self.keys = KeyRotator()
         self.virtual = RoundRobin()
         self.adaptors = Adaptors(
-            settings.azure_api_version, any_token_uri=settings.channel_private_addresses
+            settings.azure_api_version,
+            any_token_uri=settings.channel_private_addresses,
+            cohere_safety=settings.cohere_safety,
         )
         self.media = MediaPolicy(
             enabled=settings.get_media_token,

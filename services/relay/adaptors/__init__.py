@@ -8,6 +8,7 @@ from services.relay.adaptors.baidu_v2 import BaiduV2Adaptor
 from services.relay.adaptors.base import Adaptor
 from services.relay.adaptors.bedrock import BedrockAdaptor
 from services.relay.adaptors.cloudflare import CloudflareAdaptor
+from services.relay.adaptors.cohere import CohereAdaptor
 from services.relay.adaptors.compat import COMPAT_TYPES, CompatAdaptor
 from services.relay.adaptors.custom import CustomAdaptor
 from services.relay.adaptors.deepseek import DeepSeekAdaptor
@@ -32,7 +33,11 @@ class Adaptors:
     send its key to the wrong provider (routing already skips such channels)."""
 
     def __init__(
-        self, azure_api_version: str = DEFAULT_API_VERSION, *, any_token_uri: bool = False
+        self,
+        azure_api_version: str = DEFAULT_API_VERSION,
+        *,
+        any_token_uri: bool = False,
+        cohere_safety: str = "NONE",
     ) -> None:
         table: dict[int, Adaptor] = {t: CompatAdaptor(spec) for t, spec in COMPAT_TYPES.items()}
         table.update(
@@ -53,6 +58,7 @@ class Adaptors:
                 types.AWS: BedrockAdaptor(),
                 types.VERTEX_AI: VertexAdaptor(any_token_uri=any_token_uri),
                 types.JINA: JinaAdaptor(),
+                types.COHERE: CohereAdaptor(cohere_safety),
                 types.MOKAAI: MokaAIAdaptor(),
             }
         )

@@ -1,0 +1,230 @@
+"""Cohere (34): chat through Cohere's v1 chat API and rerank (upstream `relay/channel/cohere`).
+
+Chat: the conversation's last message (a user turn) is `message`, the turns before it are
+`chat_history` (USER / CHATBOT), system messages become the `preamble`; the answer's
+`meta.billed_units` is the usage. Streams are newline-delimited JSON events (`text-generation`,
+then `stream-end` with the final response). Unlike upstream, which keeps only the last user turn
+and drops earlier ones from the history, every turn is sent, and MAX_TOKENS ends as `length`
+(OpenAI's word) rather than `max_tokens`. Tools are refused (400) instead of silently dropped.
+Rerank speaks the relay's own rerank format and passes through; other endpoints are refused.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orjson
+
+from services.relay.adaptors.base import Json, Outgoing, StreamConverter, Target, UpstreamRequest
+from services.relay.adaptors.native import (
+    ChunkWriter,
+    ProviderError,
+    canonical_body,
+    completion,
+    error_frame,
+    only,
+    text_of,
+)
+from services.relay.adaptors.openai import OpenAIAdaptor
+from services.relay.endpoints import CHAT, RERANK
+from services.relay.errors import RelayError
+
+SAFETY_MODES = frozenset({"NONE", "CONTEXTUAL", "STRICT"})
+DEFAULT_MAX_TOKENS = 4000  # upstream's default when the client names none
+ROLES = {"user": "USER", "assistant": "CHATBOT"}
+FINISH = {"COMPLETE": "stop", "MAX_TOKENS": "length", "ERROR_TOXIC": "content_filter"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
+# OpenAI sampling parameters and their Cohere names.
+PARAMETERS = {
+    "temperature": "temperature",
+    "top_p": "p",
+    "seed": "seed",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+}
+
+
+def _refuse(message: str) -> RelayError:
+    return RelayError(400, message, type_="invalid_request_error", code="unsupported_parameter")
+
+
+def to_chat(body: Json, model: str, safety: str, stream: bool) -> Json:
+    """The OpenAI chat request as Cohere's v1 chat request."""
+    if body.get("tools") or body.get("functions"):
+        raise _refuse("tools are not supported by this channel type")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RelayError(400, "messages must be a non-empty list", type_="invalid_request_error")
+    preamble: list[str] = []
+    turns: list[Json] = []
+    for message in messages:
+        if not isinstance(message, dict):
+            raise RelayError(400, "each message must be an object", type_="invalid_request_error")
+        role = message.get("role")
+        text = text_of(message.get("content"))
+        if role in ("system", "developer"):
+            preamble.append(text)
+        elif role in ROLES:
+            turns.append({"role": ROLES[role], "message": text})
+        else:
+            raise _refuse(f"messages of role {role!r} are not supported by this channel type")
+    if not turns or turns[-1]["role"] != "USER":
+        raise RelayError(
+            400, "the last message must be a user message", type_="invalid_request_error"
+        )
+    native: Json = {
+        "model": model,
+        "message": turns[-1]["message"],
+        "chat_history": turns[:-1],
+        "stream": stream,
+        "max_tokens": body.get("max_completion_tokens")
+        or body.get("max_tokens")
+        or DEFAULT_MAX_TOKENS,
+    }
+    if preamble:
+        native["preamble"] = "\n\n".join(preamble)
+    for name, cohere_name in PARAMETERS.items():
+        if body.get(name) is not None:
+            native[cohere_name] = body[name]
+    stop = body.get("stop")
+    if stop:
+        native["stop_sequences"] = [stop] if isinstance(stop, str) else stop
+    if safety != "NONE":
+        native["safety_mode"] = safety
+    return native
+
+
+def openai_usage(meta: Any) -> Json | None:
+    billed = meta.get("billed_units") if isinstance(meta, dict) else None
+    if not isinstance(billed, dict):
+        return None
+    prompt = billed.get("input_tokens")
+    output = billed.get("output_tokens")
+    if not isinstance(prompt, int) or not isinstance(output, int):
+        return None
+    return {"prompt_tokens": prompt, "completion_tokens": output, "total_tokens": prompt + output}
+
+
+def to_completion(response: Json, model: str) -> bytes:
+    choice = {
+        "index": 0,
+        "message": {"role": "assistant", "content": str(response.get("text") or "")},
+        "finish_reason": FINISH.get(str(response.get("finish_reason")), "stop"),
+    }
+    return completion(
+        id_=str(response.get("response_id") or "chatcmpl-" + os.urandom(12).hex()),
+        model=model,
+        choices=[choice],
+        usage=openai_usage(response.get("meta")),
+    )
+
+
+class ChatStream:
+    """Cohere's newline-delimited stream events as OpenAI chunks."""
+
+    __slots__ = ("_out", "_pending", "_sent")
+
+    def __init__(self, model: str) -> None:
+        self._out = ChunkWriter("chatcmpl-" + os.urandom(12).hex(), model)
+        self._pending = b""
+        self._sent = False
+
+    def feed(self, data: bytes) -> bytes:
+        lines = (self._pending + data).split(b"\n")
+        self._pending = lines.pop()
+        return b"".join(self._event(line) for line in lines)
+
+    def finish(self) -> bytes:
+        rest, self._pending = self._pending, b""
+        return self._event(rest)
+
+    def _event(self, line: bytes) -> bytes:
+        line = line.strip()
+        if line.startswith(b"data:"):  # some deployments frame the same events as SSE
+            line = line[5:].strip()
+        if not line:
+            return b""
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return b""
+        if not isinstance(event, dict):
+            return b""
+        kind = event.get("event_type")
+        if kind is None and isinstance(event.get("message"), str):
+            return self._error(event["message"])
+        frames = b""
+        if not self._sent:
+            frames = self._out.delta({"role": "assistant", "content": ""})
+            self._sent = True
+        if kind == "text-generation" and isinstance(event.get("text"), str):
+            return frames + self._out.delta({"content": event["text"]})
+        if kind == "stream-end":
+            response = event.get("response")
+            response = response if isinstance(response, dict) else {}
+            reason = str(event.get("finish_reason") or response.get("finish_reason") or "")
+            if reason == "ERROR":
+                return frames + self._error("the upstream ended the stream with an error")
+            frames += self._out.delta({}, FINISH.get(reason, "stop"))
+            usage = openai_usage(response.get("meta"))
+            return frames + (self._out.usage(usage) if usage is not None else b"")
+        return frames
+
+    def _error(self, message: str) -> bytes:
+        if not self._sent:
+            raise ProviderError(502, message, {"type": "upstream_error", "code": None})
+        return error_frame(message, "upstream_error")
+
+
+def parse_error(status: int, body: bytes) -> tuple[str, Json | None]:
+    """Cohere's error body is `{"message": ...}`."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return f"bad response status code {status}", None
+    message = payload.get("message") if isinstance(payload, dict) else None
+    if not isinstance(message, str) or not message:
+        return f"bad response status code {status}", None
+    return message, {"type": ERROR_TYPES.get(status, "upstream_error"), "code": None}
+
+
+class CohereAdaptor(OpenAIAdaptor):
+    supports_stream_options = False
+    default_base_url = "https://api.cohere.ai"
+
+    def __init__(self, safety: str = "NONE") -> None:
+        self.safety = safety if safety in SAFETY_MODES else "NONE"
+
+    def build_request(self, target: Target, body: Outgoing) -> UpstreamRequest:
+        only(target.endpoint, CHAT, RERANK)
+        if target.endpoint is RERANK:
+            return super().build_request(target, body)
+        native = to_chat(canonical_body(body), target.model, self.safety, target.stream)
+        headers = self.headers(target)
+        headers["Content-Type"] = "application/json"
+        headers["Accept"] = "application/stream+json" if target.stream else "application/json"
+        return UpstreamRequest(self.base_url(target) + "/v1/chat", headers, orjson.dumps(native))
+
+    def convert_response(self, target: Target, data: bytes) -> bytes:
+        if target.endpoint is RERANK:
+            return data
+        try:
+            response = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return data
+        if not isinstance(response, dict) or "text" not in response:
+            return data
+        return to_completion(response, target.model)
+
+    def stream_converter(self, target: Target) -> StreamConverter:
+        return ChatStream(target.model)
+
+    def parse_error(self, status: int, body: bytes) -> tuple[str, Json | None]:
+        return parse_error(status, body)
