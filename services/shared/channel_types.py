@@ -24,13 +24,14 @@ BAIDU_V2 = 46
 XAI = 48
 JINA = 38
 COHERE = 34
+DIFY = 37
 MOKAAI = 44
 # OpenAI-compatible types that differ only in base URL and path prefix (relay adaptors/compat.py)
 COMPAT = frozenset({6, 7, 9, 10, 12, 13, 16, 17, 19, 22, 25, 27, 31, 40, 42, 47, 49})
 
 SUPPORTED_TYPES = frozenset(
     {OPENAI, AZURE, OLLAMA, CUSTOM, OPENROUTER, MINIMAX, CLOUDFLARE, DEEPSEEK, VOLCENGINE}
-    | {BAIDU_V2, XAI, ANTHROPIC, GEMINI, AWS, VERTEX_AI, JINA, MOKAAI, COHERE}
+    | {BAIDU_V2, XAI, ANTHROPIC, GEMINI, AWS, VERTEX_AI, JINA, MOKAAI, COHERE, DIFY}
     | COMPAT
 )
 

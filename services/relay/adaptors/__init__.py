@@ -12,6 +12,7 @@ from services.relay.adaptors.cohere import CohereAdaptor
 from services.relay.adaptors.compat import COMPAT_TYPES, CompatAdaptor
 from services.relay.adaptors.custom import CustomAdaptor
 from services.relay.adaptors.deepseek import DeepSeekAdaptor
+from services.relay.adaptors.dify import DifyAdaptor
 from services.relay.adaptors.gemini import GeminiAdaptor
 from services.relay.adaptors.jina import JinaAdaptor
 from services.relay.adaptors.minimax import MiniMaxAdaptor
@@ -59,6 +60,7 @@ class Adaptors:
                 types.VERTEX_AI: VertexAdaptor(any_token_uri=any_token_uri),
                 types.JINA: JinaAdaptor(),
                 types.COHERE: CohereAdaptor(cohere_safety),
+                types.DIFY: DifyAdaptor(),
                 types.MOKAAI: MokaAIAdaptor(),
             }
         )
