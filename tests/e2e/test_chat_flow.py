@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
@@ -14,8 +13,8 @@ from tests.fakes.openai_upstream import FakeOpenAI
 from tests.support.helpers import (
     create_channel,
     create_token,
-    root_console,
 )
+from tests.support.relay_kit import world as world
 from tests.support.world import (
     CONSUME_LOG,
     Customer,
@@ -30,23 +29,6 @@ from tests.support.world import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def world(
-    web_url: str, relay_url: str, fake_openai: FakeOpenAI, tasks_service: object
-) -> AsyncIterator[World]:
-    root = await root_console(web_url)
-    world = World(
-        root=root, web_url=web_url, relay_url=relay_url, fake=fake_openai, clients=[], consoles=[]
-    )
-    try:
-        yield world
-    finally:
-        for client in world.clients:
-            await client.close()
-        for console in [root, *world.consoles]:
-            await console.aclose()
 
 
 async def test_non_stream_chat_is_charged_exactly_once_with_a_log_row(world: World) -> None:

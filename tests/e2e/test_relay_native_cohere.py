@@ -12,16 +12,14 @@ import openai
 import pytest
 
 from tests.fakes.cohere_upstream import REPLY, FakeCohere
-from tests.support.helpers import create_channel, create_token, create_user, unique_name
 from tests.support.relay_kit import world as world
 from tests.support.world import (
     Customer,
     World,
+    customer_on,
     expected_charge,
-    price_model,
     sdk,
     settled_logs,
-    wait_for_model,
     wallet,
 )
 
@@ -49,19 +47,7 @@ def cohere() -> Iterator[FakeCohere]:
 @pytest.fixture
 async def customer(world: World, cohere: FakeCohere) -> Customer:
     cohere.finish_reason, cohere.fail_status = "COMPLETE", 0
-    model = unique_name("cohere-")
-    await price_model(world.root, model)
-    channel_id = await create_channel(
-        world.root, base_url=cohere.url, models=[model], type=COHERE, key="co-key"
-    )
-    console, user_id = await create_user(world.root, quota=1_000_000)
-    world.consoles.append(console)
-    token = await create_token(console)
-    found = Customer(
-        console=console, user_id=user_id, token=token, model=model, channel_id=channel_id
-    )
-    await wait_for_model(world.relay_url, found.key, model)
-    return found
+    return await customer_on(world, COHERE, cohere.url, key="co-key", prefix="cohere-")
 
 
 async def test_a_chat_becomes_cohere_v1_and_its_billed_units_are_charged(

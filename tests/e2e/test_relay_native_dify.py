@@ -10,16 +10,14 @@ import openai
 import pytest
 
 from tests.fakes.dify_upstream import ANSWER, FakeDify
-from tests.support.helpers import create_channel, create_token, create_user, unique_name
 from tests.support.relay_kit import world as world
 from tests.support.world import (
     Customer,
     World,
+    customer_on,
     expected_charge,
-    price_model,
     sdk,
     settled_logs,
-    wait_for_model,
     wallet,
 )
 
@@ -54,19 +52,7 @@ def dify() -> Iterator[FakeDify]:
 @pytest.fixture
 async def customer(world: World, dify: FakeDify) -> Customer:
     dify.fail_in_stream, dify.refuse = False, False
-    model = unique_name("dify-app-")
-    await price_model(world.root, model)
-    channel_id = await create_channel(
-        world.root, base_url=dify.url, models=[model], type=DIFY, key="app-key"
-    )
-    console, user_id = await create_user(world.root, quota=1_000_000)
-    world.consoles.append(console)
-    token = await create_token(console)
-    found = Customer(
-        console=console, user_id=user_id, token=token, model=model, channel_id=channel_id
-    )
-    await wait_for_model(world.relay_url, found.key, model)
-    return found
+    return await customer_on(world, DIFY, dify.url, key="app-key", prefix="dify-app-")
 
 
 async def test_a_blocking_chat_is_one_transcript_and_difys_usage_is_charged(

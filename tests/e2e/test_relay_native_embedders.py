@@ -10,16 +10,14 @@ import httpx
 import openai
 import pytest
 
-from tests.support.helpers import create_channel, create_token, create_user, unique_name
+from tests.support.helpers import unique_name
 from tests.support.relay_kit import world as world
 from tests.support.world import (
-    Customer,
     World,
+    customer_on,
     expected_charge,
-    price_model,
     sdk,
     settled_logs,
-    wait_for_model,
     wallet,
 )
 
@@ -28,25 +26,8 @@ pytestmark = pytest.mark.e2e
 JINA, MOKAAI = 38, 44
 
 
-async def _customer_on(world: World, channel_type: int, base_url: str) -> Customer:
-    """A funded user whose fresh model only a channel of `channel_type` serves."""
-    model = unique_name("embed-")
-    await price_model(world.root, model)
-    channel_id = await create_channel(
-        world.root, base_url=base_url, models=[model], type=channel_type
-    )
-    console, user_id = await create_user(world.root, quota=1_000_000)
-    world.consoles.append(console)
-    token = await create_token(console)
-    customer = Customer(
-        console=console, user_id=user_id, token=token, model=model, channel_id=channel_id
-    )
-    await wait_for_model(world.relay_url, customer.key, model)
-    return customer
-
-
 async def test_jina_embeddings_and_rerank_pass_through_and_are_charged(world: World) -> None:
-    customer = await _customer_on(world, JINA, world.fake.url)
+    customer = await customer_on(world, JINA, world.fake.url, prefix="embed-")
     world.fake.clear()
     reply = await sdk(world, customer.key).embeddings.create(
         model=customer.model, input=["first", "second"]
@@ -69,7 +50,7 @@ async def test_jina_embeddings_and_rerank_pass_through_and_are_charged(world: Wo
 
 
 async def test_jina_refuses_chat_and_charges_nothing(world: World) -> None:
-    customer = await _customer_on(world, JINA, world.fake.url)
+    customer = await customer_on(world, JINA, world.fake.url, prefix="embed-")
     before = await wallet(customer)
     world.fake.clear()
     with pytest.raises(openai.BadRequestError) as refused:
@@ -82,7 +63,7 @@ async def test_jina_refuses_chat_and_charges_nothing(world: World) -> None:
 
 
 async def test_m3e_takes_a_list_of_strings_at_its_embeddings_path(world: World) -> None:
-    customer = await _customer_on(world, MOKAAI, world.fake.url + "/v1")
+    customer = await customer_on(world, MOKAAI, world.fake.url + "/v1", prefix="embed-")
     world.fake.clear()
     reply = await sdk(world, customer.key).embeddings.create(model=customer.model, input="hello")
     assert len(reply.data) == 1
@@ -94,7 +75,7 @@ async def test_m3e_takes_a_list_of_strings_at_its_embeddings_path(world: World) 
 
 
 async def test_m3e_refuses_token_ids_and_chat_and_charges_nothing(world: World) -> None:
-    customer = await _customer_on(world, MOKAAI, world.fake.url + "/v1")
+    customer = await customer_on(world, MOKAAI, world.fake.url + "/v1", prefix="embed-")
     before = await wallet(customer)
     client = sdk(world, customer.key)
     with pytest.raises(openai.BadRequestError) as ids:

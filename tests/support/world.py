@@ -120,6 +120,25 @@ async def new_customer(
     return customer
 
 
+async def customer_on(
+    world: World, channel_type: int, base_url: str, *, key: str = "", prefix: str = "m-"
+) -> Customer:
+    """A funded user with a key, and a fresh priced model that only one channel of
+    `channel_type` at `base_url` serves (native provider tests)."""
+    model = unique_name(prefix)
+    await price_model(world.root, model)
+    fields: dict[str, Any] = {"type": channel_type, **({"key": key} if key else {})}
+    channel_id = await create_channel(world.root, base_url=base_url, models=[model], **fields)
+    console, user_id = await create_user(world.root, quota=1_000_000)
+    world.consoles.append(console)
+    token = await create_token(console)
+    customer = Customer(
+        console=console, user_id=user_id, token=token, model=model, channel_id=channel_id
+    )
+    await wait_for_model(world.relay_url, customer.key, model)
+    return customer
+
+
 async def wallet(customer: Customer) -> dict[str, Any]:
     data: dict[str, Any] = await customer.console.call("GET", "/api/user/self")
     return data

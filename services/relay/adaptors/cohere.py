@@ -18,11 +18,15 @@ import orjson
 
 from services.relay.adaptors.base import Json, Outgoing, StreamConverter, Target, UpstreamRequest
 from services.relay.adaptors.native import (
+    ERROR_TYPES,
     ChunkWriter,
     ProviderError,
     canonical_body,
     completion,
     error_frame,
+    json_object,
+    message_error,
+    message_list,
     only,
     text_of,
 )
@@ -34,13 +38,6 @@ SAFETY_MODES = frozenset({"NONE", "CONTEXTUAL", "STRICT"})
 DEFAULT_MAX_TOKENS = 4000  # upstream's default when the client names none
 ROLES = {"user": "USER", "assistant": "CHATBOT"}
 FINISH = {"COMPLETE": "stop", "MAX_TOKENS": "length", "ERROR_TOXIC": "content_filter"}
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    429: "rate_limit_error",
-}
 # OpenAI sampling parameters and their Cohere names.
 PARAMETERS = {
     "temperature": "temperature",
@@ -59,14 +56,9 @@ def to_chat(body: Json, model: str, safety: str, stream: bool) -> Json:
     """The OpenAI chat request as Cohere's v1 chat request."""
     if body.get("tools") or body.get("functions"):
         raise _refuse("tools are not supported by this channel type")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise RelayError(400, "messages must be a non-empty list", type_="invalid_request_error")
     preamble: list[str] = []
     turns: list[Json] = []
-    for message in messages:
-        if not isinstance(message, dict):
-            raise RelayError(400, "each message must be an object", type_="invalid_request_error")
+    for message in message_list(body):
         role = message.get("role")
         text = text_of(message.get("content"))
         if role in ("system", "developer"):
@@ -183,18 +175,6 @@ class ChatStream:
         return error_frame(message, "upstream_error")
 
 
-def parse_error(status: int, body: bytes) -> tuple[str, Json | None]:
-    """Cohere's error body is `{"message": ...}`."""
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return f"bad response status code {status}", None
-    message = payload.get("message") if isinstance(payload, dict) else None
-    if not isinstance(message, str) or not message:
-        return f"bad response status code {status}", None
-    return message, {"type": ERROR_TYPES.get(status, "upstream_error"), "code": None}
-
-
 class CohereAdaptor(OpenAIAdaptor):
     supports_stream_options = False
     default_base_url = "https://api.cohere.ai"
@@ -215,11 +195,8 @@ class CohereAdaptor(OpenAIAdaptor):
     def convert_response(self, target: Target, data: bytes) -> bytes:
         if target.endpoint is RERANK:
             return data
-        try:
-            response = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return data
-        if not isinstance(response, dict) or "text" not in response:
+        response = json_object(data)
+        if response is None or "text" not in response:
             return data
         return to_completion(response, target.model)
 
@@ -227,4 +204,4 @@ class CohereAdaptor(OpenAIAdaptor):
         return ChatStream(target.model)
 
     def parse_error(self, status: int, body: bytes) -> tuple[str, Json | None]:
-        return parse_error(status, body)
+        return message_error(status, body, ERROR_TYPES)

@@ -23,6 +23,9 @@ from services.relay.adaptors.native import (
     canonical_body,
     completion,
     error_frame,
+    json_object,
+    message_error,
+    message_list,
     only,
 )
 from services.relay.adaptors.openai import OpenAIAdaptor
@@ -54,14 +57,9 @@ def _file(part: Json) -> Json:
 
 def to_chat_message(body: Json, user: str, stream: bool) -> Json:
     """The OpenAI chat request as a Dify chat-messages request."""
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise RelayError(400, "messages must be a non-empty list", type_="invalid_request_error")
     transcript: list[str] = []
     files: list[Json] = []
-    for message in messages:
-        if not isinstance(message, dict):
-            raise RelayError(400, "each message must be an object", type_="invalid_request_error")
+    for message in message_list(body):
         label = LABELS.get(str(message.get("role")), "USER")
         for part in _parts(message.get("content")):
             if part.get("type") == "text" and isinstance(part.get("text"), str):
@@ -132,19 +130,6 @@ class ChatStream:
         return error_frame(message, "upstream_error", str(event.get("code") or "") or None)
 
 
-def parse_error(status: int, body: bytes) -> tuple[str, Json | None]:
-    """Dify's error body is `{"code": ..., "message": ..., "status": ...}`."""
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return f"bad response status code {status}", None
-    message = payload.get("message") if isinstance(payload, dict) else None
-    if not isinstance(message, str) or not message:
-        return f"bad response status code {status}", None
-    code = payload.get("code")
-    return message, {"type": "upstream_error", "code": code if isinstance(code, str) else None}
-
-
 class DifyAdaptor(OpenAIAdaptor):
     supports_stream_options = False
     default_base_url = "https://api.dify.ai"
@@ -160,11 +145,8 @@ class DifyAdaptor(OpenAIAdaptor):
         return UpstreamRequest(url, headers, orjson.dumps(native))
 
     def convert_response(self, target: Target, data: bytes) -> bytes:
-        try:
-            response = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return data
-        if not isinstance(response, dict) or "answer" not in response:
+        response = json_object(data)
+        if response is None or "answer" not in response:
             return data
         choice = {
             "index": 0,
@@ -182,4 +164,4 @@ class DifyAdaptor(OpenAIAdaptor):
         return ChatStream(target.model)
 
     def parse_error(self, status: int, body: bytes) -> tuple[str, Json | None]:
-        return parse_error(status, body)
+        return message_error(status, body)

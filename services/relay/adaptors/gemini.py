@@ -27,6 +27,7 @@ from services.relay.adaptors.base import (
 )
 from services.relay.adaptors.counts import CountReader
 from services.relay.adaptors.native import (
+    ERROR_TYPES,
     ChunkWriter,
     DataLines,
     ProviderError,
@@ -34,6 +35,7 @@ from services.relay.adaptors.native import (
     canonical_body,
     completion,
     error_frame,
+    json_object,
     only,
     split_data_url,
     text_of,
@@ -84,13 +86,6 @@ FINISH_REASONS = {
     "IMAGE_SAFETY": "content_filter",
 }
 TOOL_MODES = {"auto": "AUTO", "required": "ANY", "none": "NONE"}
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    429: "rate_limit_error",
-}
 
 
 # ---------------------------------------------------------------------- request
@@ -577,11 +572,8 @@ class GeminiAdaptor(OpenAIAdaptor):
         return UpstreamRequest(url, headers, orjson.dumps(native))
 
     def convert_response(self, target: Target, data: bytes) -> bytes:
-        try:
-            response = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return data
-        if not isinstance(response, dict):
+        response = json_object(data)
+        if response is None:
             return data
         if target.endpoint is EMBEDDINGS:
             return to_embeddings(response, target.model)

@@ -33,6 +33,35 @@ def canonical_body(body: Outgoing) -> Json:
     return parsed
 
 
+# OpenAI's error type for a provider's HTTP status (the rest are `upstream_error`).
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
+
+
+def message_list(body: Json) -> list[Json]:
+    """The chat request's messages, each an object; a 400 otherwise."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RelayError(400, "messages must be a non-empty list", type_="invalid_request_error")
+    if not all(isinstance(message, dict) for message in messages):
+        raise RelayError(400, "each message must be an object", type_="invalid_request_error")
+    return messages
+
+
+def json_object(data: bytes) -> Json | None:
+    """A provider's answer as a JSON object, or None (then it is relayed as it came)."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def only(target_endpoint: Endpoint, *served: Endpoint) -> None:
     """Refuse an endpoint the provider's adaptor does not convert (a 400, never a guess)."""
     if target_endpoint not in served:
@@ -137,6 +166,23 @@ class ProviderError(Exception):
         self.status = status
         self.message = message
         self.error = error
+
+
+def message_error(
+    status: int, body: bytes, types: dict[int, str] | None = None
+) -> tuple[str, Json | None]:
+    """The message and OpenAI error object of a provider whose error body is
+    `{"message": ..., "code"?: ...}` (Cohere, Dify)."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return f"bad response status code {status}", None
+    message = payload.get("message") if isinstance(payload, dict) else None
+    if not isinstance(message, str) or not message:
+        return f"bad response status code {status}", None
+    code = payload.get("code")
+    kind = (types or {}).get(status, "upstream_error")
+    return message, {"type": kind, "code": code if isinstance(code, str) else None}
 
 
 def error_frame(message: str, type_: str, code: str | None = None) -> bytes:
