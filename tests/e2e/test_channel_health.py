@@ -18,9 +18,18 @@ from services.shared.config import Secret
 from services.tasks import channel_jobs
 from services.tasks.settings import Settings
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.support.helpers import PLANE, Console, create_channel, create_user, root_console
+from tests.support.helpers import (
+    PLANE,
+    ROOT_PASSWORD,
+    ROOT_USERNAME,
+    Console,
+    create_channel,
+    create_user,
+    root_console,
+)
 from tests.support.infra import Infra
 from tests.support.relay_kit import world as world
+from tests.support.web_kit import web_app
 from tests.support.world import World, eventually, new_customer
 
 ENABLED, MANUAL, AUTO = 1, 2, 3
@@ -398,3 +407,20 @@ async def test_probes_over_nats_answer_gone_channels_and_bad_requests_clearly(
         await natsutil.drain(nc)
     with pytest.raises(ProbeUnavailable, match="not connected"):
         await ProbeClient(lambda: None, probe_timeout=3.0).test(1)
+
+
+async def test_without_nats_the_console_says_channel_probes_cannot_be_made(
+    service_env: dict[str, str], root: Console
+) -> None:
+    """A console whose NATS link is down answers each probe action at once with why."""
+    async with web_app(service_env, NATS_URL="") as app:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40001))
+        async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as c:
+            signed = await c.post(
+                "/api/user/login", json={"username": ROOT_USERNAME, "password": ROOT_PASSWORD}
+            )
+            assert signed.json()["success"] is True
+            headers = {"Veloera-User": str(signed.json()["data"]["id"])}
+            for path in ("/api/channel/test", "/api/channel/test/1", "/api/channel/update_balance"):
+                reply = (await c.get(path, headers=headers)).json()
+                assert reply["success"] is False and "NATS" in reply["message"], path

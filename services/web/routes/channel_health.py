@@ -93,7 +93,10 @@ async def test_channel(call: Call) -> JSONResponse:
 
 
 def _start(call: Call, name: str, job: Callable[[], Coroutine[Any, Any, int]]) -> None:
-    """Run `job` in the background unless the same job already runs in this process."""
+    """Run `job` in the background unless the same job already runs in this process, or no
+    relay can be asked (NATS is not connected: the admin hears it now, not in a log)."""
+    if not call.deps.tasks.connected:
+        raise ApiError("channel probes go to the relays over NATS: not connected")
     jobs = call.deps.background
     running = jobs.get(name)
     if running is not None and not running.done():
