@@ -195,8 +195,12 @@ async def test_channels_tagged_disabled_and_deleted_in_bulk(
     await expect(rows).to_have_count(2)
 
     async def select_both() -> None:
+        # The list reloads after each action; a box ticked before that reload lands is lost.
+        await tab.page.wait_for_load_state("networkidle")
         for suffix in ("1", "2"):
             await tab.page.get_by_label(f"Select {prefix}{suffix}").check()
+        for suffix in ("1", "2"):
+            await expect(tab.page.get_by_label(f"Select {prefix}{suffix}")).to_be_checked()
 
     await select_both()
     await tab.page.get_by_role("button", name="Tag selected").click()
