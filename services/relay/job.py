@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 
 from services.relay.auth import AuthEntry
 from services.relay.charge import Charge
+from services.relay.endpoints import RESPONSES
 from services.relay.errors import REQUEST_ID_HEADER, RelayError
 from services.relay.incoming import ClientRequest
+from services.relay.ingress.responses import chat_form
 from services.relay.metering import Metering
 from services.relay.metrics import OVERHEAD_SECONDS
 from services.relay.options import RelayOptions
@@ -92,6 +94,26 @@ class Job:
     tried: list[int] = field(default_factory=list)
     last_channel: ChannelInfo | None = None  # the channel of the latest attempt
     upstream_wait: float = 0.0
+    asked: ClientRequest | None = None  # the client's own form, when `req` may differ
+    chat_only: bool = False  # every attempt sends the chat form (pseudo-streams)
+    _chat: ClientRequest | None = None
+
+    def __post_init__(self) -> None:
+        self.asked = self.req
+
+    def use_form(self, native: bool) -> None:
+        """A Responses request goes as it came to a channel that speaks the Responses API
+        (`native`) and as chat to any other; converted once, on the first such channel (a
+        400 then when it uses what only Responses can carry)."""
+        asked = self.asked
+        if asked is None or asked.endpoint is not RESPONSES:
+            return
+        if native and not self.chat_only:
+            self.req = asked
+            return
+        if self._chat is None:
+            self._chat = chat_form(asked)
+        self.req = self._chat
 
     @property
     def model(self) -> str:

@@ -27,6 +27,9 @@ from services.shared import channel_types as types
 
 OPENAI = types.OPENAI
 _OPENAI = OpenAIAdaptor()
+# Channel types whose API has OpenAI's /v1/responses: a Responses request passes through to
+# them; every other type gets it as chat (ingress/responses.py).
+RESPONSES_TYPES = frozenset({OPENAI, types.AZURE, types.XAI})
 
 
 class Adaptors:
@@ -66,6 +69,10 @@ class Adaptors:
         )
         assert set(table) == types.SUPPORTED_TYPES, "shared/channel_types.py lists the adaptors"
         self._table = table
+
+    @staticmethod
+    def speaks_responses(channel_type: int) -> bool:
+        return channel_type in RESPONSES_TYPES
 
     def for_type(self, channel_type: int) -> Adaptor:
         """The type's adaptor; LookupError for a type without one."""

@@ -154,6 +154,7 @@ class Attempts:
             adaptor = self.ctx.adaptors.for_type(channel.type)
         except LookupError:  # routing skips these channels; never guess another format
             raise UpstreamFailure("connection", 502, "the channel's type has no adaptor") from None
+        job.use_form(self.ctx.adaptors.speaks_responses(channel.type))
         model, effort = self.upstream_model(job, channel)
         if not effort and job.req.reasoning_effort and is_o_series(model):
             effort = job.req.reasoning_effort  # an ingress format's, e.g. Anthropic's thinking

@@ -376,6 +376,9 @@ class RelayRoute(Attempts):
     # ------------------------------------------------------------------ pseudo-stream
 
     def _pseudo(self, job: Job, channel: ChannelInfo) -> Response:
+        # One form for every attempt: the frames chosen here (done, wait) are the chat form's.
+        job.chat_only = True
+        job.use_form(native=False)
         egress = job.req.egress
 
         async def produce() -> AsyncIterator[bytes]:
