@@ -31,6 +31,16 @@ def bad_request(
     return RelayError(400, message, type_="invalid_request_error", code=code, param=param)
 
 
+@dataclass(frozen=True, slots=True)
+class Passthrough:
+    """The client's own body in its own format, for a channel whose provider speaks that
+    format (sent as it came, answered as the provider answered: nothing lost either way)."""
+
+    format: str  # e.g. "anthropic": an adaptor's `native_format`
+    body: dict[str, Any]
+    headers: dict[str, str]  # client headers the provider reads (anthropic-beta)
+
+
 @dataclass(slots=True)
 class ClientRequest:
     endpoint: Endpoint
@@ -45,6 +55,7 @@ class ClientRequest:
     choices: int = 1  # `n`: answers asked for, each of which may use max_tokens
     reasoning_effort: str = ""  # an ingress format's wish, sent to reasoning models only
     egress: Egress | None = None  # the client's format when not OpenAI's (ingress/)
+    passthrough: Passthrough | None = None  # the same request in the client's own format
 
 
 def parse_json_body(raw: bytes) -> dict[str, Any]:

@@ -464,7 +464,7 @@ async def test_anthropic_sdk_over_an_anthropic_channel(
     assert [b.type for b in final.content] == ["text", "tool_use", "tool_use"]
     assert (final.usage.input_tokens, final.usage.output_tokens) == (10, 5)
     first = next(r for r in claude_fake.requests if r.body.get("model") == customer.model)
-    assert first.body["system"] == [{"type": "text", "text": "Be brief."}]
+    assert first.body["system"] == "Be brief."  # the client's own body, as it came
     assert first.body["max_tokens"] == 300
     logs = await eventually(lambda: _logs(customer, 2))
     after = await wallet(customer)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from starlette.requests import Request
 
+from services.relay.client import client_ip, read_body, read_key
 from services.relay.endpoints import TRANSCRIPTIONS
 from services.relay.errors import RelayError
 from services.relay.incoming import parse_form_request
-from services.relay.routes.common import client_ip, read_body, read_key
 
 
 def request(headers: dict[str, str], peer: str = "10.0.0.9") -> Request:

@@ -454,6 +454,7 @@ def _int(value: Any) -> int:
 
 class AnthropicAdaptor(OpenAIAdaptor):
     supports_stream_options = False
+    native_format = "anthropic"  # /v1/messages passes through (ingress/anthropic.py)
     default_base_url = "https://api.anthropic.com"
 
     def url(self, target: Target) -> str:
@@ -468,9 +469,16 @@ class AnthropicAdaptor(OpenAIAdaptor):
 
     def build_request(self, target: Target, body: Outgoing) -> UpstreamRequest:
         only(target.endpoint, CHAT)
-        native = to_messages(canonical_body(body), target.model, target.providers)
-        # `claude.model_headers_settings` (e.g. anthropic-beta flags); never the key's headers.
+        if target.native:  # the client's own Messages body: only the model changes
+            native = {**canonical_body(body), "model": target.model}
+        else:
+            native = to_messages(canonical_body(body), target.model, target.providers)
+        # `claude.model_headers_settings` (e.g. anthropic-beta flags), then the client's
+        # anthropic-beta flags added to them; never the key's headers.
         headers = dict(target.providers.claude_headers.get(native["model"], {}))
+        for name, value in target.native_headers.items():
+            have = headers.get(name)
+            headers[name] = f"{have},{value}" if have else value
         headers.update(self.headers(target))
         headers["Content-Type"] = "application/json"
         headers["Accept"] = "text/event-stream" if target.stream else "application/json"

@@ -8,7 +8,7 @@ URL and headers; formats such as Anthropic or Gemini override the conversions to
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -100,6 +100,8 @@ class Target:
     stream: bool
     providers: ProviderOptions = DEFAULT_PROVIDER_OPTIONS  # Claude and Gemini settings
     token: str = ""  # the access token the key was exchanged for (`needs_token` adaptors)
+    native: bool = False  # the body is already in the provider's format (a passthrough)
+    native_headers: Mapping[str, str] = field(default_factory=dict)  # the client's, passed on
 
 
 class StreamConverter(Protocol):
@@ -116,6 +118,7 @@ class StreamConverter(Protocol):
 
 class Adaptor(Protocol):
     supports_stream_options: bool
+    native_format: str  # a client format the provider speaks itself ("": none)
     needs_token: bool  # the key is exchanged for an access token before each request
 
     async def access_token(self, key: str) -> str:

@@ -200,6 +200,7 @@ def parse_error(status: int, body: bytes) -> tuple[str, Json | None]:
 
 class BedrockAdaptor(AnthropicAdaptor):
     default_base_url = ""
+    native_format = ""  # its own framing and body rules: /v1/messages is converted
 
     def build_request(self, target: Target, body: Outgoing) -> UpstreamRequest:
         only(target.endpoint, CHAT)

@@ -142,6 +142,7 @@ class VertexAdaptor(anthropic.AnthropicAdaptor):
     """Usage and stream accounting are the Anthropic adaptor's (they read the OpenAI usage
     both conversions write)."""
 
+    native_format = ""  # Claude and Gemini on Vertex have their own rules: converted
     needs_token = True
     default_base_url = ""
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from functools import partial
 from typing import Any
 
 import orjson
+from starlette.requests import Request
 from starlette.responses import Response
 
 from services.relay.adaptors.base import Json, UsageCounts
@@ -25,6 +27,7 @@ from services.relay.errors import REQUEST_ID_HEADER, RelayError
 from services.relay.incoming import (
     MAX_TOKENS_LIMIT,
     ClientRequest,
+    Passthrough,
     bad_request,
     parse_json_body,
 )
@@ -384,8 +387,9 @@ def to_chat(body: Json, *, count_only: bool = False) -> Json:
     return chat
 
 
-def parse(raw: bytes) -> ClientRequest:
-    """A `/v1/messages` body as the canonical chat request, with its way back attached."""
+def parse(raw: bytes, beta: str = "") -> ClientRequest:
+    """A `/v1/messages` body as the canonical chat request, with its way back attached, and
+    the body itself for Anthropic channels (`beta`: the client's anthropic-beta header)."""
     body = parse_json_body(raw)
     chat = to_chat(body)
     effort = reasoning_effort(body)
@@ -403,7 +407,14 @@ def parse(raw: bytes) -> ClientRequest:
         max_tokens=chat["max_tokens"],
         reasoning_effort=effort,
         egress=egress,
+        passthrough=Passthrough("anthropic", body, {"anthropic-beta": beta} if beta else {}),
     )
+
+
+def ingress(request: Request) -> Ingress:
+    """The Messages format for one request (its anthropic-beta flags go to Anthropic)."""
+    beta = request.headers.get("anthropic-beta", "")
+    return Ingress("messages", partial(parse, beta=beta), error_response) if beta else INGRESS
 
 
 def parse_count(raw: bytes) -> ClientRequest:
@@ -412,7 +423,7 @@ def parse_count(raw: bytes) -> ClientRequest:
     return ClientRequest(endpoint=CHAT, model=chat["model"], raw=raw, payload=chat)
 
 
-INGRESS = Ingress("messages", parse, error_response)
+INGRESS = Ingress("messages", parse, error_response)  # without anthropic-beta flags
 
 
 # ---------------------------------------------------------------------- answer

@@ -15,9 +15,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
+from services.relay.client import authorise, count, read_key
 from services.relay.errors import REQUEST_ID_HEADER, RelayError, error_response
 from services.relay.ids import new_request_id
-from services.relay.routes.common import authorise, count, read_key
 from services.relay.state import RelayContext
 
 logger = logging.getLogger(__name__)

@@ -13,10 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.relay import endpoints as ep
+from services.relay.client import authorise, count
 from services.relay.errors import REQUEST_ID_HEADER, RelayError
 from services.relay.ids import new_request_id
 from services.relay.ingress import Ingress, gemini
-from services.relay.routes.common import authorise, count
 from services.relay.routes.models import ModelsRoute
 from services.relay.routes.relay import RelayRoute
 

@@ -9,11 +9,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from services.relay.client import count
 from services.relay.endpoints import BY_PATH
 from services.relay.errors import RelayError, error_response
 from services.relay.ids import new_request_id
 from services.relay.ingress import anthropic
-from services.relay.routes.common import count
 from services.relay.state import RelayContext
 
 # OpenAI API families upstream answers 501 for (reference: router/relay-router.go).

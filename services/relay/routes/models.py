@@ -9,9 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.relay.auth import AuthEntry
+from services.relay.client import authorise, count, read_key
 from services.relay.errors import REQUEST_ID_HEADER, RelayError, error_response
 from services.relay.ids import new_request_id
-from services.relay.routes.common import authorise, count, read_key
 from services.relay.state import RelayContext
 
 MODEL_CREATED = 1626777600  # the fixed timestamp Veloera reports

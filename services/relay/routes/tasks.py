@@ -31,11 +31,11 @@ from services.relay import video
 from services.relay.adaptors.base import parse_error_body
 from services.relay.auth import AuthEntry, ParsedKey
 from services.relay.charge import Charge
+from services.relay.client import authorise, client_ip, count, read_body, read_key
 from services.relay.errors import REQUEST_ID_HEADER, RelayError, error_response
 from services.relay.ids import new_request_id
 from services.relay.job import resolve
 from services.relay.options import RelayOptions
-from services.relay.routes.common import authorise, client_ip, count, read_body, read_key
 from services.relay.routing import ChannelInfo, RoutingTable
 from services.relay.scrub import scrub
 from services.relay.state import RelayContext

@@ -1,18 +1,25 @@
-"""One upstream attempt: shape the body for the channel, call, read or stream the answer."""
+"""One upstream attempt: the adaptor turns the canonical request into the provider's wire
+format, the answer is read (or streamed) back through it, metered and settled; a failure is
+scrubbed, counted, logged and reported to accounts before the attempts loop decides what next.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 from starlette.responses import Response
+from veloera.accounts.v1 import accounts_pb2
 
 from services.relay import endpoints as ep
 from services.relay.adaptors.base import (
     Adaptor,
+    Json,
     Outgoing,
     StreamConverter,
     Target,
@@ -21,8 +28,10 @@ from services.relay.adaptors.base import (
 from services.relay.adaptors.native import ProviderError
 from services.relay.job import Job
 from services.relay.metering import usage_of_reply, usage_of_stream
-from services.relay.metrics import FIRST_TOKEN_SECONDS, UPSTREAM_SECONDS
+from services.relay.metrics import ATTEMPT_FAILURES, FIRST_TOKEN_SECONDS, UPSTREAM_SECONDS
 from services.relay.output_cap import OutputCap, cut_frames
+from services.relay.pipeline.native_stream import NativeStream
+from services.relay.retry import map_status
 from services.relay.routing import ChannelInfo
 from services.relay.scrub import scrub
 from services.relay.settlement import settle
@@ -52,6 +61,8 @@ from services.relay.upstream import (
 )
 from services.relay.usage import bounded
 
+logger = logging.getLogger(__name__)
+
 
 async def converted(
     chunks: AsyncIterator[bytes], converter: StreamConverter
@@ -70,15 +81,47 @@ async def converted(
         raise UpstreamFailure("status", exc.status, exc.message, error=exc.error) from None
 
 
-class Attempts:
-    """Attempt logic shared by the relay route (mixin: needs `ctx` and `failed`)."""
+class UpstreamCall:
+    """Calls a channel once for a job: `plain` (read the answer) or `stream`."""
 
-    ctx: RelayContext
+    def __init__(self, ctx: RelayContext) -> None:
+        self.ctx = ctx
 
     def failed(
         self, job: Job, channel: ChannelInfo, key_id: int, exc: UpstreamFailure, sent: float
     ) -> UpstreamFailure:
-        raise NotImplementedError
+        """Scrub, map the status, count, log and report one failed attempt; returns it to
+        raise."""
+        _scrub_failure(exc, channel)
+        if exc.kind == "status":
+            exc.status = map_status(channel.status_code_mapping, exc.status)
+        ATTEMPT_FAILURES.labels(exc.kind, f"{exc.status // 100}xx").inc()
+        logger.warning(
+            "upstream attempt failed",
+            extra={
+                "request_id": job.request_id,
+                "channel_id": channel.id,
+                "status": exc.status,
+                "kind": exc.kind,
+                "base_url": public_url(channel.base_url),
+                "error": exc.message[:500],  # scrubbed of keys and addresses above
+            },
+        )
+        if key_id > 0:
+            error = exc.error or {}
+            self.ctx.report_failure(
+                accounts_pb2.ReportChannelResultRequest(
+                    channel_id=channel.id,
+                    key_id=key_id,
+                    success=False,
+                    status_code=exc.status,
+                    error_type=str(error.get("type") or ""),
+                    error_code=str(error.get("code") or ""),
+                    error_message=exc.message[:500],
+                    latency_ms=int((time.perf_counter() - sent) * 1000),
+                )
+            )
+        return exc
 
     # ------------------------------------------------------------------ request shaping
 
@@ -168,13 +211,28 @@ class Attempts:
             except ProviderError as exc:  # reported like a refusal (auto-disable sees a 401)
                 failure = UpstreamFailure("status", exc.status, exc.message)
                 raise self.failed(job, channel, key_id, failure, asked) from None
-        target = Target(channel, key, model, job.req.endpoint, stream, job.options.providers, token)
-        body = self.outgoing(job, channel, adaptor, model, effort, stream)
+        passthrough = job.req.passthrough
+        native = passthrough is not None and passthrough.format == adaptor.native_format
+        target = Target(
+            channel,
+            key,
+            model,
+            job.req.endpoint,
+            stream,
+            job.options.providers,
+            token,
+            native=native,
+            native_headers=passthrough.headers if passthrough is not None and native else {},
+        )
+        if passthrough is not None and native:
+            body = native_body(passthrough.body, channel, stream)
+        else:
+            body = self.outgoing(job, channel, adaptor, model, effort, stream)
         return adaptor, target, key_id, adaptor.build_request(target, body)
 
     # ------------------------------------------------------------------ non-stream
 
-    async def plain_attempt(self, job: Job, channel: ChannelInfo) -> Response:
+    async def plain(self, job: Job, channel: ChannelInfo) -> Response:
         data, content_type = await self.plain_data(job, channel)
         return Response(data, 200, headers=job.overhead_headers(), media_type=content_type)
 
@@ -201,6 +259,7 @@ class Attempts:
                 raise UpstreamFailure("empty", 500, "upstream returned an empty response")
         except UpstreamFailure as exc:
             raise self.failed(job, channel, key_id, exc, sent) from None
+        answered = data  # the provider's own answer: what a passthrough client gets
         data = adaptor.convert_response(target, data)
         reply = None
         if not job.req.endpoint.binary:
@@ -211,7 +270,9 @@ class Attempts:
             reply = parsed if isinstance(parsed, dict) else None
         usage = usage_of_reply(job.req, job.meter, adaptor, reply, target.model)
         egress = job.req.egress
-        if egress is not None:  # the client speaks another format (ingress/)
+        if target.native:  # the client speaks the provider's format: its answer as it came
+            data = answered
+        elif egress is not None:  # the client speaks another format (ingress/)
             data = egress.reply(reply or {}, bounded(usage, job.max_output))
         logged = job.options.log_chat_content and reply is not None
         settle(
@@ -230,7 +291,7 @@ class Attempts:
 
     # ------------------------------------------------------------------ stream
 
-    async def stream_attempt(self, job: Job, channel: ChannelInfo) -> Response:
+    async def stream(self, job: Job, channel: ChannelInfo) -> Response:
         ctx = self.ctx
         adaptor, target, key_id, request = await self.prepare(job, channel, stream=True)
         long = target.model.startswith(("o1", "o3"))
@@ -243,25 +304,34 @@ class Attempts:
             if egress is not None
             else None
         )
-        processor = SSEProcessor(
-            adaptor,
-            include_usage=job.req.include_usage,
-            force_format=setting.force_format,
-            thinking_to_content=setting.thinking_to_content,
-            keep_events=job.req.endpoint is ep.RESPONSES,
-            cap=OutputCap(job.max_output, target.model) if job.max_output > 0 else None,
-            egress=translator,
-            # built only when the upstream sends an error: nothing to pay on the way
-            scrub=lambda text: scrub(text, [key for _id, key in channel.keys]),
-            error_frame=error_frame,
-        )
+
+        def scrubbed(text: str) -> str:  # called only on an upstream error
+            return scrub(text, [key for _id, key in channel.keys])
+
+        converter = adaptor.stream_converter(target)
+        processor: SSEProcessor
+        if target.native and converter is not None and error_frame is not None:
+            # The client speaks the provider's format: its events as they came.
+            processor = NativeStream(adaptor, converter, error_event=error_frame, scrub=scrubbed)
+            translator = converter = None
+        else:
+            processor = SSEProcessor(
+                adaptor,
+                include_usage=job.req.include_usage,
+                force_format=setting.force_format,
+                thinking_to_content=setting.thinking_to_content,
+                keep_events=job.req.endpoint is ep.RESPONSES,
+                cap=OutputCap(job.max_output, target.model) if job.max_output > 0 else None,
+                egress=translator,
+                scrub=scrubbed,
+                error_frame=error_frame,
+            )
         sent = time.perf_counter()
         response: aiohttp.ClientResponse | None = None
         try:
             try:
                 response = await self.send(channel, adaptor, request, timeout)
                 chunks: AsyncIterator[bytes] = response.content.iter_any()
-                converter = adaptor.stream_converter(target)
                 if converter is not None:  # a provider streaming its own format
                     chunks = converted(chunks, converter)
                 initial = b""
@@ -341,3 +411,50 @@ class Attempts:
             error_frame=error_frame,
             media_type=SSE_TYPE if egress is None else egress.media_type,
         )
+
+
+def native_body(body: Json, channel: ChannelInfo, stream: bool) -> Outgoing:
+    """A client's body in the provider's own format: streamed as this attempt streams, with
+    the channel's system prompt first and its parameter override applied (what the chat form
+    gets too)."""
+    native = dict(body)
+    native["stream"] = stream
+    if not stream and "stream" not in body:
+        native.pop("stream")
+    prompt = channel.system_prompt
+    if prompt:
+        system = native.get("system")
+        if isinstance(system, list):
+            native["system"] = [{"type": "text", "text": prompt}, *system]
+        else:
+            native["system"] = (
+                f"{prompt}\n\n{system}" if isinstance(system, str) and system else prompt
+            )
+    apply_param_override(native, channel)
+    return Outgoing(json=native)
+
+
+def public_url(url: str) -> str:
+    """A channel's base URL fit for logs: scheme, host, port and path, without user info or
+    query (either may carry a credential)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else host
+
+
+def _scrub_failure(failure: UpstreamFailure, channel: ChannelInfo) -> None:
+    """The channel's keys and every address out of what the upstream said (its message and the
+    error object's fields the client sees), before anyone reads it."""
+    secrets = [key for _id, key in channel.keys]
+    failure.message = scrub(failure.message, secrets)
+    error = failure.error
+    if error:
+        failure.error = {
+            name: scrub(value, secrets) if isinstance(value, str) else value
+            for name, value in error.items()
+            if name in ("type", "code", "param")
+        }
+
+
+EARLY_AUTH_BYTES = 64 * 1024

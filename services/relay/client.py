@@ -1,4 +1,5 @@
-"""Helpers every relay route shares: key reading, body limits, response counters."""
+"""What every relay route and the pipeline read from a client request (its key, address and body,
+the key's access) and the per-route response counters."""
 
 from __future__ import annotations
 
