@@ -8,7 +8,7 @@ import orjson
 from veloera.billing.v1 import billing_pb2
 
 from services.relay.job import Job
-from services.relay.routing import ChannelInfo
+from services.relay.routing.table import ChannelInfo
 
 
 def error_entry(

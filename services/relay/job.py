@@ -8,15 +8,15 @@ import time
 from dataclasses import dataclass, field
 
 from services.relay.auth import AuthEntry
-from services.relay.charge import Charge
+from services.relay.billing.charge import Charge
 from services.relay.endpoints import RESPONSES
 from services.relay.errors import REQUEST_ID_HEADER, RelayError
 from services.relay.incoming import ClientRequest
 from services.relay.ingress.responses import chat_form
-from services.relay.metering import Metering
+from services.relay.metering.meter import Metering
 from services.relay.metrics import OVERHEAD_SECONDS
 from services.relay.options import RelayOptions
-from services.relay.routing import ChannelInfo, RoutingTable, pick_weighted
+from services.relay.routing.table import ChannelInfo, RoutingTable, pick_weighted
 
 OVERHEAD_HEADER = "X-Veloera-Overhead-Ms"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.relay.leases import LeaseConfig, lease_config
+from services.relay.billing.leases import LeaseConfig, lease_config
 from services.shared import nats_auth
 from services.shared.config import Env, Secret
 from services.shared.internal_auth import RELAY, Credential, load_credential

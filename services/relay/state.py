@@ -17,19 +17,20 @@ from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc, events_pb2
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 import services
-from services.relay import task_poll, tokenizer
 from services.relay.adaptors import Adaptors
 from services.relay.auth import Authenticator
-from services.relay.billing import Biller
-from services.relay.deferral import publish_until_stored
+from services.relay.billing.biller import Biller
+from services.relay.billing.deferral import publish_until_stored
 from services.relay.health import responder as channel_probes
 from services.relay.health.checks import Probing
-from services.relay.media import MediaPolicy
+from services.relay.metering import tokenizer
+from services.relay.metering.media import MediaPolicy
 from services.relay.metrics import CHANNEL_REPORTS, ERROR_LOGS
-from services.relay.routing import KeyRotator
+from services.relay.routing.snapshot import SnapshotStore
+from services.relay.routing.table import KeyRotator
 from services.relay.settings import Settings
-from services.relay.snapshot import SnapshotStore
-from services.relay.upstream import Sessions, open_session, read_timeout
+from services.relay.tasks import poll as task_poll
+from services.relay.upstream.http import Sessions, open_session, read_timeout
 from services.shared import grpcutil, nats_auth, natsutil, subjects
 
 logger = logging.getLogger(__name__)

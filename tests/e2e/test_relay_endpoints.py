@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from services.relay.tokenizer import count_text
+from services.relay.metering.tokenizer import count_text
 from tests.fakes.openai_upstream import SPEECH_BYTES, TRANSCRIPT
 from tests.support.relay_kit import (
     IMAGE_PRICE,

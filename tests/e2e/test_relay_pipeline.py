@@ -15,7 +15,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from services.relay.tokenizer import count_text
+from services.relay.metering.tokenizer import count_text
 from tests.fakes.openai_upstream import REASONING, FakeOpenAI
 from tests.fakes.socks5 import FakeSocks5
 from tests.support.helpers import create_channel, create_token, create_user, unique_name

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from services.cli.supervisor import Child
-from services.relay.billing import BATCH_SIZE, DURABLE_WITHIN
+from services.relay.billing.biller import BATCH_SIZE, DURABLE_WITHIN
 from tests.support.fault_kit import (
     Load,
     all_ready,

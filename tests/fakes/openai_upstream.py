@@ -14,6 +14,7 @@ Behaviour per request, by model name (or the `X-Fake-Behavior` header):
   with nothing but `[DONE]`;
 - `fake-tools`: a tool call instead of text; `fake-parallel-tools`: PARALLEL_CALLS, their
   arguments streamed in pieces; `fake-reasoning`: reasoning_content then text;
+- `fake-length`: `reply_text`, stopped at the output limit (finish_reason `length`);
 - `fake-nousage`: no usage at all (local counting);
 - `fake-break`: a stream that stops in the middle of a line;
 - `fake-drip`: a stream of `drip_chunks` pieces, `drip_seconds` apart (disconnect tests);
@@ -450,6 +451,8 @@ class FakeOpenAI:
             finish = "tool_calls"
         elif behavior == "fake-reasoning":
             message["reasoning_content"] = REASONING
+        elif behavior == "fake-length":
+            finish = "length"
         return {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
@@ -504,10 +507,12 @@ class FakeOpenAI:
             whole = frame([{"index": 0, "delta": {"content": text}, "finish_reason": None}])
             yield whole[: len(whole) // 2]
             return
-        for piece in split_reply(text):
-            delta = {"content": piece}
-            yield frame([{"index": 0, "delta": delta, "finish_reason": None}], **usage_field)
-        yield frame([{"index": 0, "delta": {}, "finish_reason": "stop"}], **usage_field)
+        if behavior not in TOOL_BEHAVIORS:  # a tool call's stream already finished
+            for piece in split_reply(text):
+                delta = {"content": piece}
+                yield frame([{"index": 0, "delta": delta, "finish_reason": None}], **usage_field)
+            finish = "length" if behavior == "fake-length" else "stop"
+            yield frame([{"index": 0, "delta": {}, "finish_reason": finish}], **usage_field)
         if include_usage and usage is not None:
             raw = _spliced({**base, "choices": [], "usage": USAGE_SLOT}, usage)
             yield b"data: " + raw + b"\n\n"

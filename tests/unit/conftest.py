@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from services.relay.upstream import open_session
+from services.relay.upstream.http import open_session
 
 
 @pytest.fixture

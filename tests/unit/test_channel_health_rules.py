@@ -10,7 +10,7 @@ from veloera.accounts.v1 import accounts_pb2
 
 from services.accounts.channel_rules import Failure, judge_test, parse_threshold
 from services.relay.health import probe
-from services.relay.routing import channel_from_proto
+from services.relay.routing.table import channel_from_proto
 
 KEYWORDS = ["you exceeded your current quota"]
 

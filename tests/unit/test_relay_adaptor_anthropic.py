@@ -17,7 +17,7 @@ from services.relay.adaptors.anthropic import (
 from services.relay.adaptors.base import Outgoing, StreamAccumulator, Target
 from services.relay.adaptors.native import ProviderError
 from services.relay.endpoints import CHAT
-from services.relay.routing import ChannelInfo
+from services.relay.routing.table import ChannelInfo
 
 
 def target(base_url: str = "", *, stream: bool = False) -> Target:

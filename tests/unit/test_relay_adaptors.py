@@ -13,8 +13,8 @@ from services.relay.adaptors import Adaptors
 from services.relay.adaptors.base import Outgoing, Target
 from services.relay.adaptors.compat import COMPAT_TYPES
 from services.relay.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint
-from services.relay.routing import ChannelInfo
-from services.relay.upstream import open_upstream, read_timeout
+from services.relay.routing.table import ChannelInfo
+from services.relay.upstream.http import open_upstream, read_timeout
 from tests.fakes.openai_upstream import FakeOpenAI, RecordedRequest
 
 Http = aiohttp.ClientSession

@@ -9,8 +9,8 @@ from typing import Any
 import grpc
 from veloera.billing.v1 import billing_pb2, events_pb2
 
-from services.relay.billing import Biller, reserve_error
-from services.relay.billing_batch import SettleBatcher
+from services.relay.billing.batch import SettleBatcher
+from services.relay.billing.biller import Biller, reserve_error
 from services.shared import subjects
 from services.shared.errors import ERROR_CODE_KEY
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from veloera.billing.v1 import billing_pb2
 
-from services.relay.leases import LeaseBook, LeaseConfig, lease_config
+from services.relay.billing.leases import LeaseBook, LeaseConfig, lease_config
 from services.shared.config import Env
 
 PRICE = billing_pb2.Price(

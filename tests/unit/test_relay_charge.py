@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from veloera.billing.v1 import billing_pb2
 
-from services.relay.charge import Charge
+from services.relay.billing.charge import Charge
 
 
 class Billing:

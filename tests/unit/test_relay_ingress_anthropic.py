@@ -16,7 +16,7 @@ from services.relay.adaptors.openai import OpenAIAdaptor
 from services.relay.endpoints import CHAT
 from services.relay.errors import RelayError
 from services.relay.ingress import anthropic
-from services.relay.streaming import SSEProcessor
+from services.relay.upstream.streaming import SSEProcessor
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(RawMessageStreamEvent)
 USAGE = UsageCounts(prompt_tokens=12, completion_tokens=7)

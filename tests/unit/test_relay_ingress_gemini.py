@@ -17,7 +17,7 @@ from services.relay.adaptors.openai import OpenAIAdaptor
 from services.relay.errors import RelayError
 from services.relay.ingress import gemini
 from services.relay.ingress.gemini_answer import GeminiEgress, error_body, response_of
-from services.relay.streaming import SSEProcessor
+from services.relay.upstream.streaming import SSEProcessor
 
 USAGE = UsageCounts(prompt_tokens=12, completion_tokens=7)
 HI = [{"role": "user", "parts": [{"text": "hi"}]}]

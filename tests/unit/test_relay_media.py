@@ -8,7 +8,7 @@ import struct
 import httpx
 import pytest
 
-from services.relay.media import (
+from services.relay.metering.media import (
     FLAT_IMAGE,
     MediaError,
     MediaPolicy,

@@ -8,7 +8,7 @@ import pytest
 from services.relay.adaptors.anthropic import AnthropicAdaptor, MessageStream
 from services.relay.ingress.anthropic import AnthropicEgress
 from services.relay.pipeline.native_stream import NativeStream
-from services.relay.upstream import UpstreamFailure
+from services.relay.upstream.http import UpstreamFailure
 
 KEY = "sk-ant-secret"
 

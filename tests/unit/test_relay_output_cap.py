@@ -9,12 +9,12 @@ from typing import Any
 import orjson
 import pytest
 
-from services.relay import output_cap
 from services.relay.adaptors.base import StreamAccumulator, UsageCounts
 from services.relay.adaptors.openai import OpenAIAdaptor
-from services.relay.output_cap import OutputCap, cut_frames
-from services.relay.streaming import DONE_FRAME, SSEProcessor, SSEResponse
-from services.relay.tokenizer import count_text
+from services.relay.metering import output_cap
+from services.relay.metering.output_cap import OutputCap, cut_frames
+from services.relay.metering.tokenizer import count_text
+from services.relay.upstream.streaming import DONE_FRAME, SSEProcessor, SSEResponse
 
 MODEL = "gpt-4o-mini"
 BILLED = UsageCounts(prompt_tokens=7, completion_tokens=16)

@@ -15,16 +15,16 @@ from veloera.billing.v1 import billing_pb2
 from services.relay.adaptors import Adaptors
 from services.relay.adaptors.base import Outgoing, Target
 from services.relay.adaptors.openai import OpenAIAdaptor
-from services.relay.charge import Charge
-from services.relay.content import chat_content
+from services.relay.billing.charge import Charge
 from services.relay.endpoints import CHAT, COMPLETIONS, RESPONSES, Endpoint
 from services.relay.errorlog import error_entry
 from services.relay.incoming import ClientRequest
 from services.relay.job import Job
-from services.relay.metering import Metering
+from services.relay.metering.content import chat_content
+from services.relay.metering.meter import Metering
 from services.relay.options import RelayOptions
-from services.relay.routing import ChannelInfo, RoutingTable, routing_name
-from services.relay.streaming import SSEProcessor
+from services.relay.routing.table import ChannelInfo, RoutingTable, routing_name
+from services.relay.upstream.streaming import SSEProcessor
 from tests.support.relay_auth import entry
 
 ADAPTORS = Adaptors(azure_api_version="2099-01-01")

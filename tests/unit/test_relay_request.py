@@ -11,8 +11,8 @@ from services.relay.endpoints import CHAT, EMBEDDINGS, RESPONSES, SPEECH
 from services.relay.errors import RelayError, error_body
 from services.relay.ids import new_request_id
 from services.relay.incoming import parse_json_request, requested_max_tokens
-from services.relay.routing import ChannelInfo
-from services.relay.tokenizer import count_messages, count_text, estimate_completion_tokens
+from services.relay.metering.tokenizer import count_messages, count_text, estimate_completion_tokens
+from services.relay.routing.table import ChannelInfo
 
 
 def test_error_shape_carries_the_request_id() -> None:

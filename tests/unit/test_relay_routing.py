@@ -7,7 +7,7 @@ from collections import Counter
 
 from veloera.accounts.v1 import accounts_pb2
 
-from services.relay.routing import KeyRotator, RoutingTable, channel_from_proto
+from services.relay.routing.table import KeyRotator, RoutingTable, channel_from_proto
 
 ENABLED = accounts_pb2.CHANNEL_STATUS_ENABLED
 DISABLED = accounts_pb2.CHANNEL_STATUS_MANUALLY_DISABLED

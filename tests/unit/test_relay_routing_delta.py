@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from veloera.accounts.v1 import accounts_pb2 as pb
 
-from services.relay.routing import RoutingTable
+from services.relay.routing.table import RoutingTable
 
 ENABLED = pb.CHANNEL_STATUS_ENABLED
 ROUTABLE = (pb.CHANNEL_STATUS_ENABLED, pb.CHANNEL_STATUS_AUTO_DISABLED)

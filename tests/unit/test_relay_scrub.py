@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.relay.scrub import REDACTED_ADDRESS, REDACTED_KEY, scrub
+from services.relay.upstream.scrub import REDACTED_ADDRESS, REDACTED_KEY, scrub
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 from veloera.billing.v1 import billing_pb2, events_pb2
 
-from services.relay.billing import Biller
+from services.relay.billing.biller import Biller
 from services.shared import subjects
 
 

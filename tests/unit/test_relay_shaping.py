@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from services.relay.options import RelayOptions, StatusCodes, parse_global_mapping
-from services.relay.retry import map_status, retry_budget, should_retry, start_tier
-from services.relay.routing import ChannelInfo
-from services.relay.shaping import (
+from services.relay.routing.retry import map_status, retry_budget, should_retry, start_tier
+from services.relay.routing.table import ChannelInfo
+from services.relay.upstream.shaping import (
     apply_o_series,
     apply_param_override,
     apply_stream_options,

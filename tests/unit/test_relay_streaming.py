@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from services.relay.adaptors.openai import OpenAIAdaptor
-from services.relay.scrub import scrub
-from services.relay.streaming import (
+from services.relay.upstream.scrub import scrub
+from services.relay.upstream.streaming import (
     DONE_FRAME,
     PING_FRAME,
     SSEProcessor,

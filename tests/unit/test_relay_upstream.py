@@ -12,7 +12,7 @@ from aiohttp import web
 
 from services.cli.infra import free_port
 from services.relay.adaptors.base import UpstreamRequest, parse_error_body
-from services.relay.upstream import (
+from services.relay.upstream.http import (
     UpstreamFailure,
     open_session,
     open_upstream,

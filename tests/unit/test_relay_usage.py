@@ -11,8 +11,8 @@ from services.relay.adaptors.counts import USAGE_CEILING, count_of
 from services.relay.adaptors.openai import OpenAIAdaptor, usage_from
 from services.relay.endpoints import CHAT
 from services.relay.incoming import ClientRequest
-from services.relay.metering import Metering, usage_of_reply
-from services.relay.usage import bounded
+from services.relay.metering.meter import Metering, usage_of_reply
+from services.relay.metering.usage import bounded
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import orjson
 import pytest
 from veloera.tasks.v1 import tasks_pb2
 
-from services.relay import task_protocol as tp
+from services.relay.tasks import protocol as tp
 from services.tasks import platforms
 
 UPSCALE = "mj_upscale"

@@ -16,7 +16,7 @@ import orjson
 
 from services.relay.endpoints import Endpoint
 from services.relay.options import DEFAULT_PROVIDER_OPTIONS, ProviderOptions
-from services.relay.routing import ChannelInfo
+from services.relay.routing.table import ChannelInfo
 
 Json = dict[str, Any]
 # (status, error body) -> (message, the error object in OpenAI's shape, when there is one)

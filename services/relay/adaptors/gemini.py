@@ -542,6 +542,7 @@ def parse_error(status: int, body: bytes) -> tuple[str, Json | None]:
 
 class GeminiAdaptor(OpenAIAdaptor):
     supports_stream_options = False
+    native_format = "gemini"  # generateContent passes through (ingress/gemini.py)
     default_base_url = "https://generativelanguage.googleapis.com"
 
     def version(self, target: Target, model: str) -> str:
@@ -562,6 +563,15 @@ class GeminiAdaptor(OpenAIAdaptor):
         if target.endpoint is EMBEDDINGS:
             model, action = target.model, "batchEmbedContents"
             native = to_batch_embed(canonical, model)
+        elif target.native:  # the client's own generateContent body
+            native = dict(canonical)
+            native.setdefault("safetySettings", safety_settings(target.providers))
+            given = native.get("generationConfig")
+            config = dict(given) if isinstance(given, dict) else {}
+            model = thinking_of(target.model, config, target.providers)
+            if config:
+                native["generationConfig"] = config
+            action = "streamGenerateContent?alt=sse" if target.stream else "generateContent"
         else:
             native, model = to_generate(canonical, target.model, target.providers)
             action = "streamGenerateContent?alt=sse" if target.stream else "generateContent"

@@ -20,12 +20,12 @@ import aiohttp
 import orjson
 from veloera.accounts.v1 import accounts_pb2
 
-from services.relay import endpoints, shaping
+from services.relay import endpoints
 from services.relay.adaptors import Adaptors
 from services.relay.adaptors.base import Outgoing, Target, parse_error_body
-from services.relay.routing import ChannelInfo, channel_from_proto
-from services.relay.scrub import scrub
-from services.relay.upstream import (
+from services.relay.routing.table import ChannelInfo, channel_from_proto
+from services.relay.upstream import shaping
+from services.relay.upstream.http import (
     UPSTREAM_ERRORS,
     UpstreamFailure,
     failure_of,
@@ -34,6 +34,7 @@ from services.relay.upstream import (
     through,
     usable_proxy,
 )
+from services.relay.upstream.scrub import scrub
 from services.shared.channel_types import (
     AIGC2D,
     API2GPT,

@@ -411,6 +411,16 @@ def parse(raw: bytes, beta: str = "") -> ClientRequest:
     )
 
 
+def prepend_system(body: Json, prompt: str) -> None:
+    """A channel's system prompt before the client's own (a passed-through body)."""
+    system = body.get("system")
+    if isinstance(system, list):
+        body["system"] = [{"type": "text", "text": prompt}, *system]
+    else:
+        given = system if isinstance(system, str) else ""
+        body["system"] = f"{prompt}\n\n{given}" if given else prompt
+
+
 def ingress(request: Request) -> Ingress:
     """The Messages format for one request (its anthropic-beta flags go to Anthropic)."""
     beta = request.headers.get("anthropic-beta", "")

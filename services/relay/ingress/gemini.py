@@ -24,6 +24,7 @@ from services.relay.incoming import (
     MAX_N,
     MAX_TOKENS_LIMIT,
     ClientRequest,
+    Passthrough,
     bad_request,
     parse_json_body,
     requested_max_tokens,
@@ -245,7 +246,19 @@ def parse_generate(raw: bytes, model: str, *, stream: bool, sse: bool) -> Client
         choices=int(chat.get("n", 1)),
         reasoning_effort=reasoning_effort(config),
         egress=GeminiEgress(model=model, thoughts=thoughts, sse=sse),
+        # Gemini channels get the body as it came (and answer it as they do) when the client
+        # takes SSE, the framing they stream in; a JSON-array stream goes through chat.
+        passthrough=Passthrough("gemini", body, {}) if sse or not stream else None,
     )
+
+
+def prepend_system(body: Json, prompt: str) -> None:
+    """A channel's system prompt before the client's systemInstruction (a passed-through
+    body)."""
+    given = body.get("systemInstruction")
+    parts = given.get("parts") if isinstance(given, dict) else None
+    rest = [part for part in parts if isinstance(part, dict)] if isinstance(parts, list) else []
+    body["systemInstruction"] = {"parts": [{"text": prompt}, *rest]}
 
 
 def parse_count(raw: bytes, model: str) -> ClientRequest:

@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from services.relay.adaptors.base import Json, UsageCounts
 from services.relay.errors import REQUEST_ID_HEADER
-from services.relay.streaming import SSE_TYPE
+from services.relay.upstream.streaming import SSE_TYPE
 
 FINISH_REASONS = {
     "stop": "STOP",

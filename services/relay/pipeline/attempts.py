@@ -16,17 +16,17 @@ from services.relay.errors import error_body
 from services.relay.job import Job
 from services.relay.metrics import RETRIES
 from services.relay.pipeline.call import UpstreamCall
-from services.relay.retry import retry_budget, should_retry, start_tier
-from services.relay.routing import ChannelInfo
+from services.relay.routing.retry import retry_budget, should_retry, start_tier
+from services.relay.routing.table import ChannelInfo
 from services.relay.state import RelayContext
-from services.relay.streaming import (
+from services.relay.upstream.http import UpstreamFailure
+from services.relay.upstream.streaming import (
     DONE_FRAME,
     SSE_TYPE,
     WAIT_FRAME,
     PseudoStreamResponse,
     completion_to_chunks,
 )
-from services.relay.upstream import UpstreamFailure
 
 T = TypeVar("T")
 SATURATED = "upstream capacity for this group is saturated; try again later"

@@ -19,23 +19,33 @@ from veloera.accounts.v1 import accounts_pb2
 from services.relay import endpoints as ep
 from services.relay.adaptors.base import (
     Adaptor,
-    Json,
     Outgoing,
     StreamConverter,
     Target,
     UpstreamRequest,
 )
 from services.relay.adaptors.native import ProviderError
+from services.relay.billing.settlement import settle
+from services.relay.incoming import Passthrough
+from services.relay.ingress import anthropic, gemini
 from services.relay.job import Job
-from services.relay.metering import usage_of_reply, usage_of_stream
+from services.relay.metering.meter import usage_of_reply, usage_of_stream
+from services.relay.metering.output_cap import OutputCap, cut_frames
+from services.relay.metering.usage import bounded
 from services.relay.metrics import ATTEMPT_FAILURES, FIRST_TOKEN_SECONDS, UPSTREAM_SECONDS
-from services.relay.output_cap import OutputCap, cut_frames
 from services.relay.pipeline.native_stream import NativeStream
-from services.relay.retry import map_status
-from services.relay.routing import ChannelInfo
-from services.relay.scrub import scrub
-from services.relay.settlement import settle
-from services.relay.shaping import (
+from services.relay.routing.retry import map_status
+from services.relay.routing.table import ChannelInfo
+from services.relay.state import RelayContext
+from services.relay.upstream.http import (
+    UPSTREAM_ERRORS,
+    UpstreamFailure,
+    failure_of,
+    open_upstream,
+    usable_proxy,
+)
+from services.relay.upstream.scrub import scrub
+from services.relay.upstream.shaping import (
     apply_o_series,
     apply_param_override,
     apply_stream_options,
@@ -43,8 +53,7 @@ from services.relay.shaping import (
     is_o_series,
     split_effort,
 )
-from services.relay.state import RelayContext
-from services.relay.streaming import (
+from services.relay.upstream.streaming import (
     DONE_FRAME,
     PING_FRAME,
     SSE_TYPE,
@@ -52,16 +61,10 @@ from services.relay.streaming import (
     SSEResponse,
     usage_chunk,
 )
-from services.relay.upstream import (
-    UPSTREAM_ERRORS,
-    UpstreamFailure,
-    failure_of,
-    open_upstream,
-    usable_proxy,
-)
-from services.relay.usage import bounded
 
 logger = logging.getLogger(__name__)
+# How a channel's system prompt goes first in each format that passes through.
+SYSTEM_PROMPTS = {"anthropic": anthropic.prepend_system, "gemini": gemini.prepend_system}
 
 
 async def converted(
@@ -225,7 +228,7 @@ class UpstreamCall:
             native_headers=passthrough.headers if passthrough is not None and native else {},
         )
         if passthrough is not None and native:
-            body = native_body(passthrough.body, channel, stream)
+            body = native_body(passthrough, channel)
         else:
             body = self.outgoing(job, channel, adaptor, model, effort, stream)
         return adaptor, target, key_id, adaptor.build_request(target, body)
@@ -413,23 +416,12 @@ class UpstreamCall:
         )
 
 
-def native_body(body: Json, channel: ChannelInfo, stream: bool) -> Outgoing:
-    """A client's body in the provider's own format: streamed as this attempt streams, with
-    the channel's system prompt first and its parameter override applied (what the chat form
-    gets too)."""
-    native = dict(body)
-    native["stream"] = stream
-    if not stream and "stream" not in body:
-        native.pop("stream")
-    prompt = channel.system_prompt
-    if prompt:
-        system = native.get("system")
-        if isinstance(system, list):
-            native["system"] = [{"type": "text", "text": prompt}, *system]
-        else:
-            native["system"] = (
-                f"{prompt}\n\n{system}" if isinstance(system, str) and system else prompt
-            )
+def native_body(passthrough: Passthrough, channel: ChannelInfo) -> Outgoing:
+    """A client's body in the provider's own format, with the channel's system prompt first
+    and its parameter override applied (what the chat form gets too)."""
+    native = dict(passthrough.body)  # streaming is the adaptor's to say (a field, or the URL)
+    if channel.system_prompt:
+        SYSTEM_PROMPTS[passthrough.format](native, channel.system_prompt)
     apply_param_override(native, channel)
     return Outgoing(json=native)
 

@@ -1,22 +1,29 @@
-"""A provider's stream passed through to a client that speaks the provider's format (Anthropic
-Messages to an Anthropic channel): the client gets the events as the provider sent them, whole
-events only (so a keep-alive ping never lands inside one), and the provider's stream converter
-still reads them as chat chunks, for the usage billed, the first-token time and the logged
-text. Nothing is cut: the provider stops at the client's own max_tokens, which the hold
-covers."""
+"""A provider's stream passed through to a client that speaks the provider's format
+(Anthropic Messages to an Anthropic channel, Gemini's SSE to a Gemini channel): the client gets
+the events as the provider sent them, whole events only (so a keep-alive ping never lands
+inside one), and the provider's stream converter still reads them as chat chunks, for the usage
+billed, the first-token time and the logged text. Nothing is cut: the provider stops at the
+client's own output limit, which the hold covers."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import orjson
 
 from services.relay.adaptors.base import Adaptor, StreamConverter
 from services.relay.adaptors.native import ProviderError
-from services.relay.streaming import SSEProcessor
-from services.relay.upstream import UpstreamFailure
+from services.relay.upstream.http import UpstreamFailure
+from services.relay.upstream.streaming import SSEProcessor
 
-EVENT_END = b"\n\n"
+EVENT_END = re.compile(rb"\r?\n\r?\n")  # SSE events end with a blank line (LF or CRLF)
+
+
+def _complete(raw: bytes) -> int:
+    """Where the last complete event of `raw` ends (0: none is complete)."""
+    lf, crlf = raw.rfind(b"\n\n"), raw.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
 
 
 class NativeStream(SSEProcessor):
@@ -37,10 +44,10 @@ class NativeStream(SSEProcessor):
 
     def feed(self, data: bytes) -> bytes:
         self._raw += data
-        end = self._raw.rfind(EVENT_END)
-        if end < 0:
+        end = _complete(self._raw)
+        if not end:
             return b""
-        whole, self._raw = self._raw[: end + 2], self._raw[end + 2 :]
+        whole, self._raw = self._raw[:end], self._raw[end:]
         self._account(whole, last=False)
         return self._relayed(whole)
 
@@ -65,14 +72,14 @@ class NativeStream(SSEProcessor):
     def _relayed(self, whole: bytes) -> bytes:
         """The events for the client: as they came, but an error event's message scrubbed of
         the channel's keys and addresses (upstream errors may quote them)."""
-        if b"event: error" not in whole and b'"type":"error"' not in whole:
+        if b"error" not in whole:
             return whole
-        events = whole.split(EVENT_END)
+        events = EVENT_END.split(whole)
         return b"".join(self._event(event) for event in events if event.strip())
 
     def _event(self, event: bytes) -> bytes:
         if b"error" not in event:
-            return event + EVENT_END
+            return event + b"\n\n"
         for line in event.split(b"\n"):
             if not line.startswith(b"data:"):
                 continue
@@ -80,8 +87,9 @@ class NativeStream(SSEProcessor):
                 data = orjson.loads(line[5:])
             except orjson.JSONDecodeError:
                 continue
-            if isinstance(data, dict) and data.get("type") == "error":
-                error = data.get("error")
-                message = error.get("message") if isinstance(error, dict) else None
+            # Anthropic's {"type": "error", "error": {...}}, Google's {"error": {...}}
+            error = data.get("error") if isinstance(data, dict) else None
+            if isinstance(error, dict):
+                message = error.get("message")
                 return self._error_event(self._scrub(str(message or "upstream error")))
-        return event + EVENT_END
+        return event + b"\n\n"

@@ -11,17 +11,17 @@ from starlette.requests import Request
 
 from services.relay import endpoints as ep
 from services.relay.auth import AuthEntry, ParsedKey, check_token
-from services.relay.charge import Charge
+from services.relay.billing.charge import Charge
 from services.relay.client import authorise, client_ip, read_body, read_key
 from services.relay.errors import RelayError
 from services.relay.incoming import ClientRequest, parse_form_request, parse_json_request
 from services.relay.ingress import Ingress
 from services.relay.job import Job, Route, resolve
-from services.relay.metering import meter_request
+from services.relay.metering.meter import meter_request
 from services.relay.options import RelayOptions
-from services.relay.routing import RoutingTable
-from services.relay.shaping import split_effort
+from services.relay.routing.table import RoutingTable
 from services.relay.state import RelayContext
+from services.relay.upstream.shaping import split_effort
 from services.shared.numbers import ascii_int
 from services.shared.sensitive import text_fields
 

@@ -15,7 +15,7 @@ from services.relay.client import authorise, count, read_body, read_key
 from services.relay.errors import REQUEST_ID_HEADER, RelayError
 from services.relay.ids import new_request_id
 from services.relay.ingress import Ingress, anthropic
-from services.relay.metering import meter_request
+from services.relay.metering.meter import meter_request
 from services.relay.pipeline import Pipeline
 from services.relay.state import RelayContext
 

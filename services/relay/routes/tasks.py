@@ -26,21 +26,21 @@ from starlette.routing import BaseRoute, Route
 from veloera.billing.v1 import billing_pb2
 from veloera.tasks.v1 import tasks_pb2
 
-from services.relay import task_protocol as tp
-from services.relay import video
 from services.relay.adaptors.base import parse_error_body
 from services.relay.auth import AuthEntry, ParsedKey
-from services.relay.charge import Charge
+from services.relay.billing.charge import Charge
 from services.relay.client import authorise, client_ip, count, read_body, read_key
 from services.relay.errors import REQUEST_ID_HEADER, RelayError, error_response
 from services.relay.ids import new_request_id
 from services.relay.job import resolve
 from services.relay.options import RelayOptions
-from services.relay.routing import ChannelInfo, RoutingTable
-from services.relay.scrub import scrub
+from services.relay.routing.table import ChannelInfo, RoutingTable
 from services.relay.state import RelayContext
-from services.relay.task_upstream import TaskError, open_task_upstream_get, task_upstream_post
-from services.relay.upstream import UPSTREAM_ERRORS, usable_proxy
+from services.relay.tasks import protocol as tp
+from services.relay.tasks import video
+from services.relay.tasks.upstream import TaskError, open_task_upstream_get, task_upstream_post
+from services.relay.upstream.http import UPSTREAM_ERRORS, usable_proxy
+from services.relay.upstream.scrub import scrub
 from services.shared import subjects
 from services.shared.addresses import url_is_private
 from services.shared.channel_types import MIDJOURNEY_TYPES, OPENAI, SUNO

@@ -14,17 +14,17 @@ from veloera.billing.v1 import billing_pb2
 
 from services.relay import endpoints as ep
 from services.relay.adaptors.base import Adaptor, Json, StreamAccumulator, UsageCounts
-from services.relay.audio import duration_seconds
 from services.relay.incoming import ClientRequest
-from services.relay.media import MediaPolicy, image_tokens
-from services.relay.tokenizer import (
+from services.relay.metering.audio import duration_seconds
+from services.relay.metering.media import MediaPolicy, image_tokens
+from services.relay.metering.tokenizer import (
     completion_tokens,
     count_input,
     count_messages,
     count_text,
     stt_tokens,
 )
-from services.relay.usage import merged
+from services.relay.metering.usage import merged
 from services.shared.numbers import ascii_int
 
 

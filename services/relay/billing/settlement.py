@@ -6,11 +6,11 @@ import orjson
 from veloera.billing.v1 import billing_pb2
 
 from services.relay.adaptors.base import UsageCounts
-from services.relay.content import chat_content
 from services.relay.job import Job
+from services.relay.metering.content import chat_content
+from services.relay.metering.usage import bounded
 from services.relay.metrics import TOKENS
-from services.relay.routing import ChannelInfo
-from services.relay.usage import bounded
+from services.relay.routing.table import ChannelInfo
 
 
 def settle(

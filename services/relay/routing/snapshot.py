@@ -18,7 +18,7 @@ import grpc
 from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
 from services.relay.metrics import CHANNELS, KEYS, ROUTING_APPLY_SECONDS, ROUTING_UPDATES
-from services.relay.routing import RoutingTable
+from services.relay.routing.table import RoutingTable
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 import orjson
 
-from services.relay import task_protocol as tp
-from services.relay.routing import ChannelInfo
-from services.relay.upstream import UPSTREAM_ERRORS, Sessions, read_timeout
+from services.relay.routing.table import ChannelInfo
+from services.relay.tasks import protocol as tp
+from services.relay.upstream.http import UPSTREAM_ERRORS, Sessions, read_timeout
 
 
 class TaskError(Exception):

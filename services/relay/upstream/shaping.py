@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.relay.routing import ChannelInfo
+from services.relay.routing.table import ChannelInfo
 
 Json = dict[str, Any]
 EFFORT_SUFFIXES = ("-high", "-medium", "-low")

@@ -17,10 +17,10 @@ import grpc
 from nats.js import JetStreamContext
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
-from services.relay import deferral
-from services.relay.billing_batch import SettleBatcher
+from services.relay.billing import deferral
+from services.relay.billing.batch import SettleBatcher
+from services.relay.billing.leases import LeaseBook, LeaseConfig
 from services.relay.errors import RelayError
-from services.relay.leases import LeaseBook, LeaseConfig
 from services.relay.metrics import QUOTA_CHARGED
 from services.shared.errors import error_code_of
 

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from services.relay.adaptors.base import Json, StreamAccumulator, UsageCounts
-from services.relay.tokenizer import PER_TOOL_CALL, completion_tokens
+from services.relay.metering.tokenizer import PER_TOOL_CALL, completion_tokens
 
 
 class OutputCap:

@@ -19,9 +19,9 @@ from starlette.types import Receive, Scope, Send
 
 from services.relay.adaptors.base import Adaptor, StreamAccumulator
 from services.relay.ingress import StreamEgress
+from services.relay.metering.output_cap import OutputCap
 from services.relay.metrics import STREAM_ENDS
-from services.relay.output_cap import OutputCap
-from services.relay.upstream import UPSTREAM_ERRORS
+from services.relay.upstream.http import UPSTREAM_ERRORS
 
 logger = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from nats.aio.client import Client as NATS
 from nats.aio.subscription import Subscription
 from veloera.tasks.v1 import tasks_pb2
 
-from services.relay.routing import ChannelInfo, KeyRotator, RoutingTable
-from services.relay.task_upstream import TaskError, task_upstream_get, task_upstream_post
-from services.relay.upstream import Sessions
+from services.relay.routing.table import ChannelInfo, KeyRotator, RoutingTable
+from services.relay.tasks.upstream import TaskError, task_upstream_get, task_upstream_post
+from services.relay.upstream.http import Sessions
 from services.shared import natsutil, subjects
 from services.shared.channel_types import MIDJOURNEY_TYPES, OPENAI, SUNO
 

@@ -1,0 +1,1 @@
+"""Async jobs (Midjourney, Suno, video): the upstream task protocols, submits and polls."""
