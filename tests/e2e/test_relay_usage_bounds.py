@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -9,9 +10,20 @@ import httpx
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
+from services.shared.pricing_rules import audio_ratios, locked_completion_ratio
+from tests.support.helpers import create_channel
 from tests.support.relay_kit import charged_once
 from tests.support.relay_kit import world as world
-from tests.support.world import World, expected_charge, new_customer, sdk, wallet
+from tests.support.world import (
+    COMPLETION_RATIO,
+    MODEL_RATIO,
+    World,
+    expected_charge,
+    new_customer,
+    price_model,
+    sdk,
+    wallet,
+)
 
 pytestmark = pytest.mark.e2e
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
@@ -160,3 +172,48 @@ async def test_responses_stream_past_max_output_tokens_ends_with_response_incomp
     assert last.response.output_text == sent and 0 < len(sent.split()) < 2000
     log = await charged_once(customer, before)
     assert log["completion_tokens"] == CAP
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_audio_tokens_are_billed_at_the_audio_model_s_ratios(
+    world: World, stream: bool
+) -> None:
+    """gpt-4o-audio-preview hears and speaks at 16x the text price (x2 more for speech out):
+    its audio tokens reach billing apart from its text tokens (upstream
+    `relay/relay-text.go` with the model's AudioRatio and AudioCompletionRatio)."""
+    audio_model = "gpt-4o-audio-preview"
+    await price_model(world.root, audio_model)
+    customer = await new_customer(world)
+    await create_channel(
+        world.root,
+        base_url=world.fake.url,
+        models=[customer.model],
+        priority=10,
+        model_mapping=json.dumps({customer.model: audio_model}),
+    )
+    await asyncio.sleep(0.3)
+    before = await wallet(customer)
+    usage = {
+        "prompt_tokens": 100,
+        "completion_tokens": 50,
+        "prompt_tokens_details": {"audio_tokens": 40, "cached_tokens": 0},
+        "completion_tokens_details": {"audio_tokens": 30},
+    }
+
+    await chat(
+        world,
+        customer.key,
+        customer.model,
+        stream=stream,
+        fake_usage=json.dumps(usage),
+        max_tokens=100,
+    )
+
+    log = await charged_once(customer, before)
+    audio, audio_out = audio_ratios(audio_model) or (1.0, 1.0)
+    assert (audio, audio_out) == (16.0, 2.0)
+    completion = locked_completion_ratio(audio_model) or COMPLETION_RATIO  # gpt-4o's own
+    text_in, text_out = 100 - 40, 50 - 30
+    expected = (text_in + 40 * audio + text_out * completion + 30 * audio * audio_out) * MODEL_RATIO
+    assert log["quota"] == round(expected)
+    assert log["quota"] > expected_charge(100, 50)  # more than the same tokens as text

@@ -35,6 +35,8 @@ class UsageCounts:
     audio_seconds: float = 0.0
     clamped: bool = False  # some reported count was odd (negative, huge, not an int)
     cache_creation_tokens: int = 0  # cache writes (Anthropic), billed on top of prompt_tokens
+    audio_input_tokens: int = 0  # part of prompt_tokens heard as audio (audio ratio)
+    audio_output_tokens: int = 0  # part of completion_tokens spoken as audio
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,8 @@ _TEXT_FIELDS = ("content", "reasoning_content", "text")
 
 
 def usage_from(raw: Any) -> UsageCounts | None:
-    """OpenAI chat / completions / embeddings usage, Responses usage, rerank usage."""
+    """OpenAI chat / completions / embeddings usage, Responses usage, rerank usage, Realtime's
+    response.done usage; audio tokens apart (audio models bill them at their audio ratios)."""
     if not isinstance(raw, dict):
         return None
     reader = CountReader()
@@ -36,16 +37,27 @@ def usage_from(raw: Any) -> UsageCounts | None:
     if not prompt and not completion:
         prompt = reader.count(raw, "total_tokens")
     usage = UsageCounts(prompt_tokens=prompt, completion_tokens=completion)
-    details = raw.get("prompt_tokens_details") or raw.get("input_tokens_details")
-    if isinstance(details, dict):
-        usage.cached_tokens = reader.count(details, "cached_tokens")
+    details = _details(raw, "prompt_tokens_details", "input_tokens_details", "input_token_details")
+    usage.cached_tokens = reader.count(details, "cached_tokens")
+    usage.audio_input_tokens = reader.count(details, "audio_tokens")
     if not usage.cached_tokens:  # DeepSeek
         usage.cached_tokens = reader.count(raw, "prompt_cache_hit_tokens")
-    completion_details = raw.get("completion_tokens_details") or raw.get("output_tokens_details")
-    if isinstance(completion_details, dict):
-        usage.reasoning_tokens = reader.count(completion_details, "reasoning_tokens")
+    completion_details = _details(
+        raw, "completion_tokens_details", "output_tokens_details", "output_token_details"
+    )
+    usage.reasoning_tokens = reader.count(completion_details, "reasoning_tokens")
+    usage.audio_output_tokens = reader.count(completion_details, "audio_tokens")
     usage.clamped = reader.clamped
     return usage
+
+
+def _details(raw: Json, *names: str) -> Json:
+    """The first details object among `names` (chat, Responses and Realtime spell it apart)."""
+    for name in names:
+        value = raw.get(name)
+        if isinstance(value, dict):
+            return value
+    return {}
 
 
 def _has_text(value: Any) -> bool:

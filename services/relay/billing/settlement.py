@@ -81,6 +81,8 @@ def _usage(job: Job, usage: UsageCounts) -> billing_pb2.Usage:
         cached_tokens=usage.cached_tokens,
         cache_creation_tokens=usage.cache_creation_tokens,
         reasoning_tokens=usage.reasoning_tokens,
+        audio_input_tokens=usage.audio_input_tokens,
+        audio_output_tokens=usage.audio_output_tokens,
         estimated=usage.estimated,
         image_count=usage.image_count,
         characters=usage.characters,

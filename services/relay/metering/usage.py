@@ -45,6 +45,8 @@ def bounded(usage: UsageCounts, cap: int) -> UsageCounts:
         cached_tokens=min(within(usage.cached_tokens), prompt),
         cache_creation_tokens=within(usage.cache_creation_tokens),
         reasoning_tokens=min(within(usage.reasoning_tokens), completion),
+        audio_input_tokens=min(within(usage.audio_input_tokens), prompt),
+        audio_output_tokens=min(within(usage.audio_output_tokens), completion),
         image_count=within(usage.image_count),
         characters=within(usage.characters),
         audio_seconds=_seconds(usage.audio_seconds),
