@@ -17,6 +17,7 @@ from services.relay.routes.dashboard import dashboard_routes
 from services.relay.routes.gemini import GeminiRoutes
 from services.relay.routes.misc import MiscRoutes, http_exception
 from services.relay.routes.models import ModelsRoute
+from services.relay.routes.realtime import realtime_routes
 from services.relay.routes.relay import RelayRoute
 from services.relay.routes.tasks import task_routes
 from services.relay.settings import Settings
@@ -69,6 +70,8 @@ def build_routes(ctx: RelayContext) -> list[BaseRoute]:
     return [
         *_api_routes("", relay, models, gemini),
         *_api_routes("/hf", relay, models, gemini),  # /hf/v1/* is an alias of /v1/*
+        *realtime_routes(ctx, ""),
+        *realtime_routes(ctx, "/hf"),
         *_gemini_routes(gemini),
         *dashboard_routes(ctx),
         *task_routes(ctx),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from prometheus_client import Counter
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from services.relay.auth import AuthEntry, ParsedKey, check_access, check_token, parse_key
 from services.relay.errors import RelayError
@@ -26,7 +26,7 @@ def count(route: str, status: int, model: str = "", channel: int = 0) -> None:
     child.inc()
 
 
-def read_key(request: Request) -> ParsedKey:
+def read_key(request: HTTPConnection) -> ParsedKey:
     """Bearer (with or without `sk-`), then `x-api-key`, then `mj-api-secret` (upstream
     `middleware/auth.go`).
     """
@@ -42,7 +42,7 @@ def read_key(request: Request) -> ParsedKey:
     return parsed
 
 
-def client_ip(request: Request, proxy: str = "") -> str:
+def client_ip(request: HTTPConnection, proxy: str = "") -> str:
     """The client address; `proxy` is the ReverseProxyProvider when ReverseProxyEnabled is on
     (forwarding headers count only from a TRUSTED_PROXIES peer: services.shared.client_ip)."""
     peer = request.client.host if request.client is not None else ""
@@ -51,7 +51,7 @@ def client_ip(request: Request, proxy: str = "") -> str:
 
 async def authorise(
     ctx: RelayContext,
-    request: Request,
+    request: HTTPConnection,
     key: ParsedKey,
     model: str | None,
     ip: str | None = None,

@@ -58,6 +58,7 @@ TRANSLATIONS = Endpoint(
 )
 RERANK = Endpoint("rerank", "/v1/rerank", "query", kind="rerank")
 RESPONSES = Endpoint("responses", "/v1/responses", "input", streamable=True)
+REALTIME = Endpoint("realtime", "/v1/realtime")  # a websocket (pipeline/realtime.py)
 
 # Client path under /v1 (and /hf/v1) -> endpoint.
 BY_PATH = MappingProxyType(

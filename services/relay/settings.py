@@ -47,6 +47,7 @@ class Settings:
     tasks_fetch_timeout: float  # seconds the tasks service has to answer a task fetch
     task_submit_timeout: float  # seconds a Midjourney or Suno upstream has to answer a submit
     channel_probe_timeout: float = 30.0  # seconds each upstream call of a channel probe may take
+    realtime_idle_seconds: float = 300.0  # a Realtime session silent both ways this long closes
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -63,6 +64,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         streaming_timeout=env.float("STREAMING_TIMEOUT", 60.0),
         force_stream_option=env.bool("FORCE_STREAM_OPTION", True),
         relay_timeout=env.float("RELAY_TIMEOUT", 600.0),
+        realtime_idle_seconds=env.float("RELAY_REALTIME_IDLE_SECONDS", 300.0),
         settle_timeout=env.float("SETTLE_TIMEOUT", 5.0),
         max_body_bytes=env.int("RELAY_MAX_BODY_MB", 32) * 1024 * 1024,
         auth_cache_seconds=env.float("RELAY_AUTH_CACHE_SECONDS", 5.0),
