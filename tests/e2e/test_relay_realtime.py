@@ -243,3 +243,21 @@ async def test_the_upstream_close_code_reaches_the_client_and_the_hold_is_releas
 
     assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 4000
     assert await eventually(lambda: _moved(customer, before, 0))
+
+
+async def test_an_unreachable_upstream_closes_the_session_and_costs_nothing(
+    world: World, http: aiohttp.ClientSession
+) -> None:
+    gone = FakeRealtime()
+    gone.start()
+    gone.stop()  # its port is closed now
+    customer = await realtime_customer(world, gone)
+    before = await wallet(customer)
+
+    async with await connect(http, world, customer) as ws:
+        [error] = await events_until(ws, "error")
+        closed = await ws.receive(timeout=10)
+
+    assert error["error"]["code"] == "upstream_unreachable"
+    assert closed.data == 1011
+    assert await eventually(lambda: _moved(customer, before, 0))
