@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.relay.adaptors.anthropic import AnthropicAdaptor
 from services.relay.adaptors.azure import DEFAULT_API_VERSION, AzureAdaptor
+from services.relay.adaptors.baidu import BaiduAdaptor
 from services.relay.adaptors.baidu_v2 import BaiduV2Adaptor
 from services.relay.adaptors.base import Adaptor
 from services.relay.adaptors.bedrock import BedrockAdaptor
@@ -55,6 +56,7 @@ class Adaptors:
                 types.CLOUDFLARE: CloudflareAdaptor(),
                 types.DEEPSEEK: DeepSeekAdaptor(),
                 types.VOLCENGINE: VolcEngineAdaptor(),
+                types.BAIDU: BaiduAdaptor(),
                 types.BAIDU_V2: BaiduV2Adaptor(),
                 types.XAI: XAIAdaptor(),
                 types.ANTHROPIC: AnthropicAdaptor(),

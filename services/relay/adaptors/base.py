@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import aiohttp
 import orjson
 
 from services.relay.endpoints import Endpoint
@@ -123,8 +124,11 @@ class Adaptor(Protocol):
     native_format: str  # a client format the provider speaks itself ("": none)
     needs_token: bool  # the key is exchanged for an access token before each request
 
-    async def access_token(self, key: str) -> str:
-        """The access token for `key` (only called when `needs_token`)."""
+    async def access_token(
+        self, key: str, base_url: str, http: aiohttp.ClientSession, proxy: str
+    ) -> str:
+        """The access token for `key` (only called when `needs_token`): `base_url` is the
+        channel's, `http` and `proxy` the way to reach it."""
         ...
 
     def stream_converter(self, target: Target) -> StreamConverter | None:

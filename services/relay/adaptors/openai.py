@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 
@@ -77,7 +78,9 @@ class OpenAIAdaptor:
     needs_token = False
     default_base_url = "https://api.openai.com"
 
-    async def access_token(self, key: str) -> str:
+    async def access_token(
+        self, key: str, base_url: str, http: aiohttp.ClientSession, proxy: str
+    ) -> str:
         return key  # never called: the key is the credential
 
     # ------------------------------------------------------------ request side

@@ -20,6 +20,7 @@ import re
 import time
 from typing import Any
 
+import aiohttp
 import orjson
 from google.auth.exceptions import GoogleAuthError
 from google.auth.transport.requests import Request as AuthRequest
@@ -149,7 +150,9 @@ class VertexAdaptor(anthropic.AnthropicAdaptor):
     def __init__(self, *, any_token_uri: bool = False) -> None:
         self.tokens = AccessTokens(any_token_uri=any_token_uri)
 
-    async def access_token(self, key: str) -> str:
+    async def access_token(
+        self, key: str, base_url: str, http: aiohttp.ClientSession, proxy: str
+    ) -> str:
         return await self.tokens.token(key)
 
     def build_request(self, target: Target, body: Outgoing) -> UpstreamRequest:

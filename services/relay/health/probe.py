@@ -23,6 +23,7 @@ from veloera.accounts.v1 import accounts_pb2
 from services.relay import endpoints
 from services.relay.adaptors import Adaptors
 from services.relay.adaptors.base import Outgoing, Target, parse_error_body
+from services.relay.adaptors.native import ProviderError
 from services.relay.routing.table import ChannelInfo, channel_from_proto
 from services.relay.upstream import shaping
 from services.relay.upstream.http import (
@@ -140,10 +141,13 @@ async def probe_key(
     upstream_model = info.upstream_model(model)
     body["model"] = upstream_model
     shaping.apply_param_override(body, info)
-    target = Target(info, key.key, upstream_model, endpoint, stream=False)
-    request = adaptor.build_request(target, Outgoing(json=body))
     try:
         async with through(session, info.setting.proxy) as (via, proxy):
+            token = ""
+            if adaptor.needs_token:  # Vertex AI, Baidu: the key buys an access token first
+                token = await adaptor.access_token(key.key, info.base_url, via, proxy)
+            target = Target(info, key.key, upstream_model, endpoint, False, token=token)
+            request = adaptor.build_request(target, Outgoing(json=body))
             response = await open_upstream(
                 via, request, aiohttp.ClientTimeout(total=timeout), proxy
             )
@@ -153,10 +157,15 @@ async def probe_key(
                 response.release()
     except UpstreamFailure as failure:
         return _failed(result, failure, key.key)
+    except ProviderError as exc:
+        return _failed(result, UpstreamFailure("status", exc.status, exc.message), key.key)
     except (TimeoutError, *UPSTREAM_ERRORS) as exc:
         return _failed(result, failure_of(exc), key.key)
     try:
         payload = orjson.loads(adaptor.convert_response(target, data))
+    except ProviderError as exc:  # an error inside a 2xx answer (Baidu, Tencent)
+        inside = UpstreamFailure("status", exc.status, exc.message, error=exc.error)
+        return _failed(result, inside, key.key)
     except (orjson.JSONDecodeError, ValueError):
         return result(False, status_code=200, message="the upstream's answer is not JSON")
     if not isinstance(payload, dict) or "error" in payload:

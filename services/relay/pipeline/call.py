@@ -185,13 +185,17 @@ class UpstreamCall:
         timeout: aiohttp.ClientTimeout,
     ) -> aiohttp.ClientResponse:
         """The open 2xx answer, through the channel's `setting.proxy` when it has one."""
+        session, proxy = self.route(channel)
+        return await open_upstream(session, request, timeout, proxy, adaptor.parse_error)
+
+    def route(self, channel: ChannelInfo) -> tuple[aiohttp.ClientSession, str]:
+        """The session (and per-request proxy) that reaches the channel, if it may be."""
         if channel.private_target and not self.ctx.settings.channel_private_addresses:
             raise UpstreamFailure("connection", 502, "the channel points at a private address")
         proxy = channel.setting.proxy
         if proxy and not usable_proxy(proxy):
             raise UpstreamFailure("connection", 502, "the channel's proxy cannot be used")
-        session, proxy = self.ctx.sessions.route(proxy)
-        return await open_upstream(session, request, timeout, proxy, adaptor.parse_error)
+        return self.ctx.sessions.route(proxy)
 
     async def prepare(
         self, job: Job, channel: ChannelInfo, *, stream: bool
@@ -207,13 +211,16 @@ class UpstreamCall:
         job.effort = effort
         key_id, key = self.ctx.keys.pick(channel)
         token = ""
-        if adaptor.needs_token:  # a key exchanged for an access token first (Vertex AI)
+        if adaptor.needs_token:  # a key exchanged for an access token first (Vertex, Baidu)
             asked = time.perf_counter()
             try:
-                token = await adaptor.access_token(key)
+                http, proxy = self.route(channel)
+                token = await adaptor.access_token(key, channel.base_url, http, proxy)
             except ProviderError as exc:  # reported like a refusal (auto-disable sees a 401)
                 failure = UpstreamFailure("status", exc.status, exc.message)
                 raise self.failed(job, channel, key_id, failure, asked) from None
+            except UpstreamFailure as exc:
+                raise self.failed(job, channel, key_id, exc, asked) from None
         passthrough = job.req.passthrough
         native = passthrough is not None and passthrough.format == adaptor.native_format
         target = Target(
@@ -263,7 +270,11 @@ class UpstreamCall:
         except UpstreamFailure as exc:
             raise self.failed(job, channel, key_id, exc, sent) from None
         answered = data  # the provider's own answer: what a passthrough client gets
-        data = adaptor.convert_response(target, data)
+        try:
+            data = adaptor.convert_response(target, data)
+        except ProviderError as exc:  # an error inside a 2xx answer (Baidu, Tencent)
+            failure = UpstreamFailure("status", exc.status, exc.message, error=exc.error)
+            raise self.failed(job, channel, key_id, failure, sent) from None
         reply = None
         if not job.req.endpoint.binary:
             try:
