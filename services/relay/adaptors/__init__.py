@@ -21,6 +21,7 @@ from services.relay.adaptors.mokaai import MokaAIAdaptor
 from services.relay.adaptors.ollama import OllamaAdaptor
 from services.relay.adaptors.openai import OpenAIAdaptor
 from services.relay.adaptors.openrouter import OpenRouterAdaptor
+from services.relay.adaptors.tencent import TencentAdaptor
 from services.relay.adaptors.vertex import VertexAdaptor
 from services.relay.adaptors.volcengine import VolcEngineAdaptor
 from services.relay.adaptors.xai import XAIAdaptor
@@ -57,6 +58,7 @@ class Adaptors:
                 types.DEEPSEEK: DeepSeekAdaptor(),
                 types.VOLCENGINE: VolcEngineAdaptor(),
                 types.BAIDU: BaiduAdaptor(),
+                types.TENCENT: TencentAdaptor(),
                 types.BAIDU_V2: BaiduV2Adaptor(),
                 types.XAI: XAIAdaptor(),
                 types.ANTHROPIC: AnthropicAdaptor(),

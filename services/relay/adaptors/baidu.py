@@ -10,8 +10,9 @@ messages become `system`, max_tokens `max_output_tokens`, frequency_penalty `pen
 ending with `is_end`. Baidu reports errors inside a 200 answer (`error_code`, `error_msg`): they
 fail the attempt like an HTTP error would: 110/111 (token invalid or expired) as a 503 that drops
 the cached token (the key itself was accepted; the SDKs' retry gets a fresh token), 17/18 and
-the 3365xx rate limits as 429, a key refused at the token endpoint as 401. Embeddings go to `.../embeddings/{endpoint}` and come
-back in OpenAI's shape. Tools are refused (400) rather than silently dropped.
+the 3365xx rate limits as 429, a key refused at the token endpoint as 401. Embeddings go to
+`.../embeddings/{endpoint}` and come back in OpenAI's shape. Tools are refused (400) rather than
+silently dropped.
 """
 
 from __future__ import annotations

@@ -238,7 +238,12 @@ class UpstreamCall:
             body = native_body(passthrough, channel)
         else:
             body = self.outgoing(job, channel, adaptor, model, effort, stream)
-        return adaptor, target, key_id, adaptor.build_request(target, body)
+        try:
+            request = adaptor.build_request(target, body)
+        except ProviderError as exc:  # the channel's own setup, e.g. a key in the wrong shape
+            failure = UpstreamFailure("status", exc.status, exc.message)
+            raise self.failed(job, channel, key_id, failure, time.perf_counter()) from None
+        return adaptor, target, key_id, request
 
     # ------------------------------------------------------------------ non-stream
 
