@@ -19,7 +19,7 @@ from services.accounts.deps import Deps, LoginPolicy
 from services.accounts.events import EventPublisher
 from services.accounts.notify import delivery
 from services.accounts.notify.worker import Worker, pull_loop
-from services.accounts.servicer import AccountsServicer
+from services.accounts.servicer import AccountsServicer, RelayAccountsServicer
 from services.accounts.settings import Settings
 from services.shared import nats_auth, natsutil
 from services.shared.crypto import SecretBox
@@ -37,7 +37,10 @@ from services.shared.metrics import serve_metrics
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME = accounts_pb2.DESCRIPTOR.services_by_name["AccountsService"].full_name
+SERVICE_NAMES = [
+    accounts_pb2.DESCRIPTOR.services_by_name[name].full_name
+    for name in ("AccountsService", "RelayAccountsService")
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +55,14 @@ def build_server(settings: Settings, deps: Deps) -> BuiltServer:
     server, health_servicer = build_grpc_server(
         settings.port,
         host=settings.bind_host,
-        service_names=[SERVICE_NAME],
+        service_names=SERVICE_NAMES,
         caller_tokens=settings.caller_tokens,
     )
     servicer = AccountsServicer(deps)
     accounts_pb2_grpc.add_AccountsServiceServicer_to_server(servicer, server)
+    accounts_pb2_grpc.add_RelayAccountsServiceServicer_to_server(
+        RelayAccountsServicer(deps), server
+    )
     return BuiltServer(server=server, health=health_servicer, servicer=servicer)
 
 
@@ -98,11 +104,11 @@ async def serve(settings: Settings) -> None:
         serve_metrics(settings.metrics_port, settings.bind_host)
         await built.server.start()
         settle_after_startup()
-        await mark_serving(built.health, [SERVICE_NAME])
+        await mark_serving(built.health, SERVICE_NAMES)
         follower = asyncio.create_task(
             follow_dependencies(
                 built.health,
-                [SERVICE_NAME],
+                SERVICE_NAMES,
                 {"postgres": pool_probe(pool), "nats": nats_probe(nc)},
                 interval=settings.health_interval,
             )
@@ -112,7 +118,7 @@ async def serve(settings: Settings) -> None:
             await _wait_for_signal()
             logger.info("accounts shutting down")
         follower.cancel()
-        await mark_not_serving(built.health, [SERVICE_NAME])
+        await mark_not_serving(built.health, SERVICE_NAMES)
         await built.server.stop(settings.shutdown_grace)
         await built.servicer.drain()
     finally:

@@ -1,5 +1,6 @@
-"""The AccountsService servicer: each RPC is one call to its use case (services/accounts/usecases/,
-one module per concern: plain functions taking the dependencies and the request)."""
+"""The AccountsService and RelayAccountsService servicers: each RPC is one call to its use case
+(services/accounts/usecases/, one module per concern: plain functions taking the dependencies
+and the request)."""
 
 from __future__ import annotations
 
@@ -205,11 +206,6 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     ) -> pb.DeleteTokenResponse:
         return await tokens.delete_tokens(self._deps, request)
 
-    async def Authenticate(
-        self, request: pb.AuthenticateRequest, context: Context
-    ) -> pb.AuthenticateResponse:
-        return await tokens.authenticate(self._deps, request)
-
     # channels
 
     async def SaveChannel(self, request: pb.SaveChannelRequest, context: Context) -> pb.Channel:
@@ -227,11 +223,6 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         self, request: pb.DeleteChannelsRequest, context: Context
     ) -> pb.DeleteChannelsResponse:
         return await channels.delete_channels(self._deps, request)
-
-    async def ReportChannelResult(
-        self, request: pb.ReportChannelResultRequest, context: Context
-    ) -> pb.ReportChannelResultResponse:
-        return await channels.report_channel_result(self._deps, request)
 
     # channel bulk
 
@@ -265,23 +256,6 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     ) -> pb.ListChannelTagsResponse:
         return await channel_bulk.list_channel_tags(self._deps, request)
 
-    # channel health
-
-    async def GetProbeChannels(
-        self, request: pb.GetProbeChannelsRequest, context: Context
-    ) -> pb.ProbeChannels:
-        return await channel_health.get_probe_channels(self._deps, request)
-
-    async def RecordChannelTest(
-        self, request: pb.RecordChannelTestRequest, context: Context
-    ) -> pb.RecordChannelTestResponse:
-        return await channel_health.record_channel_test(self._deps, request)
-
-    async def RecordChannelBalance(
-        self, request: pb.RecordChannelBalanceRequest, context: Context
-    ) -> pb.RecordChannelBalanceResponse:
-        return await channel_health.record_channel_balance(self._deps, request)
-
     # options
 
     async def ListOptions(
@@ -296,16 +270,6 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         self, request: pb.ListOptionAuditRequest, context: Context
     ) -> pb.ListOptionAuditResponse:
         return await options.list_option_audit(self._deps, request)
-
-    async def GetRoutingSnapshot(
-        self, request: pb.GetRoutingSnapshotRequest, context: Context
-    ) -> pb.RoutingSnapshot:
-        return await options.get_routing_snapshot(self._deps, request)
-
-    async def GetRoutingDelta(
-        self, request: pb.GetRoutingDeltaRequest, context: Context
-    ) -> pb.RoutingDelta:
-        return await options.get_routing_delta(self._deps, request)
 
     # inbox
 
@@ -363,3 +327,46 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         self, request: pb.HitRateLimitRequest, context: Context
     ) -> pb.HitRateLimitResponse:
         return await rate_limits.hit_rate_limit(self._deps, request)
+
+
+class RelayAccountsServicer(accounts_pb2_grpc.RelayAccountsServiceServicer):
+    """The relays' RPCs (RelayAccountsService): API keys and routing on the request path,
+    channel results, channel probes."""
+
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+
+    async def Authenticate(
+        self, request: pb.AuthenticateRequest, context: Context
+    ) -> pb.AuthenticateResponse:
+        return await tokens.authenticate(self._deps, request)
+
+    async def GetRoutingSnapshot(
+        self, request: pb.GetRoutingSnapshotRequest, context: Context
+    ) -> pb.RoutingSnapshot:
+        return await options.get_routing_snapshot(self._deps, request)
+
+    async def GetRoutingDelta(
+        self, request: pb.GetRoutingDeltaRequest, context: Context
+    ) -> pb.RoutingDelta:
+        return await options.get_routing_delta(self._deps, request)
+
+    async def ReportChannelResult(
+        self, request: pb.ReportChannelResultRequest, context: Context
+    ) -> pb.ReportChannelResultResponse:
+        return await channels.report_channel_result(self._deps, request)
+
+    async def GetProbeChannels(
+        self, request: pb.GetProbeChannelsRequest, context: Context
+    ) -> pb.ProbeChannels:
+        return await channel_health.get_probe_channels(self._deps, request)
+
+    async def RecordChannelTest(
+        self, request: pb.RecordChannelTestRequest, context: Context
+    ) -> pb.RecordChannelTestResponse:
+        return await channel_health.record_channel_test(self._deps, request)
+
+    async def RecordChannelBalance(
+        self, request: pb.RecordChannelBalanceRequest, context: Context
+    ) -> pb.RecordChannelBalanceResponse:
+        return await channel_health.record_channel_balance(self._deps, request)

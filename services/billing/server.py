@@ -13,7 +13,7 @@ from nats.aio.msg import Msg
 from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from services.billing.api.consumer import run_consumer, stream_drained
-from services.billing.api.servicer import BillingServicer
+from services.billing.api.servicer import BillingServicer, RelayBillingServicer
 from services.billing.context import Billing
 from services.billing.metering import reaper
 from services.billing.pricing.live import LivePrices
@@ -38,7 +38,10 @@ logger = logging.getLogger(__name__)
 
 _MAINTENANCE_INTERVAL = 6 * 3600.0
 _RESTART_DELAY = 5.0
-SERVICE_NAME = billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name
+SERVICE_NAMES = [
+    billing_pb2.DESCRIPTOR.services_by_name[name].full_name
+    for name in ("BillingService", "RelayBillingService")
+]
 
 
 def _stop_event() -> asyncio.Event:
@@ -102,10 +105,13 @@ async def serve(settings: Settings) -> None:
     server, health = build_grpc_server(
         settings.port,
         host=settings.bind_host,
-        service_names=[SERVICE_NAME],
+        service_names=SERVICE_NAMES,
         caller_tokens=settings.caller_tokens,
     )
     billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(billing), server)
+    billing_pb2_grpc.add_RelayBillingServiceServicer_to_server(
+        RelayBillingServicer(billing), server
+    )
     stop = _stop_event()
     await server.start()
     background: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
@@ -126,19 +132,19 @@ async def serve(settings: Settings) -> None:
         ),
         "health follower": lambda: follow_dependencies(
             health,
-            [SERVICE_NAME],
+            SERVICE_NAMES,
             {"postgres": pool_probe(pool), "nats": nats_probe(nc)},
             interval=settings.health_interval,
         ),
     }
     tasks = [asyncio.create_task(_supervise(name, job)) for name, job in background.items()]
     settle_after_startup()
-    await mark_serving(health, [SERVICE_NAME])
+    await mark_serving(health, SERVICE_NAMES)
     logger.info("billing serving on %s:%d", settings.bind_host, settings.port)
     try:
         await stop.wait()
     finally:
-        await mark_not_serving(health, [SERVICE_NAME])
+        await mark_not_serving(health, SERVICE_NAMES)
         await server.stop(settings.shutdown_grace)
         for task in tasks:
             task.cancel()

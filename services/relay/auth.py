@@ -180,7 +180,7 @@ class Authenticator:
     """accounts.Authenticate with a bounded per-key cache and one in-flight call per key."""
 
     def __init__(
-        self, stub: accounts_pb2_grpc.AccountsServiceAsyncStub, *, ttl: float, max_size: int
+        self, stub: accounts_pb2_grpc.RelayAccountsServiceAsyncStub, *, ttl: float, max_size: int
     ) -> None:
         self._stub = stub
         self._ttl = ttl

@@ -63,12 +63,12 @@ class RelayContext:
 
     http: aiohttp.ClientSession
     media_http: httpx.AsyncClient
-    accounts: accounts_pb2_grpc.AccountsServiceAsyncStub
+    accounts: accounts_pb2_grpc.RelayAccountsServiceAsyncStub
     accounts_channel: grpc.aio.Channel
     billing_channel: grpc.aio.Channel
     auth: Authenticator
     biller: Biller
-    billing: billing_pb2_grpc.BillingServiceAsyncStub
+    billing: billing_pb2_grpc.RelayBillingServiceAsyncStub
     snapshot: SnapshotStore
     nats: NATS | None
 
@@ -101,7 +101,7 @@ class RelayContext:
         self.media_http = httpx.AsyncClient(follow_redirects=False)  # image downloads only
         self.accounts_channel = grpcutil.open_channel(s.accounts_addr, s.credential)
         self.billing_channel = grpcutil.open_channel(s.billing_addr, s.credential)
-        accounts = accounts_pb2_grpc.AccountsServiceStub(self.accounts_channel)
+        accounts = accounts_pb2_grpc.RelayAccountsServiceStub(self.accounts_channel)
         self.accounts = accounts
         self.auth = Authenticator(accounts, ttl=s.auth_cache_seconds, max_size=s.auth_cache_size)
         self.snapshot = SnapshotStore(self.accounts_channel)
@@ -113,7 +113,7 @@ class RelayContext:
             await natsutil.ensure_streams(js)
         except Exception:
             logger.exception("could not ensure JetStream streams")
-        self.billing = billing_pb2_grpc.BillingServiceStub(self.billing_channel)
+        self.billing = billing_pb2_grpc.RelayBillingServiceStub(self.billing_channel)
         self.biller = Biller(
             self.billing,
             js,

@@ -49,34 +49,27 @@ def _named(service: Any, *names: str) -> frozenset[str]:
 
 
 _ACCOUNTS = accounts_pb2.DESCRIPTOR.services_by_name["AccountsService"]
+_RELAY_ACCOUNTS = accounts_pb2.DESCRIPTOR.services_by_name["RelayAccountsService"]
 _BILLING = billing_pb2.DESCRIPTOR.services_by_name["BillingService"]
-ALL_RPCS = _methods(_ACCOUNTS) | _methods(_BILLING)
+_RELAY_BILLING = billing_pb2.DESCRIPTOR.services_by_name["RelayBillingService"]
+ALL_RPCS = (
+    _methods(_ACCOUNTS) | _methods(_RELAY_ACCOUNTS) | _methods(_BILLING) | _methods(_RELAY_BILLING)
+)
 
-# The relay's request path: check API keys, read routing, hold and settle money, report channel
-# results, write its own error logs, read a key's budget; and the channel probes it answers for
-# the console and the tasks service (read a channel with its keys, record what was measured).
-# Nothing that acts for an admin, grants quota or reads secret options.
-RELAY_RPCS = _named(
-    _ACCOUNTS, "Authenticate", "GetRoutingSnapshot", "GetRoutingDelta", "ReportChannelResult",
-    "GetProbeChannels", "RecordChannelTest", "RecordChannelBalance",
-) | _named(
-    _BILLING, "Reserve", "Settle", "Release", "SettleBatch", "AcquireLease", "ReturnLease",
-    "WriteLog", "GetPricingOptions", "GetTokenBudgets",
-)  # fmt: skip
+# The relay: its own services (API keys, routing, channel results and probes; holds,
+# settlements, leases, its error log rows) and two reads of the console's billing service for
+# the OpenAI-style billing dashboard (/v1/dashboard/...). Nothing that acts for an admin,
+# grants quota or reads secret options.
+RELAY_RPCS = (
+    _methods(_RELAY_ACCOUNTS)
+    | _methods(_RELAY_BILLING)
+    | _named(_BILLING, "GetPricingOptions", "GetTokenBudgets")
+)
 
 # The console acts for signed-in users and admins (every `actor_id` it sends comes from a session
-# it verified); it never moves money on the request path, reads the routing snapshot or the
-# probe channels (decrypted channel keys), records probes (the relays do) or checks the ledger.
-WEB_RPCS = ALL_RPCS - (
-    _named(
-        _ACCOUNTS, "Authenticate", "GetRoutingSnapshot", "GetRoutingDelta", "ReportChannelResult",
-        "GetProbeChannels", "RecordChannelTest", "RecordChannelBalance",
-    )
-    | _named(
-        _BILLING, "Reserve", "Settle", "Release", "SettleBatch", "AcquireLease", "ReturnLease",
-        "WriteLog", "CheckLedger",
-    )
-)  # fmt: skip
+# it verified): the console's services, but not the ledger check; never the relays' services
+# (money on the request path, the routing snapshot, decrypted channel keys, probe records).
+WEB_RPCS = _methods(_ACCOUNTS) | (_methods(_BILLING) - _named(_BILLING, "CheckLedger"))
 
 # The tasks service's scheduled channel tests and balance queries: list the channels (keys
 # masked); the relays make the probes and record them.

@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 from rich.console import Console as RichConsole
-from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
+from veloera.billing.v1 import billing_pb2
 
 from services.cli.infra import nats_passwords
 from services.cli.main import main
@@ -28,6 +28,7 @@ from services.importer.command import import_command
 from services.importer.report import Report
 from services.importer.run import ImportSettings, run_import
 from services.importer.sources import SQLITE_COLUMNS, DbApiSource, Dialect
+from tests.support.clients import BillingClient
 from tests.support.helpers import PLANE, Console, admin_channel, login
 from tests.support.infra import Infra
 from tests.support.relay_kit import world as world
@@ -78,7 +79,7 @@ async def current_ratios(root: Console) -> dict[str, float]:
 
 async def check_ledger(billing_addr: str, user_ids: list[int]) -> billing_pb2.CheckLedgerResponse:
     async with admin_channel(billing_addr) as channel:
-        stub = billing_pb2_grpc.BillingServiceStub(channel)
+        stub = BillingClient(channel)
         return await stub.CheckLedger(billing_pb2.CheckLedgerRequest(user_ids=user_ids))
 
 

@@ -11,9 +11,10 @@ from typing import Any
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
-from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
+from veloera.billing.v1 import billing_pb2
 
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.support.clients import BillingClient
 from tests.support.helpers import Console, admin_channel
 from tests.support.relay_kit import set_option
 from tests.support.relay_kit import world as world
@@ -182,7 +183,7 @@ async def test_a_price_change_applies_to_the_next_request(world: World) -> None:
 async def test_the_ledger_is_consistent_after_the_money_tests(billing_addr: str) -> None:
     channel = admin_channel(billing_addr)
     try:
-        stub = billing_pb2_grpc.BillingServiceStub(channel)
+        stub = BillingClient(channel)
         report = await stub.CheckLedger(billing_pb2.CheckLedgerRequest(), timeout=30)
     finally:
         await channel.close()

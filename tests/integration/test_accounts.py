@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from nats.aio.subscription import Subscription
 from veloera.accounts.v1 import accounts_pb2 as pb
-from veloera.accounts.v1 import accounts_pb2_grpc, events_pb2
+from veloera.accounts.v1 import events_pb2
 
 from services.shared import subjects
 from services.shared.errors import error_code_of
@@ -28,6 +28,7 @@ from tests.support.accounts_kit import (
     rpc_error,
     unique,
 )
+from tests.support.clients import AccountsClient
 from tests.support.helpers import admin_channel
 
 pytestmark = pytest.mark.integration
@@ -39,13 +40,13 @@ class Infra(Protocol):
 
 
 if TYPE_CHECKING:
-    Stub = accounts_pb2_grpc.AccountsServiceAsyncStub
+    Stub = AccountsClient
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def stub(accounts_addr: str) -> AsyncIterator[Stub]:
     async with admin_channel(accounts_addr) as channel:
-        yield accounts_pb2_grpc.AccountsServiceStub(channel)
+        yield AccountsClient(channel)
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")

@@ -10,7 +10,6 @@ import grpc
 import pytest
 from nats.js.client import JetStreamContext
 from veloera.accounts.v1 import accounts_pb2 as pb
-from veloera.accounts.v1 import accounts_pb2_grpc
 
 from tests.support.accounts_kit import (
     TIMEOUT,
@@ -25,11 +24,12 @@ from tests.support.accounts_kit import auto as auto
 from tests.support.accounts_kit import root as root
 from tests.support.accounts_kit import state_events as state_events
 from tests.support.accounts_kit import stub as stub
+from tests.support.clients import AccountsClient
 
 pytestmark = pytest.mark.integration
 
 if TYPE_CHECKING:
-    Stub = accounts_pb2_grpc.AccountsServiceAsyncStub
+    Stub = AccountsClient
 
 DISABLED = pb.CHANNEL_STATUS_AUTO_DISABLED
 ENABLED = pb.CHANNEL_STATUS_ENABLED

@@ -11,7 +11,6 @@ import pytest
 import pytest_asyncio
 from nats.js.client import JetStreamContext
 from veloera.accounts.v1 import accounts_pb2 as pb
-from veloera.accounts.v1 import accounts_pb2_grpc
 
 from services.shared import internal_auth
 from services.shared.config import Secret
@@ -29,13 +28,14 @@ from tests.support.accounts_kit import (
     state_events,
     stub,
 )
+from tests.support.clients import AccountsClient
 from tests.support.helpers import PLANE, RELAY
 
 pytestmark = pytest.mark.integration
 __all__ = ["auto", "root", "state_events", "stub"]  # fixtures shared with the auto-disable tests
 
 if TYPE_CHECKING:
-    Stub = accounts_pb2_grpc.AccountsServiceAsyncStub
+    Stub = AccountsClient
 
 TASKS = internal_auth.Credential(
     internal_auth.TASKS, Secret(PLANE[internal_auth.token_variable(internal_auth.TASKS)])
@@ -50,7 +50,7 @@ async def as_relay(accounts_addr: str) -> AsyncIterator[Stub]:
     """Accounts as the relays call it: they make the channel probes and record them."""
     channel = open_channel(accounts_addr, RELAY)
     try:
-        yield accounts_pb2_grpc.AccountsServiceStub(channel)
+        yield AccountsClient(channel)
     finally:
         await channel.close()
 
@@ -74,7 +74,7 @@ async def test_probe_channels_carry_the_plain_keys_and_only_the_relay_gets_them(
     for credential in (TASKS, WEB):
         other = open_channel(accounts_addr, credential)
         try:
-            others = accounts_pb2_grpc.AccountsServiceStub(other)
+            others = AccountsClient(other)
             for call in (
                 others.GetProbeChannels(
                     pb.GetProbeChannelsRequest(ids=[channel.id]), timeout=TIMEOUT

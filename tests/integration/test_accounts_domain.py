@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from nats.aio.subscription import Subscription
 from veloera.accounts.v1 import accounts_pb2 as pb
-from veloera.accounts.v1 import accounts_pb2_grpc, events_pb2
+from veloera.accounts.v1 import events_pb2
 
 from services.cli.infra import free_port
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
@@ -29,12 +29,13 @@ from tests.support.accounts_kit import (
     rpc_error,
     unique,
 )
+from tests.support.clients import AccountsClient
 from tests.support.helpers import admin_channel
 
 pytestmark = pytest.mark.integration
 
 if TYPE_CHECKING:
-    Stub = accounts_pb2_grpc.AccountsServiceAsyncStub
+    Stub = AccountsClient
 
 
 class Infra(Protocol):
@@ -46,7 +47,7 @@ class Infra(Protocol):
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def stub(accounts_addr: str) -> AsyncIterator[Stub]:
     async with admin_channel(accounts_addr) as channel:
-        yield accounts_pb2_grpc.AccountsServiceStub(channel)
+        yield AccountsClient(channel)
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
@@ -206,7 +207,7 @@ async def test_generate_default_token_creates_an_unlimited_key(
     generating_accounts: str, root: pb.User
 ) -> None:
     async with admin_channel(generating_accounts) as channel:
-        replica = accounts_pb2_grpc.AccountsServiceStub(channel)
+        replica = AccountsClient(channel)
         username = unique("g")
         request = pb.RegisterRequest(username=username, password=PASSWORD)
         reply = await replica.Register(request, timeout=TIMEOUT)

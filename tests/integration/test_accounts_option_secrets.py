@@ -12,11 +12,11 @@ from typing import Protocol
 import asyncpg
 import pytest
 from veloera.accounts.v1 import accounts_pb2 as pb
-from veloera.accounts.v1 import accounts_pb2_grpc
-from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
+from veloera.billing.v1 import billing_pb2
 
 from services.cli.infra import free_port
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
+from tests.support.clients import AccountsClient, BillingClient
 from tests.support.helpers import admin_channel, root_console
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ BILLING_VALUE = "SELECT value FROM billing.pricing_options WHERE key = $1"
 async def test_secret_options_are_encrypted_at_rest(
     web_url: str,
     accounts_addr: str,
-    billing: billing_pb2_grpc.BillingServiceAsyncStub,
+    billing: BillingClient,
     infra: Infra,
 ) -> None:
     root = await root_console(web_url)
@@ -66,7 +66,7 @@ async def test_secret_options_are_encrypted_at_rest(
         stored = await _stored(infra, sql, key)
         assert stored.startswith("v1:") and value not in stored, key
     async with admin_channel(accounts_addr) as channel:
-        stub = accounts_pb2_grpc.AccountsServiceStub(channel)
+        stub = AccountsClient(channel)
         reply = await stub.ListOptions(pb.ListOptionsRequest(include_secrets=True))
     options = {o.key: o.value for o in reply.options}
     assert options["SMTPToken"] == smtp_token

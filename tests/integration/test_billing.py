@@ -12,7 +12,7 @@ import grpc
 import nats
 import orjson
 import pytest
-from veloera.billing.v1 import billing_pb2, billing_pb2_grpc, events_pb2
+from veloera.billing.v1 import billing_pb2, events_pb2
 
 from services.shared import subjects
 from services.shared.errors import error_code_of
@@ -29,11 +29,12 @@ from tests.support.billing_kit import (
     settle,
     wallet,
 )
+from tests.support.clients import BillingClient
 
 pytestmark = pytest.mark.integration
 
 if TYPE_CHECKING:
-    Stub = billing_pb2_grpc.BillingServiceAsyncStub
+    Stub = BillingClient
 
 
 async def test_parallel_reserves_never_overdraw(billing: Stub) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
-from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
+from veloera.billing.v1 import billing_pb2
 
 from services.shared.errors import error_code_of
 from tests.support.accounts_kit import rpc_error
@@ -22,11 +22,12 @@ from tests.support.billing_kit import (
     settle,
     wallet,
 )
+from tests.support.clients import BillingClient
 
 pytestmark = pytest.mark.integration
 
 if TYPE_CHECKING:
-    Stub = billing_pb2_grpc.BillingServiceAsyncStub
+    Stub = BillingClient
 
 
 async def set_option(billing: Stub, key: str, value: str) -> None:

@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
-from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
+from veloera.billing.v1 import billing_pb2
 
 from services.billing.store.logs import COUNT_CAP
+from tests.support.clients import BillingClient
 from tests.support.helpers import root_console
 
 pytestmark = pytest.mark.integration
 
 if TYPE_CHECKING:
-    Stub = billing_pb2_grpc.BillingServiceAsyncStub
+    Stub = BillingClient
 
 # A month of its own, so other tests' rows never fall in the ranges checked here.
 BASE = datetime(2003, 5, 10, tzinfo=UTC)

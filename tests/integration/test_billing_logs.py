@@ -12,7 +12,7 @@ import asyncpg
 import grpc
 import nats
 import pytest
-from veloera.billing.v1 import billing_pb2, billing_pb2_grpc, events_pb2
+from veloera.billing.v1 import billing_pb2, events_pb2
 
 from services.shared import subjects
 from tests.support.accounts_kit import rpc_error
@@ -26,11 +26,12 @@ from tests.support.billing_kit import (
     settle,
     wallet,
 )
+from tests.support.clients import BillingClient
 
 pytestmark = pytest.mark.integration
 
 if TYPE_CHECKING:
-    Stub = billing_pb2_grpc.BillingServiceAsyncStub
+    Stub = BillingClient
 
 
 async def served(billing: Stub, user: int, prompt: int = 10, completion: int = 10) -> int:

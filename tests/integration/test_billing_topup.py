@@ -10,18 +10,19 @@ from typing import TYPE_CHECKING
 import grpc
 import httpx
 import pytest
-from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
+from veloera.billing.v1 import billing_pb2
 
 from services.shared.errors import error_code_of
 from tests.fakes.epay import FakeEpay, epay_sign
 from tests.support.accounts_kit import rpc_error
 from tests.support.billing_kit import assert_ledger_consistent, new_user, wallet
+from tests.support.clients import BillingClient
 from tests.support.helpers import admin_channel, create_user, root_console
 
 pytestmark = pytest.mark.integration
 
 if TYPE_CHECKING:
-    Stub = billing_pb2_grpc.BillingServiceAsyncStub
+    Stub = BillingClient
 
 EPAY = FakeEpay(pid="1001", key="merchant-secret-" + uuid.uuid4().hex[:8])
 
@@ -29,7 +30,7 @@ EPAY = FakeEpay(pid="1001", key="merchant-secret-" + uuid.uuid4().hex[:8])
 @pytest.fixture
 async def billing(billing_addr: str) -> AsyncIterator[Stub]:
     channel = admin_channel(billing_addr)
-    stub = billing_pb2_grpc.BillingServiceStub(channel)
+    stub = BillingClient(channel)
     for key, value in {
         "PayAddress": "https://pay.example.com",
         "EpayId": EPAY.pid,

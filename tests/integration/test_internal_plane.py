@@ -20,14 +20,15 @@ import nats.errors
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nats.aio.client import Client as NATS
-from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc
-from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
+from veloera.accounts.v1 import accounts_pb2
+from veloera.billing.v1 import billing_pb2
 
 from services.cli import infra as infra_module
 from services.cli.infra import EmbeddedPostgres, free_port, new_secret
 from services.shared import internal_auth, nats_auth, subjects
 from services.shared.config import Secret
 from services.shared.grpcutil import open_channel
+from tests.support.clients import AccountsClient, BillingClient
 from tests.support.helpers import RELAY
 from tests.support.infra import Infra
 
@@ -55,8 +56,8 @@ async def plain(accounts_addr: str, billing_addr: str) -> AsyncIterator[tuple[ob
     billing = grpc.aio.insecure_channel(billing_addr)
     try:
         yield (
-            accounts_pb2_grpc.AccountsServiceStub(accounts),
-            billing_pb2_grpc.BillingServiceStub(billing),
+            AccountsClient(accounts),
+            BillingClient(billing),
         )
     finally:
         await accounts.close()
@@ -64,9 +65,7 @@ async def plain(accounts_addr: str, billing_addr: str) -> AsyncIterator[tuple[ob
 
 
 async def test_a_call_without_a_credential_is_unauthenticated(
-    plain: tuple[
-        accounts_pb2_grpc.AccountsServiceAsyncStub, billing_pb2_grpc.BillingServiceAsyncStub
-    ],
+    plain: tuple[AccountsClient, BillingClient],
     billing_addr: str,
 ) -> None:
     accounts, billing = plain
@@ -96,7 +95,7 @@ async def test_a_wrong_or_borrowed_name_token_is_unauthenticated(billing_addr: s
     ):
         channel = open_channel(billing_addr, credential)
         try:
-            stub = billing_pb2_grpc.BillingServiceStub(channel)
+            stub = BillingClient(channel)
             code = await _code(stub.AdjustQuota(MINT, timeout=TIMEOUT))
             assert code == grpc.StatusCode.UNAUTHENTICATED
         finally:
@@ -109,8 +108,8 @@ async def test_the_relay_may_not_mint_quota_reveal_keys_or_read_secret_options(
     accounts_channel = open_channel(accounts_addr, RELAY)
     billing_channel = open_channel(billing_addr, RELAY)
     try:
-        accounts = accounts_pb2_grpc.AccountsServiceStub(accounts_channel)
-        billing = billing_pb2_grpc.BillingServiceStub(billing_channel)
+        accounts = AccountsClient(accounts_channel)
+        billing = BillingClient(billing_channel)
         denied = grpc.StatusCode.PERMISSION_DENIED
         assert await _code(billing.AdjustQuota(MINT, timeout=TIMEOUT)) == denied
         assert await _code(accounts.RevealChannelKey(REVEAL, timeout=TIMEOUT)) == denied

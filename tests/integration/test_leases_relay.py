@@ -12,10 +12,11 @@ from typing import Any
 import asyncpg
 import openai
 import pytest
-from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
+from veloera.billing.v1 import billing_pb2
 
 from services.cli.infra import free_port
 from services.cli.supervisor import Child, ServiceSpec, start_all, stop_all
+from tests.support.clients import BillingClient
 from tests.support.helpers import admin_channel
 from tests.support.relay_kit import world as world
 from tests.support.world import (
@@ -78,7 +79,7 @@ async def ask(url: str, key: str, model: str) -> str:
 async def check_ledger(billing_addr: str, user_id: int) -> None:
     channel = admin_channel(billing_addr)
     try:
-        stub = billing_pb2_grpc.BillingServiceStub(channel)
+        stub = BillingClient(channel)
         report = await stub.CheckLedger(
             billing_pb2.CheckLedgerRequest(user_ids=[user_id]), timeout=30
         )

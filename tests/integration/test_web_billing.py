@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
+from veloera.billing.v1 import billing_pb2
 
+from tests.support.clients import BillingClient
 from tests.support.helpers import (
     admin_channel,
     create_channel,
@@ -145,7 +146,7 @@ async def test_check_in_through_the_console(web_url: str, billing_addr: str) -> 
     # Set in billing directly: PUT /api/option/ routes only PRICING_OPTION_KEYS to billing.
     channel = admin_channel(billing_addr)
     try:
-        await billing_pb2_grpc.BillingServiceStub(channel).UpdatePricingOption(
+        await BillingClient(channel).UpdatePricingOption(
             billing_pb2.UpdatePricingOptionRequest(key="CheckInEnabled", value="true"), timeout=10
         )
     finally:

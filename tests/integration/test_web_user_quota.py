@@ -7,8 +7,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
+from veloera.billing.v1 import billing_pb2
 
+from tests.support.clients import BillingClient
 from tests.support.helpers import Console, admin_channel, create_user, root_console
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,7 @@ async def spend(billing_addr: str, user_id: int, amount: int) -> None:
     """What traffic does to a balance, without a relay in the way."""
     channel = admin_channel(billing_addr)
     try:
-        await billing_pb2_grpc.BillingServiceStub(channel).AdjustQuota(
+        await BillingClient(channel).AdjustQuota(
             billing_pb2.AdjustQuotaRequest(
                 idempotency_key=f"test-spend:{uuid.uuid4()}",
                 user_id=user_id,

@@ -15,17 +15,16 @@ from nats.aio.subscription import Subscription
 from nats.js.api import DeliverPolicy
 from nats.js.client import JetStreamContext
 from veloera.accounts.v1 import accounts_pb2 as pb
-from veloera.accounts.v1 import accounts_pb2_grpc, events_pb2
+from veloera.accounts.v1 import events_pb2
 
 from services.accounts.channel_rules import DEFAULT_DISABLE_KEYWORDS
 from services.shared import subjects
+from tests.support.clients import AccountsClient
 from tests.support.helpers import ROOT_PASSWORD, ROOT_USERNAME, admin_channel
 from tests.support.infra import Infra
 
 if TYPE_CHECKING:
-    from veloera.accounts.v1 import accounts_pb2_grpc
-
-    Stub = accounts_pb2_grpc.AccountsServiceAsyncStub
+    Stub = AccountsClient
 
 
 PASSWORD = "password123"
@@ -94,7 +93,7 @@ async def next_event(
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def stub(accounts_addr: str) -> AsyncIterator[Stub]:
     async with admin_channel(accounts_addr) as channel:
-        yield accounts_pb2_grpc.AccountsServiceStub(channel)
+        yield AccountsClient(channel)
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from veloera.billing.v1 import billing_pb2
 
-if TYPE_CHECKING:
-    from veloera.billing.v1 import billing_pb2_grpc
+from tests.support.clients import BillingClient
 
-    Stub = billing_pb2_grpc.BillingServiceAsyncStub
+if TYPE_CHECKING:
+    Stub = BillingClient
 
 
 # gpt-4: model ratio 15, completion ratio 2 (locked family rule), group "default" ratio 1.

@@ -14,10 +14,11 @@ from typing import Any, Protocol
 import asyncpg
 import httpx
 import nats
-from veloera.billing.v1 import billing_pb2, billing_pb2_grpc
+from veloera.billing.v1 import billing_pb2
 
 from services.cli.supervisor import Child, wait_ready
 from services.shared import subjects
+from tests.support.clients import BillingClient
 from tests.support.helpers import admin_channel
 from tests.support.world import CONSUME_LOG, Customer, World, eventually, wallet
 
@@ -144,7 +145,7 @@ async def assert_books_balance(
     assert before["quota"] - after["quota"] == sum(r["quota"] for r in rows)
     channel = admin_channel(billing_addr)
     try:
-        stub = billing_pb2_grpc.BillingServiceStub(channel)
+        stub = BillingClient(channel)
         report = await stub.CheckLedger(
             billing_pb2.CheckLedgerRequest(user_ids=[customer.user_id]), timeout=30
         )

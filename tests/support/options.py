@@ -10,24 +10,23 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from veloera.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+from veloera.accounts.v1 import accounts_pb2
 
+from tests.support.clients import AccountsClient
 from tests.support.helpers import admin_channel, root_console
 
 TIMEOUT = 10.0
 MAX_PASSES = 5  # each pass restores what its prerequisites allow
 
 
-async def _all(stub: accounts_pb2_grpc.AccountsServiceAsyncStub) -> dict[str, str]:
+async def _all(stub: AccountsClient) -> dict[str, str]:
     reply = await stub.ListOptions(
         accounts_pb2.ListOptionsRequest(include_secrets=True), timeout=TIMEOUT
     )
     return {option.key: option.value for option in reply.options}
 
 
-async def _put_back(
-    stub: accounts_pb2_grpc.AccountsServiceAsyncStub, actor_id: int, before: dict[str, str]
-) -> None:
+async def _put_back(stub: AccountsClient, actor_id: int, before: dict[str, str]) -> None:
     changed: list[str] = []
     for _ in range(MAX_PASSES):
         now = await _all(stub)
@@ -50,7 +49,7 @@ async def saved_options(web_url: str, accounts_addr: str) -> AsyncIterator[None]
     """Every option as it was before the test, restored after it however the test ends."""
     root = await root_console(web_url)
     channel = admin_channel(accounts_addr)
-    stub = accounts_pb2_grpc.AccountsServiceStub(channel)
+    stub = AccountsClient(channel)
     try:
         before = await _all(stub)
         yield

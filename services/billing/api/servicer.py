@@ -35,11 +35,12 @@ async def _retry_after(context: Context, pending: Awaitable[T]) -> T:
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, exc.message)
 
 
-class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
+class RelayBillingServicer(billing_pb2_grpc.RelayBillingServiceServicer):
+    """The relays' request path (RelayBillingService): holds, settlements, leases and the
+    relays' own log rows."""
+
     def __init__(self, billing: Billing) -> None:
         self._billing = billing
-
-    # Holds, settlement and leases (metering/)
 
     async def Reserve(
         self, request: billing_pb2.ReserveRequest, context: Context
@@ -53,11 +54,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         result = await settle.settle_one(self._billing, proto.settle_input(request))
         return proto.settle_pb(request.request_id, result)
 
-    async def SettleBatch(
-        self, request: billing_pb2.SettleBatchRequest, context: Context
-    ) -> billing_pb2.SettleBatchResponse:
-        return await apply_batch(self._billing, request)
-
     async def Release(
         self, request: billing_pb2.ReleaseRequest, context: Context
     ) -> billing_pb2.ReleaseResponse:
@@ -65,6 +61,11 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             self._billing, request_id=request.request_id, reason=request.reason
         )
         return proto.release_pb(request.request_id, result)
+
+    async def SettleBatch(
+        self, request: billing_pb2.SettleBatchRequest, context: Context
+    ) -> billing_pb2.SettleBatchResponse:
+        return await apply_batch(self._billing, request)
 
     async def AcquireLease(
         self, request: billing_pb2.AcquireLeaseRequest, context: Context
@@ -75,6 +76,17 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         self, request: billing_pb2.ReturnLeaseRequest, context: Context
     ) -> billing_pb2.ReturnLeaseResponse:
         return proto.return_lease_pb(await leasing.give_back(self._billing, request.lease_id))
+
+    async def WriteLog(
+        self, request: billing_pb2.WriteLogRequest, context: Context
+    ) -> billing_pb2.LogEntry:
+        row = await history.write(self._billing, proto_logs.free_log_row(request.entry))
+        return proto_logs.log_pb(row, admin_view=True)
+
+
+class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
+    def __init__(self, billing: Billing) -> None:
+        self._billing = billing
 
     # Wallets, key budgets, adjustments, the ledger check (metering/balances.py)
 
@@ -175,12 +187,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     ) -> billing_pb2.GetChannelUsageResponse:
         used = await history.channel_usage(self._billing, list(request.channel_ids))
         return proto_logs.channel_usage_pb(used)
-
-    async def WriteLog(
-        self, request: billing_pb2.WriteLogRequest, context: Context
-    ) -> billing_pb2.LogEntry:
-        row = await history.write(self._billing, proto_logs.free_log_row(request.entry))
-        return proto_logs.log_pb(row, admin_view=True)
 
     async def DeleteLogs(
         self, request: billing_pb2.DeleteLogsRequest, context: Context

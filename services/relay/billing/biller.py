@@ -71,7 +71,7 @@ class Biller:
 
     def __init__(
         self,
-        stub: billing_pb2_grpc.BillingServiceAsyncStub,
+        stub: billing_pb2_grpc.RelayBillingServiceAsyncStub,
         js: JetStreamContext | None,
         *,
         settle_timeout: float,

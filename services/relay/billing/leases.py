@@ -79,7 +79,7 @@ class PerRequest:
 
 @dataclass(slots=True)
 class LeaseBook:
-    stub: billing_pb2_grpc.BillingServiceAsyncStub
+    stub: billing_pb2_grpc.RelayBillingServiceAsyncStub
     give_back: Callable[[str], None]  # queue a lease return (after its settlements)
     config: LeaseConfig = field(default_factory=LeaseConfig)
     holder: str = field(

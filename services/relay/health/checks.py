@@ -19,7 +19,7 @@ from services.relay.health import probe as channel_probe
 from services.relay.health.probe import KeyTestResult, ProbeError
 
 if TYPE_CHECKING:
-    from veloera.accounts.v1.accounts_pb2_grpc import AccountsServiceAsyncStub
+    from veloera.accounts.v1.accounts_pb2_grpc import RelayAccountsServiceAsyncStub
 
 MANUALLY_DISABLED = accounts_pb2.CHANNEL_STATUS_MANUALLY_DISABLED
 
@@ -33,7 +33,7 @@ class Probing:
     """How probes are made: the HTTP session, the per-call upstream timeout, the RPC timeout
     and whether private upstream addresses are allowed (CHANNEL_PRIVATE_ADDRESSES)."""
 
-    accounts: AccountsServiceAsyncStub
+    accounts: RelayAccountsServiceAsyncStub
     session: aiohttp.ClientSession
     timeout: float
     rpc_timeout: float

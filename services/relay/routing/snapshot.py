@@ -32,7 +32,7 @@ class SnapshotStore:
     """Owns the current RoutingTable: patched by deltas, replaced by full snapshots."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
-        self._stub = accounts_pb2_grpc.AccountsServiceStub(channel)
+        self._stub = accounts_pb2_grpc.RelayAccountsServiceStub(channel)
         # No response deserializer: the bytes are decoded in the worker thread, not on the loop.
         self._snapshot_bytes: grpc.aio.UnaryUnaryMultiCallable[
             accounts_pb2.GetRoutingSnapshotRequest, bytes

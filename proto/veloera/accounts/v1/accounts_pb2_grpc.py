@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class AccountsServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The console's calls (users, tokens, channels, options, inbox, sign-in) and the tasks
+    service's channel list.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -138,11 +140,6 @@ class AccountsServiceStub:
                 '/veloera.accounts.v1.AccountsService/DeleteChannels',
                 request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteChannelsRequest.SerializeToString,
                 response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteChannelsResponse.FromString,
-                _registered_method=True)
-        self.ReportChannelResult = channel.unary_unary(
-                '/veloera.accounts.v1.AccountsService/ReportChannelResult',
-                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ReportChannelResultRequest.SerializeToString,
-                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ReportChannelResultResponse.FromString,
                 _registered_method=True)
         self.ListOptions = channel.unary_unary(
                 '/veloera.accounts.v1.AccountsService/ListOptions',
@@ -339,40 +336,12 @@ class AccountsServiceStub:
                 request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SignInWithPasskeyRequest.SerializeToString,
                 response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.LoginResponse.FromString,
                 _registered_method=True)
-        self.Authenticate = channel.unary_unary(
-                '/veloera.accounts.v1.AccountsService/Authenticate',
-                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.AuthenticateRequest.SerializeToString,
-                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.AuthenticateResponse.FromString,
-                _registered_method=True)
-        self.GetRoutingSnapshot = channel.unary_unary(
-                '/veloera.accounts.v1.AccountsService/GetRoutingSnapshot',
-                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingSnapshotRequest.SerializeToString,
-                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingSnapshot.FromString,
-                _registered_method=True)
-        self.GetRoutingDelta = channel.unary_unary(
-                '/veloera.accounts.v1.AccountsService/GetRoutingDelta',
-                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingDeltaRequest.SerializeToString,
-                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingDelta.FromString,
-                _registered_method=True)
-        self.GetProbeChannels = channel.unary_unary(
-                '/veloera.accounts.v1.AccountsService/GetProbeChannels',
-                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetProbeChannelsRequest.SerializeToString,
-                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ProbeChannels.FromString,
-                _registered_method=True)
-        self.RecordChannelTest = channel.unary_unary(
-                '/veloera.accounts.v1.AccountsService/RecordChannelTest',
-                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelTestRequest.SerializeToString,
-                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelTestResponse.FromString,
-                _registered_method=True)
-        self.RecordChannelBalance = channel.unary_unary(
-                '/veloera.accounts.v1.AccountsService/RecordChannelBalance',
-                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelBalanceRequest.SerializeToString,
-                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelBalanceResponse.FromString,
-                _registered_method=True)
 
 
 class AccountsServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The console's calls (users, tokens, channels, options, inbox, sign-in) and the tasks
+    service's channel list.
+    """
 
     def GetSetupStatus(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -495,12 +464,6 @@ class AccountsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteChannels(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ReportChannelResult(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -742,44 +705,6 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Authenticate(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetRoutingSnapshot(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetRoutingDelta(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetProbeChannels(self, request, context):
-        """Channel health: channel tests and balance queries (the console's manual runs, the tasks
-        service's scheduled ones) read channels with their keys and record what they measured.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def RecordChannelTest(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def RecordChannelBalance(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_AccountsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -887,11 +812,6 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.DeleteChannels,
                     request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteChannelsRequest.FromString,
                     response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteChannelsResponse.SerializeToString,
-            ),
-            'ReportChannelResult': grpc.unary_unary_rpc_method_handler(
-                    servicer.ReportChannelResult,
-                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ReportChannelResultRequest.FromString,
-                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ReportChannelResultResponse.SerializeToString,
             ),
             'ListOptions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListOptions,
@@ -1088,36 +1008,6 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.SignInWithPasskeyRequest.FromString,
                     response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.LoginResponse.SerializeToString,
             ),
-            'Authenticate': grpc.unary_unary_rpc_method_handler(
-                    servicer.Authenticate,
-                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.AuthenticateRequest.FromString,
-                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.AuthenticateResponse.SerializeToString,
-            ),
-            'GetRoutingSnapshot': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetRoutingSnapshot,
-                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingSnapshotRequest.FromString,
-                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingSnapshot.SerializeToString,
-            ),
-            'GetRoutingDelta': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetRoutingDelta,
-                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingDeltaRequest.FromString,
-                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingDelta.SerializeToString,
-            ),
-            'GetProbeChannels': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetProbeChannels,
-                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetProbeChannelsRequest.FromString,
-                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ProbeChannels.SerializeToString,
-            ),
-            'RecordChannelTest': grpc.unary_unary_rpc_method_handler(
-                    servicer.RecordChannelTest,
-                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelTestRequest.FromString,
-                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelTestResponse.SerializeToString,
-            ),
-            'RecordChannelBalance': grpc.unary_unary_rpc_method_handler(
-                    servicer.RecordChannelBalance,
-                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelBalanceRequest.FromString,
-                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelBalanceResponse.SerializeToString,
-            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'veloera.accounts.v1.AccountsService', rpc_method_handlers)
@@ -1127,7 +1017,9 @@ def add_AccountsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AccountsService:
-    """Missing associated documentation comment in .proto file."""
+    """The console's calls (users, tokens, channels, options, inbox, sign-in) and the tasks
+    service's channel list.
+    """
 
     @staticmethod
     def GetSetupStatus(request,
@@ -1686,33 +1578,6 @@ class AccountsService:
             '/veloera.accounts.v1.AccountsService/DeleteChannels',
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteChannelsRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.DeleteChannelsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ReportChannelResult(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/veloera.accounts.v1.AccountsService/ReportChannelResult',
-            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ReportChannelResultRequest.SerializeToString,
-            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ReportChannelResultResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -2776,6 +2641,156 @@ class AccountsService:
             metadata,
             _registered_method=True)
 
+
+class RelayAccountsServiceStub:
+    """The relays' own calls: API keys and routing on the request path, channel results, and the
+    channel probes they make for the console and the tasks service (channels with their keys,
+    what was measured). Only the relay (and operator tools) may call it.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Authenticate = channel.unary_unary(
+                '/veloera.accounts.v1.RelayAccountsService/Authenticate',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.AuthenticateRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.AuthenticateResponse.FromString,
+                _registered_method=True)
+        self.GetRoutingSnapshot = channel.unary_unary(
+                '/veloera.accounts.v1.RelayAccountsService/GetRoutingSnapshot',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingSnapshotRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingSnapshot.FromString,
+                _registered_method=True)
+        self.GetRoutingDelta = channel.unary_unary(
+                '/veloera.accounts.v1.RelayAccountsService/GetRoutingDelta',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingDeltaRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingDelta.FromString,
+                _registered_method=True)
+        self.ReportChannelResult = channel.unary_unary(
+                '/veloera.accounts.v1.RelayAccountsService/ReportChannelResult',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ReportChannelResultRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ReportChannelResultResponse.FromString,
+                _registered_method=True)
+        self.GetProbeChannels = channel.unary_unary(
+                '/veloera.accounts.v1.RelayAccountsService/GetProbeChannels',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetProbeChannelsRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ProbeChannels.FromString,
+                _registered_method=True)
+        self.RecordChannelTest = channel.unary_unary(
+                '/veloera.accounts.v1.RelayAccountsService/RecordChannelTest',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelTestRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelTestResponse.FromString,
+                _registered_method=True)
+        self.RecordChannelBalance = channel.unary_unary(
+                '/veloera.accounts.v1.RelayAccountsService/RecordChannelBalance',
+                request_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelBalanceRequest.SerializeToString,
+                response_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelBalanceResponse.FromString,
+                _registered_method=True)
+
+
+class RelayAccountsServiceServicer:
+    """The relays' own calls: API keys and routing on the request path, channel results, and the
+    channel probes they make for the console and the tasks service (channels with their keys,
+    what was measured). Only the relay (and operator tools) may call it.
+    """
+
+    def Authenticate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRoutingSnapshot(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRoutingDelta(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportChannelResult(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProbeChannels(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordChannelTest(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordChannelBalance(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RelayAccountsServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Authenticate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Authenticate,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.AuthenticateRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.AuthenticateResponse.SerializeToString,
+            ),
+            'GetRoutingSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRoutingSnapshot,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingSnapshotRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingSnapshot.SerializeToString,
+            ),
+            'GetRoutingDelta': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRoutingDelta,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingDeltaRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingDelta.SerializeToString,
+            ),
+            'ReportChannelResult': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportChannelResult,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ReportChannelResultRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ReportChannelResultResponse.SerializeToString,
+            ),
+            'GetProbeChannels': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProbeChannels,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetProbeChannelsRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.ProbeChannels.SerializeToString,
+            ),
+            'RecordChannelTest': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordChannelTest,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelTestRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelTestResponse.SerializeToString,
+            ),
+            'RecordChannelBalance': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordChannelBalance,
+                    request_deserializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelBalanceRequest.FromString,
+                    response_serializer=veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelBalanceResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'veloera.accounts.v1.RelayAccountsService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('veloera.accounts.v1.RelayAccountsService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RelayAccountsService:
+    """The relays' own calls: API keys and routing on the request path, channel results, and the
+    channel probes they make for the console and the tasks service (channels with their keys,
+    what was measured). Only the relay (and operator tools) may call it.
+    """
+
     @staticmethod
     def Authenticate(request,
             target,
@@ -2790,7 +2805,7 @@ class AccountsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/veloera.accounts.v1.AccountsService/Authenticate',
+            '/veloera.accounts.v1.RelayAccountsService/Authenticate',
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.AuthenticateRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.AuthenticateResponse.FromString,
             options,
@@ -2817,7 +2832,7 @@ class AccountsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/veloera.accounts.v1.AccountsService/GetRoutingSnapshot',
+            '/veloera.accounts.v1.RelayAccountsService/GetRoutingSnapshot',
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingSnapshotRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingSnapshot.FromString,
             options,
@@ -2844,9 +2859,36 @@ class AccountsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/veloera.accounts.v1.AccountsService/GetRoutingDelta',
+            '/veloera.accounts.v1.RelayAccountsService/GetRoutingDelta',
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetRoutingDeltaRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.RoutingDelta.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportChannelResult(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.accounts.v1.RelayAccountsService/ReportChannelResult',
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ReportChannelResultRequest.SerializeToString,
+            veloera_dot_accounts_dot_v1_dot_accounts__pb2.ReportChannelResultResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -2871,7 +2913,7 @@ class AccountsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/veloera.accounts.v1.AccountsService/GetProbeChannels',
+            '/veloera.accounts.v1.RelayAccountsService/GetProbeChannels',
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.GetProbeChannelsRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.ProbeChannels.FromString,
             options,
@@ -2898,7 +2940,7 @@ class AccountsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/veloera.accounts.v1.AccountsService/RecordChannelTest',
+            '/veloera.accounts.v1.RelayAccountsService/RecordChannelTest',
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelTestRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelTestResponse.FromString,
             options,
@@ -2925,7 +2967,7 @@ class AccountsService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/veloera.accounts.v1.AccountsService/RecordChannelBalance',
+            '/veloera.accounts.v1.RelayAccountsService/RecordChannelBalance',
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelBalanceRequest.SerializeToString,
             veloera_dot_accounts_dot_v1_dot_accounts__pb2.RecordChannelBalanceResponse.FromString,
             options,

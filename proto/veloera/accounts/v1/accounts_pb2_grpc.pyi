@@ -29,6 +29,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AccountsServiceStub:
+    """The console's calls (users, tokens, channels, options, inbox, sign-in) and the tasks
+    service's channel list.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
@@ -54,7 +58,6 @@ class AccountsServiceStub:
     GetChannel: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetChannelRequest, _accounts_pb2.Channel]
     ListChannels: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListChannelsRequest, _accounts_pb2.ListChannelsResponse]
     DeleteChannels: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.DeleteChannelsRequest, _accounts_pb2.DeleteChannelsResponse]
-    ReportChannelResult: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ReportChannelResultRequest, _accounts_pb2.ReportChannelResultResponse]
     ListOptions: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListOptionsRequest, _accounts_pb2.ListOptionsResponse]
     UpdateOption: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.UpdateOptionRequest, _accounts_pb2.Option]
     ListOptionAudit: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListOptionAuditRequest, _accounts_pb2.ListOptionAuditResponse]
@@ -96,18 +99,13 @@ class AccountsServiceStub:
     DeletePasskey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.DeletePasskeyRequest, _accounts_pb2.DeletePasskeyResponse]
     GetPasskey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetPasskeyRequest, _accounts_pb2.Passkey]
     SignInWithPasskey: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.SignInWithPasskeyRequest, _accounts_pb2.LoginResponse]
-    Authenticate: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateRequest, _accounts_pb2.AuthenticateResponse]
-    GetRoutingSnapshot: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingSnapshotRequest, _accounts_pb2.RoutingSnapshot]
-    GetRoutingDelta: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingDeltaRequest, _accounts_pb2.RoutingDelta]
-    GetProbeChannels: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetProbeChannelsRequest, _accounts_pb2.ProbeChannels]
-    """Channel health: channel tests and balance queries (the console's manual runs, the tasks
-    service's scheduled ones) read channels with their keys and record what they measured.
-    """
-    RecordChannelTest: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.RecordChannelTestRequest, _accounts_pb2.RecordChannelTestResponse]
-    RecordChannelBalance: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.RecordChannelBalanceRequest, _accounts_pb2.RecordChannelBalanceResponse]
 
 @_typing.type_check_only
 class AccountsServiceAsyncStub(AccountsServiceStub):
+    """The console's calls (users, tokens, channels, options, inbox, sign-in) and the tasks
+    service's channel list.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetSetupStatus: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetSetupStatusRequest, _accounts_pb2.SetupStatus]  # type: ignore[assignment]
     Setup: _aio.UnaryUnaryMultiCallable[_accounts_pb2.SetupRequest, _accounts_pb2.User]  # type: ignore[assignment]
@@ -130,7 +128,6 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     GetChannel: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetChannelRequest, _accounts_pb2.Channel]  # type: ignore[assignment]
     ListChannels: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListChannelsRequest, _accounts_pb2.ListChannelsResponse]  # type: ignore[assignment]
     DeleteChannels: _aio.UnaryUnaryMultiCallable[_accounts_pb2.DeleteChannelsRequest, _accounts_pb2.DeleteChannelsResponse]  # type: ignore[assignment]
-    ReportChannelResult: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ReportChannelResultRequest, _accounts_pb2.ReportChannelResultResponse]  # type: ignore[assignment]
     ListOptions: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListOptionsRequest, _accounts_pb2.ListOptionsResponse]  # type: ignore[assignment]
     UpdateOption: _aio.UnaryUnaryMultiCallable[_accounts_pb2.UpdateOptionRequest, _accounts_pb2.Option]  # type: ignore[assignment]
     ListOptionAudit: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListOptionAuditRequest, _accounts_pb2.ListOptionAuditResponse]  # type: ignore[assignment]
@@ -172,17 +169,12 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     DeletePasskey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.DeletePasskeyRequest, _accounts_pb2.DeletePasskeyResponse]  # type: ignore[assignment]
     GetPasskey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetPasskeyRequest, _accounts_pb2.Passkey]  # type: ignore[assignment]
     SignInWithPasskey: _aio.UnaryUnaryMultiCallable[_accounts_pb2.SignInWithPasskeyRequest, _accounts_pb2.LoginResponse]  # type: ignore[assignment]
-    Authenticate: _aio.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateRequest, _accounts_pb2.AuthenticateResponse]  # type: ignore[assignment]
-    GetRoutingSnapshot: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingSnapshotRequest, _accounts_pb2.RoutingSnapshot]  # type: ignore[assignment]
-    GetRoutingDelta: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingDeltaRequest, _accounts_pb2.RoutingDelta]  # type: ignore[assignment]
-    GetProbeChannels: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetProbeChannelsRequest, _accounts_pb2.ProbeChannels]  # type: ignore[assignment]
-    """Channel health: channel tests and balance queries (the console's manual runs, the tasks
-    service's scheduled ones) read channels with their keys and record what they measured.
-    """
-    RecordChannelTest: _aio.UnaryUnaryMultiCallable[_accounts_pb2.RecordChannelTestRequest, _accounts_pb2.RecordChannelTestResponse]  # type: ignore[assignment]
-    RecordChannelBalance: _aio.UnaryUnaryMultiCallable[_accounts_pb2.RecordChannelBalanceRequest, _accounts_pb2.RecordChannelBalanceResponse]  # type: ignore[assignment]
 
 class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The console's calls (users, tokens, channels, options, inbox, sign-in) and the tasks
+    service's channel list.
+    """
+
     @_abc_1.abstractmethod
     def GetSetupStatus(
         self,
@@ -329,13 +321,6 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _accounts_pb2.DeleteChannelsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.DeleteChannelsResponse, _abc.Awaitable[_accounts_pb2.DeleteChannelsResponse]]: ...
-
-    @_abc_1.abstractmethod
-    def ReportChannelResult(
-        self,
-        request: _accounts_pb2.ReportChannelResultRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_accounts_pb2.ReportChannelResultResponse, _abc.Awaitable[_accounts_pb2.ReportChannelResultResponse]]: ...
 
     @_abc_1.abstractmethod
     def ListOptions(
@@ -612,6 +597,48 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.LoginResponse, _abc.Awaitable[_accounts_pb2.LoginResponse]]: ...
 
+def add_AccountsServiceServicer_to_server(servicer: AccountsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class RelayAccountsServiceStub:
+    """The relays' own calls: API keys and routing on the request path, channel results, and the
+    channel probes they make for the console and the tasks service (channels with their keys,
+    what was measured). Only the relay (and operator tools) may call it.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> RelayAccountsServiceAsyncStub: ...
+    Authenticate: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateRequest, _accounts_pb2.AuthenticateResponse]
+    GetRoutingSnapshot: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingSnapshotRequest, _accounts_pb2.RoutingSnapshot]
+    GetRoutingDelta: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingDeltaRequest, _accounts_pb2.RoutingDelta]
+    ReportChannelResult: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ReportChannelResultRequest, _accounts_pb2.ReportChannelResultResponse]
+    GetProbeChannels: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetProbeChannelsRequest, _accounts_pb2.ProbeChannels]
+    RecordChannelTest: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.RecordChannelTestRequest, _accounts_pb2.RecordChannelTestResponse]
+    RecordChannelBalance: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.RecordChannelBalanceRequest, _accounts_pb2.RecordChannelBalanceResponse]
+
+@_typing.type_check_only
+class RelayAccountsServiceAsyncStub(RelayAccountsServiceStub):
+    """The relays' own calls: API keys and routing on the request path, channel results, and the
+    channel probes they make for the console and the tasks service (channels with their keys,
+    what was measured). Only the relay (and operator tools) may call it.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    Authenticate: _aio.UnaryUnaryMultiCallable[_accounts_pb2.AuthenticateRequest, _accounts_pb2.AuthenticateResponse]  # type: ignore[assignment]
+    GetRoutingSnapshot: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingSnapshotRequest, _accounts_pb2.RoutingSnapshot]  # type: ignore[assignment]
+    GetRoutingDelta: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetRoutingDeltaRequest, _accounts_pb2.RoutingDelta]  # type: ignore[assignment]
+    ReportChannelResult: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ReportChannelResultRequest, _accounts_pb2.ReportChannelResultResponse]  # type: ignore[assignment]
+    GetProbeChannels: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetProbeChannelsRequest, _accounts_pb2.ProbeChannels]  # type: ignore[assignment]
+    RecordChannelTest: _aio.UnaryUnaryMultiCallable[_accounts_pb2.RecordChannelTestRequest, _accounts_pb2.RecordChannelTestResponse]  # type: ignore[assignment]
+    RecordChannelBalance: _aio.UnaryUnaryMultiCallable[_accounts_pb2.RecordChannelBalanceRequest, _accounts_pb2.RecordChannelBalanceResponse]  # type: ignore[assignment]
+
+class RelayAccountsServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The relays' own calls: API keys and routing on the request path, channel results, and the
+    channel probes they make for the console and the tasks service (channels with their keys,
+    what was measured). Only the relay (and operator tools) may call it.
+    """
+
     @_abc_1.abstractmethod
     def Authenticate(
         self,
@@ -634,14 +661,18 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_accounts_pb2.RoutingDelta, _abc.Awaitable[_accounts_pb2.RoutingDelta]]: ...
 
     @_abc_1.abstractmethod
+    def ReportChannelResult(
+        self,
+        request: _accounts_pb2.ReportChannelResultRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ReportChannelResultResponse, _abc.Awaitable[_accounts_pb2.ReportChannelResultResponse]]: ...
+
+    @_abc_1.abstractmethod
     def GetProbeChannels(
         self,
         request: _accounts_pb2.GetProbeChannelsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_accounts_pb2.ProbeChannels, _abc.Awaitable[_accounts_pb2.ProbeChannels]]:
-        """Channel health: channel tests and balance queries (the console's manual runs, the tasks
-        service's scheduled ones) read channels with their keys and record what they measured.
-        """
+    ) -> _typing.Union[_accounts_pb2.ProbeChannels, _abc.Awaitable[_accounts_pb2.ProbeChannels]]: ...
 
     @_abc_1.abstractmethod
     def RecordChannelTest(
@@ -657,4 +688,4 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.RecordChannelBalanceResponse, _abc.Awaitable[_accounts_pb2.RecordChannelBalanceResponse]]: ...
 
-def add_AccountsServiceServicer_to_server(servicer: AccountsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+def add_RelayAccountsServiceServicer_to_server(servicer: RelayAccountsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

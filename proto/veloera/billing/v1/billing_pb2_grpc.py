@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class BillingServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The console's calls: wallets, budgets, prices, logs, codes, top-ups, check-ins.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -34,36 +35,6 @@ class BillingServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.Reserve = channel.unary_unary(
-                '/veloera.billing.v1.BillingService/Reserve',
-                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReserveRequest.SerializeToString,
-                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReserveResponse.FromString,
-                _registered_method=True)
-        self.Settle = channel.unary_unary(
-                '/veloera.billing.v1.BillingService/Settle',
-                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleRequest.SerializeToString,
-                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleResponse.FromString,
-                _registered_method=True)
-        self.Release = channel.unary_unary(
-                '/veloera.billing.v1.BillingService/Release',
-                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseRequest.SerializeToString,
-                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseResponse.FromString,
-                _registered_method=True)
-        self.SettleBatch = channel.unary_unary(
-                '/veloera.billing.v1.BillingService/SettleBatch',
-                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchRequest.SerializeToString,
-                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchResponse.FromString,
-                _registered_method=True)
-        self.AcquireLease = channel.unary_unary(
-                '/veloera.billing.v1.BillingService/AcquireLease',
-                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.AcquireLeaseRequest.SerializeToString,
-                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.Lease.FromString,
-                _registered_method=True)
-        self.ReturnLease = channel.unary_unary(
-                '/veloera.billing.v1.BillingService/ReturnLease',
-                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseRequest.SerializeToString,
-                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseResponse.FromString,
-                _registered_method=True)
         self.GetWallet = channel.unary_unary(
                 '/veloera.billing.v1.BillingService/GetWallet',
                 request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GetWalletRequest.SerializeToString,
@@ -123,11 +94,6 @@ class BillingServiceStub:
                 '/veloera.billing.v1.BillingService/GetLogStat',
                 request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GetLogStatRequest.SerializeToString,
                 response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.LogStat.FromString,
-                _registered_method=True)
-        self.WriteLog = channel.unary_unary(
-                '/veloera.billing.v1.BillingService/WriteLog',
-                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.WriteLogRequest.SerializeToString,
-                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.LogEntry.FromString,
                 _registered_method=True)
         self.GetChannelUsage = channel.unary_unary(
                 '/veloera.billing.v1.BillingService/GetChannelUsage',
@@ -222,43 +188,8 @@ class BillingServiceStub:
 
 
 class BillingServiceServicer:
-    """Missing associated documentation comment in .proto file."""
-
-    def Reserve(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def Settle(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def Release(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def SettleBatch(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def AcquireLease(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ReturnLease(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
+    """The console's calls: wallets, budgets, prices, logs, codes, top-ups, check-ins.
+    """
 
     def GetWallet(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -327,12 +258,6 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetLogStat(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def WriteLog(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -449,36 +374,6 @@ class BillingServiceServicer:
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'Reserve': grpc.unary_unary_rpc_method_handler(
-                    servicer.Reserve,
-                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReserveRequest.FromString,
-                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReserveResponse.SerializeToString,
-            ),
-            'Settle': grpc.unary_unary_rpc_method_handler(
-                    servicer.Settle,
-                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleRequest.FromString,
-                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleResponse.SerializeToString,
-            ),
-            'Release': grpc.unary_unary_rpc_method_handler(
-                    servicer.Release,
-                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseRequest.FromString,
-                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseResponse.SerializeToString,
-            ),
-            'SettleBatch': grpc.unary_unary_rpc_method_handler(
-                    servicer.SettleBatch,
-                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchRequest.FromString,
-                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchResponse.SerializeToString,
-            ),
-            'AcquireLease': grpc.unary_unary_rpc_method_handler(
-                    servicer.AcquireLease,
-                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.AcquireLeaseRequest.FromString,
-                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.Lease.SerializeToString,
-            ),
-            'ReturnLease': grpc.unary_unary_rpc_method_handler(
-                    servicer.ReturnLease,
-                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseRequest.FromString,
-                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseResponse.SerializeToString,
-            ),
             'GetWallet': grpc.unary_unary_rpc_method_handler(
                     servicer.GetWallet,
                     request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GetWalletRequest.FromString,
@@ -538,11 +433,6 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.GetLogStat,
                     request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.GetLogStatRequest.FromString,
                     response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.LogStat.SerializeToString,
-            ),
-            'WriteLog': grpc.unary_unary_rpc_method_handler(
-                    servicer.WriteLog,
-                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.WriteLogRequest.FromString,
-                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.LogEntry.SerializeToString,
             ),
             'GetChannelUsage': grpc.unary_unary_rpc_method_handler(
                     servicer.GetChannelUsage,
@@ -643,169 +533,8 @@ def add_BillingServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class BillingService:
-    """Missing associated documentation comment in .proto file."""
-
-    @staticmethod
-    def Reserve(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/veloera.billing.v1.BillingService/Reserve',
-            veloera_dot_billing_dot_v1_dot_billing__pb2.ReserveRequest.SerializeToString,
-            veloera_dot_billing_dot_v1_dot_billing__pb2.ReserveResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def Settle(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/veloera.billing.v1.BillingService/Settle',
-            veloera_dot_billing_dot_v1_dot_billing__pb2.SettleRequest.SerializeToString,
-            veloera_dot_billing_dot_v1_dot_billing__pb2.SettleResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def Release(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/veloera.billing.v1.BillingService/Release',
-            veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseRequest.SerializeToString,
-            veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def SettleBatch(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/veloera.billing.v1.BillingService/SettleBatch',
-            veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchRequest.SerializeToString,
-            veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def AcquireLease(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/veloera.billing.v1.BillingService/AcquireLease',
-            veloera_dot_billing_dot_v1_dot_billing__pb2.AcquireLeaseRequest.SerializeToString,
-            veloera_dot_billing_dot_v1_dot_billing__pb2.Lease.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ReturnLease(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/veloera.billing.v1.BillingService/ReturnLease',
-            veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseRequest.SerializeToString,
-            veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
+    """The console's calls: wallets, budgets, prices, logs, codes, top-ups, check-ins.
+    """
 
     @staticmethod
     def GetWallet(request,
@@ -1121,33 +850,6 @@ class BillingService:
             '/veloera.billing.v1.BillingService/GetLogStat',
             veloera_dot_billing_dot_v1_dot_billing__pb2.GetLogStatRequest.SerializeToString,
             veloera_dot_billing_dot_v1_dot_billing__pb2.LogStat.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def WriteLog(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/veloera.billing.v1.BillingService/WriteLog',
-            veloera_dot_billing_dot_v1_dot_billing__pb2.WriteLogRequest.SerializeToString,
-            veloera_dot_billing_dot_v1_dot_billing__pb2.LogEntry.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1634,6 +1336,342 @@ class BillingService:
             '/veloera.billing.v1.BillingService/GetCheckInStatus',
             veloera_dot_billing_dot_v1_dot_billing__pb2.GetCheckInStatusRequest.SerializeToString,
             veloera_dot_billing_dot_v1_dot_billing__pb2.CheckInStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class RelayBillingServiceStub:
+    """The relays' request path: holds (leases or per-request reserves), settlements and their
+    own error log rows. Only the relay (and operator tools) may call it.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Reserve = channel.unary_unary(
+                '/veloera.billing.v1.RelayBillingService/Reserve',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReserveRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReserveResponse.FromString,
+                _registered_method=True)
+        self.Settle = channel.unary_unary(
+                '/veloera.billing.v1.RelayBillingService/Settle',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleResponse.FromString,
+                _registered_method=True)
+        self.Release = channel.unary_unary(
+                '/veloera.billing.v1.RelayBillingService/Release',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseResponse.FromString,
+                _registered_method=True)
+        self.SettleBatch = channel.unary_unary(
+                '/veloera.billing.v1.RelayBillingService/SettleBatch',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchResponse.FromString,
+                _registered_method=True)
+        self.AcquireLease = channel.unary_unary(
+                '/veloera.billing.v1.RelayBillingService/AcquireLease',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.AcquireLeaseRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.Lease.FromString,
+                _registered_method=True)
+        self.ReturnLease = channel.unary_unary(
+                '/veloera.billing.v1.RelayBillingService/ReturnLease',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseResponse.FromString,
+                _registered_method=True)
+        self.WriteLog = channel.unary_unary(
+                '/veloera.billing.v1.RelayBillingService/WriteLog',
+                request_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.WriteLogRequest.SerializeToString,
+                response_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.LogEntry.FromString,
+                _registered_method=True)
+
+
+class RelayBillingServiceServicer:
+    """The relays' request path: holds (leases or per-request reserves), settlements and their
+    own error log rows. Only the relay (and operator tools) may call it.
+    """
+
+    def Reserve(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Settle(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Release(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SettleBatch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcquireLease(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReturnLease(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WriteLog(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RelayBillingServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Reserve': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reserve,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReserveRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReserveResponse.SerializeToString,
+            ),
+            'Settle': grpc.unary_unary_rpc_method_handler(
+                    servicer.Settle,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleResponse.SerializeToString,
+            ),
+            'Release': grpc.unary_unary_rpc_method_handler(
+                    servicer.Release,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseResponse.SerializeToString,
+            ),
+            'SettleBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SettleBatch,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchResponse.SerializeToString,
+            ),
+            'AcquireLease': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcquireLease,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.AcquireLeaseRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.Lease.SerializeToString,
+            ),
+            'ReturnLease': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReturnLease,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseResponse.SerializeToString,
+            ),
+            'WriteLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.WriteLog,
+                    request_deserializer=veloera_dot_billing_dot_v1_dot_billing__pb2.WriteLogRequest.FromString,
+                    response_serializer=veloera_dot_billing_dot_v1_dot_billing__pb2.LogEntry.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'veloera.billing.v1.RelayBillingService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('veloera.billing.v1.RelayBillingService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RelayBillingService:
+    """The relays' request path: holds (leases or per-request reserves), settlements and their
+    own error log rows. Only the relay (and operator tools) may call it.
+    """
+
+    @staticmethod
+    def Reserve(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.RelayBillingService/Reserve',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.ReserveRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.ReserveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Settle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.RelayBillingService/Settle',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.SettleRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.SettleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Release(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.RelayBillingService/Release',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.ReleaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SettleBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.RelayBillingService/SettleBatch',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.SettleBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcquireLease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.RelayBillingService/AcquireLease',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.AcquireLeaseRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.Lease.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReturnLease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.RelayBillingService/ReturnLease',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.ReturnLeaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/veloera.billing.v1.RelayBillingService/WriteLog',
+            veloera_dot_billing_dot_v1_dot_billing__pb2.WriteLogRequest.SerializeToString,
+            veloera_dot_billing_dot_v1_dot_billing__pb2.LogEntry.FromString,
             options,
             channel_credentials,
             insecure,

@@ -29,16 +29,12 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class BillingServiceStub:
+    """The console's calls: wallets, budgets, prices, logs, codes, top-ups, check-ins."""
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> BillingServiceAsyncStub: ...
-    Reserve: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ReserveRequest, _billing_pb2.ReserveResponse]
-    Settle: _grpc.UnaryUnaryMultiCallable[_billing_pb2.SettleRequest, _billing_pb2.SettleResponse]
-    Release: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ReleaseRequest, _billing_pb2.ReleaseResponse]
-    SettleBatch: _grpc.UnaryUnaryMultiCallable[_billing_pb2.SettleBatchRequest, _billing_pb2.SettleBatchResponse]
-    AcquireLease: _grpc.UnaryUnaryMultiCallable[_billing_pb2.AcquireLeaseRequest, _billing_pb2.Lease]
-    ReturnLease: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ReturnLeaseRequest, _billing_pb2.ReturnLeaseResponse]
     GetWallet: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetWalletRequest, _billing_pb2.Wallet]
     GetWallets: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetWalletsRequest, _billing_pb2.GetWalletsResponse]
     AdjustQuota: _grpc.UnaryUnaryMultiCallable[_billing_pb2.AdjustQuotaRequest, _billing_pb2.Wallet]
@@ -51,7 +47,6 @@ class BillingServiceStub:
     ListLogs: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListLogsRequest, _billing_pb2.ListLogsResponse]
     CheckLedger: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CheckLedgerRequest, _billing_pb2.CheckLedgerResponse]
     GetLogStat: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetLogStatRequest, _billing_pb2.LogStat]
-    WriteLog: _grpc.UnaryUnaryMultiCallable[_billing_pb2.WriteLogRequest, _billing_pb2.LogEntry]
     GetChannelUsage: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetChannelUsageRequest, _billing_pb2.GetChannelUsageResponse]
     DeleteLogs: _grpc.UnaryUnaryMultiCallable[_billing_pb2.DeleteLogsRequest, _billing_pb2.DeleteLogsResponse]
     GetQuotaData: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetQuotaDataRequest, _billing_pb2.QuotaDataResponse]
@@ -73,13 +68,9 @@ class BillingServiceStub:
 
 @_typing.type_check_only
 class BillingServiceAsyncStub(BillingServiceStub):
+    """The console's calls: wallets, budgets, prices, logs, codes, top-ups, check-ins."""
+
     def __init__(self, channel: _aio.Channel) -> None: ...
-    Reserve: _aio.UnaryUnaryMultiCallable[_billing_pb2.ReserveRequest, _billing_pb2.ReserveResponse]  # type: ignore[assignment]
-    Settle: _aio.UnaryUnaryMultiCallable[_billing_pb2.SettleRequest, _billing_pb2.SettleResponse]  # type: ignore[assignment]
-    Release: _aio.UnaryUnaryMultiCallable[_billing_pb2.ReleaseRequest, _billing_pb2.ReleaseResponse]  # type: ignore[assignment]
-    SettleBatch: _aio.UnaryUnaryMultiCallable[_billing_pb2.SettleBatchRequest, _billing_pb2.SettleBatchResponse]  # type: ignore[assignment]
-    AcquireLease: _aio.UnaryUnaryMultiCallable[_billing_pb2.AcquireLeaseRequest, _billing_pb2.Lease]  # type: ignore[assignment]
-    ReturnLease: _aio.UnaryUnaryMultiCallable[_billing_pb2.ReturnLeaseRequest, _billing_pb2.ReturnLeaseResponse]  # type: ignore[assignment]
     GetWallet: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetWalletRequest, _billing_pb2.Wallet]  # type: ignore[assignment]
     GetWallets: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetWalletsRequest, _billing_pb2.GetWalletsResponse]  # type: ignore[assignment]
     AdjustQuota: _aio.UnaryUnaryMultiCallable[_billing_pb2.AdjustQuotaRequest, _billing_pb2.Wallet]  # type: ignore[assignment]
@@ -92,7 +83,6 @@ class BillingServiceAsyncStub(BillingServiceStub):
     ListLogs: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListLogsRequest, _billing_pb2.ListLogsResponse]  # type: ignore[assignment]
     CheckLedger: _aio.UnaryUnaryMultiCallable[_billing_pb2.CheckLedgerRequest, _billing_pb2.CheckLedgerResponse]  # type: ignore[assignment]
     GetLogStat: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetLogStatRequest, _billing_pb2.LogStat]  # type: ignore[assignment]
-    WriteLog: _aio.UnaryUnaryMultiCallable[_billing_pb2.WriteLogRequest, _billing_pb2.LogEntry]  # type: ignore[assignment]
     GetChannelUsage: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetChannelUsageRequest, _billing_pb2.GetChannelUsageResponse]  # type: ignore[assignment]
     DeleteLogs: _aio.UnaryUnaryMultiCallable[_billing_pb2.DeleteLogsRequest, _billing_pb2.DeleteLogsResponse]  # type: ignore[assignment]
     GetQuotaData: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetQuotaDataRequest, _billing_pb2.QuotaDataResponse]  # type: ignore[assignment]
@@ -113,47 +103,7 @@ class BillingServiceAsyncStub(BillingServiceStub):
     GetCheckInStatus: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetCheckInStatusRequest, _billing_pb2.CheckInStatus]  # type: ignore[assignment]
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
-    @_abc_1.abstractmethod
-    def Reserve(
-        self,
-        request: _billing_pb2.ReserveRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_billing_pb2.ReserveResponse, _abc.Awaitable[_billing_pb2.ReserveResponse]]: ...
-
-    @_abc_1.abstractmethod
-    def Settle(
-        self,
-        request: _billing_pb2.SettleRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_billing_pb2.SettleResponse, _abc.Awaitable[_billing_pb2.SettleResponse]]: ...
-
-    @_abc_1.abstractmethod
-    def Release(
-        self,
-        request: _billing_pb2.ReleaseRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_billing_pb2.ReleaseResponse, _abc.Awaitable[_billing_pb2.ReleaseResponse]]: ...
-
-    @_abc_1.abstractmethod
-    def SettleBatch(
-        self,
-        request: _billing_pb2.SettleBatchRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_billing_pb2.SettleBatchResponse, _abc.Awaitable[_billing_pb2.SettleBatchResponse]]: ...
-
-    @_abc_1.abstractmethod
-    def AcquireLease(
-        self,
-        request: _billing_pb2.AcquireLeaseRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_billing_pb2.Lease, _abc.Awaitable[_billing_pb2.Lease]]: ...
-
-    @_abc_1.abstractmethod
-    def ReturnLease(
-        self,
-        request: _billing_pb2.ReturnLeaseRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_billing_pb2.ReturnLeaseResponse, _abc.Awaitable[_billing_pb2.ReturnLeaseResponse]]: ...
+    """The console's calls: wallets, budgets, prices, logs, codes, top-ups, check-ins."""
 
     @_abc_1.abstractmethod
     def GetWallet(
@@ -238,13 +188,6 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_pb2.GetLogStatRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.LogStat, _abc.Awaitable[_billing_pb2.LogStat]]: ...
-
-    @_abc_1.abstractmethod
-    def WriteLog(
-        self,
-        request: _billing_pb2.WriteLogRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_billing_pb2.LogEntry, _abc.Awaitable[_billing_pb2.LogEntry]]: ...
 
     @_abc_1.abstractmethod
     def GetChannelUsage(
@@ -373,3 +316,91 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_billing_pb2.CheckInStatus, _abc.Awaitable[_billing_pb2.CheckInStatus]]: ...
 
 def add_BillingServiceServicer_to_server(servicer: BillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class RelayBillingServiceStub:
+    """The relays' request path: holds (leases or per-request reserves), settlements and their
+    own error log rows. Only the relay (and operator tools) may call it.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> RelayBillingServiceAsyncStub: ...
+    Reserve: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ReserveRequest, _billing_pb2.ReserveResponse]
+    Settle: _grpc.UnaryUnaryMultiCallable[_billing_pb2.SettleRequest, _billing_pb2.SettleResponse]
+    Release: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ReleaseRequest, _billing_pb2.ReleaseResponse]
+    SettleBatch: _grpc.UnaryUnaryMultiCallable[_billing_pb2.SettleBatchRequest, _billing_pb2.SettleBatchResponse]
+    AcquireLease: _grpc.UnaryUnaryMultiCallable[_billing_pb2.AcquireLeaseRequest, _billing_pb2.Lease]
+    ReturnLease: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ReturnLeaseRequest, _billing_pb2.ReturnLeaseResponse]
+    WriteLog: _grpc.UnaryUnaryMultiCallable[_billing_pb2.WriteLogRequest, _billing_pb2.LogEntry]
+
+@_typing.type_check_only
+class RelayBillingServiceAsyncStub(RelayBillingServiceStub):
+    """The relays' request path: holds (leases or per-request reserves), settlements and their
+    own error log rows. Only the relay (and operator tools) may call it.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    Reserve: _aio.UnaryUnaryMultiCallable[_billing_pb2.ReserveRequest, _billing_pb2.ReserveResponse]  # type: ignore[assignment]
+    Settle: _aio.UnaryUnaryMultiCallable[_billing_pb2.SettleRequest, _billing_pb2.SettleResponse]  # type: ignore[assignment]
+    Release: _aio.UnaryUnaryMultiCallable[_billing_pb2.ReleaseRequest, _billing_pb2.ReleaseResponse]  # type: ignore[assignment]
+    SettleBatch: _aio.UnaryUnaryMultiCallable[_billing_pb2.SettleBatchRequest, _billing_pb2.SettleBatchResponse]  # type: ignore[assignment]
+    AcquireLease: _aio.UnaryUnaryMultiCallable[_billing_pb2.AcquireLeaseRequest, _billing_pb2.Lease]  # type: ignore[assignment]
+    ReturnLease: _aio.UnaryUnaryMultiCallable[_billing_pb2.ReturnLeaseRequest, _billing_pb2.ReturnLeaseResponse]  # type: ignore[assignment]
+    WriteLog: _aio.UnaryUnaryMultiCallable[_billing_pb2.WriteLogRequest, _billing_pb2.LogEntry]  # type: ignore[assignment]
+
+class RelayBillingServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The relays' request path: holds (leases or per-request reserves), settlements and their
+    own error log rows. Only the relay (and operator tools) may call it.
+    """
+
+    @_abc_1.abstractmethod
+    def Reserve(
+        self,
+        request: _billing_pb2.ReserveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ReserveResponse, _abc.Awaitable[_billing_pb2.ReserveResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Settle(
+        self,
+        request: _billing_pb2.SettleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.SettleResponse, _abc.Awaitable[_billing_pb2.SettleResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Release(
+        self,
+        request: _billing_pb2.ReleaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ReleaseResponse, _abc.Awaitable[_billing_pb2.ReleaseResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SettleBatch(
+        self,
+        request: _billing_pb2.SettleBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.SettleBatchResponse, _abc.Awaitable[_billing_pb2.SettleBatchResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AcquireLease(
+        self,
+        request: _billing_pb2.AcquireLeaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.Lease, _abc.Awaitable[_billing_pb2.Lease]]: ...
+
+    @_abc_1.abstractmethod
+    def ReturnLease(
+        self,
+        request: _billing_pb2.ReturnLeaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ReturnLeaseResponse, _abc.Awaitable[_billing_pb2.ReturnLeaseResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def WriteLog(
+        self,
+        request: _billing_pb2.WriteLogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.LogEntry, _abc.Awaitable[_billing_pb2.LogEntry]]: ...
+
+def add_RelayBillingServiceServicer_to_server(servicer: RelayBillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
