@@ -14,9 +14,18 @@ from typing import Any
 import openai
 import pytest
 
-from tests.fakes.gemini_upstream import CALLS, REPLY, THOUGHT, FakeGemini
+from services.shared.pricing_rules import image_size_ratio
+from tests.fakes.gemini_upstream import CALLS, IMAGE_B64, REPLY, THOUGHT, FakeGemini
 from tests.fakes.loopback import Recorded
-from tests.support.relay_kit import PNG_1x1, apply, charged_once, customer_on
+from tests.support.relay_kit import (
+    IMAGE_PRICE,
+    QUOTA_PER_UNIT,
+    PNG_1x1,
+    apply,
+    charged_once,
+    customer_on,
+    set_model_price,
+)
 from tests.support.relay_kit import options as options
 from tests.support.relay_kit import world as world
 from tests.support.world import (
@@ -403,3 +412,30 @@ async def test_an_endpoint_gemini_does_not_serve_is_a_400(
     customer = await customer_of(world, gemini_fake, named("plain"))
     with pytest.raises(openai.BadRequestError, match="not served by this channel type"):
         await sdk(world, customer.key).completions.create(model=customer.model, prompt="hi")
+
+
+async def test_imagen_images_are_generated_through_predict_and_charged_per_image(
+    world: World, gemini_fake: FakeGemini
+) -> None:
+    customer = await customer_of(world, gemini_fake, named("imagen-3.0-"))
+    await set_model_price(world.root, customer.model, IMAGE_PRICE)
+    before = await wallet(customer)
+
+    answer = await sdk(world, customer.key).images.generate(
+        model=customer.model, prompt="a lighthouse at dusk", n=2, size="1024x1792"
+    )
+
+    assert answer.data is not None
+    assert [item.b64_json for item in answer.data] == [IMAGE_B64, IMAGE_B64]
+    request = sent_to(gemini_fake, customer.model)
+    assert request.path.endswith(f"/models/{customer.model}:predict")
+    assert request.body == {
+        "instances": [{"prompt": "a lighthouse at dusk"}],
+        "parameters": {"sampleCount": 2, "aspectRatio": "9:16", "personGeneration": "allow_adult"},
+    }
+    log = await charged_once(customer, before)
+    per_image = IMAGE_PRICE * QUOTA_PER_UNIT * image_size_ratio("1024x1792")
+    assert log["quota"] == round(per_image * 2)
+
+    with pytest.raises(openai.BadRequestError):  # Imagen makes at most 4
+        await sdk(world, customer.key).images.generate(model=customer.model, prompt="x", n=5)

@@ -7,7 +7,8 @@ Like the real API it refuses a request without `x-goog-api-key` (403 PERMISSION_
 parameters carrying JSON-schema keywords Gemini does not know (`$schema`,
 `additionalProperties`): 400 INVALID_ARGUMENT.
 
-Behaviour by model name: `fail-<status>[-anything]` (that status and Google's status string),
+Imagen models answer `:predict` with `sampleCount` base64 PNGs. Behaviour by model name:
+`fail-<status>[-anything]` (that status and Google's status string),
 `tools` (two parallel functionCall parts), `thinking` (a thought part, then text), `max`
 (MAX_TOKENS), `safety` (SAFETY, no text); anything else answers `reply_text`.
 """
@@ -27,6 +28,9 @@ from starlette.routing import Route
 from tests.fakes.loopback import LoopbackServer
 
 REPLY = "Hello from Gemini!"
+IMAGE_B64 = (  # a 1x1 PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 THOUGHT = "Thinking it over."
 CALLS = [
     {"name": "get_weather", "args": {"city": "Paris"}},
@@ -103,6 +107,8 @@ class FakeGemini(LoopbackServer):
             return error_body(int(code), f"fake failure {code}")
         if action == "batchEmbedContents":
             return self._embed(body)
+        if action == "predict":
+            return self._imagen(body)
         problem = self._invalid(body)
         if problem:
             return error_body(400, problem)
@@ -169,6 +175,18 @@ class FakeGemini(LoopbackServer):
                 candidate["finishReason"] = finish
             chunk = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": model}
             yield b"data: " + orjson.dumps(chunk) + b"\r\n\r\n"
+
+    @staticmethod
+    def _imagen(body: dict[str, Any]) -> Response:
+        """Imagen's `:predict`: `sampleCount` PNGs (the same tiny one) as base64."""
+        instances = body.get("instances") or []
+        if not instances or not instances[0].get("prompt"):
+            return error_body(400, "instances[0].prompt is required")
+        count = int((body.get("parameters") or {}).get("sampleCount", 1))
+        picture = {"mimeType": "image/png", "bytesBase64Encoded": IMAGE_B64}
+        return Response(
+            orjson.dumps({"predictions": [picture] * count}), media_type="application/json"
+        )
 
     @staticmethod
     def _embed(body: dict[str, Any]) -> Response:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from typing import Any
 
 import orjson
@@ -41,7 +42,8 @@ from services.relay.adaptors.native import (
     text_of,
 )
 from services.relay.adaptors.openai import OpenAIAdaptor
-from services.relay.endpoints import CHAT, EMBEDDINGS
+from services.relay.endpoints import CHAT, EMBEDDINGS, IMAGES
+from services.relay.errors import RelayError
 from services.relay.options import DEFAULT_PROVIDER_OPTIONS, ProviderOptions
 
 DEFAULT_VERSION = "v1beta"  # `gemini.version_settings` default
@@ -434,6 +436,51 @@ def to_completion(response: Json, model: str) -> bytes:
     )
 
 
+# OpenAI image sizes as Imagen aspect ratios (Imagen picks the pixels itself).
+ASPECT_RATIOS = {
+    "256x256": "1:1",
+    "512x512": "1:1",
+    "1024x1024": "1:1",
+    "1792x1024": "16:9",
+    "1024x1792": "9:16",
+    "1536x1024": "4:3",
+    "1024x1536": "3:4",
+}
+MAX_IMAGES = 4  # Imagen's sampleCount limit
+
+
+def to_imagen(body: Json) -> Json:
+    """An OpenAI image generation request as Imagen's `:predict` request (upstream
+    `relay/channel/gemini/adaptor.go`'s imagen path)."""
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise RelayError(400, "prompt is required", type_="invalid_request_error", param="prompt")
+    count = body.get("n", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_IMAGES:
+        raise RelayError(
+            400,
+            f"n must be between 1 and {MAX_IMAGES} for Imagen",
+            type_="invalid_request_error",
+            param="n",
+        )
+    size = body.get("size")
+    ratio = ASPECT_RATIOS.get(size, "1:1") if isinstance(size, str) else "1:1"
+    parameters = {"sampleCount": count, "aspectRatio": ratio, "personGeneration": "allow_adult"}
+    return {"instances": [{"prompt": prompt}], "parameters": parameters}
+
+
+def to_images(response: Json) -> bytes:
+    """Imagen's predictions as OpenAI's images answer (base64: Imagen returns no URLs)."""
+    predictions = response.get("predictions")
+    items = predictions if isinstance(predictions, list) else []
+    data = [
+        {"b64_json": item["bytesBase64Encoded"], "revised_prompt": item.get("prompt")}
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("bytesBase64Encoded"), str)
+    ]
+    return orjson.dumps({"created": int(time.time()), "data": data})
+
+
 def to_embeddings(response: Json, model: str) -> bytes:
     embeddings = response.get("embeddings")
     data = [
@@ -558,9 +605,12 @@ class GeminiAdaptor(OpenAIAdaptor):
         return {"x-goog-api-key": target.key}
 
     def build_request(self, target: Target, body: Outgoing) -> UpstreamRequest:
-        only(target.endpoint, CHAT, EMBEDDINGS)
+        only(target.endpoint, CHAT, EMBEDDINGS, IMAGES)
         canonical = canonical_body(body)
-        if target.endpoint is EMBEDDINGS:
+        if target.endpoint is IMAGES:
+            model, action = target.model, "predict"
+            native = to_imagen(canonical)
+        elif target.endpoint is EMBEDDINGS:
             model, action = target.model, "batchEmbedContents"
             native = to_batch_embed(canonical, model)
         elif target.native:  # the client's own generateContent body
@@ -587,6 +637,8 @@ class GeminiAdaptor(OpenAIAdaptor):
             return data
         if target.endpoint is EMBEDDINGS:
             return to_embeddings(response, target.model)
+        if target.endpoint is IMAGES:
+            return to_images(response)
         if "candidates" not in response and "promptFeedback" not in response:
             return data
         return to_completion(response, target.model)

@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 DELTA_TIMEOUT = 5.0
 SNAPSHOT_TIMEOUT = 60.0  # thousands of channels x their models: seconds to build and send
 APPLY_SLICE_SECONDS = 0.002  # event-loop time a delta takes before letting requests run
-SNAPSHOT_METHOD = "/veloera.accounts.v1.AccountsService/GetRoutingSnapshot"
+_RELAY_ACCOUNTS = accounts_pb2.DESCRIPTOR.services_by_name["RelayAccountsService"]
+SNAPSHOT_METHOD = f"/{_RELAY_ACCOUNTS.full_name}/GetRoutingSnapshot"
 
 
 class SnapshotStore:
