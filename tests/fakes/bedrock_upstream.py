@@ -7,13 +7,16 @@ Every request's SigV4 signature is checked with botocore against the instance's 
 (access key -> secret key); a wrong one is AWS's 403 InvalidSignatureException. Model ids the
 fake reads behaviour from (after any region prefix and the `anthropic.` vendor prefix):
 `fail-<status>` (AWS's error body), `throttled` (a stream ending in a throttlingException
-frame before any event) and every behaviour of `FakeAnthropic`.
+frame before any event) and every behaviour of `FakeAnthropic`. `/converse` and
+`/converse-stream` answer any model id in the Converse API's shape (an id containing `tools`:
+two toolUse blocks, streamed as contentBlockStart / Delta / Stop events).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import re
 import struct
 from collections.abc import AsyncIterator
@@ -30,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.fakes.anthropic_upstream import FakeAnthropic
+from tests.fakes.anthropic_upstream import TOOL_USES, FakeAnthropic
 
 AUTH = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/"
@@ -118,6 +121,9 @@ class FakeBedrock(FakeAnthropic):
         if problem:
             return error_body(403, problem, "InvalidSignatureException")
         body = orjson.loads(raw)
+        action = request.path_params["action"]
+        if action in ("converse", "converse-stream"):
+            return self._converse(unquote(request.path_params["model"]), body, action)
         if body.get("anthropic_version") != "bedrock-2023-05-31":
             return error_body(400, "anthropic_version is required")
         if "model" in body or "stream" in body:
@@ -127,7 +133,6 @@ class FakeBedrock(FakeAnthropic):
         if code.isdigit():
             return error_body(int(code), f"fake failure {code}")
         content, stop = self.content(model)
-        action = request.path_params["action"]
         if action == "invoke-with-response-stream":
             return StreamingResponse(
                 self._frames(model, content, stop),
@@ -146,6 +151,75 @@ class FakeBedrock(FakeAnthropic):
             "usage": self.usage(),
         }
         return Response(orjson.dumps(message), media_type="application/json")
+
+    def _converse(self, model: str, body: dict[str, Any], action: str) -> Response:
+        """The Converse API: any model id; `tools…` answers two toolUse blocks, else text."""
+        messages = body.get("messages")
+        if not messages or messages[0].get("role") != "user" or "model" in body:
+            return error_body(400, "A conversation must start with a user message.")
+        for turn, following in itertools.pairwise(messages):
+            if turn["role"] == following["role"]:
+                return error_body(
+                    400, "A conversation must alternate between user and assistant roles."
+                )
+        usage = {
+            "inputTokens": self.input_tokens,
+            "outputTokens": self.output_tokens,
+            "totalTokens": self.input_tokens + self.output_tokens,
+        }
+        tools = "tools" in model
+        blocks: list[dict[str, Any]] = (
+            [
+                {"toolUse": {"toolUseId": use["id"], "name": use["name"], "input": use["input"]}}
+                for use in TOOL_USES
+            ]
+            if tools
+            else [{"text": self.reply_text}]
+        )
+        stop = "tool_use" if tools else "end_turn"
+        if action == "converse":
+            answer = {
+                "output": {"message": {"role": "assistant", "content": blocks}},
+                "stopReason": stop,
+                "usage": usage,
+                "metrics": {"latencyMs": 12},
+            }
+            return Response(orjson.dumps(answer), media_type="application/json")
+        return StreamingResponse(
+            self._converse_frames(blocks, stop, usage),
+            media_type="application/vnd.amazon.eventstream",
+        )
+
+    @staticmethod
+    async def _converse_frames(
+        blocks: list[dict[str, Any]], stop: str, usage: dict[str, int]
+    ) -> AsyncIterator[bytes]:
+        def event(kind: str, payload: dict[str, Any]) -> bytes:
+            headers = {
+                ":event-type": kind,
+                ":content-type": "application/json",
+                ":message-type": "event",
+            }
+            return frame(headers, orjson.dumps(payload))
+
+        yield event("messageStart", {"role": "assistant"})
+        for index, block in enumerate(blocks):
+            use = block.get("toolUse")
+            if use is not None:
+                start = {"toolUse": {"toolUseId": use["toolUseId"], "name": use["name"]}}
+                yield event("contentBlockStart", {"contentBlockIndex": index, "start": start})
+                text = orjson.dumps(use["input"]).decode()
+                for piece in (text[: len(text) // 2], text[len(text) // 2 :]):
+                    delta = {"toolUse": {"input": piece}}
+                    yield event("contentBlockDelta", {"contentBlockIndex": index, "delta": delta})
+            else:
+                for piece in (block["text"][:5], block["text"][5:]):
+                    yield event(
+                        "contentBlockDelta", {"contentBlockIndex": index, "delta": {"text": piece}}
+                    )
+            yield event("contentBlockStop", {"contentBlockIndex": index})
+        yield event("messageStop", {"stopReason": stop})
+        yield event("metadata", {"usage": usage, "metrics": {"latencyMs": 12}})
 
     async def _frames(
         self, model: str, content: list[dict[str, Any]], stop: str

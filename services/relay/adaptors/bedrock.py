@@ -1,4 +1,5 @@
-"""AWS Claude on Bedrock (33): InvokeModel with Anthropic's Messages body, signed with SigV4.
+"""AWS Bedrock (33): Claude through InvokeModel with Anthropic's Messages body, every other
+model through the Converse API (bedrock_converse.py); both signed with SigV4.
 
 The key is `AK|SK|region` (as upstream stores it). Requests go to
 `https://bedrock-runtime.{region}.amazonaws.com/model/{model id}/invoke` (streams:
@@ -25,6 +26,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer, EventStreamMessage, ParserError
 
+from services.relay.adaptors import bedrock_converse as converse
 from services.relay.adaptors.anthropic import AnthropicAdaptor, MessageStream, to_messages
 from services.relay.adaptors.base import (
     Json,
@@ -33,7 +35,7 @@ from services.relay.adaptors.base import (
     Target,
     UpstreamRequest,
 )
-from services.relay.adaptors.native import canonical_body, only
+from services.relay.adaptors.native import canonical_body, json_object, only
 from services.relay.endpoints import CHAT
 from services.relay.errors import RelayError
 from services.relay.options import ProviderOptions
@@ -123,6 +125,12 @@ def model_id(model: str, region: str) -> str:
     return known
 
 
+def is_claude(model: str) -> bool:
+    """Claude goes through InvokeModel with Anthropic's body; every other model through the
+    Converse API (bedrock_converse.py)."""
+    return model.startswith("claude") or "anthropic." in model
+
+
 def to_invoke(body: Json, model: str, providers: ProviderOptions) -> tuple[Json, str]:
     """(the InvokeModel body, the model name with any -thinking suffix handled)."""
     messages = to_messages(body, model, providers)
@@ -205,10 +213,15 @@ class BedrockAdaptor(AnthropicAdaptor):
     def build_request(self, target: Target, body: Outgoing) -> UpstreamRequest:
         only(target.endpoint, CHAT)
         credentials, region = credentials_of(target.key)
-        native, model = to_invoke(canonical_body(body), target.model, target.providers)
+        native: Json
+        if is_claude(target.model):
+            native, model = to_invoke(canonical_body(body), target.model, target.providers)
+            action = "invoke-with-response-stream" if target.stream else "invoke"
+        else:
+            native, model = converse.to_converse(canonical_body(body)), target.model
+            action = "converse-stream" if target.stream else "converse"
         base = target.channel.base_url.rstrip("/")
         root = base or f"https://bedrock-runtime.{region}.amazonaws.com"
-        action = "invoke-with-response-stream" if target.stream else "invoke"
         # `:` stays as it is: aiohttp would send `%3A` as `:` and the signature would not match
         # the path AWS sees (`/`, in profile ARNs, stays encoded on both sides).
         url = f"{root}/model/{quote(model_id(model, region), safe=':')}/{action}"
@@ -219,8 +232,18 @@ class BedrockAdaptor(AnthropicAdaptor):
         }
         return UpstreamRequest(url, sign(url, content, headers, credentials, region), content)
 
+    def convert_response(self, target: Target, data: bytes) -> bytes:
+        if is_claude(target.model):
+            return super().convert_response(target, data)
+        response = json_object(data)
+        if response is None or "output" not in response:
+            return data
+        return converse.to_completion(response, target.model)
+
     def stream_converter(self, target: Target) -> StreamConverter:
-        return InvokeStream(target.model)
+        if is_claude(target.model):
+            return InvokeStream(target.model)
+        return converse.ConverseStream(target.model, EXCEPTION_STATUS, ERROR_TYPES)
 
     def parse_error(self, status: int, body: bytes) -> tuple[str, Json | None]:
         return parse_error(status, body)
