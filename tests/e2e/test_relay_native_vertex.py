@@ -145,3 +145,28 @@ async def test_a_service_account_google_refuses_is_a_401_and_disables_the_channe
         return True if statuses - {1} else None
 
     assert await eventually(disabled)
+
+
+async def test_embeddings_on_vertex_are_a_predict_call_billed_by_its_token_counts(
+    world: World, vertex: FakeVertex
+) -> None:
+    model = f"text-embedding-{uuid.uuid4().hex[:6]}"
+    customer = await customer_of(world, vertex, model)
+    before = await wallet(customer)
+
+    answer = await sdk(world, customer.key).embeddings.create(
+        model=model, input=["two words", "and three more"], dimensions=3
+    )
+
+    assert [item.embedding for item in answer.data] == [[0.1, 0.2, 0.3]] * 2
+    assert answer.usage.prompt_tokens == 5
+    request = vertex.last
+    base = f"/v1/projects/{PROJECT}/locations/us-central1/publishers/google/models/{model}"
+    assert request.path == f"{base}:predict"
+    assert request.body == {
+        "instances": [{"content": "two words"}, {"content": "and three more"}],
+        "parameters": {"outputDimensionality": 3},
+    }
+    [log] = await settled_logs(customer, 1)
+    assert log["prompt_tokens"] == 5
+    assert before["quota"] - (await wallet(customer))["quota"] == log["quota"]

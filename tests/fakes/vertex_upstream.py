@@ -112,6 +112,22 @@ class FakeVertex(LoopbackServer):
         model, _, action = request.path_params["rest"].partition(":")
         if request.path_params["publisher"] == "anthropic":
             return self._claude(model, action, body)
+        if action == "predict":  # text embeddings: one vector per instance, its token count
+            predictions = [
+                {
+                    "embeddings": {
+                        "values": [0.1, 0.2, 0.3],
+                        "statistics": {
+                            "token_count": len(item["content"].split()),
+                            "truncated": False,
+                        },
+                    }
+                }
+                for item in body.get("instances") or []
+            ]
+            return Response(
+                orjson.dumps({"predictions": predictions}), media_type="application/json"
+            )
         parts, finish = self.gemini.parts(model)
         if action == "streamGenerateContent":
             return StreamingResponse(

@@ -35,7 +35,7 @@ from services.relay.adaptors.base import (
     UpstreamRequest,
 )
 from services.relay.adaptors.native import ProviderError, canonical_body, only
-from services.relay.endpoints import CHAT
+from services.relay.endpoints import CHAT, EMBEDDINGS
 from services.relay.errors import RelayError
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
@@ -111,6 +111,45 @@ class AccessTokens:
         return str(credentials.token), expiry.replace(tzinfo=datetime.UTC).timestamp()
 
 
+def to_predict_embeddings(body: Json) -> Json:
+    """An OpenAI embeddings request as Vertex AI's text-embedding `:predict` request."""
+    raw = body.get("input")
+    texts = [raw] if isinstance(raw, str) else raw
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise RelayError(
+            400,
+            "input must be a string or a list of strings for this channel type",
+            type_="invalid_request_error",
+            param="input",
+        )
+    native: Json = {"instances": [{"content": text} for text in texts]}
+    dimensions = body.get("dimensions")
+    if isinstance(dimensions, int) and not isinstance(dimensions, bool) and dimensions > 0:
+        native["parameters"] = {"outputDimensionality": dimensions}
+    return native
+
+
+def embeddings_of(answer: Json, model: str) -> bytes:
+    """Vertex AI's predictions as OpenAI's embeddings answer; the usage is the token counts
+    Vertex reports per input."""
+    predictions = answer.get("predictions")
+    data: list[Json] = []
+    tokens = 0
+    for index, item in enumerate(predictions if isinstance(predictions, list) else ()):
+        embeddings = item.get("embeddings") if isinstance(item, dict) else None
+        if not isinstance(embeddings, dict):
+            continue
+        data.append({"object": "embedding", "index": index, "embedding": embeddings.get("values")})
+        statistics = embeddings.get("statistics")
+        count = statistics.get("token_count") if isinstance(statistics, dict) else None
+        if isinstance(count, int | float) and not isinstance(count, bool):
+            tokens += int(count)
+    body: Json = {"object": "list", "model": model, "data": data}
+    if tokens:
+        body["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return orjson.dumps(body)
+
+
 def region_of(other: str, model: str) -> str:
     """The region for `model`: `other` as a region JSON (per model, else `default`), or as a
     plain region name."""
@@ -156,10 +195,13 @@ class VertexAdaptor(anthropic.AnthropicAdaptor):
         return await self.tokens.token(key)
 
     def build_request(self, target: Target, body: Outgoing) -> UpstreamRequest:
-        only(target.endpoint, CHAT)
+        only(target.endpoint, CHAT, EMBEDDINGS)
         canonical = canonical_body(body)
         account = account_of(target.key)
-        if is_claude(target.model):
+        if target.endpoint is EMBEDDINGS:
+            native, model = to_predict_embeddings(canonical), target.model
+            publisher, action = "google", "predict"
+        elif is_claude(target.model):
             messages = anthropic.to_messages(canonical, target.model, target.providers)
             model = claude_id(str(messages.pop("model")))
             native = {"anthropic_version": CLAUDE_VERSION, **messages}
@@ -196,6 +238,8 @@ class VertexAdaptor(anthropic.AnthropicAdaptor):
             return data
         if not isinstance(answer, dict):
             return data
+        if target.endpoint is EMBEDDINGS:
+            return embeddings_of(answer, target.model)
         if is_claude(target.model):
             if answer.get("type") != "message":
                 return data
