@@ -22,6 +22,7 @@ DEEPSEEK = 43
 VOLCENGINE = 45
 BAIDU = 15
 TENCENT = 23
+XUNFEI = 18
 BAIDU_V2 = 46
 XAI = 48
 JINA = 38
@@ -33,7 +34,21 @@ COMPAT = frozenset({6, 7, 9, 10, 12, 13, 16, 17, 19, 22, 25, 27, 31, 40, 42, 47,
 
 SUPPORTED_TYPES = frozenset(
     {OPENAI, AZURE, OLLAMA, CUSTOM, OPENROUTER, MINIMAX, CLOUDFLARE, DEEPSEEK, VOLCENGINE}
-    | {BAIDU, TENCENT, BAIDU_V2, XAI, ANTHROPIC, GEMINI, AWS, VERTEX_AI, JINA, MOKAAI, COHERE, DIFY}
+    | {
+        BAIDU,
+        TENCENT,
+        XUNFEI,
+        BAIDU_V2,
+        XAI,
+        ANTHROPIC,
+        GEMINI,
+        AWS,
+        VERTEX_AI,
+        JINA,
+        MOKAAI,
+        COHERE,
+        DIFY,
+    }
     | COMPAT
 )
 

@@ -532,12 +532,12 @@ async def test_options_are_validated_hidden_and_published(
 async def test_a_tencent_channel_is_refused_until_its_adaptor_exists(
     stub: Stub, root: pb.User
 ) -> None:
-    channel = channel_message(type=18, key="xf-secret")
+    channel = channel_message(type=11, key="palm-secret")
     error = await rpc_error(
         stub.SaveChannel(pb.SaveChannelRequest(actor_id=root.id, channel=channel))
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "channel type 18 (iFlytek Spark) is not supported yet" in (error.details() or "")
+    assert "channel type 11 (Google PaLM2) is not supported yet" in (error.details() or "")
     assert (await stub.ListChannels(pb.ListChannelsRequest(keyword=channel.name))).total == 0
 
 

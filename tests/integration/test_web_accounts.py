@@ -313,7 +313,7 @@ async def test_channel_bad_inputs_are_refused(root: Console) -> None:
         ({"model_mapping": '{"a": 1}'}, "model_mapping"),
         ({"status_code_mapping": '{"400": "abc"}'}, "status_code_mapping"),
         ({"status_code_mapping": '{"\u00b2": "500"}'}, "status_code_mapping"),  # '²'.isdigit()
-        ({"type": 18}, "not supported yet"),
+        ({"type": 11}, "not supported yet"),
         ({"type": 41, "other": "us-central1"}, "Vertex AI regions"),
         ({"base_url": "gopher://x"}, "base_url"),
     ]

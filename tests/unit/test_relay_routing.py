@@ -176,8 +176,8 @@ def test_invalid_model_mapping_is_ignored() -> None:
 
 
 def test_a_channel_type_without_an_adaptor_is_never_routed() -> None:
-    spark = accounts_pb2.Channel(id=9, type=18, name="spark", status=ENABLED, key="xf-key")
-    t = table([spark], [ability(9)])
+    palm = accounts_pb2.Channel(id=9, type=11, name="palm", status=ENABLED, key="palm-key")
+    t = table([palm], [ability(9)])
     assert t.select("default", "gpt-4o") is None and t.pinned(9) is None
     assert t.channels[9].keys == ()  # its key is not even held
     assert t.lists("gpt-4o") and not t.lists("nobody-serves-this")

@@ -25,6 +25,7 @@ from services.relay.adaptors.tencent import TencentAdaptor
 from services.relay.adaptors.vertex import VertexAdaptor
 from services.relay.adaptors.volcengine import VolcEngineAdaptor
 from services.relay.adaptors.xai import XAIAdaptor
+from services.relay.adaptors.xunfei import XunfeiAdaptor
 from services.shared import channel_types as types
 
 OPENAI = types.OPENAI
@@ -59,6 +60,7 @@ class Adaptors:
                 types.VOLCENGINE: VolcEngineAdaptor(),
                 types.BAIDU: BaiduAdaptor(),
                 types.TENCENT: TencentAdaptor(),
+                types.XUNFEI: XunfeiAdaptor(),
                 types.BAIDU_V2: BaiduV2Adaptor(),
                 types.XAI: XAIAdaptor(),
                 types.ANTHROPIC: AnthropicAdaptor(),

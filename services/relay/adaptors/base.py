@@ -122,6 +122,7 @@ class StreamConverter(Protocol):
 class Adaptor(Protocol):
     supports_stream_options: bool
     native_format: str  # a client format the provider speaks itself ("": none)
+    transport: str  # "http", or "websocket" for a provider whose chat API is one (Spark)
     needs_token: bool  # the key is exchanged for an access token before each request
 
     async def access_token(

@@ -75,6 +75,7 @@ def encode_form(url: str, body: Outgoing) -> tuple[bytes, str]:
 class OpenAIAdaptor:
     supports_stream_options = True
     native_format = ""
+    transport = "http"
     needs_token = False
     default_base_url = "https://api.openai.com"
 

@@ -36,6 +36,7 @@ from services.relay.upstream.http import (
     usable_proxy,
 )
 from services.relay.upstream.scrub import scrub
+from services.relay.upstream.websocket import WebSocketAnswer, open_websocket
 from services.shared.channel_types import (
     AIGC2D,
     API2GPT,
@@ -148,9 +149,13 @@ async def probe_key(
                 token = await adaptor.access_token(key.key, info.base_url, via, proxy)
             target = Target(info, key.key, upstream_model, endpoint, False, token=token)
             request = adaptor.build_request(target, Outgoing(json=body))
-            response = await open_upstream(
-                via, request, aiohttp.ClientTimeout(total=timeout), proxy
-            )
+            response: aiohttp.ClientResponse | WebSocketAnswer
+            if adaptor.transport == "websocket":  # iFlytek Spark
+                response = await open_websocket(via, request, timeout, proxy)
+            else:
+                response = await open_upstream(
+                    via, request, aiohttp.ClientTimeout(total=timeout), proxy
+                )
             try:
                 data = await response.read()
             finally:

@@ -61,6 +61,7 @@ from services.relay.upstream.streaming import (
     SSEResponse,
     usage_chunk,
 )
+from services.relay.upstream.websocket import WebSocketAnswer, open_websocket
 
 logger = logging.getLogger(__name__)
 # How a channel's system prompt goes first in each format that passes through.
@@ -183,9 +184,12 @@ class UpstreamCall:
         adaptor: Adaptor,
         request: UpstreamRequest,
         timeout: aiohttp.ClientTimeout,
-    ) -> aiohttp.ClientResponse:
+    ) -> aiohttp.ClientResponse | WebSocketAnswer:
         """The open 2xx answer, through the channel's `setting.proxy` when it has one."""
         session, proxy = self.route(channel)
+        if adaptor.transport == "websocket":
+            idle = timeout.sock_read or timeout.total or self.ctx.settings.relay_timeout
+            return await open_websocket(session, request, idle, proxy)
         return await open_upstream(session, request, timeout, proxy, adaptor.parse_error)
 
     def route(self, channel: ChannelInfo) -> tuple[aiohttp.ClientSession, str]:
@@ -346,7 +350,7 @@ class UpstreamCall:
                 error_frame=error_frame,
             )
         sent = time.perf_counter()
-        response: aiohttp.ClientResponse | None = None
+        response: aiohttp.ClientResponse | WebSocketAnswer | None = None
         try:
             try:
                 response = await self.send(channel, adaptor, request, timeout)
