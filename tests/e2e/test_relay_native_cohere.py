@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from tests.fakes.cohere_upstream import REPLY, FakeCohere
+from tests.support.relay_kit import charged_once
 from tests.support.relay_kit import world as world
 from tests.support.world import (
     Customer,
@@ -112,7 +113,29 @@ async def test_rerank_passes_through_to_cohere(
     assert cohere.last.path == "/v1/rerank" and cohere.last.body["top_n"] == 2
 
 
-async def test_tools_embeddings_and_upstream_errors_cost_nothing(
+async def test_embeddings_go_to_cohere_embed_and_are_billed_by_its_units(
+    world: World, cohere: FakeCohere, customer: Customer
+) -> None:
+    before = await wallet(customer)
+
+    answer = await sdk(world, customer.key).embeddings.create(
+        model=customer.model, input=["one two", "three four five"]
+    )
+
+    assert [item.embedding for item in answer.data] == [[0.25, -0.5], [0.25, -0.5]]
+    assert answer.usage.prompt_tokens == 5
+    assert cohere.last.path == "/v1/embed"
+    assert cohere.last.body == {
+        "model": customer.model,
+        "texts": ["one two", "three four five"],
+        "input_type": "search_document",
+        "embedding_types": ["float"],
+    }
+    log = await charged_once(customer, before)
+    assert log["prompt_tokens"] == 5
+
+
+async def test_tools_other_endpoints_and_upstream_errors_cost_nothing(
     world: World, cohere: FakeCohere, customer: Customer
 ) -> None:
     before = await wallet(customer)
@@ -126,9 +149,9 @@ async def test_tools_embeddings_and_upstream_errors_cost_nothing(
             model=customer.model, messages=CONVERSATION, tools=[tool]
         )
     assert "tools are not supported" in tools.value.message
-    with pytest.raises(openai.BadRequestError) as embeddings:
-        await client.embeddings.create(model=customer.model, input="x")
-    assert embeddings.value.code == "unsupported_endpoint"
+    with pytest.raises(openai.BadRequestError) as images:
+        await client.images.generate(model=customer.model, prompt="x")
+    assert images.value.code == "unsupported_endpoint"
     cohere.fail_status = 400
     with pytest.raises(openai.BadRequestError) as refused:
         await client.chat.completions.create(model=customer.model, messages=CONVERSATION)

@@ -31,6 +31,7 @@ class FakeCohere(LoopbackServer):
             routes=[
                 Route("/v1/chat", self._chat, methods=["POST"]),
                 Route("/v1/rerank", self._rerank, methods=["POST"]),
+                Route("/v1/embed", self._embed, methods=["POST"]),
             ]
         )
 
@@ -70,6 +71,23 @@ class FakeCohere(LoopbackServer):
             yield orjson.dumps(end) + b"\n"
 
         return StreamingResponse(events(), media_type="application/stream+json")
+
+    async def _embed(self, request: Request) -> Response:
+        """Cohere's v1 embed: float vectors by type, billed input tokens (one per word)."""
+        body = await self.record(request)
+        texts = body.get("texts") or []
+        if not texts or body.get("input_type") not in ("search_document", "search_query"):
+            return JSONResponse({"message": "texts and a valid input_type are required"}, 400)
+        tokens = sum(len(text.split()) for text in texts)
+        return JSONResponse(
+            {
+                "id": "emb-fake",
+                "embeddings": {"float": [[0.25, -0.5] for _ in texts]},
+                "texts": texts,
+                "meta": {"billed_units": {"input_tokens": tokens}},
+                "response_type": "embeddings_by_type",
+            }
+        )
 
     async def _rerank(self, request: Request) -> Response:
         body = await self.record(request)

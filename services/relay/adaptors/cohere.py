@@ -6,7 +6,9 @@ Chat: the conversation's last message (a user turn) is `message`, the turns befo
 then `stream-end` with the final response). Unlike upstream, which keeps only the last user turn
 and drops earlier ones from the history, every turn is sent, and MAX_TOKENS ends as `length`
 (OpenAI's word) rather than `max_tokens`. Tools are refused (400) instead of silently dropped.
-Rerank speaks the relay's own rerank format and passes through; other endpoints are refused.
+Rerank speaks the relay's own rerank format and passes through; embeddings go to `/v1/embed`
+(`input_type` search_document, float vectors) and are billed by Cohere's billed input tokens;
+other endpoints are refused.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from services.relay.adaptors.native import (
     text_of,
 )
 from services.relay.adaptors.openai import OpenAIAdaptor
-from services.relay.endpoints import CHAT, RERANK
+from services.relay.endpoints import CHAT, EMBEDDINGS, RERANK
 from services.relay.errors import RelayError
 
 SAFETY_MODES = frozenset({"NONE", "CONTEXTUAL", "STRICT"})
@@ -118,6 +120,44 @@ def to_completion(response: Json, model: str) -> bytes:
     )
 
 
+def to_embed(body: Json, model: str) -> Json:
+    """An OpenAI embeddings request as Cohere's embed request (documents to be searched)."""
+    raw = body.get("input")
+    texts = [raw] if isinstance(raw, str) else raw
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise RelayError(
+            400,
+            "input must be a string or a list of strings for this channel type",
+            type_="invalid_request_error",
+            param="input",
+        )
+    return {
+        "model": model,
+        "texts": texts,
+        "input_type": "search_document",
+        "embedding_types": ["float"],
+    }
+
+
+def to_embeddings(answer: Json, model: str) -> bytes:
+    """Cohere's embeddings (by type, or a plain list from older models) in OpenAI's shape,
+    its billed input tokens as the usage."""
+    vectors = answer.get("embeddings")
+    if isinstance(vectors, dict):
+        vectors = vectors.get("float")
+    data = [
+        {"object": "embedding", "index": index, "embedding": vector}
+        for index, vector in enumerate(vectors if isinstance(vectors, list) else ())
+    ]
+    body: Json = {"object": "list", "model": model, "data": data}
+    meta = answer.get("meta")
+    billed = meta.get("billed_units") if isinstance(meta, dict) else None
+    tokens = billed.get("input_tokens") if isinstance(billed, dict) else None
+    if isinstance(tokens, int) and not isinstance(tokens, bool):
+        body["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return orjson.dumps(body)
+
+
 class ChatStream:
     """Cohere's newline-delimited stream events as OpenAI chunks."""
 
@@ -183,18 +223,26 @@ class CohereAdaptor(OpenAIAdaptor):
         self.safety = safety if safety in SAFETY_MODES else "NONE"
 
     def build_request(self, target: Target, body: Outgoing) -> UpstreamRequest:
-        only(target.endpoint, CHAT, RERANK)
+        only(target.endpoint, CHAT, RERANK, EMBEDDINGS)
         if target.endpoint is RERANK:
             return super().build_request(target, body)
-        native = to_chat(canonical_body(body), target.model, self.safety, target.stream)
         headers = self.headers(target)
         headers["Content-Type"] = "application/json"
+        if target.endpoint is EMBEDDINGS:
+            native = to_embed(canonical_body(body), target.model)
+            return UpstreamRequest(
+                self.base_url(target) + "/v1/embed", headers, orjson.dumps(native)
+            )
+        native = to_chat(canonical_body(body), target.model, self.safety, target.stream)
         headers["Accept"] = "application/stream+json" if target.stream else "application/json"
         return UpstreamRequest(self.base_url(target) + "/v1/chat", headers, orjson.dumps(native))
 
     def convert_response(self, target: Target, data: bytes) -> bytes:
         if target.endpoint is RERANK:
             return data
+        if target.endpoint is EMBEDDINGS:
+            answer = json_object(data)
+            return data if answer is None else to_embeddings(answer, target.model)
         response = json_object(data)
         if response is None or "text" not in response:
             return data
