@@ -117,13 +117,13 @@ async def test_xai_reasoning_suffix(session: Http, fake: FakeOpenAI) -> None:
     assert sent.body["model"] == "grok-3-mini" and sent.body["reasoning_effort"] == "high"
 
 
-async def test_ollama_chat_and_native_embeddings(
+async def test_ollama_native_chat_and_embeddings(
     session: aiohttp.ClientSession, fake: FakeOpenAI
 ) -> None:
     sent, _ = await call(session, fake, channel(4, fake.url))
-    assert sent.path == "/v1/chat/completions"
+    assert sent.path == "/api/chat"
     sent, answer = await call(
-        session, fake, channel(4, fake.url), endpoint=EMBEDDINGS,
+        session, fake, channel(4, fake.url), endpoint=EMBEDDINGS, model="nomic",
         body={"model": "nomic", "input": ["a"], "encoding_format": "float"},
     )  # fmt: skip
     assert sent.path == "/api/embed" and sent.body == {"model": "nomic", "input": ["a"]}
