@@ -23,6 +23,7 @@ VOLCENGINE = 45
 BAIDU = 15
 TENCENT = 23
 XUNFEI = 18
+ALI = 17
 BAIDU_V2 = 46
 XAI = 48
 JINA = 38
@@ -30,7 +31,7 @@ COHERE = 34
 DIFY = 37
 MOKAAI = 44
 # OpenAI-compatible types that differ only in base URL and path prefix (relay adaptors/compat.py)
-COMPAT = frozenset({6, 7, 9, 10, 12, 13, 16, 17, 19, 22, 25, 27, 31, 40, 42, 47, 49})
+COMPAT = frozenset({6, 7, 9, 10, 12, 13, 16, 19, 22, 25, 27, 31, 40, 42, 47, 49})
 
 SUPPORTED_TYPES = frozenset(
     {OPENAI, AZURE, OLLAMA, CUSTOM, OPENROUTER, MINIMAX, CLOUDFLARE, DEEPSEEK, VOLCENGINE}
@@ -38,6 +39,7 @@ SUPPORTED_TYPES = frozenset(
         BAIDU,
         TENCENT,
         XUNFEI,
+        ALI,
         BAIDU_V2,
         XAI,
         ANTHROPIC,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.relay.adaptors.ali import AliAdaptor
 from services.relay.adaptors.anthropic import AnthropicAdaptor
 from services.relay.adaptors.azure import DEFAULT_API_VERSION, AzureAdaptor
 from services.relay.adaptors.baidu import BaiduAdaptor
@@ -60,6 +61,7 @@ class Adaptors:
                 types.VOLCENGINE: VolcEngineAdaptor(),
                 types.BAIDU: BaiduAdaptor(),
                 types.TENCENT: TencentAdaptor(),
+                types.ALI: AliAdaptor(),
                 types.XUNFEI: XunfeiAdaptor(),
                 types.BAIDU_V2: BaiduV2Adaptor(),
                 types.XAI: XAIAdaptor(),

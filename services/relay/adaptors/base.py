@@ -123,6 +123,7 @@ class Adaptor(Protocol):
     supports_stream_options: bool
     native_format: str  # a client format the provider speaks itself ("": none)
     transport: str  # "http", or "websocket" for a provider whose chat API is one (Spark)
+    polls: bool  # some answers are async tasks to poll until done (`poll`; Ali's images)
     needs_token: bool  # the key is exchanged for an access token before each request
 
     async def access_token(
@@ -130,6 +131,12 @@ class Adaptor(Protocol):
     ) -> str:
         """The access token for `key` (only called when `needs_token`): `base_url` is the
         channel's, `http` and `proxy` the way to reach it."""
+        ...
+
+    async def poll(
+        self, target: Target, data: bytes, http: aiohttp.ClientSession, proxy: str
+    ) -> bytes:
+        """The finished answer of a task `data` started (only called when `polls`)."""
         ...
 
     def stream_converter(self, target: Target) -> StreamConverter | None:

@@ -35,7 +35,6 @@ COMPAT_TYPES: dict[int, Compat] = {
     12: Compat("https://api.api2gpt.com"),  # API2GPT
     13: Compat("https://api.aigc2d.com"),  # AIGC2D
     16: Compat("https://open.bigmodel.cn", "/api/paas/v4"),  # Zhipu v4
-    17: Compat("https://dashscope.aliyuncs.com", "/compatible-mode/v1"),  # Ali compatible mode
     19: Compat("https://ai.360.cn"),  # 360 Zhinao
     22: Compat("https://fastgpt.run/api/openapi"),  # FastGPT
     25: Compat("https://api.moonshot.cn"),  # Moonshot

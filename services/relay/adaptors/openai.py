@@ -76,6 +76,7 @@ class OpenAIAdaptor:
     supports_stream_options = True
     native_format = ""
     transport = "http"
+    polls = False
     needs_token = False
     default_base_url = "https://api.openai.com"
 
@@ -83,6 +84,11 @@ class OpenAIAdaptor:
         self, key: str, base_url: str, http: aiohttp.ClientSession, proxy: str
     ) -> str:
         return key  # never called: the key is the credential
+
+    async def poll(
+        self, target: Target, data: bytes, http: aiohttp.ClientSession, proxy: str
+    ) -> bytes:
+        return data  # never called: the answer is final
 
     # ------------------------------------------------------------ request side
 

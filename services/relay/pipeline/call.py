@@ -268,6 +268,11 @@ class UpstreamCall:
                         data = await response.read()
                     finally:
                         response.release()
+                    if adaptor.polls:  # a task the provider finishes later (Ali's images)
+                        http, proxy = self.route(channel)
+                        data = await adaptor.poll(target, data, http, proxy)
+            except ProviderError as exc:
+                raise UpstreamFailure("status", exc.status, exc.message, error=exc.error) from None
             except (TimeoutError, *UPSTREAM_ERRORS) as exc:
                 raise failure_of(exc) from None
             finally:
