@@ -92,22 +92,14 @@ def web_url(web_service: Child) -> str:
 def fake_tasks() -> Iterator[FakeTaskUpstream]:
     """One midjourney-proxy + Suno fake for the session: the channels tests create for it
     outlive a test module, and routing may pick any of them."""
-    fake = FakeTaskUpstream()
-    fake.start()
-    try:
+    with FakeTaskUpstream() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture(scope="session")
 def fake_openai() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-    fake.start()
-    try:
+    with FakeOpenAI() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture

@@ -38,12 +38,8 @@ ENABLED, MANUAL, AUTO = 1, 2, 3
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[FakeOpenAI]:
     """This module's own upstream: tests break and mend it."""
-    fake = FakeOpenAI()
-    fake.start()
-    try:
+    with FakeOpenAI() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture

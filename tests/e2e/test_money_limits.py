@@ -34,12 +34,8 @@ HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 @pytest.fixture
 def greedy() -> Iterator[FakeOpenAI]:
     """An upstream that reports 200k completion tokens for every answer."""
-    fake = FakeOpenAI(prompt_tokens=10, completion_tokens=200_000)
-    fake.start()
-    try:
+    with FakeOpenAI(prompt_tokens=10, completion_tokens=200_000) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 async def set_ratio(root: Console, model: str, ratio: float, completion: float = 1.0) -> None:

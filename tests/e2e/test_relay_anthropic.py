@@ -57,23 +57,15 @@ def client(
 @pytest.fixture
 def wordy() -> Iterator[FakeOpenAI]:
     """An upstream whose every answer is 2,000 words."""
-    fake = FakeOpenAI(reply_text=" ".join(f"w{i}" for i in range(2000)))
-    fake.start()
-    try:
+    with FakeOpenAI(reply_text=" ".join(f"w{i}" for i in range(2000))) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture
 def broken() -> Iterator[FakeOpenAI]:
     """An upstream that answers every call with a 500."""
-    fake = FakeOpenAI(force_status=500)
-    fake.start()
-    try:
+    with FakeOpenAI(force_status=500) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 async def test_message_is_answered_in_anthropic_format_and_charged_once(

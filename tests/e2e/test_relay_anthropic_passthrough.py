@@ -29,12 +29,8 @@ THINKING: Any = {"type": "enabled", "budget_tokens": 2048}
 
 @pytest.fixture(scope="module")
 def claude_fake() -> Iterator[FakeAnthropic]:
-    fake = FakeAnthropic()
-    fake.start()
-    try:
+    with FakeAnthropic() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 async def on_claude(world: World, fake: FakeAnthropic, behaviour: str, **fields: Any) -> Customer:

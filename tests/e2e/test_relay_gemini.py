@@ -56,34 +56,24 @@ WEATHER = types.Tool(
 @pytest.fixture
 def thinker() -> Iterator[FakeOpenAI]:
     """An upstream that reports cached prompt tokens and reasoning tokens."""
-    fake = FakeOpenAI(prompt_tokens=10, completion_tokens=7, cached_tokens=4, reasoning_tokens=2)
-    fake.start()
-    try:
+    with FakeOpenAI(
+        prompt_tokens=10, completion_tokens=7, cached_tokens=4, reasoning_tokens=2
+    ) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture
 def wordy() -> Iterator[FakeOpenAI]:
     """An upstream whose every answer is 2,000 words."""
-    fake = FakeOpenAI(reply_text=" ".join(f"w{i}" for i in range(2000)))
-    fake.start()
-    try:
+    with FakeOpenAI(reply_text=" ".join(f"w{i}" for i in range(2000))) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture
 def broken() -> Iterator[FakeOpenAI]:
     """An upstream that answers every call with a 500."""
-    fake = FakeOpenAI(force_status=500)
-    fake.start()
-    try:
+    with FakeOpenAI(force_status=500) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 async def raw_post(

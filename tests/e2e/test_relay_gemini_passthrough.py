@@ -26,12 +26,8 @@ GEMINI = 24
 
 @pytest.fixture(scope="module")
 def gemini_fake() -> Iterator[FakeGemini]:
-    fake = FakeGemini()
-    fake.start()
-    try:
+    with FakeGemini() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 async def on_gemini(world: World, fake: FakeGemini, behaviour: str, **fields: Any) -> Customer:

@@ -27,12 +27,8 @@ ALI = 17
 
 @pytest.fixture(scope="module")
 def dashscope() -> Iterator[FakeDashScope]:
-    fake = FakeDashScope()
-    fake.start()
-    try:
+    with FakeDashScope() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 async def on_ali(world: World, fake: FakeDashScope) -> Customer:

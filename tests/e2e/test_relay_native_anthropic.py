@@ -55,12 +55,8 @@ TOOLS: Any = [
 
 @pytest.fixture(scope="module")
 def claude_fake() -> Iterator[FakeAnthropic]:
-    fake = FakeAnthropic()
-    fake.start()
-    try:
+    with FakeAnthropic() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 def named(behaviour: str, suffix: str = "") -> str:

@@ -32,12 +32,8 @@ BAIDU = 15
 
 @pytest.fixture(scope="module")
 def baidu_fake() -> Iterator[FakeBaidu]:
-    fake = FakeBaidu()
-    fake.start()
-    try:
+    with FakeBaidu() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 async def on_baidu(

@@ -32,12 +32,8 @@ TOOLS: Any = [
 
 @pytest.fixture(scope="module")
 def bedrock() -> Iterator[FakeBedrock]:
-    fake = FakeBedrock(secrets={ACCESS: SECRET})
-    fake.start()
-    try:
+    with FakeBedrock(secrets={ACCESS: SECRET}) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 def named(behaviour: str) -> str:

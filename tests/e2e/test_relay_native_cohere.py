@@ -37,12 +37,8 @@ CONVERSATION: list[openai.types.chat.ChatCompletionMessageParam] = [
 
 @pytest.fixture(scope="module")
 def cohere() -> Iterator[FakeCohere]:
-    fake = FakeCohere()
-    fake.start()
-    try:
+    with FakeCohere() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture

@@ -41,12 +41,8 @@ CONVERSATION: list[openai.types.chat.ChatCompletionMessageParam] = [
 
 @pytest.fixture(scope="module")
 def dify() -> Iterator[FakeDify]:
-    fake = FakeDify()
-    fake.start()
-    try:
+    with FakeDify() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture

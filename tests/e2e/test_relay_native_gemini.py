@@ -61,12 +61,8 @@ TOOLS: Any = [
 
 @pytest.fixture(scope="module")
 def gemini_fake() -> Iterator[FakeGemini]:
-    fake = FakeGemini()
-    fake.start()
-    try:
+    with FakeGemini() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 def named(behaviour: str, suffix: str = "") -> str:

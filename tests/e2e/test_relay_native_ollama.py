@@ -26,12 +26,8 @@ HI: Any = [{"role": "user", "content": "hi"}]
 
 @pytest.fixture(scope="module")
 def ollama() -> Iterator[FakeOllama]:
-    fake = FakeOllama()
-    fake.start()
-    try:
+    with FakeOllama() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 async def on_ollama(world: World, fake: FakeOllama, behaviour: str = "llama") -> Customer:

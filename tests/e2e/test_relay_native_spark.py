@@ -27,12 +27,8 @@ HI: Any = [{"role": "user", "content": "hi"}]
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[FakeSpark]:
-    fake = FakeSpark(secrets={API_KEY: API_SECRET})
-    fake.start()
-    try:
+    with FakeSpark(secrets={API_KEY: API_SECRET}) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 async def on_spark(

@@ -29,12 +29,8 @@ TOOLS: Any = [
 
 @pytest.fixture(scope="module")
 def hunyuan() -> Iterator[FakeHunyuan]:
-    fake = FakeHunyuan()
-    fake.start()
-    try:
+    with FakeHunyuan() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 async def on_hunyuan(

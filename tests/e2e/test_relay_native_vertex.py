@@ -38,12 +38,8 @@ REGIONS = json.dumps({"default": "us-central1"})
 
 @pytest.fixture(scope="module")
 def vertex() -> Iterator[FakeVertex]:
-    fake = FakeVertex()
-    fake.start()
-    try:
+    with FakeVertex() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 async def customer_of(

@@ -37,12 +37,8 @@ REALTIME_MODEL = "gpt-4o-realtime-preview"
 
 @pytest.fixture(scope="module")
 def realtime_fake() -> Iterator[FakeRealtime]:
-    fake = FakeRealtime()
-    fake.start()
-    try:
+    with FakeRealtime() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture

@@ -35,22 +35,14 @@ CLOCK: Any = {"type": "function", "name": "get_time", "parameters": {"type": "ob
 
 @pytest.fixture(scope="module")
 def claude_fake() -> Iterator[FakeAnthropic]:
-    fake = FakeAnthropic()
-    fake.start()
-    try:
+    with FakeAnthropic() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture(scope="module")
 def gemini_fake() -> Iterator[FakeGemini]:
-    fake = FakeGemini()
-    fake.start()
-    try:
+    with FakeGemini() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 def named(behaviour: str) -> str:

@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import orjson
 import uvicorn
@@ -75,6 +75,13 @@ class LoopbackServer:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError(f"{type(self).__name__} did not start")
             time.sleep(0.01)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         if self._server is not None:

@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import orjson
 import uvicorn
@@ -159,6 +159,13 @@ class FakeOpenAI:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("fake OpenAI upstream did not start")
             time.sleep(0.01)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         if self._server is not None:

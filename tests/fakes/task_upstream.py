@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import orjson
 import uvicorn
@@ -294,6 +294,13 @@ class FakeTaskUpstream:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("fake task upstream did not start")
             time.sleep(0.01)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         if self._server is not None:

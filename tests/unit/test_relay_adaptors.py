@@ -23,12 +23,8 @@ ADAPTORS = Adaptors(azure_api_version="2099-01-01")
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeOpenAI]:
-    upstream = FakeOpenAI()
-    upstream.start()
-    try:
+    with FakeOpenAI() as upstream:
         yield upstream
-    finally:
-        upstream.stop()
 
 
 def channel(type_: int, base_url: str, **extra: Any) -> ChannelInfo:

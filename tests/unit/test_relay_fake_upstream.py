@@ -12,12 +12,8 @@ from tests.fakes.openai_upstream import FakeOpenAI
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeOpenAI]:
-    upstream = FakeOpenAI(reply_text="one two three", prompt_tokens=7, completion_tokens=3)
-    upstream.start()
-    try:
+    with FakeOpenAI(reply_text="one two three", prompt_tokens=7, completion_tokens=3) as upstream:
         yield upstream
-    finally:
-        upstream.stop()
 
 
 def sdk(fake: FakeOpenAI) -> openai.OpenAI:

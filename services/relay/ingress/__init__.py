@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.responses import Response
 
@@ -76,3 +76,22 @@ class Ingress:
     parse: Callable[[bytes], ClientRequest]
     error_response: Callable[[RelayError, str], Response]
     read_key: Callable[[Request], ParsedKey] | None = None
+
+
+def first_choice(reply: Json) -> Json:
+    """A chat completion's (or chunk's) first choice, or {} (the formats egress one answer)."""
+    choices = reply.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        return choices[0]
+    return {}
+
+
+def reply_text(value: Any) -> str:
+    """A chat message's content as text (some upstreams answer with content parts)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(
+            p["text"] for p in value if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""

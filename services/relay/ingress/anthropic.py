@@ -31,7 +31,7 @@ from services.relay.incoming import (
     bad_request,
     parse_json_body,
 )
-from services.relay.ingress import Ingress
+from services.relay.ingress import Ingress, first_choice, reply_text
 
 PING_FRAME = b'event: ping\ndata: {"type": "ping"}\n\n'
 STOP_REASONS = {
@@ -483,23 +483,6 @@ def _tool_use(call: Json) -> Json:
     }
 
 
-def _first_choice(reply: Json) -> Json:
-    choices = reply.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        return choices[0]
-    return {}
-
-
-def _reply_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):  # some upstreams answer with content parts
-        return "".join(
-            p["text"] for p in value if isinstance(p, dict) and isinstance(p.get("text"), str)
-        )
-    return ""
-
-
 def message_of(
     reply: Json,
     usage: UsageCounts,
@@ -510,14 +493,14 @@ def message_of(
     stop_sequences: list[str],
 ) -> Json:
     """An OpenAI chat completion as an Anthropic message object."""
-    choice = _first_choice(reply)
+    choice = first_choice(reply)
     raw_message = choice.get("message")
     message: Json = raw_message if isinstance(raw_message, dict) else {}
     content: list[Json] = []
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     if thinking and isinstance(reasoning, str) and reasoning:
         content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
-    text = _reply_text(message.get("content"))
+    text = reply_text(message.get("content"))
     if text:
         content.append({"type": "text", "text": text})
     calls = message.get("tool_calls")
@@ -634,7 +617,7 @@ class StreamEvents:
 
     def chunk(self, chunk: Json) -> bytes:
         frames = b"" if self._started else self._start()
-        choice = _first_choice(chunk)
+        choice = first_choice(chunk)
         delta = choice.get("delta")
         if isinstance(delta, dict):
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")

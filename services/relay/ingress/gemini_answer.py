@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from services.relay.adaptors.base import Json, UsageCounts
 from services.relay.errors import REQUEST_ID_HEADER
+from services.relay.ingress import reply_text
 from services.relay.upstream.streaming import SSE_TYPE
 
 FINISH_REASONS = {
@@ -62,16 +63,6 @@ def function_call(call_id: Any, name: Any, arguments: Any) -> Json:
     return {"functionCall": call}
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):  # some upstreams answer with content parts
-        return "".join(
-            p["text"] for p in value if isinstance(p, dict) and isinstance(p.get("text"), str)
-        )
-    return ""
-
-
 def _objects(holder: Json, name: str) -> list[Json]:
     """The objects of a list field (an upstream may send anything there)."""
     value = holder.get(name)
@@ -93,7 +84,7 @@ def _parts(message: Json, thoughts: bool) -> list[Json]:
     reasoning = _reasoning(message)
     if thoughts and reasoning:
         parts.append({"text": reasoning, "thought": True})
-    text = _text(message.get("content"))
+    text = reply_text(message.get("content"))
     if text:
         parts.append({"text": text})
     for call in _objects(message, "tool_calls"):

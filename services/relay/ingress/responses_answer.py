@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from services.relay.adaptors.base import Json, UsageCounts
 from services.relay.errors import REQUEST_ID_HEADER, error_body
+from services.relay.ingress import first_choice, reply_text
 
 # What a Responses object repeats from its request.
 ECHOED = (
@@ -65,23 +66,6 @@ def usage_block(usage: UsageCounts) -> Json:
     }
 
 
-def _first_choice(reply: Json) -> Json:
-    choices = reply.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        return choices[0]
-    return {}
-
-
-def _text_of(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):  # some upstreams answer with content parts
-        return "".join(
-            p["text"] for p in value if isinstance(p, dict) and isinstance(p.get("text"), str)
-        )
-    return ""
-
-
 def _reasoning_of(holder: Json) -> str:
     reasoning = holder.get("reasoning_content") or holder.get("reasoning")
     return reasoning if isinstance(reasoning, str) else ""
@@ -120,14 +104,14 @@ def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str
 
 def output_of(reply: Json) -> tuple[list[Json], Any]:
     """The output items of a chat completion's first choice, and its finish reason."""
-    choice = _first_choice(reply)
+    choice = first_choice(reply)
     raw = choice.get("message")
     message: Json = raw if isinstance(raw, dict) else {}
     items: list[Json] = []
     reasoning = _reasoning_of(message)
     if reasoning:
         items.append(reasoning_item(new_id("rs_"), reasoning))
-    text = _text_of(message.get("content"))
+    text = reply_text(message.get("content"))
     if text:
         items.append(message_item(new_id("msg_"), text, "completed"))
     calls = message.get("tool_calls")
@@ -380,7 +364,7 @@ class StreamEvents:
 
     def chunk(self, chunk: Json) -> bytes:
         frames = self.start() if self._sequence < 0 else b""
-        choice = _first_choice(chunk)
+        choice = first_choice(chunk)
         delta = choice.get("delta")
         if isinstance(delta, dict):
             reasoning = _reasoning_of(delta)
