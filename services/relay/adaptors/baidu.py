@@ -34,12 +34,11 @@ from services.relay.adaptors.base import (
     UsageCounts,
 )
 from services.relay.adaptors.native import (
-    ChunkWriter,
     DataLines,
     ProviderError,
+    ProviderStream,
     canonical_body,
     completion,
-    error_frame,
     json_object,
     message_list,
     only,
@@ -184,24 +183,18 @@ def to_embeddings(answer: Json, model: str) -> bytes:
     return orjson.dumps(body)
 
 
-class ChatStream:
+class ChatStream(ProviderStream):
     """Baidu's SSE events (`result` pieces, `is_end` with the usage) as OpenAI chunks; an
     error answered instead of a stream fails the attempt."""
 
-    __slots__ = ("_lines", "_out", "_pending", "_sent")
+    __slots__ = ("_lines",)
 
     def __init__(self, model: str) -> None:
+        super().__init__(model)
         self._lines = DataLines()
-        self._out = ChunkWriter("chatcmpl-" + os.urandom(12).hex(), model)
-        self._pending = b""  # a plain JSON error body arrives without `data:`
-        self._sent = False
 
     def feed(self, data: bytes) -> bytes:
-        if not self._sent and not self._pending and data.lstrip().startswith(b"{"):
-            self._pending = data
-            return b""
-        if self._pending:
-            self._pending += data
+        if self.held(data):
             return b""
         return b"".join(self._event(event) for event in self._lines.feed(data))
 
@@ -213,17 +206,11 @@ class ChatStream:
         return b"".join(self._event(event) for event in self._lines.finish())
 
     def _event(self, event: Json) -> bytes:
-        if event.get("error_code"):
-            try:
-                raise_error(event)
-            except ProviderError as exc:
-                if not self._sent:
-                    raise
-                return error_frame(exc.message, "upstream_error")
-        frames = b""
-        if not self._sent:
-            frames = self._out.delta({"role": "assistant", "content": ""})
-            self._sent = True
+        try:
+            raise_error(event)
+        except ProviderError as exc:
+            return self.failed(exc)
+        frames = self.opening()
         result = event.get("result")
         if isinstance(result, str) and result:
             frames += self._out.delta({"content": result})

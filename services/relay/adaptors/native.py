@@ -9,6 +9,7 @@ the provider's answer back into an OpenAI chat completion (or chunks), so everyt
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -166,6 +167,40 @@ class ProviderError(Exception):
         self.status = status
         self.message = message
         self.error = error
+
+
+class ProviderStream:
+    """What every provider's stream converter shares: OpenAI chunks under one id, the
+    assistant's role chunk first, and a provider error that fails the attempt while nothing
+    went out (another channel may answer) but only ends the stream with an error chunk after.
+    A provider that answers an error as one JSON body instead of a stream (Baidu, Tencent) has
+    it kept whole by `held` and read at `finish`."""
+
+    __slots__ = ("_out", "_pending", "_sent")
+
+    def __init__(self, model: str) -> None:
+        self._out = ChunkWriter("chatcmpl-" + os.urandom(12).hex(), model)
+        self._pending = b""
+        self._sent = False
+
+    def opening(self) -> bytes:
+        """The role chunk, before the first content."""
+        if self._sent:
+            return b""
+        self._sent = True
+        return self._out.delta({"role": "assistant", "content": ""})
+
+    def failed(self, exc: ProviderError) -> bytes:
+        if not self._sent:
+            raise exc
+        return error_frame(exc.message, "upstream_error")
+
+    def held(self, data: bytes) -> bool:
+        """True when `data` belongs to a JSON body answered in place of the stream."""
+        if self._pending or (not self._sent and data.lstrip().startswith(b"{")):
+            self._pending += data
+            return True
+        return False
 
 
 def message_error(

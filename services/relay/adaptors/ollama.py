@@ -18,12 +18,11 @@ import orjson
 
 from services.relay.adaptors.base import Json, Outgoing, StreamConverter, Target, UpstreamRequest
 from services.relay.adaptors.native import (
-    ChunkWriter,
     ProviderError,
+    ProviderStream,
     arguments_of,
     canonical_body,
     completion,
-    error_frame,
     json_object,
     message_list,
     split_data_url,
@@ -179,25 +178,24 @@ def to_embeddings(answer: Json, model: str) -> bytes:
     )
 
 
-class ChatStream:
+class ChatStream(ProviderStream):
     """Ollama's newline-delimited JSON stream as OpenAI chunks; the last line (`done`)
     carries the finish reason and the counts."""
 
-    __slots__ = ("_calls", "_out", "_pending", "_sent")
+    __slots__ = ("_calls", "_partial")
 
     def __init__(self, model: str) -> None:
-        self._out = ChunkWriter("chatcmpl-" + os.urandom(12).hex(), model)
-        self._pending = b""
-        self._sent = False
+        super().__init__(model)
         self._calls = 0
+        self._partial = b""  # a line not yet ended
 
     def feed(self, data: bytes) -> bytes:
-        lines = (self._pending + data).split(b"\n")
-        self._pending = lines.pop()
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
         return b"".join(self._line(line) for line in lines)
 
     def finish(self) -> bytes:
-        rest, self._pending = self._pending, b""
+        rest, self._partial = self._partial, b""
         return self._line(rest)
 
     def _line(self, line: bytes) -> bytes:
@@ -205,13 +203,8 @@ class ChatStream:
         if answer is None:
             return b""
         if isinstance(answer.get("error"), str):
-            if not self._sent:
-                raise ProviderError(502, answer["error"], {"type": "upstream_error"})
-            return error_frame(answer["error"], "upstream_error")
-        frames = b""
-        if not self._sent:
-            frames = self._out.delta({"role": "assistant", "content": ""})
-            self._sent = True
+            return self.failed(ProviderError(502, answer["error"], {"type": "upstream_error"}))
+        frames = self.opening()
         message = _object(answer, "message")
         if isinstance(message.get("thinking"), str) and message["thinking"]:
             frames += self._out.delta({"reasoning_content": message["thinking"]})

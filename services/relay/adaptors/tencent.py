@@ -30,12 +30,11 @@ import orjson
 
 from services.relay.adaptors.base import Json, Outgoing, StreamConverter, Target, UpstreamRequest
 from services.relay.adaptors.native import (
-    ChunkWriter,
     DataLines,
     ProviderError,
+    ProviderStream,
     canonical_body,
     completion,
-    error_frame,
     json_object,
     message_list,
     only,
@@ -278,22 +277,19 @@ def to_completion(response: Json, model: str) -> bytes:
     )
 
 
-class ChatStream:
+class ChatStream(ProviderStream):
     """Hunyuan's SSE chunks as OpenAI chunks, the last usage once at the end; an error answered
     instead of a stream fails the attempt."""
 
-    __slots__ = ("_lines", "_out", "_pending", "_sent", "_usage")
+    __slots__ = ("_lines", "_usage")
 
     def __init__(self, model: str) -> None:
+        super().__init__(model)
         self._lines = DataLines()
-        self._out = ChunkWriter("chatcmpl-" + os.urandom(12).hex(), model)
-        self._pending = b""
-        self._sent = False
         self._usage: Json | None = None
 
     def feed(self, data: bytes) -> bytes:
-        if self._pending or (not self._sent and data.lstrip().startswith(b"{")):
-            self._pending += data  # a JSON error answered in place of the stream
+        if self.held(data):
             return b""
         return b"".join(self._chunk(chunk) for chunk in self._lines.feed(data))
 
@@ -308,13 +304,8 @@ class ChatStream:
         try:
             raise_error(chunk)
         except ProviderError as exc:
-            if not self._sent:
-                raise
-            return error_frame(exc.message, "upstream_error")
-        frames = b""
-        if not self._sent:
-            frames = self._out.delta({"role": "assistant", "content": ""})
-            self._sent = True
+            return self.failed(exc)
+        frames = self.opening()
         usage = openai_usage(chunk.get("Usage"))
         if usage is not None:
             self._usage = usage  # cumulative: the last one counts

@@ -28,11 +28,10 @@ import orjson
 
 from services.relay.adaptors.base import Json, Outgoing, StreamConverter, Target, UpstreamRequest
 from services.relay.adaptors.native import (
-    ChunkWriter,
     ProviderError,
+    ProviderStream,
     canonical_body,
     completion,
-    error_frame,
     message_list,
     only,
     text_of,
@@ -218,37 +217,31 @@ def to_completion(data: bytes, model: str) -> bytes:
     )
 
 
-class ChatStream:
+class ChatStream(ProviderStream):
     """Spark's frames as OpenAI chunks; the finish reason and usage with the last frame."""
 
-    __slots__ = ("_calls", "_out", "_pending", "_sent")
+    __slots__ = ("_calls", "_partial")
 
     def __init__(self, model: str) -> None:
-        self._out = ChunkWriter("chatcmpl-" + os.urandom(12).hex(), model)
-        self._pending = b""
-        self._sent = False
+        super().__init__(model)
         self._calls = 0
+        self._partial = b""  # a line not yet ended
 
     def feed(self, data: bytes) -> bytes:
-        lines = (self._pending + data).split(b"\n")
-        self._pending = lines.pop()
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
         return b"".join(self._frame(frame) for frame in _frames(b"\n".join(lines)))
 
     def finish(self) -> bytes:
-        rest, self._pending = self._pending, b""
+        rest, self._partial = self._partial, b""
         return b"".join(self._frame(frame) for frame in _frames(rest))
 
     def _frame(self, frame: Json) -> bytes:
         try:
             _raise_error(frame)
         except ProviderError as exc:
-            if not self._sent:
-                raise
-            return error_frame(exc.message, "upstream_error")
-        frames = b""
-        if not self._sent:
-            frames = self._out.delta({"role": "assistant", "content": ""})
-            self._sent = True
+            return self.failed(exc)
+        frames = self.opening()
         text, calls, usage = _pieces(frame)
         if text:
             frames += self._out.delta({"content": text})
