@@ -1,6 +1,6 @@
 -- Usage rollups, redemption and gift codes, daily check-in, model request rate limits.
 
--- Hourly usage per user and model (reference §2.9 quota_data), upserted at settlement.
+-- Hourly usage per user and model (upstream `model/usedata.go` quota_data), upserted at settlement.
 CREATE TABLE quota_data (
     user_id bigint NOT NULL,
     username text NOT NULL DEFAULT '',
@@ -14,7 +14,7 @@ CREATE TABLE quota_data (
 CREATE INDEX quota_data_time_idx ON quota_data (created_at);
 CREATE INDEX quota_data_username_idx ON quota_data (username, created_at);
 
--- Redemption and gift codes (reference §2.6, §7.5).
+-- Redemption and gift codes (upstream `model/redemption.go`).
 CREATE TABLE redemptions (
     id bigserial PRIMARY KEY,
     user_id bigint NOT NULL DEFAULT 0,
@@ -55,7 +55,8 @@ CREATE TABLE check_ins (
     PRIMARY KEY (user_id, day)
 );
 
--- Sliding-window log of model requests, shared by every billing replica (reference §7.8).
+-- Sliding-window log of model requests, shared by every billing replica (upstream
+-- `middleware/model-rate-limit.go`).
 CREATE TABLE rate_events (
     scope text NOT NULL,  -- 'user' or 'token'
     subject bigint NOT NULL,

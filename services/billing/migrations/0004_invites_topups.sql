@@ -1,4 +1,5 @@
--- Invite rewards (reference §7.3) and online top-up orders (reference §2.9 top_ups, §7.6).
+-- Invite rewards (upstream `controller/user.go`) and online top-up orders (upstream
+-- `model/topup.go`, `controller/topup.go`).
 
 ALTER TABLE wallets ADD COLUMN aff_quota bigint NOT NULL DEFAULT 0 CHECK (aff_quota >= 0);
 ALTER TABLE wallets ADD COLUMN aff_history bigint NOT NULL DEFAULT 0;

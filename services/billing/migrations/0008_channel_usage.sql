@@ -1,4 +1,4 @@
--- Quota each channel has served (reference §2.3 channels.used_quota). Counted from the consume
+-- Quota each channel has served (upstream `model/channel.go` used_quota). Counted from the consume
 -- log rows as they are inserted, in the same transaction as the settlement, so the single and
 -- the batched settle paths both count exactly once.
 CREATE TABLE channel_usage (

@@ -136,7 +136,7 @@ class User(_message.Message):
     aff_count: _builtins.int
     inviter_id: _builtins.int
     setting: _builtins.str
-    """JSON text of the per-user settings (reference §7.7)."""
+    """JSON text of the per-user settings (upstream `model/user.go` setting)."""
     created_at: _builtins.int
     """unix seconds"""
     deleted: _builtins.bool
@@ -1247,7 +1247,7 @@ Global___DeleteChannelsResponse: _TypeAlias = DeleteChannelsResponse  # noqa: Y0
 @_typing.final
 class ReportChannelResultRequest(_message.Message):
     """The relay reports every upstream attempt; accounts applies the auto-disable / auto-enable
-    rules (reference §3.8) to the key and the channel.
+    rules (upstream `service/channel.go`) to the key and the channel.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -137,7 +137,9 @@ class ReserveRequest(_message.Message):
     user_id: _builtins.int
     token_id: _builtins.int
     model: _builtins.str
-    """The name prices are looked up by (see reference §4.2)."""
+    """The name prices are looked up by: the model after channel mapping (upstream
+    `relay/helper/price.go`).
+    """
     group: _builtins.str
     prompt_tokens: _builtins.int
     """local estimate"""
@@ -153,7 +155,8 @@ class ReserveRequest(_message.Message):
     accept_unpriced: _builtins.bool
     """The user's "accept unpriced models" setting (unpriced models get the default ratio 37.5)."""
     token_rate_limit_period: _builtins.int
-    """Per-key rate limit (reference §7.8), from the token: 0 period = no key limit.
+    """Per-key rate limit (upstream `middleware/model-rate-limit.go`), from the token: 0 period =
+    no key limit.
     seconds
     """
     token_rate_limit_count: _builtins.int
@@ -1063,7 +1066,7 @@ Global___DeleteTokenBudgetsResponse: _TypeAlias = DeleteTokenBudgetsResponse  # 
 class PricingOption(_message.Message):
     """---------------------------------------------------------------- pricing
 
-    Pricing options are JSON text under the reference §8.2 names: ModelRatio, ModelPrice,
+    Pricing options are JSON text under upstream Veloera's option names: ModelRatio, ModelPrice,
     CompletionRatio, CacheRatio, GroupRatio, QuotaPerUnit, PreConsumedQuota, ...
     """
 
@@ -2066,8 +2069,9 @@ Global___RedeemResponse: _TypeAlias = RedeemResponse  # noqa: Y015
 class GrantSignupRewardsRequest(_message.Message):
     """---------------------------------------------------------------- invites and top-ups
 
-    After a user registered (reference §7.3): QuotaForNewUser to the user; with an inviter,
-    QuotaForInvitee to the user and QuotaForInviter to the inviter's aff_quota. Idempotent.
+    After a user registered (upstream `controller/user.go`): QuotaForNewUser to the user; with an
+    inviter, QuotaForInvitee to the user and QuotaForInviter to the inviter's aff_quota.
+    Idempotent.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -2519,7 +2523,7 @@ Global___CheckLedgerResponse: _TypeAlias = CheckLedgerResponse  # noqa: Y015
 
 @_typing.final
 class ChannelUsage(_message.Message):
-    """Quota each channel has served, counted at settlement (channels.used_quota of reference §2.3)."""
+    """Quota each channel has served, counted at settlement (upstream `model/channel.go` used_quota)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
