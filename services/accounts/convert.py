@@ -47,10 +47,12 @@ def token(row: asyncpg.Record, *, key: str = "") -> pb.Token:
         model_limits=list(row["model_limits"]),
         allow_ips=list(row["allow_ips"]),
         group=row["group"],
-        rate_limit_enabled=row["rate_limit_enabled"],
-        rate_limit_period=row["rate_limit_period"],
-        rate_limit_count=row["rate_limit_count"],
-        rate_limit_success=row["rate_limit_success"],
+        rate_limit=pb.RateLimit(
+            enabled=row["rate_limit_enabled"],
+            period_seconds=row["rate_limit_period"],
+            count=row["rate_limit_count"],
+            success=row["rate_limit_success"],
+        ),
     )
 
 

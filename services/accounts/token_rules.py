@@ -62,7 +62,8 @@ def _model_limits(models: list[str]) -> list[str]:
 
 def fields_from_proto(token: pb.Token, *, status: int, now: int, creating: bool) -> TokenFields:
     """The stored fields a create or full update asks for, validated."""
-    if token.rate_limit_period < 0 or token.rate_limit_count < 0 or token.rate_limit_success < 0:
+    limit = token.rate_limit
+    if limit.period_seconds < 0 or limit.count < 0 or limit.success < 0:
         raise InvalidArgument("rate limit values must not be negative")
     fields = TokenFields(
         name=check_name(token.name),
@@ -73,10 +74,10 @@ def fields_from_proto(token: pb.Token, *, status: int, now: int, creating: bool)
         model_limits=_model_limits(list(token.model_limits)),
         allow_ips=normalize_allow_list(list(token.allow_ips)),
         group=token.group.strip(),
-        rate_limit_enabled=token.rate_limit_enabled,
-        rate_limit_period=token.rate_limit_period or DEFAULT_RATE_PERIOD,
-        rate_limit_count=token.rate_limit_count or DEFAULT_RATE_COUNT,
-        rate_limit_success=token.rate_limit_success or DEFAULT_RATE_SUCCESS,
+        rate_limit_enabled=limit.enabled,
+        rate_limit_period=limit.period_seconds or DEFAULT_RATE_PERIOD,
+        rate_limit_count=limit.count or DEFAULT_RATE_COUNT,
+        rate_limit_success=limit.success or DEFAULT_RATE_SUCCESS,
     )
     check_enable(fields.status, fields.expired_time, now=now)
     return fields

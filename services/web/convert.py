@@ -83,10 +83,10 @@ def token_item(
         "group": token.group,
         "created_time": token.created_time,
         "accessed_time": token.accessed_time,
-        "rate_limit_enabled": token.rate_limit_enabled,
-        "rate_limit_period": token.rate_limit_period,
-        "rate_limit_count": token.rate_limit_count,
-        "rate_limit_success": token.rate_limit_success,
+        "rate_limit_enabled": token.rate_limit.enabled,
+        "rate_limit_period": token.rate_limit.period_seconds,
+        "rate_limit_count": token.rate_limit.count,
+        "rate_limit_success": token.rate_limit.success,
     }
 
 

@@ -207,7 +207,7 @@ async def test_key_rate_limit_says_how_long_to_wait(billing: Stub) -> None:
     await billing.SetTokenBudget(
         billing_pb2.SetTokenBudgetRequest(token_id=token, user_id=user, unlimited=True), timeout=10
     )
-    limits = {"token_rate_limit_period": 60, "token_rate_limit_count": 2}
+    limits = {"token_rate_limit": billing_pb2.RateLimit(period_seconds=60, count=2)}
     first = new_request()
     await reserve(billing, user, first, token_id=token, **limits)
     await reserve(billing, user, first, token_id=token, **limits)  # a retry is not counted

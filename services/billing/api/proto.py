@@ -142,9 +142,9 @@ def reserve_call(request: billing_pb2.ReserveRequest) -> ReserveCall:
         upstream_model=request.upstream_model,
         accept_unpriced=request.accept_unpriced,
         estimate=usage_of(request.estimate) if request.HasField("estimate") else None,
-        token_rate_limit_period=request.token_rate_limit_period,
-        token_rate_limit_count=request.token_rate_limit_count,
-        token_rate_limit_success=request.token_rate_limit_success,
+        token_rate_limit_period=request.token_rate_limit.period_seconds,
+        token_rate_limit_count=request.token_rate_limit.count,
+        token_rate_limit_success=request.token_rate_limit.success,
     )
 
 

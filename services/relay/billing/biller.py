@@ -116,12 +116,13 @@ class Biller:
         requested_model: str = "",
         accept_unpriced: bool = False,
         estimate: billing_pb2.Usage | None = None,
-        rate_limit: tuple[int, int, int] = (0, 0, 0),
+        rate_limit: billing_pb2.RateLimit | None = None,
     ) -> int:
         """Hold the request's worst case (a lease, else Reserve); returns the output tokens the
-        hold covers (max_tokens, else the model's output limit; 0 for non-text kinds)."""
-        period, limit, success = rate_limit
-        if self._leases is not None and estimate is None and not accept_unpriced and period <= 0:
+        hold covers (max_tokens, else the model's output limit; 0 for non-text kinds). A key
+        with its own rate limit always reserves: billing counts its requests."""
+        limited = rate_limit is not None and rate_limit.period_seconds > 0
+        if self._leases is not None and estimate is None and not accept_unpriced and not limited:
             try:
                 covered = await self._leases.reserve(
                     request_id=request_id,
@@ -150,9 +151,7 @@ class Biller:
             upstream_model=model,
             accept_unpriced=accept_unpriced,
             estimate=estimate,
-            token_rate_limit_period=period,
-            token_rate_limit_count=limit,
-            token_rate_limit_success=success,
+            token_rate_limit=rate_limit if limited else None,
         )
         try:
             reply = await self._stub.Reserve(request, timeout=RESERVE_TIMEOUT)

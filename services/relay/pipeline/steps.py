@@ -8,6 +8,7 @@ import logging
 import time
 
 from starlette.requests import Request
+from veloera.billing.v1 import billing_pb2
 
 from services.relay import endpoints as ep
 from services.relay.auth import AuthEntry, ParsedKey, check_token
@@ -172,11 +173,14 @@ def _check_origin(request: Request) -> None:
         )
 
 
-def _rate_limit(entry: AuthEntry, options: RelayOptions) -> tuple[int, int, int]:
-    token = entry.token
-    if not token.rate_limit_enabled or options.rate_limit_exempt(entry.group):
-        return (0, 0, 0)
-    return (token.rate_limit_period, token.rate_limit_count, token.rate_limit_success)
+def _rate_limit(entry: AuthEntry, options: RelayOptions) -> billing_pb2.RateLimit | None:
+    """The key's own rate limit for billing to count, unless off or the group is exempt."""
+    limit = entry.token.rate_limit
+    if not limit.enabled or options.rate_limit_exempt(entry.group):
+        return None
+    return billing_pb2.RateLimit(
+        period_seconds=limit.period_seconds, count=limit.count, success=limit.success
+    )
 
 
 def _large_body(request: Request) -> bool:

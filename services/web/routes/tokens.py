@@ -21,8 +21,14 @@ logger = logging.getLogger(__name__)
 
 MAX_TOKEN_NAME = 30
 _TEXT_FIELDS = ("name", "group")
-_INT_FIELDS = ("expired_time", "rate_limit_period", "rate_limit_count", "rate_limit_success")
-_BOOL_FIELDS = ("unlimited_quota", "model_limits_enabled", "rate_limit_enabled")
+_INT_FIELDS = ("expired_time",)
+_BOOL_FIELDS = ("unlimited_quota", "model_limits_enabled")
+# The console's flat rate-limit fields -> the token's RateLimit message.
+_RATE_INT_FIELDS = {
+    "rate_limit_period": "period_seconds",
+    "rate_limit_count": "count",
+    "rate_limit_success": "success",
+}
 
 
 def _apply_body(call: Call, token: accounts_pb2.Token, body: dict[str, Any]) -> None:
@@ -35,6 +41,11 @@ def _apply_body(call: Call, token: accounts_pb2.Token, body: dict[str, Any]) -> 
     for name in _BOOL_FIELDS:
         if body.get(name) is not None:
             setattr(token, name, bool(body[name]))
+    for name, field in _RATE_INT_FIELDS.items():
+        if body.get(name) is not None:
+            setattr(token.rate_limit, field, call.body_int(body, name))
+    if body.get("rate_limit_enabled") is not None:
+        token.rate_limit.enabled = bool(body["rate_limit_enabled"])
     if "status" in body:
         token.status = call.body_int(body, "status")  # type: ignore[assignment]
     if "model_limits" in body:

@@ -697,10 +697,7 @@ class Token(_message.Message):
     MODEL_LIMITS_FIELD_NUMBER: _builtins.int
     ALLOW_IPS_FIELD_NUMBER: _builtins.int
     GROUP_FIELD_NUMBER: _builtins.int
-    RATE_LIMIT_ENABLED_FIELD_NUMBER: _builtins.int
-    RATE_LIMIT_PERIOD_FIELD_NUMBER: _builtins.int
-    RATE_LIMIT_COUNT_FIELD_NUMBER: _builtins.int
-    RATE_LIMIT_SUCCESS_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     user_id: _builtins.int
     key: _builtins.str
@@ -715,17 +712,14 @@ class Token(_message.Message):
     model_limits_enabled: _builtins.bool
     group: _builtins.str
     """empty: the user's group"""
-    rate_limit_enabled: _builtins.bool
-    rate_limit_period: _builtins.int
-    """seconds"""
-    rate_limit_count: _builtins.int
-    rate_limit_success: _builtins.int
     @_builtins.property
     def model_limits(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def allow_ips(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Exact IPs and CIDR ranges (v4 and v6), one per entry."""
 
+    @_builtins.property
+    def rate_limit(self) -> Global___RateLimit: ...
     def __init__(
         self,
         *,
@@ -742,18 +736,47 @@ class Token(_message.Message):
         model_limits: _abc.Iterable[_builtins.str] | None = ...,
         allow_ips: _abc.Iterable[_builtins.str] | None = ...,
         group: _builtins.str = ...,
-        rate_limit_enabled: _builtins.bool = ...,
-        rate_limit_period: _builtins.int = ...,
-        rate_limit_count: _builtins.int = ...,
-        rate_limit_success: _builtins.int = ...,
+        rate_limit: Global___RateLimit | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rate_limit", b"rate_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accessed_time", b"accessed_time", "allow_ips", b"allow_ips", "created_time", b"created_time", "expired_time", b"expired_time", "group", b"group", "id", b"id", "key", b"key", "model_limits", b"model_limits", "model_limits_enabled", b"model_limits_enabled", "name", b"name", "rate_limit_count", b"rate_limit_count", "rate_limit_enabled", b"rate_limit_enabled", "rate_limit_period", b"rate_limit_period", "rate_limit_success", b"rate_limit_success", "status", b"status", "unlimited_quota", b"unlimited_quota", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accessed_time", b"accessed_time", "allow_ips", b"allow_ips", "created_time", b"created_time", "expired_time", b"expired_time", "group", b"group", "id", b"id", "key", b"key", "model_limits", b"model_limits", "model_limits_enabled", b"model_limits_enabled", "name", b"name", "rate_limit", b"rate_limit", "status", b"status", "unlimited_quota", b"unlimited_quota", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Token: _TypeAlias = Token  # noqa: Y015
+
+@_typing.final
+class RateLimit(_message.Message):
+    """A key's own request limit (upstream `middleware/model-rate-limit.go`): at most `count`
+    requests and `success` successful ones per `period_seconds`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    SUCCESS_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    period_seconds: _builtins.int
+    count: _builtins.int
+    success: _builtins.int
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool = ...,
+        period_seconds: _builtins.int = ...,
+        count: _builtins.int = ...,
+        success: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "enabled", b"enabled", "period_seconds", b"period_seconds", "success", b"success"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateLimit: _TypeAlias = RateLimit  # noqa: Y015
 
 @_typing.final
 class CreateTokenRequest(_message.Message):

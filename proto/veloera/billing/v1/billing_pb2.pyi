@@ -130,9 +130,7 @@ class ReserveRequest(_message.Message):
     UPSTREAM_MODEL_FIELD_NUMBER: _builtins.int
     ACCEPT_UNPRICED_FIELD_NUMBER: _builtins.int
     ESTIMATE_FIELD_NUMBER: _builtins.int
-    TOKEN_RATE_LIMIT_PERIOD_FIELD_NUMBER: _builtins.int
-    TOKEN_RATE_LIMIT_COUNT_FIELD_NUMBER: _builtins.int
-    TOKEN_RATE_LIMIT_SUCCESS_FIELD_NUMBER: _builtins.int
+    TOKEN_RATE_LIMIT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     user_id: _builtins.int
     token_id: _builtins.int
@@ -154,18 +152,13 @@ class ReserveRequest(_message.Message):
     upstream_model: _builtins.str
     accept_unpriced: _builtins.bool
     """The user's "accept unpriced models" setting (unpriced models get the default ratio 37.5)."""
-    token_rate_limit_period: _builtins.int
-    """Per-key rate limit (upstream `middleware/model-rate-limit.go`), from the token: 0 period =
-    no key limit.
-    seconds
-    """
-    token_rate_limit_count: _builtins.int
-    """requests per period (0 = unlimited)"""
-    token_rate_limit_success: _builtins.int
-    """successful requests per period (0 = unlimited)"""
     @_builtins.property
     def estimate(self) -> Global___Usage:
         """Non-text requests (image, tts, stt, task): the hold is the price of this expected usage."""
+
+    @_builtins.property
+    def token_rate_limit(self) -> Global___RateLimit:
+        """The key's own rate limit, from the token (unset or 0 period: no key limit)."""
 
     def __init__(
         self,
@@ -182,17 +175,44 @@ class ReserveRequest(_message.Message):
         upstream_model: _builtins.str = ...,
         accept_unpriced: _builtins.bool = ...,
         estimate: Global___Usage | None = ...,
-        token_rate_limit_period: _builtins.int = ...,
-        token_rate_limit_count: _builtins.int = ...,
-        token_rate_limit_success: _builtins.int = ...,
+        token_rate_limit: Global___RateLimit | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["estimate", b"estimate"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["estimate", b"estimate", "token_rate_limit", b"token_rate_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_unpriced", b"accept_unpriced", "estimate", b"estimate", "group", b"group", "max_tokens", b"max_tokens", "model", b"model", "prompt_tokens", b"prompt_tokens", "request_id", b"request_id", "requested_model", b"requested_model", "token_id", b"token_id", "token_rate_limit_count", b"token_rate_limit_count", "token_rate_limit_period", b"token_rate_limit_period", "token_rate_limit_success", b"token_rate_limit_success", "ttl_seconds", b"ttl_seconds", "upstream_model", b"upstream_model", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_unpriced", b"accept_unpriced", "estimate", b"estimate", "group", b"group", "max_tokens", b"max_tokens", "model", b"model", "prompt_tokens", b"prompt_tokens", "request_id", b"request_id", "requested_model", b"requested_model", "token_id", b"token_id", "token_rate_limit", b"token_rate_limit", "ttl_seconds", b"ttl_seconds", "upstream_model", b"upstream_model", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReserveRequest: _TypeAlias = ReserveRequest  # noqa: Y015
+
+@_typing.final
+class RateLimit(_message.Message):
+    """A key's request limit (upstream `middleware/model-rate-limit.go`): at most `count` requests
+    and `success` successful ones per `period_seconds` (0 count or success: unlimited).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    SUCCESS_FIELD_NUMBER: _builtins.int
+    period_seconds: _builtins.int
+    count: _builtins.int
+    success: _builtins.int
+    def __init__(
+        self,
+        *,
+        period_seconds: _builtins.int = ...,
+        count: _builtins.int = ...,
+        success: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "period_seconds", b"period_seconds", "success", b"success"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateLimit: _TypeAlias = RateLimit  # noqa: Y015
 
 @_typing.final
 class Price(_message.Message):
