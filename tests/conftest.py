@@ -13,6 +13,7 @@ import pytest
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.task_upstream import FakeTaskUpstream
 from tests.support.options import saved_options as saved_options
+from tests.support.options import saved_pricing as saved_pricing
 
 if TYPE_CHECKING:
     from services.cli.supervisor import Child

@@ -138,7 +138,7 @@ async def test_custom_keywords_replace_the_defaults(stub: Stub, root: pb.User, a
 
 
 async def test_auto_ban_off_or_option_off_never_disables(
-    stub: Stub, root: pb.User, auto: None
+    stub: Stub, root: pb.User, auto: None, saved_options: None
 ) -> None:
     no_ban = await _channel(stub, root, auto_ban=False)
     reply = await _report(stub, no_ban, no_ban.keys[0], status_code=401, error_message="bad")
@@ -147,12 +147,9 @@ async def test_auto_ban_off_or_option_off_never_disables(
 
     channel = await _channel(stub, root)
     await _option(stub, root, "AutomaticDisableChannelEnabled", "false")
-    try:
-        reply = await _report(stub, channel, channel.keys[0], status_code=401, error_message="x")
-        assert not reply.key_disabled
-        assert (await _get(stub, channel)).keys[0].status == ENABLED
-    finally:
-        await _option(stub, root, "AutomaticDisableChannelEnabled", "true")
+    reply = await _report(stub, channel, channel.keys[0], status_code=401, error_message="x")
+    assert not reply.key_disabled
+    assert (await _get(stub, channel)).keys[0].status == ENABLED
 
 
 async def _disabled_channel(stub: Stub, root: pb.User) -> pb.Channel:

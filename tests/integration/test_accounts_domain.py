@@ -175,20 +175,19 @@ async def test_failures_are_stored_in_postgres_for_every_replica(
 # ---------------------------------------------------------------- registration
 
 
-async def test_register_respects_toggles_and_credits_the_inviter(stub: Stub, root: pb.User) -> None:
+async def test_register_respects_toggles_and_credits_the_inviter(
+    stub: Stub, root: pb.User, saved_options: None
+) -> None:
     inviter = await make_user(stub, root)
-    try:
-        await _set_option(stub, root, "PasswordRegisterEnabled", "false")
-        closed = pb.RegisterRequest(username=unique("r"), password=PASSWORD)
-        error = await rpc_error(stub.Register(closed, timeout=TIMEOUT))
-        assert error_code_of(error) == "password_register_disabled"
-        await _set_option(stub, root, "PasswordRegisterEnabled", "true")
-        await _set_option(stub, root, "RegisterEnabled", "false")
-        error = await rpc_error(stub.Register(closed, timeout=TIMEOUT))
-        assert error_code_of(error) == "register_disabled"
-    finally:
-        await _set_option(stub, root, "RegisterEnabled", "true")
-        await _set_option(stub, root, "PasswordRegisterEnabled", "true")
+    await _set_option(stub, root, "PasswordRegisterEnabled", "false")
+    closed = pb.RegisterRequest(username=unique("r"), password=PASSWORD)
+    error = await rpc_error(stub.Register(closed, timeout=TIMEOUT))
+    assert error_code_of(error) == "password_register_disabled"
+    await _set_option(stub, root, "PasswordRegisterEnabled", "true")
+    await _set_option(stub, root, "RegisterEnabled", "false")
+    error = await rpc_error(stub.Register(closed, timeout=TIMEOUT))
+    assert error_code_of(error) == "register_disabled"
+    await _set_option(stub, root, "RegisterEnabled", "true")
     request = pb.RegisterRequest(username=unique("r"), password=PASSWORD, aff_code=inviter.aff_code)
     reply = await stub.Register(request, timeout=TIMEOUT)
     assert reply.user.inviter_id == inviter.id and reply.default_token.id == 0
@@ -297,18 +296,16 @@ async def test_option_changes_are_audited_with_secrets_masked(stub: Stub, root: 
     assert named.entries[0].new_value == "Audited Site" and named.entries[0].created_at > 0
 
 
-async def test_snapshot_carries_options_for_the_relay(stub: Stub, root: pb.User) -> None:
+async def test_snapshot_carries_options_for_the_relay(
+    stub: Stub, root: pb.User, saved_options: None
+) -> None:
     before = await stub.GetRoutingSnapshot(pb.GetRoutingSnapshotRequest())
-    keywords = {o.key: o.value for o in before.options}["AutomaticDisableKeywords"]
     await _set_option(stub, root, "AutomaticDisableKeywords", " quota gone \n\nbanned ")
-    try:
-        snapshot = await stub.GetRoutingSnapshot(pb.GetRoutingSnapshotRequest())
-        options = {o.key: o.value for o in snapshot.options}
-        assert snapshot.version > before.version
-        assert options["AutomaticDisableKeywords"] == "quota gone\nbanned"
-        assert options["RetryTimes"] == "0" and "SMTPToken" not in options
-    finally:
-        await _set_option(stub, root, "AutomaticDisableKeywords", keywords)
+    snapshot = await stub.GetRoutingSnapshot(pb.GetRoutingSnapshotRequest())
+    options = {o.key: o.value for o in snapshot.options}
+    assert snapshot.version > before.version
+    assert options["AutomaticDisableKeywords"] == "quota gone\nbanned"
+    assert options["RetryTimes"] == "0" and "SMTPToken" not in options
 
 
 # ---------------------------------------------------------------- channels

@@ -296,26 +296,21 @@ async def test_bad_pricing_option_changes_nothing(billing: Stub) -> None:
     assert orjson.loads(ratios)["gpt-4o"] == 1.25
 
 
-async def test_pricing_update_applies_at_once(billing: Stub) -> None:
+async def test_pricing_update_applies_at_once(billing: Stub, saved_pricing: None) -> None:
     options = await billing.GetPricingOptions(billing_pb2.GetPricingOptionsRequest(), timeout=10)
     original = {o.key: o.value for o in options.options}["ModelRatio"]
     model = f"test-model-{uuid.uuid4().hex[:8]}"
     changed = {**orjson.loads(original), model: 3}
-    try:
-        await billing.UpdatePricingOption(
-            billing_pb2.UpdatePricingOptionRequest(
-                key="ModelRatio", value=orjson.dumps(changed).decode()
-            ),
-            timeout=10,
-        )
-        quote = await billing.QuotePrice(
-            billing_pb2.QuotePriceRequest(model=model, group="default"), timeout=10
-        )
-        assert (quote.per_call, quote.model_ratio, quote.quota_per_unit) == (False, 3.0, 500_000)
-    finally:
-        await billing.UpdatePricingOption(
-            billing_pb2.UpdatePricingOptionRequest(key="ModelRatio", value=original), timeout=10
-        )
+    await billing.UpdatePricingOption(
+        billing_pb2.UpdatePricingOptionRequest(
+            key="ModelRatio", value=orjson.dumps(changed).decode()
+        ),
+        timeout=10,
+    )
+    quote = await billing.QuotePrice(
+        billing_pb2.QuotePriceRequest(model=model, group="default"), timeout=10
+    )
+    assert (quote.per_call, quote.model_ratio, quote.quota_per_unit) == (False, 3.0, 500_000)
 
 
 async def test_ledger_is_consistent_for_every_wallet(billing: Stub) -> None:

@@ -190,15 +190,12 @@ async def test_check_in_rewards_once_per_day(billing: Stub) -> None:
     await assert_ledger_consistent(billing, user)
 
 
-async def test_check_in_can_be_disabled(billing: Stub) -> None:
+async def test_check_in_can_be_disabled(billing: Stub, saved_pricing: None) -> None:
     await set_option(billing, "CheckInEnabled", "false")
-    try:
-        user = new_user()
-        error = await rpc_error(billing.CheckIn(billing_pb2.CheckInRequest(user_id=user)))
-        assert error_code_of(error) == "check_in_disabled"
-        assert (await wallet(billing, user)).quota == 0
-    finally:
-        await set_option(billing, "CheckInEnabled", "true")
+    user = new_user()
+    error = await rpc_error(billing.CheckIn(billing_pb2.CheckInRequest(user_id=user)))
+    assert error_code_of(error) == "check_in_disabled"
+    assert (await wallet(billing, user)).quota == 0
 
 
 async def test_key_rate_limit_says_how_long_to_wait(billing: Stub) -> None:
@@ -223,23 +220,20 @@ async def test_key_rate_limit_says_how_long_to_wait(billing: Stub) -> None:
     assert (await wallet(billing, user)).quota == before.quota
 
 
-async def test_user_rate_limit_counts_successes(billing: Stub) -> None:
+async def test_user_rate_limit_counts_successes(billing: Stub, saved_pricing: None) -> None:
     await set_option(billing, "ModelRequestRateLimitCount", "0")
     await set_option(billing, "ModelRequestRateLimitSuccessCount", "1")
     await set_option(billing, "ModelRequestRateLimitEnabled", "true")
-    try:
-        user = new_user()
-        await fund(billing, user, 1_000_000)
-        done = new_request()
-        await reserve(billing, user, done)
-        await settle(billing, done, 10, 10)
-        error = await rpc_error(reserve(billing, user))
-        assert error_code_of(error) == "rate_limited"
-        other = new_user()  # another user is not limited by this one's requests
-        await fund(billing, other, 1_000_000)
-        await reserve(billing, other)
-    finally:
-        await set_option(billing, "ModelRequestRateLimitEnabled", "false")
+    user = new_user()
+    await fund(billing, user, 1_000_000)
+    done = new_request()
+    await reserve(billing, user, done)
+    await settle(billing, done, 10, 10)
+    error = await rpc_error(reserve(billing, user))
+    assert error_code_of(error) == "rate_limited"
+    other = new_user()  # another user is not limited by this one's requests
+    await fund(billing, other, 1_000_000)
+    await reserve(billing, other)
 
 
 async def test_unpriced_model_accepted_by_the_user_setting(billing: Stub) -> None:
@@ -253,7 +247,7 @@ async def test_unpriced_model_accepted_by_the_user_setting(billing: Stub) -> Non
     assert held.reserved == (10 + 90) * 37.5
 
 
-async def test_fallback_single_price_over_grpc(billing: Stub) -> None:
+async def test_fallback_single_price_over_grpc(billing: Stub, saved_pricing: None) -> None:
     bad = await rpc_error(
         billing.UpdatePricingOption(
             billing_pb2.UpdatePricingOptionRequest(key="fallback_pricing_enabled", value="true")
@@ -262,30 +256,25 @@ async def test_fallback_single_price_over_grpc(billing: Stub) -> None:
     assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
     await set_option(billing, "fallback_single_price", "0.002")
     await set_option(billing, "fallback_pricing_enabled", "true")
-    try:
-        user = new_user()
-        await fund(billing, user, 100_000)
-        request_id = new_request()
-        held = await reserve(billing, user, request_id, model="another-unpriced-y")
-        assert held.price.per_call and held.reserved == 1000
-        assert (await settle(billing, request_id, 5, 5)).charged == 1000
-    finally:
-        await set_option(billing, "fallback_pricing_enabled", "false")
-        await set_option(billing, "fallback_single_price", "0")
+    user = new_user()
+    await fund(billing, user, 100_000)
+    request_id = new_request()
+    held = await reserve(billing, user, request_id, model="another-unpriced-y")
+    assert held.price.per_call and held.reserved == 1000
+    assert (await settle(billing, request_id, 5, 5)).charged == 1000
 
 
-async def test_redirect_billing_prices_the_requested_name(billing: Stub) -> None:
+async def test_redirect_billing_prices_the_requested_name(
+    billing: Stub, saved_pricing: None
+) -> None:
     user = new_user()
     await fund(billing, user, 1_000_000)
     names: dict[str, Any] = {"requested_model": "gpt-4", "upstream_model": "gpt-4o-mini"}
     upstream = await reserve(billing, user, model="gpt-4o-mini", **names)
     assert upstream.price.priced_model == "gpt-4o-mini"
     await set_option(billing, "redirect_billing_enabled", "true")
-    try:
-        requested = await reserve(billing, user, model="gpt-4o-mini", **names)
-        assert requested.price.priced_model == "gpt-4" and requested.price.model_ratio == 15
-    finally:
-        await set_option(billing, "redirect_billing_enabled", "false")
+    requested = await reserve(billing, user, model="gpt-4o-mini", **names)
+    assert requested.price.priced_model == "gpt-4" and requested.price.model_ratio == 15
 
 
 async def test_image_request_holds_its_price(billing: Stub) -> None:

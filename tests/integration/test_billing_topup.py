@@ -127,25 +127,20 @@ async def test_forged_or_failed_notifications_change_nothing(billing: Stub) -> N
     assert (await wallet(billing, user)).quota == 0
 
 
-async def test_rebate_goes_to_the_inviter(billing: Stub) -> None:
+async def test_rebate_goes_to_the_inviter(billing: Stub, saved_pricing: None) -> None:
     for key, value in {"RebateEnabled": "true", "RebatePercentage": "10"}.items():
         await billing.UpdatePricingOption(
             billing_pb2.UpdatePricingOptionRequest(key=key, value=value), timeout=10
         )
-    try:
-        user, inviter = new_user(), new_user()
-        form = dict((await order(billing, user, amount=4, inviter=inviter)).params)
-        done = await complete(billing, EPAY.notify(form))
-        assert (done.quota, done.rebate) == (2_000_000, 200_000)
-        assert (await wallet(billing, inviter)).quota == 200_000
-        await assert_ledger_consistent(billing, user, inviter)
-    finally:
-        await billing.UpdatePricingOption(
-            billing_pb2.UpdatePricingOptionRequest(key="RebateEnabled", value="false"), timeout=10
-        )
+    user, inviter = new_user(), new_user()
+    form = dict((await order(billing, user, amount=4, inviter=inviter)).params)
+    done = await complete(billing, EPAY.notify(form))
+    assert (done.quota, done.rebate) == (2_000_000, 200_000)
+    assert (await wallet(billing, inviter)).quota == 200_000
+    await assert_ledger_consistent(billing, user, inviter)
 
 
-async def test_signup_rewards_and_aff_transfer(billing: Stub) -> None:
+async def test_signup_rewards_and_aff_transfer(billing: Stub, saved_pricing: None) -> None:
     for key, value in {
         "QuotaForNewUser": "1000",
         "QuotaForInvitee": "300",
@@ -154,42 +149,34 @@ async def test_signup_rewards_and_aff_transfer(billing: Stub) -> None:
         await billing.UpdatePricingOption(
             billing_pb2.UpdatePricingOptionRequest(key=key, value=value), timeout=10
         )
-    try:
-        user, inviter = new_user(), new_user()
-        request = billing_pb2.GrantSignupRewardsRequest(user_id=user, inviter_id=inviter)
-        granted = await billing.GrantSignupRewards(request, timeout=10)
-        assert (granted.new_user_quota, granted.invitee_quota, granted.inviter_quota) == (
-            1000,
-            300,
-            600_000,
+    user, inviter = new_user(), new_user()
+    request = billing_pb2.GrantSignupRewardsRequest(user_id=user, inviter_id=inviter)
+    granted = await billing.GrantSignupRewards(request, timeout=10)
+    assert (granted.new_user_quota, granted.invitee_quota, granted.inviter_quota) == (
+        1000,
+        300,
+        600_000,
+    )
+    assert (await billing.GrantSignupRewards(request, timeout=10)).already_granted
+    assert (await wallet(billing, user)).quota == 1300
+    mine = await wallet(billing, inviter)
+    assert (mine.quota, mine.aff_quota, mine.aff_history) == (0, 600_000, 600_000)
+    small = await rpc_error(
+        billing.TransferAffQuota(billing_pb2.TransferAffQuotaRequest(user_id=inviter, quota=1000))
+    )
+    assert small.code() == grpc.StatusCode.INVALID_ARGUMENT
+    moved = await billing.TransferAffQuota(
+        billing_pb2.TransferAffQuotaRequest(user_id=inviter, quota=500_000), timeout=10
+    )
+    assert (moved.quota, moved.aff_quota, moved.aff_history) == (500_000, 100_000, 600_000)
+    too_much = await rpc_error(
+        billing.TransferAffQuota(
+            billing_pb2.TransferAffQuotaRequest(user_id=inviter, quota=500_000)
         )
-        assert (await billing.GrantSignupRewards(request, timeout=10)).already_granted
-        assert (await wallet(billing, user)).quota == 1300
-        mine = await wallet(billing, inviter)
-        assert (mine.quota, mine.aff_quota, mine.aff_history) == (0, 600_000, 600_000)
-        small = await rpc_error(
-            billing.TransferAffQuota(
-                billing_pb2.TransferAffQuotaRequest(user_id=inviter, quota=1000)
-            )
-        )
-        assert small.code() == grpc.StatusCode.INVALID_ARGUMENT
-        moved = await billing.TransferAffQuota(
-            billing_pb2.TransferAffQuotaRequest(user_id=inviter, quota=500_000), timeout=10
-        )
-        assert (moved.quota, moved.aff_quota, moved.aff_history) == (500_000, 100_000, 600_000)
-        too_much = await rpc_error(
-            billing.TransferAffQuota(
-                billing_pb2.TransferAffQuotaRequest(user_id=inviter, quota=500_000)
-            )
-        )
-        assert error_code_of(too_much) == "insufficient_aff_quota"
-        assert (await wallet(billing, inviter)).quota == 500_000
-        await assert_ledger_consistent(billing, user, inviter)
-    finally:
-        for key in ("QuotaForNewUser", "QuotaForInvitee", "QuotaForInviter"):
-            await billing.UpdatePricingOption(
-                billing_pb2.UpdatePricingOptionRequest(key=key, value="0"), timeout=10
-            )
+    )
+    assert error_code_of(too_much) == "insufficient_aff_quota"
+    assert (await wallet(billing, inviter)).quota == 500_000
+    await assert_ledger_consistent(billing, user, inviter)
 
 
 async def test_top_up_through_the_console(billing: Stub, web_url: str) -> None:
