@@ -5,53 +5,54 @@ from __future__ import annotations
 import asyncpg
 from veloera.accounts.v1 import accounts_pb2 as pb
 
+from services.accounts.records import TokenRecord, UserRecord
 from services.shared.crypto import SecretBox, mask_key
 
 
-def user(row: asyncpg.Record) -> pb.User:
+def user(row: UserRecord) -> pb.User:
     return pb.User(
-        id=row["id"],
-        username=row["username"],
-        display_name=row["display_name"],
-        email=row["email"],
-        role=pb.Role.ValueType(row["role"]),
-        status=pb.UserStatus.ValueType(row["status"]),
-        group=row["group"],
-        aff_code=row["aff_code"],
-        aff_count=row["aff_count"],
-        inviter_id=row["inviter_id"],
-        setting=row["setting"],
-        created_at=row["created_at"],
-        deleted=row["deleted_at"] is not None,
-        github_id=row["github_id"],
-        oidc_id=row["oidc_id"],
-        wechat_id=row["wechat_id"],
-        telegram_id=row["telegram_id"],
-        linux_do_id=row["linux_do_id"],
-        idc_flare_id=row["idc_flare_id"],
+        id=row.id,
+        username=row.username,
+        display_name=row.display_name,
+        email=row.email,
+        role=pb.Role.ValueType(row.role),
+        status=pb.UserStatus.ValueType(row.status),
+        group=row.group,
+        aff_code=row.aff_code,
+        aff_count=row.aff_count,
+        inviter_id=row.inviter_id,
+        setting=row.setting,
+        created_at=row.created_at,
+        deleted=row.deleted_at is not None,
+        github_id=row.github_id,
+        oidc_id=row.oidc_id,
+        wechat_id=row.wechat_id,
+        telegram_id=row.telegram_id,
+        linux_do_id=row.linux_do_id,
+        idc_flare_id=row.idc_flare_id,
     )
 
 
-def token(row: asyncpg.Record, *, key: str = "") -> pb.Token:
+def token(row: TokenRecord, *, key: str = "") -> pb.Token:
     return pb.Token(
-        id=row["id"],
-        user_id=row["user_id"],
+        id=row.id,
+        user_id=row.user_id,
         key=key,
-        name=row["name"],
-        status=pb.TokenStatus.ValueType(row["status"]),
-        created_time=row["created_time"],
-        accessed_time=row["accessed_time"],
-        expired_time=row["expired_time"],
-        unlimited_quota=row["unlimited_quota"],
-        model_limits_enabled=row["model_limits_enabled"],
-        model_limits=list(row["model_limits"]),
-        allow_ips=list(row["allow_ips"]),
-        group=row["group"],
+        name=row.name,
+        status=pb.TokenStatus.ValueType(row.status),
+        created_time=row.created_time,
+        accessed_time=row.accessed_time,
+        expired_time=row.expired_time,
+        unlimited_quota=row.unlimited_quota,
+        model_limits_enabled=row.model_limits_enabled,
+        model_limits=list(row.model_limits),
+        allow_ips=list(row.allow_ips),
+        group=row.group,
         rate_limit=pb.RateLimit(
-            enabled=row["rate_limit_enabled"],
-            period_seconds=row["rate_limit_period"],
-            count=row["rate_limit_count"],
-            success=row["rate_limit_success"],
+            enabled=row.rate_limit_enabled,
+            period_seconds=row.rate_limit_period,
+            count=row.rate_limit_count,
+            success=row.rate_limit_success,
         ),
     )
 

@@ -10,6 +10,7 @@ import asyncpg
 
 from services.accounts import users_repo
 from services.accounts.events import EventPublisher
+from services.accounts.records import UserRecord
 from services.accounts.roles import ENABLED
 from services.accounts.types import Conn
 from services.shared.crypto import SecretBox
@@ -65,11 +66,11 @@ def paging(page: int, page_size: int) -> tuple[int, int]:
     return size, (max(page, 1) - 1) * size
 
 
-async def load_actor(conn: Conn, actor_id: int) -> asyncpg.Record:
+async def load_actor(conn: Conn, actor_id: int) -> UserRecord:
     """The acting user; a missing, deleted or disabled actor may do nothing."""
     row = await users_repo.get_user(conn, user_id=actor_id) if actor_id > 0 else None
     if row is None:
         raise PermissionDenied("unknown acting user", code="unknown_actor")
-    if row["status"] != ENABLED:
+    if row.status != ENABLED:
         raise PermissionDenied("user is disabled", code="user_disabled")
     return row

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
-
+from services.accounts.records import TokenRecord
 from services.accounts.types import Conn
 
 TOKEN_COLUMNS = (
@@ -86,41 +85,43 @@ async def insert_token(
     key_hash: str,
     now: int,
     fields: TokenFields,
-) -> asyncpg.Record:
+) -> TokenRecord:
     row = await conn.fetchrow(INSERT_TOKEN, user_id, key_enc, key_hash, now, *_field_args(fields))
     assert row is not None
-    return row
+    return TokenRecord.of(row)
 
 
 async def update_token(
     conn: Conn, *, token_id: int, user_id: int, fields: TokenFields
-) -> asyncpg.Record | None:
-    return await conn.fetchrow(UPDATE_TOKEN, token_id, user_id, *_field_args(fields))
+) -> TokenRecord | None:
+    return TokenRecord.maybe(
+        await conn.fetchrow(UPDATE_TOKEN, token_id, user_id, *_field_args(fields))
+    )
 
 
 async def update_status(
     conn: Conn, *, token_id: int, user_id: int, status: int
-) -> asyncpg.Record | None:
-    return await conn.fetchrow(UPDATE_STATUS, token_id, user_id, status)
+) -> TokenRecord | None:
+    return TokenRecord.maybe(await conn.fetchrow(UPDATE_STATUS, token_id, user_id, status))
 
 
-async def get_token(conn: Conn, *, token_id: int, user_id: int = 0) -> asyncpg.Record | None:
+async def get_token(conn: Conn, *, token_id: int, user_id: int = 0) -> TokenRecord | None:
     """The token by id; when user_id is non-zero, only if that user owns it."""
     if user_id:
-        return await conn.fetchrow(GET_OWN_TOKEN, token_id, user_id)
-    return await conn.fetchrow(GET_TOKEN, token_id)
+        return TokenRecord.maybe(await conn.fetchrow(GET_OWN_TOKEN, token_id, user_id))
+    return TokenRecord.maybe(await conn.fetchrow(GET_TOKEN, token_id))
 
 
-async def token_by_hash(conn: Conn, *, key_hash: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(TOKEN_BY_HASH, key_hash)
+async def token_by_hash(conn: Conn, *, key_hash: str) -> TokenRecord | None:
+    return TokenRecord.maybe(await conn.fetchrow(TOKEN_BY_HASH, key_hash))
 
 
 async def list_tokens(
     conn: Conn, *, user_id: int, keyword: str, limit: int, offset: int
-) -> tuple[list[asyncpg.Record], int]:
+) -> tuple[list[TokenRecord], int]:
     rows = await conn.fetch(LIST_TOKENS, user_id, keyword, limit, offset)
     total: int = await conn.fetchval(COUNT_TOKENS, user_id, keyword)
-    return rows, total
+    return [TokenRecord.of(row) for row in rows], total
 
 
 async def soft_delete(conn: Conn, *, user_id: int, ids: list[int], now: int) -> list[int]:

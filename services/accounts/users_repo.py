@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from services.accounts.records import UserRecord
 from services.accounts.types import Conn
 
 USER_COLUMNS = (
@@ -112,21 +113,23 @@ async def insert_user(
     aff_code: str,
     inviter_id: int,
     now: int,
-) -> asyncpg.Record:
+) -> UserRecord:
     row = await conn.fetchrow(
         INSERT_USER, username, password_hash, display_name, email, role, group, aff_code,
         inviter_id, now,
     )  # fmt: skip
     assert row is not None
-    return row
+    return UserRecord.of(row)
 
 
-async def get_user(conn: Conn, *, user_id: int, for_update: bool = False) -> asyncpg.Record | None:
-    return await conn.fetchrow(GET_USER_FOR_UPDATE if for_update else GET_USER, user_id)
+async def get_user(conn: Conn, *, user_id: int, for_update: bool = False) -> UserRecord | None:
+    return UserRecord.maybe(
+        await conn.fetchrow(GET_USER_FOR_UPDATE if for_update else GET_USER, user_id)
+    )
 
 
-async def get_user_by_name(conn: Conn, *, username: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(GET_USER_BY_NAME, username)
+async def get_user_by_name(conn: Conn, *, username: str) -> UserRecord | None:
+    return UserRecord.maybe(await conn.fetchrow(GET_USER_BY_NAME, username))
 
 
 async def username_taken(conn: Conn, *, username: str, except_id: int = 0) -> bool:
@@ -159,15 +162,13 @@ async def list_users(
     offset: int,
     role: int = 0,
     status: int = 0,
-) -> tuple[list[asyncpg.Record], int]:
+) -> tuple[list[UserRecord], int]:
     rows = await conn.fetch(LIST_USERS, keyword, group, role, status, limit, offset)
     total: int = await conn.fetchval(COUNT_USERS, keyword, group, role, status)
-    return rows, total
+    return [UserRecord.of(row) for row in rows], total
 
 
-async def update_user(
-    conn: Conn, *, user_id: int, changes: dict[str, Any]
-) -> asyncpg.Record | None:
+async def update_user(conn: Conn, *, user_id: int, changes: dict[str, Any]) -> UserRecord | None:
     """Set the given columns (a subset of UPDATABLE) and return the updated row."""
     unknown = set(changes) - UPDATABLE
     if unknown:
@@ -180,7 +181,7 @@ async def update_user(
         f"UPDATE users SET {assignments} WHERE id = $1 AND deleted_at IS NULL"
         f" RETURNING {USER_COLUMNS}"
     )
-    return await conn.fetchrow(sql, user_id, *(changes[name] for name in columns))
+    return UserRecord.maybe(await conn.fetchrow(sql, user_id, *(changes[name] for name in columns)))
 
 
 async def soft_delete_user(conn: Conn, *, user_id: int, now: int) -> bool:
@@ -195,8 +196,8 @@ async def set_access_token(conn: Conn, *, user_id: int, token_hash: str) -> bool
     return str(await conn.execute(SET_ACCESS_TOKEN, user_id, token_hash)) != "UPDATE 0"
 
 
-async def user_by_access_token(conn: Conn, *, token_hash: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(USER_BY_ACCESS_TOKEN, token_hash)
+async def user_by_access_token(conn: Conn, *, token_hash: str) -> UserRecord | None:
+    return UserRecord.maybe(await conn.fetchrow(USER_BY_ACCESS_TOKEN, token_hash))
 
 
 async def insert_session(
@@ -216,8 +217,8 @@ async def revoke_session(conn: Conn, *, id_hash: str) -> None:
     await conn.execute(REVOKE_SESSION, id_hash)
 
 
-async def session_user(conn: Conn, *, id_hash: str, now: int) -> asyncpg.Record | None:
-    return await conn.fetchrow(SESSION_USER, id_hash, now)
+async def session_user(conn: Conn, *, id_hash: str, now: int) -> UserRecord | None:
+    return UserRecord.maybe(await conn.fetchrow(SESSION_USER, id_hash, now))
 
 
 async def live_sessions(conn: Conn, *, user_id: int, now: int) -> list[asyncpg.Record]:
@@ -254,23 +255,23 @@ def _identity_column(column: str) -> str:
     return column
 
 
-async def user_by_identity(conn: Conn, *, column: str, subject: str) -> asyncpg.Record | None:
+async def user_by_identity(conn: Conn, *, column: str, subject: str) -> UserRecord | None:
     """The user (soft-deleted ones included) bound to `subject`."""
     column = _identity_column(column)
-    return await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE {column} = $1", subject)
+    sql = f"SELECT {USER_COLUMNS} FROM users WHERE {column} = $1"
+    return UserRecord.maybe(await conn.fetchrow(sql, subject))
 
 
-async def set_identity(
-    conn: Conn, *, user_id: int, column: str, subject: str
-) -> asyncpg.Record | None:
+async def set_identity(conn: Conn, *, user_id: int, column: str, subject: str) -> UserRecord | None:
     """Bind (or with "" clear) the identity; the updated live user, None when there is none."""
     column = _identity_column(column)
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         f"UPDATE users SET {column} = $2 WHERE id = $1 AND deleted_at IS NULL"
         f" RETURNING {USER_COLUMNS}",
         user_id,
         subject,
     )
+    return UserRecord.maybe(row)
 
 
 async def max_user_id(conn: Conn) -> int:

@@ -68,8 +68,8 @@ async def register(deps: Deps, request: pb.RegisterRequest) -> pb.RegisterRespon
             email=email, role=COMMON, group="default", aff_code=request.aff_code,
         )  # fmt: skip
         if deps.generate_default_token:
-            token = await create_default_token(deps, conn, row["id"], username)
-    await deps.events.changed(events.USER, ids=[row["id"]])
+            token = await create_default_token(deps, conn, row.id, username)
+    await deps.events.changed(events.USER, ids=[row.id])
     return pb.RegisterResponse(user=convert.user(row), default_token=token)
 
 
@@ -98,7 +98,7 @@ async def get_usable_groups(deps: Deps, request: pb.GetUsableGroupsRequest) -> p
     if request.user_id and user is None:
         raise NotFound("user not found")
     groups = option_rules.usable_group_map(
-        value or option_rules.DEFAULT_USABLE_GROUPS, user["group"] if user else ""
+        value or option_rules.DEFAULT_USABLE_GROUPS, user.group if user else ""
     )
     return pb.UsableGroups(groups=groups)
 

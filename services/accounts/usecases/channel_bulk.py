@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import asyncpg
 from veloera.accounts.v1 import accounts_pb2 as pb
 
 from services.accounts import channel_bulk_repo, channel_rules, channels_repo, events, roles
 from services.accounts.deps import Deps, load_actor, now
+from services.accounts.records import UserRecord
 from services.accounts.types import Conn
 from services.accounts.usecases.channels import ENABLED, rebuild_abilities
 from services.shared.errors import InvalidArgument, NotFound
@@ -23,7 +23,7 @@ async def reveal_channel_key(
 ) -> pb.RevealChannelKeyResponse:
     async with deps.pool.acquire() as conn, conn.transaction():
         actor = await load_actor(conn, request.actor_id)
-        roles.require_root(actor["role"])
+        roles.require_root(actor.role)
         if await channels_repo.get_channel(conn, channel_id=request.channel_id) is None:
             raise NotFound("channel not found")
         keys = await channels_repo.channel_keys(conn, channel_id=request.channel_id)
@@ -32,7 +32,7 @@ async def reveal_channel_key(
             if not keys:
                 raise NotFound("this channel has no such key")
         await channel_bulk_repo.record_reveal(
-            conn, actor_id=actor["id"], channel_id=request.channel_id,
+            conn, actor_id=actor.id, channel_id=request.channel_id,
             key_id=request.key_id, now=now(),
         )  # fmt: skip
     plain = [deps.box.decrypt(row["key_enc"]) for row in keys]
@@ -112,9 +112,9 @@ async def list_channel_tags(
         return pb.ListChannelTagsResponse(tags=await channel_bulk_repo.tags(conn))
 
 
-async def _require_admin(deps: Deps, conn: Conn, actor_id: int) -> asyncpg.Record:
+async def _require_admin(deps: Deps, conn: Conn, actor_id: int) -> UserRecord:
     actor = await load_actor(conn, actor_id)
-    roles.require_admin(actor["role"])
+    roles.require_admin(actor.role)
     return actor
 
 

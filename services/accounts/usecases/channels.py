@@ -61,9 +61,9 @@ async def save_channel(deps: Deps, request: pb.SaveChannelRequest) -> pb.Channel
     incoming = request.channel
     async with deps.pool.acquire() as conn, conn.transaction():
         actor = await load_actor(conn, request.actor_id)
-        roles.require_admin(actor["role"])
+        roles.require_admin(actor.role)
         if incoming.id:
-            row = await _update(deps, conn, incoming, actor_role=actor["role"])
+            row = await _update(deps, conn, incoming, actor_role=actor.role)
         else:
             row = await _create(deps, conn, incoming)
         await rebuild_abilities(conn, row)
@@ -156,7 +156,7 @@ async def delete_channels(
 ) -> pb.DeleteChannelsResponse:
     async with deps.pool.acquire() as conn, conn.transaction():
         actor = await load_actor(conn, request.actor_id)
-        roles.require_admin(actor["role"])
+        roles.require_admin(actor.role)
         deleted = await channels_repo.delete_channels(
             conn, ids=list(request.ids), all_disabled=request.all_disabled
         )

@@ -126,12 +126,12 @@ async def bind_email(deps: Deps, request: pb.BindEmailRequest) -> pb.User:
         user = await users_repo.get_user(conn, user_id=request.user_id, for_update=True)
         if user is None:
             raise NotFound("user not found")
-        if await email_repo.email_taken(conn, email=email, except_id=user["id"]):
+        if await email_repo.email_taken(conn, email=email, except_id=user.id):
             raise AlreadyExists("email already in use", code="email_taken")
         await consume(conn, code_id=checked["id"], message=WRONG_CODE)
-        row = await users_repo.update_user(conn, user_id=user["id"], changes={"email": email})
+        row = await users_repo.update_user(conn, user_id=user.id, changes={"email": email})
     assert row is not None
-    await deps.events.changed(events.USER, ids=[row["id"]])
+    await deps.events.changed(events.USER, ids=[row.id])
     return convert.user(row)
 
 
@@ -197,8 +197,8 @@ async def reset_password(deps: Deps, request: pb.ResetPasswordRequest) -> pb.Res
         )
         if row is None:
             raise NotFound("user not found")
-        await users_repo.revoke_credentials(conn, user_id=row["id"])
-    await deps.events.changed(events.USER, ids=[row["id"]])
+        await users_repo.revoke_credentials(conn, user_id=row.id)
+    await deps.events.changed(events.USER, ids=[row.id])
     return pb.ResetPasswordResponse(password=password)
 
 

@@ -61,11 +61,11 @@ async def setup(deps: Deps, request: pb.SetupRequest) -> pb.User:
             email="", role=ROOT, group="default", aff_code=user_rules.new_aff_code(),
             inviter_id=0, now=now(),
         )  # fmt: skip
-        await users_repo.insert_setup(conn, root_user_id=row["id"], now=now())
+        await users_repo.insert_setup(conn, root_user_id=row.id, now=now())
         for key, value in options.items():
             await channels_repo.upsert_option(conn, key=key, value=value)
         version = await channels_repo.bump_version(conn, options=True)
-    await deps.events.changed(events.USER, ids=[row["id"]], routing_version=version)
+    await deps.events.changed(events.USER, ids=[row.id], routing_version=version)
     await deps.events.changed(events.OPTION, routing_version=version, option_keys=list(options))
     return convert.user(row)
 
@@ -83,7 +83,7 @@ async def login(deps: Deps, request: pb.LoginRequest) -> pb.LoginResponse:
             conn, policy=policy, username=request.username, client_ip=client_ip, now=stamp
         )
         row = await users_repo.get_user_by_name(conn, username=request.username)
-    stored_hash = row["password_hash"] if row is not None else ""
+    stored_hash = row.password_hash if row is not None else ""
     if row is None or not await verify_password(stored_hash, request.password):
         LOGINS.labels("wrong_credentials").inc()
         raise Unauthenticated("username or password is wrong", code="invalid_credentials")
@@ -94,23 +94,21 @@ async def login(deps: Deps, request: pb.LoginRequest) -> pb.LoginResponse:
     new_hash = await hash_password(request.password) if needs_rehash(stored_hash) else ""
     async with deps.pool.acquire() as conn, conn.transaction():
         await login_guard.succeeded(conn, attempt)
-        second_factor = await two_factor_repo.enabled(conn, user_id=row["id"])
-        if row["status"] == ENABLED and new_hash:
-            await users_repo.update_user(
-                conn, user_id=row["id"], changes={"password_hash": new_hash}
-            )
-        if row["status"] == ENABLED and not second_factor:
+        second_factor = await two_factor_repo.enabled(conn, user_id=row.id)
+        if row.status == ENABLED and new_hash:
+            await users_repo.update_user(conn, user_id=row.id, changes={"password_hash": new_hash})
+        if row.status == ENABLED and not second_factor:
             await users_repo.insert_session(
-                conn, id_hash=deps.box.lookup_hash(session_id), user_id=row["id"],
+                conn, id_hash=deps.box.lookup_hash(session_id), user_id=row.id,
                 now=stamp, expires_at=expires_at, client_ip=client_ip,
                 user_agent=request.user_agent[:512],
             )  # fmt: skip
-    if row["status"] != ENABLED:
+    if row.status != ENABLED:
         LOGINS.labels("disabled").inc()
         raise PermissionDenied("user is disabled", code="user_disabled")
     if second_factor:
         # The session comes from CompleteTwoFactorLogin once the code is right.
-        return pb.LoginResponse(user=pb.User(id=row["id"]), two_factor_required=True)
+        return pb.LoginResponse(user=pb.User(id=row.id), two_factor_required=True)
     LOGINS.labels("ok").inc()
     return pb.LoginResponse(user=convert.user(row), session_id=session_id, expires_at=expires_at)
 
@@ -136,11 +134,11 @@ async def resolve_principal(deps: Deps, request: pb.ResolvePrincipalRequest) -> 
             row = await users_repo.user_by_access_token(conn, token_hash=id_hash)
     if row is None:
         raise Unauthenticated("not logged in or the session has expired", code="not_logged_in")
-    if request.claimed_user_id != row["id"]:
+    if request.claimed_user_id != row.id:
         raise PermissionDenied(
             "Veloera-User header does not match the logged-in user", code="user_mismatch"
         )
-    if row["status"] != ENABLED:
+    if row.status != ENABLED:
         raise PermissionDenied("user is disabled", code="user_disabled")
     return convert.user(row)
 

@@ -51,7 +51,7 @@ async def save_message(deps: Deps, request: pb.SaveMessageRequest) -> pb.InboxMe
     user_ids = [] if incoming.to_all else sorted(set(incoming.user_ids))
     async with deps.pool.acquire() as conn, conn.transaction():
         actor = await load_actor(conn, request.actor_id)
-        roles.require_admin(actor["role"])
+        roles.require_admin(actor.role)
         if incoming.id:
             row = await inbox_repo.update_message(
                 conn, message_id=incoming.id, title=title, content=content, fmt=fmt,
@@ -62,7 +62,7 @@ async def save_message(deps: Deps, request: pb.SaveMessageRequest) -> pb.InboxMe
         else:
             row = await inbox_repo.insert_message(
                 conn, title=title, content=content, fmt=fmt, to_all=incoming.to_all,
-                created_by=actor["id"], now=now(),
+                created_by=actor.id, now=now(),
             )  # fmt: skip
         await inbox_repo.set_recipients(conn, message_id=row["id"], user_ids=user_ids)
         stored = await inbox_repo.recipients(conn, message_ids=[row["id"]])
@@ -74,7 +74,7 @@ async def save_message(deps: Deps, request: pb.SaveMessageRequest) -> pb.InboxMe
 async def delete_message(deps: Deps, request: pb.DeleteMessageRequest) -> pb.DeleteMessageResponse:
     async with deps.pool.acquire() as conn, conn.transaction():
         actor = await load_actor(conn, request.actor_id)
-        roles.require_admin(actor["role"])
+        roles.require_admin(actor.role)
         if not await inbox_repo.delete_message(conn, message_id=request.id):
             raise NotFound("message not found")
     return pb.DeleteMessageResponse()
@@ -84,7 +84,7 @@ async def list_messages(deps: Deps, request: pb.ListMessagesRequest) -> pb.ListM
     limit, offset = paging(request.page, request.page_size)
     async with deps.pool.acquire() as conn:
         actor = await load_actor(conn, request.actor_id)
-        roles.require_admin(actor["role"])
+        roles.require_admin(actor.role)
         rows, total = await inbox_repo.list_all(
             conn, keyword=request.keyword.strip(), limit=limit, offset=offset
         )

@@ -22,6 +22,7 @@ from services.accounts import (
 )
 from services.accounts.deps import Deps
 from services.accounts.metrics import LOGINS
+from services.accounts.records import UserRecord
 from services.accounts.roles import COMMON, ENABLED
 from services.accounts.types import Conn
 from services.accounts.usecases.auth import create_default_token
@@ -98,20 +99,18 @@ async def sign_in_with_identity(
     if row is None:
         row, token = await _register(deps, request, column, subject)
         created = True
-    elif row["deleted_at"] is not None:
+    elif row.deleted_at is not None:
         raise PermissionDenied("the user bound to this account has been deleted")
-    if row["status"] != ENABLED:
+    if row.status != ENABLED:
         LOGINS.labels("disabled").inc()
         raise PermissionDenied("user is disabled", code="user_disabled")
     async with deps.pool.acquire() as conn:
-        if await two_factor_repo.enabled(conn, user_id=row["id"]):
+        if await two_factor_repo.enabled(conn, user_id=row.id):
             return pb.SignInWithIdentityResponse(
-                user=pb.User(id=row["id"]), created=created, default_token=token,
+                user=pb.User(id=row.id), created=created, default_token=token,
                 two_factor_required=True,
             )  # fmt: skip
-    session_id, expires_at = await open_session(
-        deps, row["id"], request.client_ip, request.user_agent
-    )
+    session_id, expires_at = await open_session(deps, row.id, request.client_ip, request.user_agent)
     LOGINS.labels("ok").inc()
     return pb.SignInWithIdentityResponse(
         user=convert.user(row), session_id=session_id, expires_at=expires_at,
@@ -121,7 +120,7 @@ async def sign_in_with_identity(
 
 async def _register(
     deps: Deps, request: pb.SignInWithIdentityRequest, column: str, subject: str
-) -> tuple[asyncpg.Record, pb.Token]:
+) -> tuple[UserRecord, pb.Token]:
     token = pb.Token()
     try:
         async with deps.pool.acquire() as conn, conn.transaction():
@@ -137,15 +136,15 @@ async def _register(
                 email=email, role=COMMON, group="default", aff_code=request.aff_code,
             )  # fmt: skip
             row = await users_repo.set_identity(
-                conn, user_id=inserted["id"], column=column, subject=subject
+                conn, user_id=inserted.id, column=column, subject=subject
             )
             assert row is not None  # inserted in this transaction
             if deps.generate_default_token:
-                token = await create_default_token(deps, conn, row["id"], username)
+                token = await create_default_token(deps, conn, row.id, username)
     except asyncpg.UniqueViolationError as exc:
         # The same identity signing in twice at once: the other attempt registered it.
         raise AlreadyExists("this account is being registered, please retry") from exc
-    await deps.events.changed(events.USER, ids=[row["id"]])
+    await deps.events.changed(events.USER, ids=[row.id])
     return row, token
 
 
@@ -154,7 +153,7 @@ async def bind_identity(deps: Deps, request: pb.BindIdentityRequest) -> pb.User:
     try:
         async with deps.pool.acquire() as conn, conn.transaction():
             holder = await users_repo.user_by_identity(conn, column=column, subject=subject)
-            if holder is not None and holder["id"] != request.user_id:
+            if holder is not None and holder.id != request.user_id:
                 raise AlreadyExists(_taken_message(request.provider))
             row = await users_repo.set_identity(
                 conn, user_id=request.user_id, column=column, subject=subject
@@ -173,7 +172,7 @@ async def unbind_identity(deps: Deps, request: pb.UnbindIdentityRequest) -> pb.U
         user = await users_repo.get_user(conn, user_id=request.user_id, for_update=True)
         if user is None:
             raise NotFound("user not found")
-        if not user[column]:
+        if not getattr(user, column):
             raise FailedPrecondition(f"no {_LABELS[request.provider]} account is bound")
         if not _other_way_in(user, column):
             raise FailedPrecondition(
@@ -187,8 +186,8 @@ async def unbind_identity(deps: Deps, request: pb.UnbindIdentityRequest) -> pb.U
     return convert.user(row)
 
 
-def _other_way_in(user: asyncpg.Record, column: str) -> bool:
+def _other_way_in(user: UserRecord, column: str) -> bool:
     """A password, an email (password reset) or another bound identity remains."""
     identities = ("github_id", "oidc_id", "wechat_id", "telegram_id", "linux_do_id", "idc_flare_id")
-    others = any(user[name] for name in identities if name != column)
-    return bool(user["password_hash"] or user["email"] or others)
+    others = any(getattr(user, name) for name in identities if name != column)
+    return bool(user.password_hash or user.email or others)

@@ -29,13 +29,13 @@ async def update_option(deps: Deps, request: pb.UpdateOptionRequest) -> pb.Optio
     value = option_rules.validate(key, request.value)
     async with deps.pool.acquire() as conn, conn.transaction():
         actor = await load_actor(conn, request.actor_id)
-        roles.require_root(actor["role"])
+        roles.require_root(actor.role)
         version = await channels_repo.bump_version(conn, options=True)  # serialises writes
         current = option_rules.merged(await options_repo.load_options(conn, deps.box))
         option_rules.check_prerequisites(key, value, current)
         await options_repo.store_option(conn, deps.box, key=key, value=value)
         await options_repo.insert_audit(
-            conn, actor_id=actor["id"], key=key, now=now(),
+            conn, actor_id=actor.id, key=key, now=now(),
             old_value=option_rules.masked(key, current.get(key, "")),
             new_value=option_rules.masked(key, value),
         )  # fmt: skip

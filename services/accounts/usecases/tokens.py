@@ -33,7 +33,7 @@ async def create_token(deps: Deps, request: pb.CreateTokenRequest) -> pb.Token:
             conn, user_id=request.user_id, key_enc=deps.box.encrypt(key),
             key_hash=deps.box.lookup_hash(key), now=stamp, fields=fields,
         )  # fmt: skip
-    await deps.events.changed(events.TOKEN, ids=[row["id"]])
+    await deps.events.changed(events.TOKEN, ids=[row.id])
     return convert.token(row, key=key)
 
 
@@ -47,21 +47,21 @@ async def update_token(deps: Deps, request: pb.UpdateTokenRequest) -> pb.Token:
             raise NotFound("token not found")
         if request.status_only:
             status = check_status(request.token.status)
-            check_enable(status, current["expired_time"], now=stamp)
+            check_enable(status, current.expired_time, now=stamp)
             row = await tokens_repo.update_status(
-                conn, token_id=current["id"], user_id=request.user_id, status=status
+                conn, token_id=current.id, user_id=request.user_id, status=status
             )
         else:
-            status = request.token.status or current["status"]
+            status = request.token.status or current.status
             fields = fields_from_proto(request.token, status=status, now=stamp, creating=False)
-            if fields.group != current["group"]:
+            if fields.group != current.group:
                 await _check_group(conn, user_id=request.user_id, group=fields.group)
             row = await tokens_repo.update_token(
-                conn, token_id=current["id"], user_id=request.user_id, fields=fields
+                conn, token_id=current.id, user_id=request.user_id, fields=fields
             )
     assert row is not None
-    await deps.events.changed(events.TOKEN, ids=[row["id"]])
-    return convert.token(row, key=deps.box.decrypt(row["key_enc"]))
+    await deps.events.changed(events.TOKEN, ids=[row.id])
+    return convert.token(row, key=deps.box.decrypt(row.key_enc))
 
 
 async def get_token(deps: Deps, request: pb.GetTokenRequest) -> pb.Token:
@@ -69,7 +69,7 @@ async def get_token(deps: Deps, request: pb.GetTokenRequest) -> pb.Token:
         row = await tokens_repo.get_token(conn, token_id=request.id, user_id=request.user_id)
     if row is None:
         raise NotFound("token not found")
-    key = deps.box.decrypt(row["key_enc"]) if request.user_id else ""
+    key = deps.box.decrypt(row.key_enc) if request.user_id else ""
     return convert.token(row, key=key)
 
 
@@ -81,7 +81,7 @@ async def list_tokens(deps: Deps, request: pb.ListTokensRequest) -> pb.ListToken
             limit=limit, offset=offset,
         )  # fmt: skip
     box = deps.box
-    tokens = [convert.token(row, key=box.decrypt(row["key_enc"])) for row in rows]
+    tokens = [convert.token(row, key=box.decrypt(row.key_enc)) for row in rows]
     return pb.ListTokensResponse(tokens=tokens, total=total)
 
 
@@ -104,15 +104,15 @@ async def authenticate(deps: Deps, request: pb.AuthenticateRequest) -> pb.Authen
         raise Unauthenticated("invalid token", code="invalid_token")
     async with deps.pool.acquire() as conn:
         token = await tokens_repo.token_by_hash(conn, key_hash=deps.box.lookup_hash(key))
-        user = await users_repo.get_user(conn, user_id=token["user_id"]) if token else None
+        user = await users_repo.get_user(conn, user_id=token.user_id) if token else None
         groups_option = await channels_repo.get_option(conn, key="UserUsableGroups")
     if token is None or user is None:
         AUTHENTICATIONS.labels("invalid").inc()
         raise Unauthenticated("invalid token", code="invalid_token")
     AUTHENTICATIONS.labels("ok").inc()
-    _touch_later(deps, token["id"])
+    _touch_later(deps, token.id)
     groups = option_rules.usable_groups(
-        groups_option or option_rules.DEFAULT_USABLE_GROUPS, user["group"]
+        groups_option or option_rules.DEFAULT_USABLE_GROUPS, user.group
     )
     return pb.AuthenticateResponse(
         token=convert.token(token), user=convert.user(user), usable_groups=groups
@@ -148,7 +148,7 @@ async def _check_group(conn: Conn, *, user_id: int, group: str) -> None:
     if not group:
         return
     value = await channels_repo.get_option(conn, key="UserUsableGroups")
-    usable = option_rules.usable_groups(value or option_rules.DEFAULT_USABLE_GROUPS, user["group"])
+    usable = option_rules.usable_groups(value or option_rules.DEFAULT_USABLE_GROUPS, user.group)
     if group not in usable:
         raise InvalidArgument(
             f"group {group!r} is not usable by this user (usable: {', '.join(usable)})",

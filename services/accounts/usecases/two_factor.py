@@ -102,7 +102,7 @@ async def begin_two_factor_setup(
     if not saved:
         raise AlreadyExists("two-factor authentication is already enabled")
     uri = pyotp.TOTP(secret).provisioning_uri(
-        name=user["username"], issuer_name=request.issuer.strip()[:64] or "Veloera"
+        name=user.username, issuer_name=request.issuer.strip()[:64] or "Veloera"
     )
     return pb.TwoFactorSetup(secret=secret, otpauth_uri=uri)
 
@@ -154,13 +154,13 @@ async def complete_two_factor_login(
     await _with_code(deps, request, sign_in, backup_allowed=True)
     async with deps.pool.acquire() as conn:
         user = await users_repo.get_user(conn, user_id=request.user_id)
-    if user is None or user["deleted_at"] is not None:
+    if user is None or user.deleted_at is not None:
         raise Unauthenticated("the sign-in has expired, please log in again")
-    if user["status"] != ENABLED:
+    if user.status != ENABLED:
         LOGINS.labels("disabled").inc()
         raise PermissionDenied("user is disabled", code="user_disabled")
     session_id, expires_at = await open_session(
-        deps, user["id"], request.client_ip, request.user_agent
+        deps, user.id, request.client_ip, request.user_agent
     )
     LOGINS.labels("ok").inc()
     return pb.LoginResponse(user=convert.user(user), session_id=session_id, expires_at=expires_at)
@@ -276,13 +276,13 @@ async def sign_in_with_passkey(
         user = await users_repo.get_user(conn, user_id=key["user_id"]) if key else None
     if key is None:
         raise Unauthenticated("this passkey is not registered here or was cloned")
-    if user is None or user["deleted_at"] is not None:
+    if user is None or user.deleted_at is not None:
         raise Unauthenticated("the user of this passkey no longer exists")
-    if user["status"] != ENABLED:
+    if user.status != ENABLED:
         LOGINS.labels("disabled").inc()
         raise PermissionDenied("user is disabled", code="user_disabled")
     session_id, expires_at = await open_session(
-        deps, user["id"], request.client_ip, request.user_agent
+        deps, user.id, request.client_ip, request.user_agent
     )
     LOGINS.labels("ok").inc()
     return pb.LoginResponse(user=convert.user(user), session_id=session_id, expires_at=expires_at)

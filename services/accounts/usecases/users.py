@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 from veloera.accounts.v1 import accounts_pb2 as pb
 
 from services.accounts import convert, events, roles, user_rules, user_settings, users_repo
 from services.accounts.deps import Deps, load_actor, now, paging
 from services.accounts.passwords import hash_password, verify_password
+from services.accounts.records import UserRecord
 from services.accounts.registration import check_registration_open
 from services.accounts.types import Conn
 from services.shared.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
@@ -45,8 +45,8 @@ async def create_user(deps: Deps, request: pb.CreateUserRequest) -> pb.User:
         group = "default"
         if request.actor_id:
             actor = await load_actor(conn, request.actor_id)
-            roles.require_admin(actor["role"])
-            roles.check_new_role(actor["role"], role)
+            roles.require_admin(actor.role)
+            roles.check_new_role(actor.role, role)
             group = user_rules.check_group(request.group) if request.group else group
         elif role != roles.COMMON:
             raise PermissionDenied("self-registration creates common users only")
@@ -56,7 +56,7 @@ async def create_user(deps: Deps, request: pb.CreateUserRequest) -> pb.User:
             conn, username=username, password_hash=password_hash, display_name=display_name,
             email=email, role=role, group=group, aff_code=request.aff_code,
         )  # fmt: skip
-    await deps.events.changed(events.USER, ids=[row["id"]])
+    await deps.events.changed(events.USER, ids=[row.id])
     return convert.user(row)
 
 
@@ -67,32 +67,30 @@ async def update_user(deps: Deps, request: pb.UpdateUserRequest) -> pb.User:
         target = await users_repo.get_user(conn, user_id=request.id, for_update=True)
         if target is None:
             raise NotFound("user not found")
-        if "password_hash" in changes and actor["id"] == target["id"]:
-            await _check_old_password(target["password_hash"], request.old_password)
-        if actor["id"] != target["id"] or "group" in changes:
-            roles.require_admin(actor["role"])
-            if actor["id"] != target["id"]:
-                roles.require_outranks(actor["role"], target["role"])
+        if "password_hash" in changes and actor.id == target.id:
+            await _check_old_password(target.password_hash, request.old_password)
+        if actor.id != target.id or "group" in changes:
+            roles.require_admin(actor.role)
+            if actor.id != target.id:
+                roles.require_outranks(actor.role, target.role)
         await _check_unique(
             conn, username=changes.get("username", ""), email=changes.get("email", ""),
-            user_id=target["id"],
+            user_id=target.id,
         )  # fmt: skip
-        row = await users_repo.update_user(conn, user_id=target["id"], changes=changes)
+        row = await users_repo.update_user(conn, user_id=target.id, changes=changes)
         if "password_hash" in changes:
             await users_repo.revoke_credentials(
-                conn, user_id=target["id"], keep_session_hash=_kept(deps, request, actor, target)
+                conn, user_id=target.id, keep_session_hash=_kept(deps, request, actor, target)
             )
     assert row is not None
-    await deps.events.changed(events.USER, ids=[row["id"]])
+    await deps.events.changed(events.USER, ids=[row.id])
     return convert.user(row)
 
 
-def _kept(
-    deps: Deps, request: pb.UpdateUserRequest, actor: asyncpg.Record, target: asyncpg.Record
-) -> str:
+def _kept(deps: Deps, request: pb.UpdateUserRequest, actor: UserRecord, target: UserRecord) -> str:
     """The session a user changes its own password from stays; an admin's change (or one
     without a session) revokes them all."""
-    if not request.keep_session_id or actor["id"] != target["id"]:
+    if not request.keep_session_id or actor.id != target.id:
         return ""
     return deps.box.lookup_hash(request.keep_session_id)
 
@@ -103,11 +101,9 @@ async def manage_user(deps: Deps, request: pb.ManageUserRequest) -> pb.User:
         target = await users_repo.get_user(conn, user_id=request.id, for_update=True)
         if target is None:
             raise NotFound("user not found")
-        change = roles.plan_manage(
-            request.action, actor_role=actor["role"], target_role=target["role"]
-        )
+        change = roles.plan_manage(request.action, actor_role=actor.role, target_role=target.role)
         if change.delete:
-            await users_repo.soft_delete_user(conn, user_id=target["id"], now=now())
+            await users_repo.soft_delete_user(conn, user_id=target.id, now=now())
             result = convert.user(target)
             result.deleted = True
         else:
@@ -116,7 +112,7 @@ async def manage_user(deps: Deps, request: pb.ManageUserRequest) -> pb.User:
                 updates["role"] = change.role
             if change.status is not None:
                 updates["status"] = change.status
-            row = await users_repo.update_user(conn, user_id=target["id"], changes=updates)
+            row = await users_repo.update_user(conn, user_id=target.id, changes=updates)
             assert row is not None
             result = convert.user(row)
     await deps.events.changed(events.USER, ids=[result.id])
@@ -129,15 +125,15 @@ async def delete_user(deps: Deps, request: pb.DeleteUserRequest) -> pb.DeleteUse
         target = await users_repo.get_user(conn, user_id=request.id, for_update=True)
         if target is None:
             raise NotFound("user not found")
-        if target["role"] == roles.ROOT:
+        if target.role == roles.ROOT:
             raise FailedPrecondition("the root user cannot be deleted")
-        if actor["id"] != target["id"]:
-            roles.require_admin(actor["role"])
-            roles.require_outranks(actor["role"], target["role"])
-        if request.hard and actor["id"] != target["id"]:
-            await users_repo.hard_delete_user(conn, user_id=target["id"])
+        if actor.id != target.id:
+            roles.require_admin(actor.role)
+            roles.require_outranks(actor.role, target.role)
+        if request.hard and actor.id != target.id:
+            await users_repo.hard_delete_user(conn, user_id=target.id)
         else:
-            await users_repo.soft_delete_user(conn, user_id=target["id"], now=now())
+            await users_repo.soft_delete_user(conn, user_id=target.id, now=now())
     await deps.events.changed(events.USER, ids=[request.id])
     return pb.DeleteUserResponse()
 
@@ -179,7 +175,7 @@ async def insert_new_user(
     role: int,
     group: str,
     aff_code: str,
-) -> asyncpg.Record:
+) -> UserRecord:
     """Insert a user after the uniqueness checks, crediting the inviter named by `aff_code`
     (an unknown code is ignored, as upstream does)."""
     await _check_unique(conn, username=username, email=email, user_id=0)
