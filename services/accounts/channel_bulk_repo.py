@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncpg
-
 from services.accounts.channels_repo import CHANNEL_COLUMNS, FIELD_NAMES, ChannelFields
+from services.accounts.records import ChannelRecord
 from services.accounts.types import Conn
 
 CHANNELS_BY_TAG = f"SELECT {CHANNEL_COLUMNS} FROM channels WHERE tag = $1 ORDER BY id FOR UPDATE"
@@ -18,17 +17,17 @@ INSERT INTO channel_key_reveals (actor_id, channel_id, key_id, created_at) VALUE
 """
 
 
-def fields_of(row: asyncpg.Record) -> ChannelFields:
+def fields_of(row: ChannelRecord) -> ChannelFields:
     """The editable fields of a stored channel row."""
-    return ChannelFields(**{name: row[name] for name in FIELD_NAMES})
+    return ChannelFields(**{name: getattr(row, name) for name in FIELD_NAMES})
 
 
-async def channels_by_tag(conn: Conn, *, tag: str) -> list[asyncpg.Record]:
-    return await conn.fetch(CHANNELS_BY_TAG, tag)
+async def channels_by_tag(conn: Conn, *, tag: str) -> list[ChannelRecord]:
+    return [ChannelRecord.of(row) for row in await conn.fetch(CHANNELS_BY_TAG, tag)]
 
 
-async def all_channels_for_update(conn: Conn) -> list[asyncpg.Record]:
-    return await conn.fetch(ALL_CHANNELS)
+async def all_channels_for_update(conn: Conn) -> list[ChannelRecord]:
+    return [ChannelRecord.of(row) for row in await conn.fetch(ALL_CHANNELS)]
 
 
 async def set_tag(conn: Conn, *, ids: list[int], tag: str) -> list[int]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import asyncpg
-
+from services.accounts.records import AbilityRecord, ChannelKeyRecord, ChannelRecord
 from services.accounts.types import Conn
 from services.shared.statuses import ChannelStatus
 
@@ -154,23 +153,26 @@ def _field_args(fields: ChannelFields) -> list[object]:
     return [getattr(fields, name) for name in _FIELD_NAMES]
 
 
-async def insert_channel(conn: Conn, *, fields: ChannelFields, now: int) -> asyncpg.Record:
+async def insert_channel(conn: Conn, *, fields: ChannelFields, now: int) -> ChannelRecord:
     row = await conn.fetchrow(INSERT_CHANNEL, now, *_field_args(fields))
     assert row is not None
-    return row
+    return ChannelRecord.of(row)
 
 
 async def update_channel(
     conn: Conn, *, channel_id: int, fields: ChannelFields
-) -> asyncpg.Record | None:
+) -> ChannelRecord | None:
     """Replace the editable fields; a status change clears the stored status reason."""
-    return await conn.fetchrow(UPDATE_CHANNEL, channel_id, *_field_args(fields))
+    return ChannelRecord.maybe(
+        await conn.fetchrow(UPDATE_CHANNEL, channel_id, *_field_args(fields))
+    )
 
 
 async def get_channel(
     conn: Conn, *, channel_id: int, for_update: bool = False
-) -> asyncpg.Record | None:
-    return await conn.fetchrow(GET_CHANNEL_FOR_UPDATE if for_update else GET_CHANNEL, channel_id)
+) -> ChannelRecord | None:
+    sql = GET_CHANNEL_FOR_UPDATE if for_update else GET_CHANNEL
+    return ChannelRecord.maybe(await conn.fetchrow(sql, channel_id))
 
 
 async def list_channels(
@@ -184,11 +186,11 @@ async def list_channels(
     tags: list[str],
     limit: int,
     offset: int,
-) -> tuple[list[asyncpg.Record], int]:
+) -> tuple[list[ChannelRecord], int]:
     args = (keyword, group, model, types, statuses, tags)
     rows = await conn.fetch(LIST_CHANNELS, *args, limit, offset)
     total: int = await conn.fetchval(COUNT_CHANNELS, *args)
-    return rows, total
+    return [ChannelRecord.of(row) for row in rows], total
 
 
 async def delete_channels(conn: Conn, *, ids: list[int], all_disabled: bool) -> list[int]:
@@ -198,8 +200,8 @@ async def delete_channels(conn: Conn, *, ids: list[int], all_disabled: bool) -> 
     return sorted(deleted)
 
 
-async def routable_channels(conn: Conn) -> list[asyncpg.Record]:
-    return await conn.fetch(ROUTABLE_CHANNELS)
+async def routable_channels(conn: Conn) -> list[ChannelRecord]:
+    return [ChannelRecord.of(row) for row in await conn.fetch(ROUTABLE_CHANNELS)]
 
 
 async def set_channel_status(
@@ -209,12 +211,13 @@ async def set_channel_status(
     await conn.execute(SET_ABILITIES_ENABLED, channel_id, status == ChannelStatus.ENABLED)
 
 
-async def channel_keys(conn: Conn, *, channel_id: int) -> list[asyncpg.Record]:
-    return await conn.fetch(CHANNEL_KEYS, channel_id)
+async def channel_keys(conn: Conn, *, channel_id: int) -> list[ChannelKeyRecord]:
+    return [ChannelKeyRecord.of(row) for row in await conn.fetch(CHANNEL_KEYS, channel_id)]
 
 
-async def keys_of_channels(conn: Conn, *, channel_ids: list[int]) -> list[asyncpg.Record]:
-    return await conn.fetch(KEYS_OF_CHANNELS, channel_ids)
+async def keys_of_channels(conn: Conn, *, channel_ids: list[int]) -> list[ChannelKeyRecord]:
+    rows = await conn.fetch(KEYS_OF_CHANNELS, channel_ids)
+    return [ChannelKeyRecord.of(row) for row in rows]
 
 
 async def replace_keys(
@@ -222,7 +225,7 @@ async def replace_keys(
     *,
     channel_id: int,
     new_keys: list[tuple[str, str]],
-    kept: dict[str, asyncpg.Record],
+    kept: dict[str, ChannelKeyRecord],
 ) -> None:
     """Store `new_keys` (encrypted, hash) in order; a key whose hash is in `kept` keeps its
     status and counters."""
@@ -233,9 +236,9 @@ async def replace_keys(
         rows.append(
             (
                 channel_id, index, key_enc, key_hash,
-                old["status"] if old else 1, old["last_error"] if old else "",
-                old["used_quota"] if old else 0, old["request_count"] if old else 0,
-                old["failure_count"] if old else 0,
+                old.status if old else 1, old.last_error if old else "",
+                old.used_quota if old else 0, old.request_count if old else 0,
+                old.failure_count if old else 0,
             )
         )  # fmt: skip
     await conn.executemany(INSERT_KEY, rows)
@@ -246,8 +249,8 @@ async def reenable_keys(conn: Conn, *, channel_id: int) -> None:
     await conn.execute(REENABLE_KEYS, channel_id)
 
 
-async def get_key_for_update(conn: Conn, *, key_id: int) -> asyncpg.Record | None:
-    return await conn.fetchrow(GET_KEY_FOR_UPDATE, key_id)
+async def get_key_for_update(conn: Conn, *, key_id: int) -> ChannelKeyRecord | None:
+    return ChannelKeyRecord.maybe(await conn.fetchrow(GET_KEY_FOR_UPDATE, key_id))
 
 
 async def record_result(conn: Conn, *, key_id: int, success: bool, error: str, status: int) -> None:
@@ -269,8 +272,8 @@ async def rebuild_abilities(
     await conn.execute(INSERT_ABILITIES, channel_id, groups, models, priority, weight, enabled, tag)
 
 
-async def all_abilities(conn: Conn) -> list[asyncpg.Record]:
-    return await conn.fetch(ALL_ABILITIES)
+async def all_abilities(conn: Conn) -> list[AbilityRecord]:
+    return [AbilityRecord.of(row) for row in await conn.fetch(ALL_ABILITIES)]
 
 
 async def bump_version(
@@ -307,12 +310,13 @@ async def changes_since(conn: Conn, *, since: int, until: int) -> RoutingChanges
     return RoutingChanges(complete, list(ids), any(row["options"] for row in rows))
 
 
-async def routable_channels_in(conn: Conn, *, channel_ids: list[int]) -> list[asyncpg.Record]:
-    return await conn.fetch(ROUTABLE_CHANNELS_IN, channel_ids)
+async def routable_channels_in(conn: Conn, *, channel_ids: list[int]) -> list[ChannelRecord]:
+    return [ChannelRecord.of(row) for row in await conn.fetch(ROUTABLE_CHANNELS_IN, channel_ids)]
 
 
-async def abilities_of_channels(conn: Conn, *, channel_ids: list[int]) -> list[asyncpg.Record]:
-    return await conn.fetch(ABILITIES_OF_CHANNELS, channel_ids)
+async def abilities_of_channels(conn: Conn, *, channel_ids: list[int]) -> list[AbilityRecord]:
+    rows = await conn.fetch(ABILITIES_OF_CHANNELS, channel_ids)
+    return [AbilityRecord.of(row) for row in rows]
 
 
 async def get_version(conn: Conn) -> int:
@@ -345,12 +349,12 @@ RECORD_BALANCE = (
 )
 
 
-async def all_channels(conn: Conn) -> list[asyncpg.Record]:
-    return await conn.fetch(ALL_CHANNELS)
+async def all_channels(conn: Conn) -> list[ChannelRecord]:
+    return [ChannelRecord.of(row) for row in await conn.fetch(ALL_CHANNELS)]
 
 
-async def channels_by_ids(conn: Conn, *, channel_ids: list[int]) -> list[asyncpg.Record]:
-    return await conn.fetch(CHANNELS_BY_IDS, channel_ids)
+async def channels_by_ids(conn: Conn, *, channel_ids: list[int]) -> list[ChannelRecord]:
+    return [ChannelRecord.of(row) for row in await conn.fetch(CHANNELS_BY_IDS, channel_ids)]
 
 
 async def record_test(conn: Conn, *, channel_id: int, test_time: int, response_time: int) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import asyncpg
 from veloera.accounts.v1 import accounts_pb2 as pb
 
-from services.accounts.records import TokenRecord, UserRecord
+from services.accounts.records import (
+    AbilityRecord,
+    ChannelKeyRecord,
+    ChannelRecord,
+    TokenRecord,
+    UserRecord,
+)
 from services.shared.crypto import SecretBox, mask_key
 
 
@@ -57,54 +62,54 @@ def token(row: TokenRecord, *, key: str = "") -> pb.Token:
     )
 
 
-def channel_key(row: asyncpg.Record, *, key: str = "") -> pb.ChannelKey:
+def channel_key(row: ChannelKeyRecord, *, key: str = "") -> pb.ChannelKey:
     return pb.ChannelKey(
-        id=row["id"],
-        index=row["idx"],
+        id=row.id,
+        index=row.idx,
         key=key,
-        status=pb.ChannelStatus.ValueType(row["status"]),
-        last_error=row["last_error"],
-        used_quota=row["used_quota"],
-        request_count=row["request_count"],
-        failure_count=row["failure_count"],
+        status=pb.ChannelStatus.ValueType(row.status),
+        last_error=row.last_error,
+        used_quota=row.used_quota,
+        request_count=row.request_count,
+        failure_count=row.failure_count,
     )
 
 
 def channel(
-    row: asyncpg.Record, keys: list[asyncpg.Record], *, box: SecretBox, reveal: str
+    row: ChannelRecord, keys: list[ChannelKeyRecord], *, box: SecretBox, reveal: str
 ) -> pb.Channel:
     """reveal: "plain" decrypts the keys, "masked" masks them, "none" leaves them empty."""
     texts = [_key_text(box, key_row, reveal) for key_row in keys]
     message = pb.Channel(
-        id=row["id"],
-        type=row["type"],
-        name=row["name"],
+        id=row.id,
+        type=row.type,
+        name=row.name,
         key="\n".join(texts) if reveal != "none" else "",
-        base_url=row["base_url"],
-        models=list(row["models"]),
-        groups=list(row["groups"]),
-        priority=row["priority"],
-        weight=row["weight"],
-        status=pb.ChannelStatus.ValueType(row["status"]),
-        model_mapping=row["model_mapping"],
-        status_code_mapping=row["status_code_mapping"],
-        model_prefix=row["model_prefix"],
-        system_prompt=row["system_prompt"],
-        tag=row["tag"],
-        test_model=row["test_model"],
-        openai_organization=row["openai_organization"],
-        other=row["other"],
-        setting=row["setting"],
-        param_override=row["param_override"],
-        auto_ban=row["auto_ban"],
-        created_time=row["created_time"],
-        test_time=row["test_time"],
-        response_time=row["response_time"],
-        balance=row["balance"],
-        balance_updated_time=row["balance_updated_time"],
-        used_quota=row["used_quota"],
-        status_reason=row["status_reason"],
-        status_time=row["status_time"],
+        base_url=row.base_url,
+        models=list(row.models),
+        groups=list(row.groups),
+        priority=row.priority,
+        weight=row.weight,
+        status=pb.ChannelStatus.ValueType(row.status),
+        model_mapping=row.model_mapping,
+        status_code_mapping=row.status_code_mapping,
+        model_prefix=row.model_prefix,
+        system_prompt=row.system_prompt,
+        tag=row.tag,
+        test_model=row.test_model,
+        openai_organization=row.openai_organization,
+        other=row.other,
+        setting=row.setting,
+        param_override=row.param_override,
+        auto_ban=row.auto_ban,
+        created_time=row.created_time,
+        test_time=row.test_time,
+        response_time=row.response_time,
+        balance=row.balance,
+        balance_updated_time=row.balance_updated_time,
+        used_quota=row.used_quota,
+        status_reason=row.status_reason,
+        status_time=row.status_time,
     )
     message.keys.extend(
         channel_key(key_row, key=text) for key_row, text in zip(keys, texts, strict=True)
@@ -112,20 +117,20 @@ def channel(
     return message
 
 
-def _key_text(box: SecretBox, row: asyncpg.Record, reveal: str) -> str:
+def _key_text(box: SecretBox, row: ChannelKeyRecord, reveal: str) -> str:
     if reveal == "none":
         return ""
-    plain = box.decrypt(row["key_enc"])
+    plain = box.decrypt(row.key_enc)
     return plain if reveal == "plain" else mask_key(plain)
 
 
-def ability(row: asyncpg.Record) -> pb.RoutingAbility:
+def ability(row: AbilityRecord) -> pb.RoutingAbility:
     return pb.RoutingAbility(
-        group=row["group"],
-        model=row["model"],
-        channel_id=row["channel_id"],
-        priority=row["priority"],
-        weight=row["weight"],
-        enabled=row["enabled"],
-        tag=row["tag"],
+        group=row.group,
+        model=row.model,
+        channel_id=row.channel_id,
+        priority=row.priority,
+        weight=row.weight,
+        enabled=row.enabled,
+        tag=row.tag,
     )

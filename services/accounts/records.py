@@ -72,3 +72,87 @@ class TokenRecord:
     @classmethod
     def maybe(cls, row: asyncpg.Record | None) -> TokenRecord | None:
         return None if row is None else cls(**row)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRecord:
+    """A `channels` row (`channels_repo.CHANNEL_COLUMNS`)."""
+
+    id: int
+    type: int
+    name: str
+    base_url: str
+    models: list[str]
+    groups: list[str]
+    priority: int
+    weight: int
+    status: int
+    model_mapping: str
+    status_code_mapping: str
+    model_prefix: str
+    system_prompt: str
+    tag: str
+    test_model: str
+    openai_organization: str
+    other: str
+    setting: str
+    param_override: str
+    auto_ban: bool
+    created_time: int
+    test_time: int
+    response_time: int
+    balance: float
+    balance_updated_time: int
+    used_quota: int
+    status_reason: str
+    status_time: int
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> ChannelRecord:
+        return cls(**row)
+
+    @classmethod
+    def maybe(cls, row: asyncpg.Record | None) -> ChannelRecord | None:
+        return None if row is None else cls(**row)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelKeyRecord:
+    """A `channel_keys` row (`channels_repo.KEY_COLUMNS`); the key itself stays encrypted."""
+
+    id: int
+    channel_id: int
+    idx: int
+    key_enc: str
+    key_hash: str
+    status: int
+    last_error: str
+    used_quota: int
+    request_count: int
+    failure_count: int
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> ChannelKeyRecord:
+        return cls(**row)
+
+    @classmethod
+    def maybe(cls, row: asyncpg.Record | None) -> ChannelKeyRecord | None:
+        return None if row is None else cls(**row)
+
+
+@dataclass(frozen=True, slots=True)
+class AbilityRecord:
+    """An `abilities` row: a channel serving a model for a group. Built positionally (the
+    routing snapshot reads every one)."""
+
+    group: str
+    model: str
+    channel_id: int
+    priority: int
+    weight: int
+    enabled: bool
+    tag: str
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> AbilityRecord:
+        return cls(*row)

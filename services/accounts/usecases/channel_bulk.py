@@ -28,14 +28,14 @@ async def reveal_channel_key(
             raise NotFound("channel not found")
         keys = await channels_repo.channel_keys(conn, channel_id=request.channel_id)
         if request.key_id:
-            keys = [row for row in keys if row["id"] == request.key_id]
+            keys = [row for row in keys if row.id == request.key_id]
             if not keys:
                 raise NotFound("this channel has no such key")
         await channel_bulk_repo.record_reveal(
             conn, actor_id=actor.id, channel_id=request.channel_id,
             key_id=request.key_id, now=now(),
         )  # fmt: skip
-    plain = [deps.box.decrypt(row["key_enc"]) for row in keys]
+    plain = [deps.box.decrypt(row.key_enc) for row in keys]
     return pb.RevealChannelKeyResponse(key="\n".join(plain))
 
 
@@ -52,10 +52,10 @@ async def update_channels_by_tag(
         ids = []
         for row in rows:
             fields = dataclasses.replace(channel_bulk_repo.fields_of(row), **changes)
-            updated = await channels_repo.update_channel(conn, channel_id=row["id"], fields=fields)
+            updated = await channels_repo.update_channel(conn, channel_id=row.id, fields=fields)
             assert updated is not None
             await rebuild_abilities(conn, updated)
-            ids.append(row["id"])
+            ids.append(row.id)
         version = await channels_repo.bump_version(conn, channel_ids=ids) if ids else 0
     return await _changed(deps, ids, version)
 
@@ -69,14 +69,14 @@ async def set_channels_status_by_tag(
         await _require_admin(deps, conn, request.actor_id)
         ids = []
         for row in await channel_bulk_repo.channels_by_tag(conn, tag=tag):
-            if row["status"] == status:
+            if row.status == status:
                 continue
             await channels_repo.set_channel_status(
-                conn, channel_id=row["id"], status=status, reason="", now=now()
+                conn, channel_id=row.id, status=status, reason="", now=now()
             )
             if status == ENABLED:
-                await channels_repo.reenable_keys(conn, channel_id=row["id"])
-            ids.append(row["id"])
+                await channels_repo.reenable_keys(conn, channel_id=row.id)
+            ids.append(row.id)
         version = await channels_repo.bump_version(conn, channel_ids=ids) if ids else 0
     return await _changed(deps, ids, version)
 
@@ -102,7 +102,7 @@ async def fix_abilities(deps: Deps, request: pb.FixAbilitiesRequest) -> pb.Chann
         for row in rows:
             await rebuild_abilities(conn, row)
         version = await channels_repo.bump_version(conn, everything=True)
-    return await _changed(deps, [row["id"] for row in rows], version, always=True)
+    return await _changed(deps, [row.id for row in rows], version, always=True)
 
 
 async def list_channel_tags(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncpg
 from veloera.accounts.v1 import accounts_pb2 as pb
 
 from services.accounts import channel_rules, channel_types, channels_repo, convert, events, roles
 from services.accounts.channels_repo import ChannelFields
 from services.accounts.deps import Deps, load_actor, now, paging
 from services.accounts.metrics import CHANNELS_AUTO_DISABLED, KEYS_AUTO_DISABLED
+from services.accounts.records import ChannelKeyRecord, ChannelRecord
 from services.accounts.types import Conn
 from services.shared.crypto import SecretBox, mask_key
 from services.shared.errors import InvalidArgument, NotFound, PermissionDenied
@@ -67,13 +67,13 @@ async def save_channel(deps: Deps, request: pb.SaveChannelRequest) -> pb.Channel
         else:
             row = await _create(deps, conn, incoming)
         await rebuild_abilities(conn, row)
-        version = await channels_repo.bump_version(conn, channel_ids=[row["id"]])
-        keys = await channels_repo.channel_keys(conn, channel_id=row["id"])
-    await deps.events.changed(events.CHANNEL, ids=[row["id"]], routing_version=version)
+        version = await channels_repo.bump_version(conn, channel_ids=[row.id])
+        keys = await channels_repo.channel_keys(conn, channel_id=row.id)
+    await deps.events.changed(events.CHANNEL, ids=[row.id], routing_version=version)
     return convert.channel(row, keys, box=deps.box, reveal="masked")
 
 
-async def _create(deps: Deps, conn: Conn, incoming: pb.Channel) -> asyncpg.Record:
+async def _create(deps: Deps, conn: Conn, incoming: pb.Channel) -> ChannelRecord:
     fields = channel_fields(
         incoming,
         status=incoming.status or ENABLED,
@@ -84,38 +84,38 @@ async def _create(deps: Deps, conn: Conn, incoming: pb.Channel) -> asyncpg.Recor
         raise InvalidArgument("key is required")
     row = await channels_repo.insert_channel(conn, fields=fields, now=now())
     await channels_repo.replace_keys(
-        conn, channel_id=row["id"], new_keys=_sealed(deps.box, keys), kept={}
+        conn, channel_id=row.id, new_keys=_sealed(deps.box, keys), kept={}
     )
     return row
 
 
 async def _update(
     deps: Deps, conn: Conn, incoming: pb.Channel, *, actor_role: int
-) -> asyncpg.Record:
+) -> ChannelRecord:
     current = await channels_repo.get_channel(conn, channel_id=incoming.id, for_update=True)
     if current is None:
         raise NotFound("channel not found")
-    status = incoming.status or current["status"]
+    status = incoming.status or current.status
     fields = channel_fields(incoming, status=status, allow_private=deps.channel_private_addresses)
-    old_keys = await channels_repo.channel_keys(conn, channel_id=current["id"])
+    old_keys = await channels_repo.channel_keys(conn, channel_id=current.id)
     box = deps.box
     keys = channel_rules.split_keys(incoming.type, incoming.key)
     moving = actor_role != roles.ROOT and _destination_changed(current, fields)
     unmasked: dict[str, str] = {}
     if keys or moving:
-        plain = [box.decrypt(key_row["key_enc"]) for key_row in old_keys]
+        plain = [box.decrypt(key_row.key_enc) for key_row in old_keys]
         unmasked = {mask_key(text): text for text in plain}
     if moving:
         _require_entered_keys(keys, unmasked)
     if keys:
         keys = [unmasked.get(key, key) for key in keys]  # a masked key echoes a stored one
-        kept = {key_row["key_hash"]: key_row for key_row in old_keys}
+        kept = {key_row.key_hash: key_row for key_row in old_keys}
         await channels_repo.replace_keys(
-            conn, channel_id=current["id"], new_keys=_sealed(box, keys), kept=kept
+            conn, channel_id=current.id, new_keys=_sealed(box, keys), kept=kept
         )
-    if status == ENABLED and current["status"] != ENABLED:
-        await channels_repo.reenable_keys(conn, channel_id=current["id"])
-    row = await channels_repo.update_channel(conn, channel_id=current["id"], fields=fields)
+    if status == ENABLED and current.status != ENABLED:
+        await channels_repo.reenable_keys(conn, channel_id=current.id)
+    row = await channels_repo.update_channel(conn, channel_id=current.id, fields=fields)
     assert row is not None
     return row
 
@@ -125,7 +125,7 @@ async def get_channel(deps: Deps, request: pb.GetChannelRequest) -> pb.Channel:
         row = await channels_repo.get_channel(conn, channel_id=request.id)
         if row is None:
             raise NotFound("channel not found")
-        keys = await channels_repo.channel_keys(conn, channel_id=row["id"])
+        keys = await channels_repo.channel_keys(conn, channel_id=row.id)
     return convert.channel(row, keys, box=deps.box, reveal="masked")
 
 
@@ -138,14 +138,12 @@ async def list_channels(deps: Deps, request: pb.ListChannelsRequest) -> pb.ListC
             statuses=[int(status) for status in request.statuses], tags=list(request.tags),
             limit=limit, offset=offset,
         )  # fmt: skip
-        key_rows = await channels_repo.keys_of_channels(
-            conn, channel_ids=[row["id"] for row in rows]
-        )
-    by_channel: dict[int, list[asyncpg.Record]] = {}
+        key_rows = await channels_repo.keys_of_channels(conn, channel_ids=[row.id for row in rows])
+    by_channel: dict[int, list[ChannelKeyRecord]] = {}
     for key_row in key_rows:
-        by_channel.setdefault(key_row["channel_id"], []).append(key_row)
+        by_channel.setdefault(key_row.channel_id, []).append(key_row)
     channels = [
-        convert.channel(row, by_channel.get(row["id"], []), box=deps.box, reveal="none")
+        convert.channel(row, by_channel.get(row.id, []), box=deps.box, reveal="none")
         for row in rows
     ]
     return pb.ListChannelsResponse(channels=channels, total=total)
@@ -174,12 +172,12 @@ async def report_channel_result(
             conn, channel_id=request.channel_id, for_update=True
         )
         key = await channels_repo.get_key_for_update(conn, key_id=request.key_id)
-        if channel is None or key is None or key["channel_id"] != channel["id"]:
+        if channel is None or key is None or key.channel_id != channel.id:
             raise NotFound("channel key not found")
         outcome = await _apply_report(conn, request, channel, key)
         version = 0
         if outcome.changed:
-            version = await channels_repo.bump_version(conn, channel_ids=[channel["id"]])
+            version = await channels_repo.bump_version(conn, channel_ids=[channel.id])
     if outcome.changed:
         await _publish_state(deps, request, channel, outcome, version)
     return pb.ReportChannelResultResponse(
@@ -190,14 +188,14 @@ async def report_channel_result(
 async def _publish_state(
     deps: Deps,
     request: pb.ReportChannelResultRequest,
-    channel: asyncpg.Record,
+    channel: ChannelRecord,
     outcome: _Outcome,
     version: int,
 ) -> None:
     publisher = deps.events
-    await publisher.changed(events.CHANNEL, ids=[channel["id"]], routing_version=version)
+    await publisher.changed(events.CHANNEL, ids=[channel.id], routing_version=version)
     await publisher.channel_state(
-        channel_id=channel["id"], key_id=request.key_id, channel_name=channel["name"],
+        channel_id=channel.id, key_id=request.key_id, channel_name=channel.name,
         enabled=not (outcome.key_disabled or outcome.channel_disabled),
         reason=request.error_message[:MAX_ERROR_LENGTH] if outcome.key_disabled else "",
     )  # fmt: skip
@@ -222,19 +220,19 @@ class _Outcome:
 async def _apply_report(
     conn: Conn,
     request: pb.ReportChannelResultRequest,
-    channel: asyncpg.Record,
-    key: asyncpg.Record,
+    channel: ChannelRecord,
+    key: ChannelKeyRecord,
 ) -> _Outcome:
     options = await channels_repo.all_options(conn)
-    auto_disable = options.get("AutomaticDisableChannelEnabled") == "true" and channel["auto_ban"]
+    auto_disable = options.get("AutomaticDisableChannelEnabled") == "true" and channel.auto_ban
     auto_enable = options.get("AutomaticEnableChannelEnabled") == "true"
     outcome = _Outcome()
-    status = key["status"]
+    status = key.status
     if request.success and auto_enable and status == AUTO_DISABLED:
         status, outcome.key_enabled = ENABLED, True
     elif not request.success and auto_disable and status == ENABLED:
         failure = channel_rules.Failure(
-            channel_type=channel["type"], status_code=request.status_code,
+            channel_type=channel.type, status_code=request.status_code,
             error_type=request.error_type, error_code=request.error_code,
             error_message=request.error_message, local_error=request.local_error,
         )  # fmt: skip
@@ -244,41 +242,41 @@ async def _apply_report(
             KEYS_AUTO_DISABLED.inc()
     error = "" if request.success else request.error_message[:MAX_ERROR_LENGTH]
     await channels_repo.record_result(
-        conn, key_id=key["id"], success=request.success, error=error, status=status
+        conn, key_id=key.id, success=request.success, error=error, status=status
     )
-    keys = await channels_repo.channel_keys(conn, channel_id=channel["id"])
-    any_enabled = any(key_row["status"] == ENABLED for key_row in keys)
-    if outcome.key_disabled and not any_enabled and channel["status"] == ENABLED:
+    keys = await channels_repo.channel_keys(conn, channel_id=channel.id)
+    any_enabled = any(key_row.status == ENABLED for key_row in keys)
+    if outcome.key_disabled and not any_enabled and channel.status == ENABLED:
         reason = f"all keys disabled automatically: {error}"[:MAX_ERROR_LENGTH]
         await channels_repo.set_channel_status(
-            conn, channel_id=channel["id"], status=AUTO_DISABLED, reason=reason, now=now()
+            conn, channel_id=channel.id, status=AUTO_DISABLED, reason=reason, now=now()
         )
         outcome.channel_disabled = True
         CHANNELS_AUTO_DISABLED.inc()
-    elif outcome.key_enabled and channel["status"] == AUTO_DISABLED:
+    elif outcome.key_enabled and channel.status == AUTO_DISABLED:
         await channels_repo.set_channel_status(
-            conn, channel_id=channel["id"], status=ENABLED, reason="", now=now()
+            conn, channel_id=channel.id, status=ENABLED, reason="", now=now()
         )
         outcome.channel_enabled = True
     return outcome
 
 
-async def rebuild_abilities(conn: Conn, row: asyncpg.Record) -> None:
+async def rebuild_abilities(conn: Conn, row: ChannelRecord) -> None:
     """Replace the channel's rows in the routing index (groups x models)."""
     await channels_repo.rebuild_abilities(
-        conn, channel_id=row["id"], groups=list(row["groups"]), models=list(row["models"]),
-        priority=row["priority"], weight=row["weight"], enabled=row["status"] == ENABLED,
-        tag=row["tag"],
+        conn, channel_id=row.id, groups=list(row.groups), models=list(row.models),
+        priority=row.priority, weight=row.weight, enabled=row.status == ENABLED,
+        tag=row.tag,
     )  # fmt: skip
 
 
-def _destination_changed(current: asyncpg.Record, fields: ChannelFields) -> bool:
+def _destination_changed(current: ChannelRecord, fields: ChannelFields) -> bool:
     """The save changes where the channel's keys are sent: its type (default host), base URL
     or proxy."""
     return (
-        fields.type != current["type"]
-        or fields.base_url != current["base_url"]
-        or channel_rules.proxy_of(fields.setting) != channel_rules.proxy_of(current["setting"])
+        fields.type != current.type
+        or fields.base_url != current.base_url
+        or channel_rules.proxy_of(fields.setting) != channel_rules.proxy_of(current.setting)
     )
 
 

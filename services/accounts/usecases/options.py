@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncpg
 from veloera.accounts.v1 import accounts_pb2 as pb
 
 from services.accounts import channels_repo, convert, events, option_rules, options_repo, roles
 from services.accounts.deps import Deps, load_actor, now, paging
 from services.accounts.metrics import SNAPSHOTS
+from services.accounts.records import ChannelKeyRecord, ChannelRecord
 from services.accounts.types import Conn
 
 # A change to more channels than this is sent as "resync": the relay builds a full snapshot
@@ -90,7 +90,7 @@ async def get_routing_delta(deps: Deps, request: pb.GetRoutingDeltaRequest) -> p
         rows = await channels_repo.routable_channels_in(conn, channel_ids=changes.channel_ids)
         channels = await _channels(deps, conn, rows)
         abilities = await channels_repo.abilities_of_channels(
-            conn, channel_ids=[row["id"] for row in rows]
+            conn, channel_ids=[row.id for row in rows]
         )
         options = await _routing_options(conn) if changes.options else []
     SNAPSHOTS.labels("delta").inc()
@@ -113,15 +113,15 @@ async def _snapshot(deps: Deps, conn: Conn) -> pb.RoutingSnapshot:
     )
 
 
-async def _channels(deps: Deps, conn: Conn, rows: list[asyncpg.Record]) -> list[pb.Channel]:
+async def _channels(deps: Deps, conn: Conn, rows: list[ChannelRecord]) -> list[pb.Channel]:
     """The channels with their keys decrypted (the relay sends them upstream)."""
-    key_rows = await channels_repo.keys_of_channels(conn, channel_ids=[row["id"] for row in rows])
-    by_channel: dict[int, list[asyncpg.Record]] = {}
+    key_rows = await channels_repo.keys_of_channels(conn, channel_ids=[row.id for row in rows])
+    by_channel: dict[int, list[ChannelKeyRecord]] = {}
     for key_row in key_rows:
-        by_channel.setdefault(key_row["channel_id"], []).append(key_row)
+        by_channel.setdefault(key_row.channel_id, []).append(key_row)
     box = deps.box
     return [
-        convert.channel(row, by_channel.get(row["id"], []), box=box, reveal="plain") for row in rows
+        convert.channel(row, by_channel.get(row.id, []), box=box, reveal="plain") for row in rows
     ]
 
 
