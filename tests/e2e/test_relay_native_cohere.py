@@ -145,9 +145,9 @@ async def test_tools_other_endpoints_and_upstream_errors_cost_nothing(
             model=customer.model, messages=CONVERSATION, tools=[tool]
         )
     assert "tools are not supported" in tools.value.message
-    with pytest.raises(openai.BadRequestError) as images:
-        await client.images.generate(model=customer.model, prompt="x")
-    assert images.value.code == "unsupported_endpoint"
+    with pytest.raises(openai.BadRequestError) as moderations:
+        await client.moderations.create(model=customer.model, input="x")
+    assert moderations.value.code == "unsupported_endpoint"
     cohere.fail_status = 400
     with pytest.raises(openai.BadRequestError) as refused:
         await client.chat.completions.create(model=customer.model, messages=CONVERSATION)
