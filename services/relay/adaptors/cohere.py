@@ -26,6 +26,7 @@ from services.relay.adaptors.native import (
     canonical_body,
     completion,
     error_frame,
+    input_texts,
     json_object,
     message_error,
     message_list,
@@ -122,15 +123,7 @@ def to_completion(response: Json, model: str) -> bytes:
 
 def to_embed(body: Json, model: str) -> Json:
     """An OpenAI embeddings request as Cohere's embed request (documents to be searched)."""
-    raw = body.get("input")
-    texts = [raw] if isinstance(raw, str) else raw
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise RelayError(
-            400,
-            "input must be a string or a list of strings for this channel type",
-            type_="invalid_request_error",
-            param="input",
-        )
+    texts = input_texts(body)
     return {
         "model": model,
         "texts": texts,

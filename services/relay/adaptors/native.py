@@ -54,6 +54,20 @@ def message_list(body: Json) -> list[Json]:
     return messages
 
 
+def input_texts(body: Json) -> list[str]:
+    """An embeddings request's input as a list of strings (a provider taking text only)."""
+    raw = body.get("input")
+    texts = [raw] if isinstance(raw, str) else raw
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise RelayError(
+            400,
+            "input must be a string or a list of strings for this channel type",
+            type_="invalid_request_error",
+            param="input",
+        )
+    return texts
+
+
 def json_object(data: bytes) -> Json | None:
     """A provider's answer as a JSON object, or None (then it is relayed as it came)."""
     try:

@@ -34,7 +34,7 @@ from services.relay.adaptors.base import (
     Target,
     UpstreamRequest,
 )
-from services.relay.adaptors.native import ProviderError, canonical_body, only
+from services.relay.adaptors.native import ProviderError, canonical_body, input_texts, only
 from services.relay.endpoints import CHAT, EMBEDDINGS
 from services.relay.errors import RelayError
 
@@ -113,15 +113,7 @@ class AccessTokens:
 
 def to_predict_embeddings(body: Json) -> Json:
     """An OpenAI embeddings request as Vertex AI's text-embedding `:predict` request."""
-    raw = body.get("input")
-    texts = [raw] if isinstance(raw, str) else raw
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise RelayError(
-            400,
-            "input must be a string or a list of strings for this channel type",
-            type_="invalid_request_error",
-            param="input",
-        )
+    texts = input_texts(body)
     native: Json = {"instances": [{"content": text} for text in texts]}
     dimensions = body.get("dimensions")
     if isinstance(dimensions, int) and not isinstance(dimensions, bool) and dimensions > 0:
