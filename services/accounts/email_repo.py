@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncpg
-
+from services.accounts.records import EmailCodeRecord
 from services.accounts.types import Conn
 
 INSERT_CODE = """
@@ -25,7 +24,7 @@ UPDATE email_codes SET used_at = $3 WHERE email = $1 AND purpose = $2 AND used_a
 DELETE_CODE = "DELETE FROM email_codes WHERE id = $1"
 PURGE_OLD = "DELETE FROM email_codes WHERE expires_at < $1"
 GET_USER_BY_EMAIL = """
-SELECT id, status FROM users WHERE lower(email) = $1 AND deleted_at IS NULL
+SELECT id FROM users WHERE lower(email) = $1 AND deleted_at IS NULL
 ORDER BY id LIMIT 1
 """
 EMAIL_TAKEN_CI = "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = $1 AND id <> $2)"
@@ -52,8 +51,8 @@ async def insert_code(
 
 async def live_code(
     conn: Conn, *, email: str, purpose: str, now: int, max_attempts: int
-) -> asyncpg.Record | None:
-    return await conn.fetchrow(LIVE_CODE, email, purpose, now, max_attempts)
+) -> EmailCodeRecord | None:
+    return EmailCodeRecord.maybe(await conn.fetchrow(LIVE_CODE, email, purpose, now, max_attempts))
 
 
 async def count_attempt(conn: Conn, *, code_id: int) -> None:
@@ -72,8 +71,10 @@ async def purge_expired(conn: Conn, *, before: int) -> None:
     await conn.execute(PURGE_OLD, before)
 
 
-async def user_by_email(conn: Conn, *, email: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(GET_USER_BY_EMAIL, email)
+async def user_by_email(conn: Conn, *, email: str) -> int | None:
+    """The id of the live user with this address (case-insensitive), if any."""
+    user_id: int | None = await conn.fetchval(GET_USER_BY_EMAIL, email)
+    return user_id
 
 
 async def email_taken(conn: Conn, *, email: str, except_id: int = 0) -> bool:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncpg
-
+from services.accounts.records import MessageRecord
 from services.accounts.types import Conn
 
 MESSAGE_COLUMNS = "m.id, m.title, m.content, m.format, m.to_all, m.created_by, m.created_at,"
@@ -59,20 +58,22 @@ IS_VISIBLE = f"SELECT EXISTS (SELECT 1 {_VISIBLE} AND m.id = $2)"
 
 async def insert_message(
     conn: Conn, *, title: str, content: str, fmt: str, to_all: bool, created_by: int, now: int
-) -> asyncpg.Record:
+) -> MessageRecord:
     row = await conn.fetchrow(INSERT_MESSAGE, title, content, fmt, to_all, created_by, now)
     assert row is not None
-    return row
+    return MessageRecord.of(row)
 
 
 async def update_message(
     conn: Conn, *, message_id: int, title: str, content: str, fmt: str, to_all: bool, now: int
-) -> asyncpg.Record | None:
-    return await conn.fetchrow(UPDATE_MESSAGE, message_id, title, content, fmt, to_all, now)
+) -> MessageRecord | None:
+    return MessageRecord.maybe(
+        await conn.fetchrow(UPDATE_MESSAGE, message_id, title, content, fmt, to_all, now)
+    )
 
 
-async def get_message(conn: Conn, *, message_id: int) -> asyncpg.Record | None:
-    return await conn.fetchrow(GET_MESSAGE, message_id)
+async def get_message(conn: Conn, *, message_id: int) -> MessageRecord | None:
+    return MessageRecord.maybe(await conn.fetchrow(GET_MESSAGE, message_id))
 
 
 async def delete_message(conn: Conn, *, message_id: int) -> bool:
@@ -94,18 +95,18 @@ async def recipients(conn: Conn, *, message_ids: list[int]) -> dict[int, list[in
 
 async def list_all(
     conn: Conn, *, keyword: str, limit: int, offset: int
-) -> tuple[list[asyncpg.Record], int]:
+) -> tuple[list[MessageRecord], int]:
     rows = await conn.fetch(LIST_ALL, keyword, limit, offset)
     total: int = await conn.fetchval(COUNT_ALL, keyword)
-    return rows, total
+    return [MessageRecord.of(row) for row in rows], total
 
 
 async def list_for_user(
     conn: Conn, *, user_id: int, unread_only: bool, limit: int, offset: int
-) -> tuple[list[asyncpg.Record], int]:
+) -> tuple[list[MessageRecord], int]:
     rows = await conn.fetch(LIST_FOR_USER, user_id, unread_only, limit, offset)
     total: int = await conn.fetchval(COUNT_FOR_USER, user_id, unread_only)
-    return rows, total
+    return [MessageRecord.of(row) for row in rows], total
 
 
 async def unread_count(conn: Conn, *, user_id: int) -> int:

@@ -3,9 +3,8 @@ SQL of the option change audit."""
 
 from __future__ import annotations
 
-import asyncpg
-
 from services.accounts import channels_repo
+from services.accounts.records import OptionAuditRecord
 from services.accounts.types import Conn
 from services.shared.crypto import SecretBox
 from services.shared.option_secrets import plaintext_secrets, seal, unsealed
@@ -28,10 +27,10 @@ async def insert_audit(
 
 async def list_audit(
     conn: Conn, *, key: str, limit: int, offset: int
-) -> tuple[list[asyncpg.Record], int]:
+) -> tuple[list[OptionAuditRecord], int]:
     rows = await conn.fetch(LIST_AUDIT, key, limit, offset)
     total: int = await conn.fetchval(COUNT_AUDIT, key)
-    return rows, total
+    return [OptionAuditRecord.of(row) for row in rows], total
 
 
 async def load_options(conn: Conn, box: SecretBox) -> dict[str, str]:

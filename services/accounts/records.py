@@ -5,12 +5,27 @@ mypy (no `row["column"]` that fails only at run time). Each is built from an asy
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Self
 
 import asyncpg
 
 
+class _Row:
+    """Builds a record from an asyncpg row whose columns are the record's fields."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> Self:
+        return cls(**row)
+
+    @classmethod
+    def maybe(cls, row: asyncpg.Record | None) -> Self | None:
+        return None if row is None else cls(**row)
+
+
 @dataclass(frozen=True, slots=True)
-class UserRecord:
+class UserRecord(_Row):
     """A `users` row (`users_repo.USER_COLUMNS`)."""
 
     id: int
@@ -34,17 +49,9 @@ class UserRecord:
     created_at: int
     deleted_at: int | None
 
-    @classmethod
-    def of(cls, row: asyncpg.Record) -> UserRecord:
-        return cls(**row)
-
-    @classmethod
-    def maybe(cls, row: asyncpg.Record | None) -> UserRecord | None:
-        return None if row is None else cls(**row)
-
 
 @dataclass(frozen=True, slots=True)
-class TokenRecord:
+class TokenRecord(_Row):
     """A `tokens` row (`tokens_repo.TOKEN_COLUMNS`); the key itself stays encrypted."""
 
     id: int
@@ -65,17 +72,9 @@ class TokenRecord:
     rate_limit_count: int
     rate_limit_success: int
 
-    @classmethod
-    def of(cls, row: asyncpg.Record) -> TokenRecord:
-        return cls(**row)
-
-    @classmethod
-    def maybe(cls, row: asyncpg.Record | None) -> TokenRecord | None:
-        return None if row is None else cls(**row)
-
 
 @dataclass(frozen=True, slots=True)
-class ChannelRecord:
+class ChannelRecord(_Row):
     """A `channels` row (`channels_repo.CHANNEL_COLUMNS`)."""
 
     id: int
@@ -107,17 +106,9 @@ class ChannelRecord:
     status_reason: str
     status_time: int
 
-    @classmethod
-    def of(cls, row: asyncpg.Record) -> ChannelRecord:
-        return cls(**row)
-
-    @classmethod
-    def maybe(cls, row: asyncpg.Record | None) -> ChannelRecord | None:
-        return None if row is None else cls(**row)
-
 
 @dataclass(frozen=True, slots=True)
-class ChannelKeyRecord:
+class ChannelKeyRecord(_Row):
     """A `channel_keys` row (`channels_repo.KEY_COLUMNS`); the key itself stays encrypted."""
 
     id: int
@@ -130,14 +121,6 @@ class ChannelKeyRecord:
     used_quota: int
     request_count: int
     failure_count: int
-
-    @classmethod
-    def of(cls, row: asyncpg.Record) -> ChannelKeyRecord:
-        return cls(**row)
-
-    @classmethod
-    def maybe(cls, row: asyncpg.Record | None) -> ChannelKeyRecord | None:
-        return None if row is None else cls(**row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,3 +139,89 @@ class AbilityRecord:
     @classmethod
     def of(cls, row: asyncpg.Record) -> AbilityRecord:
         return cls(*row)
+
+
+@dataclass(frozen=True, slots=True)
+class SetupRecord(_Row):
+    """The `setups` row written when the root user is created."""
+
+    root_user_id: int
+    initialized_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord(_Row):
+    """A live console session (`users_repo.LIVE_SESSIONS`); the session id itself is kept
+    only as its hash."""
+
+    id: int
+    id_hash: str
+    created_at: int
+    expires_at: int
+    client_ip: str
+    user_agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord(_Row):
+    """An inbox message (`inbox_repo.MESSAGE_COLUMNS`); `read_at` is the reader's mark in a
+    user's own listing (0: unread) and 0 in the admins' listings."""
+
+    id: int
+    title: str
+    content: str
+    format: str
+    to_all: bool
+    created_by: int
+    created_at: int
+    updated_at: int
+    read_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TwoFactorRecord(_Row):
+    """A `user_two_factor` row: the TOTP secret (encrypted) and the last accepted step."""
+
+    user_id: int
+    secret_enc: str
+    enabled: bool
+    last_step: int
+    created_at: int
+    enabled_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyRecord(_Row):
+    """A `user_passkeys` row: one WebAuthn credential."""
+
+    id: int
+    user_id: int
+    credential_id: str
+    public_key: bytes
+    sign_count: int
+    name: str
+    transports: str
+    created_at: int
+    last_used_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class EmailCodeRecord(_Row):
+    """A live e-mailed code or reset token (`email_repo.LIVE_CODE`), kept as its HMAC."""
+
+    id: int
+    code_hash: str
+    user_id: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class OptionAuditRecord(_Row):
+    """An `option_audit` row: who changed which option from what to what (values masked)."""
+
+    id: int
+    actor_id: int
+    key: str
+    old_value: str
+    new_value: str
+    created_at: int

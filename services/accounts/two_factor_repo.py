@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncpg
-
+from services.accounts.records import PasskeyRecord, TwoFactorRecord
 from services.accounts.types import Conn
 
 GET = "SELECT * FROM user_two_factor WHERE user_id = $1"
@@ -48,8 +47,10 @@ RETURNING *
 """
 
 
-async def get(conn: Conn, *, user_id: int, for_update: bool = False) -> asyncpg.Record | None:
-    return await conn.fetchrow(GET_FOR_UPDATE if for_update else GET, user_id)
+async def get(conn: Conn, *, user_id: int, for_update: bool = False) -> TwoFactorRecord | None:
+    return TwoFactorRecord.maybe(
+        await conn.fetchrow(GET_FOR_UPDATE if for_update else GET, user_id)
+    )
 
 
 async def enabled(conn: Conn, *, user_id: int) -> bool:
@@ -88,23 +89,23 @@ async def backup_codes_left(conn: Conn, *, user_id: int) -> int:
     return int(await conn.fetchval(BACKUP_LEFT, user_id))
 
 
-async def list_passkeys(conn: Conn, *, user_id: int) -> list[asyncpg.Record]:
-    return await conn.fetch(LIST_PASSKEYS, user_id)
+async def list_passkeys(conn: Conn, *, user_id: int) -> list[PasskeyRecord]:
+    return [PasskeyRecord.of(row) for row in await conn.fetch(LIST_PASSKEYS, user_id)]
 
 
-async def get_passkey(conn: Conn, *, credential_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(GET_PASSKEY, credential_id)
+async def get_passkey(conn: Conn, *, credential_id: str) -> PasskeyRecord | None:
+    return PasskeyRecord.maybe(await conn.fetchrow(GET_PASSKEY, credential_id))
 
 
 async def insert_passkey(
     conn: Conn, *, user_id: int, credential_id: str, public_key: bytes, sign_count: int,
     name: str, transports: str, now: int,
-) -> asyncpg.Record:  # fmt: skip
+) -> PasskeyRecord:  # fmt: skip
     row = await conn.fetchrow(
         INSERT_PASSKEY, user_id, credential_id, public_key, sign_count, name, transports, now
     )
     assert row is not None
-    return row
+    return PasskeyRecord.of(row)
 
 
 async def delete_passkey(conn: Conn, *, user_id: int, passkey_id: int) -> bool:
@@ -113,5 +114,5 @@ async def delete_passkey(conn: Conn, *, user_id: int, passkey_id: int) -> bool:
 
 async def use_passkey(
     conn: Conn, *, credential_id: str, sign_count: int, now: int
-) -> asyncpg.Record | None:
-    return await conn.fetchrow(USE_PASSKEY, credential_id, sign_count, now)
+) -> PasskeyRecord | None:
+    return PasskeyRecord.maybe(await conn.fetchrow(USE_PASSKEY, credential_id, sign_count, now))

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
-from services.accounts.records import UserRecord
+from services.accounts.records import SessionRecord, SetupRecord, UserRecord
 from services.accounts.types import Conn
 
 USER_COLUMNS = (
@@ -85,8 +83,8 @@ UPDATABLE = frozenset(
 )
 
 
-async def get_setup(conn: Conn) -> asyncpg.Record | None:
-    return await conn.fetchrow(GET_SETUP)
+async def get_setup(conn: Conn) -> SetupRecord | None:
+    return SetupRecord.maybe(await conn.fetchrow(GET_SETUP))
 
 
 async def lock_setup(conn: Conn) -> None:
@@ -221,8 +219,8 @@ async def session_user(conn: Conn, *, id_hash: str, now: int) -> UserRecord | No
     return UserRecord.maybe(await conn.fetchrow(SESSION_USER, id_hash, now))
 
 
-async def live_sessions(conn: Conn, *, user_id: int, now: int) -> list[asyncpg.Record]:
-    return await conn.fetch(LIVE_SESSIONS, user_id, now)
+async def live_sessions(conn: Conn, *, user_id: int, now: int) -> list[SessionRecord]:
+    return [SessionRecord.of(row) for row in await conn.fetch(LIVE_SESSIONS, user_id, now)]
 
 
 async def revoke_session_by_id(conn: Conn, *, session_id: int, user_id: int) -> bool:

@@ -12,13 +12,15 @@ from playwright.async_api import expect
 
 from tests.fakes.signin import FakeOAuthProvider, LoopbackServer
 from tests.support.browser import Site, TabFactory, sign_in
+from tests.support.web_kit import set_options
 from tests.support.world import eventually
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-async def oidc(site: Site) -> AsyncIterator[FakeOAuthProvider]:
+async def oidc(site: Site, saved_options: None) -> AsyncIterator[FakeOAuthProvider]:
+    """OIDC switched on against a loopback fake (options put back by `saved_options`)."""
     fake = FakeOAuthProvider("console-client", "console-secret-0123456789")
     server = LoopbackServer(fake.app())
     await server.start()
@@ -29,8 +31,7 @@ async def oidc(site: Site) -> AsyncIterator[FakeOAuthProvider]:
         "oidc.well_known": f"{fake.url}/.well-known/openid-configuration",
         "oidc.enabled": "true",
     }
-    for key, value in values.items():
-        await site.root.call("PUT", "/api/option/", json={"key": key, "value": value})
+    await set_options(site.root, values)
 
     async def advertised() -> bool | None:  # the console caches options for a few seconds
         status = await site.root.call("GET", "/api/status")
@@ -40,7 +41,6 @@ async def oidc(site: Site) -> AsyncIterator[FakeOAuthProvider]:
     try:
         yield fake
     finally:
-        await site.root.call("PUT", "/api/option/", json={"key": "oidc.enabled", "value": "false"})
         await server.stop()
 
 

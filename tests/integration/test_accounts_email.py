@@ -19,6 +19,7 @@ from services.cli.infra import free_port
 from tests.support.helpers import Console, create_user, login, root_console, unique_name
 from tests.support.mail import Mail, Mailbox
 from tests.support.mail import mailbox as mailbox
+from tests.support.options import restored_options
 
 pytestmark = pytest.mark.integration
 
@@ -198,10 +199,10 @@ async def test_bad_addresses_are_refused_without_mail(
 
 
 async def test_domain_whitelist_and_alias_restriction(
-    web_url: str, root: Console, inbox: Mailbox
+    web_url: str, root: Console, accounts_addr: str, inbox: Mailbox
 ) -> None:
     before = len(inbox.messages)
-    try:
+    async with restored_options(web_url, accounts_addr):
         await _must_set(root, "EmailDomainWhitelist", "example.com,gmail.com")
         await _must_set(root, "EmailDomainRestrictionEnabled", "true")
         await _must_set(root, "EmailAliasRestrictionEnabled", "true")
@@ -218,32 +219,27 @@ async def test_domain_whitelist_and_alias_restriction(
         upper = f"{uuid.uuid4().hex[:8]}@EXAMPLE.COM"
         assert (await _send_code(web_url, upper))["success"]
         assert len(inbox.to(upper.lower())) == 1
-    finally:
-        await _must_set(root, "EmailDomainRestrictionEnabled", "false")
-        await _must_set(root, "EmailAliasRestrictionEnabled", "false")
     # With the restrictions off, other domains and aliases are accepted again.
     assert (await _send_code(web_url, _address("other.org")))["success"]
 
 
-async def test_an_empty_whitelist_cannot_be_enforced(root: Console) -> None:
-    await _must_set(root, "EmailDomainWhitelist", "")
-    try:
+async def test_an_empty_whitelist_cannot_be_enforced(
+    web_url: str, root: Console, accounts_addr: str
+) -> None:
+    async with restored_options(web_url, accounts_addr):
+        await _must_set(root, "EmailDomainWhitelist", "")
         await _refused(await _set(root, "EmailDomainRestrictionEnabled", "true"))
         options = {o["key"]: o["value"] for o in await root.call("GET", "/api/option/")}
         assert options["EmailDomainRestrictionEnabled"] == "false"
-    finally:
-        await _must_set(root, "EmailDomainWhitelist", "example.com")
 
 
 async def test_an_unreachable_smtp_server_is_reported_and_stores_nothing(
-    web_url: str, root: Console, mailbox: tuple[Mailbox, int]
+    web_url: str, root: Console, accounts_addr: str, mailbox: tuple[Mailbox, int]
 ) -> None:
     address = _address()
-    await _must_set(root, "SMTPPort", free_port())
-    try:
+    async with restored_options(web_url, accounts_addr):
+        await _must_set(root, "SMTPPort", free_port())
         await _refused(await _send_code(web_url, address), "cannot send the email")
-    finally:
-        await _must_set(root, "SMTPPort", mailbox[1])
     # Nothing was stored, so the resend limit does not block the retry.
     assert (await _send_code(web_url, address))["success"]
     assert len(mailbox[0].to(address)) == 1
@@ -342,18 +338,16 @@ async def test_reset_does_not_reveal_unknown_addresses_and_refuses_missing_field
 
 
 async def test_reset_answers_alike_when_the_mail_fails_or_is_asked_again(
-    web_url: str, root: Console, mailbox: tuple[Mailbox, int]
+    web_url: str, root: Console, accounts_addr: str, mailbox: tuple[Mailbox, int]
 ) -> None:
     _, known, _ = await _user_with_email(root)
     unknown = _address()
-    await _must_set(root, "SMTPPort", free_port())  # nothing listens: every mail fails
-    try:
+    async with restored_options(web_url, accounts_addr):
+        await _must_set(root, "SMTPPort", free_port())  # nothing listens: every mail fails
         answers = [
             await _public(web_url, "GET", "/api/reset_password", params={"email": address})
             for address in (known, unknown)
         ]
-    finally:
-        await _must_set(root, "SMTPPort", mailbox[1])
     assert [a["success"] for a in answers] == [True, True]
     assert answers[0]["message"] == answers[1]["message"]
     # Asked twice within the resend interval: the known address is not told apart either.
@@ -363,14 +357,14 @@ async def test_reset_answers_alike_when_the_mail_fails_or_is_asked_again(
     assert len(mailbox[0].to(known)) == 1
 
 
-async def test_reset_needs_a_server_address(web_url: str, root: Console, inbox: Mailbox) -> None:
+async def test_reset_needs_a_server_address(
+    web_url: str, root: Console, accounts_addr: str, inbox: Mailbox
+) -> None:
     _, address, _ = await _user_with_email(root)
-    await _must_set(root, "ServerAddress", "")
-    try:
+    async with restored_options(web_url, accounts_addr):
+        await _must_set(root, "ServerAddress", "")
         body = await _public(web_url, "GET", "/api/reset_password", params={"email": address})
         await _refused(body, "serveraddress")
-    finally:
-        await _must_set(root, "ServerAddress", SERVER_ADDRESS)
     assert inbox.to(address) == []
 
 
@@ -378,13 +372,13 @@ async def test_reset_needs_a_server_address(web_url: str, root: Console, inbox: 
 
 
 async def test_registration_requires_a_valid_code_when_verification_is_on(
-    web_url: str, root: Console, inbox: Mailbox
+    web_url: str, root: Console, accounts_addr: str, inbox: Mailbox
 ) -> None:
     address = _address()
     username = unique_name()
     form = {"username": username, "password": PASSWORD, "email": address}
-    await _must_set(root, "EmailVerificationEnabled", "true")
-    try:
+    async with restored_options(web_url, accounts_addr):
+        await _must_set(root, "EmailVerificationEnabled", "true")
         await _refused(
             await _public(web_url, "POST", "/api/user/register", json=form), "code is required"
         )
@@ -408,15 +402,13 @@ async def test_registration_requires_a_valid_code_when_verification_is_on(
             assert (await session.call("GET", "/api/user/self"))["email"] == address
         finally:
             await session.aclose()
-    finally:
-        await _must_set(root, "EmailVerificationEnabled", "false")
 
 
-async def test_verification_cannot_be_enabled_without_smtp(root: Console) -> None:
-    await _must_set(root, "SMTPServer", "")
-    try:
+async def test_verification_cannot_be_enabled_without_smtp(
+    web_url: str, root: Console, accounts_addr: str
+) -> None:
+    async with restored_options(web_url, accounts_addr):
+        await _must_set(root, "SMTPServer", "")
         await _refused(await _set(root, "EmailVerificationEnabled", "true"))
         options = {o["key"]: o["value"] for o in await root.call("GET", "/api/option/")}
         assert options["EmailVerificationEnabled"] == "false"
-    finally:
-        await _must_set(root, "SMTPServer", "127.0.0.1")

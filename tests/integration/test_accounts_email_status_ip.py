@@ -12,8 +12,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from services.accounts.option_registry import DEFAULT_CHATS
 from tests.support.helpers import Console, login, root_console, unique_name
+from tests.support.options import restored_options
 
 pytestmark = pytest.mark.integration
 
@@ -76,25 +76,13 @@ STATUS_OPTIONS: dict[str, str] = {
     "oidc.authorization_endpoint": "https://id.example.test/authorize",
     "oidc.enabled": "true",
 }
-_CREDENTIAL = ("Secret", "Token", "SiteKey", "SecretKey", "BotName", "_secret", "well_known")
-RESTORE: dict[str, str] = {
-    "GitHubOAuthEnabled": "false",
-    "LinuxDOOAuthEnabled": "false",
-    "TelegramOAuthEnabled": "false",
-    "TurnstileCheckEnabled": "false",
-    "oidc.enabled": "false",
-    "SystemName": "Veloera",
-    "Logo": "",
-    "Footer": "",
-    "ServerAddress": "",
-    "Chats": DEFAULT_CHATS,
-    # Credentials last: the toggles above must be off before their prerequisites are cleared.
-    **{key: "" for key in STATUS_OPTIONS if "client" in key.lower() or key.endswith(_CREDENTIAL)},
-}
 
 
-async def test_status_is_derived_from_the_options(web_url: str, root: Console) -> None:
-    try:
+async def test_status_is_derived_from_the_options(
+    web_url: str, root: Console, accounts_addr: str
+) -> None:
+    before = await _status(web_url)
+    async with restored_options(web_url, accounts_addr):
         for key, value in STATUS_OPTIONS.items():
             await _set(root, key, value)
         status = await _eventually(lambda: _status(web_url), lambda s: s["oidc_enabled"])
@@ -116,11 +104,11 @@ async def test_status_is_derived_from_the_options(web_url: str, root: Console) -
         for key, value in STATUS_OPTIONS.items():
             if key.endswith(("Secret", "Token", "_secret", "SecretKey")):
                 assert value not in text, key
-    finally:
-        for key, value in RESTORE.items():
-            await _set(root, key, value)
+    # the options put back: the status is what it was
     status = await _eventually(lambda: _status(web_url), lambda s: not s["oidc_enabled"])
-    assert status["github_oauth"] is False and status["system_name"] == "Veloera"
+    assert status["github_oauth"] is before["github_oauth"] is False
+    assert status["system_name"] == before["system_name"]
+    assert status["chats"] == before["chats"]
 
 
 async def test_a_toggle_without_credentials_is_refused_and_not_shown(
@@ -160,11 +148,13 @@ async def _login_ip(web_url: str, username: str, headers: dict[str, str]) -> str
     return ip
 
 
-async def test_client_ip_follows_the_reverse_proxy_options(web_url: str, root: Console) -> None:
+async def test_client_ip_follows_the_reverse_proxy_options(
+    web_url: str, root: Console, accounts_addr: str
+) -> None:
     username = await _new_user(root)
     spoofed = {"X-Real-IP": "203.0.113.9", "CF-Connecting-IP": "2001:db8::5"}
     assert await _login_ip(web_url, username, spoofed) == "127.0.0.1"
-    try:
+    async with restored_options(web_url, accounts_addr):
         await _set(root, "ReverseProxyProvider", "nginx")
         await _set(root, "ReverseProxyEnabled", "true")
         ip = await _eventually(
@@ -185,9 +175,6 @@ async def test_client_ip_follows_the_reverse_proxy_options(web_url: str, root: C
         )
         assert ip == "2001:db8::5"
         assert await _login_ip(web_url, username, {"X-Real-IP": "203.0.113.9"}) == "127.0.0.1"
-    finally:
-        await _set(root, "ReverseProxyEnabled", "false")
-        await _set(root, "ReverseProxyProvider", "nginx")
     ip = await _eventually(
         lambda: _login_ip(web_url, username, spoofed), lambda v: v == "127.0.0.1"
     )
@@ -203,10 +190,12 @@ async def test_an_unknown_provider_is_refused(root: Console) -> None:
     assert options["ReverseProxyProvider"] == "nginx"
 
 
-async def test_the_per_ip_login_lock_uses_the_proxied_address(web_url: str, root: Console) -> None:
+async def test_the_per_ip_login_lock_uses_the_proxied_address(
+    web_url: str, root: Console, accounts_addr: str
+) -> None:
     username = await _new_user(root)
     attacker, victim = "192.0.2.66", "192.0.2.77"
-    try:
+    async with restored_options(web_url, accounts_addr):
         await _set(root, "ReverseProxyEnabled", "true")
         await _eventually(
             lambda: _login_ip(web_url, username, {"X-Real-IP": victim}), lambda v: v == victim
@@ -228,5 +217,3 @@ async def test_the_per_ip_login_lock_uses_the_proxied_address(web_url: str, root
         assert await _login_ip(web_url, username, {"X-Real-IP": victim}) == victim
         session = await login(web_url, username, PASSWORD)  # the peer address is not locked
         await session.aclose()
-    finally:
-        await _set(root, "ReverseProxyEnabled", "false")

@@ -31,7 +31,9 @@ async def _public(web_url: str, path: str) -> dict[str, Any]:
         ("HomePageContent", "/api/home_page_content"),
     ],
 )
-async def test_admin_texts_are_public(web_url: str, key: str, path: str) -> None:
+async def test_admin_texts_are_public(
+    web_url: str, key: str, path: str, saved_options: None
+) -> None:
     root = await root_console(web_url)
     text = f"# {key} {uuid.uuid4().hex}"
     try:
@@ -40,7 +42,6 @@ async def test_admin_texts_are_public(web_url: str, key: str, path: str) -> None
         # a save through this web process is served by its very next request
         assert await _public(web_url, path) == {"success": True, "message": "", "data": text}
     finally:
-        await root.call("PUT", "/api/option/", json={"key": key, "value": ""})
         await root.aclose()
 
 
@@ -111,7 +112,7 @@ def test_relay_address_follows_relay_port() -> None:
     assert explicit.relay_public_url == "https://api.example"
 
 
-async def test_custom_head_css_and_js_reach_every_page(web_url: str) -> None:
+async def test_custom_head_css_and_js_reach_every_page(web_url: str, saved_options: None) -> None:
     root = await root_console(web_url)
     marker = uuid.uuid4().hex
     values = {
@@ -138,6 +139,4 @@ async def test_custom_head_css_and_js_reach_every_page(web_url: str) -> None:
 
         await eventually(served)  # the web process caches options for a few seconds
     finally:
-        for key in values:
-            await root.call("PUT", "/api/option/", json={"key": key, "value": ""})
         await root.aclose()

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_github_registers_then_logs_in_with_signup_rewards(
-    service_env: dict[str, str], web_url: str
+    service_env: dict[str, str], web_url: str, saved_options: None
 ) -> None:
     root = await root_console(web_url)
     rewards = {"QuotaForNewUser": "777", "QuotaForInvitee": "100", "QuotaForInviter": "50"}
@@ -51,13 +51,12 @@ async def test_github_registers_then_logs_in_with_signup_rewards(
             assert fake.token_requests[-1]["client_secret"] == CLIENT_SECRET
         assert (await inviter.call("GET", "/api/user/self"))["aff_quota"] == 50
     finally:
-        await set_options(root, {key: "0" for key in rewards})
         await inviter.aclose()
         await root.aclose()
 
 
 async def test_oidc_with_discovery_and_registration_closed(
-    service_env: dict[str, str], web_url: str
+    service_env: dict[str, str], web_url: str, saved_options: None
 ) -> None:
     root = await root_console(web_url)
     subject = f"oidc-subject-{secrets.token_hex(4)}"
@@ -88,7 +87,7 @@ async def test_oidc_with_discovery_and_registration_closed(
 
 
 async def test_bind_unbind_and_one_user_per_identity(
-    service_env: dict[str, str], web_url: str
+    service_env: dict[str, str], web_url: str, saved_options: None
 ) -> None:
     root = await root_console(web_url)
     alice, alice_id = await create_user(root, quota=0)
@@ -127,7 +126,7 @@ async def test_bind_unbind_and_one_user_per_identity(
 
 
 async def test_state_mismatch_replay_and_provider_down_are_refused(
-    service_env: dict[str, str], web_url: str
+    service_env: dict[str, str], web_url: str, saved_options: None
 ) -> None:
     root = await root_console(web_url)
     user = github_user()
@@ -180,7 +179,7 @@ async def test_state_mismatch_replay_and_provider_down_are_refused(
 
 
 async def test_a_disabled_user_cannot_sign_in_with_a_bound_identity(
-    service_env: dict[str, str], web_url: str
+    service_env: dict[str, str], web_url: str, saved_options: None
 ) -> None:
     root = await root_console(web_url)
     user = github_user()

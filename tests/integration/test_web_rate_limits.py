@@ -3,17 +3,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
 from tests.support.helpers import ROOT_PASSWORD, ROOT_USERNAME, create_user, root_console
-from tests.support.web_kit import web_app
+from tests.support.web_kit import set_options, web_app
 
 pytestmark = pytest.mark.integration
 
@@ -99,21 +97,17 @@ async def test_web_limit_covers_console_pages_not_probes(
         assert (await browser.get("/healthz")).status_code == 200
 
 
-@contextlib.asynccontextmanager
-async def behind_proxy(web_url: str) -> AsyncIterator[None]:
+async def behind_proxy(web_url: str) -> None:
+    """ReverseProxyEnabled switched on; a test calling it takes `saved_options`."""
     root = await root_console(web_url)
     try:
-        await root.call("PUT", "/api/option/", json={"key": "ReverseProxyEnabled", "value": "true"})
-        yield
+        await set_options(root, {"ReverseProxyEnabled": "true"})
     finally:
-        await root.call(
-            "PUT", "/api/option/", json={"key": "ReverseProxyEnabled", "value": "false"}
-        )
         await root.aclose()
 
 
 async def test_spoofed_forwarding_headers_do_not_dodge_the_ip_lock(
-    service_env: dict[str, str], web_url: str
+    service_env: dict[str, str], web_url: str, saved_options: None
 ) -> None:
     root = await root_console(web_url)
     user, _ = await create_user(root, quota=0)
@@ -121,8 +115,8 @@ async def test_spoofed_forwarding_headers_do_not_dodge_the_ip_lock(
     await user.aclose()
     await root.aclose()
     attacker = fresh_ip()
+    await behind_proxy(web_url)
     async with (
-        behind_proxy(web_url),
         web_app(service_env, TRUSTED_PROXIES="10.0.0.0/8") as app,
         client(app, attacker) as direct,
     ):
@@ -143,11 +137,11 @@ async def test_spoofed_forwarding_headers_do_not_dodge_the_ip_lock(
 
 
 async def test_the_client_behind_a_trusted_proxy_is_the_rightmost_untrusted_hop(
-    service_env: dict[str, str], web_url_with_root: str
+    service_env: dict[str, str], web_url_with_root: str, saved_options: None
 ) -> None:
     client_ip = fresh_ip()
+    await behind_proxy(web_url_with_root)
     async with (
-        behind_proxy(web_url_with_root),
         web_app(service_env, TRUSTED_PROXIES="10.0.0.0/8") as app,
         client(app, "10.0.0.5") as proxy,
     ):

@@ -21,6 +21,7 @@ from services.web.routes.system import _auth_status
 from services.web.settings import load_settings
 from tests.fakes.signin import FakeOAuthProvider, FakeWeChatServer, LoopbackServer
 from tests.support.helpers import ROOT_PASSWORD, ROOT_USERNAME, Console, create_user, root_console
+from tests.support.web_kit import set_options
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("closes_clients")]
 
@@ -42,16 +43,12 @@ SWITCHES_OFF = {
 }
 
 
-async def set_options(root: Console, options: dict[str, str]) -> None:
-    for key, value in options.items():
-        await root.call("PUT", "/api/option/", json={"key": key, "value": value})
-
-
 @contextlib.asynccontextmanager
 async def methods_web(
     service_env: dict[str, str], root: Console
 ) -> AsyncIterator[tuple[Starlette, FakeOAuthProvider, FakeWeChatServer]]:
-    """Every method switched on against loopback fakes, and a web app that talks to them."""
+    """Every method switched on against loopback fakes, and a web app that talks to them. The
+    options stay set: a test using it takes `saved_options`, which puts them back."""
     provider, wechat = FakeOAuthProvider(CLIENT_ID, CLIENT_SECRET), FakeWeChatServer(WECHAT_TOKEN)
     servers = [LoopbackServer(provider.app()), LoopbackServer(wechat.app())]
     for server in servers:
@@ -79,7 +76,6 @@ async def methods_web(
         async with app.router.lifespan_context(app):
             yield app, provider, wechat
     finally:
-        await set_options(root, SWITCHES_OFF)
         for server in servers:
             await server.stop()
 
@@ -120,7 +116,7 @@ def telegram_params(user_id: int, auth_date: float, token: str = BOT_TOKEN) -> d
 
 
 async def test_linuxdo_enforces_the_minimum_trust_level_and_idcflare_signs_in(
-    service_env: dict[str, str], web_url: str
+    service_env: dict[str, str], web_url: str, saved_options: None
 ) -> None:
     root = await root_console(web_url)
     async with methods_web(service_env, root) as (app, fake, _), browser(app) as client:
@@ -142,7 +138,7 @@ async def test_linuxdo_enforces_the_minimum_trust_level_and_idcflare_signs_in(
 
 
 async def test_telegram_login_checks_the_hash_and_its_age_then_binds(
-    service_env: dict[str, str], web_url: str
+    service_env: dict[str, str], web_url: str, saved_options: None
 ) -> None:
     root = await root_console(web_url)
     tg_id = secrets.randbelow(10**9)
@@ -188,7 +184,7 @@ async def test_telegram_login_checks_the_hash_and_its_age_then_binds(
 
 
 async def test_wechat_signs_in_through_the_wechat_server(
-    service_env: dict[str, str], web_url: str
+    service_env: dict[str, str], web_url: str, saved_options: None
 ) -> None:
     root = await root_console(web_url)
     open_id = f"o{secrets.token_hex(8)}"
@@ -216,7 +212,7 @@ async def test_wechat_signs_in_through_the_wechat_server(
 
 
 async def test_status_advertises_each_method_while_it_is_switched_on(
-    service_env: dict[str, str], web_url: str
+    service_env: dict[str, str], web_url: str, saved_options: None
 ) -> None:
     root = await root_console(web_url)
     async with methods_web(service_env, root) as (app, _, _), browser(app) as client:

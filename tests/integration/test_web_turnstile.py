@@ -14,6 +14,8 @@ from services.web.app import create_app
 from services.web.settings import load_settings
 from tests.fakes.signin import FakeTurnstile, LoopbackServer
 from tests.support.helpers import Console, root_console, unique_name
+from tests.support.options import restored_options
+from tests.support.web_kit import set_options
 
 pytestmark = pytest.mark.integration
 
@@ -26,20 +28,11 @@ OFF = {
 }
 
 
-@contextlib.asynccontextmanager
-async def turnstile_on(root: Console) -> AsyncIterator[None]:
-    for key, value in (
-        ("TurnstileSiteKey", "site-key-public"),
-        ("TurnstileSecretKey", SECRET),
-        ("TurnstileCheckEnabled", "true"),
-    ):
-        await root.call("PUT", "/api/option/", json={"key": key, "value": value})
-    try:
-        yield
-    finally:
-        await root.call(
-            "PUT", "/api/option/", json={"key": "TurnstileCheckEnabled", "value": "false"}
-        )
+TURNSTILE_ON = {
+    "TurnstileSiteKey": "site-key-public",
+    "TurnstileSecretKey": SECRET,
+    "TurnstileCheckEnabled": "true",
+}
 
 
 @contextlib.asynccontextmanager
@@ -75,10 +68,11 @@ def browser(app: Starlette) -> httpx.AsyncClient:
 async def armed(
     service_env: dict[str, str], root: Console, delay: float = 0.0, **env: str
 ) -> AsyncIterator[tuple[FakeTurnstile, Starlette]]:
-    """Turnstile switched on, a siteverify fake, and a web app that verifies against it."""
+    """Turnstile switched on, a siteverify fake, and a web app that verifies against it. The
+    options stay set: a test using it takes `saved_options`, which puts them back."""
     async with contextlib.AsyncExitStack() as stack:
         fake = await stack.enter_async_context(siteverify(delay))
-        await stack.enter_async_context(turnstile_on(root))
+        await set_options(root, TURNSTILE_ON)
         app = await stack.enter_async_context(web_app(service_env, f"{fake.url}/siteverify", **env))
         yield fake, app
 
@@ -94,7 +88,7 @@ async def _register(client: httpx.AsyncClient, query: str = "") -> dict[str, obj
 
 
 async def test_turnstile_guards_registration_and_login_once_per_session(
-    service_env: dict[str, str], web_url: str
+    service_env: dict[str, str], web_url: str, saved_options: None
 ) -> None:
     root = await root_console(web_url)
     async with armed(service_env, root) as (fake, app):
@@ -132,7 +126,7 @@ async def test_turnstile_guards_registration_and_login_once_per_session(
 
 
 async def test_turnstile_covers_every_protected_route(
-    service_env: dict[str, str], web_url: str
+    service_env: dict[str, str], web_url: str, saved_options: None
 ) -> None:
     root = await root_console(web_url)
     async with armed(service_env, root) as (_, app), browser(app) as client:
@@ -160,9 +154,12 @@ async def test_turnstile_covers_every_protected_route(
     await root.aclose()
 
 
-async def test_siteverify_timeout_fails_closed(service_env: dict[str, str], web_url: str) -> None:
+async def test_siteverify_timeout_fails_closed(
+    service_env: dict[str, str], web_url: str, accounts_addr: str
+) -> None:
     root = await root_console(web_url)
     async with (
+        restored_options(web_url, accounts_addr),
         armed(service_env, root, 5.0, TURNSTILE_TIMEOUT="0.3") as (_, app),
         browser(app) as client,
     ):

@@ -203,7 +203,7 @@ async def test_wrong_codes_lock_the_second_step_like_wrong_passwords(web_url: st
 
 
 async def test_an_oauth_sign_in_also_waits_for_the_second_factor(
-    service_env: dict[str, str], web_url: str
+    service_env: dict[str, str], web_url: str, saved_options: None
 ) -> None:
     root = await root_console(web_url)
     user = github_user()

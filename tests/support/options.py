@@ -1,9 +1,10 @@
 """Options a test changes, put back afterwards: a snapshot of every option before the test and,
-after it, each changed option set back. `saved_options`: accounts' options (secrets included,
-read over gRPC as the operator tool), set back through accounts, which checks prerequisites (a
-sign-in method needs its credentials first). `saved_pricing`: billing's pricing options, set
-back through billing, which checks them too (fallback pricing needs its prices). An option
-refused in one pass is retried after the others, until nothing changes."""
+after it, each changed option set back. `saved_options` (or `restored_options` around a
+block): accounts' options (secrets included, read over gRPC as the operator tool), set back
+through the console, which checks prerequisites (a sign-in method needs its credentials
+first). `saved_pricing`: billing's pricing options, set back through billing, which checks
+them too (fallback pricing needs its prices). An option refused in one pass is retried after
+the others, until nothing changes."""
 
 from __future__ import annotations
 
@@ -41,9 +42,11 @@ async def _put_back(
     raise AssertionError(f"options that cannot be put back: {changed}")
 
 
-@pytest.fixture
-async def saved_options(web_url: str, accounts_addr: str) -> AsyncIterator[None]:
-    """Every accounts option as it was before the test, restored after it however it ends."""
+@contextlib.asynccontextmanager
+async def restored_options(web_url: str, accounts_addr: str) -> AsyncIterator[None]:
+    """Every accounts option as it was on entry, set back on exit however the block ends.
+    Written back through the console (as an admin would), so the web process's options
+    cache forgets the test's values at once; read over gRPC, where secrets are not masked."""
     root = await root_console(web_url)
     channel = admin_channel(accounts_addr)
     stub = AccountsClient(channel)
@@ -54,8 +57,8 @@ async def saved_options(web_url: str, accounts_addr: str) -> AsyncIterator[None]
         return {option.key: option.value for option in reply.options}
 
     async def write(key: str, value: str) -> object:
-        request = accounts_pb2.UpdateOptionRequest(actor_id=root.user_id, key=key, value=value)
-        return await stub.UpdateOption(request, timeout=TIMEOUT)
+        # a refusal (a prerequisite not back yet) is retried in the next pass
+        return await root.envelope("PUT", "/api/option/", json={"key": key, "value": value})
 
     try:
         before = await read()
@@ -64,6 +67,13 @@ async def saved_options(web_url: str, accounts_addr: str) -> AsyncIterator[None]
     finally:
         await channel.close()
         await root.aclose()
+
+
+@pytest.fixture
+async def saved_options(web_url: str, accounts_addr: str) -> AsyncIterator[None]:
+    """Every accounts option as it was before the test, restored after it however it ends."""
+    async with restored_options(web_url, accounts_addr):
+        yield
 
 
 @pytest.fixture

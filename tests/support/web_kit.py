@@ -65,7 +65,8 @@ async def set_options(root: Console, options: dict[str, str]) -> None:
 async def signin_web(
     service_env: dict[str, str], root: Console, fake: FakeOAuthProvider, **options: str
 ) -> AsyncIterator[Starlette]:
-    """GitHub and OIDC switched on against `fake`, and a web app that talks to it."""
+    """GitHub and OIDC switched on against `fake`, and a web app that talks to it. The options
+    stay set: a test using it takes `saved_options`, which puts them back."""
     await set_options(
         root,
         {
@@ -91,14 +92,8 @@ async def signin_web(
         "OAUTH_TIMEOUT": "3",
     }
     app = create_app(load_settings(env))
-    try:
-        async with app.router.lifespan_context(app):
-            yield app
-    finally:
-        await set_options(
-            root,
-            {"GitHubOAuthEnabled": "false", "oidc.enabled": "false", "RegisterEnabled": "true"},
-        )
+    async with app.router.lifespan_context(app):
+        yield app
 
 
 def browser(app: Starlette) -> httpx.AsyncClient:

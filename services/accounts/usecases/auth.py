@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncpg
 from veloera.accounts.v1 import accounts_pb2 as pb
 
 from services.accounts import (
@@ -16,6 +15,7 @@ from services.accounts import (
 )
 from services.accounts.deps import Deps, now
 from services.accounts.passwords import hash_password
+from services.accounts.records import SessionRecord
 from services.accounts.registration import check_registration_open
 from services.accounts.roles import COMMON
 from services.accounts.token_rules import ENABLED, NEVER
@@ -103,12 +103,12 @@ async def get_usable_groups(deps: Deps, request: pb.GetUsableGroupsRequest) -> p
     return pb.UsableGroups(groups=groups)
 
 
-def _session(row: asyncpg.Record, current_hash: str) -> pb.Session:
+def _session(row: SessionRecord, current_hash: str) -> pb.Session:
     return pb.Session(
-        id=row["id"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        client_ip=row["client_ip"],
-        user_agent=row["user_agent"],
-        current=bool(current_hash) and row["id_hash"] == current_hash,
+        id=row.id,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        client_ip=row.client_ip,
+        user_agent=row.user_agent,
+        current=bool(current_hash) and row.id_hash == current_hash,
     )

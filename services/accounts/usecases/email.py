@@ -7,7 +7,6 @@ import html
 import logging
 import secrets
 
-import asyncpg
 from veloera.accounts.v1 import accounts_pb2 as pb
 
 from services.accounts import (
@@ -23,6 +22,7 @@ from services.accounts import (
 from services.accounts.deps import Deps, now
 from services.accounts.mailer import SmtpConfig, send_mail
 from services.accounts.passwords import hash_password
+from services.accounts.records import EmailCodeRecord
 from services.accounts.types import Conn
 from services.shared.crypto import random_key
 from services.shared.errors import (
@@ -56,7 +56,7 @@ async def _options(deps: Deps) -> dict[str, str]:
 
 async def check_secret(
     deps: Deps, *, email: str, purpose: str, secret: str, message: str
-) -> asyncpg.Record:
+) -> EmailCodeRecord:
     """The live code row matching `secret`; a wrong guess is counted (committed at once, so
     a code dies after MAX_ATTEMPTS guesses) and answered with InvalidArgument."""
     async with deps.pool.acquire() as conn:
@@ -66,8 +66,8 @@ async def check_secret(
         if row is None:
             raise InvalidArgument(message, code="invalid_verification_code")
         expected = _code_hash(deps, purpose, email, secret)
-        if not hmac.compare_digest(row["code_hash"], expected):
-            await email_repo.count_attempt(conn, code_id=row["id"])
+        if not hmac.compare_digest(row.code_hash, expected):
+            await email_repo.count_attempt(conn, code_id=row.id)
             raise InvalidArgument(message, code="invalid_verification_code")
     return row
 
@@ -96,7 +96,7 @@ async def registration_email(deps: Deps, request: pb.RegisterRequest) -> tuple[s
         )
     code = email_rules.check_code(request.verification_code)
     row = await check_secret(deps, email=email, purpose=VERIFY, secret=code, message=WRONG_CODE)
-    return email, int(row["id"])
+    return email, int(row.id)
 
 
 async def send_email_code(deps: Deps, request: pb.SendEmailCodeRequest) -> pb.SendEmailCodeResponse:
@@ -128,7 +128,7 @@ async def bind_email(deps: Deps, request: pb.BindEmailRequest) -> pb.User:
             raise NotFound("user not found")
         if await email_repo.email_taken(conn, email=email, except_id=user.id):
             raise AlreadyExists("email already in use", code="email_taken")
-        await consume(conn, code_id=checked["id"], message=WRONG_CODE)
+        await consume(conn, code_id=checked.id, message=WRONG_CODE)
         row = await users_repo.update_user(conn, user_id=user.id, changes={"email": email})
     assert row is not None
     await deps.events.changed(events.USER, ids=[row.id])
@@ -147,8 +147,8 @@ async def send_password_reset(
     email_rules.reset_link(options["ServerAddress"], email=email, token="")
     same_answer = pb.SendPasswordResetResponse(expires_at=now() + RESET_TTL)
     async with deps.pool.acquire() as conn:
-        user = await email_repo.user_by_email(conn, email=email)
-    if user is None:
+        user_id = await email_repo.user_by_email(conn, email=email)
+    if user_id is None:
         # No mail: the reset form must not tell strangers which addresses have accounts
         # (upstream says "not registered").
         logger.info("password reset asked for an address with no account")
@@ -157,7 +157,7 @@ async def send_password_reset(
     link = email_rules.reset_link(options["ServerAddress"], email=email, token=token)
     try:
         code_id, expires_at = await _store(
-            deps, email, RESET, token, user_id=user["id"], ttl=RESET_TTL
+            deps, email, RESET, token, user_id=user_id, ttl=RESET_TTL
         )
     except FailedPrecondition:
         logger.info("password reset asked again within the resend interval; no mail")
@@ -191,9 +191,9 @@ async def reset_password(deps: Deps, request: pb.ResetPasswordRequest) -> pb.Res
         deps, email=email, purpose=RESET, secret=token, message=WRONG_TOKEN
     )
     async with deps.pool.acquire() as conn, conn.transaction():
-        await consume(conn, code_id=checked["id"], message=WRONG_TOKEN)
+        await consume(conn, code_id=checked.id, message=WRONG_TOKEN)
         row = await users_repo.update_user(
-            conn, user_id=checked["user_id"], changes={"password_hash": password_hash}
+            conn, user_id=checked.user_id, changes={"password_hash": password_hash}
         )
         if row is None:
             raise NotFound("user not found")

@@ -39,7 +39,7 @@ async def get_setup_status(deps: Deps, request: pb.GetSetupStatusRequest) -> pb.
     return pb.SetupStatus(
         initialized=setup is not None,
         root_exists=root,
-        initialized_at=setup["initialized_at"] if setup else 0,
+        initialized_at=setup.initialized_at if setup else 0,
     )
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncpg
 from veloera.accounts.v1 import accounts_pb2 as pb
 
 from services.accounts import inbox_repo, roles
 from services.accounts.deps import Deps, load_actor, now, paging
+from services.accounts.records import MessageRecord
 from services.shared.errors import InvalidArgument, NotFound
 
 MAX_TITLE = 200
@@ -15,18 +15,18 @@ FORMATS = frozenset({"markdown", "text", "html"})
 
 
 def _message(
-    row: asyncpg.Record, *, user_ids: list[int] | None = None, read_at: int = 0
+    row: MessageRecord, *, user_ids: list[int] | None = None, read_at: int = 0
 ) -> pb.InboxMessage:
     return pb.InboxMessage(
-        id=row["id"],
-        title=row["title"],
-        content=row["content"],
-        format=row["format"],
-        to_all=row["to_all"],
+        id=row.id,
+        title=row.title,
+        content=row.content,
+        format=row.format,
+        to_all=row.to_all,
         user_ids=user_ids or [],
-        created_by=row["created_by"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
         read_at=read_at,
     )
 
@@ -64,11 +64,11 @@ async def save_message(deps: Deps, request: pb.SaveMessageRequest) -> pb.InboxMe
                 conn, title=title, content=content, fmt=fmt, to_all=incoming.to_all,
                 created_by=actor.id, now=now(),
             )  # fmt: skip
-        await inbox_repo.set_recipients(conn, message_id=row["id"], user_ids=user_ids)
-        stored = await inbox_repo.recipients(conn, message_ids=[row["id"]])
-    if user_ids and not stored.get(row["id"]):
+        await inbox_repo.set_recipients(conn, message_id=row.id, user_ids=user_ids)
+        stored = await inbox_repo.recipients(conn, message_ids=[row.id])
+    if user_ids and not stored.get(row.id):
         raise InvalidArgument("none of the chosen users exists")
-    return _message(row, user_ids=stored.get(row["id"], []))
+    return _message(row, user_ids=stored.get(row.id, []))
 
 
 async def delete_message(deps: Deps, request: pb.DeleteMessageRequest) -> pb.DeleteMessageResponse:
@@ -88,8 +88,8 @@ async def list_messages(deps: Deps, request: pb.ListMessagesRequest) -> pb.ListM
         rows, total = await inbox_repo.list_all(
             conn, keyword=request.keyword.strip(), limit=limit, offset=offset
         )
-        users = await inbox_repo.recipients(conn, message_ids=[row["id"] for row in rows])
-    messages = [_message(row, user_ids=users.get(row["id"], [])) for row in rows]
+        users = await inbox_repo.recipients(conn, message_ids=[row.id for row in rows])
+    messages = [_message(row, user_ids=users.get(row.id, [])) for row in rows]
     return pb.ListMessagesResponse(messages=messages, total=total)
 
 
@@ -98,8 +98,8 @@ async def get_message(deps: Deps, request: pb.GetMessageRequest) -> pb.InboxMess
         row = await inbox_repo.get_message(conn, message_id=request.id)
         if row is None:
             raise NotFound("message not found")
-        users = await inbox_repo.recipients(conn, message_ids=[row["id"]])
-    return _message(row, user_ids=users.get(row["id"], []))
+        users = await inbox_repo.recipients(conn, message_ids=[row.id])
+    return _message(row, user_ids=users.get(row.id, []))
 
 
 async def list_user_messages(
@@ -112,7 +112,7 @@ async def list_user_messages(
             limit=limit, offset=offset,
         )  # fmt: skip
         unread = await inbox_repo.unread_count(conn, user_id=request.user_id)
-    messages = [_message(row, read_at=row["read_at"]) for row in rows]
+    messages = [_message(row, read_at=row.read_at) for row in rows]
     return pb.ListMessagesResponse(messages=messages, total=total, unread=unread)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from veloera.accounts.v1 import accounts_pb2 as pb
 
 from services.accounts import channels_repo, convert, events, option_rules, options_repo, roles
@@ -51,7 +53,7 @@ async def list_option_audit(
         rows, total = await options_repo.list_audit(
             conn, key=request.key.strip(), limit=limit, offset=offset
         )
-    entries = [pb.OptionAuditEntry(**dict(row)) for row in rows]
+    entries = [pb.OptionAuditEntry(**asdict(row)) for row in rows]
     return pb.ListOptionAuditResponse(entries=entries, total=total)
 
 

@@ -21,6 +21,7 @@ from veloera.accounts.v1 import accounts_pb2 as pb
 from services.accounts import convert, login_guard, two_factor_repo, users_repo
 from services.accounts.deps import Deps, now
 from services.accounts.metrics import LOGINS
+from services.accounts.records import PasskeyRecord, TwoFactorRecord
 from services.accounts.roles import ENABLED
 from services.accounts.types import Conn
 from services.accounts.usecases.identity import SESSION_SECONDS
@@ -110,7 +111,7 @@ async def begin_two_factor_setup(
 async def enable_two_factor(
     deps: Deps, request: pb.EnableTwoFactorRequest
 ) -> pb.TwoFactorBackupCodes:
-    async def enable(conn: Conn, row: asyncpg.Record) -> list[str]:
+    async def enable(conn: Conn, row: TwoFactorRecord) -> list[str]:
         await two_factor_repo.enable(conn, user_id=request.user_id, now=now())
         return await _new_backup_codes(deps, conn, request.user_id)
 
@@ -119,7 +120,7 @@ async def enable_two_factor(
 
 
 async def disable_two_factor(deps: Deps, request: pb.DisableTwoFactorRequest) -> pb.TwoFactorStatus:
-    async def disable(conn: Conn, row: asyncpg.Record) -> None:
+    async def disable(conn: Conn, row: TwoFactorRecord) -> None:
         await two_factor_repo.remove(conn, user_id=request.user_id)
 
     await _with_code(deps, request, disable, backup_allowed=True)
@@ -129,7 +130,7 @@ async def disable_two_factor(deps: Deps, request: pb.DisableTwoFactorRequest) ->
 async def regenerate_backup_codes(
     deps: Deps, request: pb.RegenerateBackupCodesRequest
 ) -> pb.TwoFactorBackupCodes:
-    async def regenerate(conn: Conn, row: asyncpg.Record) -> list[str]:
+    async def regenerate(conn: Conn, row: TwoFactorRecord) -> list[str]:
         return await _new_backup_codes(deps, conn, request.user_id)
 
     codes = await _with_code(deps, request, regenerate, backup_allowed=False)
@@ -148,7 +149,7 @@ async def reset_two_factor(deps: Deps, request: pb.ResetTwoFactorRequest) -> pb.
 async def complete_two_factor_login(
     deps: Deps, request: pb.CompleteTwoFactorLoginRequest
 ) -> pb.LoginResponse:
-    async def sign_in(conn: Conn, row: asyncpg.Record) -> None:
+    async def sign_in(conn: Conn, row: TwoFactorRecord) -> None:
         return None
 
     await _with_code(deps, request, sign_in, backup_allowed=True)
@@ -176,7 +177,7 @@ async def _new_backup_codes(deps: Deps, conn: Conn, user_id: int) -> list[str]:
 async def _with_code(
     deps: Deps,
     request: CodeRequest,
-    action: Callable[[Conn, asyncpg.Record], Awaitable[T]],
+    action: Callable[[Conn, TwoFactorRecord], Awaitable[T]],
     *,
     backup_allowed: bool,
     enabled: bool = True,
@@ -206,10 +207,10 @@ async def _with_code(
 
 
 async def _accepts(
-    deps: Deps, conn: Conn, row: asyncpg.Record, code: str, *, backup_allowed: bool
+    deps: Deps, conn: Conn, row: TwoFactorRecord, code: str, *, backup_allowed: bool
 ) -> bool:
-    user_id = row["user_id"]
-    step = matching_step(deps.box.decrypt(row["secret_enc"]), code, time.time())
+    user_id = row.user_id
+    step = matching_step(deps.box.decrypt(row.secret_enc), code, time.time())
     if step is not None:
         return await two_factor_repo.take_step(conn, user_id=user_id, step=step)
     if not backup_allowed or _TOTP_RE.match(code):
@@ -273,7 +274,7 @@ async def sign_in_with_passkey(
             conn, credential_id=request.credential_id, sign_count=request.sign_count,
             now=now(),
         )  # fmt: skip
-        user = await users_repo.get_user(conn, user_id=key["user_id"]) if key else None
+        user = await users_repo.get_user(conn, user_id=key.user_id) if key else None
     if key is None:
         raise Unauthenticated("this passkey is not registered here or was cloned")
     if user is None or user.deleted_at is not None:
@@ -288,10 +289,10 @@ async def sign_in_with_passkey(
     return pb.LoginResponse(user=convert.user(user), session_id=session_id, expires_at=expires_at)
 
 
-def _in_state(row: asyncpg.Record | None, enabled: bool) -> asyncpg.Record:
+def _in_state(row: TwoFactorRecord | None, enabled: bool) -> TwoFactorRecord:
     """The row, when two-factor is on (`enabled`) or set up and waiting for its first code
     (not `enabled`)."""
-    if row is not None and row["enabled"] == enabled:
+    if row is not None and row.enabled == enabled:
         return row
     if enabled:
         raise FailedPrecondition("two-factor authentication is not enabled")
@@ -302,7 +303,7 @@ def _in_state(row: asyncpg.Record | None, enabled: bool) -> asyncpg.Record:
 
 async def _status(conn: Conn, user_id: int) -> pb.TwoFactorStatus:
     row = await two_factor_repo.get(conn, user_id=user_id)
-    if row is None or not row["enabled"]:
+    if row is None or not row.enabled:
         return pb.TwoFactorStatus(enabled=False)
     left = await two_factor_repo.backup_codes_left(conn, user_id=user_id)
     return pb.TwoFactorStatus(enabled=True, backup_codes_left=left)
@@ -322,10 +323,10 @@ async def open_session(
     return session_id, stamp + SESSION_SECONDS
 
 
-def _passkey(row: asyncpg.Record) -> pb.Passkey:
+def _passkey(row: PasskeyRecord) -> pb.Passkey:
     return pb.Passkey(
-        id=row["id"], user_id=row["user_id"], credential_id=row["credential_id"],
-        public_key=bytes(row["public_key"]), sign_count=row["sign_count"], name=row["name"],
-        transports=row["transports"], created_at=row["created_at"],
-        last_used_at=row["last_used_at"],
+        id=row.id, user_id=row.user_id, credential_id=row.credential_id,
+        public_key=bytes(row.public_key), sign_count=row.sign_count, name=row.name,
+        transports=row.transports, created_at=row.created_at,
+        last_used_at=row.last_used_at,
     )  # fmt: skip
