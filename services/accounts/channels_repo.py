@@ -249,8 +249,16 @@ async def reenable_keys(conn: Conn, *, channel_id: int) -> None:
     await conn.execute(REENABLE_KEYS, channel_id)
 
 
-async def get_key_for_update(conn: Conn, *, key_id: int) -> ChannelKeyRecord | None:
-    return ChannelKeyRecord.maybe(await conn.fetchrow(GET_KEY_FOR_UPDATE, key_id))
+async def lock_key(
+    conn: Conn, *, channel_id: int, key_id: int
+) -> tuple[ChannelRecord, ChannelKeyRecord] | None:
+    """A channel and one of its keys, both locked for update (channel first, as every writer
+    takes them); None when either is gone or the key is another channel's."""
+    channel = await get_channel(conn, channel_id=channel_id, for_update=True)
+    key = ChannelKeyRecord.maybe(await conn.fetchrow(GET_KEY_FOR_UPDATE, key_id))
+    if channel is None or key is None or key.channel_id != channel.id:
+        return None
+    return channel, key
 
 
 async def record_result(conn: Conn, *, key_id: int, success: bool, error: str, status: int) -> None:

@@ -39,7 +39,7 @@ class EventPublisher:
             kind=kind,
             ids=list(ids),
             routing_version=routing_version,
-            occurred_at_ms=int(time.time() * 1000),
+            occur_time=int(time.time()),
             option_keys=list(option_keys),
         )
         label = events_pb2.ChangeKind.Name(kind)
@@ -61,7 +61,7 @@ class EventPublisher:
             channel_name=channel_name,
             enabled=enabled,
             reason=reason,
-            occurred_at_ms=int(time.time() * 1000),
+            occur_time=int(time.time()),
         )
         if self._nc is None:
             return

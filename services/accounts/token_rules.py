@@ -63,7 +63,7 @@ def _model_limits(models: list[str]) -> list[str]:
 def fields_from_proto(token: pb.Token, *, status: int, now: int, creating: bool) -> TokenFields:
     """The stored fields a create or full update asks for, validated."""
     limit = token.rate_limit
-    if limit.period_seconds < 0 or limit.count < 0 or limit.success < 0:
+    if limit.period_ms < 0 or limit.count < 0 or limit.success < 0:
         raise InvalidArgument("rate limit values must not be negative")
     fields = TokenFields(
         name=check_name(token.name),
@@ -75,7 +75,7 @@ def fields_from_proto(token: pb.Token, *, status: int, now: int, creating: bool)
         allow_ips=normalize_allow_list(list(token.allow_ips)),
         group=token.group.strip(),
         rate_limit_enabled=limit.enabled,
-        rate_limit_period=limit.period_seconds or DEFAULT_RATE_PERIOD,
+        rate_limit_period=limit.period_ms // 1000 or DEFAULT_RATE_PERIOD,
         rate_limit_count=limit.count or DEFAULT_RATE_COUNT,
         rate_limit_success=limit.success or DEFAULT_RATE_SUCCESS,
     )

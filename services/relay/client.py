@@ -12,7 +12,7 @@ from services.relay.auth import AuthEntry, ParsedKey, check_access, check_token,
 from services.relay.errors import RelayError
 from services.relay.metrics import REQUESTS
 from services.relay.state import RelayContext
-from services.shared.client_ip import client_address, trusted_proxies_from_env
+from services.shared.client_ip import TrustedProxies, client_address
 from services.shared.numbers import ascii_int
 
 _counters: dict[tuple[str, str, str, int], Counter] = {}
@@ -42,11 +42,11 @@ def read_key(request: HTTPConnection) -> ParsedKey:
     return parsed
 
 
-def client_ip(request: HTTPConnection, proxy: str = "") -> str:
+def client_ip(request: HTTPConnection, proxy: str, trusted: TrustedProxies) -> str:
     """The client address; `proxy` is the ReverseProxyProvider when ReverseProxyEnabled is on
-    (forwarding headers count only from a TRUSTED_PROXIES peer: services.shared.client_ip)."""
+    (forwarding headers count only from a `trusted` peer, TRUSTED_PROXIES in the settings)."""
     peer = request.client.host if request.client is not None else ""
-    return client_address(peer, request.headers, provider=proxy, trusted=trusted_proxies_from_env())
+    return client_address(peer, request.headers, provider=proxy, trusted=trusted)
 
 
 async def authorise(
@@ -60,7 +60,8 @@ async def authorise(
     check_token(entry, time.time())
     if ip is None:
         table = ctx.snapshot.table
-        ip = client_ip(request, table.options.reverse_proxy if table is not None else "")
+        proxy = table.options.reverse_proxy if table is not None else ""
+        ip = client_ip(request, proxy, ctx.settings.trusted_proxies)
     check_access(entry, model=model, client_ip=ip, pinned=key.channel_id)
     return entry
 

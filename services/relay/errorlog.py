@@ -31,7 +31,6 @@ def error_entry(
         "channel_type": channel.type if channel is not None else 0,
         "admin_info": {"use_channel": list(job.tried)},
     }
-    elapsed_ms = job.elapsed_ms()
     return billing_pb2.LogEntry(
         user_id=entry.user.id,
         type=billing_pb2.LOG_TYPE_ERROR,
@@ -40,7 +39,6 @@ def error_entry(
         token_name=entry.token.name,
         token_id=entry.token.id,
         model_name=job.model,
-        use_time=elapsed_ms // 1000,
         is_stream=job.stream,
         channel_id=channel.id if channel is not None else 0,
         channel_name=channel.name if channel is not None else "",
@@ -48,5 +46,5 @@ def error_entry(
         other=orjson.dumps(other).decode(),
         client_ip=job.client_ip if entry.log_ip else "",
         request_id=job.request_id,
-        elapsed_ms=elapsed_ms,
+        elapsed_ms=job.elapsed_ms(),
     )

@@ -8,10 +8,8 @@ by sending X-Forwarded-For or X-Real-IP, so IP allow-lists and login throttling 
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import logging
-import os
 from collections.abc import Mapping
 
 logger = logging.getLogger(__name__)
@@ -37,16 +35,6 @@ def parse_trusted_proxies(text: str) -> TrustedProxies:
         except ValueError:
             raise ValueError(f"{ENV_NAME}: {entry!r} is not an IP address or CIDR") from None
     return tuple(networks)
-
-
-@functools.cache
-def trusted_proxies_from_env() -> TrustedProxies:
-    """TRUSTED_PROXIES of this process (read once); a malformed value trusts no proxy."""
-    try:
-        return parse_trusted_proxies(os.environ.get(ENV_NAME) or DEFAULT_TRUSTED_PROXIES)
-    except ValueError as exc:
-        logger.error("%s; forwarding headers are ignored", exc)
-        return ()
 
 
 def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -29,6 +29,6 @@ async def record_submitted(conn: Connection, *, event: tasks_pb2.TaskSubmitted) 
         event.quota,
         event.model_name,
         event.properties or "{}",
-        event.submitted_at_ms // 1000,
+        event.submit_time,
     )
     return bool(status.endswith(" 1"))

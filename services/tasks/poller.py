@@ -207,7 +207,7 @@ class Poller:
                 task["upstream_task_id"],
                 reason or "unknown reason",
             ],
-            occurred_at_ms=int(time.time() * 1000),
+            occur_time=int(time.time()),
         )
         try:
             await self._js.publish(

@@ -38,7 +38,7 @@ def user_item(user: accounts_pb2.User, wallet: billing_pb2.Wallet | None = None)
         "aff_count": user.aff_count,
         "inviter_id": user.inviter_id,
         "setting": masked_setting(user.setting),
-        "created_at": user.created_at,
+        "created_at": user.created_time,
         "github_id": user.github_id,
         "oidc_id": user.oidc_id,
         "wechat_id": user.wechat_id,
@@ -84,7 +84,7 @@ def token_item(
         "created_time": token.created_time,
         "accessed_time": token.accessed_time,
         "rate_limit_enabled": token.rate_limit.enabled,
-        "rate_limit_period": token.rate_limit.period_seconds,
+        "rate_limit_period": token.rate_limit.period_ms // 1000,
         "rate_limit_count": token.rate_limit.count,
         "rate_limit_success": token.rate_limit.success,
     }
@@ -109,7 +109,6 @@ _CHANNEL_SCALARS = (
     "param_override",
     "created_time",
     "test_time",
-    "response_time",
     "balance",
     "balance_updated_time",
     "used_quota",
@@ -120,6 +119,7 @@ _CHANNEL_SCALARS = (
 
 def channel_item(channel: accounts_pb2.Channel, *, with_key: bool) -> dict[str, Any]:
     item: dict[str, Any] = {name: getattr(channel, name) for name in _CHANNEL_SCALARS}
+    item["response_time"] = channel.response_ms  # the console's name (ms)
     item["status"] = int(channel.status)
     item["key"] = channel.key if with_key else ""
     item["models"] = ",".join(channel.models)
@@ -213,7 +213,7 @@ def log_item(entry: billing_pb2.LogEntry) -> dict[str, Any]:
     return {
         "id": entry.id,
         "user_id": entry.user_id,
-        "created_at": entry.created_at,
+        "created_at": entry.created_time,
         "type": int(entry.type),
         "content": entry.content,
         "username": entry.username,
@@ -222,7 +222,7 @@ def log_item(entry: billing_pb2.LogEntry) -> dict[str, Any]:
         "quota": entry.quota,
         "prompt_tokens": entry.prompt_tokens,
         "completion_tokens": entry.completion_tokens,
-        "use_time": entry.use_time,
+        "use_time": entry.elapsed_ms // 1000,
         "is_stream": entry.is_stream,
         "channel": entry.channel_id,
         "channel_name": entry.channel_name,

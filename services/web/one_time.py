@@ -18,7 +18,7 @@ async def first_use(deps: Deps, scope: str, value: str, seconds: int) -> bool:
     reply = await deps.accounts.HitRateLimit(
         accounts_pb2.HitRateLimitRequest(
             scope=scope, subject=hashlib.sha256(value.encode()).hexdigest(), limit=1,
-            window_seconds=seconds,
+            window_ms=seconds * 1000,
         ),
         timeout=deps.timeout,
     )  # fmt: skip

@@ -57,14 +57,14 @@ async def _retry_after(deps: Deps, scope: str, limit: RateLimit, subject: str) -
         reply = await deps.accounts.HitRateLimit(
             accounts_pb2.HitRateLimitRequest(
                 scope=scope, subject=subject, limit=limit.limit,
-                window_seconds=limit.window_seconds,
+                window_ms=limit.window_seconds * 1000,
             ),
             timeout=deps.timeout,
         )  # fmt: skip
     except grpc.aio.AioRpcError as exc:
         logger.warning("rate limit check failed (%s); request admitted", exc.code().name)
         return 0
-    return 0 if reply.allowed else max(int(reply.retry_after_seconds), 1)
+    return 0 if reply.allowed else max(-(-reply.retry_after_ms // 1000), 1)
 
 
 async def _send_429(send: Send, retry_after: int) -> None:

@@ -237,7 +237,7 @@ def _task_failed(user_id: int, task: str) -> events_pb2.UserNotification:
         title="Your task failed",
         content="Task {{value}} failed: {{value}}",
         values=[task, "upstream error"],
-        occurred_at_ms=int(time.time() * 1000),
+        occur_time=int(time.time()),
     )
 
 

@@ -103,19 +103,19 @@ async def test_a_recorded_test_changes_state_like_a_relay_report(
     channel = await _channel(stub, root, key="sk-only-test-key")
     [key] = channel.keys
     reply = await as_relay.RecordChannelTest(
-        _test(channel, key, status_code=401, error_message="bad key", response_time_ms=40),
+        _test(channel, key, status_code=401, error_message="bad key", response_ms=40),
         timeout=TIMEOUT,
     )
     assert reply.key_disabled and reply.channel_disabled
     got = await _get(stub, channel)
-    assert got.status == pb.CHANNEL_STATUS_AUTO_DISABLED and got.response_time == 40
+    assert got.status == pb.CHANNEL_STATUS_AUTO_DISABLED and got.response_ms == 40
     routable = await _routable(stub, channel)
     assert routable and not any(routable)
     event = await _next_state(state_events, channel.id)
     assert not event.enabled and "bad key" in event.reason
 
     reply = await as_relay.RecordChannelTest(
-        _test(channel, key, success=True, response_time_ms=30), timeout=TIMEOUT
+        _test(channel, key, success=True, response_ms=30), timeout=TIMEOUT
     )
     assert reply.key_enabled and reply.channel_enabled
     assert all(await _routable(stub, channel))

@@ -293,7 +293,7 @@ async def test_option_changes_are_audited_with_secrets_masked(stub: Stub, root: 
     assert (latest.actor_id, latest.new_value) == (root.id, "***")
     assert "super-secret-value" not in str(audit)
     named = await stub.ListOptionAudit(pb.ListOptionAuditRequest(key="SystemName"))
-    assert named.entries[0].new_value == "Audited Site" and named.entries[0].created_at > 0
+    assert named.entries[0].new_value == "Audited Site" and named.entries[0].created_time > 0
 
 
 async def test_snapshot_carries_options_for_the_relay(

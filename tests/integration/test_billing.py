@@ -205,7 +205,7 @@ async def test_deferred_settlement_applies_exactly_once(billing: Stub, infra: An
             usage=billing_pb2.Usage(prompt_tokens=40, completion_tokens=30),
             model_name=MODEL,
         ),
-        enqueued_at_ms=int(time.time() * 1000),
+        enqueue_time=int(time.time()),
     ).SerializeToString()
     # A release of another hold published after both copies: the single consumer applies the
     # stream in order, so once the marker is applied both copies have been handled (other
@@ -215,7 +215,7 @@ async def test_deferred_settlement_applies_exactly_once(billing: Stub, infra: An
     await reserve(billing, marker_user, marker_request)
     marker = events_pb2.DeferredRelease(
         release=billing_pb2.ReleaseRequest(request_id=marker_request, reason="marker"),
-        enqueued_at_ms=int(time.time() * 1000),
+        enqueue_time=int(time.time()),
     ).SerializeToString()
     nc = await nats.connect(infra.nats_url)
     try:
@@ -247,7 +247,7 @@ async def test_deferred_settlement_applies_exactly_once(billing: Stub, infra: An
 async def test_expired_hold_is_settled_by_the_reaper(billing: Stub) -> None:
     user, request_id = new_user(), new_request()
     await fund(billing, user, 10_000)
-    await reserve(billing, user, request_id, ttl_seconds=1)
+    await reserve(billing, user, request_id, ttl_ms=1000)
 
     async def reaped() -> bool:
         logs = await billing.ListLogs(billing_pb2.ListLogsRequest(user_id=user), timeout=10)

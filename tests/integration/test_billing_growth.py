@@ -76,7 +76,7 @@ async def test_redemption_code_credits_once(billing: Stub) -> None:
         ({"quota": 10, "count": 1, "name": "x" * 21}, grpc.StatusCode.INVALID_ARGUMENT),
         ({"quota": 10, "count": 2, "key": "custom"}, grpc.StatusCode.INVALID_ARGUMENT),
         (
-            {"quota": 10, "count": 1, "valid_from": 200, "valid_until": 100},
+            {"quota": 10, "count": 1, "valid_from_time": 200, "valid_until_time": 100},
             grpc.StatusCode.INVALID_ARGUMENT,
         ),
     ],
@@ -101,8 +101,8 @@ async def test_custom_keys_are_unique_and_unknown_keys_fail(billing: Stub) -> No
 
 async def test_validity_window_is_enforced(billing: Stub) -> None:
     now = int(time.time())
-    [future] = await create_codes(billing, quota=10, count=1, valid_from=now + 3600)
-    [past] = await create_codes(billing, quota=10, count=1, valid_until=now - 10)
+    [future] = await create_codes(billing, quota=10, count=1, valid_from_time=now + 3600)
+    [past] = await create_codes(billing, quota=10, count=1, valid_until_time=now - 10)
     user = new_user()
     assert error_code_of(await rpc_error(redeem(billing, future, user))) == (
         "redemption_not_started"
@@ -204,7 +204,7 @@ async def test_key_rate_limit_says_how_long_to_wait(billing: Stub) -> None:
     await billing.SetTokenBudget(
         billing_pb2.SetTokenBudgetRequest(token_id=token, user_id=user, unlimited=True), timeout=10
     )
-    limits = {"token_rate_limit": billing_pb2.RateLimit(period_seconds=60, count=2)}
+    limits = {"token_rate_limit": billing_pb2.RateLimit(period_ms=60_000, count=2)}
     first = new_request()
     await reserve(billing, user, first, token_id=token, **limits)
     await reserve(billing, user, first, token_id=token, **limits)  # a retry is not counted

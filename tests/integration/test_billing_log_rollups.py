@@ -91,11 +91,11 @@ async def _plain(conn: asyncpg.Connection, request: billing_pb2.ListLogsRequest)
         if value:
             args.append(value)
             clauses.append(f"{column} = ${len(args)}")
-    if request.start_timestamp:
-        args.append(request.start_timestamp)
+    if request.start_time:
+        args.append(request.start_time)
         clauses.append(f"created_at >= to_timestamp(${len(args)})")
-    if request.end_timestamp:
-        args.append(request.end_timestamp)
+    if request.end_time:
+        args.append(request.end_time)
         clauses.append(f"created_at <= to_timestamp(${len(args)})")
     where = " AND ".join(clauses) or "true"
     record = await conn.fetchrow(
@@ -134,8 +134,8 @@ async def test_totals_and_stats_match_a_plain_query_for_every_filter(
                     fields = {dim: random.choice(values[dim]) for dim in chosen}
                     request = billing_pb2.ListLogsRequest(
                         type=log_type,  # type: ignore[arg-type]
-                        start_timestamp=start,
-                        end_timestamp=end,
+                        start_time=start,
+                        end_time=end,
                         page_size=5,
                         **fields,
                     )
@@ -145,8 +145,8 @@ async def test_totals_and_stats_match_a_plain_query_for_every_filter(
         for log_type, (start, end) in itertools.product([0, 2], _ranges()[1:4]):
             request = billing_pb2.ListLogsRequest(
                 type=log_type,  # type: ignore[arg-type]
-                start_timestamp=start,
-                end_timestamp=end,
+                start_time=start,
+                end_time=end,
             )
             await _check(billing, conn, request)
             checked += 1
@@ -167,10 +167,10 @@ async def _check(billing: Stub, conn: asyncpg.Connection, request: Any) -> None:
         consume.type = billing_pb2.LOG_TYPE_CONSUME
     expected = await _plain(conn, consume)
     assert (stat.count, stat.quota) == (expected["n"], expected["quota"]), request
-    if request.end_timestamp:
-        start = request.start_timestamp or expected["first_at"] or request.end_timestamp
-        window = max(int(request.end_timestamp - float(start)), 60)
-        assert stat.window_seconds == window, request
+    if request.end_time:
+        start = request.start_time or expected["first_at"] or request.end_time
+        window = max(int(request.end_time - float(start)), 60)
+        assert stat.window_ms == window * 1000, request
         assert stat.tpm == pytest.approx(int(expected["tokens"]) * 60 / window), request
 
 
@@ -197,8 +197,8 @@ async def test_a_total_beyond_the_cap_is_reported_as_capped(billing: Stub, infra
             billing_pb2.ListLogsRequest(
                 user_id=user,
                 model_name="capped-model",
-                start_timestamp=int(BASE.timestamp()) + 1,
-                end_timestamp=int(BASE.timestamp()) + 30,
+                start_time=int(BASE.timestamp()) + 1,
+                end_time=int(BASE.timestamp()) + 30,
             ),
             timeout=10,
         )
@@ -223,10 +223,10 @@ async def test_deleting_history_keeps_the_rollups_exact(billing: Stub, infra: An
             day,
         )
         cut = int((day + timedelta(hours=12, minutes=30)).timestamp())  # mid-hour
-        await billing.DeleteLogs(billing_pb2.DeleteLogsRequest(before_timestamp=cut), timeout=30)
+        await billing.DeleteLogs(billing_pb2.DeleteLogsRequest(before_time=cut), timeout=30)
         for request in (
             billing_pb2.ListLogsRequest(user_id=user),
-            billing_pb2.ListLogsRequest(user_id=user, start_timestamp=cut - 600),
+            billing_pb2.ListLogsRequest(user_id=user, start_time=cut - 600),
             billing_pb2.ListLogsRequest(),
         ):
             await _check(billing, conn, request)

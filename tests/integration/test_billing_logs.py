@@ -81,12 +81,12 @@ async def test_stat_sums_quota_and_averages_rpm_over_the_window(billing: Stub) -
     await fund(billing, user, 10_000_000)
     charged = [await served(billing, user, 100, 50) for _ in range(4)]
     start = int(time.time()) - 120
-    query = billing_pb2.ListLogsRequest(user_id=user, start_timestamp=start)
+    query = billing_pb2.ListLogsRequest(user_id=user, start_time=start)
     stat = await billing.GetLogStat(billing_pb2.GetLogStatRequest(query=query), timeout=10)
     assert stat.quota == sum(charged) and stat.count == 4
-    assert stat.window_seconds >= 120
-    assert stat.rpm == pytest.approx(4 * 60 / stat.window_seconds)
-    assert stat.tpm == pytest.approx(4 * 150 * 60 / stat.window_seconds)
+    assert stat.window_ms >= 120_000
+    assert stat.rpm == pytest.approx(4 * 60_000 / stat.window_ms)
+    assert stat.tpm == pytest.approx(4 * 150 * 60_000 / stat.window_ms)
 
 
 async def test_hourly_usage_rollup(billing: Stub) -> None:
@@ -94,7 +94,7 @@ async def test_hourly_usage_rollup(billing: Stub) -> None:
     await fund(billing, user, 10_000_000)
     charged = [await served(billing, user, 30, 20) for _ in range(3)]
     hour = await billing.GetQuotaData(
-        billing_pb2.GetQuotaDataRequest(user_id=user, start_timestamp=int(time.time()) - 7200),
+        billing_pb2.GetQuotaDataRequest(user_id=user, start_time=int(time.time()) - 7200),
         timeout=10,
     )
     assert len(hour.items) == 1
@@ -105,11 +105,11 @@ async def test_hourly_usage_rollup(billing: Stub) -> None:
         sum(charged),
         150,
     )
-    assert point.created_at % 3600 == 0 and point.username == "tester"
+    assert point.created_time % 3600 == 0 and point.username == "tester"
     day = await billing.GetQuotaData(
         billing_pb2.GetQuotaDataRequest(username="tester", granularity="day"), timeout=10
     )
-    assert any(p.user_id == user and p.created_at % 86400 == 0 for p in day.items)
+    assert any(p.user_id == user and p.created_time % 86400 == 0 for p in day.items)
     bad = await rpc_error(
         billing.GetQuotaData(billing_pb2.GetQuotaDataRequest(user_id=user, granularity="minute"))
     )
@@ -135,7 +135,7 @@ async def test_history_before_a_date_is_deleted_by_dropping_partitions(
         assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
         before = int(time.mktime((2001, 4, 5, 0, 0, 0, 0, 0, 0)))
         result = await billing.DeleteLogs(
-            billing_pb2.DeleteLogsRequest(before_timestamp=before), timeout=30
+            billing_pb2.DeleteLogsRequest(before_time=before), timeout=30
         )
         assert result.deleted >= 32 and result.partitions_dropped >= 1
         assert await conn.fetchval("SELECT to_regclass('logs_200103')") is None

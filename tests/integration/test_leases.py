@@ -156,7 +156,7 @@ async def test_a_deferred_leased_settlement_is_applied_once_by_the_consumer(
     lease = await acquire(billing, user, requests=4)
     request_id = new_request()
     message = events_pb2.DeferredSettlement(
-        settle=leased(lease, request_id), enqueued_at_ms=int(time.time() * 1000)
+        settle=leased(lease, request_id), enqueue_time=int(time.time())
     ).SerializeToString()
     nc = await nats.connect(infra.nats_url)
     try:

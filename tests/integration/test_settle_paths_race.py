@@ -44,13 +44,11 @@ async def test_a_leased_settlement_racing_through_the_call_and_the_stream_charge
     nc = await nats.connect(infra.nats_url)
     try:
         js = nc.jetstream()
-        now_ms = int(time.time() * 1000)
+        now = int(time.time())
         published = [
             js.publish(
                 subjects.SETTLEMENTS_SUBJECT,
-                events_pb2.DeferredSettlement(
-                    settle=item, enqueued_at_ms=now_ms
-                ).SerializeToString(),
+                events_pb2.DeferredSettlement(settle=item, enqueue_time=now).SerializeToString(),
                 timeout=5,
             )
             for item in items

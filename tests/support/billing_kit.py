@@ -119,8 +119,8 @@ async def acquire(
         prompt_tokens=10,
         max_tokens=90,
         requests=requests,
-        ttl_seconds=ttl_seconds,
-        hold_seconds=hold_seconds,
+        ttl_ms=ttl_seconds * 1000,
+        hold_ms=hold_seconds * 1000,
         token_id=token_id,
     )
     return await billing.AcquireLease(request, timeout=10)

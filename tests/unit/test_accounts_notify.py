@@ -49,9 +49,7 @@ def test_placeholders_are_filled_in_order_and_escaped_in_email() -> None:
 
 
 def test_events_become_notifications_for_their_recipients() -> None:
-    warning = billing_events.QuotaWarningEvent(
-        user_id=7, balance=900, threshold=1000, occurred_at_ms=5_000
-    )
+    warning = billing_events.QuotaWarningEvent(user_id=7, balance=900, threshold=1000, occur_time=5)
     event = messages.decode(
         subjects.QUOTA_WARNING_SUBJECT,
         warning.SerializeToString(),

@@ -34,7 +34,7 @@ class FakeBilling:
             granted=self.granted,
             price=PRICE,
             first_hold=HOLD,
-            expires_at_ms=1,
+            expire_time=1,
         )
 
 

@@ -11,6 +11,10 @@ from services.relay.client import client_ip, read_body, read_key
 from services.relay.endpoints import TRANSCRIPTIONS
 from services.relay.errors import RelayError
 from services.relay.incoming import parse_form_request
+from services.relay.settings import load_settings
+from services.shared.config import ConfigError
+
+ENV = {"NATS_URL": "nats://127.0.0.1:4222", "INTERNAL_TOKEN_RELAY": "r" * 32}
 
 
 def request(headers: dict[str, str], peer: str = "10.0.0.9") -> Request:
@@ -42,15 +46,24 @@ def test_pinned_channel_and_missing_key() -> None:
 
 def test_client_ip_behind_proxies() -> None:
     forwarded = {"X-Forwarded-For": "1.2.3.4, 203.0.113.7", "CF-Connecting-IP": "5.6.7.8"}
-    proxy = "127.0.0.1"  # TRUSTED_PROXIES defaults to loopback
-    assert client_ip(request(forwarded, proxy)) == proxy  # not believed unless enabled
-    assert client_ip(request(forwarded, proxy), "nginx") == "203.0.113.7"  # rightmost hop
-    assert client_ip(request({"X-Real-IP": "9.9.9.9"}, proxy), "nginx") == "9.9.9.9"
-    assert client_ip(request(forwarded, proxy), "cloudflare") == "5.6.7.8"
-    assert client_ip(request({}, proxy), "cloudflare") == proxy
+    proxy = "127.0.0.1"
+    trusted = load_settings(ENV).trusted_proxies  # TRUSTED_PROXIES defaults to loopback
+    assert client_ip(request(forwarded, proxy), "", trusted) == proxy  # not believed unless on
+    assert client_ip(request(forwarded, proxy), "nginx", trusted) == "203.0.113.7"  # rightmost
+    assert client_ip(request({"X-Real-IP": "9.9.9.9"}, proxy), "nginx", trusted) == "9.9.9.9"
+    assert client_ip(request(forwarded, proxy), "cloudflare", trusted) == "5.6.7.8"
+    assert client_ip(request({}, proxy), "cloudflare", trusted) == proxy
     # A peer that is not a trusted proxy cannot pick its address (IP allow-lists hold).
-    assert client_ip(request(forwarded), "nginx") == "10.0.0.9"
-    assert client_ip(request(forwarded), "cloudflare") == "10.0.0.9"
+    assert client_ip(request(forwarded), "nginx", trusted) == "10.0.0.9"
+    assert client_ip(request(forwarded), "cloudflare", trusted) == "10.0.0.9"
+    # The relay's own TRUSTED_PROXIES (its settings): a proxy on the private network.
+    private = load_settings({**ENV, "TRUSTED_PROXIES": "10.0.0.0/8"}).trusted_proxies
+    assert client_ip(request(forwarded), "nginx", private) == "203.0.113.7"
+
+
+def test_a_malformed_trusted_proxies_stops_the_relay_at_start() -> None:
+    with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
+        load_settings({**ENV, "TRUSTED_PROXIES": "10.0.0.0/33"})
 
 
 async def test_body_over_the_limit_is_413() -> None:

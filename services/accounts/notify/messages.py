@@ -79,7 +79,7 @@ def quota_warning(event: billing_events.QuotaWarningEvent, server_address: str) 
                 f"{PLACEHOLDER}. Top up to keep your requests working: {PLACEHOLDER}"
             ),
             values=(str(event.balance), str(event.threshold), link),
-            timestamp=event.occurred_at_ms // 1000,
+            timestamp=event.occur_time,
         ),
     )
 
@@ -101,7 +101,7 @@ def channel_state(event: accounts_events.ChannelStateEvent) -> Event:
             title=title,
             content=f"{subject} was {state} automatically. Reason: {PLACEHOLDER}",
             values=tuple(values),
-            timestamp=event.occurred_at_ms // 1000,
+            timestamp=event.occur_time,
         ),
     )
 
@@ -118,6 +118,6 @@ def user_notification(event: accounts_events.UserNotification) -> Event:
             title=event.title,
             content=event.content,
             values=tuple(event.values),
-            timestamp=event.occurred_at_ms // 1000,
+            timestamp=event.occur_time,
         ),
     )

@@ -106,8 +106,8 @@ async def get_usable_groups(deps: Deps, request: pb.GetUsableGroupsRequest) -> p
 def _session(row: SessionRecord, current_hash: str) -> pb.Session:
     return pb.Session(
         id=row.id,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
+        created_time=row.created_at,
+        expire_time=row.expires_at,
         client_ip=row.client_ip,
         user_agent=row.user_agent,
         current=bool(current_hash) and row.id_hash == current_hash,

@@ -49,16 +49,16 @@ async def record_channel_test(
     deps: Deps, request: pb.RecordChannelTestRequest
 ) -> pb.RecordChannelTestResponse:
     async with deps.pool.acquire() as conn, conn.transaction():
-        channel = await channels_repo.get_channel(
-            conn, channel_id=request.channel_id, for_update=True
+        locked = await channels_repo.lock_key(
+            conn, channel_id=request.channel_id, key_id=request.key_id
         )
-        key = await channels_repo.get_key_for_update(conn, key_id=request.key_id)
-        if channel is None or key is None or key.channel_id != channel.id:
+        if locked is None:
             raise NotFound("channel key not found")
+        channel, key = locked
         reply, reason = await _apply_test(conn, request, channel, key)
         await channels_repo.record_test(
             conn, channel_id=channel.id, test_time=now(),
-            response_time=request.response_time_ms,
+            response_time=request.response_ms,
         )  # fmt: skip
         changed = reply.key_disabled or reply.key_enabled or reply.channel_enabled
         version = 0
@@ -106,7 +106,7 @@ async def _apply_test(
     by_hand = channel.status == MANUALLY_DISABLED
     verdict = channel_rules.judge_test(
         failure,
-        response_ms=request.response_time_ms,
+        response_ms=request.response_ms,
         threshold_seconds=channel_rules.parse_threshold(options.get("ChannelDisableThreshold")),
         keywords=channel_rules.parse_keywords(options.get("AutomaticDisableKeywords")),
         auto_disable=options.get("AutomaticDisableChannelEnabled") == "true" and channel.auto_ban,

@@ -168,12 +168,12 @@ async def report_channel_result(
     deps: Deps, request: pb.ReportChannelResultRequest
 ) -> pb.ReportChannelResultResponse:
     async with deps.pool.acquire() as conn, conn.transaction():
-        channel = await channels_repo.get_channel(
-            conn, channel_id=request.channel_id, for_update=True
+        locked = await channels_repo.lock_key(
+            conn, channel_id=request.channel_id, key_id=request.key_id
         )
-        key = await channels_repo.get_key_for_update(conn, key_id=request.key_id)
-        if channel is None or key is None or key.channel_id != channel.id:
+        if locked is None:
             raise NotFound("channel key not found")
+        channel, key = locked
         outcome = await _apply_report(conn, request, channel, key)
         version = 0
         if outcome.changed:

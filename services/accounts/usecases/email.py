@@ -115,7 +115,7 @@ async def send_email_code(deps: Deps, request: pb.SendEmailCodeRequest) -> pb.Se
         " ignore this email.</p>"
     )
     await _send(deps, config, code_id, email, f"{config.system_name} email verification", body)
-    return pb.SendEmailCodeResponse(expires_at=expires_at)
+    return pb.SendEmailCodeResponse(expire_time=expires_at)
 
 
 async def bind_email(deps: Deps, request: pb.BindEmailRequest) -> pb.User:
@@ -145,7 +145,7 @@ async def send_password_reset(
     email = email_rules.normalise(request.email)
     config = SmtpConfig.from_options(options)
     email_rules.reset_link(options["ServerAddress"], email=email, token="")
-    same_answer = pb.SendPasswordResetResponse(expires_at=now() + RESET_TTL)
+    same_answer = pb.SendPasswordResetResponse(expire_time=now() + RESET_TTL)
     async with deps.pool.acquire() as conn:
         user_id = await email_repo.user_by_email(conn, email=email)
     if user_id is None:
@@ -173,7 +173,7 @@ async def send_password_reset(
     except Exception:
         logger.exception("the password reset mail could not be sent")
         return same_answer
-    return pb.SendPasswordResetResponse(expires_at=expires_at)
+    return pb.SendPasswordResetResponse(expire_time=expires_at)
 
 
 async def reset_password(deps: Deps, request: pb.ResetPasswordRequest) -> pb.ResetPasswordResponse:

@@ -39,7 +39,7 @@ async def get_setup_status(deps: Deps, request: pb.GetSetupStatusRequest) -> pb.
     return pb.SetupStatus(
         initialized=setup is not None,
         root_exists=root,
-        initialized_at=setup.initialized_at if setup else 0,
+        initialized_time=setup.initialized_at if setup else 0,
     )
 
 
@@ -110,7 +110,7 @@ async def login(deps: Deps, request: pb.LoginRequest) -> pb.LoginResponse:
         # The session comes from CompleteTwoFactorLogin once the code is right.
         return pb.LoginResponse(user=pb.User(id=row.id), two_factor_required=True)
     LOGINS.labels("ok").inc()
-    return pb.LoginResponse(user=convert.user(row), session_id=session_id, expires_at=expires_at)
+    return pb.LoginResponse(user=convert.user(row), session_id=session_id, expire_time=expires_at)
 
 
 async def logout(deps: Deps, request: pb.LogoutRequest) -> pb.LogoutResponse:

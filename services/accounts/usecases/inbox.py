@@ -25,9 +25,9 @@ def _message(
         to_all=row.to_all,
         user_ids=user_ids or [],
         created_by=row.created_by,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        read_at=read_at,
+        created_time=row.created_at,
+        updated_time=row.updated_at,
+        read_time=read_at,
     )
 
 

@@ -113,7 +113,7 @@ async def sign_in_with_identity(
     session_id, expires_at = await open_session(deps, row.id, request.client_ip, request.user_agent)
     LOGINS.labels("ok").inc()
     return pb.SignInWithIdentityResponse(
-        user=convert.user(row), session_id=session_id, expires_at=expires_at,
+        user=convert.user(row), session_id=session_id, expire_time=expires_at,
         created=created, default_token=token,
     )  # fmt: skip
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from veloera.accounts.v1 import accounts_pb2 as pb
 
 from services.accounts import channels_repo, convert, events, option_rules, options_repo, roles
@@ -53,7 +51,13 @@ async def list_option_audit(
         rows, total = await options_repo.list_audit(
             conn, key=request.key.strip(), limit=limit, offset=offset
         )
-    entries = [pb.OptionAuditEntry(**asdict(row)) for row in rows]
+    entries = [
+        pb.OptionAuditEntry(
+            id=row.id, actor_id=row.actor_id, key=row.key, old_value=row.old_value,
+            new_value=row.new_value, created_time=row.created_at,
+        )
+        for row in rows
+    ]  # fmt: skip
     return pb.ListOptionAuditResponse(entries=entries, total=total)
 
 

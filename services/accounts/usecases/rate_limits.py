@@ -11,10 +11,13 @@ from services.accounts.deps import Deps
 
 
 async def hit_rate_limit(deps: Deps, request: pb.HitRateLimitRequest) -> pb.HitRateLimitResponse:
-    rate_limits.check_request(request.scope, request.subject, request.limit, request.window_seconds)
+    window = request.window_ms // 1000  # the windows are whole seconds
+    rate_limits.check_request(request.scope, request.subject, request.limit, window)
     async with deps.pool.acquire() as conn:
         verdict = await rate_limits.hit(
             conn, scope=request.scope, subject=request.subject, limit=request.limit,
-            window=request.window_seconds, now=time.time(),
+            window=window, now=time.time(),
         )  # fmt: skip
-    return pb.HitRateLimitResponse(allowed=verdict.allowed, retry_after_seconds=verdict.retry_after)
+    return pb.HitRateLimitResponse(
+        allowed=verdict.allowed, retry_after_ms=verdict.retry_after * 1000
+    )

@@ -21,7 +21,7 @@ from veloera.accounts.v1 import accounts_pb2 as pb
 from services.accounts import convert, login_guard, two_factor_repo, users_repo
 from services.accounts.deps import Deps, now
 from services.accounts.metrics import LOGINS
-from services.accounts.records import PasskeyRecord, TwoFactorRecord
+from services.accounts.records import PasskeyRecord, TwoFactorRecord, UserRecord
 from services.accounts.roles import ENABLED
 from services.accounts.types import Conn
 from services.accounts.usecases.identity import SESSION_SECONDS
@@ -157,14 +157,7 @@ async def complete_two_factor_login(
         user = await users_repo.get_user(conn, user_id=request.user_id)
     if user is None or user.deleted_at is not None:
         raise Unauthenticated("the sign-in has expired, please log in again")
-    if user.status != ENABLED:
-        LOGINS.labels("disabled").inc()
-        raise PermissionDenied("user is disabled", code="user_disabled")
-    session_id, expires_at = await open_session(
-        deps, user.id, request.client_ip, request.user_agent
-    )
-    LOGINS.labels("ok").inc()
-    return pb.LoginResponse(user=convert.user(user), session_id=session_id, expires_at=expires_at)
+    return await _signed_in(deps, user, request.client_ip, request.user_agent)
 
 
 async def _new_backup_codes(deps: Deps, conn: Conn, user_id: int) -> list[str]:
@@ -279,14 +272,7 @@ async def sign_in_with_passkey(
         raise Unauthenticated("this passkey is not registered here or was cloned")
     if user is None or user.deleted_at is not None:
         raise Unauthenticated("the user of this passkey no longer exists")
-    if user.status != ENABLED:
-        LOGINS.labels("disabled").inc()
-        raise PermissionDenied("user is disabled", code="user_disabled")
-    session_id, expires_at = await open_session(
-        deps, user.id, request.client_ip, request.user_agent
-    )
-    LOGINS.labels("ok").inc()
-    return pb.LoginResponse(user=convert.user(user), session_id=session_id, expires_at=expires_at)
+    return await _signed_in(deps, user, request.client_ip, request.user_agent)
 
 
 def _in_state(row: TwoFactorRecord | None, enabled: bool) -> TwoFactorRecord:
@@ -309,6 +295,19 @@ async def _status(conn: Conn, user_id: int) -> pb.TwoFactorStatus:
     return pb.TwoFactorStatus(enabled=True, backup_codes_left=left)
 
 
+async def _signed_in(
+    deps: Deps, user: UserRecord, client_ip: str, user_agent: str
+) -> pb.LoginResponse:
+    """A user who proved who they are (second factor, passkey) gets a session unless
+    disabled."""
+    if user.status != ENABLED:
+        LOGINS.labels("disabled").inc()
+        raise PermissionDenied("user is disabled", code="user_disabled")
+    session_id, expires_at = await open_session(deps, user.id, client_ip, user_agent)
+    LOGINS.labels("ok").inc()
+    return pb.LoginResponse(user=convert.user(user), session_id=session_id, expire_time=expires_at)
+
+
 async def open_session(
     deps: Deps, user_id: int, client_ip: str, user_agent: str
 ) -> tuple[str, int]:
@@ -327,6 +326,6 @@ def _passkey(row: PasskeyRecord) -> pb.Passkey:
     return pb.Passkey(
         id=row.id, user_id=row.user_id, credential_id=row.credential_id,
         public_key=bytes(row.public_key), sign_count=row.sign_count, name=row.name,
-        transports=row.transports, created_at=row.created_at,
-        last_used_at=row.last_used_at,
+        transports=row.transports, created_time=row.created_at,
+        last_used_time=row.last_used_at,
     )  # fmt: skip

@@ -137,12 +137,12 @@ def reserve_call(request: billing_pb2.ReserveRequest) -> ReserveCall:
         group=request.group,
         prompt_tokens=request.prompt_tokens,
         max_tokens=request.max_tokens,
-        ttl_seconds=request.ttl_seconds,
+        ttl_seconds=request.ttl_ms // 1000,
         requested_model=request.requested_model,
         upstream_model=request.upstream_model,
         accept_unpriced=request.accept_unpriced,
         estimate=usage_of(request.estimate) if request.HasField("estimate") else None,
-        token_rate_limit_period=request.token_rate_limit.period_seconds,
+        token_rate_limit_period=request.token_rate_limit.period_ms // 1000,
         token_rate_limit_count=request.token_rate_limit.count,
         token_rate_limit_success=request.token_rate_limit.success,
     )
@@ -155,7 +155,7 @@ def reserve_pb(placed: Placed) -> billing_pb2.ReserveResponse:
         reserved=hold.reserved,
         price=price_pb(hold.price),
         user_balance_after=placed.balance,
-        expires_at=int(hold.expires_at.timestamp()),
+        expire_time=int(hold.expires_at.timestamp()),
         max_output_tokens=placed.max_output_tokens,
     )
 
@@ -192,8 +192,8 @@ def lease_call(request: billing_pb2.AcquireLeaseRequest) -> LeaseCall:
         prompt_tokens=request.prompt_tokens,
         max_tokens=request.max_tokens,
         requests=request.requests,
-        ttl_seconds=request.ttl_seconds,
-        hold_seconds=request.hold_seconds,
+        ttl_seconds=request.ttl_ms // 1000,
+        hold_seconds=request.hold_ms // 1000,
         trim_lease_id=request.trim.lease_id,
         trim_amount=request.trim.amount,
     )
@@ -205,7 +205,7 @@ def lease_pb(granted: Granted) -> billing_pb2.Lease:
     return billing_pb2.Lease(
         lease_id=granted.lease_id,
         granted=granted.granted,
-        expires_at_ms=int(granted.expires_at.timestamp() * 1000),
+        expire_time=int(granted.expires_at.timestamp()),
         price=price_pb(granted.price),
         output_limit=granted.output_limit,
         first_hold=granted.first_hold,

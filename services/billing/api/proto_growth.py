@@ -30,8 +30,8 @@ def redemption_pb(code: Code) -> billing_pb2.Redemption:
         created_time=_ts(code.created_time),
         redeemed_time=_ts(code.redeemed_time),
         used_user_id=code.used_user_id,
-        valid_from=code.valid_from,
-        valid_until=code.valid_until,
+        valid_from_time=code.valid_from,
+        valid_until_time=code.valid_until,
         is_gift=code.is_gift,
         max_uses=code.max_uses,
         used_count=code.used_count,
@@ -47,8 +47,8 @@ def new_codes(request: billing_pb2.CreateRedemptionsRequest) -> NewCodes:
         key=request.key,
         is_gift=request.is_gift,
         max_uses=request.max_uses,
-        valid_from=request.valid_from,
-        valid_until=request.valid_until,
+        valid_from=request.valid_from_time,
+        valid_until=request.valid_until_time,
     )
 
 
@@ -56,8 +56,8 @@ def code_fields(redemption: billing_pb2.Redemption) -> dict[str, Any]:
     return {
         "name": redemption.name,
         "quota": redemption.quota,
-        "valid_from": redemption.valid_from,
-        "valid_until": redemption.valid_until,
+        "valid_from": redemption.valid_from_time,
+        "valid_until": redemption.valid_until_time,
         "max_uses": redemption.max_uses,
         "status": redemption.status,
     }

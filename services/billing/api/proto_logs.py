@@ -14,13 +14,13 @@ from services.shared.errors import InvalidArgument
 
 
 def log_filter(request: billing_pb2.ListLogsRequest) -> LogFilter:
-    if request.start_timestamp < 0 or request.end_timestamp < 0:
+    if request.start_time < 0 or request.end_time < 0:
         raise InvalidArgument("timestamps must not be negative")
     return LogFilter(
         user_id=request.user_id,
         type=int(request.type),
-        start_timestamp=request.start_timestamp,
-        end_timestamp=request.end_timestamp,
+        start_timestamp=request.start_time,
+        end_timestamp=request.end_time,
         username=request.username,
         token_name=request.token_name,
         model_name=request.model_name,
@@ -36,7 +36,7 @@ def log_pb(row: LogRow, *, admin_view: bool) -> billing_pb2.LogEntry:
     return billing_pb2.LogEntry(
         id=row.id,
         user_id=row.user_id,
-        created_at=int(row.created_at.timestamp()) if row.created_at else 0,
+        created_time=int(row.created_at.timestamp()) if row.created_at else 0,
         type=row.type,  # type: ignore[arg-type]
         content=row.content,
         username=row.username,
@@ -45,7 +45,6 @@ def log_pb(row: LogRow, *, admin_view: bool) -> billing_pb2.LogEntry:
         quota=row.quota,
         prompt_tokens=row.prompt_tokens,
         completion_tokens=row.completion_tokens,
-        use_time=row.use_time,
         is_stream=row.is_stream,
         channel_id=row.channel_id,
         channel_name=row.channel_name,
@@ -54,7 +53,7 @@ def log_pb(row: LogRow, *, admin_view: bool) -> billing_pb2.LogEntry:
         other=orjson.dumps(other).decode(),
         client_ip=row.client_ip,
         request_id=row.request_id or "",
-        elapsed_ms=row.elapsed_ms,
+        elapsed_ms=row.elapsed_ms or row.use_time * 1000,  # rows imported with seconds only
     )
 
 
@@ -77,7 +76,7 @@ def free_log_row(entry: billing_pb2.LogEntry) -> LogRow:
         quota=0,
         prompt_tokens=max(entry.prompt_tokens, 0),
         completion_tokens=max(entry.completion_tokens, 0),
-        use_time=max(entry.use_time, 0),
+        use_time=max(entry.elapsed_ms, 0) // 1000,
         is_stream=entry.is_stream,
         channel_id=entry.channel_id,
         channel_name=entry.channel_name,
@@ -105,7 +104,7 @@ def stat_pb(result: Stat) -> billing_pb2.LogStat:
         rpm=result.rpm,
         tpm=result.tpm,
         count=result.count,
-        window_seconds=result.window_seconds,
+        window_ms=result.window_seconds * 1000,
     )
 
 
@@ -133,7 +132,7 @@ def quota_data_pb(points: list[UsagePoint]) -> billing_pb2.QuotaDataResponse:
                 user_id=p.user_id,
                 username=p.username,
                 model_name=p.model_name,
-                created_at=_ts(p.created_at),
+                created_time=_ts(p.created_at),
                 token_used=p.token_used,
                 count=p.count,
                 quota=p.quota,

@@ -191,7 +191,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     async def DeleteLogs(
         self, request: billing_pb2.DeleteLogsRequest, context: Context
     ) -> billing_pb2.DeleteLogsResponse:
-        deleted = await history.delete_before(self._billing, request.before_timestamp)
+        deleted = await history.delete_before(self._billing, request.before_time)
         return proto_logs.deleted_pb(deleted)
 
     async def GetQuotaData(
@@ -201,8 +201,8 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             self._billing,
             user_id=request.user_id,
             username=request.username,
-            start=request.start_timestamp,
-            end=request.end_timestamp,
+            start=request.start_time,
+            end=request.end_time,
             granularity=request.granularity,
         )
         return proto_logs.quota_data_pb(points)

@@ -48,7 +48,7 @@ async def _warn_if_crossed(billing: Billing, result: SettleResult, balance: int,
         user_id=result.hold.user_id,
         balance=balance,
         threshold=threshold,
-        occurred_at_ms=int(time.time() * 1000),
+        occur_time=int(time.time()),
     )
     try:
         await billing.js.publish(
@@ -70,7 +70,7 @@ async def _publish_usage(billing: Billing, spec: SettleInput, result: SettleResu
         quota=result.charged,
         prompt_tokens=spec.usage.prompt_tokens,
         completion_tokens=spec.usage.completion_tokens,
-        occurred_at_ms=int(time.time() * 1000),
+        occur_time=int(time.time()),
     )
     try:
         await billing.js.publish(

@@ -241,25 +241,40 @@ def error_frame(message: str, type_: str, code: str | None = None) -> bytes:
     return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
 
 
+class Lines:
+    """The whole lines of a byte stream whose lines may arrive in pieces."""
+
+    __slots__ = ("_partial",)
+
+    def __init__(self) -> None:
+        self._partial = b""  # a line not yet ended
+
+    def feed(self, data: bytes) -> list[bytes]:
+        lines = (self._partial + data).split(b"\n") if self._partial else data.split(b"\n")
+        self._partial = lines.pop()
+        return lines
+
+    def rest(self) -> bytes:
+        """What came after the last line end, at the end of the stream."""
+        rest, self._partial = self._partial, b""
+        return rest
+
+
 class DataLines:
     """Splits a provider's SSE bytes into the JSON payloads of its `data:` lines (a line may
     arrive in pieces; `event:` lines are redundant with the payloads' own type fields)."""
 
-    __slots__ = ("_pending",)
+    __slots__ = ("_lines",)
 
     def __init__(self) -> None:
-        self._pending = b""
+        self._lines = Lines()
 
     def feed(self, data: bytes) -> list[Json]:
-        if self._pending:
-            data = self._pending + data
-        lines = data.split(b"\n")
-        self._pending = lines.pop()
+        lines = self._lines.feed(data)
         return [payload for line in lines if (payload := _payload(line)) is not None]
 
     def finish(self) -> list[Json]:
-        rest, self._pending = self._pending, b""
-        payload = _payload(rest)
+        payload = _payload(self._lines.rest())
         return [payload] if payload is not None else []
 
 

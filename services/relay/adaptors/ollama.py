@@ -18,6 +18,7 @@ import orjson
 
 from services.relay.adaptors.base import Json, Outgoing, StreamConverter, Target, UpstreamRequest
 from services.relay.adaptors.native import (
+    Lines,
     ProviderError,
     ProviderStream,
     arguments_of,
@@ -182,21 +183,18 @@ class ChatStream(ProviderStream):
     """Ollama's newline-delimited JSON stream as OpenAI chunks; the last line (`done`)
     carries the finish reason and the counts."""
 
-    __slots__ = ("_calls", "_partial")
+    __slots__ = ("_calls", "_lines")
 
     def __init__(self, model: str) -> None:
         super().__init__(model)
         self._calls = 0
-        self._partial = b""  # a line not yet ended
+        self._lines = Lines()
 
     def feed(self, data: bytes) -> bytes:
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()
-        return b"".join(self._line(line) for line in lines)
+        return b"".join(self._line(line) for line in self._lines.feed(data))
 
     def finish(self) -> bytes:
-        rest, self._partial = self._partial, b""
-        return self._line(rest)
+        return self._line(self._lines.rest())
 
     def _line(self, line: bytes) -> bytes:
         answer = json_object(line) if line.strip() else None

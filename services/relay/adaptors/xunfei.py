@@ -28,6 +28,7 @@ import orjson
 
 from services.relay.adaptors.base import Json, Outgoing, StreamConverter, Target, UpstreamRequest
 from services.relay.adaptors.native import (
+    Lines,
     ProviderError,
     ProviderStream,
     canonical_body,
@@ -220,21 +221,19 @@ def to_completion(data: bytes, model: str) -> bytes:
 class ChatStream(ProviderStream):
     """Spark's frames as OpenAI chunks; the finish reason and usage with the last frame."""
 
-    __slots__ = ("_calls", "_partial")
+    __slots__ = ("_calls", "_lines")
 
     def __init__(self, model: str) -> None:
         super().__init__(model)
         self._calls = 0
-        self._partial = b""  # a line not yet ended
+        self._lines = Lines()
 
     def feed(self, data: bytes) -> bytes:
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()
+        lines = self._lines.feed(data)
         return b"".join(self._frame(frame) for frame in _frames(b"\n".join(lines)))
 
     def finish(self) -> bytes:
-        rest, self._partial = self._partial, b""
-        return b"".join(self._frame(frame) for frame in _frames(rest))
+        return b"".join(self._frame(frame) for frame in _frames(self._lines.rest()))
 
     def _frame(self, frame: Json) -> bytes:
         try:

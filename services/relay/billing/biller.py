@@ -121,7 +121,7 @@ class Biller:
         """Hold the request's worst case (a lease, else Reserve); returns the output tokens the
         hold covers (max_tokens, else the model's output limit; 0 for non-text kinds). A key
         with its own rate limit always reserves: billing counts its requests."""
-        limited = rate_limit is not None and rate_limit.period_seconds > 0
+        limited = rate_limit is not None and rate_limit.period_ms > 0
         if self._leases is not None and estimate is None and not accept_unpriced and not limited:
             try:
                 covered = await self._leases.reserve(
@@ -146,18 +146,13 @@ class Biller:
             group=group,
             prompt_tokens=prompt_tokens,
             max_tokens=max_tokens,
-            ttl_seconds=self._hold_ttl,
             requested_model=requested_model,
             upstream_model=model,
             accept_unpriced=accept_unpriced,
             estimate=estimate,
             token_rate_limit=rate_limit if limited else None,
         )
-        try:
-            reply = await self._stub.Reserve(request, timeout=RESERVE_TIMEOUT)
-        except grpc.aio.AioRpcError as exc:
-            raise reserve_error(exc) from None
-        return int(reply.max_output_tokens)
+        return int((await self._place(request)).max_output_tokens)
 
     async def reserve_task(
         self,
@@ -178,17 +173,23 @@ class Biller:
             token_id=token_id,
             model=model,
             group=group,
-            ttl_seconds=self._hold_ttl,
             requested_model=model,
             upstream_model=model,
             accept_unpriced=accept_unpriced,
             estimate=billing_pb2.Usage(kind="task"),
         )
+        return int((await self._place(request)).reserved)
+
+    async def _place(self, request: billing_pb2.ReserveRequest) -> billing_pb2.ReserveResponse:
+        """Reserve, with the hold's time to live; billing's refusal as the client's error."""
+        request.ttl_ms = self._hold_ttl * 1000
         try:
-            reply = await self._stub.Reserve(request, timeout=RESERVE_TIMEOUT)
+            reply: billing_pb2.ReserveResponse = await self._stub.Reserve(
+                request, timeout=RESERVE_TIMEOUT
+            )
         except grpc.aio.AioRpcError as exc:
             raise reserve_error(exc) from None
-        return int(reply.reserved)
+        return reply
 
     def prices_changed(self) -> None:
         if self._leases is not None:

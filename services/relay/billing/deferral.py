@@ -51,7 +51,7 @@ class Deferrer:
         when it is stored."""
         batch_id = uuid.uuid4().hex
         message = events_pb2.DeferredBatch(
-            batch=batch, enqueued_at_ms=int(time.time() * 1000), batch_id=batch_id
+            batch=batch, enqueue_time=int(time.time()), batch_id=batch_id
         )
         await self._publish(
             subjects.SETTLE_BATCHES_SUBJECT, message.SerializeToString(), msg_id=batch_id

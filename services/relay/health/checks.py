@@ -116,7 +116,7 @@ async def run_channel_test(
                 channel_id=channel.id, key_id=result.key_id, success=result.success,
                 status_code=result.status_code, error_type=result.error_type,
                 error_code=result.error_code, error_message=result.message,
-                response_time_ms=result.response_ms, local_error=result.local_error,
+                response_ms=result.response_ms, local_error=result.local_error,
             ),
             timeout=probing.rpc_timeout,
         )  # fmt: skip

@@ -112,7 +112,7 @@ class Session:
         key = read_key(self.client)
         if not self.model:
             raise RelayError(400, "model is required", type_="invalid_request_error")
-        ip = client_ip(self.client, table.options.reverse_proxy)
+        ip = client_ip(self.client, table.options.reverse_proxy, self.ctx.settings.trusted_proxies)
         entry = await authorise(self.ctx, self.client, key, self.model, ip)
         channel, upstream_model = self._route(table, entry, key)
         return entry, channel, upstream_model, ip

@@ -99,7 +99,7 @@ async def admit(
 ) -> tuple[AuthEntry, str]:
     """(the key's owner and group, the client address) once the key may ask for the model
     from this address and the request carries no sensitive word."""
-    ip = client_ip(request, options.reverse_proxy)
+    ip = client_ip(request, options.reverse_proxy, ctx.settings.trusted_proxies)
     entry = await authorise(ctx, request, key, req.model, ip)
     if options.sensitive_applies(entry.group):
         hit = options.sensitive.find_in(text_fields(req.payload))
@@ -179,7 +179,7 @@ def _rate_limit(entry: AuthEntry, options: RelayOptions) -> billing_pb2.RateLimi
     if not limit.enabled or options.rate_limit_exempt(entry.group):
         return None
     return billing_pb2.RateLimit(
-        period_seconds=limit.period_seconds, count=limit.count, success=limit.success
+        period_ms=limit.period_ms, count=limit.count, success=limit.success
     )
 
 

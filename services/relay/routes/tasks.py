@@ -83,14 +83,6 @@ async def _relay_body(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         upstream.release()
 
 
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = orjson.loads(text or "{}")
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _video_failure(exc: TaskError | RelayError, request_id: str) -> Response:
     if isinstance(exc, TaskError):
         exc = RelayError(exc.status, exc.description)
@@ -354,7 +346,7 @@ class TaskRoutes:
     async def video_retrieve(self, request: Request, request_id: str) -> Response:
         task = await self._video_task(request)
         return JSONResponse(
-            video.view(task, _json_object(task.properties)),
+            video.view(task, tp.json_dict(task.properties)),
             headers={REQUEST_ID_HEADER: request_id},
         )
 
@@ -449,7 +441,11 @@ class TaskRoutes:
             channel_name=channel.name,
             elapsed_ms=int((time.perf_counter() - sub.started) * 1000),
             channels_tried=[channel.id],
-            client_ip=client_ip(sub.request, proxy) if entry.log_ip else "",
+            client_ip=(
+                client_ip(sub.request, proxy, self.ctx.settings.trusted_proxies)
+                if entry.log_ip
+                else ""
+            ),
             quota_warning_threshold=entry.quota_warning_threshold,
         )
 
@@ -496,7 +492,7 @@ class TaskRoutes:
             quota=quota,
             model_name=sub.model,
             properties=orjson.dumps(properties).decode(),
-            submitted_at_ms=int(time.time() * 1000),
+            submit_time=int(time.time()),
         )
         self.ctx.hand_over_task(event.SerializeToString(), sub.request_id)
 

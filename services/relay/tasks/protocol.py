@@ -221,7 +221,8 @@ def status_name(status: int) -> str:
     return _STATUS_NAMES.get(status, "UNKNOWN")
 
 
-def _json_object(text: str) -> dict[str, Any]:
+def json_dict(text: str) -> dict[str, Any]:
+    """A stored JSON object (a task's data or properties); anything else reads as empty."""
     try:
         value = orjson.loads(text or "{}")
     except orjson.JSONDecodeError:
@@ -231,7 +232,7 @@ def _json_object(text: str) -> dict[str, Any]:
 
 def mj_image_url(task: tasks_pb2.Task) -> str:
     """The upstream's image URL of a stored task ("" before it has one)."""
-    url = _json_object(task.data).get("imageUrl")
+    url = json_dict(task.data).get("imageUrl")
     return url if isinstance(url, str) else ""
 
 
@@ -239,8 +240,8 @@ def mj_task_view(task: tasks_pb2.Task, image_base: str = "") -> dict[str, Any]:
     """A stored Midjourney task in midjourney-proxy's task shape (upstream `dto.MidjourneyDto`):
     our status, progress and fail reason over the upstream's last view. With `image_base`
     (MjForwardUrlEnabled) the image URL points at this relay's /mj/image/{id}."""
-    data = _json_object(task.data)
-    properties = _json_object(task.properties)
+    data = json_dict(task.data)
+    properties = json_dict(task.properties)
     image_url = str(data.get("imageUrl") or "")
     if image_url and image_base:
         image_url = f"{image_base.rstrip('/')}/mj/image/{task.upstream_task_id}"
@@ -319,6 +320,6 @@ def suno_task_view(task: tasks_pb2.Task) -> dict[str, Any]:
 
 def mj_seed(task: tasks_pb2.Task) -> str:
     """The image seed midjourney-proxy reported (its task `properties.seed`), if any."""
-    properties = _json_object(task.data).get("properties")
+    properties = json_dict(task.data).get("properties")
     seed = properties.get("seed") if isinstance(properties, dict) else None
     return str(seed) if isinstance(seed, (str, int)) and seed != "" else ""

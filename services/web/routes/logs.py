@@ -44,8 +44,8 @@ def _request(call: Call, *, user_id: int, admin_view: bool) -> billing_pb2.ListL
         page=page,
         page_size=size,
         type=log_type,  # type: ignore[arg-type]
-        start_timestamp=call.query_int("start_timestamp", minimum=0, maximum=_LAST_TIMESTAMP),
-        end_timestamp=call.query_int("end_timestamp", minimum=0, maximum=_LAST_TIMESTAMP),
+        start_time=call.query_int("start_timestamp", minimum=0, maximum=_LAST_TIMESTAMP),
+        end_time=call.query_int("end_timestamp", minimum=0, maximum=_LAST_TIMESTAMP),
         username=params.get("username", "") if admin_view else "",
         token_name=params.get("token_name", ""),
         model_name=params.get("model_name", ""),
@@ -80,7 +80,7 @@ async def _stat(call: Call, *, user_id: int, admin_view: bool) -> dict[str, Any]
         "rpm": round(reply.rpm, 3),
         "tpm": round(reply.tpm, 3),
         "count": reply.count,
-        "window_seconds": reply.window_seconds,
+        "window_seconds": reply.window_ms // 1000,
     }
 
 
@@ -111,7 +111,7 @@ async def delete_history(call: Call) -> int:
     if before <= 0:
         raise ApiError("target timestamp is required")
     reply = await call.deps.billing.DeleteLogs(
-        billing_pb2.DeleteLogsRequest(before_timestamp=before), timeout=call.deps.timeout * 6
+        billing_pb2.DeleteLogsRequest(before_time=before), timeout=call.deps.timeout * 6
     )
     return int(reply.deleted)
 

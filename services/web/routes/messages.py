@@ -17,15 +17,15 @@ def message_item(message: accounts_pb2.InboxMessage, *, admin: bool) -> dict[str
         "title": message.title,
         "content": message.content,
         "format": message.format,
-        "created_at": message.created_at,
-        "updated_at": message.updated_at,
+        "created_at": message.created_time,
+        "updated_at": message.updated_time,
     }
     if admin:
         item.update(
             to_all=message.to_all, user_ids=list(message.user_ids), created_by=message.created_by
         )
     else:
-        item.update(read=message.read_at > 0, read_at=message.read_at)
+        item.update(read=message.read_time > 0, read_at=message.read_time)
     return item
 
 

@@ -170,7 +170,7 @@ async def sign_in(
     if reply.two_factor_required:
         flow.start_two_factor(flow_data, reply.user.id)
         return ok({"require_2fa": True}, message=TWO_FACTOR_REQUIRED)
-    return signed_in(call, reply.user, reply.session_id, reply.expires_at)
+    return signed_in(call, reply.user, reply.session_id, reply.expire_time)
 
 
 def _callback(provider: str) -> Any:

@@ -72,7 +72,7 @@ async def option_audit(call: Call) -> dict[str, Any]:
             "key": e.key,
             "old_value": e.old_value,
             "new_value": e.new_value,
-            "created_at": e.created_at,
+            "created_at": e.created_time,
         }
         for e in reply.entries
     ]

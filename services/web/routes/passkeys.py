@@ -139,7 +139,7 @@ async def _passkeys(call: Call) -> list[accounts_pb2.Passkey]:
 @endpoint(ROLE_COMMON)
 async def list_passkeys(call: Call) -> list[dict[str, Any]]:
     return [
-        {"id": p.id, "name": p.name, "created_at": p.created_at, "last_used_at": p.last_used_at}
+        {"id": p.id, "name": p.name, "created_at": p.created_time, "last_used_at": p.last_used_time}
         for p in await _passkeys(call)
     ]
 
@@ -247,7 +247,7 @@ async def login(call: Call) -> Response:
         ),
         timeout=deps.timeout,
     )  # fmt: skip
-    response = signed_in(call, reply.user, reply.session_id, reply.expires_at)
+    response = signed_in(call, reply.user, reply.session_id, reply.expire_time)
     flow.set_cookie(response, call.request, deps, state)
     return response
 

@@ -23,11 +23,12 @@ MAX_TOKEN_NAME = 30
 _TEXT_FIELDS = ("name", "group")
 _INT_FIELDS = ("expired_time",)
 _BOOL_FIELDS = ("unlimited_quota", "model_limits_enabled")
-# The console's flat rate-limit fields -> the token's RateLimit message.
+# The console's flat rate-limit fields -> the token's RateLimit message (field, scale): the
+# console counts the period in seconds, the message in milliseconds.
 _RATE_INT_FIELDS = {
-    "rate_limit_period": "period_seconds",
-    "rate_limit_count": "count",
-    "rate_limit_success": "success",
+    "rate_limit_period": ("period_ms", 1000),
+    "rate_limit_count": ("count", 1),
+    "rate_limit_success": ("success", 1),
 }
 
 
@@ -41,9 +42,9 @@ def _apply_body(call: Call, token: accounts_pb2.Token, body: dict[str, Any]) -> 
     for name in _BOOL_FIELDS:
         if body.get(name) is not None:
             setattr(token, name, bool(body[name]))
-    for name, field in _RATE_INT_FIELDS.items():
+    for name, (field, scale) in _RATE_INT_FIELDS.items():
         if body.get(name) is not None:
-            setattr(token.rate_limit, field, call.body_int(body, name))
+            setattr(token.rate_limit, field, call.body_int(body, name) * scale)
     if body.get("rate_limit_enabled") is not None:
         token.rate_limit.enabled = bool(body["rate_limit_enabled"])
     if "status" in body:

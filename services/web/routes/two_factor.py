@@ -134,7 +134,7 @@ async def login_second_step(call: Call) -> Response:
         ),
         timeout=deps.timeout,
     )  # fmt: skip
-    response = signed_in(call, reply.user, reply.session_id, reply.expires_at)
+    response = signed_in(call, reply.user, reply.session_id, reply.expire_time)
     data.pop("tfa_user", None)
     data.pop("tfa_until", None)
     flow.set_cookie(response, call.request, deps, data)

@@ -183,8 +183,8 @@ async def list_sessions(call: Call) -> list[dict[str, Any]]:
     return [
         {
             "id": s.id,
-            "created_at": s.created_at,
-            "expires_at": s.expires_at,
+            "created_at": s.created_time,
+            "expires_at": s.expire_time,
             "ip": s.client_ip,
             "user_agent": s.user_agent,
             "current": s.current,

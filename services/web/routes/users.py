@@ -50,7 +50,7 @@ async def login(call: Call) -> Response:
     )
     if reply.two_factor_required:
         return awaiting_second_factor(call, reply.user.id)
-    return signed_in(call, reply.user, reply.session_id, reply.expires_at)
+    return signed_in(call, reply.user, reply.session_id, reply.expire_time)
 
 
 def awaiting_second_factor(call: Call, user_id: int) -> Response:

@@ -3,6 +3,8 @@
 isort:skip_file
 Accounts: identity (users, sessions, access tokens), API keys, channels, the routing
 index and runtime options. Owned by the accounts service (schema `accounts`).
+Times: an instant is `int64 <what>_time` in Unix seconds; a duration is `int64 <what>_ms`
+in milliseconds (buf.yaml).
 """
 
 from collections import abc as _abc
@@ -117,7 +119,7 @@ class User(_message.Message):
     AFF_COUNT_FIELD_NUMBER: _builtins.int
     INVITER_ID_FIELD_NUMBER: _builtins.int
     SETTING_FIELD_NUMBER: _builtins.int
-    CREATED_AT_FIELD_NUMBER: _builtins.int
+    CREATED_TIME_FIELD_NUMBER: _builtins.int
     DELETED_FIELD_NUMBER: _builtins.int
     GITHUB_ID_FIELD_NUMBER: _builtins.int
     OIDC_ID_FIELD_NUMBER: _builtins.int
@@ -137,8 +139,7 @@ class User(_message.Message):
     inviter_id: _builtins.int
     setting: _builtins.str
     """JSON text of the per-user settings (upstream `model/user.go` setting)."""
-    created_at: _builtins.int
-    """unix seconds"""
+    created_time: _builtins.int
     deleted: _builtins.bool
     github_id: _builtins.str
     """Identity bindings (OAuth); empty when unbound."""
@@ -161,7 +162,7 @@ class User(_message.Message):
         aff_count: _builtins.int = ...,
         inviter_id: _builtins.int = ...,
         setting: _builtins.str = ...,
-        created_at: _builtins.int = ...,
+        created_time: _builtins.int = ...,
         deleted: _builtins.bool = ...,
         github_id: _builtins.str = ...,
         oidc_id: _builtins.str = ...,
@@ -172,7 +173,7 @@ class User(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aff_code", b"aff_code", "aff_count", b"aff_count", "created_at", b"created_at", "deleted", b"deleted", "display_name", b"display_name", "email", b"email", "github_id", b"github_id", "group", b"group", "id", b"id", "idc_flare_id", b"idc_flare_id", "inviter_id", b"inviter_id", "linux_do_id", b"linux_do_id", "oidc_id", b"oidc_id", "role", b"role", "setting", b"setting", "status", b"status", "telegram_id", b"telegram_id", "username", b"username", "wechat_id", b"wechat_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aff_code", b"aff_code", "aff_count", b"aff_count", "created_time", b"created_time", "deleted", b"deleted", "display_name", b"display_name", "email", b"email", "github_id", b"github_id", "group", b"group", "id", b"id", "idc_flare_id", b"idc_flare_id", "inviter_id", b"inviter_id", "linux_do_id", b"linux_do_id", "oidc_id", b"oidc_id", "role", b"role", "setting", b"setting", "status", b"status", "telegram_id", b"telegram_id", "username", b"username", "wechat_id", b"wechat_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -199,20 +200,20 @@ class SetupStatus(_message.Message):
 
     INITIALIZED_FIELD_NUMBER: _builtins.int
     ROOT_EXISTS_FIELD_NUMBER: _builtins.int
-    INITIALIZED_AT_FIELD_NUMBER: _builtins.int
+    INITIALIZED_TIME_FIELD_NUMBER: _builtins.int
     initialized: _builtins.bool
     root_exists: _builtins.bool
-    initialized_at: _builtins.int
+    initialized_time: _builtins.int
     def __init__(
         self,
         *,
         initialized: _builtins.bool = ...,
         root_exists: _builtins.bool = ...,
-        initialized_at: _builtins.int = ...,
+        initialized_time: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["initialized", b"initialized", "initialized_at", b"initialized_at", "root_exists", b"root_exists"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["initialized", b"initialized", "initialized_time", b"initialized_time", "root_exists", b"root_exists"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -280,11 +281,11 @@ class LoginResponse(_message.Message):
 
     USER_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
-    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     TWO_FACTOR_REQUIRED_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """Opaque session id for the web service's cookie; only its hash is stored."""
-    expires_at: _builtins.int
+    expire_time: _builtins.int
     two_factor_required: _builtins.bool
     """The password was right but the user has two-factor authentication on: no session yet;
     CompleteTwoFactorLogin with `user.id` and a code issues it.
@@ -296,12 +297,12 @@ class LoginResponse(_message.Message):
         *,
         user: Global___User | None = ...,
         session_id: _builtins.str = ...,
-        expires_at: _builtins.int = ...,
+        expire_time: _builtins.int = ...,
         two_factor_required: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "session_id", b"session_id", "two_factor_required", b"two_factor_required", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "session_id", b"session_id", "two_factor_required", b"two_factor_required", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -749,30 +750,30 @@ Global___Token: _TypeAlias = Token  # noqa: Y015
 @_typing.final
 class RateLimit(_message.Message):
     """A key's own request limit (upstream `middleware/model-rate-limit.go`): at most `count`
-    requests and `success` successful ones per `period_seconds`.
+    requests and `success` successful ones per `period_ms`.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ENABLED_FIELD_NUMBER: _builtins.int
-    PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
+    PERIOD_MS_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
     SUCCESS_FIELD_NUMBER: _builtins.int
     enabled: _builtins.bool
-    period_seconds: _builtins.int
+    period_ms: _builtins.int
     count: _builtins.int
     success: _builtins.int
     def __init__(
         self,
         *,
         enabled: _builtins.bool = ...,
-        period_seconds: _builtins.int = ...,
+        period_ms: _builtins.int = ...,
         count: _builtins.int = ...,
         success: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "enabled", b"enabled", "period_seconds", b"period_seconds", "success", b"success"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "enabled", b"enabled", "period_ms", b"period_ms", "success", b"success"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1023,7 +1024,7 @@ class Channel(_message.Message):
     AUTO_BAN_FIELD_NUMBER: _builtins.int
     CREATED_TIME_FIELD_NUMBER: _builtins.int
     TEST_TIME_FIELD_NUMBER: _builtins.int
-    RESPONSE_TIME_FIELD_NUMBER: _builtins.int
+    RESPONSE_MS_FIELD_NUMBER: _builtins.int
     BALANCE_FIELD_NUMBER: _builtins.int
     BALANCE_UPDATED_TIME_FIELD_NUMBER: _builtins.int
     USED_QUOTA_FIELD_NUMBER: _builtins.int
@@ -1056,8 +1057,7 @@ class Channel(_message.Message):
     auto_ban: _builtins.bool
     created_time: _builtins.int
     test_time: _builtins.int
-    response_time: _builtins.int
-    """ms"""
+    response_ms: _builtins.int
     balance: _builtins.float
     """USD"""
     balance_updated_time: _builtins.int
@@ -1096,7 +1096,7 @@ class Channel(_message.Message):
         auto_ban: _builtins.bool = ...,
         created_time: _builtins.int = ...,
         test_time: _builtins.int = ...,
-        response_time: _builtins.int = ...,
+        response_ms: _builtins.int = ...,
         balance: _builtins.float = ...,
         balance_updated_time: _builtins.int = ...,
         used_quota: _builtins.int = ...,
@@ -1106,7 +1106,7 @@ class Channel(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_ban", b"auto_ban", "balance", b"balance", "balance_updated_time", b"balance_updated_time", "base_url", b"base_url", "created_time", b"created_time", "groups", b"groups", "id", b"id", "key", b"key", "keys", b"keys", "model_mapping", b"model_mapping", "model_prefix", b"model_prefix", "models", b"models", "name", b"name", "openai_organization", b"openai_organization", "other", b"other", "param_override", b"param_override", "priority", b"priority", "response_time", b"response_time", "setting", b"setting", "status", b"status", "status_code_mapping", b"status_code_mapping", "status_reason", b"status_reason", "status_time", b"status_time", "system_prompt", b"system_prompt", "tag", b"tag", "test_model", b"test_model", "test_time", b"test_time", "type", b"type", "used_quota", b"used_quota", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_ban", b"auto_ban", "balance", b"balance", "balance_updated_time", b"balance_updated_time", "base_url", b"base_url", "created_time", b"created_time", "groups", b"groups", "id", b"id", "key", b"key", "keys", b"keys", "model_mapping", b"model_mapping", "model_prefix", b"model_prefix", "models", b"models", "name", b"name", "openai_organization", b"openai_organization", "other", b"other", "param_override", b"param_override", "priority", b"priority", "response_ms", b"response_ms", "setting", b"setting", "status", b"status", "status_code_mapping", b"status_code_mapping", "status_reason", b"status_reason", "status_time", b"status_time", "system_prompt", b"system_prompt", "tag", b"tag", "test_model", b"test_model", "test_time", b"test_time", "type", b"type", "used_quota", b"used_quota", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1435,13 +1435,13 @@ class OptionAuditEntry(_message.Message):
     KEY_FIELD_NUMBER: _builtins.int
     OLD_VALUE_FIELD_NUMBER: _builtins.int
     NEW_VALUE_FIELD_NUMBER: _builtins.int
-    CREATED_AT_FIELD_NUMBER: _builtins.int
+    CREATED_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     actor_id: _builtins.int
     key: _builtins.str
     old_value: _builtins.str
     new_value: _builtins.str
-    created_at: _builtins.int
+    created_time: _builtins.int
     def __init__(
         self,
         *,
@@ -1450,11 +1450,11 @@ class OptionAuditEntry(_message.Message):
         key: _builtins.str = ...,
         old_value: _builtins.str = ...,
         new_value: _builtins.str = ...,
-        created_at: _builtins.int = ...,
+        created_time: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "created_at", b"created_at", "id", b"id", "key", b"key", "new_value", b"new_value", "old_value", b"old_value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "created_time", b"created_time", "id", b"id", "key", b"key", "new_value", b"new_value", "old_value", b"old_value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1624,12 +1624,12 @@ class SignInWithIdentityResponse(_message.Message):
 
     USER_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
-    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
     DEFAULT_TOKEN_FIELD_NUMBER: _builtins.int
     TWO_FACTOR_REQUIRED_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
-    expires_at: _builtins.int
+    expire_time: _builtins.int
     created: _builtins.bool
     """a new user was registered: the caller grants the signup rewards"""
     two_factor_required: _builtins.bool
@@ -1645,14 +1645,14 @@ class SignInWithIdentityResponse(_message.Message):
         *,
         user: Global___User | None = ...,
         session_id: _builtins.str = ...,
-        expires_at: _builtins.int = ...,
+        expire_time: _builtins.int = ...,
         created: _builtins.bool = ...,
         default_token: Global___Token | None = ...,
         two_factor_required: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["default_token", b"default_token", "user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "default_token", b"default_token", "expires_at", b"expires_at", "session_id", b"session_id", "two_factor_required", b"two_factor_required", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "default_token", b"default_token", "expire_time", b"expire_time", "session_id", b"session_id", "two_factor_required", b"two_factor_required", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1714,14 +1714,14 @@ class Session(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
-    CREATED_AT_FIELD_NUMBER: _builtins.int
-    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    CREATED_TIME_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     CLIENT_IP_FIELD_NUMBER: _builtins.int
     USER_AGENT_FIELD_NUMBER: _builtins.int
     CURRENT_FIELD_NUMBER: _builtins.int
     id: _builtins.int
-    created_at: _builtins.int
-    expires_at: _builtins.int
+    created_time: _builtins.int
+    expire_time: _builtins.int
     client_ip: _builtins.str
     user_agent: _builtins.str
     current: _builtins.bool
@@ -1729,15 +1729,15 @@ class Session(_message.Message):
         self,
         *,
         id: _builtins.int = ...,
-        created_at: _builtins.int = ...,
-        expires_at: _builtins.int = ...,
+        created_time: _builtins.int = ...,
+        expire_time: _builtins.int = ...,
         client_ip: _builtins.str = ...,
         user_agent: _builtins.str = ...,
         current: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_ip", b"client_ip", "created_at", b"created_at", "current", b"current", "expires_at", b"expires_at", "id", b"id", "user_agent", b"user_agent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_ip", b"client_ip", "created_time", b"created_time", "current", b"current", "expire_time", b"expire_time", "id", b"id", "user_agent", b"user_agent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2131,9 +2131,9 @@ class InboxMessage(_message.Message):
     TO_ALL_FIELD_NUMBER: _builtins.int
     USER_IDS_FIELD_NUMBER: _builtins.int
     CREATED_BY_FIELD_NUMBER: _builtins.int
-    CREATED_AT_FIELD_NUMBER: _builtins.int
-    UPDATED_AT_FIELD_NUMBER: _builtins.int
-    READ_AT_FIELD_NUMBER: _builtins.int
+    CREATED_TIME_FIELD_NUMBER: _builtins.int
+    UPDATED_TIME_FIELD_NUMBER: _builtins.int
+    READ_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     title: _builtins.str
     content: _builtins.str
@@ -2141,9 +2141,9 @@ class InboxMessage(_message.Message):
     format: _builtins.str
     to_all: _builtins.bool
     created_by: _builtins.int
-    created_at: _builtins.int
-    updated_at: _builtins.int
-    read_at: _builtins.int
+    created_time: _builtins.int
+    updated_time: _builtins.int
+    read_time: _builtins.int
     """user views: 0 when unread"""
     @_builtins.property
     def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
@@ -2159,13 +2159,13 @@ class InboxMessage(_message.Message):
         to_all: _builtins.bool = ...,
         user_ids: _abc.Iterable[_builtins.int] | None = ...,
         created_by: _builtins.int = ...,
-        created_at: _builtins.int = ...,
-        updated_at: _builtins.int = ...,
-        read_at: _builtins.int = ...,
+        created_time: _builtins.int = ...,
+        updated_time: _builtins.int = ...,
+        read_time: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "created_at", b"created_at", "created_by", b"created_by", "format", b"format", "id", b"id", "read_at", b"read_at", "title", b"title", "to_all", b"to_all", "updated_at", b"updated_at", "user_ids", b"user_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "created_by", b"created_by", "created_time", b"created_time", "format", b"format", "id", b"id", "read_time", b"read_time", "title", b"title", "to_all", b"to_all", "updated_time", b"updated_time", "user_ids", b"user_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2406,16 +2406,16 @@ Global___SendEmailCodeRequest: _TypeAlias = SendEmailCodeRequest  # noqa: Y015
 class SendEmailCodeResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    EXPIRES_AT_FIELD_NUMBER: _builtins.int
-    expires_at: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    expire_time: _builtins.int
     def __init__(
         self,
         *,
-        expires_at: _builtins.int = ...,
+        expire_time: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2473,16 +2473,16 @@ Global___SendPasswordResetRequest: _TypeAlias = SendPasswordResetRequest  # noqa
 class SendPasswordResetResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    EXPIRES_AT_FIELD_NUMBER: _builtins.int
-    expires_at: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    expire_time: _builtins.int
     def __init__(
         self,
         *,
-        expires_at: _builtins.int = ...,
+        expire_time: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2764,7 +2764,7 @@ Global___RoutingDelta: _TypeAlias = RoutingDelta  # noqa: Y015
 
 @_typing.final
 class HitRateLimitRequest(_message.Message):
-    """One request counted against `limit` per `window_seconds` for (scope, subject), e.g.
+    """One request counted against `limit` per `window_ms` for (scope, subject), e.g.
     ("api", client IP). The count covers the sliding window ending now.
     """
 
@@ -2773,22 +2773,22 @@ class HitRateLimitRequest(_message.Message):
     SCOPE_FIELD_NUMBER: _builtins.int
     SUBJECT_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
-    WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
+    WINDOW_MS_FIELD_NUMBER: _builtins.int
     scope: _builtins.str
     subject: _builtins.str
     limit: _builtins.int
-    window_seconds: _builtins.int
+    window_ms: _builtins.int
     def __init__(
         self,
         *,
         scope: _builtins.str = ...,
         subject: _builtins.str = ...,
         limit: _builtins.int = ...,
-        window_seconds: _builtins.int = ...,
+        window_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "scope", b"scope", "subject", b"subject", "window_seconds", b"window_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "scope", b"scope", "subject", b"subject", "window_ms", b"window_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2799,19 +2799,19 @@ class HitRateLimitResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ALLOWED_FIELD_NUMBER: _builtins.int
-    RETRY_AFTER_SECONDS_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_MS_FIELD_NUMBER: _builtins.int
     allowed: _builtins.bool
-    retry_after_seconds: _builtins.int
-    """when refused: seconds until a request would be admitted"""
+    retry_after_ms: _builtins.int
+    """when refused: until a request would be admitted"""
     def __init__(
         self,
         *,
         allowed: _builtins.bool = ...,
-        retry_after_seconds: _builtins.int = ...,
+        retry_after_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "retry_after_seconds", b"retry_after_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "retry_after_ms", b"retry_after_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -3087,8 +3087,8 @@ class Passkey(_message.Message):
     SIGN_COUNT_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     TRANSPORTS_FIELD_NUMBER: _builtins.int
-    CREATED_AT_FIELD_NUMBER: _builtins.int
-    LAST_USED_AT_FIELD_NUMBER: _builtins.int
+    CREATED_TIME_FIELD_NUMBER: _builtins.int
+    LAST_USED_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     user_id: _builtins.int
     credential_id: _builtins.str
@@ -3099,8 +3099,8 @@ class Passkey(_message.Message):
     name: _builtins.str
     transports: _builtins.str
     """comma-separated"""
-    created_at: _builtins.int
-    last_used_at: _builtins.int
+    created_time: _builtins.int
+    last_used_time: _builtins.int
     def __init__(
         self,
         *,
@@ -3111,12 +3111,12 @@ class Passkey(_message.Message):
         sign_count: _builtins.int = ...,
         name: _builtins.str = ...,
         transports: _builtins.str = ...,
-        created_at: _builtins.int = ...,
-        last_used_at: _builtins.int = ...,
+        created_time: _builtins.int = ...,
+        last_used_time: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "credential_id", b"credential_id", "id", b"id", "last_used_at", b"last_used_at", "name", b"name", "public_key", b"public_key", "sign_count", b"sign_count", "transports", b"transports", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_time", b"created_time", "credential_id", b"credential_id", "id", b"id", "last_used_time", b"last_used_time", "name", b"name", "public_key", b"public_key", "sign_count", b"sign_count", "transports", b"transports", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -3331,7 +3331,7 @@ class RecordChannelTestRequest(_message.Message):
     ERROR_TYPE_FIELD_NUMBER: _builtins.int
     ERROR_CODE_FIELD_NUMBER: _builtins.int
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
-    RESPONSE_TIME_MS_FIELD_NUMBER: _builtins.int
+    RESPONSE_MS_FIELD_NUMBER: _builtins.int
     LOCAL_ERROR_FIELD_NUMBER: _builtins.int
     channel_id: _builtins.int
     key_id: _builtins.int
@@ -3340,7 +3340,7 @@ class RecordChannelTestRequest(_message.Message):
     error_type: _builtins.str
     error_code: _builtins.str
     error_message: _builtins.str
-    response_time_ms: _builtins.int
+    response_ms: _builtins.int
     local_error: _builtins.bool
     """the test could not be sent (bad configuration): never disables"""
     def __init__(
@@ -3353,12 +3353,12 @@ class RecordChannelTestRequest(_message.Message):
         error_type: _builtins.str = ...,
         error_code: _builtins.str = ...,
         error_message: _builtins.str = ...,
-        response_time_ms: _builtins.int = ...,
+        response_ms: _builtins.int = ...,
         local_error: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_id", b"channel_id", "error_code", b"error_code", "error_message", b"error_message", "error_type", b"error_type", "key_id", b"key_id", "local_error", b"local_error", "response_time_ms", b"response_time_ms", "status_code", b"status_code", "success", b"success"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_id", b"channel_id", "error_code", b"error_code", "error_message", b"error_message", "error_type", b"error_type", "key_id", b"key_id", "local_error", b"local_error", "response_ms", b"response_ms", "status_code", b"status_code", "success", b"success"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

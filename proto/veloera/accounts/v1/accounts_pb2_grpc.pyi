@@ -3,6 +3,8 @@
 isort:skip_file
 Accounts: identity (users, sessions, access tokens), API keys, channels, the routing
 index and runtime options. Owned by the accounts service (schema `accounts`).
+Times: an instant is `int64 <what>_time` in Unix seconds; a duration is `int64 <what>_ms`
+in milliseconds (buf.yaml).
 """
 
 from collections import abc as _abc

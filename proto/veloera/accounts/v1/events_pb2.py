@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n veloera/accounts/v1/events.proto\x12\x13veloera.accounts.v1\"\x8f\x01\n\x0b\x43hangeEvent\x12-\n\x04kind\x18\x01 \x01(\x0e\x32\x1f.veloera.accounts.v1.ChangeKind\x12\x0b\n\x03ids\x18\x02 \x03(\x03\x12\x17\n\x0frouting_version\x18\x03 \x01(\x03\x12\x16\n\x0eoccurred_at_ms\x18\x04 \x01(\x03\x12\x13\n\x0boption_keys\x18\x05 \x03(\t\"\x86\x01\n\x11\x43hannelStateEvent\x12\x12\n\nchannel_id\x18\x01 \x01(\x03\x12\x0e\n\x06key_id\x18\x02 \x01(\x03\x12\x14\n\x0c\x63hannel_name\x18\x03 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x16\n\x0eoccurred_at_ms\x18\x06 \x01(\x03\"y\n\x10UserNotification\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12\x0e\n\x06values\x18\x05 \x03(\t\x12\x16\n\x0eoccurred_at_ms\x18\x06 \x01(\x03*\x87\x01\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43HANGE_KIND_USER\x10\x01\x12\x15\n\x11\x43HANGE_KIND_TOKEN\x10\x02\x12\x17\n\x13\x43HANGE_KIND_CHANNEL\x10\x03\x12\x16\n\x12\x43HANGE_KIND_OPTION\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n veloera/accounts/v1/events.proto\x12\x13veloera.accounts.v1\"\xa1\x01\n\x0b\x43hangeEvent\x12-\n\x04kind\x18\x01 \x01(\x0e\x32\x1f.veloera.accounts.v1.ChangeKind\x12\x0b\n\x03ids\x18\x02 \x03(\x03\x12\x17\n\x0frouting_version\x18\x03 \x01(\x03\x12\x12\n\noccur_time\x18\x06 \x01(\x03\x12\x13\n\x0boption_keys\x18\x05 \x03(\tJ\x04\x08\x04\x10\x05R\x0eoccurred_at_ms\"\x98\x01\n\x11\x43hannelStateEvent\x12\x12\n\nchannel_id\x18\x01 \x01(\x03\x12\x0e\n\x06key_id\x18\x02 \x01(\x03\x12\x14\n\x0c\x63hannel_name\x18\x03 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x12\n\noccur_time\x18\x07 \x01(\x03J\x04\x08\x06\x10\x07R\x0eoccurred_at_ms\"\x8b\x01\n\x10UserNotification\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12\x0e\n\x06values\x18\x05 \x03(\t\x12\x12\n\noccur_time\x18\x07 \x01(\x03J\x04\x08\x06\x10\x07R\x0eoccurred_at_ms*\x87\x01\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43HANGE_KIND_USER\x10\x01\x12\x15\n\x11\x43HANGE_KIND_TOKEN\x10\x02\x12\x17\n\x13\x43HANGE_KIND_CHANNEL\x10\x03\x12\x16\n\x12\x43HANGE_KIND_OPTION\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'veloera.accounts.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHANGEKIND']._serialized_start=464
-  _globals['_CHANGEKIND']._serialized_end=599
+  _globals['_CHANGEKIND']._serialized_start=519
+  _globals['_CHANGEKIND']._serialized_end=654
   _globals['_CHANGEEVENT']._serialized_start=58
-  _globals['_CHANGEEVENT']._serialized_end=201
-  _globals['_CHANNELSTATEEVENT']._serialized_start=204
-  _globals['_CHANNELSTATEEVENT']._serialized_end=338
-  _globals['_USERNOTIFICATION']._serialized_start=340
-  _globals['_USERNOTIFICATION']._serialized_end=461
+  _globals['_CHANGEEVENT']._serialized_end=219
+  _globals['_CHANNELSTATEEVENT']._serialized_start=222
+  _globals['_CHANNELSTATEEVENT']._serialized_end=374
+  _globals['_USERNOTIFICATION']._serialized_start=377
+  _globals['_USERNOTIFICATION']._serialized_end=516
 # @@protoc_insertion_point(module_scope)

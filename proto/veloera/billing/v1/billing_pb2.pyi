@@ -3,6 +3,8 @@
 isort:skip_file
 Billing: prices, wallets, token budgets, holds, the ledger and consumption logs.
 Owned by the billing service (schema `billing`). Amounts are integer quota units.
+Times: an instant is `int64 <what>_time` in Unix seconds; a duration is `int64 <what>_ms`
+in milliseconds (buf.yaml).
 """
 
 from collections import abc as _abc
@@ -125,7 +127,7 @@ class ReserveRequest(_message.Message):
     GROUP_FIELD_NUMBER: _builtins.int
     PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
     MAX_TOKENS_FIELD_NUMBER: _builtins.int
-    TTL_SECONDS_FIELD_NUMBER: _builtins.int
+    TTL_MS_FIELD_NUMBER: _builtins.int
     REQUESTED_MODEL_FIELD_NUMBER: _builtins.int
     UPSTREAM_MODEL_FIELD_NUMBER: _builtins.int
     ACCEPT_UNPRICED_FIELD_NUMBER: _builtins.int
@@ -143,8 +145,8 @@ class ReserveRequest(_message.Message):
     """local estimate"""
     max_tokens: _builtins.int
     """what the client asked for; 0 when unset"""
-    ttl_seconds: _builtins.int
-    """Seconds until an unsettled hold is settled by the reaper at its reserved amount."""
+    ttl_ms: _builtins.int
+    """How long until an unsettled hold is settled by the reaper at its reserved amount."""
     requested_model: _builtins.str
     """Redirect billing: when set, billing picks the priced name itself (option
     redirect_billing_enabled: requested name, else the upstream name); `model` stays the default.
@@ -170,7 +172,7 @@ class ReserveRequest(_message.Message):
         group: _builtins.str = ...,
         prompt_tokens: _builtins.int = ...,
         max_tokens: _builtins.int = ...,
-        ttl_seconds: _builtins.int = ...,
+        ttl_ms: _builtins.int = ...,
         requested_model: _builtins.str = ...,
         upstream_model: _builtins.str = ...,
         accept_unpriced: _builtins.bool = ...,
@@ -179,7 +181,7 @@ class ReserveRequest(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["estimate", b"estimate", "token_rate_limit", b"token_rate_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_unpriced", b"accept_unpriced", "estimate", b"estimate", "group", b"group", "max_tokens", b"max_tokens", "model", b"model", "prompt_tokens", b"prompt_tokens", "request_id", b"request_id", "requested_model", b"requested_model", "token_id", b"token_id", "token_rate_limit", b"token_rate_limit", "ttl_seconds", b"ttl_seconds", "upstream_model", b"upstream_model", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_unpriced", b"accept_unpriced", "estimate", b"estimate", "group", b"group", "max_tokens", b"max_tokens", "model", b"model", "prompt_tokens", b"prompt_tokens", "request_id", b"request_id", "requested_model", b"requested_model", "token_id", b"token_id", "token_rate_limit", b"token_rate_limit", "ttl_ms", b"ttl_ms", "upstream_model", b"upstream_model", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -188,27 +190,27 @@ Global___ReserveRequest: _TypeAlias = ReserveRequest  # noqa: Y015
 @_typing.final
 class RateLimit(_message.Message):
     """A key's request limit (upstream `middleware/model-rate-limit.go`): at most `count` requests
-    and `success` successful ones per `period_seconds` (0 count or success: unlimited).
+    and `success` successful ones per `period_ms` (0 count or success: unlimited).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
+    PERIOD_MS_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
     SUCCESS_FIELD_NUMBER: _builtins.int
-    period_seconds: _builtins.int
+    period_ms: _builtins.int
     count: _builtins.int
     success: _builtins.int
     def __init__(
         self,
         *,
-        period_seconds: _builtins.int = ...,
+        period_ms: _builtins.int = ...,
         count: _builtins.int = ...,
         success: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "period_seconds", b"period_seconds", "success", b"success"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "period_ms", b"period_ms", "success", b"success"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -277,12 +279,12 @@ class ReserveResponse(_message.Message):
     RESERVED_FIELD_NUMBER: _builtins.int
     PRICE_FIELD_NUMBER: _builtins.int
     USER_BALANCE_AFTER_FIELD_NUMBER: _builtins.int
-    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     MAX_OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     reserved: _builtins.int
     user_balance_after: _builtins.int
-    expires_at: _builtins.int
+    expire_time: _builtins.int
     max_output_tokens: _builtins.int
     """Output tokens the hold covers: the request's max_tokens, else the model's output limit.
     The relay bills no more completion tokens than this and cuts a stream that reaches it.
@@ -296,12 +298,12 @@ class ReserveResponse(_message.Message):
         reserved: _builtins.int = ...,
         price: Global___Price | None = ...,
         user_balance_after: _builtins.int = ...,
-        expires_at: _builtins.int = ...,
+        expire_time: _builtins.int = ...,
         max_output_tokens: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "max_output_tokens", b"max_output_tokens", "price", b"price", "request_id", b"request_id", "reserved", b"reserved", "user_balance_after", b"user_balance_after"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "max_output_tokens", b"max_output_tokens", "price", b"price", "request_id", b"request_id", "reserved", b"reserved", "user_balance_after", b"user_balance_after"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -625,8 +627,8 @@ class AcquireLeaseRequest(_message.Message):
     PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
     MAX_TOKENS_FIELD_NUMBER: _builtins.int
     REQUESTS_FIELD_NUMBER: _builtins.int
-    TTL_SECONDS_FIELD_NUMBER: _builtins.int
-    HOLD_SECONDS_FIELD_NUMBER: _builtins.int
+    TTL_MS_FIELD_NUMBER: _builtins.int
+    HOLD_MS_FIELD_NUMBER: _builtins.int
     TRIM_FIELD_NUMBER: _builtins.int
     holder: _builtins.str
     """the relay replica"""
@@ -641,9 +643,9 @@ class AcquireLeaseRequest(_message.Message):
     max_tokens: _builtins.int
     requests: _builtins.int
     """how many such holds the lease should cover (capped by balance)"""
-    ttl_seconds: _builtins.int
+    ttl_ms: _builtins.int
     """usable for new holds this long"""
-    hold_seconds: _builtins.int
+    hold_ms: _builtins.int
     """then returned by the reaper this much later (in-flight holds)"""
     @_builtins.property
     def trim(self) -> Global___LeaseTrim:
@@ -665,13 +667,13 @@ class AcquireLeaseRequest(_message.Message):
         prompt_tokens: _builtins.int = ...,
         max_tokens: _builtins.int = ...,
         requests: _builtins.int = ...,
-        ttl_seconds: _builtins.int = ...,
-        hold_seconds: _builtins.int = ...,
+        ttl_ms: _builtins.int = ...,
+        hold_ms: _builtins.int = ...,
         trim: Global___LeaseTrim | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["trim", b"trim"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "hold_seconds", b"hold_seconds", "holder", b"holder", "max_tokens", b"max_tokens", "model", b"model", "prompt_tokens", b"prompt_tokens", "requested_model", b"requested_model", "requests", b"requests", "token_id", b"token_id", "trim", b"trim", "ttl_seconds", b"ttl_seconds", "upstream_model", b"upstream_model", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "hold_ms", b"hold_ms", "holder", b"holder", "max_tokens", b"max_tokens", "model", b"model", "prompt_tokens", b"prompt_tokens", "requested_model", b"requested_model", "requests", b"requests", "token_id", b"token_id", "trim", b"trim", "ttl_ms", b"ttl_ms", "upstream_model", b"upstream_model", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -683,14 +685,14 @@ class Lease(_message.Message):
 
     LEASE_ID_FIELD_NUMBER: _builtins.int
     GRANTED_FIELD_NUMBER: _builtins.int
-    EXPIRES_AT_MS_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     PRICE_FIELD_NUMBER: _builtins.int
     FIRST_HOLD_FIELD_NUMBER: _builtins.int
     PER_REQUEST_FIELD_NUMBER: _builtins.int
     OUTPUT_LIMIT_FIELD_NUMBER: _builtins.int
     lease_id: _builtins.str
     granted: _builtins.int
-    expires_at_ms: _builtins.int
+    expire_time: _builtins.int
     first_hold: _builtins.int
     """the hold of the request at hand, counted in `granted`"""
     per_request: _builtins.bool
@@ -704,7 +706,7 @@ class Lease(_message.Message):
         *,
         lease_id: _builtins.str = ...,
         granted: _builtins.int = ...,
-        expires_at_ms: _builtins.int = ...,
+        expire_time: _builtins.int = ...,
         price: Global___Price | None = ...,
         first_hold: _builtins.int = ...,
         per_request: _builtins.bool = ...,
@@ -712,7 +714,7 @@ class Lease(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at_ms", b"expires_at_ms", "first_hold", b"first_hold", "granted", b"granted", "lease_id", b"lease_id", "output_limit", b"output_limit", "per_request", b"per_request", "price", b"price"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "first_hold", b"first_hold", "granted", b"granted", "lease_id", b"lease_id", "output_limit", b"output_limit", "per_request", b"per_request", "price", b"price"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1201,7 +1203,7 @@ class LogEntry(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
-    CREATED_AT_FIELD_NUMBER: _builtins.int
+    CREATED_TIME_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
     CONTENT_FIELD_NUMBER: _builtins.int
     USERNAME_FIELD_NUMBER: _builtins.int
@@ -1210,7 +1212,6 @@ class LogEntry(_message.Message):
     QUOTA_FIELD_NUMBER: _builtins.int
     PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
     COMPLETION_TOKENS_FIELD_NUMBER: _builtins.int
-    USE_TIME_FIELD_NUMBER: _builtins.int
     IS_STREAM_FIELD_NUMBER: _builtins.int
     CHANNEL_ID_FIELD_NUMBER: _builtins.int
     CHANNEL_NAME_FIELD_NUMBER: _builtins.int
@@ -1222,8 +1223,7 @@ class LogEntry(_message.Message):
     ELAPSED_MS_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     user_id: _builtins.int
-    created_at: _builtins.int
-    """unix seconds"""
+    created_time: _builtins.int
     type: Global___LogType.ValueType
     content: _builtins.str
     username: _builtins.str
@@ -1232,8 +1232,6 @@ class LogEntry(_message.Message):
     quota: _builtins.int
     prompt_tokens: _builtins.int
     completion_tokens: _builtins.int
-    use_time: _builtins.int
-    """seconds"""
     is_stream: _builtins.bool
     channel_id: _builtins.int
     channel_name: _builtins.str
@@ -1249,7 +1247,7 @@ class LogEntry(_message.Message):
         *,
         id: _builtins.int = ...,
         user_id: _builtins.int = ...,
-        created_at: _builtins.int = ...,
+        created_time: _builtins.int = ...,
         type: Global___LogType.ValueType = ...,
         content: _builtins.str = ...,
         username: _builtins.str = ...,
@@ -1258,7 +1256,6 @@ class LogEntry(_message.Message):
         quota: _builtins.int = ...,
         prompt_tokens: _builtins.int = ...,
         completion_tokens: _builtins.int = ...,
-        use_time: _builtins.int = ...,
         is_stream: _builtins.bool = ...,
         channel_id: _builtins.int = ...,
         channel_name: _builtins.str = ...,
@@ -1271,7 +1268,7 @@ class LogEntry(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_id", b"channel_id", "channel_name", b"channel_name", "client_ip", b"client_ip", "completion_tokens", b"completion_tokens", "content", b"content", "created_at", b"created_at", "elapsed_ms", b"elapsed_ms", "group", b"group", "id", b"id", "is_stream", b"is_stream", "model_name", b"model_name", "other", b"other", "prompt_tokens", b"prompt_tokens", "quota", b"quota", "request_id", b"request_id", "token_id", b"token_id", "token_name", b"token_name", "type", b"type", "use_time", b"use_time", "user_id", b"user_id", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_id", b"channel_id", "channel_name", b"channel_name", "client_ip", b"client_ip", "completion_tokens", b"completion_tokens", "content", b"content", "created_time", b"created_time", "elapsed_ms", b"elapsed_ms", "group", b"group", "id", b"id", "is_stream", b"is_stream", "model_name", b"model_name", "other", b"other", "prompt_tokens", b"prompt_tokens", "quota", b"quota", "request_id", b"request_id", "token_id", b"token_id", "token_name", b"token_name", "type", b"type", "user_id", b"user_id", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1285,8 +1282,8 @@ class ListLogsRequest(_message.Message):
     PAGE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
-    START_TIMESTAMP_FIELD_NUMBER: _builtins.int
-    END_TIMESTAMP_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
     USERNAME_FIELD_NUMBER: _builtins.int
     TOKEN_NAME_FIELD_NUMBER: _builtins.int
     MODEL_NAME_FIELD_NUMBER: _builtins.int
@@ -1301,8 +1298,8 @@ class ListLogsRequest(_message.Message):
     page_size: _builtins.int
     type: Global___LogType.ValueType
     """LOG_TYPE_UNSPECIFIED: every type"""
-    start_timestamp: _builtins.int
-    end_timestamp: _builtins.int
+    start_time: _builtins.int
+    end_time: _builtins.int
     username: _builtins.str
     token_name: _builtins.str
     model_name: _builtins.str
@@ -1321,8 +1318,8 @@ class ListLogsRequest(_message.Message):
         page: _builtins.int = ...,
         page_size: _builtins.int = ...,
         type: Global___LogType.ValueType = ...,
-        start_timestamp: _builtins.int = ...,
-        end_timestamp: _builtins.int = ...,
+        start_time: _builtins.int = ...,
+        end_time: _builtins.int = ...,
         username: _builtins.str = ...,
         token_name: _builtins.str = ...,
         model_name: _builtins.str = ...,
@@ -1334,7 +1331,7 @@ class ListLogsRequest(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin_view", b"admin_view", "channel_id", b"channel_id", "cursor", b"cursor", "end_timestamp", b"end_timestamp", "group", b"group", "model_name", b"model_name", "page", b"page", "page_size", b"page_size", "skip_total", b"skip_total", "start_timestamp", b"start_timestamp", "token_name", b"token_name", "type", b"type", "user_id", b"user_id", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin_view", b"admin_view", "channel_id", b"channel_id", "cursor", b"cursor", "end_time", b"end_time", "group", b"group", "model_name", b"model_name", "page", b"page", "page_size", b"page_size", "skip_total", b"skip_total", "start_time", b"start_time", "token_name", b"token_name", "type", b"type", "user_id", b"user_id", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1401,14 +1398,14 @@ class LogStat(_message.Message):
     RPM_FIELD_NUMBER: _builtins.int
     TPM_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
-    WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
+    WINDOW_MS_FIELD_NUMBER: _builtins.int
     quota: _builtins.int
     rpm: _builtins.float
     """requests per minute averaged over the window"""
     tpm: _builtins.float
     """tokens per minute averaged over the window"""
     count: _builtins.int
-    window_seconds: _builtins.int
+    window_ms: _builtins.int
     def __init__(
         self,
         *,
@@ -1416,11 +1413,11 @@ class LogStat(_message.Message):
         rpm: _builtins.float = ...,
         tpm: _builtins.float = ...,
         count: _builtins.int = ...,
-        window_seconds: _builtins.int = ...,
+        window_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "quota", b"quota", "rpm", b"rpm", "tpm", b"tpm", "window_seconds", b"window_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "quota", b"quota", "rpm", b"rpm", "tpm", b"tpm", "window_ms", b"window_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1454,17 +1451,17 @@ Global___WriteLogRequest: _TypeAlias = WriteLogRequest  # noqa: Y015
 class DeleteLogsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    BEFORE_TIMESTAMP_FIELD_NUMBER: _builtins.int
-    before_timestamp: _builtins.int
-    """unix seconds; rows created before it are deleted"""
+    BEFORE_TIME_FIELD_NUMBER: _builtins.int
+    before_time: _builtins.int
+    """rows created before it are deleted"""
     def __init__(
         self,
         *,
-        before_timestamp: _builtins.int = ...,
+        before_time: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["before_timestamp", b"before_timestamp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["before_time", b"before_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1500,14 +1497,14 @@ class GetQuotaDataRequest(_message.Message):
 
     USER_ID_FIELD_NUMBER: _builtins.int
     USERNAME_FIELD_NUMBER: _builtins.int
-    START_TIMESTAMP_FIELD_NUMBER: _builtins.int
-    END_TIMESTAMP_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
     GRANULARITY_FIELD_NUMBER: _builtins.int
     user_id: _builtins.int
     """0: every user (admin)"""
     username: _builtins.str
-    start_timestamp: _builtins.int
-    end_timestamp: _builtins.int
+    start_time: _builtins.int
+    end_time: _builtins.int
     granularity: _builtins.str
     """"hour" (default) | "day" | "week" """
     def __init__(
@@ -1515,13 +1512,13 @@ class GetQuotaDataRequest(_message.Message):
         *,
         user_id: _builtins.int = ...,
         username: _builtins.str = ...,
-        start_timestamp: _builtins.int = ...,
-        end_timestamp: _builtins.int = ...,
+        start_time: _builtins.int = ...,
+        end_time: _builtins.int = ...,
         granularity: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_timestamp", b"end_timestamp", "granularity", b"granularity", "start_timestamp", b"start_timestamp", "user_id", b"user_id", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "granularity", b"granularity", "start_time", b"start_time", "user_id", b"user_id", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1534,15 +1531,15 @@ class QuotaDataPoint(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     USERNAME_FIELD_NUMBER: _builtins.int
     MODEL_NAME_FIELD_NUMBER: _builtins.int
-    CREATED_AT_FIELD_NUMBER: _builtins.int
+    CREATED_TIME_FIELD_NUMBER: _builtins.int
     TOKEN_USED_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
     QUOTA_FIELD_NUMBER: _builtins.int
     user_id: _builtins.int
     username: _builtins.str
     model_name: _builtins.str
-    created_at: _builtins.int
-    """unix seconds, start of the bucket"""
+    created_time: _builtins.int
+    """the start of the bucket"""
     token_used: _builtins.int
     count: _builtins.int
     quota: _builtins.int
@@ -1552,14 +1549,14 @@ class QuotaDataPoint(_message.Message):
         user_id: _builtins.int = ...,
         username: _builtins.str = ...,
         model_name: _builtins.str = ...,
-        created_at: _builtins.int = ...,
+        created_time: _builtins.int = ...,
         token_used: _builtins.int = ...,
         count: _builtins.int = ...,
         quota: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "created_at", b"created_at", "model_name", b"model_name", "quota", b"quota", "token_used", b"token_used", "user_id", b"user_id", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "created_time", b"created_time", "model_name", b"model_name", "quota", b"quota", "token_used", b"token_used", "user_id", b"user_id", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1740,8 +1737,8 @@ class Redemption(_message.Message):
     CREATED_TIME_FIELD_NUMBER: _builtins.int
     REDEEMED_TIME_FIELD_NUMBER: _builtins.int
     USED_USER_ID_FIELD_NUMBER: _builtins.int
-    VALID_FROM_FIELD_NUMBER: _builtins.int
-    VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    VALID_FROM_TIME_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_TIME_FIELD_NUMBER: _builtins.int
     IS_GIFT_FIELD_NUMBER: _builtins.int
     MAX_USES_FIELD_NUMBER: _builtins.int
     USED_COUNT_FIELD_NUMBER: _builtins.int
@@ -1756,9 +1753,9 @@ class Redemption(_message.Message):
     created_time: _builtins.int
     redeemed_time: _builtins.int
     used_user_id: _builtins.int
-    valid_from: _builtins.int
+    valid_from_time: _builtins.int
     """0 = unbounded"""
-    valid_until: _builtins.int
+    valid_until_time: _builtins.int
     """0 = unbounded"""
     is_gift: _builtins.bool
     max_uses: _builtins.int
@@ -1776,15 +1773,15 @@ class Redemption(_message.Message):
         created_time: _builtins.int = ...,
         redeemed_time: _builtins.int = ...,
         used_user_id: _builtins.int = ...,
-        valid_from: _builtins.int = ...,
-        valid_until: _builtins.int = ...,
+        valid_from_time: _builtins.int = ...,
+        valid_until_time: _builtins.int = ...,
         is_gift: _builtins.bool = ...,
         max_uses: _builtins.int = ...,
         used_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_time", b"created_time", "id", b"id", "is_gift", b"is_gift", "key", b"key", "max_uses", b"max_uses", "name", b"name", "quota", b"quota", "redeemed_time", b"redeemed_time", "status", b"status", "used_count", b"used_count", "used_user_id", b"used_user_id", "user_id", b"user_id", "valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_time", b"created_time", "id", b"id", "is_gift", b"is_gift", "key", b"key", "max_uses", b"max_uses", "name", b"name", "quota", b"quota", "redeemed_time", b"redeemed_time", "status", b"status", "used_count", b"used_count", "used_user_id", b"used_user_id", "user_id", b"user_id", "valid_from_time", b"valid_from_time", "valid_until_time", b"valid_until_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1801,8 +1798,8 @@ class CreateRedemptionsRequest(_message.Message):
     KEY_FIELD_NUMBER: _builtins.int
     IS_GIFT_FIELD_NUMBER: _builtins.int
     MAX_USES_FIELD_NUMBER: _builtins.int
-    VALID_FROM_FIELD_NUMBER: _builtins.int
-    VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    VALID_FROM_TIME_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_TIME_FIELD_NUMBER: _builtins.int
     actor_id: _builtins.int
     name: _builtins.str
     quota: _builtins.int
@@ -1812,8 +1809,8 @@ class CreateRedemptionsRequest(_message.Message):
     """custom key (count must be 1)"""
     is_gift: _builtins.bool
     max_uses: _builtins.int
-    valid_from: _builtins.int
-    valid_until: _builtins.int
+    valid_from_time: _builtins.int
+    valid_until_time: _builtins.int
     def __init__(
         self,
         *,
@@ -1824,12 +1821,12 @@ class CreateRedemptionsRequest(_message.Message):
         key: _builtins.str = ...,
         is_gift: _builtins.bool = ...,
         max_uses: _builtins.int = ...,
-        valid_from: _builtins.int = ...,
-        valid_until: _builtins.int = ...,
+        valid_from_time: _builtins.int = ...,
+        valid_until_time: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "count", b"count", "is_gift", b"is_gift", "key", b"key", "max_uses", b"max_uses", "name", b"name", "quota", b"quota", "valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "count", b"count", "is_gift", b"is_gift", "key", b"key", "max_uses", b"max_uses", "name", b"name", "quota", b"quota", "valid_from_time", b"valid_from_time", "valid_until_time", b"valid_until_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

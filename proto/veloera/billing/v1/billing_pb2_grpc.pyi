@@ -3,6 +3,8 @@
 isort:skip_file
 Billing: prices, wallets, token budgets, holds, the ledger and consumption logs.
 Owned by the billing service (schema `billing`). Amounts are integer quota units.
+Times: an instant is `int64 <what>_time` in Unix seconds; a duration is `int64 <what>_ms`
+in milliseconds (buf.yaml).
 """
 
 from collections import abc as _abc

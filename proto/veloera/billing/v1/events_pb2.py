@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from veloera.billing.v1 import billing_pb2 as veloera_dot_billing_dot_v1_dot_billing__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fveloera/billing/v1/events.proto\x12\x12veloera.billing.v1\x1a veloera/billing/v1/billing.proto\"_\n\x12\x44\x65\x66\x65rredSettlement\x12\x31\n\x06settle\x18\x01 \x01(\x0b\x32!.veloera.billing.v1.SettleRequest\x12\x16\n\x0e\x65nqueued_at_ms\x18\x02 \x01(\x03\"^\n\x0f\x44\x65\x66\x65rredRelease\x12\x33\n\x07release\x18\x01 \x01(\x0b\x32\".veloera.billing.v1.ReleaseRequest\x12\x16\n\x0e\x65nqueued_at_ms\x18\x02 \x01(\x03\"p\n\rDeferredBatch\x12\x35\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32&.veloera.billing.v1.SettleBatchRequest\x12\x16\n\x0e\x65nqueued_at_ms\x18\x02 \x01(\x03\x12\x10\n\x08\x62\x61tch_id\x18\x03 \x01(\t\"\xb2\x01\n\nUsageEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x12\n\nchannel_id\x18\x04 \x01(\x03\x12\r\n\x05quota\x18\x05 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x06 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x07 \x01(\x03\x12\x16\n\x0eoccurred_at_ms\x18\x08 \x01(\x03\"`\n\x11QuotaWarningEvent\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\x03\x12\x11\n\tthreshold\x18\x03 \x01(\x03\x12\x16\n\x0eoccurred_at_ms\x18\x04 \x01(\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fveloera/billing/v1/events.proto\x12\x12veloera.billing.v1\x1a veloera/billing/v1/billing.proto\"s\n\x12\x44\x65\x66\x65rredSettlement\x12\x31\n\x06settle\x18\x01 \x01(\x0b\x32!.veloera.billing.v1.SettleRequest\x12\x14\n\x0c\x65nqueue_time\x18\x03 \x01(\x03J\x04\x08\x02\x10\x03R\x0e\x65nqueued_at_ms\"r\n\x0f\x44\x65\x66\x65rredRelease\x12\x33\n\x07release\x18\x01 \x01(\x0b\x32\".veloera.billing.v1.ReleaseRequest\x12\x14\n\x0c\x65nqueue_time\x18\x03 \x01(\x03J\x04\x08\x02\x10\x03R\x0e\x65nqueued_at_ms\"\x84\x01\n\rDeferredBatch\x12\x35\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32&.veloera.billing.v1.SettleBatchRequest\x12\x14\n\x0c\x65nqueue_time\x18\x04 \x01(\x03\x12\x10\n\x08\x62\x61tch_id\x18\x03 \x01(\tJ\x04\x08\x02\x10\x03R\x0e\x65nqueued_at_ms\"\xc4\x01\n\nUsageEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x12\n\nchannel_id\x18\x04 \x01(\x03\x12\r\n\x05quota\x18\x05 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x06 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x07 \x01(\x03\x12\x12\n\noccur_time\x18\t \x01(\x03J\x04\x08\x08\x10\tR\x0eoccurred_at_ms\"r\n\x11QuotaWarningEvent\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\x03\x12\x11\n\tthreshold\x18\x03 \x01(\x03\x12\x12\n\noccur_time\x18\x05 \x01(\x03J\x04\x08\x04\x10\x05R\x0eoccurred_at_msb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,13 +33,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'veloera.billing.v1.events_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DEFERREDSETTLEMENT']._serialized_start=89
-  _globals['_DEFERREDSETTLEMENT']._serialized_end=184
-  _globals['_DEFERREDRELEASE']._serialized_start=186
-  _globals['_DEFERREDRELEASE']._serialized_end=280
-  _globals['_DEFERREDBATCH']._serialized_start=282
-  _globals['_DEFERREDBATCH']._serialized_end=394
-  _globals['_USAGEEVENT']._serialized_start=397
-  _globals['_USAGEEVENT']._serialized_end=575
-  _globals['_QUOTAWARNINGEVENT']._serialized_start=577
-  _globals['_QUOTAWARNINGEVENT']._serialized_end=673
+  _globals['_DEFERREDSETTLEMENT']._serialized_end=204
+  _globals['_DEFERREDRELEASE']._serialized_start=206
+  _globals['_DEFERREDRELEASE']._serialized_end=320
+  _globals['_DEFERREDBATCH']._serialized_start=323
+  _globals['_DEFERREDBATCH']._serialized_end=455
+  _globals['_USAGEEVENT']._serialized_start=458
+  _globals['_USAGEEVENT']._serialized_end=654
+  _globals['_QUOTAWARNINGEVENT']._serialized_start=656
+  _globals['_QUOTAWARNINGEVENT']._serialized_end=770
 # @@protoc_insertion_point(module_scope)

@@ -5,6 +5,8 @@ Channel health probes, answered by the relays over NATS request/reply (subject
 veloera.relay.channel_probe, one queue group). The relay owns the adaptors and reads the
 channel with its keys from accounts, so a test sends exactly what a relayed request would,
 and the console and the tasks service neither import relay code nor see channel keys.
+Times: an instant is `int64 <what>_time` in Unix seconds; a duration is `int64 <what>_ms`
+in milliseconds (buf.yaml).
 """
 
 from collections import abc as _abc
