@@ -28,10 +28,12 @@ from services.relay.adaptors.native import (
     ChunkWriter,
     DataLines,
     ProviderError,
+    add_turn,
     arguments_of,
     canonical_body,
     completion,
     error_frame,
+    functions_of,
     only,
     split_data_url,
     text_of,
@@ -153,21 +155,13 @@ def _messages(messages: Any) -> tuple[list[Json], list[Json]]:
             blocks = _assistant_blocks(message)
         else:
             role, blocks = "user", _content_blocks(message.get("content"))
-        if not blocks:
-            continue
-        if out and out[-1]["role"] == role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
+        add_turn(out, role, "content", blocks)
     return system, out
 
 
 def _tools(tools: Any) -> list[Json]:
     out: list[Json] = []
-    for tool in tools if isinstance(tools, list) else ():
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            continue
+    for function in functions_of(tools):
         schema = function.get("parameters")
         item: Json = {
             "name": function["name"],

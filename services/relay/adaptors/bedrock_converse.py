@@ -24,9 +24,11 @@ from services.relay.adaptors.base import Json
 from services.relay.adaptors.native import (
     ChunkWriter,
     ProviderError,
+    add_turn,
     arguments_of,
     completion,
     error_frame,
+    functions_of,
     message_list,
     split_data_url,
     text_of,
@@ -73,12 +75,6 @@ def _turns(body: Json) -> tuple[list[Json], list[Json]]:
     system: list[Json] = []
     messages: list[Json] = []
 
-    def add(role: str, blocks: list[Json]) -> None:
-        if messages and messages[-1]["role"] == role:
-            messages[-1]["content"].extend(blocks)
-        elif blocks:
-            messages.append({"role": role, "content": blocks})
-
     for message in message_list(body):
         role = message.get("role")
         if role in ("system", "developer"):
@@ -86,7 +82,7 @@ def _turns(body: Json) -> tuple[list[Json], list[Json]]:
             if text:
                 system.append({"text": text})
         elif role == "user":
-            add("user", _content(message.get("content")))
+            add_turn(messages, "user", "content", _content(message.get("content")))
         elif role == "assistant":
             blocks = _content(message.get("content"))
             for call in message.get("tool_calls") or ():
@@ -98,13 +94,13 @@ def _turns(body: Json) -> tuple[list[Json], list[Json]]:
                         "input": arguments_of(function.get("arguments")),
                     }
                     blocks.append({"toolUse": use})
-            add("assistant", blocks)
+            add_turn(messages, "assistant", "content", blocks)
         elif role == "tool":
             result = {
                 "toolUseId": str(message.get("tool_call_id") or ""),
                 "content": [{"text": text_of(message.get("content"))}],
             }
-            add("user", [{"toolResult": result}])
+            add_turn(messages, "user", "content", [{"toolResult": result}])
         else:
             raise _refuse(f"messages of role {role!r} are not supported by this channel type")
     return system, messages
@@ -112,10 +108,7 @@ def _turns(body: Json) -> tuple[list[Json], list[Json]]:
 
 def _tool_config(body: Json) -> Json | None:
     tools = []
-    for tool in body.get("tools") or ():
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            continue
+    for function in functions_of(body.get("tools")):
         spec: Json = {
             "name": function["name"],
             "inputSchema": {"json": function.get("parameters") or {"type": "object"}},

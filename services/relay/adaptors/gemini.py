@@ -32,10 +32,12 @@ from services.relay.adaptors.native import (
     ChunkWriter,
     DataLines,
     ProviderError,
+    add_turn,
     arguments_of,
     canonical_body,
     completion,
     error_frame,
+    functions_of,
     json_object,
     only,
     split_data_url,
@@ -193,21 +195,13 @@ def _contents(messages: Any) -> tuple[list[Json], list[Json]]:
             role, parts = "user", [_response_part(message, names)]
         else:
             role, parts = "user", _parts(message.get("content"))
-        if not parts:
-            continue
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
+        add_turn(contents, role, "parts", parts)
     return system, contents
 
 
 def _declarations(tools: Any) -> list[Json]:
     out: list[Json] = []
-    for tool in tools if isinstance(tools, list) else ():
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            continue
+    for function in functions_of(tools):
         declaration: Json = {"name": function["name"]}
         if isinstance(function.get("description"), str):
             declaration["description"] = function["description"]

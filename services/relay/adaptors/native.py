@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -66,6 +67,27 @@ def input_texts(body: Json) -> list[str]:
             param="input",
         )
     return texts
+
+
+def functions_of(tools: Any) -> Iterator[Json]:
+    """The named function definitions among OpenAI `tools`; other tool kinds and malformed
+    entries are left out."""
+    for tool in tools if isinstance(tools, list) else ():
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            yield function
+
+
+def add_turn(turns: list[Json], role: str, key: str, items: list[Json]) -> None:
+    """Append a turn under `key` ("content", "parts"), merged into the last one when it has
+    the same role (Claude, Gemini and Converse want the roles to alternate); a turn with
+    nothing in it is left out."""
+    if not items:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1][key].extend(items)
+    else:
+        turns.append({"role": role, key: items})
 
 
 def json_object(data: bytes) -> Json | None:

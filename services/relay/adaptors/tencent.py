@@ -35,6 +35,7 @@ from services.relay.adaptors.native import (
     ProviderStream,
     canonical_body,
     completion,
+    functions_of,
     json_object,
     message_list,
     only,
@@ -157,10 +158,7 @@ def _message(message: Json) -> Json:
 
 def _tools(tools: Any) -> list[Json]:
     converted: list[Json] = []
-    for tool in tools if isinstance(tools, list) else ():
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            continue
+    for function in functions_of(tools):
         converted.append(
             {
                 "Type": "function",
