@@ -21,6 +21,25 @@ Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProx
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
+class Where:
+    """A WHERE clause built from optional filters, its values passed as $n parameters (never
+    spelled into the SQL): `add("user_id = {}", 7)` adds `user_id = $1`."""
+
+    __slots__ = ("args", "clauses")
+
+    def __init__(self, clauses: list[str] | None = None, args: list[object] | None = None) -> None:
+        self.clauses = clauses or []
+        self.args = args or []
+
+    def add(self, clause: str, value: object) -> None:
+        self.args.append(value)
+        self.clauses.append(clause.format(f"${len(self.args)}"))
+
+    def sql(self) -> str:
+        """` WHERE a AND b`, or nothing without a clause."""
+        return (" WHERE " + " AND ".join(self.clauses)) if self.clauses else ""
+
+
 async def create_pool(
     dsn: str, *, schema: str, min_size: int = 2, max_size: int = 20
 ) -> asyncpg.Pool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import asyncpg
 from veloera.tasks.v1 import tasks_pb2
 
-from services.shared.db import Connection
+from services.shared.db import Connection, Where
 
 FINISHED = (tasks_pb2.TASK_STATUS_FAILURE, tasks_pb2.TASK_STATUS_SUCCESS)
 REFUND_NONE, REFUND_DUE, REFUND_PUBLISHED = 0, 1, 2
@@ -108,13 +108,8 @@ MAX_PAGE_SIZE = 100
 
 
 def _filters(request: tasks_pb2.FetchTasksRequest) -> tuple[str, list[object]]:
-    clauses: list[str] = []
-    args: list[object] = []
-
-    def add(clause: str, value: object) -> None:
-        args.append(value)
-        clauses.append(clause.format(f"${len(args)}"))
-
+    where = Where()
+    add = where.add
     if request.user_id:
         add("user_id = {}", request.user_id)
     if request.platform:
@@ -133,7 +128,7 @@ def _filters(request: tasks_pb2.FetchTasksRequest) -> tuple[str, list[object]]:
         add("submit_time >= {}", request.start_time)
     if request.end_time:
         add("submit_time <= {}", request.end_time)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+    return where.sql(), where.args
 
 
 async def fetch(

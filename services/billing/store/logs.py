@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from services.shared.db import Connection
+from services.shared.db import Connection, Where
 from services.shared.errors import InvalidArgument
 
 TYPE_TOPUP = 1
@@ -120,16 +120,11 @@ def _check(filters: LogFilter) -> None:
 
 def _where(
     filters: LogFilter, *, since: datetime | None = None, before: datetime | None = None
-) -> tuple[str, list[Any]]:
+) -> tuple[str, list[object]]:
     """The WHERE clause of the filters; `since` (inclusive) and `before` (exclusive) bound
     created_at further, for the partial hours at the edges of a rollup range."""
-    clauses: list[str] = []
-    args: list[Any] = []
-
-    def add(sql: str, value: Any) -> None:
-        args.append(value)
-        clauses.append(sql.format(f"${len(args)}"))
-
+    where = Where()
+    add = where.add
     if since is not None:
         add("created_at >= {}", since)
     if before is not None:
@@ -152,7 +147,7 @@ def _where(
         add("channel_id = {}", filters.channel_id)
     if filters.group:
         add('"group" = {}', filters.group)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+    return where.sql(), where.args
 
 
 def _row(record: asyncpg.Record) -> LogRow:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.shared.db import Connection
+from services.shared.db import Connection, Where
 from services.shared.errors import InvalidArgument
 
 GRANULARITIES = {"hour": "hour", "day": "day", "week": "week", "": "hour"}
@@ -40,25 +40,22 @@ async def query(
     if start and end and start > end:
         raise InvalidArgument("start_timestamp must not be after end_timestamp")
     # The bucket holding `start` counts: buckets are labelled by the start of their hour.
-    clauses = [
-        "created_at >= date_trunc('hour', to_timestamp($2))",
-        "created_at <= to_timestamp($3)",
-    ]
-    args: list[object] = [unit, start, end or 32503680000]
+    where = Where(
+        ["created_at >= date_trunc('hour', to_timestamp($2))", "created_at <= to_timestamp($3)"],
+        [unit, start, end or 32503680000],
+    )
     if user_id:
-        args.append(user_id)
-        clauses.append(f"user_id = ${len(args)}")
+        where.add("user_id = {}", user_id)
     if username:
-        args.append(username)
-        clauses.append(f"username = ${len(args)}")
+        where.add("username = {}", username)
     rows = await conn.fetch(
         "SELECT user_id, max(username) AS username, model_name,"
         " date_trunc($1, created_at) AS bucket, sum(token_used) AS token_used,"
         " sum(count) AS count, sum(quota) AS quota FROM quota_data"
-        f" WHERE {' AND '.join(clauses)}"
+        f"{where.sql()}"
         f" GROUP BY user_id, model_name, bucket ORDER BY bucket, user_id, model_name"
         f" LIMIT {MAX_ROWS}",
-        *args,
+        *where.args,
     )
     return [
         UsagePoint(
