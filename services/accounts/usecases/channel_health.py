@@ -17,6 +17,7 @@ from services.accounts.deps import Deps, now
 from services.accounts.metrics import CHANNELS_AUTO_DISABLED, KEYS_AUTO_DISABLED
 from services.accounts.records import ChannelKeyRecord, ChannelRecord
 from services.accounts.types import Conn
+from services.accounts.usecases.channels import lock_channel_key
 from services.shared.errors import NotFound
 from services.shared.statuses import ChannelStatus
 
@@ -49,12 +50,7 @@ async def record_channel_test(
     deps: Deps, request: pb.RecordChannelTestRequest
 ) -> pb.RecordChannelTestResponse:
     async with deps.pool.acquire() as conn, conn.transaction():
-        locked = await channels_repo.lock_key(
-            conn, channel_id=request.channel_id, key_id=request.key_id
-        )
-        if locked is None:
-            raise NotFound("channel key not found")
-        channel, key = locked
+        channel, key = await lock_channel_key(conn, request.channel_id, request.key_id)
         reply, reason = await _apply_test(conn, request, channel, key)
         await channels_repo.record_test(
             conn, channel_id=channel.id, test_time=now(),

@@ -164,16 +164,22 @@ async def delete_channels(
     return pb.DeleteChannelsResponse(deleted=len(deleted))
 
 
+async def lock_channel_key(
+    conn: Conn, channel_id: int, key_id: int
+) -> tuple[ChannelRecord, ChannelKeyRecord]:
+    """The channel and one of its keys, locked for update; NotFound unless the key is the
+    channel's."""
+    locked = await channels_repo.lock_key(conn, channel_id=channel_id, key_id=key_id)
+    if locked is None:
+        raise NotFound("channel key not found")
+    return locked
+
+
 async def report_channel_result(
     deps: Deps, request: pb.ReportChannelResultRequest
 ) -> pb.ReportChannelResultResponse:
     async with deps.pool.acquire() as conn, conn.transaction():
-        locked = await channels_repo.lock_key(
-            conn, channel_id=request.channel_id, key_id=request.key_id
-        )
-        if locked is None:
-            raise NotFound("channel key not found")
-        channel, key = locked
+        channel, key = await lock_channel_key(conn, request.channel_id, request.key_id)
         outcome = await _apply_report(conn, request, channel, key)
         version = 0
         if outcome.changed:

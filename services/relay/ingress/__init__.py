@@ -8,7 +8,7 @@ the client's format. OpenAI requests carry no egress, so their path does no extr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -95,3 +95,36 @@ def reply_text(value: Any) -> str:
             p["text"] for p in value if isinstance(p, dict) and isinstance(p.get("text"), str)
         )
     return ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallDelta:
+    """One streamed OpenAI tool-call delta: the call's position, the id it carries ("" when
+    none), the function name and a piece of the arguments ("" when absent)."""
+
+    position: Any
+    call_id: str
+    name: str
+    arguments: str
+
+    def replaces(self, known_id: str) -> bool:
+        """Whether this delta opens a new call at a position that already has one (`known_id`):
+        a new id at the same index is a new call (some upstreams number parallel calls all 0);
+        an id repeated on every delta is the same call. A new index is always a new call."""
+        return bool(self.call_id and self.call_id != known_id)
+
+
+def call_deltas(calls: list[Any]) -> Iterator[CallDelta]:
+    """The tool-call deltas of a chunk's `delta.tool_calls`, malformed entries left out."""
+    for call in calls:
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function")
+        function = function if isinstance(function, dict) else {}
+        call_id, arguments = call.get("id"), function.get("arguments")
+        yield CallDelta(
+            position=call.get("index", 0),
+            call_id=call_id if isinstance(call_id, str) else "",
+            name=str(function.get("name") or ""),
+            arguments=arguments if isinstance(arguments, str) else "",
+        )

@@ -31,7 +31,7 @@ from services.relay.incoming import (
     bad_request,
     parse_json_body,
 )
-from services.relay.ingress import Ingress, first_choice, reply_text
+from services.relay.ingress import Ingress, call_deltas, first_choice, reply_text
 
 PING_FRAME = b'event: ping\ndata: {"type": "ping"}\n\n'
 STOP_REASONS = {
@@ -589,30 +589,16 @@ class StreamEvents:
 
     def _tool_calls(self, calls: list[Any]) -> bytes:
         frames: list[bytes] = []
-        for call in calls:
-            if not isinstance(call, dict):
-                continue
-            position = call.get("index", 0)
-            function = call.get("function")
-            function = function if isinstance(function, dict) else {}
-            call_id = call.get("id")
-            known = self._tools.get(position)
-            # A new call: a new index, or a new id at the same index (some upstreams number
-            # parallel calls all 0); an id repeated on every delta is the same call.
-            if known is None or (call_id and call_id != known[1]):
-                call_id = call_id if isinstance(call_id, str) and call_id else _new_id("toolu_")
-                block: Json = {
-                    "type": "tool_use",
-                    "id": call_id,
-                    "name": str(function.get("name") or ""),
-                    "input": {},
-                }
+        for delta in call_deltas(calls):
+            known = self._tools.get(delta.position)
+            if known is None or delta.replaces(known[1]):
+                call_id = delta.call_id or _new_id("toolu_")
+                block: Json = {"type": "tool_use", "id": call_id, "name": delta.name, "input": {}}
                 frames.append(self._open("tool_use", block))
-                known = self._tools[position] = (self._index, call_id)
-            arguments = function.get("arguments")
-            if isinstance(arguments, str) and arguments:
-                delta = {"type": "input_json_delta", "partial_json": arguments}
-                frames.append(event("content_block_delta", {"index": known[0], "delta": delta}))
+                known = self._tools[delta.position] = (self._index, call_id)
+            if delta.arguments:
+                piece = {"type": "input_json_delta", "partial_json": delta.arguments}
+                frames.append(event("content_block_delta", {"index": known[0], "delta": piece}))
         return b"".join(frames)
 
     def chunk(self, chunk: Json) -> bytes:

@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from services.relay.adaptors.base import Json, UsageCounts
 from services.relay.errors import REQUEST_ID_HEADER
-from services.relay.ingress import reply_text
+from services.relay.ingress import call_deltas, reply_text
 from services.relay.upstream.streaming import SSE_TYPE
 
 FINISH_REASONS = {
@@ -173,21 +173,12 @@ class StreamCandidates:
 
     def _gather(self, index: int, calls: list[Any]) -> None:
         gathered = self._calls.setdefault(index, [])
-        for call in calls:
-            if not isinstance(call, dict):
-                continue
-            function = call.get("function")
-            function = function if isinstance(function, dict) else {}
-            position = call.get("index", 0)
-            call_id = call.get("id")
-            # A new call: a new index, or a new id at the same index (some upstreams number
-            # parallel calls all 0).
+        for delta in call_deltas(calls):
+            position = delta.position
             fresh = not isinstance(position, int) or position >= len(gathered)
-            if fresh or (call_id and call_id != gathered[-1].call_id):
-                gathered.append(_Call(call_id, function.get("name")))
-            arguments = function.get("arguments")
-            if isinstance(arguments, str):
-                gathered[-1].arguments += arguments
+            if fresh or delta.replaces(gathered[-1].call_id):
+                gathered.append(_Call(delta.call_id, delta.name))
+            gathered[-1].arguments += delta.arguments
 
     def _flush(self, index: int) -> list[Json]:
         return [function_call(c.call_id, c.name, c.arguments) for c in self._calls.pop(index, [])]

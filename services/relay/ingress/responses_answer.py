@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from services.relay.adaptors.base import Json, UsageCounts
 from services.relay.errors import REQUEST_ID_HEADER, error_body
-from services.relay.ingress import first_choice, reply_text
+from services.relay.ingress import call_deltas, first_choice, reply_text
 
 # What a Responses object repeats from its request.
 ECHOED = (
@@ -330,27 +330,18 @@ class StreamEvents:
 
     def _tool_calls(self, calls: list[Any]) -> bytes:
         frames = b""
-        for call in calls:
-            if not isinstance(call, dict):
-                continue
-            position = call.get("index", 0)
-            function = call.get("function")
-            function = function if isinstance(function, dict) else {}
-            call_id = call.get("id")
-            item = self._calls.get(position)
-            # A new call: a new index, or a new id at the same index (some upstreams number
-            # parallel calls all 0); an id repeated on every delta is the same call.
-            if item is None or (call_id and call_id != item.data["call_id"]):
+        for delta in call_deltas(calls):
+            item = self._calls.get(delta.position)
+            if item is None or delta.replaces(item.data["call_id"]):
                 frames += self._close()
-                call_id = call_id if isinstance(call_id, str) and call_id else new_id("call_")
-                name = str(function.get("name") or "")
-                item = self._add(call_item(new_id("fc_"), call_id, name, "", "in_progress"))
-                self._calls[position] = item
+                call_id = delta.call_id or new_id("call_")
+                item = self._add(call_item(new_id("fc_"), call_id, delta.name, "", "in_progress"))
+                self._calls[delta.position] = item
                 frames += self._added(item)
-            arguments = function.get("arguments")
-            if isinstance(arguments, str) and arguments:
-                item.text += arguments
-                data = {"item_id": item.data["id"], "output_index": item.index, "delta": arguments}
+            if delta.arguments:
+                item.text += delta.arguments
+                data = {"item_id": item.data["id"], "output_index": item.index}
+                data["delta"] = delta.arguments
                 frames += self.emit("response.function_call_arguments.delta", data)
         return frames
 
