@@ -276,9 +276,7 @@ class UpstreamCall:
             except (TimeoutError, *UPSTREAM_ERRORS) as exc:
                 raise failure_of(exc) from None
             finally:
-                waited = time.perf_counter() - sent
-                job.upstream_wait += waited
-                UPSTREAM_SECONDS.observe(waited)
+                _count_wait(job, sent)
             if not data.strip():
                 raise UpstreamFailure("empty", 500, "upstream returned an empty response")
         except UpstreamFailure as exc:
@@ -378,9 +376,7 @@ class UpstreamCall:
             except (TimeoutError, *UPSTREAM_ERRORS) as exc:
                 raise failure_of(exc) from None
             finally:
-                waited = time.perf_counter() - sent
-                job.upstream_wait += waited
-                UPSTREAM_SECONDS.observe(waited)
+                _count_wait(job, sent)
         except UpstreamFailure as exc:
             if response is not None:
                 response.release()
@@ -458,6 +454,13 @@ def public_url(url: str) -> str:
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else host
+
+
+def _count_wait(job: Job, sent: float) -> None:
+    """The time one attempt waited on its upstream, in the job's total and the histogram."""
+    waited = time.perf_counter() - sent
+    job.upstream_wait += waited
+    UPSTREAM_SECONDS.observe(waited)
 
 
 def _scrub_failure(failure: UpstreamFailure, channel: ChannelInfo) -> None:
