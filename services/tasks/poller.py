@@ -81,29 +81,29 @@ class Poller:
             )
         if not claimed:
             return False
-        groups: dict[tuple[int, int], list[asyncpg.Record]] = defaultdict(list)
+        groups: dict[tuple[int, int], list[store.TaskRecord]] = defaultdict(list)
         for task in claimed:
-            if task["refund_state"] == store.REFUND_DUE:
+            if task.refund_state == store.REFUND_DUE:
                 await self._refund(task)
             elif self._timed_out(task):
                 await self._fail(task, "upstream task timed out")
-            elif task["platform"] not in _POLLED or not task["upstream_task_id"]:
+            elif task.platform not in _POLLED or not task.upstream_task_id:
                 await self._fail(task, "task has no upstream to poll")
             else:
-                groups[(task["platform"], task["channel_id"])].append(task)
+                groups[(task.platform, task.channel_id)].append(task)
         for (platform, channel_id), tasks in groups.items():
             await self._poll(platform, channel_id, tasks)
         return True
 
-    def _timed_out(self, task: asyncpg.Record) -> bool:
-        submitted = task["submit_time"]
+    def _timed_out(self, task: store.TaskRecord) -> bool:
+        submitted = task.submit_time
         return bool(submitted) and time.time() - submitted > self._config.task_timeout
 
-    async def _poll(self, platform: int, channel_id: int, tasks: list[asyncpg.Record]) -> None:
+    async def _poll(self, platform: int, channel_id: int, tasks: list[store.TaskRecord]) -> None:
         request = tasks_pb2.PollTasksRequest(
             platform=platform,  # type: ignore[arg-type]
             channel_id=channel_id,
-            upstream_task_ids=[task["upstream_task_id"] for task in tasks],
+            upstream_task_ids=[task.upstream_task_id for task in tasks],
         )
         try:
             reply = await self._nc.request(
@@ -137,74 +137,74 @@ class Poller:
             return
         POLLS.labels("ok").inc()
         for task in tasks:
-            update = updates.get(task["upstream_task_id"])
+            update = updates.get(task.upstream_task_id)
             if update is None:
                 await self._back_off([task])
             else:
                 await self._record(task, update)
 
-    async def _record(self, task: asyncpg.Record, update: store.Update) -> None:
+    async def _record(self, task: store.TaskRecord, update: store.Update) -> None:
         async with self._pool.acquire() as conn:
             refund_due = await store.record(conn, task, update, next_in=self._config.interval)
         if refund_due:
             await self._refund(task, reason=update.fail_reason)
 
-    async def _fail(self, task: asyncpg.Record, reason: str) -> None:
+    async def _fail(self, task: store.TaskRecord, reason: str) -> None:
         update = store.Update(
             status=tasks_pb2.TASK_STATUS_FAILURE,
             progress="100%",
             fail_reason=reason,
-            data="{}" if not task["data"] else str(task["data"]),
-            start_time=task["start_time"],
+            data="{}" if not task.data else str(task.data),
+            start_time=task.start_time,
             finish_time=int(time.time()),
         )
         await self._record(task, update)
 
-    async def _back_off(self, tasks: list[asyncpg.Record]) -> None:
+    async def _back_off(self, tasks: list[store.TaskRecord]) -> None:
         async with self._pool.acquire() as conn:
             for task in tasks:
-                backoff = self._config.interval * 2 ** task["poll_failures"]
+                backoff = self._config.interval * 2**task.poll_failures
                 delay = min(backoff, _MAX_BACKOFF_SECONDS)
-                await store.back_off(conn, task["id"], delay=delay)
+                await store.back_off(conn, task.id, delay=delay)
 
-    async def _refund(self, task: asyncpg.Record, reason: str = "") -> None:
+    async def _refund(self, task: store.TaskRecord, reason: str = "") -> None:
         """Publish the refund (JetStream acknowledges it), then mark it published; a refund not
         published stays due, and the next cycle (here or in another replica) publishes it."""
         refund = tasks_pb2.TaskRefund(
-            request_id=task["request_id"],
-            user_id=task["user_id"],
-            token_id=task["token_id"],
-            quota=task["quota"],
-            platform=task["platform"],
-            upstream_task_id=task["upstream_task_id"],
-            reason=reason or task["fail_reason"],
-            model_name=task["model_name"],
+            request_id=task.request_id,
+            user_id=task.user_id,
+            token_id=task.token_id,
+            quota=task.quota,
+            platform=task.platform,
+            upstream_task_id=task.upstream_task_id,
+            reason=reason or task.fail_reason,
+            model_name=task.model_name,
         )
         try:
             await self._js.publish(subjects.TASK_REFUNDS_SUBJECT, refund.SerializeToString())
         except (nats.errors.Error, TimeoutError):
             REFUNDS.labels("retry").inc()
-            logger.warning("refund of task %s not published; will retry", task["request_id"])
+            logger.warning("refund of task %s not published; will retry", task.request_id)
             async with self._pool.acquire() as conn:
-                await store.back_off(conn, task["id"], delay=self._config.interval)
+                await store.back_off(conn, task.id, delay=self._config.interval)
             return
         async with self._pool.acquire() as conn:
-            await store.mark_refunded(conn, task["id"])
+            await store.mark_refunded(conn, task.id)
         REFUNDS.labels("published").inc()
         await self._notify_failure(task, refund.reason)
 
-    async def _notify_failure(self, task: asyncpg.Record, reason: str) -> None:
+    async def _notify_failure(self, task: store.TaskRecord, reason: str) -> None:
         """Tell the user (email or webhook, as their settings say; accounts delivers it) that
         the task failed and its charge came back. Best effort: a lost notice costs nothing,
         and JetStream drops a second copy of the same task's notice."""
         notice = accounts_events.UserNotification(
-            user_id=task["user_id"],
+            user_id=task.user_id,
             type="task_failed",
             title="A task failed and was refunded",
             content="Your {{value}} task {{value}} failed ({{value}}); its charge was refunded.",
             values=[
-                _PLATFORM_NAMES.get(task["platform"], "async"),
-                task["upstream_task_id"],
+                _PLATFORM_NAMES.get(task.platform, "async"),
+                task.upstream_task_id,
                 reason or "unknown reason",
             ],
             occur_time=int(time.time()),
@@ -213,7 +213,7 @@ class Poller:
             await self._js.publish(
                 subjects.USER_NOTIFICATION_SUBJECT,
                 notice.SerializeToString(),
-                headers={"Nats-Msg-Id": f"task-failed:{task['request_id']}"},
+                headers={"Nats-Msg-Id": f"task-failed:{task.request_id}"},
             )
         except (nats.errors.Error, TimeoutError):
-            logger.warning("failure notice of task %s not published", task["request_id"])
+            logger.warning("failure notice of task %s not published", task.request_id)

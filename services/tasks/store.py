@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
 from veloera.tasks.v1 import tasks_pb2
 
 from services.shared.db import Connection, Where
@@ -18,7 +17,12 @@ from services.shared.db import Connection, Where
 FINISHED = (tasks_pb2.TASK_STATUS_FAILURE, tasks_pb2.TASK_STATUS_SUCCESS)
 REFUND_NONE, REFUND_DUE, REFUND_PUBLISHED = 0, 1, 2
 
-CLAIM_DUE = """
+_COLUMNS = (
+    "id, request_id, platform, upstream_task_id, action, status, progress, fail_reason,"
+    " user_id, token_id, channel_id, quota, model_name, properties::text AS properties,"
+    " data::text AS data, submit_time, start_time, finish_time, refund_state, poll_failures"
+)
+CLAIM_DUE = f"""
 UPDATE tasks SET lease_until = now() + make_interval(secs => $1)
 WHERE id IN (
     SELECT id FROM tasks
@@ -29,7 +33,7 @@ WHERE id IN (
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
-RETURNING *
+RETURNING {_COLUMNS}
 """
 RECORD = """
 UPDATE tasks SET status = $2, progress = $3, fail_reason = $4, data = $5::jsonb,
@@ -50,6 +54,32 @@ UPDATE tasks SET refund_state = 2, lease_until = NULL, updated_at = now() WHERE 
 
 
 @dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """A `tasks` row (`_COLUMNS`); properties and data are JSON text."""
+
+    id: int
+    request_id: str
+    platform: tasks_pb2.Platform.ValueType
+    upstream_task_id: str
+    action: str
+    status: tasks_pb2.TaskStatus.ValueType
+    progress: str
+    fail_reason: str
+    user_id: int
+    token_id: int
+    channel_id: int
+    quota: int
+    model_name: str
+    properties: str
+    data: str
+    submit_time: int
+    start_time: int
+    finish_time: int
+    refund_state: int
+    poll_failures: int
+
+
+@dataclass(frozen=True, slots=True)
 class Update:
     """What one poll learned about a task."""
 
@@ -61,22 +91,22 @@ class Update:
     finish_time: int
 
 
-async def claim_due(conn: Connection, *, lease_seconds: float, limit: int) -> list[asyncpg.Record]:
-    return list(await conn.fetch(CLAIM_DUE, lease_seconds, limit))
+async def claim_due(conn: Connection, *, lease_seconds: float, limit: int) -> list[TaskRecord]:
+    return [TaskRecord(**row) for row in await conn.fetch(CLAIM_DUE, lease_seconds, limit)]
 
 
-async def record(conn: Connection, task: asyncpg.Record, update: Update, *, next_in: float) -> bool:
+async def record(conn: Connection, task: TaskRecord, update: Update, *, next_in: float) -> bool:
     """Store the update; True when this update made a charged task fail (a refund is due)."""
     refund_due = (
         update.status == tasks_pb2.TASK_STATUS_FAILURE
-        and task["status"] != tasks_pb2.TASK_STATUS_FAILURE
-        and task["quota"] > 0
-        and task["refund_state"] == REFUND_NONE
+        and task.status != tasks_pb2.TASK_STATUS_FAILURE
+        and task.quota > 0
+        and task.refund_state == REFUND_NONE
     )
-    refund_state = REFUND_DUE if refund_due else task["refund_state"]
+    refund_state = REFUND_DUE if refund_due else task.refund_state
     await conn.execute(
         RECORD,
-        task["id"],
+        task.id,
         update.status,
         update.progress,
         update.fail_reason,
@@ -99,11 +129,6 @@ async def mark_refunded(conn: Connection, task_id: int) -> None:
 
 # ------------------------------------------------------------------ reads (TASKS_FETCH)
 
-_COLUMNS = (
-    "id, platform, upstream_task_id, action, status, progress, fail_reason, user_id, token_id,"
-    " channel_id, quota, model_name, properties::text AS properties, data::text AS data,"
-    " submit_time, start_time, finish_time, refund_state"
-)
 MAX_PAGE_SIZE = 100
 
 
@@ -133,7 +158,7 @@ def _filters(request: tasks_pb2.FetchTasksRequest) -> tuple[str, list[object]]:
 
 async def fetch(
     conn: Connection, request: tasks_pb2.FetchTasksRequest
-) -> tuple[list[asyncpg.Record], int]:
+) -> tuple[list[TaskRecord], int]:
     """One page of matching tasks, newest first, and how many match in all."""
     where, args = _filters(request)
     size = min(max(request.page_size, 1), MAX_PAGE_SIZE) if request.page_size else MAX_PAGE_SIZE
@@ -144,27 +169,27 @@ async def fetch(
         f" LIMIT {size} OFFSET {(page - 1) * size}",
         *args,
     )
-    return list(rows), int(total)
+    return [TaskRecord(**row) for row in rows], int(total)
 
 
-def to_proto(row: asyncpg.Record) -> tasks_pb2.Task:
+def to_proto(row: TaskRecord) -> tasks_pb2.Task:
     return tasks_pb2.Task(
-        id=row["id"],
-        platform=row["platform"],
-        upstream_task_id=row["upstream_task_id"],
-        action=row["action"],
-        status=row["status"],
-        progress=row["progress"],
-        fail_reason=row["fail_reason"],
-        user_id=row["user_id"],
-        token_id=row["token_id"],
-        channel_id=row["channel_id"],
-        quota=row["quota"],
-        model_name=row["model_name"],
-        properties=row["properties"],
-        data=row["data"],
-        submit_time=row["submit_time"],
-        start_time=row["start_time"],
-        finish_time=row["finish_time"],
-        refunded=row["refund_state"] == REFUND_PUBLISHED,
+        id=row.id,
+        platform=row.platform,
+        upstream_task_id=row.upstream_task_id,
+        action=row.action,
+        status=row.status,
+        progress=row.progress,
+        fail_reason=row.fail_reason,
+        user_id=row.user_id,
+        token_id=row.token_id,
+        channel_id=row.channel_id,
+        quota=row.quota,
+        model_name=row.model_name,
+        properties=row.properties,
+        data=row.data,
+        submit_time=row.submit_time,
+        start_time=row.start_time,
+        finish_time=row.finish_time,
+        refunded=row.refund_state == REFUND_PUBLISHED,
     )

@@ -177,14 +177,14 @@ async def _complete(
     row = await orders.lock(conn, trade_no=trade_no)
     if row is None:
         raise NotFound(f"no top-up order {trade_no}", code="topup_not_found")
-    user_id, quota = int(row["user_id"]), int(row["quota"])
-    if row["status"] == "success":
+    user_id, quota = row.user_id, row.quota
+    if row.status == "success":
         return Completion(trade_no, user_id, quota, True, 0)
     try:
         paid = Decimal(params.get("money", "")).quantize(CENT)
     except InvalidOperation as exc:
         raise InvalidArgument("money is not a number") from exc
-    if paid != row["money"]:
+    if paid != row.money:
         raise FailedPrecondition("the paid amount does not match the order", code="money_mismatch")
     await adjust.adjust(
         conn,
@@ -194,10 +194,10 @@ async def _complete(
             quota=quota,
             kind="topup",
             reason=f"EPay order {trade_no}",
-            log_content=f"使用在线充值成功，充值金额: {row['amount']} USD，支付金额：{paid}",
+            log_content=f"使用在线充值成功，充值金额: {row.amount} USD，支付金额：{paid}",
         ),
     )
-    rebate = await _rebate(conn, row["inviter_id"], quota, rebate_percent, trade_no)
+    rebate = await _rebate(conn, row.inviter_id, quota, rebate_percent, trade_no)
     await orders.finish(conn, trade_no=trade_no, upstream_trade_no=params.get("trade_no", ""))
     return Completion(trade_no, user_id, quota, False, rebate)
 

@@ -19,6 +19,7 @@ from services.billing.metering.settle_rules import ZERO, Pot, lease_debit
 from services.billing.metering.settlement import SettleInput
 from services.billing.store import leases as lease_rows
 from services.billing.store import ledger, wallets
+from services.billing.store.leases import LeaseRecord
 from services.billing.store.reserve import TOKEN_EXHAUSTED, USER_EXHAUSTED
 from services.shared.db import Connection
 from services.shared.errors import NotFound, QuotaExhausted
@@ -142,20 +143,22 @@ async def give_back(conn: Connection, *, lease_id: str) -> tuple[int, bool]:
     row = await lease_rows.lock(conn, lease_id=lease_id)
     if row is None:
         raise NotFound(f"no lease {lease_id}", code="lease_not_found")
-    if row["status"] == "returned":
-        return int(row["returned"]), True
-    to_quota = row["granted_quota"] - row["spent_quota"]
-    to_subscription = row["granted_subscription"] - row["spent_subscription"]
-    to_token = row["granted_token"] - row["spent_token"]
+    if row.status == "returned":
+        return row.returned, True
+    to_quota, to_subscription, to_token = (
+        row.unspent_quota,
+        row.unspent_subscription,
+        row.unspent_token,
+    )
     if to_token > 0:
-        await wallets.credit_budget(conn, token_id=row["token_id"], amount=to_token)
+        await wallets.credit_budget(conn, token_id=row.token_id, amount=to_token)
     if to_quota + to_subscription > 0:
         after = await wallets.credit_wallet(
-            conn, user_id=row["user_id"], to_subscription=to_subscription, to_quota=to_quota
+            conn, user_id=row.user_id, to_subscription=to_subscription, to_quota=to_quota
         )
         await ledger.append(
             conn,
-            user_id=row["user_id"],
+            user_id=row.user_id,
             idempotency_key=return_key(lease_id),
             kind="lease_return",
             delta_quota=to_quota,
@@ -172,23 +175,19 @@ async def trim(conn: Connection, *, lease_id: str, amount: int) -> int:
     """Give back up to `amount` of a lease's free part now (its holder no longer holds it);
     the lease stays for the requests still in flight. Returns what went back."""
     row = await lease_rows.lock(conn, lease_id=lease_id)
-    if row is None or row["status"] != "active" or amount <= 0:
+    if row is None or row.status != "active" or amount <= 0:
         return 0
-    free = Pot(
-        row["granted_quota"] - row["spent_quota"],
-        row["granted_subscription"] - row["spent_subscription"],
-    )
-    back, _ = free.take(amount)
-    token = min(amount, row["granted_token"] - row["spent_token"])
+    back, _ = Pot(row.unspent_quota, row.unspent_subscription).take(amount)
+    token = min(amount, row.unspent_token)
     if token > 0:
-        await wallets.credit_budget(conn, token_id=row["token_id"], amount=token)
+        await wallets.credit_budget(conn, token_id=row.token_id, amount=token)
     if back.total > 0:
         after = await wallets.credit_wallet(
-            conn, user_id=row["user_id"], to_subscription=back.subscription, to_quota=back.quota
+            conn, user_id=row.user_id, to_subscription=back.subscription, to_quota=back.quota
         )
         await ledger.append(
             conn,
-            user_id=row["user_id"],
+            user_id=row.user_id,
             idempotency_key=f"lease-trim:{lease_id}:{uuid.uuid4().hex}",
             kind="lease_return",
             delta_quota=back.quota,
@@ -237,7 +236,7 @@ async def materialise(conn: Connection, *, specs: list[SettleInput]) -> dict[str
         else set()
     )
     rows = {
-        r["lease_id"]: r
+        r.lease_id: r
         for r in await lease_rows.lock_for_batch(
             conn,
             lease_ids=sorted({s.lease_id for s in leased}),
@@ -256,26 +255,20 @@ async def materialise(conn: Connection, *, specs: list[SettleInput]) -> dict[str
         lease.take(taken, token)
         row = rows[spec.lease_id]
         holds.append(
-            (spec.request_id, row["user_id"], row["token_id"], row["model"], row["group"],
-             row["price"], taken.quota, taken.subscription, token, spec.lease_id)
+            (spec.request_id, row.user_id, row.token_id, row.model, row.group, row.price,
+             taken.quota, taken.subscription, token, spec.lease_id)
         )  # fmt: skip
     if holds and await lease_rows.insert_holds(conn, rows=holds) != len(holds):
         raise ConcurrentSettlement("a leased request was settled concurrently")
     return leases
 
 
-def _free(row: Any) -> LeaseFree:
+def _free(row: LeaseRecord) -> LeaseFree:
     """What a locked lease can still pay: nothing once returned (its rest is the wallet's)."""
-    if row["status"] != "active":
-        return LeaseFree(row["user_id"], ZERO, 0, False)
+    if row.status != "active":
+        return LeaseFree(row.user_id, ZERO, 0, False)
     return LeaseFree(
-        row["user_id"],
-        Pot(
-            row["granted_quota"] - row["spent_quota"],
-            row["granted_subscription"] - row["spent_subscription"],
-        ),
-        row["granted_token"] - row["spent_token"],
-        True,
+        row.user_id, Pot(row.unspent_quota, row.unspent_subscription), row.unspent_token, True
     )
 
 

@@ -3,10 +3,9 @@ The amounts come from metering/leases.py; these only read and write them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-import asyncpg
 
 from services.shared.db import Connection
 
@@ -20,6 +19,41 @@ RETURNING expires_at
 _COLUMNS = """lease_id, user_id, token_id, model, "group", price::text AS price, granted_quota,
     granted_subscription, granted_token, spent_quota, spent_subscription, spent_token, status,
     returned"""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    """A `leases` row (`_COLUMNS`): what was granted from the wallet (quota, subscription) and
+    the token's budget, and what of it the lease's requests spent."""
+
+    lease_id: str
+    user_id: int
+    token_id: int
+    model: str
+    group: str
+    price: str  # the price snapshot, JSON
+    granted_quota: int
+    granted_subscription: int
+    granted_token: int
+    spent_quota: int
+    spent_subscription: int
+    spent_token: int
+    status: str  # active, returned
+    returned: int
+
+    @property
+    def unspent_quota(self) -> int:
+        return self.granted_quota - self.spent_quota
+
+    @property
+    def unspent_subscription(self) -> int:
+        return self.granted_subscription - self.spent_subscription
+
+    @property
+    def unspent_token(self) -> int:
+        return self.granted_token - self.spent_token
+
+
 LOCK_LEASE = f"SELECT {_COLUMNS} FROM leases WHERE lease_id = $1 FOR UPDATE"
 # The batch's leases and every active lease of the users it settles, leased or held per request
 # ($2: the batch's request ids; usage above a hold may take from any of them), in one lock order.
@@ -92,15 +126,16 @@ async def insert(
     return expires_at
 
 
-async def lock(conn: Connection, *, lease_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(LOCK_LEASE, lease_id)
+async def lock(conn: Connection, *, lease_id: str) -> LeaseRecord | None:
+    row = await conn.fetchrow(LOCK_LEASE, lease_id)
+    return None if row is None else LeaseRecord(**row)
 
 
 async def lock_for_batch(
     conn: Connection, *, lease_ids: list[str], request_ids: list[str]
-) -> list[asyncpg.Record]:
+) -> list[LeaseRecord]:
     """The batch's leases and every active lease of the users it settles, locked in order."""
-    return await conn.fetch(LOCK_LEASES, lease_ids, request_ids)
+    return [LeaseRecord(**row) for row in await conn.fetch(LOCK_LEASES, lease_ids, request_ids)]
 
 
 async def lock_one_due(conn: Connection) -> str | None:

@@ -3,11 +3,23 @@ then marked successful (once)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
-import asyncpg
-
 from services.shared.db import Connection
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """A top-up order as the payment notify finds it (`LOCK_ORDER`)."""
+
+    user_id: int
+    inviter_id: int
+    amount: int  # what the user asked for, in the top-up unit
+    quota: int  # what it credits
+    money: Decimal  # what the gateway must report paid
+    status: str  # pending, success
+
 
 INSERT_ORDER = """
 INSERT INTO top_ups (user_id, inviter_id, amount, quota, money, payment_method, trade_no)
@@ -37,8 +49,9 @@ async def insert(
     await conn.execute(INSERT_ORDER, user_id, inviter_id, amount, quota, money, method, trade_no)
 
 
-async def lock(conn: Connection, *, trade_no: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(LOCK_ORDER, trade_no)
+async def lock(conn: Connection, *, trade_no: str) -> OrderRecord | None:
+    row = await conn.fetchrow(LOCK_ORDER, trade_no)
+    return None if row is None else OrderRecord(**row)
 
 
 async def finish(conn: Connection, *, trade_no: str, upstream_trade_no: str) -> None:
