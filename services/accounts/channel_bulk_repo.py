@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.accounts.channels_repo import CHANNEL_COLUMNS, FIELD_NAMES, ChannelFields
-from services.accounts.records import ChannelRecord
+from services.accounts.channels_repo import CHANNEL_COLUMNS, FIELD_NAMES
+from services.accounts.records import ChannelFields, ChannelRecord
 from services.accounts.types import Conn
 
 CHANNELS_BY_TAG = f"SELECT {CHANNEL_COLUMNS} FROM channels WHERE tag = $1 ORDER BY id FOR UPDATE"

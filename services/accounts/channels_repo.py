@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from services.accounts.records import AbilityRecord, ChannelKeyRecord, ChannelRecord
+from services.accounts.records import (
+    AbilityRecord,
+    ChannelFields,
+    ChannelKeyRecord,
+    ChannelRecord,
+)
 from services.accounts.types import Conn
 from services.shared.statuses import ChannelStatus
 
@@ -21,47 +27,18 @@ KEY_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ChannelFields:
-    """The editable fields of a channel, validated by the caller."""
-
-    type: int
-    name: str
-    base_url: str
-    models: list[str]
-    groups: list[str]
-    priority: int
-    weight: int
-    status: int
-    model_mapping: str
-    status_code_mapping: str
-    model_prefix: str
-    system_prompt: str
-    tag: str
-    test_model: str
-    openai_organization: str
-    other: str
-    setting: str
-    param_override: str
-    auto_ban: bool
-
-
-_FIELD_NAMES = (
-    "type", "name", "base_url", "models", "groups", "priority", "weight", "status",
-    "model_mapping", "status_code_mapping", "model_prefix", "system_prompt", "tag",
-    "test_model", "openai_organization", "other", "setting", "param_override", "auto_ban",
-)  # fmt: skip
-FIELD_NAMES = _FIELD_NAMES
-_PLACEHOLDERS = ", ".join(f"${i}" for i in range(2, len(_FIELD_NAMES) + 2))
+# The editable columns, in the order the INSERT and UPDATE below bind them.
+FIELD_NAMES = tuple(f.name for f in dataclasses.fields(ChannelFields))
+_PLACEHOLDERS = ", ".join(f"${i}" for i in range(2, len(FIELD_NAMES) + 2))
 
 INSERT_CHANNEL = f"""
-INSERT INTO channels (created_time, {", ".join(_FIELD_NAMES)})
+INSERT INTO channels (created_time, {", ".join(FIELD_NAMES)})
 VALUES ($1, {_PLACEHOLDERS})
 RETURNING {CHANNEL_COLUMNS}
 """
 UPDATE_CHANNEL = f"""
-UPDATE channels SET {", ".join(f"{n} = ${i}" for i, n in enumerate(_FIELD_NAMES, start=2))},
-       status_reason = CASE WHEN status = ${_FIELD_NAMES.index("status") + 2}
+UPDATE channels SET {", ".join(f"{n} = ${i}" for i, n in enumerate(FIELD_NAMES, start=2))},
+       status_reason = CASE WHEN status = ${FIELD_NAMES.index("status") + 2}
                             THEN status_reason ELSE '' END
 WHERE id = $1
 RETURNING {CHANNEL_COLUMNS}
@@ -150,7 +127,7 @@ UPSERT_OPTION = (
 
 
 def _field_args(fields: ChannelFields) -> list[object]:
-    return [getattr(fields, name) for name in _FIELD_NAMES]
+    return [getattr(fields, name) for name in FIELD_NAMES]
 
 
 async def insert_channel(conn: Conn, *, fields: ChannelFields, now: int) -> ChannelRecord:

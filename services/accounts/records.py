@@ -5,27 +5,14 @@ mypy (no `row["column"]` that fails only at run time). Each is built from an asy
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Self
 
 import asyncpg
 
-
-class _Row:
-    """Builds a record from an asyncpg row whose columns are the record's fields."""
-
-    __slots__ = ()
-
-    @classmethod
-    def of(cls, row: asyncpg.Record) -> Self:
-        return cls(**row)
-
-    @classmethod
-    def maybe(cls, row: asyncpg.Record | None) -> Self | None:
-        return None if row is None else cls(**row)
+from services.shared.db import Row
 
 
 @dataclass(frozen=True, slots=True)
-class UserRecord(_Row):
+class UserRecord(Row):
     """A `users` row (`users_repo.USER_COLUMNS`)."""
 
     id: int
@@ -51,7 +38,7 @@ class UserRecord(_Row):
 
 
 @dataclass(frozen=True, slots=True)
-class TokenRecord(_Row):
+class TokenRecord(Row):
     """A `tokens` row (`tokens_repo.TOKEN_COLUMNS`); the key itself stays encrypted."""
 
     id: int
@@ -74,10 +61,9 @@ class TokenRecord(_Row):
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelRecord(_Row):
-    """A `channels` row (`channels_repo.CHANNEL_COLUMNS`)."""
+class ChannelFields:
+    """The editable fields of a channel (what a save sets), validated by the caller."""
 
-    id: int
     type: int
     name: str
     base_url: str
@@ -97,18 +83,32 @@ class ChannelRecord(_Row):
     setting: str
     param_override: str
     auto_ban: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChannel(ChannelFields):
+    """A channel's editable fields and what accounts keeps about it: when it was created,
+    its last test, balance and automatic status change (the importer carries these over)."""
+
     created_time: int
     test_time: int
-    response_time: int
+    response_time: int  # ms
     balance: float
     balance_updated_time: int
-    used_quota: int
     status_reason: str
     status_time: int
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelKeyRecord(_Row):
+class ChannelRecord(StoredChannel, Row):
+    """A `channels` row (`channels_repo.CHANNEL_COLUMNS`)."""
+
+    id: int
+    used_quota: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelKeyRecord(Row):
     """A `channel_keys` row (`channels_repo.KEY_COLUMNS`); the key itself stays encrypted."""
 
     id: int
@@ -142,7 +142,7 @@ class AbilityRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class SetupRecord(_Row):
+class SetupRecord(Row):
     """The `setups` row written when the root user is created."""
 
     root_user_id: int
@@ -150,7 +150,7 @@ class SetupRecord(_Row):
 
 
 @dataclass(frozen=True, slots=True)
-class SessionRecord(_Row):
+class SessionRecord(Row):
     """A live console session (`users_repo.LIVE_SESSIONS`); the session id itself is kept
     only as its hash."""
 
@@ -163,7 +163,7 @@ class SessionRecord(_Row):
 
 
 @dataclass(frozen=True, slots=True)
-class MessageRecord(_Row):
+class MessageRecord(Row):
     """An inbox message (`inbox_repo.MESSAGE_COLUMNS`); `read_at` is the reader's mark in a
     user's own listing (0: unread) and 0 in the admins' listings."""
 
@@ -179,7 +179,7 @@ class MessageRecord(_Row):
 
 
 @dataclass(frozen=True, slots=True)
-class TwoFactorRecord(_Row):
+class TwoFactorRecord(Row):
     """A `user_two_factor` row: the TOTP secret (encrypted) and the last accepted step."""
 
     user_id: int
@@ -191,7 +191,7 @@ class TwoFactorRecord(_Row):
 
 
 @dataclass(frozen=True, slots=True)
-class PasskeyRecord(_Row):
+class PasskeyRecord(Row):
     """A `user_passkeys` row: one WebAuthn credential."""
 
     id: int
@@ -206,7 +206,7 @@ class PasskeyRecord(_Row):
 
 
 @dataclass(frozen=True, slots=True)
-class EmailCodeRecord(_Row):
+class EmailCodeRecord(Row):
     """A live e-mailed code or reset token (`email_repo.LIVE_CODE`), kept as its HMAC."""
 
     id: int
@@ -216,7 +216,7 @@ class EmailCodeRecord(_Row):
 
 
 @dataclass(frozen=True, slots=True)
-class OptionAuditRecord(_Row):
+class OptionAuditRecord(Row):
     """An `option_audit` row: who changed which option from what to what (values masked)."""
 
     id: int

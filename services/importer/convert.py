@@ -18,6 +18,7 @@ from services.accounts import channel_rules
 from services.accounts.ipnets import normalize_allow_list
 from services.accounts.option_registry import REGISTRY
 from services.accounts.option_rules import validate as validate_option
+from services.accounts.records import StoredChannel
 from services.shared.errors import InvalidArgument
 from services.shared.options import PRICING_OPTION_KEYS, SHARED_OPTION_KEYS
 
@@ -253,34 +254,10 @@ def token(row: Source) -> tuple[Token, list[str]]:
 
 
 @dataclass(frozen=True, slots=True)
-class Channel:
-    type: int
-    name: str
+class Channel(StoredChannel):
+    """A channel to import: what accounts stores, and its keys in plain text."""
+
     keys: list[str]
-    base_url: str
-    models: list[str]
-    groups: list[str]
-    priority: int
-    weight: int
-    status: int
-    model_mapping: str
-    status_code_mapping: str
-    model_prefix: str
-    system_prompt: str
-    tag: str
-    test_model: str
-    openai_organization: str
-    other: str
-    setting: str
-    param_override: str
-    auto_ban: bool
-    created_time: int
-    test_time: int
-    response_time: int
-    balance: float
-    balance_updated_time: int
-    status_reason: str
-    status_time: int
 
 
 def channel(row: Source, *, now: int) -> tuple[Channel, list[str]]:

@@ -7,12 +7,7 @@ from dataclasses import dataclass
 
 from services.relay.billing.leases import LeaseConfig, lease_config
 from services.shared import nats_auth
-from services.shared.client_ip import (
-    DEFAULT_TRUSTED_PROXIES,
-    TrustedProxies,
-    parse_trusted_proxies,
-)
-from services.shared.client_ip import ENV_NAME as TRUSTED_PROXIES
+from services.shared.client_ip import TrustedProxies, load_trusted_proxies
 from services.shared.config import Env, Secret
 from services.shared.internal_auth import RELAY, Credential, load_credential
 
@@ -57,14 +52,6 @@ class Settings:
     trusted_proxies: TrustedProxies = ()  # peers whose forwarding headers name the client
 
 
-def _trusted_proxies(env: Env) -> TrustedProxies:
-    try:
-        return parse_trusted_proxies(env.str(TRUSTED_PROXIES, DEFAULT_TRUSTED_PROXIES))
-    except ValueError as exc:
-        env.fail(str(exc))
-        return ()
-
-
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = Env(environ)
     settings = Settings(
@@ -101,7 +88,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         tasks_fetch_timeout=env.float("RELAY_TASKS_FETCH_TIMEOUT", 5.0),
         task_submit_timeout=env.float("RELAY_TASK_SUBMIT_TIMEOUT", 60.0),
         channel_probe_timeout=max(env.float("CHANNEL_PROBE_TIMEOUT", 30.0), 0.1),
-        trusted_proxies=_trusted_proxies(env),
+        trusted_proxies=load_trusted_proxies(env),
     )
     if settings.cohere_safety not in COHERE_SAFETY_MODES:
         env.fail("COHERE_SAFETY_SETTING must be NONE, CONTEXTUAL or STRICT")

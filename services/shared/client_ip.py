@@ -9,10 +9,9 @@ by sending X-Forwarded-For or X-Real-IP, so IP allow-lists and login throttling 
 from __future__ import annotations
 
 import ipaddress
-import logging
 from collections.abc import Mapping
 
-logger = logging.getLogger(__name__)
+from services.shared.config import Env
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 TrustedProxies = tuple[Network, ...]
@@ -35,6 +34,16 @@ def parse_trusted_proxies(text: str) -> TrustedProxies:
         except ValueError:
             raise ValueError(f"{ENV_NAME}: {entry!r} is not an IP address or CIDR") from None
     return tuple(networks)
+
+
+def load_trusted_proxies(env: Env) -> TrustedProxies:
+    """TRUSTED_PROXIES for a service's settings; a malformed value fails the settings (the
+    service does not start)."""
+    try:
+        return parse_trusted_proxies(env.str(ENV_NAME, DEFAULT_TRUSTED_PROXIES))
+    except ValueError as exc:
+        env.fail(str(exc))
+        return ()
 
 
 def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import re
 from pathlib import Path
-from typing import TypeAlias
+from typing import Self, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -19,6 +19,22 @@ logger = logging.getLogger(__name__)
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+class Row:
+    """The base of a repository's typed record (a frozen dataclass): built from an asyncpg row
+    whose columns are the record's fields, so a use case reads attributes mypy checks instead
+    of `row["column"]`."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> Self:
+        return cls(**row)
+
+    @classmethod
+    def maybe(cls, row: asyncpg.Record | None) -> Self | None:
+        return None if row is None else cls(**row)
 
 
 class Where:

@@ -154,7 +154,7 @@ class Poller:
             status=tasks_pb2.TASK_STATUS_FAILURE,
             progress="100%",
             fail_reason=reason,
-            data="{}" if not task.data else str(task.data),
+            data=task.data or "{}",
             start_time=task.start_time,
             finish_time=int(time.time()),
         )

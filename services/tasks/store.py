@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from veloera.tasks.v1 import tasks_pb2
 
-from services.shared.db import Connection, Where
+from services.shared.db import Connection, Row, Where
 
 FINISHED = (tasks_pb2.TASK_STATUS_FAILURE, tasks_pb2.TASK_STATUS_SUCCESS)
 REFUND_NONE, REFUND_DUE, REFUND_PUBLISHED = 0, 1, 2
@@ -54,7 +54,7 @@ UPDATE tasks SET refund_state = 2, lease_until = NULL, updated_at = now() WHERE 
 
 
 @dataclass(frozen=True, slots=True)
-class TaskRecord:
+class TaskRecord(Row):
     """A `tasks` row (`_COLUMNS`); properties and data are JSON text."""
 
     id: int
@@ -92,7 +92,7 @@ class Update:
 
 
 async def claim_due(conn: Connection, *, lease_seconds: float, limit: int) -> list[TaskRecord]:
-    return [TaskRecord(**row) for row in await conn.fetch(CLAIM_DUE, lease_seconds, limit)]
+    return [TaskRecord.of(row) for row in await conn.fetch(CLAIM_DUE, lease_seconds, limit)]
 
 
 async def record(conn: Connection, task: TaskRecord, update: Update, *, next_in: float) -> bool:
@@ -169,7 +169,7 @@ async def fetch(
         f" LIMIT {size} OFFSET {(page - 1) * size}",
         *args,
     )
-    return [TaskRecord(**row) for row in rows], int(total)
+    return [TaskRecord.of(row) for row in rows], int(total)
 
 
 def to_proto(row: TaskRecord) -> tasks_pb2.Task:

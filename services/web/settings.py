@@ -7,13 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from services.shared import nats_auth
-from services.shared.client_ip import (
-    DEFAULT_TRUSTED_PROXIES,
-    ENV_NAME,
-    TrustedProxies,
-    parse_trusted_proxies,
-)
-from services.shared.config import ConfigError, Env, Secret
+from services.shared.client_ip import TrustedProxies, load_trusted_proxies
+from services.shared.config import Env, Secret
 from services.shared.internal_auth import WEB, Credential, load_credential
 
 TURNSTILE_VERIFY_URL = "https://challenges.cloudflare.com/turnstile/v0/siteverify"
@@ -84,14 +79,6 @@ def _rate_limit(env: Env, prefix: str, limit: int, seconds: int) -> RateLimit:
     )
 
 
-def _trusted_proxies(env: Env, errors: list[str]) -> TrustedProxies:
-    try:
-        return parse_trusted_proxies(env.str(ENV_NAME, DEFAULT_TRUSTED_PROXIES))
-    except ValueError as exc:
-        errors.append(str(exc))
-        return ()
-
-
 def _pause(env: Env) -> float:
     """POLLING_INTERVAL: seconds, 0 or more."""
     value = env.float("POLLING_INTERVAL", 0.0)
@@ -103,7 +90,6 @@ def _pause(env: Env) -> float:
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = Env(environ)
-    errors: list[str] = []
     settings = Settings(
         port=env.int("WEB_PORT", 3001),
         bind_host=env.str("BIND_HOST", "127.0.0.1"),
@@ -118,7 +104,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ).rstrip("/"),
         rpc_timeout=env.float("WEB_RPC_TIMEOUT", 5.0),
         session_cookie_secure=env.bool("SESSION_COOKIE_SECURE", False),
-        trusted_proxies=_trusted_proxies(env, errors),
+        trusted_proxies=load_trusted_proxies(env),
         api_rate_limit=_rate_limit(env, "GLOBAL_API_RATE_LIMIT", 180, 180),
         web_rate_limit=_rate_limit(env, "GLOBAL_WEB_RATE_LIMIT", 60, 180),
         critical_rate_limit=_rate_limit(env, "CRITICAL_RATE_LIMIT", 20, 20 * 60),
@@ -138,6 +124,4 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         tasks_fetch_timeout=max(env.float("WEB_TASKS_FETCH_TIMEOUT", 5.0), 0.1),
     )
     env.check(service="web")
-    if errors:
-        raise ConfigError(f"web: invalid configuration: {'; '.join(errors)}")
     return settings

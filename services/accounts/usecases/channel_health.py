@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from veloera.accounts.v1 import accounts_pb2 as pb
 
-from services.accounts import channel_rules, channels_repo, convert, events
+from services.accounts import channel_rules, channels_repo, events
 from services.accounts.deps import Deps, now
 from services.accounts.metrics import CHANNELS_AUTO_DISABLED, KEYS_AUTO_DISABLED
 from services.accounts.records import ChannelKeyRecord, ChannelRecord
 from services.accounts.types import Conn
-from services.accounts.usecases.channels import lock_channel_key
+from services.accounts.usecases.channels import lock_channel_key, with_keys
 from services.shared.errors import NotFound
 from services.shared.statuses import ChannelStatus
 
@@ -33,17 +33,7 @@ async def get_probe_channels(deps: Deps, request: pb.GetProbeChannelsRequest) ->
             rows = await channels_repo.all_channels(conn)
         else:
             rows = await channels_repo.channels_by_ids(conn, channel_ids=list(request.ids))
-        key_rows = await channels_repo.keys_of_channels(conn, channel_ids=[row.id for row in rows])
-    by_channel: dict[int, list[ChannelKeyRecord]] = {}
-    for key_row in key_rows:
-        by_channel.setdefault(key_row.channel_id, []).append(key_row)
-    box = deps.box
-    return pb.ProbeChannels(
-        channels=[
-            convert.channel(row, by_channel.get(row.id, []), box=box, reveal="plain")
-            for row in rows
-        ]
-    )
+        return pb.ProbeChannels(channels=await with_keys(conn, rows, box=deps.box, reveal="plain"))
 
 
 async def record_channel_test(

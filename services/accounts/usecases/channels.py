@@ -5,10 +5,9 @@ from __future__ import annotations
 from veloera.accounts.v1 import accounts_pb2 as pb
 
 from services.accounts import channel_rules, channel_types, channels_repo, convert, events, roles
-from services.accounts.channels_repo import ChannelFields
 from services.accounts.deps import Deps, load_actor, now, paging
 from services.accounts.metrics import CHANNELS_AUTO_DISABLED, KEYS_AUTO_DISABLED
-from services.accounts.records import ChannelKeyRecord, ChannelRecord
+from services.accounts.records import ChannelFields, ChannelKeyRecord, ChannelRecord
 from services.accounts.types import Conn
 from services.shared.crypto import SecretBox, mask_key
 from services.shared.errors import InvalidArgument, NotFound, PermissionDenied
@@ -138,15 +137,22 @@ async def list_channels(deps: Deps, request: pb.ListChannelsRequest) -> pb.ListC
             statuses=[int(status) for status in request.statuses], tags=list(request.tags),
             limit=limit, offset=offset,
         )  # fmt: skip
-        key_rows = await channels_repo.keys_of_channels(conn, channel_ids=[row.id for row in rows])
+        channels = await with_keys(conn, rows, box=deps.box, reveal="none")
+    return pb.ListChannelsResponse(channels=channels, total=total)
+
+
+async def with_keys(
+    conn: Conn, rows: list[ChannelRecord], *, box: SecretBox, reveal: str
+) -> list[pb.Channel]:
+    """The channels as messages with their keys, read in one query (`reveal` as in
+    convert.channel)."""
+    key_rows = await channels_repo.keys_of_channels(conn, channel_ids=[row.id for row in rows])
     by_channel: dict[int, list[ChannelKeyRecord]] = {}
     for key_row in key_rows:
         by_channel.setdefault(key_row.channel_id, []).append(key_row)
-    channels = [
-        convert.channel(row, by_channel.get(row.id, []), box=deps.box, reveal="none")
-        for row in rows
+    return [
+        convert.channel(row, by_channel.get(row.id, []), box=box, reveal=reveal) for row in rows
     ]
-    return pb.ListChannelsResponse(channels=channels, total=total)
 
 
 async def delete_channels(

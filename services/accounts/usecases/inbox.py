@@ -14,9 +14,7 @@ MAX_CONTENT = 100_000
 FORMATS = frozenset({"markdown", "text", "html"})
 
 
-def _message(
-    row: MessageRecord, *, user_ids: list[int] | None = None, read_at: int = 0
-) -> pb.InboxMessage:
+def _message(row: MessageRecord, *, user_ids: list[int] | None = None) -> pb.InboxMessage:
     return pb.InboxMessage(
         id=row.id,
         title=row.title,
@@ -27,7 +25,7 @@ def _message(
         created_by=row.created_by,
         created_time=row.created_at,
         updated_time=row.updated_at,
-        read_time=read_at,
+        read_time=row.read_at,
     )
 
 
@@ -112,7 +110,7 @@ async def list_user_messages(
             limit=limit, offset=offset,
         )  # fmt: skip
         unread = await inbox_repo.unread_count(conn, user_id=request.user_id)
-    messages = [_message(row, read_at=row.read_at) for row in rows]
+    messages = [_message(row) for row in rows]
     return pb.ListMessagesResponse(messages=messages, total=total, unread=unread)
 
 

@@ -7,8 +7,8 @@ from veloera.accounts.v1 import accounts_pb2 as pb
 from services.accounts import channels_repo, convert, events, option_rules, options_repo, roles
 from services.accounts.deps import Deps, load_actor, now, paging
 from services.accounts.metrics import SNAPSHOTS
-from services.accounts.records import ChannelKeyRecord, ChannelRecord
 from services.accounts.types import Conn
+from services.accounts.usecases.channels import with_keys
 
 # A change to more channels than this is sent as "resync": the relay builds a full snapshot
 # off its event loop rather than patching that many channels on it.
@@ -94,7 +94,7 @@ async def get_routing_delta(deps: Deps, request: pb.GetRoutingDeltaRequest) -> p
             SNAPSHOTS.labels("resync").inc()
             return pb.RoutingDelta(version=version, resync=True)
         rows = await channels_repo.routable_channels_in(conn, channel_ids=changes.channel_ids)
-        channels = await _channels(deps, conn, rows)
+        channels = await with_keys(conn, rows, box=deps.box, reveal="plain")
         abilities = await channels_repo.abilities_of_channels(
             conn, channel_ids=[row.id for row in rows]
         )
@@ -109,7 +109,9 @@ async def get_routing_delta(deps: Deps, request: pb.GetRoutingDeltaRequest) -> p
 
 async def _snapshot(deps: Deps, conn: Conn) -> pb.RoutingSnapshot:
     version = await channels_repo.get_version(conn)
-    channels = await _channels(deps, conn, await channels_repo.routable_channels(conn))
+    channels = await with_keys(
+        conn, await channels_repo.routable_channels(conn), box=deps.box, reveal="plain"
+    )
     abilities = await channels_repo.all_abilities(conn)
     return pb.RoutingSnapshot(
         version=version,
@@ -117,18 +119,6 @@ async def _snapshot(deps: Deps, conn: Conn) -> pb.RoutingSnapshot:
         abilities=[convert.ability(row) for row in abilities],
         options=await _routing_options(conn),
     )
-
-
-async def _channels(deps: Deps, conn: Conn, rows: list[ChannelRecord]) -> list[pb.Channel]:
-    """The channels with their keys decrypted (the relay sends them upstream)."""
-    key_rows = await channels_repo.keys_of_channels(conn, channel_ids=[row.id for row in rows])
-    by_channel: dict[int, list[ChannelKeyRecord]] = {}
-    for key_row in key_rows:
-        by_channel.setdefault(key_row.channel_id, []).append(key_row)
-    box = deps.box
-    return [
-        convert.channel(row, by_channel.get(row.id, []), box=box, reveal="plain") for row in rows
-    ]
 
 
 async def _routing_options(conn: Conn) -> list[pb.Option]:

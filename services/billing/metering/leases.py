@@ -145,11 +145,8 @@ async def give_back(conn: Connection, *, lease_id: str) -> tuple[int, bool]:
         raise NotFound(f"no lease {lease_id}", code="lease_not_found")
     if row.status == "returned":
         return row.returned, True
-    to_quota, to_subscription, to_token = (
-        row.unspent_quota,
-        row.unspent_subscription,
-        row.unspent_token,
-    )
+    to_quota, to_subscription = row.unspent_quota, row.unspent_subscription
+    to_token = row.unspent_token
     if to_token > 0:
         await wallets.credit_budget(conn, token_id=row.token_id, amount=to_token)
     if to_quota + to_subscription > 0:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.shared.db import Connection
+from services.shared.db import Connection, Row
 
 INSERT_LEASE = """
 INSERT INTO leases (lease_id, holder, user_id, token_id, model, "group", price, granted_quota,
@@ -22,7 +22,7 @@ _COLUMNS = """lease_id, user_id, token_id, model, "group", price::text AS price,
 
 
 @dataclass(frozen=True, slots=True)
-class LeaseRecord:
+class LeaseRecord(Row):
     """A `leases` row (`_COLUMNS`): what was granted from the wallet (quota, subscription) and
     the token's budget, and what of it the lease's requests spent."""
 
@@ -127,15 +127,14 @@ async def insert(
 
 
 async def lock(conn: Connection, *, lease_id: str) -> LeaseRecord | None:
-    row = await conn.fetchrow(LOCK_LEASE, lease_id)
-    return None if row is None else LeaseRecord(**row)
+    return LeaseRecord.maybe(await conn.fetchrow(LOCK_LEASE, lease_id))
 
 
 async def lock_for_batch(
     conn: Connection, *, lease_ids: list[str], request_ids: list[str]
 ) -> list[LeaseRecord]:
     """The batch's leases and every active lease of the users it settles, locked in order."""
-    return [LeaseRecord(**row) for row in await conn.fetch(LOCK_LEASES, lease_ids, request_ids)]
+    return [LeaseRecord.of(row) for row in await conn.fetch(LOCK_LEASES, lease_ids, request_ids)]
 
 
 async def lock_one_due(conn: Connection) -> str | None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.shared.db import Connection
+from services.shared.db import Connection, Row
 
 
 @dataclass(frozen=True, slots=True)
-class OrderRecord:
+class OrderRecord(Row):
     """A top-up order as the payment notify finds it (`LOCK_ORDER`)."""
 
     user_id: int
@@ -50,8 +50,7 @@ async def insert(
 
 
 async def lock(conn: Connection, *, trade_no: str) -> OrderRecord | None:
-    row = await conn.fetchrow(LOCK_ORDER, trade_no)
-    return None if row is None else OrderRecord(**row)
+    return OrderRecord.maybe(await conn.fetchrow(LOCK_ORDER, trade_no))
 
 
 async def finish(conn: Connection, *, trade_no: str, upstream_trade_no: str) -> None:

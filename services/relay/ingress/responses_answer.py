@@ -338,10 +338,9 @@ class StreamEvents:
                 item = self._add(call_item(new_id("fc_"), call_id, delta.name, "", "in_progress"))
                 self._calls[delta.position] = item
                 frames += self._added(item)
-            if delta.arguments:
-                item.text += delta.arguments
-                data = {"item_id": item.data["id"], "output_index": item.index}
-                data["delta"] = delta.arguments
+            if arguments := delta.arguments:
+                item.text += arguments
+                data = {"item_id": item.data["id"], "output_index": item.index, "delta": arguments}
                 frames += self.emit("response.function_call_arguments.delta", data)
         return frames
 
